@@ -1,0 +1,271 @@
+import Foundation
+import Yams
+
+extension BridgeConfig {
+    /// Reads and validates a configuration file.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> BridgeConfig
+    {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(
+                path: "", message: "cannot read config file \(path): check the path or pass --config FILE")
+        }
+        return try parse(yaml: text, environment: environment)
+    }
+
+    /// Parses and validates configuration text.
+    public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(path: "", message: "the configuration is empty: it needs at least postgres.url and pipes")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(path: "", message: "malformed YAML: \(describe(error))", line: line(of: error))
+        }
+        let top = ConfigNode(node: root, path: "", environment: environment)
+        let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire"])
+        for unavailable in ["api", "wire"] {
+            if let node = keys[unavailable] {
+                throw node.error("not available in this version of pgbridge yet: remove the '\(unavailable)' section")
+            }
+        }
+        guard let postgresNode = keys["postgres"] else {
+            throw ConfigError(path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
+        }
+        let postgres = try parsePostgres(postgresNode)
+        let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
+        guard let pipesNode = keys["pipes"] else {
+            throw ConfigError(path: "pipes", message: "missing: add at least one pipe")
+        }
+        let pipeNodes = try pipesNode.list()
+        guard !pipeNodes.isEmpty else { throw pipesNode.error("empty: add at least one pipe") }
+        var pipes: [PipeConfig] = []
+        var names: Set<String> = []
+        var slots: [String: String] = [:]
+        for node in pipeNodes {
+            let pipe = try parsePipe(node)
+            guard names.insert(pipe.name).inserted else {
+                throw node.error("pipe name '\(pipe.name)' is used twice: pipe names must be unique")
+            }
+            if case .replication(let source) = pipe.source {
+                if let other = slots[source.slot] {
+                    throw node.error("slot '\(source.slot)' is also used by pipe '\(other)': each pipe needs its own slot")
+                }
+                slots[source.slot] = pipe.name
+            }
+            pipes.append(pipe)
+        }
+        return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: pipes)
+    }
+
+    private static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {
+        let keys = try node.mapping(allowed: ["url"])
+        guard let urlNode = keys["url"] else {
+            throw node.error("missing url: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
+        }
+        let url = try urlNode.string()
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") || url.contains("=") else {
+            throw urlNode.error("expected a postgresql:// URL or a libpq key=value string")
+        }
+        return PostgresConfig(url: url)
+    }
+
+    static func parsePipe(_ node: ConfigNode) throws -> PipeConfig {
+        let keys = try node.mapping(allowed: ["name", "source", "processors", "format", "sinks", "dead_letter"])
+        for unavailable in ["processors", "dead_letter"] {
+            if let child = keys[unavailable] {
+                throw child.error("not available in this version of pgbridge yet: remove it")
+            }
+        }
+        guard let nameNode = keys["name"] else { throw node.error("missing name: every pipe needs a name") }
+        let name = try nameNode.string()
+        guard Identifier.isSimple(name) else {
+            throw nameNode.error("'\(name)' is not a valid pipe name: use lower-case letters, digits and _ (at most 40)")
+        }
+        guard let sourceNode = keys["source"] else { throw node.error("missing source") }
+        let source = try parseSource(sourceNode, pipeName: name)
+        var format = EventFormat.native
+        if let formatNode = keys["format"] {
+            let text = try formatNode.string()
+            guard let parsed = EventFormat(rawValue: text) else {
+                throw formatNode.error("unknown format '\(text)'; expected one of: \(EventFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            format = parsed
+        }
+        guard let sinksNode = keys["sinks"] else { throw node.error("missing sinks: add at least one sink") }
+        let sinkNodes = try sinksNode.list()
+        guard !sinkNodes.isEmpty else { throw sinksNode.error("empty: add at least one sink") }
+        let sinks = try sinkNodes.map(parseSink)
+        return PipeConfig(name: name, source: source, format: format, sinks: sinks)
+    }
+
+    static func parseSource(_ node: ConfigNode, pipeName: String) throws -> SourceConfig {
+        guard case .mapping = node.node else { throw node.error("expected a mapping, got \(node.typeName)") }
+        let kindNode = try node.mapping(allowed: sourceKeys)["kind"]
+        let kind = try kindNode?.string() ?? "replication"
+        switch kind {
+        case "replication":
+            let keys = try node.mapping(allowed: ["kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages"])
+            guard let tablesNode = keys["tables"] else {
+                throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
+            }
+            let tableNodes = try tablesNode.list()
+            guard !tableNodes.isEmpty else { throw tablesNode.error("empty: list at least one table") }
+            let tables = try tableNodes.map { tableNode -> TablePattern in
+                let text = try tableNode.string()
+                guard let pattern = TablePattern(parsing: text) else {
+                    throw tableNode.error("'\(text)' is not a table name: write schema.table, schema.* or table")
+                }
+                return pattern
+            }
+            let slot = try keys["slot"]?.string() ?? "pgbridge_\(pipeName)"
+            guard Identifier.isSlotName(slot) else {
+                throw keys["slot"]!.error("'\(slot)' is not a valid slot name: use lower-case letters, digits and _ (at most 63)")
+            }
+            let publication = try keys["publication"]?.string() ?? "pgbridge_\(pipeName)"
+            guard Identifier.isSlotName(publication) else {
+                throw keys["publication"]!.error("'\(publication)' is not a valid publication name: use lower-case letters, digits and _ (at most 63)")
+            }
+            var snapshot = SnapshotMode.never
+            if let snapshotNode = keys["snapshot"] {
+                let text = try snapshotNode.string()
+                if text == "initial" {
+                    throw snapshotNode.error("initial snapshots are not available in this version of pgbridge yet: use 'never'")
+                }
+                guard let mode = SnapshotMode(rawValue: text) else {
+                    throw snapshotNode.error("unknown snapshot mode '\(text)'; expected never or initial")
+                }
+                snapshot = mode
+            }
+            let statusInterval = try keys["status_interval"]?.duration() ?? .seconds(10)
+            guard statusInterval >= .milliseconds(100), statusInterval <= .seconds(30) else {
+                throw keys["status_interval"]!.error("must be between 100ms and 30s (the server drops a silent client after wal_sender_timeout, 60s by default)")
+            }
+            let messages = try keys["messages"]?.bool() ?? true
+            return .replication(
+                ReplicationSourceConfig(
+                    tables: tables, slot: slot, publication: publication, snapshot: snapshot,
+                    statusInterval: statusInterval, messages: messages))
+        case "outbox", "notify":
+            throw (kindNode ?? node).error("source kind '\(kind)' is not available in this version of pgbridge yet: use replication")
+        default:
+            throw (kindNode ?? node).error("unknown source kind '\(kind)'; expected replication, outbox or notify")
+        }
+    }
+
+    private static let sourceKeys = [
+        "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "channel", "channels",
+    ]
+
+    static func parseSink(_ node: ConfigNode) throws -> SinkConfig {
+        guard case .mapping = node.node else { throw node.error("expected a mapping, got \(node.typeName)") }
+        let all = try node.mapping(allowed: ["kind", "path", "fsync", "brokers", "topic", "url", "exchange", "routing_key",
+            "mode", "key", "maxlen", "method", "headers", "template", "batch_count", "parallelism", "retries",
+            "retry_interval", "timeout", "oauth2", "sasl", "tls"])
+        guard let kindNode = all["kind"] else {
+            throw node.error("missing kind: one of file, kafka, rabbitmq, redis, http")
+        }
+        let kind = try kindNode.string()
+        switch kind {
+        case "file":
+            let keys = try node.mapping(allowed: ["kind", "path", "fsync"])
+            guard let pathNode = keys["path"] else { throw node.error("missing path: a file path, or \"-\" for stdout") }
+            let path = try pathNode.string()
+            guard !path.isEmpty else { throw pathNode.error("empty path: a file path, or \"-\" for stdout") }
+            return .file(FileSinkConfig(path: path, fsync: try keys["fsync"]?.bool() ?? true))
+        case "kafka", "rabbitmq", "redis", "http":
+            throw kindNode.error("sink kind '\(kind)' is not available in this version of pgbridge yet: use file")
+        default:
+            throw kindNode.error("unknown sink kind '\(kind)'; expected one of: file, kafka, rabbitmq, redis, http")
+        }
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _):
+            return problem
+        case .reader(let problem, _, _, _):
+            return problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "duplicate keys: \(duplicates.joined(separator: ", "))"
+        default:
+            return "the file could not be parsed as YAML"
+        }
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
+            return mark.line
+        default:
+            return nil
+        }
+    }
+}
+
+extension TablePattern {
+    /// Parses `schema.table`, `schema.*`, `table`, with optional double quotes around either part.
+    public init?(parsing text: String) {
+        let parts = Identifier.splitQualified(text)
+        switch parts.count {
+        case 1:
+            guard let table = parts[0], table != "*" else { return nil }
+            self.init(schema: "public", table: table)
+        case 2:
+            guard let schema = parts[0], let table = parts[1] else { return nil }
+            self.init(schema: schema, table: table == "*" ? nil : table)
+        default:
+            return nil
+        }
+    }
+}
+
+enum Identifier {
+    static func isSimple(_ s: String, maxLength: Int = 40) -> Bool {
+        !s.isEmpty && s.count <= maxLength
+            && s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+    }
+
+    static func isSlotName(_ s: String) -> Bool { isSimple(s, maxLength: 63) }
+
+    /// Splits on dots outside double quotes; unquoted parts are folded to lower case like SQL.
+    /// An empty part yields nil.
+    static func splitQualified(_ text: String) -> [String?] {
+        var parts: [String?] = []
+        var current = ""
+        var quoted = false
+        var wasQuoted = false
+        var chars = Array(text.trimmingCharacters(in: .whitespaces))
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            if c == "\"" {
+                if quoted, i + 1 < chars.count, chars[i + 1] == "\"" {
+                    current.append("\"")
+                    i += 2
+                    continue
+                }
+                quoted.toggle()
+                wasQuoted = true
+            } else if c == "." && !quoted {
+                parts.append(current.isEmpty ? nil : (wasQuoted ? current : current.lowercased()))
+                current = ""
+                wasQuoted = false
+            } else {
+                current.append(c)
+            }
+            i += 1
+        }
+        if quoted { return [nil] }
+        parts.append(current.isEmpty ? nil : (wasQuoted ? current : current.lowercased()))
+        chars.removeAll()
+        return parts
+    }
+}

@@ -1,0 +1,112 @@
+/// The whole configuration file (see docs/configuration.md for every key and default).
+public struct BridgeConfig: Sendable {
+    public var postgres: PostgresConfig
+    /// Where pipes keep their local state (last delivered commit LSN, spill files).
+    public var stateDirectory: String
+    public var pipes: [PipeConfig]
+
+    public static let defaultStateDirectory = "./pgbridge-state"
+
+    public init(postgres: PostgresConfig, stateDirectory: String = defaultStateDirectory, pipes: [PipeConfig]) {
+        self.postgres = postgres
+        self.stateDirectory = stateDirectory
+        self.pipes = pipes
+    }
+}
+
+public struct PostgresConfig: Sendable {
+    /// A libpq connection URI or key/value string. May hold a password: never log it as is
+    /// (see `redactedURL`).
+    public var url: String
+
+    public init(url: String) { self.url = url }
+
+    /// The URL with any password replaced by `***`, safe for logs and errors.
+    public var redactedURL: String { Redaction.redactConnectionString(url) }
+}
+
+public struct PipeConfig: Sendable {
+    public var name: String
+    public var source: SourceConfig
+    public var format: EventFormat
+    public var sinks: [SinkConfig]
+
+    public init(name: String, source: SourceConfig, format: EventFormat = .native, sinks: [SinkConfig]) {
+        self.name = name
+        self.source = source
+        self.format = format
+        self.sinks = sinks
+    }
+}
+
+public enum EventFormat: String, Sendable, CaseIterable {
+    case native
+}
+
+public enum SourceConfig: Sendable {
+    case replication(ReplicationSourceConfig)
+}
+
+public struct ReplicationSourceConfig: Sendable {
+    public var tables: [TablePattern]
+    public var slot: String
+    public var publication: String
+    public var snapshot: SnapshotMode
+    /// How often a standby status update is sent even when nothing changed (default 10 s;
+    /// must stay well under the server's `wal_sender_timeout`).
+    public var statusInterval: Duration
+    /// Whether logical decoding messages (`pg_logical_emit_message`) become `message` events.
+    public var messages: Bool
+
+    public init(
+        tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
+        statusInterval: Duration = .seconds(10), messages: Bool = true
+    ) {
+        self.tables = tables
+        self.slot = slot
+        self.publication = publication
+        self.snapshot = snapshot
+        self.statusInterval = statusInterval
+        self.messages = messages
+    }
+}
+
+public enum SnapshotMode: String, Sendable {
+    case never
+}
+
+/// `schema.table`, `schema.*` or `table` (schema `public`). Quoted parts keep their case.
+public struct TablePattern: Sendable, Hashable, CustomStringConvertible {
+    public var schema: String
+    /// nil = every table of the schema.
+    public var table: String?
+
+    public init(schema: String, table: String?) {
+        self.schema = schema
+        self.table = table
+    }
+
+    public var description: String { "\(schema).\(table ?? "*")" }
+}
+
+public enum SinkConfig: Sendable {
+    case file(FileSinkConfig)
+
+    public var kindName: String {
+        switch self {
+        case .file: "file"
+        }
+    }
+}
+
+public struct FileSinkConfig: Sendable {
+    /// File path, or `-` for standard output.
+    public var path: String
+    /// fsync after each written group of batches (default true; stdout is never fsynced).
+    public var fsync: Bool
+
+    public init(path: String, fsync: Bool = true) {
+        self.path = path
+        self.fsync = fsync
+    }
+}

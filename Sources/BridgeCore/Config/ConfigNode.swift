@@ -1,0 +1,144 @@
+import Foundation
+import Yams
+
+/// A YAML node with its key path, for reading configuration with precise errors.
+struct ConfigNode {
+    let node: Node
+    let path: String
+    let environment: [String: String]
+
+    var line: Int? { node.mark?.line }
+
+    func error(_ message: String) -> ConfigError {
+        ConfigError(path: path, message: message, line: line)
+    }
+
+    func child(_ key: String, _ node: Node) -> ConfigNode {
+        ConfigNode(node: node, path: path.isEmpty ? key : "\(path).\(key)", environment: environment)
+    }
+
+    var typeName: String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar):
+            if scalar.style == .plain {
+                if node.int != nil { return "a number" }
+                if node.bool != nil { return "a boolean" }
+                if node.null != nil { return "null" }
+            }
+            return "a string"
+        }
+    }
+
+    var isNull: Bool {
+        if case .scalar(let scalar) = node, scalar.style == .plain, node.null != nil { return true }
+        return false
+    }
+
+    /// The mapping's entries; any key outside `allowed` is an error with a suggestion.
+    func mapping(allowed: [String]) throws -> [String: ConfigNode] {
+        guard case .mapping(let mapping) = node else {
+            throw error("expected a mapping, got \(typeName)")
+        }
+        var result: [String: ConfigNode] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.string else {
+                throw error("keys must be strings")
+            }
+            let childNode = child(key, valueNode)
+            guard allowed.contains(key) else {
+                var message = "unknown key"
+                if let suggestion = Suggestion.closest(to: key, in: allowed) {
+                    message += "; did you mean '\(suggestion)'?"
+                } else {
+                    message += "; expected one of: \(allowed.joined(separator: ", "))"
+                }
+                throw ConfigError(path: childNode.path, message: message, line: keyNode.mark?.line)
+            }
+            result[key] = childNode
+        }
+        return result
+    }
+
+    func string() throws -> String {
+        guard case .scalar(let scalar) = node else {
+            throw error("expected a string, got \(typeName)")
+        }
+        if isNull { throw error("expected a string, got null") }
+        return try interpolate(scalar.string)
+    }
+
+    func bool() throws -> Bool {
+        let text = try string()
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error("expected true or false, got '\(text)'")
+        }
+    }
+
+    func int(range: ClosedRange<Int>) throws -> Int {
+        let text = try string()
+        guard let value = Int(text) else { throw error("expected a whole number, got '\(text)'") }
+        guard range.contains(value) else {
+            throw error("\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    /// `500ms`, `10s`, `2m`, `1h` (a bare number means seconds).
+    func duration() throws -> Duration {
+        let text = try string().trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            if let number = Double(text.dropLast(suffix.count)), number >= 0 {
+                return .milliseconds(Int64(number * scale * 1000))
+            }
+        }
+        if let number = Double(text), number >= 0 { return .milliseconds(Int64(number * 1000)) }
+        throw error("expected a duration such as 500ms, 10s or 2m, got '\(text)'")
+    }
+
+    func list() throws -> [ConfigNode] {
+        guard case .sequence(let sequence) = node else {
+            throw error("expected a list, got \(typeName)")
+        }
+        return sequence.enumerated().map { index, element in
+            ConfigNode(node: element, path: "\(path)[\(index)]", environment: environment)
+        }
+    }
+
+    /// Replaces `${NAME}` and `${NAME:-default}`; an unset variable without a default is an error.
+    func interpolate(_ text: String) throws -> String {
+        guard text.contains("${") else { return text }
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            result += rest[rest.startIndex..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                throw error("unterminated '${' in value")
+            }
+            let expression = rest[start.upperBound..<end]
+            let name: Substring
+            let fallback: Substring?
+            if let separator = expression.range(of: ":-") {
+                name = expression[expression.startIndex..<separator.lowerBound]
+                fallback = expression[separator.upperBound...]
+            } else {
+                name = expression
+                fallback = nil
+            }
+            if let value = environment[String(name)], !value.isEmpty {
+                result += value
+            } else if let fallback {
+                result += fallback
+            } else {
+                throw error("environment variable \(name) is not set: export it or write ${\(name):-default}")
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
+    }
+}

@@ -1,0 +1,73 @@
+/// PostgreSQL's binary timestamps count microseconds from 2000-01-01 00:00:00 UTC.
+public enum PostgresTime {
+    /// Seconds between the Unix epoch and PostgreSQL's epoch.
+    public static let epochOffsetSeconds: Int64 = 946_684_800
+
+    /// Microseconds since the PostgreSQL epoch for a Unix time in microseconds.
+    public static func fromUnixMicroseconds(_ micros: Int64) -> Int64 {
+        micros - epochOffsetSeconds * 1_000_000
+    }
+
+    /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ` for a PostgreSQL timestamp (microseconds since 2000).
+    public static func writeRFC3339(_ pgMicros: Int64, into out: inout [UInt8]) {
+        let unixMicros = pgMicros + epochOffsetSeconds * 1_000_000
+        var seconds = unixMicros / 1_000_000
+        var micros = unixMicros % 1_000_000
+        if micros < 0 {
+            micros += 1_000_000
+            seconds -= 1
+        }
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 {
+            secondOfDay += 86_400
+            days -= 1
+        }
+        let (year, month, day) = civilFromDays(days)
+        guard year >= 0, year <= 9999 else {
+            // Outside what RFC 3339 can express: fall back to the raw microsecond count.
+            out.append(contentsOf: String(pgMicros).utf8)
+            return
+        }
+        appendDigits(Int(year), 4, &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(month, 2, &out)
+        out.append(UInt8(ascii: "-"))
+        appendDigits(day, 2, &out)
+        out.append(UInt8(ascii: "T"))
+        appendDigits(Int(secondOfDay / 3600), 2, &out)
+        out.append(UInt8(ascii: ":"))
+        appendDigits(Int(secondOfDay % 3600 / 60), 2, &out)
+        out.append(UInt8(ascii: ":"))
+        appendDigits(Int(secondOfDay % 60), 2, &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(Int(micros), 6, &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+    static func civilFromDays(_ z0: Int64) -> (Int64, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = Int(doy - (153 * mp + 2) / 5 + 1)
+        let m = Int(mp < 10 ? mp + 3 : mp - 9)
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    @inline(__always)
+    static func appendDigits(_ value: Int, _ width: Int, _ out: inout [UInt8]) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        var v = value
+        while divisor > 0 {
+            out.append(UInt8(48 + v / divisor % 10))
+            v %= divisor
+            divisor /= 10
+        }
+    }
+}

@@ -1,0 +1,83 @@
+/// What a source knows about a captured table: its name, columns and key.
+///
+/// Built once per Relation message (or catalog lookup) and shared by every event of that table,
+/// so JSON fragments (escaped names) are prepared here instead of per event.
+public final class RelationInfo: Sendable {
+    public struct Column: Sendable {
+        public let name: String
+        public let typeOID: UInt32
+        public let typeModifier: Int32
+        /// Part of the replica identity as announced by the source.
+        public let isIdentity: Bool
+        public let mapping: PostgresType.Mapping
+        /// `"name":` escaped, ready to append.
+        let jsonKey: [UInt8]
+
+        public init(name: String, typeOID: UInt32, typeModifier: Int32 = -1, isIdentity: Bool = false) {
+            self.name = name
+            self.typeOID = typeOID
+            self.typeModifier = typeModifier
+            self.isIdentity = isIdentity
+            self.mapping = PostgresType.mapping(for: typeOID)
+            var key: [UInt8] = []
+            JSONBytes.appendString(name, into: &key)
+            key.append(UInt8(ascii: ":"))
+            self.jsonKey = key
+        }
+    }
+
+    public enum ReplicaIdentity: UInt8, Sendable {
+        case `default` = 0x64  // d
+        case nothing = 0x6E  // n
+        case full = 0x66  // f
+        case index = 0x69  // i
+    }
+
+    public let oid: UInt32
+    public let schema: String
+    public let table: String
+    public let replicaIdentity: ReplicaIdentity
+    public let columns: [Column]
+    /// Columns that make up the event `key`, as indexes into `columns`.
+    public let keyColumns: [Int]
+    /// For a TimescaleDB chunk: the chunk's qualified name (schema/table then name the hypertable).
+    public let chunk: String?
+
+    /// `"schema":"…","table":"…"` (and `"chunk":"…"`), escaped.
+    let sourceNameJSON: [UInt8]
+
+    /// - Parameter primaryKey: the table's primary-key column names when known. Used for the
+    ///   event key when the replica identity is FULL (every column is then flagged as identity).
+    public init(
+        oid: UInt32, schema: String, table: String, replicaIdentity: ReplicaIdentity,
+        columns: [Column], primaryKey: [String]? = nil, chunk: String? = nil
+    ) {
+        self.oid = oid
+        self.schema = schema
+        self.table = table
+        self.replicaIdentity = replicaIdentity
+        self.columns = columns
+        self.chunk = chunk
+        let flagged = columns.indices.filter { columns[$0].isIdentity }
+        if let primaryKey, !primaryKey.isEmpty,
+            replicaIdentity == .full || replicaIdentity == .nothing || flagged.isEmpty
+        {
+            let byName = primaryKey.compactMap { name in columns.firstIndex { $0.name == name } }
+            self.keyColumns = byName.count == primaryKey.count ? byName : flagged
+        } else {
+            self.keyColumns = flagged
+        }
+        var fragment: [UInt8] = []
+        JSONBytes.appendRaw("\"schema\":", into: &fragment)
+        JSONBytes.appendString(schema, into: &fragment)
+        JSONBytes.appendRaw(",\"table\":", into: &fragment)
+        JSONBytes.appendString(table, into: &fragment)
+        if let chunk {
+            JSONBytes.appendRaw(",\"chunk\":", into: &fragment)
+            JSONBytes.appendString(chunk, into: &fragment)
+        }
+        self.sourceNameJSON = fragment
+    }
+
+    public var qualifiedName: String { "\(schema).\(table)" }
+}

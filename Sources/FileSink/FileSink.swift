@@ -1,0 +1,95 @@
+import BridgeCore
+import Dispatch
+import Foundation
+import Logging
+
+/// Appends events as JSON lines to a file (or standard output for path `-`).
+///
+/// A delivery is acknowledged after the bytes are written and, for files, fsynced: one fsync
+/// covers every transaction of the delivered batches. Writes run on the sink's own dispatch
+/// queue, never on the cooperative pool.
+public final class FileSink: EventSink, @unchecked Sendable {
+    // @unchecked Sendable: `descriptor` is only touched on `ioQueue`, which is serial.
+    public let config: FileSinkConfig
+    private let ioQueue: DispatchQueue
+    private var descriptor: Int32 = -1
+    private let logger: Logger
+
+    public init(config: FileSinkConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        self.ioQueue = DispatchQueue(label: "pgbridge.file-sink")
+    }
+
+    public var description: String { config.path == "-" ? "file:stdout" : "file:\(config.path)" }
+
+    private var isStandardOutput: Bool { config.path == "-" }
+
+    public func open() async throws {
+        try await onQueue { [self] in
+            if descriptor >= 0 { return }
+            if isStandardOutput {
+                descriptor = STDOUT_FILENO
+                return
+            }
+            let fd = Foundation.open(config.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw SinkError(
+                    sink: description,
+                    message: "cannot open \(config.path) for appending: \(String(cString: strerror(errno))). "
+                        + "Check the path and that its directory exists and is writable")
+            }
+            descriptor = fd
+        }
+    }
+
+    public func deliver(_ batches: [EventBatch]) async throws {
+        try await onQueue { [self] in
+            guard descriptor >= 0 else { throw SinkError(sink: description, message: "the sink is not open") }
+            for batch in batches where !batch.bytes.isEmpty {
+                try writeAll(batch.bytes)
+            }
+            if config.fsync && !isStandardOutput {
+                guard fsync(descriptor) == 0 else {
+                    throw SinkError(sink: description, message: "fsync failed: \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+    }
+
+    public func close() async {
+        try? await onQueue { [self] in
+            if descriptor >= 0 && !isStandardOutput {
+                fsync(descriptor)
+                Foundation.close(descriptor)
+            }
+            descriptor = -1
+        }
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw SinkError(sink: description, message: "write failed: \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+        }
+    }
+
+    private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            ioQueue.async {
+                do {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import BridgeCore
+import Foundation
+
+/// Read-only checks and slot administration for the CLI (`pgbridge check`, `pgbridge slots`).
+public enum DatabaseAdmin {
+    public struct SlotRow: Sendable {
+        public let name: String
+        public let plugin: String
+        public let database: String
+        public let active: Bool
+        public let activePID: Int?
+        public let confirmedFlush: String
+        public let lagBytes: Int64?
+        public let walStatus: String
+        public let safeWalSize: Int64?
+    }
+
+    /// What `pgbridge check` found for one pipe: problems (one line each) and notes.
+    public struct PipeReport: Sendable {
+        public var problems: [String] = []
+        public var notes: [String] = []
+    }
+
+    public static func checkPipe(
+        _ pipe: PipeConfig, index: Int, postgres: PostgresConfig
+    ) async throws -> PipeReport {
+        guard case .replication(let source) = pipe.source else { return PipeReport() }
+        return try await Blocking.run {
+            var report = PipeReport()
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            let catalog = CaptureCatalog(connection: connection)
+            let walLevel = try catalog.walLevel()
+            if walLevel != "logical" {
+                report.problems.append(
+                    "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL")
+            }
+            let database = try catalog.currentDatabase()
+            let (tables, missing) = try catalog.resolve(source.tables, configPath: "pipes[\(index)].source.tables")
+            report.problems += missing
+            report.problems += CaptureCatalog.replicaIdentityProblems(tables)
+            let publication = try catalog.publication(source.publication)
+            if !publication.exists {
+                report.notes.append("publication \(source.publication) does not exist yet: pgbridge run creates it")
+            } else if !publication.allTables {
+                let absent = tables.filter { !publication.tables.contains($0.oid) }.map(\.display)
+                if !absent.isEmpty {
+                    report.notes.append("publication \(source.publication) lacks \(absent.joined(separator: ", ")): pgbridge run adds them")
+                }
+            }
+            if let slot = try catalog.slot(source.slot) {
+                report.problems += CaptureCatalog.slotProblems(slot, database: database)
+                if slot.active {
+                    report.notes.append("replication slot \(source.slot) is active (PID \(slot.activePID.map(String.init) ?? "?")): another process is streaming from it")
+                }
+            } else {
+                report.notes.append("replication slot \(source.slot) does not exist yet: pgbridge run creates it")
+            }
+            return report
+        }
+    }
+
+    public static func listSlots(postgres: PostgresConfig) async throws -> [SlotRow] {
+        try await Blocking.run {
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            let result = try connection.execute(
+                """
+                SELECT slot_name, coalesce(plugin, ''), coalesce(database, ''), active, active_pid,
+                       coalesce(confirmed_flush_lsn::text, restart_lsn::text, ''),
+                       CASE WHEN pg_is_in_recovery() THEN NULL
+                            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint END,
+                       coalesce(wal_status, ''), safe_wal_size
+                FROM pg_replication_slots ORDER BY slot_name
+                """)
+            return (0..<result.rowCount).map { row in
+                SlotRow(
+                    name: result.string(row, 0) ?? "", plugin: result.string(row, 1) ?? "",
+                    database: result.string(row, 2) ?? "", active: result.string(row, 3) == "t",
+                    activePID: result.string(row, 4).flatMap { Int($0) }, confirmedFlush: result.string(row, 5) ?? "",
+                    lagBytes: result.string(row, 6).flatMap { Int64($0) }, walStatus: result.string(row, 7) ?? "",
+                    safeWalSize: result.string(row, 8).flatMap { Int64($0) })
+            }
+        }
+    }
+
+    /// Drops a slot; refuses (with the holder's PID) when a process is streaming from it.
+    public static func dropSlot(_ name: String, postgres: PostgresConfig) async throws {
+        try await Blocking.run {
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            let catalog = CaptureCatalog(connection: connection)
+            guard let slot = try catalog.slot(name) else {
+                throw PostgresError(.prerequisite, "replication slot \(name) does not exist: `pgbridge slots` lists the slots")
+            }
+            if slot.active {
+                throw PostgresError(.slotBusy, SlotAdvice.busy(name, pid: slot.activePID))
+            }
+            do {
+                try connection.execute("SELECT pg_drop_replication_slot($1)", [name])
+            } catch let error as PostgresError where error.sqlState == "55006" {
+                throw PostgresError(.slotBusy, SlotAdvice.busy(name, pid: nil))
+            }
+        }
+    }
+}

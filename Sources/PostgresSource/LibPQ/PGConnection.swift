@@ -1,0 +1,166 @@
+import BridgeCore
+import CLibPQ
+import Glibc
+
+/// Owns one libpq connection. Not thread-safe: it is used from one thread at a time (the
+/// replication thread, or a blocking task), never shared concurrently.
+final class PGConnection {
+    private let handle: OpaquePointer
+    /// The redacted target, for messages.
+    let target: String
+
+    enum Mode {
+        case normal
+        /// `replication=database`: simple query protocol only.
+        case replication
+    }
+
+    /// Session settings that make value text forms stable for the encoders.
+    static let sessionOptions = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3"
+
+    /// Connects (blocking). `url` is a URI or key=value string; later parameters override it.
+    init(url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10) throws {
+        var keywords = ["dbname", "application_name", "options", "connect_timeout"]
+        var values = [url, applicationName, Self.sessionOptions, String(connectTimeout)]
+        if mode == .replication {
+            keywords.append("replication")
+            values.append("database")
+        }
+        let cKeywords = keywords.map { strdup($0) }
+        let cValues = values.map { strdup($0) }
+        defer {
+            cKeywords.forEach { free($0) }
+            cValues.forEach { free($0) }
+        }
+        var keywordPointers: [UnsafePointer<CChar>?] = cKeywords.map { UnsafePointer($0) } + [nil]
+        var valuePointers: [UnsafePointer<CChar>?] = cValues.map { UnsafePointer($0) } + [nil]
+        guard let connection = PQconnectdbParams(&keywordPointers, &valuePointers, 1) else {
+            throw PostgresError(.connectionFailed, "cannot allocate a PostgreSQL connection")
+        }
+        self.handle = connection
+        self.target = Redaction.redactConnectionString(url)
+        if PQstatus(connection) != CONNECTION_OK {
+            let reason = Redaction.redactConnectionString(
+                String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines())
+            throw PostgresError(
+                .connectionFailed,
+                "cannot connect to PostgreSQL at \(target): \(reason). Check postgres.url and that the server is running")
+        }
+    }
+
+    deinit { PQfinish(handle) }
+
+    var errorMessage: String {
+        Redaction.redactConnectionString(String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+    }
+
+    var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+
+    var serverVersion: Int { Int(PQserverVersion(handle)) }
+
+    var socket: Int32 { PQsocket(handle) }
+
+    /// Runs one statement (simple protocol) and returns its result; errors become PostgresError.
+    @discardableResult
+    func execute(_ sql: String) throws -> PGResult {
+        guard let raw = PQexec(handle, sql) else {
+            throw PostgresError(.connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
+        }
+        return try check(PGResult(raw))
+    }
+
+    /// Runs one statement with text parameters (normal connections only).
+    @discardableResult
+    func execute(_ sql: String, _ parameters: [String?]) throws -> PGResult {
+        let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { cValues.forEach { free($0) } }
+        var pointers: [UnsafePointer<CChar>?] = cValues.map { $0.map { UnsafePointer($0) } }
+        guard let raw = PQexecParams(handle, sql, Int32(parameters.count), nil, &pointers, nil, nil, 0) else {
+            throw PostgresError(.connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
+        }
+        return try check(PGResult(raw))
+    }
+
+    private func check(_ result: PGResult) throws -> PGResult {
+        switch result.status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_BOTH, PGRES_COPY_OUT, PGRES_COPY_IN:
+            return result
+        default:
+            if isBroken {
+                throw PostgresError(.connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
+            }
+            let (state, message) = result.errorField
+            throw PostgresError(.queryFailed, message, sqlState: state)
+        }
+    }
+
+    // MARK: - COPY BOTH (replication stream)
+
+    enum CopyData {
+        /// One message; the pointer is valid until `freeCopyBuffer` is called.
+        case message(UnsafeMutablePointer<CChar>, Int)
+        /// Nothing buffered yet: wait for the socket.
+        case wouldBlock
+        /// The server ended the COPY.
+        case done
+    }
+
+    func setNonBlocking() { PQsetnonblocking(handle, 1) }
+
+    /// Reads available bytes from the socket into libpq's buffer.
+    func consumeInput() throws {
+        if PQconsumeInput(handle) == 0 {
+            throw PostgresError(.connectionFailed, "lost the replication connection to \(target): \(errorMessage)")
+        }
+    }
+
+    func getCopyData() throws -> CopyData {
+        var buffer: UnsafeMutablePointer<CChar>?
+        let n = PQgetCopyData(handle, &buffer, 1)
+        if n > 0, let buffer { return .message(buffer, Int(n)) }
+        if n == 0 { return .wouldBlock }
+        if n == -1 {
+            // COPY finished: collect the final result to surface any error.
+            var failure: String?
+            while let raw = PQgetResult(handle) {
+                let result = PGResult(raw)
+                if result.status != PGRES_COMMAND_OK && result.status != PGRES_COPY_BOTH {
+                    failure = result.errorField.message
+                }
+            }
+            if let failure {
+                throw PostgresError(.connectionFailed, "the server ended replication: \(failure)")
+            }
+            return .done
+        }
+        throw PostgresError(.connectionFailed, "lost the replication connection to \(target): \(errorMessage)")
+    }
+
+    func freeCopyBuffer(_ pointer: UnsafeMutablePointer<CChar>) { PQfreemem(pointer) }
+
+    /// Queues bytes to the server and tries to flush them (non-blocking).
+    func putCopyData(_ bytes: [UInt8]) throws {
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+        }
+        guard status == 1 else {
+            throw PostgresError(.connectionFailed, "cannot send to the replication connection at \(target): \(errorMessage)")
+        }
+        try flush()
+    }
+
+    /// Returns true when everything was sent, false when the socket must become writable first.
+    @discardableResult
+    func flush() throws -> Bool {
+        let status = PQflush(handle)
+        if status < 0 {
+            throw PostgresError(.connectionFailed, "cannot send to the replication connection at \(target): \(errorMessage)")
+        }
+        return status == 0
+    }
+
+    func endCopy() {
+        _ = PQputCopyEnd(handle, nil)
+        _ = PQflush(handle)
+    }
+}

@@ -1,0 +1,44 @@
+import CLibPQ
+
+/// One libpq result, freed when the object goes away. Values are copied out as Swift strings.
+final class PGResult {
+    private let handle: OpaquePointer
+
+    init(_ handle: OpaquePointer) { self.handle = handle }
+    deinit { PQclear(handle) }
+
+    var status: ExecStatusType { PQresultStatus(handle) }
+    var rowCount: Int { Int(PQntuples(handle)) }
+    var columnCount: Int { Int(PQnfields(handle)) }
+
+    func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(handle, Int32(row), Int32(column)) != 0 }
+
+    func string(_ row: Int, _ column: Int) -> String? {
+        guard row < rowCount, column < columnCount, !isNull(row, column) else { return nil }
+        return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
+    }
+
+    func string(_ row: Int, _ name: String) -> String? {
+        let column = Int(PQfnumber(handle, name))
+        return column < 0 ? nil : string(row, column)
+    }
+
+    var errorField: (sqlState: String?, message: String) {
+        let state = PQresultErrorField(handle, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+        let primary = PQresultErrorField(handle, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+        let detail = PQresultErrorField(handle, Int32(UInt8(ascii: "D"))).map { String(cString: $0) }
+        let hint = PQresultErrorField(handle, Int32(UInt8(ascii: "H"))).map { String(cString: $0) }
+        var message = primary ?? String(cString: PQresultErrorMessage(handle)).trimmingTrailingNewlines()
+        if let detail { message += " (\(detail))" }
+        if let hint { message += " Hint: \(hint)" }
+        return (state, message)
+    }
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var s = self
+        while s.hasSuffix("\n") { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,37 @@
+import BridgeCore
+
+/// Every failure of the PostgreSQL source, with what to do about it.
+///
+/// Messages never contain connection passwords (URLs are redacted before they get here).
+public struct PostgresError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The server could not be reached or the connection broke.
+        case connectionFailed
+        /// A statement failed; `sqlState` says why.
+        case queryFailed
+        /// The database is not ready for capture (wal_level, missing table, replica identity…).
+        case prerequisite
+        /// The replication slot is in use by another process.
+        case slotBusy
+        /// The slot lost required WAL (`wal_status = lost`) and cannot resume.
+        case slotInvalidated
+        /// The server sent bytes we could not decode.
+        case protocolViolation
+    }
+
+    public var code: Code
+    public var message: String
+    public var sqlState: String?
+    /// Worth retrying after a pause (connection problems, server restarts).
+    public var isRetriable: Bool
+
+    public init(_ code: Code, _ message: String, sqlState: String? = nil, retriable: Bool? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+        self.isRetriable = retriable ?? (code == .connectionFailed)
+    }
+
+    public var description: String { message }
+}
+extension PostgresError: RetriableError {}

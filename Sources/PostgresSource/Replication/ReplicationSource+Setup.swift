@@ -1,0 +1,74 @@
+import BridgeCore
+import Foundation
+
+extension ReplicationSource {
+    /// What the stream needs from setup.
+    struct Prepared: Sendable {
+        let database: String
+        let systemID: String
+        let tables: [String]
+        /// The slot's confirmed position when we started (nil for a new slot).
+        let slotConfirmed: LSN?
+    }
+
+    /// Checks prerequisites, creates the publication and the slot when missing (publication
+    /// first), and reads the system identifier. Blocking: runs on a dedicated thread.
+    func prepare() throws -> Prepared {
+        let connection = try PGConnection(url: postgres.url, mode: .normal)
+        let catalog = CaptureCatalog(connection: connection)
+        let walLevel = try catalog.walLevel()
+        guard walLevel == "logical" else {
+            throw PostgresError(
+                .prerequisite,
+                "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL")
+        }
+        let database = try catalog.currentDatabase()
+        let (tables, missing) = try catalog.resolve(config.tables, configPath: "pipes[\(pipeName)].source.tables")
+        let problems = missing + CaptureCatalog.replicaIdentityProblems(tables)
+        guard problems.isEmpty else {
+            throw PostgresError(.prerequisite, problems.joined(separator: "\n"))
+        }
+        try ensurePublication(catalog: catalog, connection: connection, tables: tables)
+
+        var slotConfirmed: LSN?
+        if let slot = try catalog.slot(config.slot) {
+            let slotProblems = CaptureCatalog.slotProblems(slot, database: database)
+            guard slotProblems.isEmpty else {
+                throw PostgresError(slot.walStatus == "lost" ? .slotInvalidated : .prerequisite, slotProblems.joined(separator: "\n"))
+            }
+            slotConfirmed = slot.confirmedFlush
+        }
+        let replication = try PGConnection(url: postgres.url, mode: .replication)
+        let identity = try replication.execute("IDENTIFY_SYSTEM")
+        let systemID = identity.string(0, "systemid") ?? ""
+        if slotConfirmed == nil {
+            do {
+                let created = try replication.execute(
+                    "CREATE_REPLICATION_SLOT \(SQL.identifier(config.slot)) LOGICAL pgoutput (SNAPSHOT 'nothing')")
+                logger.info(
+                    "created replication slot",
+                    metadata: ["slot": "\(config.slot)", "consistent_point": "\(created.string(0, "consistent_point") ?? "")"])
+            } catch let error as PostgresError where error.sqlState == "42710" {
+                // Created concurrently by another replica: fine.
+            }
+        }
+        return Prepared(database: database, systemID: systemID, tables: tables.map(\.display), slotConfirmed: slotConfirmed)
+    }
+
+    private func ensurePublication(catalog: CaptureCatalog, connection: PGConnection, tables: [CaptureCatalog.Table]) throws {
+        let publication = try catalog.publication(config.publication)
+        let name = SQL.identifier(config.publication)
+        if !publication.exists {
+            let list = tables.map(\.qualified).joined(separator: ", ")
+            try connection.execute("CREATE PUBLICATION \(name) FOR TABLE \(list)")
+            logger.info("created publication", metadata: ["publication": "\(config.publication)", "tables": "\(tables.map(\.display))"])
+            return
+        }
+        guard !publication.allTables else { return }
+        // Never drop or recreate a publication under a live slot: only add what is missing.
+        let missing = tables.filter { !publication.tables.contains($0.oid) }
+        guard !missing.isEmpty else { return }
+        try connection.execute("ALTER PUBLICATION \(name) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
+        logger.info("added tables to publication", metadata: ["publication": "\(config.publication)", "tables": "\(missing.map(\.display))"])
+    }
+}

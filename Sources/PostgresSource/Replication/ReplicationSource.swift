@@ -1,0 +1,88 @@
+import BridgeCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Captures a pipe's tables from a logical replication slot (pgoutput) and hands out batches of
+/// encoded events. The libpq loop runs on its own thread (see `ReplicationStream`).
+public final class ReplicationSource: ChangeSource {
+    /// State shared between the replication thread and the pipeline.
+    struct Shared {
+        var ackedSequence: UInt64 = 0
+        var ackedLSN: LSN?
+        var stopRequested = false
+        /// The pipeline has consumed and acknowledged everything it will (final status may go).
+        var finishRequested = false
+        var threadExited = false
+    }
+
+    public struct Options: Sendable {
+        /// Batches waiting for the sinks (each up to `maxBatchBytes`).
+        public var queueCapacity = 4
+        public var maxBatchBytes = 1 << 20
+        /// How long a busy slot (another process streaming from it) is retried before giving up.
+        public var slotBusyTimeout: Duration = .seconds(30)
+        public var maxReconnectDelay: Duration = .seconds(10)
+
+        public init() {}
+    }
+
+    let pipeName: String
+    let config: ReplicationSourceConfig
+    let postgres: PostgresConfig
+    let stateDirectory: String
+    let options: Options
+    let logger: Logger
+    let queue: BatchQueue
+    let shared = Mutex(Shared())
+
+    public init(
+        pipeName: String, config: ReplicationSourceConfig, postgres: PostgresConfig, stateDirectory: String,
+        options: Options = Options(), logger: Logger
+    ) {
+        self.pipeName = pipeName
+        self.config = config
+        self.postgres = postgres
+        self.stateDirectory = stateDirectory
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "pipe"] = "\(pipeName)"
+        self.logger = logger
+        self.queue = BatchQueue(capacity: options.queueCapacity)
+    }
+
+    public func start() async throws {
+        let prepared = try await Blocking.run("pgbridge-setup") { [self] in try prepare() }
+        let stream = try ReplicationStream(source: self, prepared: prepared)
+        let thread = Thread { stream.run() }
+        thread.name = "pgbridge-replication-\(pipeName)"
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    public func next() async throws -> EventBatch? { try await queue.next() }
+
+    public func nextIfReady() -> EventBatch? { queue.poll() }
+
+    public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {
+        shared.withLock { state in
+            state.ackedSequence = max(state.ackedSequence, sequence)
+            if let checkpoint, checkpoint > (state.ackedLSN ?? .zero) { state.ackedLSN = checkpoint }
+        }
+    }
+
+    public func requestStop() {
+        shared.withLock { $0.stopRequested = true }
+    }
+
+    public func finish() async {
+        shared.withLock {
+            $0.stopRequested = true
+            $0.finishRequested = true
+        }
+        queue.finish()
+        while !shared.withLock({ $0.threadExited }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

@@ -1,0 +1,357 @@
+import BridgeCore
+import CLibPQ
+import Foundation
+import Glibc
+import Logging
+
+/// The replication thread: owns the replication connection, decodes pgoutput, encodes events
+/// into batches and answers the server. Every field is confined to this one thread; the
+/// pipeline talks to it only through `ReplicationSource.shared` and the batch queue.
+// @unchecked Sendable: handed to its thread once at start; from then on only that thread uses it.
+final class ReplicationStream: @unchecked Sendable {
+    let source: ReplicationSource
+    let prepared: ReplicationSource.Prepared
+    let logger: Logger
+    let queue: BatchQueue
+    let checkpointStore: CheckpointStore
+    let spill: StreamSpill
+    let encoder: NativeEncoder
+
+    var decoder = PgOutputDecoder()
+    var connection: PGConnection?
+    var catalogConnection: PGConnection?
+
+    // Batching
+    var batch = EventBatch()
+    var nextSequence: UInt64 = 1
+    var lastPushedSequence: UInt64 = 0
+
+    // Positions
+    /// Transactions committed at or below this were delivered before (dedupe after restarts).
+    var skipThrough: LSN
+    /// End LSN of the newest transaction handed to the batch (or skipped as already delivered).
+    var lastEmittedCheckpoint: LSN = .zero
+    /// Newest WAL position the server reported in a keepalive.
+    var serverWalEnd: LSN = .zero
+    var lastFlushSent: LSN = .zero
+    var lastStatusSent = ContinuousClock.now - .seconds(3600)
+    var statusDue = false
+
+    // Transaction state
+    var transaction: TransactionContext?
+    var skippingTransaction = false
+    var ordinal = 0
+    /// Where the open transaction's events start in `batch` (to drop them after a reconnect).
+    var transactionMark: (bytes: Int, events: Int)?
+    var streamXid: UInt32?
+
+    init(source: ReplicationSource, prepared: ReplicationSource.Prepared) throws {
+        self.source = source
+        self.prepared = prepared
+        self.logger = source.logger
+        self.queue = source.queue
+        self.encoder = NativeEncoder(database: prepared.database)
+        self.checkpointStore = try CheckpointStore(directory: source.stateDirectory, pipe: source.pipeName)
+        self.spill = try StreamSpill(
+            directory: (source.stateDirectory as NSString).appendingPathComponent("spill/\(source.pipeName)"))
+        var skip = LSN.zero
+        if let record = checkpointStore.load() {
+            if record.systemID == prepared.systemID && record.slot == source.config.slot {
+                skip = record.lsn
+            } else {
+                logger.warning(
+                    "ignoring checkpoint recorded for another database or slot",
+                    metadata: ["file": "\(checkpointStore.path)", "recorded_slot": "\(record.slot)"])
+            }
+        }
+        self.skipThrough = skip
+        let initial = max(skip, prepared.slotConfirmed ?? .zero)
+        if initial > .zero {
+            source.shared.withLock { $0.ackedLSN = initial }
+        }
+        batch.bytes.reserveCapacity(source.options.maxBatchBytes + 64 * 1024)
+        decoder.primaryKeyLookup = { [unowned self] oid, _, _ in self.primaryKey(oid: oid) }
+    }
+
+    // MARK: - Thread body
+
+    func run() {
+        var attempt = 0
+        var busySince: ContinuousClock.Instant?
+        while !stopRequested {
+            do {
+                try connectAndStart()
+                busySince = nil
+                attempt = 0
+                try streamUntilStopped()
+            } catch let error as PostgresError where error.code == .slotBusy {
+                let started = busySince ?? .now
+                busySince = started
+                if ContinuousClock.now - started > source.options.slotBusyTimeout {
+                    fail(error)
+                    return
+                }
+                logger.warning("\(error.message); retrying")
+                resetAfterDisconnect()
+                pause(.seconds(1))
+            } catch let error as PostgresError where error.isRetriable {
+                resetAfterDisconnect()
+                attempt += 1
+                let delay = backoff(attempt)
+                logger.warning("replication connection lost: \(error.message); reconnecting in \(delay)")
+                pause(delay)
+            } catch {
+                fail(error)
+                return
+            }
+        }
+        shutDown()
+    }
+
+    var stopRequested: Bool { source.shared.withLock { $0.stopRequested } }
+
+    private func fail(_ error: any Error) {
+        logger.error("replication stopped: \(error)")
+        connection = nil
+        catalogConnection = nil
+        queue.finish(error: error)
+        source.shared.withLock { $0.threadExited = true }
+    }
+
+    /// Stop: hand out what is batched, wait until the pipeline has acknowledged it, send the
+    /// final position, close.
+    private func shutDown() {
+        if transaction != nil, let mark = transactionMark {
+            truncateBatch(to: mark)  // an incomplete transaction is resent on the next start
+        }
+        if !batch.isEmpty, connection != nil {
+            pushBlocking()
+        }
+        queue.finish()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while connection != nil && ContinuousClock.now < deadline {
+            let (acked, finishing) = source.shared.withLock { ($0.ackedSequence, $0.finishRequested) }
+            if acked >= lastPushedSequence || finishing { break }
+            try? sendStatusIfDue()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        if let connection {
+            try? sendStatus(force: true)
+            connection.endCopy()
+        }
+        connection = nil
+        catalogConnection = nil
+        logger.info("replication stopped", metadata: ["confirmed_lsn": "\(lastFlushSent)"])
+        source.shared.withLock { $0.threadExited = true }
+    }
+
+    private func backoff(_ attempt: Int) -> Duration {
+        let base = min(0.2 * pow(2, Double(min(attempt - 1, 10))), source.options.maxReconnectDelay.seconds)
+        return .milliseconds(Int64(base * 1000 * Double.random(in: 0.8...1.2)))
+    }
+
+    /// Sleeps in small steps so a stop request is noticed quickly.
+    private func pause(_ duration: Duration) {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline && !stopRequested {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    private func resetAfterDisconnect() {
+        connection = nil
+        decoder.resetStream()
+        spill.discardAll()
+        if transaction != nil, let mark = transactionMark {
+            truncateBatch(to: mark)
+        }
+        transaction = nil
+        transactionMark = nil
+        skippingTransaction = false
+        streamXid = nil
+    }
+
+    private func truncateBatch(to mark: (bytes: Int, events: Int)) {
+        guard mark.bytes <= batch.bytes.count, mark.events <= batch.eventEnds.count else { return }
+        batch.bytes.removeSubrange(mark.bytes...)
+        batch.eventEnds.removeSubrange(mark.events...)
+    }
+
+    // MARK: - Connecting
+
+    private func connectAndStart() throws {
+        let connection = try PGConnection(url: source.postgres.url, mode: .replication)
+        let identity = try connection.execute("IDENTIFY_SYSTEM")
+        if let systemID = identity.string(0, "systemid"), systemID != prepared.systemID {
+            throw PostgresError(
+                .prerequisite,
+                "the server at \(connection.target) is another cluster now (system id \(systemID), was \(prepared.systemID)): "
+                    + "after a failover or restore, check the slot and restart pgbridge", retriable: false)
+        }
+        let publication = "\"" + source.config.publication.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let command = """
+            START_REPLICATION SLOT \(SQL.identifier(source.config.slot)) LOGICAL 0/0 \
+            (proto_version '2', publication_names \(SQL.literal(publication)), \
+            messages '\(source.config.messages ? "true" : "false")', streaming 'on')
+            """
+        do {
+            try connection.execute(command)
+        } catch let error as PostgresError {
+            throw classifyStartError(error)
+        }
+        connection.setNonBlocking()
+        self.connection = connection
+        statusDue = true
+        logger.info(
+            "streaming changes",
+            metadata: ["slot": "\(source.config.slot)", "publication": "\(source.config.publication)", "resume_after": "\(skipThrough)"])
+    }
+
+    private func classifyStartError(_ error: PostgresError) -> PostgresError {
+        let slot = source.config.slot
+        switch error.sqlState {
+        case "55006":  // object_in_use
+            let pid = error.message.split(separator: " ").last.flatMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }
+            return PostgresError(.slotBusy, SlotAdvice.busy(slot, pid: pid), sqlState: error.sqlState, retriable: false)
+        case "42704":  // undefined_object
+            return PostgresError(
+                .prerequisite,
+                "replication slot \(slot) does not exist any more (dropped while pgbridge was running?): restart pgbridge to create it; "
+                    + "changes made while it was missing were not captured", sqlState: error.sqlState, retriable: false)
+        case "55000" where error.message.contains("can no longer get changes"):
+            return PostgresError(.slotInvalidated, SlotAdvice.lost(slot), sqlState: error.sqlState, retriable: false)
+        default:
+            if error.code == .connectionFailed { return error }
+            return PostgresError(
+                error.code, "START_REPLICATION on slot \(slot) failed: \(error.message)", sqlState: error.sqlState,
+                retriable: error.sqlState == "57P01" || error.sqlState == "57P03")
+        }
+    }
+
+    // MARK: - The loop
+
+    private func streamUntilStopped() throws {
+        guard let connection else { return }
+        let maxBytes = source.options.maxBatchBytes
+        while !stopRequested {
+            var ended = false
+            if batch.bytes.count < maxBytes {
+                try connection.consumeInput()
+                reading: while true {
+                    switch try connection.getCopyData() {
+                    case .message(let pointer, let length):
+                        defer { connection.freeCopyBuffer(pointer) }
+                        try handle(UnsafeRawBufferPointer(start: pointer, count: length))
+                        if batch.bytes.count >= maxBytes { break reading }
+                    case .wouldBlock:
+                        break reading
+                    case .done:
+                        ended = true
+                        break reading
+                    }
+                }
+            }
+            if ended {
+                throw PostgresError(.connectionFailed, "the server ended the replication stream")
+            }
+            if !batch.isEmpty, transaction == nil || batch.eventCount > 0, queue.hasRoom {
+                pushBlocking()
+            }
+            try sendStatusIfDue()
+            try waitForWork(connection)
+        }
+    }
+
+    /// Waits until the socket is readable (or the queue has room again), at most ~100 ms.
+    private func waitForWork(_ connection: PGConnection) throws {
+        if batch.bytes.count >= source.options.maxBatchBytes {
+            queue.waitForRoom(timeout: .milliseconds(100))
+            return
+        }
+        var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
+        let flushed = try connection.flush()
+        if !flushed { descriptor.events |= Int16(POLLOUT) }
+        _ = poll(&descriptor, 1, batch.isEmpty ? 100 : 5)
+    }
+
+    /// Hands the current batch to the pipeline, waiting for room while still answering the server.
+    func pushBlocking() {
+        var outgoing = batch
+        outgoing.sequence = nextSequence
+        while !queue.put(outgoing, timeout: .milliseconds(100)) {
+            try? sendStatusIfDue()
+        }
+        lastPushedSequence = nextSequence
+        nextSequence += 1
+        batch.bytes.removeAll(keepingCapacity: true)
+        batch.eventEnds.removeAll(keepingCapacity: true)
+        batch.checkpoint = nil
+        if transactionMark != nil { transactionMark = (0, 0) }
+    }
+
+    // MARK: - Feedback
+
+    func sendStatusIfDue() throws {
+        let interval = source.config.statusInterval
+        let (ackedLSN, _) = source.shared.withLock { ($0.ackedLSN, $0.ackedSequence) }
+        let now = ContinuousClock.now
+        let ackAdvanced = (ackedLSN ?? .zero) > lastFlushSent && now - lastStatusSent >= .milliseconds(200)
+        if statusDue || ackAdvanced || now - lastStatusSent >= interval {
+            try sendStatus(force: true)
+        }
+    }
+
+    /// Standby status update: write = flush = apply = the newest position every sink confirmed.
+    func sendStatus(force: Bool) throws {
+        guard let connection else { return }
+        let (ackedLSN, ackedSequence) = source.shared.withLock { ($0.ackedLSN, $0.ackedSequence) }
+        var flush = max(lastFlushSent, ackedLSN ?? .zero)
+        // Nothing in flight (every handed-out batch acknowledged, no open transaction): advance to
+        // the server's position so WAL of unpublished tables is released.
+        let idle = transaction == nil && streamXid == nil && spill.openTransactionCount == 0 && batch.isEmpty
+            && ackedSequence >= lastPushedSequence
+        if idle && serverWalEnd > flush {
+            flush = serverWalEnd
+        }
+        if flush > lastFlushSent {
+            // Record first: the local record must never be behind what the slot was told.
+            do {
+                try checkpointStore.save(.init(lsn: flush, systemID: prepared.systemID, slot: source.config.slot))
+            } catch {
+                logger.warning("\(error)")
+            }
+        }
+        var message = [UInt8]()
+        message.reserveCapacity(34)
+        message.append(UInt8(ascii: "r"))
+        for value in [flush.value, flush.value, flush.value] { appendBigEndian(value, &message) }
+        let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        appendBigEndian(UInt64(bitPattern: PostgresTime.fromUnixMicroseconds(nowMicros)), &message)
+        message.append(0)
+        try connection.putCopyData(message)
+        lastFlushSent = flush
+        lastStatusSent = .now
+        statusDue = false
+    }
+
+    private func appendBigEndian(_ value: UInt64, _ out: inout [UInt8]) {
+        var big = value.bigEndian
+        withUnsafeBytes(of: &big) { out.append(contentsOf: $0) }
+    }
+
+    // MARK: - Catalog lookups
+
+    private func primaryKey(oid: UInt32) -> [String]? {
+        do {
+            if catalogConnection == nil || catalogConnection?.isBroken == true {
+                catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
+            }
+            let key = try CaptureCatalog(connection: catalogConnection!).primaryKey(oid: oid)
+            return key.isEmpty ? nil : key
+        } catch {
+            logger.debug("primary key lookup failed for relation \(oid): \(error)")
+            catalogConnection = nil
+            return nil
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import BridgeCore
+import FileSink
+import Foundation
+import Logging
+import Pipeline
+import PostgresSource
+import ServiceLifecycle
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run every pipe of the configuration until SIGTERM or SIGINT.",
+        discussion: "On SIGTERM/SIGINT in-flight events are delivered and confirmed before exit (code 0).")
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        let config: BridgeConfig
+        do {
+            config = try BridgeConfig.load(path: options.config)
+        } catch {
+            throw ExitCodes.fail(error)
+        }
+        let logger = LoggingSetup.bootstrap(level: options.logLevel)
+        signal(SIGPIPE, SIG_IGN)
+        var runners: [PipeRunner] = []
+        for pipe in config.pipes {
+            let source: any ChangeSource
+            switch pipe.source {
+            case .replication(let replication):
+                source = ReplicationSource(
+                    pipeName: pipe.name, config: replication, postgres: config.postgres,
+                    stateDirectory: config.stateDirectory, logger: logger)
+            }
+            let sinks: [any EventSink] = pipe.sinks.map { sink in
+                switch sink {
+                case .file(let file): FileSink(config: file, logger: logger)
+                }
+            }
+            runners.append(PipeRunner(name: pipe.name, source: source, sinks: sinks, logger: logger))
+        }
+        logger.info(
+            "pgbridge \(PGBridge.version) starting",
+            metadata: ["postgres": "\(config.postgres.redactedURL)", "pipes": "\(config.pipes.map(\.name))"])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: runners.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            throw ExitCodes.fail(error)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import BridgeCore
+import PostgresSource
+
+struct Slots: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List replication slots with lag and WAL status.",
+        subcommands: [List.self, Drop.self],
+        defaultSubcommand: List.self)
+
+    struct Connection: ParsableArguments {
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "PostgreSQL URL (instead of postgres.url from the configuration).")
+        var url: String?
+
+        func postgres() throws -> PostgresConfig {
+            if let url { return PostgresConfig(url: url) }
+            do {
+                return try BridgeConfig.load(path: global.config).postgres
+            } catch {
+                throw ExitCodes.fail(error)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List replication slots.")
+
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            let postgres = try connection.postgres()
+            let rows: [DatabaseAdmin.SlotRow]
+            do {
+                rows = try await DatabaseAdmin.listSlots(postgres: postgres)
+            } catch {
+                throw ExitCodes.fail(error)
+            }
+            let header = ["NAME", "PLUGIN", "DATABASE", "ACTIVE", "CONFIRMED_LSN", "LAG_BYTES", "WAL_STATUS", "SAFE_WAL_SIZE"]
+            let table = rows.map { row in
+                [
+                    row.name, row.plugin, row.database, row.active ? "yes (pid \(row.activePID.map(String.init) ?? "?"))" : "no",
+                    row.confirmedFlush, row.lagBytes.map(String.init) ?? "-", row.walStatus,
+                    row.safeWalSize.map(String.init) ?? "-",
+                ]
+            }
+            print(TextTable.render([header] + table))
+            for row in rows where row.walStatus == "lost" {
+                Terminal.error("warning: slot \(row.name) is lost: run `pgbridge slots drop \(row.name)` and restart pgbridge")
+            }
+        }
+    }
+
+    struct Drop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drop a replication slot (its retained WAL is released).")
+
+        @Argument(help: "Slot name.") var name: String
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            let postgres = try connection.postgres()
+            do {
+                try await DatabaseAdmin.dropSlot(name, postgres: postgres)
+            } catch {
+                throw ExitCodes.fail(error)
+            }
+            print("dropped replication slot \(name)")
+        }
+    }
+}
+
+enum TextTable {
+    static func render(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = first.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        return rows.map { row in
+            row.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingTrailingSpaces()
+        }.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = self
+        while s.hasSuffix(" ") { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import BridgeCore
+
+@main
+struct PGBridge: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "pgbridge",
+        abstract: "Streams PostgreSQL/TimescaleDB changes to files, Kafka, RabbitMQ, Redis and HTTP.",
+        discussion: """
+            Exit codes: 0 success; 1 runtime failure or unreachable dependency; 2 configuration error;
+            3 the database is not ready for capture (wal_level, missing table, replica identity, slot in use or lost).
+            """,
+        version: version,
+        subcommands: [Run.self, Check.self, Slots.self, Version.self]
+    )
+}
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Configuration file.")
+    var config: String = "pgbridge.yaml"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+}
