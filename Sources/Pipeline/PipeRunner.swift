@@ -11,6 +11,8 @@ public final class PipeRunner: Service {
         public var maxGroupBytes = 16 << 20
         public var initialRetryDelay: Duration = .milliseconds(200)
         public var maxRetryDelay: Duration = .seconds(30)
+        /// Stop gracefully once this many events were delivered (benchmarks, one-off exports).
+        public var stopAfterEvents: UInt64?
 
         public init() {}
     }
@@ -78,11 +80,16 @@ public final class PipeRunner: Service {
                 let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first
                 source.acknowledge(through: group[group.count - 1].sequence, checkpoint: checkpoint)
                 let events = group.reduce(0) { $0 + $1.eventCount }
-                statsBox.withLock { stats in
+                let total = statsBox.withLock { stats in
                     stats.events += UInt64(events)
                     stats.bytes += UInt64(bytes)
                     stats.deliveries += 1
                     if let checkpoint { stats.confirmed = checkpoint }
+                    return stats.events
+                }
+                if let limit = options.stopAfterEvents, total >= limit, !isStopping {
+                    logger.info("delivered \(total) events (--stop-after-events \(limit)): stopping")
+                    stop()
                 }
             }
         } catch {

@@ -14,45 +14,29 @@ final class ReplicationStream: @unchecked Sendable {
     let logger: Logger
     let queue: BatchQueue
     let checkpointStore: CheckpointStore
-    let spill: StreamSpill
-    let encoder: NativeEncoder
+    let assembler: ChangeAssembler
 
-    var decoder = PgOutputDecoder()
     var connection: PGConnection?
     var catalogConnection: PGConnection?
 
     // Batching
-    var batch = EventBatch()
     var nextSequence: UInt64 = 1
     var lastPushedSequence: UInt64 = 0
 
     // Positions
-    /// Transactions committed at or below this were delivered before (dedupe after restarts).
-    var skipThrough: LSN
-    /// End LSN of the newest transaction handed to the batch (or skipped as already delivered).
-    var lastEmittedCheckpoint: LSN = .zero
     /// Newest WAL position the server reported in a keepalive.
     var serverWalEnd: LSN = .zero
     var lastFlushSent: LSN = .zero
     var lastStatusSent = ContinuousClock.now - .seconds(3600)
     var statusDue = false
 
-    // Transaction state
-    var transaction: TransactionContext?
-    var skippingTransaction = false
-    var ordinal = 0
-    /// Where the open transaction's events start in `batch` (to drop them after a reconnect).
-    var transactionMark: (bytes: Int, events: Int)?
-    var streamXid: UInt32?
-
     init(source: ReplicationSource, prepared: ReplicationSource.Prepared) throws {
         self.source = source
         self.prepared = prepared
         self.logger = source.logger
         self.queue = source.queue
-        self.encoder = NativeEncoder(database: prepared.database)
         self.checkpointStore = try CheckpointStore(directory: source.stateDirectory, pipe: source.pipeName)
-        self.spill = try StreamSpill(
+        let spill = try StreamSpill(
             directory: (source.stateDirectory as NSString).appendingPathComponent("spill/\(source.pipeName)"))
         var skip = LSN.zero
         if let record = checkpointStore.load() {
@@ -64,13 +48,15 @@ final class ReplicationStream: @unchecked Sendable {
                     metadata: ["file": "\(checkpointStore.path)", "recorded_slot": "\(record.slot)"])
             }
         }
-        self.skipThrough = skip
+        self.assembler = ChangeAssembler(
+            encoder: NativeEncoder(database: prepared.database), spill: spill, skipThrough: skip,
+            messagesEnabled: source.config.messages, maxBatchBytes: source.options.maxBatchBytes)
         let initial = max(skip, prepared.slotConfirmed ?? .zero)
         if initial > .zero {
             source.shared.withLock { $0.ackedLSN = initial }
         }
-        batch.bytes.reserveCapacity(source.options.maxBatchBytes + 64 * 1024)
-        decoder.primaryKeyLookup = { [unowned self] oid, _, _ in self.primaryKey(oid: oid) }
+        assembler.decoder.primaryKeyLookup = { [unowned self] oid, _, _ in self.primaryKey(oid: oid) }
+        assembler.flushBatch = { [unowned self] in self.pushBlocking() }
     }
 
     // MARK: - Thread body
@@ -121,10 +107,8 @@ final class ReplicationStream: @unchecked Sendable {
     /// Stop: hand out what is batched, wait until the pipeline has acknowledged it, send the
     /// final position, close.
     private func shutDown() {
-        if transaction != nil, let mark = transactionMark {
-            truncateBatch(to: mark)  // an incomplete transaction is resent on the next start
-        }
-        if !batch.isEmpty, connection != nil {
+        assembler.dropOpenTransaction()  // an incomplete transaction is resent on the next start
+        if !assembler.batch.isEmpty, connection != nil {
             pushBlocking()
         }
         queue.finish()
@@ -160,21 +144,7 @@ final class ReplicationStream: @unchecked Sendable {
 
     private func resetAfterDisconnect() {
         connection = nil
-        decoder.resetStream()
-        spill.discardAll()
-        if transaction != nil, let mark = transactionMark {
-            truncateBatch(to: mark)
-        }
-        transaction = nil
-        transactionMark = nil
-        skippingTransaction = false
-        streamXid = nil
-    }
-
-    private func truncateBatch(to mark: (bytes: Int, events: Int)) {
-        guard mark.bytes <= batch.bytes.count, mark.events <= batch.eventEnds.count else { return }
-        batch.bytes.removeSubrange(mark.bytes...)
-        batch.eventEnds.removeSubrange(mark.events...)
+        assembler.reset()
     }
 
     // MARK: - Connecting
@@ -204,7 +174,7 @@ final class ReplicationStream: @unchecked Sendable {
         statusDue = true
         logger.info(
             "streaming changes",
-            metadata: ["slot": "\(source.config.slot)", "publication": "\(source.config.publication)", "resume_after": "\(skipThrough)"])
+            metadata: ["slot": "\(source.config.slot)", "publication": "\(source.config.publication)", "resume_after": "\(assembler.skipThrough)"])
     }
 
     private func classifyStartError(_ error: PostgresError) -> PostgresError {
@@ -235,14 +205,14 @@ final class ReplicationStream: @unchecked Sendable {
         let maxBytes = source.options.maxBatchBytes
         while !stopRequested {
             var ended = false
-            if batch.bytes.count < maxBytes {
+            if assembler.batch.bytes.count < maxBytes {
                 try connection.consumeInput()
                 reading: while true {
                     switch try connection.getCopyData() {
                     case .message(let pointer, let length):
                         defer { connection.freeCopyBuffer(pointer) }
                         try handle(UnsafeRawBufferPointer(start: pointer, count: length))
-                        if batch.bytes.count >= maxBytes { break reading }
+                        if assembler.batch.bytes.count >= maxBytes { break reading }
                     case .wouldBlock:
                         break reading
                     case .done:
@@ -254,7 +224,7 @@ final class ReplicationStream: @unchecked Sendable {
             if ended {
                 throw PostgresError(.connectionFailed, "the server ended the replication stream")
             }
-            if !batch.isEmpty, transaction == nil || batch.eventCount > 0, queue.hasRoom {
+            if assembler.hasDeliverableBatch, queue.hasRoom {
                 pushBlocking()
             }
             try sendStatusIfDue()
@@ -264,29 +234,26 @@ final class ReplicationStream: @unchecked Sendable {
 
     /// Waits until the socket is readable (or the queue has room again), at most ~100 ms.
     private func waitForWork(_ connection: PGConnection) throws {
-        if batch.bytes.count >= source.options.maxBatchBytes {
+        if assembler.batch.bytes.count >= source.options.maxBatchBytes {
             queue.waitForRoom(timeout: .milliseconds(100))
             return
         }
         var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
         let flushed = try connection.flush()
         if !flushed { descriptor.events |= Int16(POLLOUT) }
-        _ = poll(&descriptor, 1, batch.isEmpty ? 100 : 5)
+        _ = poll(&descriptor, 1, assembler.batch.isEmpty ? 100 : 5)
     }
 
     /// Hands the current batch to the pipeline, waiting for room while still answering the server.
     func pushBlocking() {
-        var outgoing = batch
+        var outgoing = assembler.batch
         outgoing.sequence = nextSequence
         while !queue.put(outgoing, timeout: .milliseconds(100)) {
             try? sendStatusIfDue()
         }
         lastPushedSequence = nextSequence
         nextSequence += 1
-        batch.bytes.removeAll(keepingCapacity: true)
-        batch.eventEnds.removeAll(keepingCapacity: true)
-        batch.checkpoint = nil
-        if transactionMark != nil { transactionMark = (0, 0) }
+        assembler.batchWasHandedOut()
     }
 
     // MARK: - Feedback
@@ -308,8 +275,7 @@ final class ReplicationStream: @unchecked Sendable {
         var flush = max(lastFlushSent, ackedLSN ?? .zero)
         // Nothing in flight (every handed-out batch acknowledged, no open transaction): advance to
         // the server's position so WAL of unpublished tables is released.
-        let idle = transaction == nil && streamXid == nil && spill.openTransactionCount == 0 && batch.isEmpty
-            && ackedSequence >= lastPushedSequence
+        let idle = assembler.isIdle && ackedSequence >= lastPushedSequence
         if idle && serverWalEnd > flush {
             flush = serverWalEnd
         }
@@ -337,6 +303,29 @@ final class ReplicationStream: @unchecked Sendable {
     private func appendBigEndian(_ value: UInt64, _ out: inout [UInt8]) {
         var big = value.bigEndian
         withUnsafeBytes(of: &big) { out.append(contentsOf: $0) }
+    }
+
+    // MARK: - Server messages
+
+    /// One CopyData message from the server: XLogData (`w`) or keepalive (`k`).
+    func handle(_ message: UnsafeRawBufferPointer) throws {
+        guard let kind = message.first else { return }
+        var reader = ByteReader(message, position: 1)
+        switch kind {
+        case UInt8(ascii: "w"):
+            let dataStart = try reader.uint64("XLogData start")
+            _ = try reader.uint64("XLogData end")
+            _ = try reader.int64("XLogData time")
+            try assembler.handle(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart)
+        case UInt8(ascii: "k"):
+            let walEnd = try reader.uint64("keepalive WAL end")
+            _ = try reader.int64("keepalive time")
+            let replyRequested = try reader.uint8("reply flag")
+            if walEnd > serverWalEnd.value { serverWalEnd = LSN(walEnd) }
+            if replyRequested == 1 { try sendStatus(force: true) }
+        default:
+            break  // unknown message types are ignored, as the protocol asks
+        }
     }
 
     // MARK: - Catalog lookups

@@ -14,6 +14,9 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
+    @Option(help: "Stop gracefully after each pipe delivered this many events (benchmarks, one-off exports).")
+    var stopAfterEvents: UInt64?
+
     func run() async throws {
         let config: BridgeConfig
         do {
@@ -37,7 +40,9 @@ struct Run: AsyncParsableCommand {
                 case .file(let file): FileSink(config: file, logger: logger)
                 }
             }
-            runners.append(PipeRunner(name: pipe.name, source: source, sinks: sinks, logger: logger))
+            var runnerOptions = PipeRunner.Options()
+            runnerOptions.stopAfterEvents = stopAfterEvents
+            runners.append(PipeRunner(name: pipe.name, source: source, sinks: sinks, options: runnerOptions, logger: logger))
         }
         logger.info(
             "pgbridge \(PGBridge.version) starting",

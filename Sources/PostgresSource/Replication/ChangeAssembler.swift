@@ -1,25 +1,78 @@
 import BridgeCore
 
-extension ReplicationStream {
-    /// One CopyData message from the server: XLogData (`w`) or keepalive (`k`).
-    func handle(_ message: UnsafeRawBufferPointer) throws {
-        guard let kind = message.first else { return }
-        var reader = ByteReader(message, position: 1)
-        switch kind {
-        case UInt8(ascii: "w"):
-            let dataStart = try reader.uint64("XLogData start")
-            _ = try reader.uint64("XLogData end")
-            _ = try reader.int64("XLogData time")
-            try handlePgOutput(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart)
-        case UInt8(ascii: "k"):
-            let walEnd = try reader.uint64("keepalive WAL end")
-            _ = try reader.int64("keepalive time")
-            let replyRequested = try reader.uint8("reply flag")
-            if walEnd > serverWalEnd.value { serverWalEnd = LSN(walEnd) }
-            if replyRequested == 1 { try sendStatus(force: true) }
-        default:
-            break  // unknown message types are ignored, as the protocol asks
+/// Turns pgoutput messages into batches of encoded events: transaction boundaries and
+/// checkpoints, streamed transactions (spilled until they commit), and skipping of transactions
+/// that were delivered before a restart. No I/O besides the spill files, so it is unit-tested
+/// with captured server output.
+final class ChangeAssembler {
+    var decoder = PgOutputDecoder()
+    let encoder: NativeEncoder
+    let spill: StreamSpill
+    let messagesEnabled: Bool
+    let maxBatchBytes: Int
+    /// Called when the batch is full; it must hand the batch out and call `batchWasHandedOut()`.
+    var flushBatch: () -> Void = {}
+
+    var batch = EventBatch()
+    /// Transactions committed below this were delivered before (dedupe after restarts).
+    var skipThrough: LSN
+    /// End LSN of the newest transaction put into a batch (or skipped as already delivered).
+    private(set) var lastEmittedCheckpoint: LSN = .zero
+
+    private(set) var transaction: TransactionContext?
+    private var skippingTransaction = false
+    private var ordinal = 0
+    /// Where the open transaction's events start in `batch` (to drop them after a reconnect).
+    private var transactionMark: (bytes: Int, events: Int)?
+    private(set) var streamXid: UInt32?
+
+    init(encoder: NativeEncoder, spill: StreamSpill, skipThrough: LSN, messagesEnabled: Bool, maxBatchBytes: Int) {
+        self.encoder = encoder
+        self.spill = spill
+        self.skipThrough = skipThrough
+        self.messagesEnabled = messagesEnabled
+        self.maxBatchBytes = maxBatchBytes
+        batch.bytes.reserveCapacity(maxBatchBytes + 64 * 1024)
+    }
+
+    /// No open transaction, stream or spilled data, and nothing batched.
+    var isIdle: Bool {
+        transaction == nil && streamXid == nil && spill.openTransactionCount == 0 && batch.isEmpty
+    }
+
+    /// Whether the current batch may be handed out now (not in the middle of a transaction
+    /// with no complete event yet).
+    var hasDeliverableBatch: Bool {
+        !batch.isEmpty && (transaction == nil || batch.eventCount > 0)
+    }
+
+    func batchWasHandedOut() {
+        batch.bytes.removeAll(keepingCapacity: true)
+        batch.eventEnds.removeAll(keepingCapacity: true)
+        batch.checkpoint = nil
+        if transactionMark != nil { transactionMark = (0, 0) }
+    }
+
+    /// After a lost connection: forget the open transaction (the server sends it again) and
+    /// drop its events from the batch when they have not been handed out yet.
+    func reset() {
+        decoder.resetStream()
+        spill.discardAll()
+        dropOpenTransaction()
+        streamXid = nil
+    }
+
+    /// Drops the open, incomplete transaction's events from the current batch.
+    func dropOpenTransaction() {
+        if transaction != nil, let mark = transactionMark,
+            mark.bytes <= batch.bytes.count, mark.events <= batch.eventEnds.count
+        {
+            batch.bytes.removeSubrange(mark.bytes...)
+            batch.eventEnds.removeSubrange(mark.events...)
         }
+        transaction = nil
+        transactionMark = nil
+        skippingTransaction = false
     }
 
     /// Whether a pgoutput message of this type carries a transaction id inside a stream.
@@ -33,7 +86,8 @@ extension ReplicationStream {
         }
     }
 
-    func handlePgOutput(_ payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
+    /// One pgoutput message; `lsn` is the WAL position from the XLogData header (0 if unknown).
+    func handle(_ payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
         guard let type = payload.first else { throw PgOutputError.empty }
         // Inside a stream segment, changes are spilled until Stream Commit / Abort.
         if let xid = streamXid, Self.carriesStreamXid(type) {
@@ -65,15 +119,16 @@ extension ReplicationStream {
             }
             endTransaction(endLSN: endLSN)
         case .message(_, false, let messageLSN, _, _) where transaction == nil:
-            // Non-transactional message: its own one-event unit, not a checkpoint.
-            guard source.config.messages else { return }
+            // Non-transactional message: a one-event unit of its own, not a checkpoint.
+            guard messagesEnabled else { return }
             transaction = TransactionContext(commitLSN: messageLSN, xid: 0, commitTime: 0, capture: .replication)
             ordinal = 0
             try emit(message, payload: payload, lsn: messageLSN.value)
             transaction = nil
         case .beginPrepare, .prepare, .commitPrepared, .rollbackPrepared, .streamPrepare:
             throw PostgresError(
-                .protocolViolation, "received a two-phase message although pgbridge does not enable two_phase; please report this",
+                .protocolViolation,
+                "received a two-phase message although pgbridge does not enable two_phase; please report this",
                 retriable: false)
         default:
             try emit(message, payload: payload, lsn: lsn)
@@ -94,10 +149,10 @@ extension ReplicationStream {
         skippingTransaction = false
         if endLSN > lastEmittedCheckpoint { lastEmittedCheckpoint = endLSN }
         batch.checkpoint = lastEmittedCheckpoint
-        if batch.bytes.count >= source.options.maxBatchBytes { pushBlocking() }
+        if batch.bytes.count >= maxBatchBytes { flushBatch() }
     }
 
-    /// Encodes the row events of a change message into the current batch.
+    /// Encodes the events of a change message into the current batch.
     private func emit(_ message: PgOutputMessage, payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
         guard let transaction, !skippingTransaction else { return }
         let changeLSN = lsn == 0 ? transaction.commitLSN : LSN(lsn)
@@ -128,7 +183,7 @@ extension ReplicationStream {
             }
             return
         case .message(_, let transactional, let messageLSN, let prefix, let content):
-            guard source.config.messages else { return }
+            guard messagesEnabled else { return }
             encoder.encodeMessage(
                 prefix: prefix, content: UnsafeRawBufferPointer(rebasing: payload[content]), transactional: transactional,
                 lsn: messageLSN, ordinal: ordinal, in: transaction, into: &batch.bytes)
@@ -137,9 +192,9 @@ extension ReplicationStream {
         }
         batch.endEvent()
         ordinal += 1
-        if batch.bytes.count >= source.options.maxBatchBytes * 4 {
+        if batch.bytes.count >= maxBatchBytes * 4 {
             // A huge transaction: hand out what we have (its events are not a checkpoint yet).
-            pushBlocking()
+            flushBatch()
         }
     }
 }
