@@ -162,6 +162,7 @@ public enum ValueEncoder {
         let zone = UnsafeRawBufferPointer(rebasing: t[zoneStart..<n])
         guard zone.count == 3 || zone.count == 6 || zone.count == 9,
             zone[0] == UInt8(ascii: "+") || zone[0] == UInt8(ascii: "-"),
+            zone.dropFirst().allSatisfy({ ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: ":") }),
             fractionDigits <= 6
         else {
             JSONBytes.appendString(t, into: &out)
