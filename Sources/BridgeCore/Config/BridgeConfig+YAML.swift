@@ -112,7 +112,9 @@ extension BridgeConfig {
         let kind = try kindNode?.string() ?? "replication"
         switch kind {
         case "replication":
-            let keys = try node.mapping(allowed: ["kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages"])
+            let keys = try node.mapping(allowed: [
+                "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
+            ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
             }
@@ -149,10 +151,11 @@ extension BridgeConfig {
                 throw keys["status_interval"]!.error("must be between 100ms and 30s (the server drops a silent client after wal_sender_timeout, 60s by default)")
             }
             let messages = try keys["messages"]?.bool() ?? true
+            let slotBusyTimeout = try keys["slot_busy_timeout"]?.duration() ?? .seconds(30)
             return .replication(
                 ReplicationSourceConfig(
                     tables: tables, slot: slot, publication: publication, snapshot: snapshot,
-                    statusInterval: statusInterval, messages: messages))
+                    statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout))
         case "outbox", "notify":
             throw (kindNode ?? node).error("source kind '\(kind)' is not available in this version of pgbridge yet: use replication")
         default:
@@ -161,7 +164,8 @@ extension BridgeConfig {
     }
 
     private static let sourceKeys = [
-        "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "channel", "channels",
+        "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
+        "channel", "channels",
     ]
 
     static func parseSink(_ node: ConfigNode) throws -> SinkConfig {

@@ -57,11 +57,14 @@ public struct ReplicationSourceConfig: Sendable {
     public var statusInterval: Duration
     /// Whether logical decoding messages (`pg_logical_emit_message`) become `message` events.
     public var messages: Bool
+    /// How long a slot held by another process is retried before pgbridge gives up (exit 3).
+    public var slotBusyTimeout: Duration
 
     public init(
         tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
-        statusInterval: Duration = .seconds(10), messages: Bool = true
+        statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30)
     ) {
+        self.slotBusyTimeout = slotBusyTimeout
         self.tables = tables
         self.slot = slot
         self.publication = publication

@@ -50,6 +50,12 @@ extension ReplicationSource {
                     metadata: ["slot": "\(config.slot)", "consistent_point": "\(created.string(0, "consistent_point") ?? "")"])
             } catch let error as PostgresError where error.sqlState == "42710" {
                 // Created concurrently by another replica: fine.
+            } catch let error as PostgresError where error.sqlState == "53400" {
+                throw PostgresError(
+                    .prerequisite,
+                    "cannot create replication slot \(config.slot): all replication slots are in use. "
+                        + "Drop unused slots (`pgbridge slots` lists them, `pgbridge slots drop NAME` removes one) "
+                        + "or raise max_replication_slots", sqlState: error.sqlState)
             }
         }
         return Prepared(database: database, systemID: systemID, tables: tables.map(\.display), slotConfirmed: slotConfirmed)

@@ -20,8 +20,6 @@ public final class ReplicationSource: ChangeSource {
         /// Batches waiting for the sinks (each up to `maxBatchBytes`).
         public var queueCapacity = 4
         public var maxBatchBytes = 1 << 20
-        /// How long a busy slot (another process streaming from it) is retried before giving up.
-        public var slotBusyTimeout: Duration = .seconds(30)
         public var maxReconnectDelay: Duration = .seconds(10)
 
         public init() {}

@@ -73,7 +73,7 @@ final class ReplicationStream: @unchecked Sendable {
             } catch let error as PostgresError where error.code == .slotBusy {
                 let started = busySince ?? .now
                 busySince = started
-                if ContinuousClock.now - started > source.options.slotBusyTimeout {
+                if ContinuousClock.now - started > source.config.slotBusyTimeout {
                     fail(error)
                     return
                 }
@@ -295,6 +295,7 @@ final class ReplicationStream: @unchecked Sendable {
         appendBigEndian(UInt64(bitPattern: PostgresTime.fromUnixMicroseconds(nowMicros)), &message)
         message.append(0)
         try connection.putCopyData(message)
+        if flush != lastFlushSent { logger.trace("confirmed", metadata: ["flush": "\(flush)"]) }
         lastFlushSent = flush
         lastStatusSent = .now
         statusDue = false
@@ -316,12 +317,16 @@ final class ReplicationStream: @unchecked Sendable {
             let dataStart = try reader.uint64("XLogData start")
             _ = try reader.uint64("XLogData end")
             _ = try reader.int64("XLogData time")
+            if logger.logLevel <= .trace, message.count > 25 {
+                logger.trace("message", metadata: ["type": "\(Character(UnicodeScalar(message[25])))", "lsn": "\(LSN(dataStart))"])
+            }
             try assembler.handle(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart)
         case UInt8(ascii: "k"):
             let walEnd = try reader.uint64("keepalive WAL end")
             _ = try reader.int64("keepalive time")
             let replyRequested = try reader.uint8("reply flag")
             if walEnd > serverWalEnd.value { serverWalEnd = LSN(walEnd) }
+            logger.trace("keepalive", metadata: ["wal_end": "\(LSN(walEnd))", "reply": "\(replyRequested)"])
             if replyRequested == 1 { try sendStatus(force: true) }
         default:
             break  // unknown message types are ignored, as the protocol asks

@@ -1,0 +1,62 @@
+import BridgeCore
+import FileSink
+import Foundation
+import Logging
+import Pipeline
+
+@testable import PostgresSource
+
+/// Runs one replication pipe inside the test process, writing to a JSONL file.
+final class InProcessPipe: @unchecked Sendable {
+    // @unchecked Sendable: `task` is set once in start() before any concurrent use.
+    let runner: PipeRunner
+    let outputPath: String
+    let directory: String
+    private var task: Task<Void, any Error>?
+
+    init(database: TestDatabase, name: String, tables: [String], slot: String? = nil) throws {
+        directory = try TestEnvironment.scratchDirectory(name)
+        outputPath = (directory as NSString).appendingPathComponent("events.jsonl")
+        var logger = Logger(label: "test")
+        logger.logLevel = Logger.Level(rawValue: TestEnvironment.environment["PGBRIDGE_TEST_LOG_LEVEL"] ?? "warning") ?? .warning
+        let config = ReplicationSourceConfig(
+            tables: tables.compactMap { TablePattern(parsing: $0) }, slot: slot ?? "pgbridge_\(database.name)",
+            publication: "pgbridge_\(database.name)", statusInterval: .seconds(1))
+        let source = ReplicationSource(
+            pipeName: name, config: config, postgres: PostgresConfig(url: database.url),
+            stateDirectory: (directory as NSString).appendingPathComponent("state"), logger: logger)
+        let sink = FileSink(config: FileSinkConfig(path: outputPath), logger: logger)
+        runner = PipeRunner(name: name, source: source, sinks: [sink], logger: logger)
+    }
+
+    func start() {
+        let runner = self.runner
+        task = Task { try await runner.run() }
+    }
+
+    /// Waits until the slot exists (the pipe is streaming) so later writes are captured.
+    func waitUntilStreaming(_ database: TestDatabase, slot: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            // `active` is already true while CREATE_REPLICATION_SLOT waits for its consistent point;
+            // only a walsender running START_REPLICATION means changes from now on are captured.
+            let streaming = try database.value(
+                "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid "
+                    + "WHERE s.slot_name = '\(slot)' AND a.query LIKE 'START_REPLICATION%'")
+            if streaming == "1" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("pipe did not start streaming within 20 s")
+    }
+
+    func events() -> [[String: Any]] { EventFile.read(outputPath) }
+
+    func waitForEvents(count: Int, timeout: Duration = .seconds(30)) async throws -> [[String: Any]] {
+        try await EventFile.waitFor(outputPath, timeout: timeout) { $0.count >= count }
+    }
+
+    func stop() async throws {
+        runner.stop()
+        try await task?.value
+    }
+}

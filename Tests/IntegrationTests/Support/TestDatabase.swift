@@ -1,0 +1,59 @@
+import BridgeCore
+import Foundation
+
+@testable import PostgresSource
+
+/// A throwaway database on a real PostgreSQL cluster, with a plain SQL client.
+final class TestDatabase: @unchecked Sendable {
+    // @unchecked Sendable: tests use one TestDatabase from one task at a time; `lock` serialises
+    // the connection anyway.
+    let name: String
+    let url: String
+    let serverURL: String
+    private var connection: PGConnection
+    private let lock = NSLock()
+
+    init(prefix: String, serverURL: String? = TestEnvironment.postgresURL) throws {
+        guard let serverURL else { throw TestFailure("PGBRIDGE_TEST_PG_URL is not set: run scripts/test") }
+        self.serverURL = serverURL
+        name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+        let admin = try PGConnection(url: serverURL, mode: .normal)
+        try admin.execute("CREATE DATABASE \(name)")
+        url = TestEnvironment.url(serverURL, database: name)
+        connection = try PGConnection(url: url, mode: .normal)
+    }
+
+    /// Runs statements; returns the rows of the last one as text.
+    @discardableResult
+    func sql(_ statement: String) throws -> [[String?]] {
+        lock.lock()
+        defer { lock.unlock() }
+        if connection.isBroken { connection = try PGConnection(url: url, mode: .normal) }
+        let result = try connection.execute(statement)
+        return (0..<result.rowCount).map { row in (0..<result.columnCount).map { result.string(row, $0) } }
+    }
+
+    func value(_ statement: String) throws -> String? {
+        try sql(statement).first?.first ?? nil
+    }
+
+    func reconnect() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        connection = try PGConnection(url: url, mode: .normal)
+    }
+
+    /// Drops the database's slots (so WAL is released) and the database.
+    func drop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let admin = try? PGConnection(url: serverURL, mode: .normal) else { return }
+        _ = try? admin.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '\(name)' AND NOT active")
+        _ = try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
+    func slotConfirmedLSN(_ slot: String) throws -> LSN? {
+        try value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '\(slot)'").flatMap { LSN($0) }
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// What `scripts/test` provides: real PostgreSQL clusters, the built binary, a scratch directory.
+enum TestEnvironment {
+    static let environment = ProcessInfo.processInfo.environment
+
+    static var postgresURL: String? { environment["PGBRIDGE_TEST_PG_URL"] }
+    /// A second cluster that tests may restart or reconfigure.
+    static var disruptivePostgresURL: String? { environment["PGBRIDGE_TEST_PG2_URL"] }
+    static var disruptivePostgresControl: String? { environment["PGBRIDGE_TEST_PG2_CTL"] }
+    static var binary: String? { environment["PGBRIDGE_TEST_BINARY"] }
+
+    static var hasPostgres: Bool { postgresURL != nil }
+    static var hasDisruptivePostgres: Bool { disruptivePostgresURL != nil && disruptivePostgresControl != nil && binary != nil }
+    static var hasBinary: Bool { postgresURL != nil && binary != nil }
+
+    /// A fresh directory for one test.
+    static func scratchDirectory(_ name: String) throws -> String {
+        let base = environment["PGBRIDGE_TEST_TMP"] ?? NSTemporaryDirectory()
+        let path = (base as NSString).appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// `url` with its database replaced.
+    static func url(_ url: String, database: String) -> String {
+        guard let slash = url.range(of: "/", options: .backwards), url.distance(from: url.startIndex, to: slash.lowerBound) > 12 else {
+            return url + "/" + database
+        }
+        let rest = url[slash.upperBound...]
+        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
+        return String(url[..<slash.upperBound]) + database + query
+    }
+
+    /// Runs a control command (`pgctl2 restart` …) and waits for it.
+    static func control(_ arguments: [String]) throws {
+        guard let tool = disruptivePostgresControl else { return }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestFailure("\(tool) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
