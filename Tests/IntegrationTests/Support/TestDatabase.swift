@@ -48,8 +48,14 @@ final class TestDatabase: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let admin = try? PGConnection(url: serverURL, mode: .normal) else { return }
-        _ = try? admin.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '\(name)' AND NOT active")
+        // A walsender that is still shutting down keeps its slot active for a moment.
+        for _ in 0..<50 {
+            _ = try? admin.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '\(name)' AND NOT active")
+            let left = try? admin.execute("SELECT count(*) FROM pg_replication_slots WHERE database = '\(name)'").string(0, 0)
+            if left == "0" { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
         _ = try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
