@@ -4,6 +4,11 @@
 public struct NativeEncoder: Sendable {
     /// `"db":"…",` escaped once.
     private let dbFragment: [UInt8]
+    /// Text of the current transaction's commit LSN and commit time: the same for every event
+    /// of a transaction, so formatted once.
+    private var cachedTransaction: (commitLSN: LSN, commitTime: Int64)?
+    private var commitLSNText: [UInt8] = []
+    private var commitTimeText: [UInt8] = []
 
     public init(database: String) {
         var fragment: [UInt8] = []
@@ -14,7 +19,7 @@ public struct NativeEncoder: Sendable {
     }
 
     /// insert / update / delete / read.
-    public func encode(_ change: RowChange, in tx: TransactionContext, into out: inout [UInt8]) {
+    public mutating func encode(_ change: RowChange, in tx: TransactionContext, into out: inout [UInt8]) {
         let relation = change.relation
         header(op: change.op, ordinal: change.ordinal, lsn: change.lsn, tx: tx, into: &out)
         out.append(contentsOf: relation.sourceNameJSON)
@@ -70,7 +75,7 @@ public struct NativeEncoder: Sendable {
     }
 
     /// One `truncate` event for one table.
-    public func encodeTruncate(
+    public mutating func encodeTruncate(
         relation: RelationInfo, cascade: Bool, restartIdentity: Bool, lsn: LSN, ordinal: Int,
         in tx: TransactionContext, into out: inout [UInt8]
     ) {
@@ -86,7 +91,7 @@ public struct NativeEncoder: Sendable {
 
     /// A logical decoding message (`pg_logical_emit_message`): `op: message`,
     /// `after: {"prefix": …, "content": …, "transactional": …}`.
-    public func encodeMessage(
+    public mutating func encodeMessage(
         prefix: String, content: UnsafeRawBufferPointer, transactional: Bool, lsn: LSN, ordinal: Int,
         in tx: TransactionContext, into out: inout [UInt8]
     ) {
@@ -106,9 +111,16 @@ public struct NativeEncoder: Sendable {
 
     /// `{"id":"…","op":"…","source":{"db":"…",`
     @inline(__always)
-    private func header(op: ChangeOperation, ordinal: Int, lsn: LSN, tx: TransactionContext, into out: inout [UInt8]) {
+    private mutating func header(op: ChangeOperation, ordinal: Int, lsn: LSN, tx: TransactionContext, into out: inout [UInt8]) {
+        if cachedTransaction?.commitLSN != tx.commitLSN || cachedTransaction?.commitTime != tx.commitTime {
+            commitLSNText.removeAll(keepingCapacity: true)
+            tx.commitLSN.write(into: &commitLSNText)
+            commitTimeText.removeAll(keepingCapacity: true)
+            PostgresTime.writeRFC3339(tx.commitTime, into: &commitTimeText)
+            cachedTransaction = (tx.commitLSN, tx.commitTime)
+        }
         JSONBytes.appendRaw("{\"id\":\"", into: &out)
-        tx.commitLSN.write(into: &out)
+        out.append(contentsOf: commitLSNText)
         out.append(UInt8(ascii: ":"))
         JSONBytes.appendUInt(UInt64(ordinal), into: &out)
         JSONBytes.appendRaw("\",\"op\":\"", into: &out)
@@ -123,11 +135,11 @@ public struct NativeEncoder: Sendable {
         JSONBytes.appendRaw(",\"lsn\":\"", into: &out)
         lsn.write(into: &out)
         JSONBytes.appendRaw("\",\"commit_lsn\":\"", into: &out)
-        tx.commitLSN.write(into: &out)
+        out.append(contentsOf: commitLSNText)
         JSONBytes.appendRaw("\",\"xid\":", into: &out)
         JSONBytes.appendUInt(UInt64(tx.xid), into: &out)
         JSONBytes.appendRaw(",\"commit_time\":\"", into: &out)
-        PostgresTime.writeRFC3339(tx.commitTime, into: &out)
+        out.append(contentsOf: commitTimeText)
         JSONBytes.appendRaw("\",\"capture\":\"", into: &out)
         JSONBytes.appendRaw(tx.capture.name, into: &out)
         JSONBytes.appendRaw("\"}", into: &out)

@@ -6,7 +6,7 @@ import BridgeCore
 /// with captured server output.
 final class ChangeAssembler {
     var decoder = PgOutputDecoder()
-    let encoder: NativeEncoder
+    var encoder: NativeEncoder
     let spill: StreamSpill
     let messagesEnabled: Bool
     let maxBatchBytes: Int
