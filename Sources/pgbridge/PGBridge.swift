@@ -23,4 +23,13 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    /// Loads the configuration; a problem is printed and exits with code 2.
+    func loadConfig() throws -> BridgeConfig {
+        do {
+            return try BridgeConfig.load(path: config)
+        } catch {
+            throw ExitCodes.fail(error)
+        }
+    }
 }

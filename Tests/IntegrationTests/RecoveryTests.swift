@@ -39,7 +39,7 @@ struct RecoveryTests {
         // Kill -9 while rows are being written; check the slot never passes what was written.
         var kills = 0
         var violations: [String] = []
-        var sampler = ConfirmedSampler()
+        let sampler = ConfirmedSampler()
         while !inserter.isDone {
             try await Task.sleep(for: .milliseconds(1200))
             if let problem = try sampler.check(db: db, slot: slot, output: output, commits: inserter.commits) {

@@ -11,12 +11,7 @@ struct Check: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        let config: BridgeConfig
-        do {
-            config = try BridgeConfig.load(path: options.config)
-        } catch {
-            throw ExitCodes.fail(error)
-        }
+        let config = try options.loadConfig()
         var problems: [String] = []
         var unreachable = false
         for (index, pipe) in config.pipes.enumerated() {

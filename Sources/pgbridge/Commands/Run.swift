@@ -18,12 +18,7 @@ struct Run: AsyncParsableCommand {
     var stopAfterEvents: UInt64?
 
     func run() async throws {
-        let config: BridgeConfig
-        do {
-            config = try BridgeConfig.load(path: options.config)
-        } catch {
-            throw ExitCodes.fail(error)
-        }
+        let config = try options.loadConfig()
         let logger = LoggingSetup.bootstrap(level: options.logLevel)
         signal(SIGPIPE, SIG_IGN)
         var runners: [PipeRunner] = []

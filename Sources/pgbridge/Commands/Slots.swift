@@ -16,11 +16,7 @@ struct Slots: AsyncParsableCommand {
 
         func postgres() throws -> PostgresConfig {
             if let url { return PostgresConfig(url: url) }
-            do {
-                return try BridgeConfig.load(path: global.config).postgres
-            } catch {
-                throw ExitCodes.fail(error)
-            }
+            return try global.loadConfig().postgres
         }
     }
 
