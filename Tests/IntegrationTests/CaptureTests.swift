@@ -177,8 +177,14 @@ struct CaptureTests {
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: slot)
         try db.sql("SELECT pg_logical_emit_message(true, 'app', 'hello')")
-        let events = try await pipe.waitForEvents(count: 1)
-        #expect(events.first?.op == "message")
+        try db.sql("SELECT pg_logical_emit_message(false, 'app', 'outside')")
+        let events = try await pipe.waitForEvents(count: 2)
+        #expect(events.map(\.op) == ["message", "message"])
+        #expect(events.last?.after?["content"] as? String == "outside")
+        let outside = try #require(events.last?["source"] as? [String: Any])
+        #expect(outside["xid"] as? Int == 0)
+        let year = (outside["commit_time"] as? String)?.prefix(4)
+        #expect(year.flatMap { Int($0) }.map { $0 >= 2024 } == true, "commit_time \(outside["commit_time"] ?? "-")")
         // Writes to an unpublished table only: the slot must still move forward.
         let before = try #require(try db.slotConfirmedLSN(slot))
         try db.sql("INSERT INTO other SELECT generate_series(1, 1000)")
@@ -193,6 +199,6 @@ struct CaptureTests {
         }
         try await pipe.stop()
         #expect(confirmed >= target, "slot stayed at \(confirmed), WAL is at \(target)")
-        #expect(pipe.events().count == 1)
+        #expect(pipe.events().count == 2)
     }
 }

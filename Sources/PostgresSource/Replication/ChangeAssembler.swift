@@ -86,8 +86,10 @@ final class ChangeAssembler {
         }
     }
 
-    /// One pgoutput message; `lsn` is the WAL position from the XLogData header (0 if unknown).
-    func handle(_ payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
+    /// One pgoutput message; `lsn` is the WAL position from the XLogData header (0 if unknown)
+    /// and `serverTime` its send time (PostgreSQL microseconds), used for messages outside a
+    /// transaction.
+    func handle(_ payload: UnsafeRawBufferPointer, lsn: UInt64, serverTime: Int64 = 0) throws {
         guard let type = payload.first else { throw PgOutputError.empty }
         // Inside a stream segment, changes are spilled until Stream Commit / Abort.
         if let xid = streamXid, Self.carriesStreamXid(type) {
@@ -121,7 +123,7 @@ final class ChangeAssembler {
         case .message(_, false, let messageLSN, _, _) where transaction == nil:
             // Non-transactional message: a one-event unit of its own, not a checkpoint.
             guard messagesEnabled else { return }
-            transaction = TransactionContext(commitLSN: messageLSN, xid: 0, commitTime: 0, capture: .replication)
+            transaction = TransactionContext(commitLSN: messageLSN, xid: 0, commitTime: serverTime, capture: .replication)
             ordinal = 0
             try emit(message, payload: payload, lsn: messageLSN.value)
             transaction = nil

@@ -316,11 +316,11 @@ final class ReplicationStream: @unchecked Sendable {
         case UInt8(ascii: "w"):
             let dataStart = try reader.uint64("XLogData start")
             _ = try reader.uint64("XLogData end")
-            _ = try reader.int64("XLogData time")
+            let sendTime = try reader.int64("XLogData time")
             if logger.logLevel <= .trace, message.count > 25 {
                 logger.trace("message", metadata: ["type": "\(Character(UnicodeScalar(message[25])))", "lsn": "\(LSN(dataStart))"])
             }
-            try assembler.handle(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart)
+            try assembler.handle(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart, serverTime: sendTime)
         case UInt8(ascii: "k"):
             let walEnd = try reader.uint64("keepalive WAL end")
             _ = try reader.int64("keepalive time")
