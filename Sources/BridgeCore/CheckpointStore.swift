@@ -13,11 +13,14 @@ public final class CheckpointStore: @unchecked Sendable {
         /// PostgreSQL system identifier (IDENTIFY_SYSTEM), so a record is never applied to another cluster.
         public var systemID: String
         public var slot: String
+        /// Server timeline (IDENTIFY_SYSTEM): a promoted standby starts a new one.
+        public var timeline: String
 
-        public init(lsn: LSN, systemID: String, slot: String) {
+        public init(lsn: LSN, systemID: String, slot: String, timeline: String = "") {
             self.lsn = lsn
             self.systemID = systemID
             self.slot = slot
+            self.timeline = timeline
         }
     }
 
@@ -43,7 +46,7 @@ public final class CheckpointStore: @unchecked Sendable {
         }
         guard let lsnText = fields["lsn"], let lsn = LSN(lsnText), let system = fields["system"], let slot = fields["slot"]
         else { return nil }
-        cached = Record(lsn: lsn, systemID: system, slot: slot)
+        cached = Record(lsn: lsn, systemID: system, slot: slot, timeline: fields["timeline"] ?? "")
         return cached
     }
 
@@ -51,10 +54,12 @@ public final class CheckpointStore: @unchecked Sendable {
     public func save(_ record: Record) throws {
         lock.lock()
         defer { lock.unlock() }
-        if let cached, cached.systemID == record.systemID, cached.slot == record.slot, cached.lsn >= record.lsn {
+        if let cached, cached.systemID == record.systemID, cached.slot == record.slot, cached.timeline == record.timeline,
+            cached.lsn >= record.lsn
+        {
             return
         }
-        let text = "lsn \(record.lsn)\nsystem \(record.systemID)\nslot \(record.slot)\n"
+        let text = "lsn \(record.lsn)\nsystem \(record.systemID)\nslot \(record.slot)\ntimeline \(record.timeline)\n"
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw CheckpointError(path: temporary, operation: "create") }

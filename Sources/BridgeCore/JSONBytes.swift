@@ -101,6 +101,44 @@ public enum JSONBytes {
         }
     }
 
+    /// Appends a JSON document produced by PostgreSQL (`json`, `jsonb`) as it is, except that
+    /// line breaks become spaces (`json` keeps its input's whitespace, and a raw newline would
+    /// split a JSON line; PostgreSQL only accepts them between tokens) and invalid UTF-8 becomes
+    /// U+FFFD.
+    public static func appendRawJSON(_ src: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        let count = src.count
+        guard count > 0, let base = src.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        var i = 0
+        var runStart = 0
+        while i < count {
+            let b = base[i]
+            if b != 0x0A && b != 0x0D && b < 0x80 {
+                i += 1
+                continue
+            }
+            if b >= 0x80 {
+                let length = validUTF8Length(base, i, count)
+                if length > 0 {
+                    i += length
+                    continue
+                }
+            }
+            if runStart < i {
+                out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: i - runStart))
+            }
+            if b >= 0x80 {
+                out.append(contentsOf: [0xEF, 0xBF, 0xBD] as [UInt8])
+            } else {
+                out.append(0x20)
+            }
+            i += 1
+            runStart = i
+        }
+        if runStart < count {
+            out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: count - runStart))
+        }
+    }
+
     /// Appends raw ASCII bytes (keys, numbers, literals) unchanged.
     @inline(__always)
     public static func appendRaw(_ literal: StaticString, into out: inout [UInt8]) {

@@ -42,6 +42,9 @@ public final class RelationInfo: Sendable {
     public let keyColumns: [Int]
     /// For a TimescaleDB chunk: the chunk's qualified name (schema/table then name the hypertable).
     public let chunk: String?
+    /// Changes of this relation are not reported (e.g. continuous-aggregate materialisation with
+    /// `continuous_aggregates: drop`).
+    public let isSuppressed: Bool
 
     /// `"schema":"…","table":"…"` (and `"chunk":"…"`), escaped.
     let sourceNameJSON: [UInt8]
@@ -50,8 +53,9 @@ public final class RelationInfo: Sendable {
     ///   event key when the replica identity is FULL (every column is then flagged as identity).
     public init(
         oid: UInt32, schema: String, table: String, replicaIdentity: ReplicaIdentity,
-        columns: [Column], primaryKey: [String]? = nil, chunk: String? = nil
+        columns: [Column], primaryKey: [String]? = nil, chunk: String? = nil, isSuppressed: Bool = false
     ) {
+        self.isSuppressed = isSuppressed
         self.oid = oid
         self.schema = schema
         self.table = table

@@ -30,7 +30,7 @@ public enum ValueEncoder {
             }
         case .rawJSON:
             if text.count > 0 {
-                out.append(contentsOf: text)
+                JSONBytes.appendRawJSON(text, into: &out)
             } else {
                 JSONBytes.appendRaw("null", into: &out)
             }

@@ -14,7 +14,7 @@ struct StateTests {
         let reopened = try CheckpointStore(directory: directory, pipe: "p")
         #expect(reopened.load() == .init(lsn: LSN("0/100")!, systemID: "42", slot: "s"))
         let text = try String(contentsOfFile: reopened.path, encoding: .utf8)
-        #expect(text == "lsn 0/100\nsystem 42\nslot s\n")
+        #expect(text == "lsn 0/100\nsystem 42\nslot s\ntimeline \n")
     }
 
     @Test func queueHandsOverInOrderAndBlocksWhenFull() async throws {

@@ -265,6 +265,20 @@ struct ChangeAssemblerTests {
         #expect(events[0]["key"] as? [String: Int] == ["id": 10])
     }
 
+    @Test func skippedStreamedTransactionStillTeachesTheRelationCache() throws {
+        // T1 (xid 789) was delivered before a restart: it is skipped, but its spilled Relation
+        // message must still reach the decoder (the server will not send it again).
+        let h = try AssemblerHarness(skipThrough: LSN("0/3A7F608")!)
+        let messages = try Fixtures.messages("streaming")
+        let firstCommit = try #require(messages.firstIndex { $0.first == UInt8(ascii: "c") })
+        for bytes in messages[...firstCommit] {
+            try bytes.withUnsafeBytes { try h.assembler.handle($0, lsn: 0) }
+        }
+        #expect(try h.events().isEmpty)
+        #expect(h.assembler.decoder.relations[16503]?.table == "big")
+        #expect(h.assembler.spill.openTransactionCount == 0)
+    }
+
     @Test func resetDropsAnIncompleteTransaction() throws {
         let h = try AssemblerHarness()
         let messages = try Fixtures.messages("basic_crud")

@@ -99,13 +99,24 @@ struct PgOutputDecoderTests {
 
     @Test func replicaIdentityFullUsesPrimaryKeyWhenKnown() throws {
         var decoder = PgOutputDecoder()
-        decoder.primaryKeyLookup = { oid, schema, table in
+        decoder.relationLookup = { oid, schema, table in
             #expect(oid == 16416 && schema == "public" && table == "rif")
-            return ["id"]
+            return .init(primaryKey: ["id"])
         }
         let f = try DecodedFixture("replica_identity_full", decoder: &decoder)
         guard case .relation(let rel) = f.messages[1] else { Issue.record("expected Relation"); return }
         #expect(rel.keyColumns == [0])
+    }
+
+    @Test func chunksAreReportedAsTheirHypertable() throws {
+        var decoder = PgOutputDecoder()
+        decoder.relationLookup = { _, schema, table in
+            schema == "public" && table == "items" ? .init(primaryKey: ["id"], reportAs: ("public", "conditions")) : nil
+        }
+        let f = try DecodedFixture("basic_crud", decoder: &decoder)
+        guard case .relation(let rel) = f.messages[1] else { Issue.record("expected Relation"); return }
+        #expect(rel.schema == "public" && rel.table == "conditions" && rel.chunk == "public.items")
+        #expect(!rel.isSuppressed)
     }
 
     @Test func replicaIdentityIndex() throws {

@@ -114,6 +114,7 @@ extension BridgeConfig {
         case "replication":
             let keys = try node.mapping(allowed: [
                 "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
+                "continuous_aggregates", "reconcile_interval",
             ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
@@ -152,10 +153,23 @@ extension BridgeConfig {
             }
             let messages = try keys["messages"]?.bool() ?? true
             let slotBusyTimeout = try keys["slot_busy_timeout"]?.duration() ?? .seconds(30)
+            var continuousAggregates = ContinuousAggregateMode.view
+            if let modeNode = keys["continuous_aggregates"] {
+                let text = try modeNode.string()
+                guard let mode = ContinuousAggregateMode(rawValue: text) else {
+                    throw modeNode.error("unknown mode '\(text)'; expected view or drop")
+                }
+                continuousAggregates = mode
+            }
+            let reconcileInterval = try keys["reconcile_interval"]?.duration() ?? .seconds(30)
+            guard reconcileInterval >= .seconds(1) else {
+                throw keys["reconcile_interval"]!.error("must be at least 1s")
+            }
             return .replication(
                 ReplicationSourceConfig(
                     tables: tables, slot: slot, publication: publication, snapshot: snapshot,
-                    statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout))
+                    statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout,
+                    continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval))
         case "outbox", "notify":
             throw (kindNode ?? node).error("source kind '\(kind)' is not available in this version of pgbridge yet: use replication")
         default:
@@ -165,7 +179,7 @@ extension BridgeConfig {
 
     private static let sourceKeys = [
         "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
-        "channel", "channels",
+        "continuous_aggregates", "reconcile_interval", "channel", "channels",
     ]
 
     static func parseSink(_ node: ConfigNode) throws -> SinkConfig {

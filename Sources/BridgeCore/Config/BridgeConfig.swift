@@ -59,12 +59,19 @@ public struct ReplicationSourceConfig: Sendable {
     public var messages: Bool
     /// How long a slot held by another process is retried before pgbridge gives up (exit 3).
     public var slotBusyTimeout: Duration
+    /// Rows of continuous-aggregate materialisation hypertables: reported as the view, or dropped.
+    public var continuousAggregates: ContinuousAggregateMode
+    /// How often hypertable chunks missing from the publication are looked for and added.
+    public var reconcileInterval: Duration
 
     public init(
         tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
-        statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30)
+        statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30),
+        continuousAggregates: ContinuousAggregateMode = .view, reconcileInterval: Duration = .seconds(30)
     ) {
         self.slotBusyTimeout = slotBusyTimeout
+        self.continuousAggregates = continuousAggregates
+        self.reconcileInterval = reconcileInterval
         self.tables = tables
         self.slot = slot
         self.publication = publication
@@ -72,6 +79,13 @@ public struct ReplicationSourceConfig: Sendable {
         self.statusInterval = statusInterval
         self.messages = messages
     }
+}
+
+public enum ContinuousAggregateMode: String, Sendable, CaseIterable {
+    /// Report materialisation rows under the continuous aggregate's view name.
+    case view
+    /// Do not report them.
+    case drop
 }
 
 public enum SnapshotMode: String, Sendable {

@@ -39,6 +39,19 @@ public enum DatabaseAdmin {
             report.problems += missing
             report.problems += CaptureCatalog.replicaIdentityProblems(tables)
             let publication = try catalog.publication(source.publication)
+            let timescale = try catalog.timescaleState()
+            let hypertables = try catalog.hypertables(among: tables, state: timescale)
+            if publication.exists && !publication.allTables {
+                for hypertable in tables where hypertables.contains(hypertable.oid) {
+                    let absent = try catalog.chunks(of: hypertable.oid).filter { !publication.tables.contains($0.oid) }
+                    guard !absent.isEmpty else { continue }
+                    report.problems.append(
+                        "hypertable \(hypertable.display) has \(absent.count) chunk(s) missing from publication "
+                            + "\(source.publication) (\(absent.prefix(5).map(\.display).joined(separator: ", "))"
+                            + "\(absent.count > 5 ? ", …" : "")): their rows are not captured. pgbridge run adds them; set "
+                            + "timescaledb.enable_chunk_auto_publication = on for the database so new chunks are published at once")
+                }
+            }
             if !publication.exists {
                 report.notes.append("publication \(source.publication) does not exist yet: pgbridge run creates it")
             } else if !publication.allTables {

@@ -49,8 +49,23 @@ struct CaptureCatalog {
               AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_timescaledb_internal', 'pgbridge')
             ORDER BY c.relname
             """
+        let hasContinuousAggregates =
+            try connection.execute("SELECT to_regclass('_timescaledb_catalog.continuous_agg') IS NOT NULL").string(0, 0) == "t"
         for pattern in patterns {
-            let result = try connection.execute(query, [pattern.schema, pattern.table])
+            var result = try connection.execute(query, [pattern.schema, pattern.table])
+            if result.rowCount == 0, let table = pattern.table, hasContinuousAggregates {
+                // A continuous aggregate's view: capture its materialisation hypertable.
+                result = try connection.execute(
+                    """
+                    SELECT c.oid, n.nspname, c.relname, c.relreplident::text,
+                           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+                    FROM _timescaledb_catalog.continuous_agg ca
+                    JOIN _timescaledb_catalog.hypertable h ON h.id = ca.mat_hypertable_id
+                    JOIN pg_namespace n ON n.nspname = h.schema_name
+                    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = h.table_name
+                    WHERE ca.user_view_schema = $1 AND ca.user_view_name = $2
+                    """, [pattern.schema, table])
+            }
             if result.rowCount == 0 {
                 if pattern.table != nil {
                     problems.append(

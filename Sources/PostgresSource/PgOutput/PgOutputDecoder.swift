@@ -16,8 +16,29 @@ public struct PgOutputDecoder {
     public private(set) var newTuple: [TupleValue] = []
     public private(set) var oldTuple: [TupleValue] = []
 
-    /// Looks up a table's primary-key columns (for REPLICA IDENTITY FULL keys); optional.
-    public var primaryKeyLookup: ((UInt32, String, String) -> [String]?)?
+    /// What the catalog says about a relation beyond its Relation message.
+    public struct RelationMetadata: Sendable, Equatable {
+        /// Primary-key columns (used for the event key under REPLICA IDENTITY FULL).
+        public var primaryKey: [String]?
+        /// For a TimescaleDB chunk: the hypertable (or continuous-aggregate view) to report.
+        public var reportAs: (schema: String, table: String)?
+        public var isSuppressed: Bool
+
+        public init(primaryKey: [String]? = nil, reportAs: (schema: String, table: String)? = nil, isSuppressed: Bool = false) {
+            self.primaryKey = primaryKey
+            self.reportAs = reportAs
+            self.isSuppressed = isSuppressed
+        }
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.primaryKey == b.primaryKey && a.reportAs?.schema == b.reportAs?.schema
+                && a.reportAs?.table == b.reportAs?.table && a.isSuppressed == b.isSuppressed
+        }
+    }
+
+    /// Looks up catalog metadata for a relation (OID, namespace, name) on every Relation
+    /// message; optional (without it, relations are reported under their own names).
+    public var relationLookup: ((UInt32, String, String) throws -> RelationMetadata?)?
 
     public init() {
         newTuple.reserveCapacity(32)
@@ -214,12 +235,17 @@ public struct PgOutputDecoder {
             let modifier = try r.int32("type modifier")
             columns.append(.init(name: columnName, typeOID: typeOID, typeModifier: modifier, isIdentity: flags & 1 != 0))
         }
-        var primaryKey: [String]?
-        if identity == .full || identity == .nothing || !columns.contains(where: \.isIdentity) {
-            primaryKey = primaryKeyLookup?(oid, schema, name)
+        let metadata = try relationLookup?(oid, schema, name)
+        let info: RelationInfo
+        if let reportAs = metadata?.reportAs {
+            info = RelationInfo(
+                oid: oid, schema: reportAs.schema, table: reportAs.table, replicaIdentity: identity, columns: columns,
+                primaryKey: metadata?.primaryKey, chunk: "\(schema).\(name)", isSuppressed: metadata?.isSuppressed ?? false)
+        } else {
+            info = RelationInfo(
+                oid: oid, schema: schema, table: name, replicaIdentity: identity, columns: columns,
+                primaryKey: metadata?.primaryKey, isSuppressed: metadata?.isSuppressed ?? false)
         }
-        let info = RelationInfo(
-            oid: oid, schema: schema, table: name, replicaIdentity: identity, columns: columns, primaryKey: primaryKey)
         relations[oid] = info
         return info
     }

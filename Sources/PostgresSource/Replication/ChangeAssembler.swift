@@ -12,6 +12,8 @@ final class ChangeAssembler {
     let maxBatchBytes: Int
     /// Called when the batch is full; it must hand the batch out and call `batchWasHandedOut()`.
     var flushBatch: () -> Void = {}
+    /// Called periodically during long replays so the connection's status updates keep going.
+    var keepAlive: () -> Void = {}
 
     var batch = EventBatch()
     /// Transactions committed below this were delivered before (dedupe after restarts).
@@ -25,6 +27,11 @@ final class ChangeAssembler {
     /// Where the open transaction's events start in `batch` (to drop them after a reconnect).
     private var transactionMark: (bytes: Int, events: Int)?
     private(set) var streamXid: UInt32?
+    /// Nesting depth of TimescaleDB compression/decompression markers in the open transaction:
+    /// changes between a `*-start` and its `*-end` are storage reorganisation, not user changes.
+    private var timescaleMaintenanceDepth = 0
+
+    static let timescaleMarkerPrefix = "::timescaledb-"
 
     init(encoder: NativeEncoder, spill: StreamSpill, skipThrough: LSN, messagesEnabled: Bool, maxBatchBytes: Int) {
         self.encoder = encoder
@@ -112,12 +119,14 @@ final class ChangeAssembler {
             try spill.abort(xid: xid, subtransaction: subtransaction)
         case .streamCommit(let xid, _, let commitLSN, let endLSN, let commitTime):
             beginTransaction(commitLSN: commitLSN, xid: xid, commitTime: commitTime)
-            if skippingTransaction {
-                try spill.abort(xid: xid, subtransaction: xid)
-            } else {
-                try spill.replay(xid: xid) { changeLSN, spilled in
-                    try emit(decoder.decodeStreamed(spilled), payload: spilled, lsn: changeLSN)
-                }
+            var replayed = 0
+            try spill.replay(xid: xid) { changeLSN, spilled in
+                // Decode even when skipping: spilled Relation/Type messages must reach the cache,
+                // the server will not send them again.
+                let message = try decoder.decodeStreamed(spilled)
+                if !skippingTransaction { try emit(message, payload: spilled, lsn: changeLSN) }
+                replayed += 1
+                if replayed & 4095 == 0 { keepAlive() }
             }
             endTransaction(endLSN: endLSN)
         case .message(_, false, let messageLSN, _, _) where transaction == nil:
@@ -143,10 +152,12 @@ final class ChangeAssembler {
         // Already delivered before a restart (the slot may resend after a crash): skip it.
         skippingTransaction = commitLSN < max(skipThrough, lastEmittedCheckpoint)
         transactionMark = (batch.bytes.count, batch.eventCount)
+        timescaleMaintenanceDepth = 0
     }
 
     private func endTransaction(endLSN: LSN) {
         transaction = nil
+        timescaleMaintenanceDepth = 0
         transactionMark = nil
         skippingTransaction = false
         if endLSN > lastEmittedCheckpoint { lastEmittedCheckpoint = endLSN }
@@ -158,6 +169,21 @@ final class ChangeAssembler {
     private func emit(_ message: PgOutputMessage, payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
         guard let transaction, !skippingTransaction else { return }
         let changeLSN = lsn == 0 ? transaction.commitLSN : LSN(lsn)
+        switch message {
+        case .message(_, _, _, let prefix, _) where prefix.hasPrefix(Self.timescaleMarkerPrefix):
+            if prefix.hasSuffix("-start") {
+                timescaleMaintenanceDepth += 1
+            } else if prefix.hasSuffix("-end") {
+                timescaleMaintenanceDepth = max(0, timescaleMaintenanceDepth - 1)
+            }
+            return
+        case .insert(_, let relation), .update(_, let relation, _), .delete(_, let relation, _):
+            if relation.isSuppressed || timescaleMaintenanceDepth > 0 { return }
+        case .truncate:
+            if timescaleMaintenanceDepth > 0 { return }
+        default:
+            break
+        }
         switch message {
         case .insert(_, let relation):
             let change = RowChange(
@@ -176,7 +202,10 @@ final class ChangeAssembler {
                 old: TupleView(values: decoder.oldTuple, buffer: payload), oldIsKeyOnly: old == .key)
             encoder.encode(change, in: transaction, into: &batch.bytes)
         case .truncate(_, let relations, let cascade, let restartIdentity):
-            for relation in relations {
+            // TRUNCATE of a hypertable lists the hypertable and every chunk: report each table once.
+            var reported: Set<String> = []
+            for relation in relations where !relation.isSuppressed {
+                guard reported.insert(relation.qualifiedName).inserted else { continue }
                 encoder.encodeTruncate(
                     relation: relation, cascade: cascade, restartIdentity: restartIdentity, lsn: changeLSN,
                     ordinal: ordinal, in: transaction, into: &batch.bytes)

@@ -1,12 +1,20 @@
 import BridgeCore
 import Foundation
+import Logging
 
 extension ReplicationSource {
     /// What the stream needs from setup.
     struct Prepared: Sendable {
         let database: String
         let systemID: String
+        let timeline: String
+        /// The server's WAL position at start (IDENTIFY_SYSTEM xlogpos).
+        let serverWAL: LSN
+        /// The slot did not exist and was created by this start.
+        let slotCreated: Bool
         let tables: [String]
+        /// OIDs of the captured hypertables (their chunks are kept in the publication).
+        let hypertables: [UInt32]
         /// The slot's confirmed position when we started (nil for a new slot).
         let slotConfirmed: LSN?
     }
@@ -28,7 +36,16 @@ extension ReplicationSource {
         guard problems.isEmpty else {
             throw PostgresError(.prerequisite, problems.joined(separator: "\n"))
         }
-        try ensurePublication(catalog: catalog, connection: connection, tables: tables)
+        let timescale = try catalog.timescaleState()
+        let hypertables = try catalog.hypertables(among: tables, state: timescale)
+        if !hypertables.isEmpty && timescale.isPresent {
+            enableChunkAutoPublication(connection: connection, database: database)
+        }
+        var published = tables
+        for hypertable in tables where hypertables.contains(hypertable.oid) {
+            published += try catalog.chunks(of: hypertable.oid)
+        }
+        try ensurePublication(catalog: catalog, connection: connection, tables: published)
 
         var slotConfirmed: LSN?
         if let slot = try catalog.slot(config.slot) {
@@ -41,6 +58,8 @@ extension ReplicationSource {
         let replication = try PGConnection(url: postgres.url, mode: .replication)
         let identity = try replication.execute("IDENTIFY_SYSTEM")
         let systemID = identity.string(0, "systemid") ?? ""
+        let timeline = identity.string(0, "timeline") ?? ""
+        let serverWAL = identity.string(0, "xlogpos").flatMap { LSN($0) } ?? .zero
         if slotConfirmed == nil {
             do {
                 let created = try replication.execute(
@@ -58,7 +77,45 @@ extension ReplicationSource {
                         + "or raise max_replication_slots", sqlState: error.sqlState)
             }
         }
-        return Prepared(database: database, systemID: systemID, tables: tables.map(\.display), slotConfirmed: slotConfirmed)
+        return Prepared(
+            database: database, systemID: systemID, timeline: timeline, serverWAL: serverWAL,
+            slotCreated: slotConfirmed == nil, tables: tables.map(\.display),
+            hypertables: tables.filter { hypertables.contains($0.oid) }.map(\.oid), slotConfirmed: slotConfirmed)
+    }
+
+    /// TimescaleDB (>= 2.25) adds a new chunk to its hypertable's publications in the chunk's
+    /// own transaction when this is on in the creating session, so the chunk's first rows are
+    /// published. Set for the database; the reconciler covers sessions that started before.
+    private func enableChunkAutoPublication(connection: PGConnection, database: String) {
+        do {
+            try connection.execute(
+                "ALTER DATABASE \(SQL.identifier(database)) SET timescaledb.enable_chunk_auto_publication = on")
+            logger.info("set timescaledb.enable_chunk_auto_publication = on", metadata: ["database": "\(database)"])
+        } catch {
+            logger.warning(
+                Logger.Message(stringLiteral: "cannot set timescaledb.enable_chunk_auto_publication for database \(database): \(error). "
+                    + "Run ALTER DATABASE \(SQL.identifier(database)) SET timescaledb.enable_chunk_auto_publication = on "
+                    + "as its owner; until then pgbridge adds new chunks to the publication after they appear, and their "
+                    + "first rows can be missed"))
+        }
+    }
+
+    /// Adds chunks of the captured hypertables that are missing from the publication (created
+    /// in a session without auto-publication, or by an older TimescaleDB). Returns their names.
+    func reconcileChunks(hypertables: [UInt32]) throws -> [String] {
+        guard !hypertables.isEmpty else { return [] }
+        let connection = try PGConnection(url: postgres.url, mode: .normal)
+        let catalog = CaptureCatalog(connection: connection)
+        let publication = try catalog.publication(config.publication)
+        guard publication.exists, !publication.allTables else { return [] }
+        var missing: [CaptureCatalog.Table] = []
+        for hypertable in hypertables {
+            missing += try catalog.chunks(of: hypertable).filter { !publication.tables.contains($0.oid) }
+        }
+        guard !missing.isEmpty else { return [] }
+        try connection.execute(
+            "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
+        return missing.map(\.display)
     }
 
     private func ensurePublication(catalog: CaptureCatalog, connection: PGConnection, tables: [CaptureCatalog.Table]) throws {

@@ -56,6 +56,32 @@ public final class ReplicationSource: ChangeSource {
         thread.name = "pgbridge-replication-\(pipeName)"
         thread.stackSize = 1 << 20
         thread.start()
+        if !prepared.hypertables.isEmpty {
+            let reconciler = Thread { [self] in reconcileUntilStopped(hypertables: prepared.hypertables) }
+            reconciler.name = "pgbridge-reconcile-\(pipeName)"
+            reconciler.start()
+        }
+    }
+
+    /// Every `reconcile_interval`, adds hypertable chunks missing from the publication and says so.
+    private func reconcileUntilStopped(hypertables: [UInt32]) {
+        var next = ContinuousClock.now + config.reconcileInterval
+        while !shared.withLock({ $0.stopRequested }) {
+            Thread.sleep(forTimeInterval: 0.1)
+            guard ContinuousClock.now >= next else { continue }
+            next = ContinuousClock.now + config.reconcileInterval
+            do {
+                let added = try reconcileChunks(hypertables: hypertables)
+                if !added.isEmpty {
+                    logger.warning(
+                        Logger.Message(stringLiteral: "added chunks missing from publication \(config.publication): \(added.joined(separator: ", ")). "
+                            + "Rows written to them before now were not captured; set "
+                            + "timescaledb.enable_chunk_auto_publication = on for the database to avoid this"))
+                }
+            } catch {
+                logger.warning("publication reconcile failed (retrying in \(config.reconcileInterval)): \(error)")
+            }
+        }
     }
 
     public func next() async throws -> EventBatch? { try await queue.next() }

@@ -18,6 +18,7 @@ final class ReplicationStream: @unchecked Sendable {
 
     var connection: PGConnection?
     var catalogConnection: PGConnection?
+    var timescaleState: CaptureCatalog.TimescaleState?
 
     // Batching
     var nextSequence: UInt64 = 1
@@ -40,12 +41,28 @@ final class ReplicationStream: @unchecked Sendable {
             directory: (source.stateDirectory as NSString).appendingPathComponent("spill/\(source.pipeName)"))
         var skip = LSN.zero
         if let record = checkpointStore.load() {
-            if record.systemID == prepared.systemID && record.slot == source.config.slot {
-                skip = record.lsn
-            } else {
+            // The record only describes this slot's history on this server lineage. A new slot
+            // (e.g. after a failover, where slots do not exist), a new timeline (a promoted
+            // standby) or a record ahead of the server's WAL (a restored backup) make it stale:
+            // trusting it would skip real transactions.
+            let reason: String? =
+                if record.systemID != prepared.systemID || record.slot != source.config.slot {
+                    "it belongs to another database or slot"
+                } else if prepared.slotCreated {
+                    "the slot was just created"
+                } else if !record.timeline.isEmpty && record.timeline != prepared.timeline {
+                    "the server is on timeline \(prepared.timeline) now (was \(record.timeline))"
+                } else if record.lsn > prepared.serverWAL {
+                    "it is ahead of the server's WAL position \(prepared.serverWAL)"
+                } else {
+                    nil
+                }
+            if let reason {
                 logger.warning(
-                    "ignoring checkpoint recorded for another database or slot",
-                    metadata: ["file": "\(checkpointStore.path)", "recorded_slot": "\(record.slot)"])
+                    "ignoring the pipe's checkpoint \(record.lsn): \(reason)",
+                    metadata: ["file": "\(checkpointStore.path)"])
+            } else {
+                skip = record.lsn
             }
         }
         self.assembler = ChangeAssembler(
@@ -55,8 +72,11 @@ final class ReplicationStream: @unchecked Sendable {
         if initial > .zero {
             source.shared.withLock { $0.ackedLSN = initial }
         }
-        assembler.decoder.primaryKeyLookup = { [unowned self] oid, _, _ in self.primaryKey(oid: oid) }
+        assembler.decoder.relationLookup = { [unowned self] oid, schema, _ in
+            try self.relationMetadata(oid: oid, schema: schema)
+        }
         assembler.flushBatch = { [unowned self] in self.pushBlocking() }
+        assembler.keepAlive = { [unowned self] in try? self.sendStatusIfDue() }
     }
 
     // MARK: - Thread body
@@ -224,10 +244,13 @@ final class ReplicationStream: @unchecked Sendable {
             if ended {
                 throw PostgresError(.connectionFailed, "the server ended the replication stream")
             }
+            let filledBatch = assembler.batch.bytes.count >= maxBytes
             if assembler.hasDeliverableBatch, queue.hasRoom {
                 pushBlocking()
             }
             try sendStatusIfDue()
+            // After a full batch libpq may already hold more messages: read again at once.
+            if filledBatch && assembler.batch.bytes.count < maxBytes { continue }
             try waitForWork(connection)
         }
     }
@@ -254,6 +277,7 @@ final class ReplicationStream: @unchecked Sendable {
         lastPushedSequence = nextSequence
         nextSequence += 1
         assembler.batchWasHandedOut()
+        try? sendStatusIfDue()  // long replays push often but never wait: keep the server informed
     }
 
     // MARK: - Feedback
@@ -282,7 +306,8 @@ final class ReplicationStream: @unchecked Sendable {
         if flush > lastFlushSent {
             // Record first: the local record must never be behind what the slot was told.
             do {
-                try checkpointStore.save(.init(lsn: flush, systemID: prepared.systemID, slot: source.config.slot))
+                try checkpointStore.save(
+                    .init(lsn: flush, systemID: prepared.systemID, slot: source.config.slot, timeline: prepared.timeline))
             } catch {
                 logger.warning("\(error)")
             }
@@ -335,17 +360,27 @@ final class ReplicationStream: @unchecked Sendable {
 
     // MARK: - Catalog lookups
 
-    private func primaryKey(oid: UInt32) -> [String]? {
+    /// Primary key and TimescaleDB chunk mapping for a relation, asked on every Relation
+    /// message (rare). A failure is retriable: after the reconnect the server sends the
+    /// Relation message again, so a chunk is never reported under its own name by mistake.
+    private func relationMetadata(oid: UInt32, schema: String) throws -> PgOutputDecoder.RelationMetadata {
         do {
             if catalogConnection == nil || catalogConnection?.isBroken == true {
                 catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
+                timescaleState = nil
             }
-            let key = try CaptureCatalog(connection: catalogConnection!).primaryKey(oid: oid)
-            return key.isEmpty ? nil : key
-        } catch {
-            logger.debug("primary key lookup failed for relation \(oid): \(error)")
+            let catalog = CaptureCatalog(connection: catalogConnection!)
+            let state = try timescaleState ?? catalog.timescaleState()
+            timescaleState = state
+            return try catalog.metadata(
+                oid: oid, schema: schema, continuousAggregates: source.config.continuousAggregates, state: state)
+        } catch let error as PostgresError {
             catalogConnection = nil
-            return nil
+            // Connection problems are retried (the server resends the Relation message after a
+            // reconnect); a failing query (e.g. no permission on the catalog) stops the pipe.
+            throw PostgresError(
+                error.code, "catalog lookup for relation \(schema) (OID \(oid)) failed: \(error.message)",
+                sqlState: error.sqlState, retriable: error.isRetriable)
         }
     }
 }

@@ -1,0 +1,81 @@
+/// A plain-PostgreSQL stand-in for TimescaleDB 2.28's catalog shape (see
+/// shared/design/TIMESCALEDB.md, "Testing without TimescaleDB"): hypertables are parent tables
+/// whose chunks are inheritance children in `_timescaledb_internal` with CHECK constraints,
+/// registered in `_timescaledb_catalog.hypertable` / `.chunk` (2.14–2.28 columns). A BEFORE
+/// INSERT trigger routes rows into daily chunks, creating a chunk in the inserting transaction
+/// and, like TimescaleDB >= 2.25 with `timescaledb.enable_chunk_auto_publication = on`, adding it
+/// to every publication of its hypertable in that same transaction.
+enum TimescaleFixture {
+    static let sql = #"""
+        CREATE SCHEMA _timescaledb_catalog;
+        CREATE SCHEMA _timescaledb_internal;
+        CREATE TABLE _timescaledb_catalog.hypertable (
+            id serial PRIMARY KEY, schema_name name NOT NULL, table_name name NOT NULL,
+            associated_schema_name name NOT NULL DEFAULT '_timescaledb_internal', associated_table_prefix name NOT NULL,
+            num_dimensions smallint NOT NULL DEFAULT 1, chunk_sizing_func_schema name, chunk_sizing_func_name name,
+            chunk_target_size bigint DEFAULT 0, compression_state smallint DEFAULT 0, compressed_hypertable_id int,
+            status int DEFAULT 0);
+        CREATE TABLE _timescaledb_catalog.chunk (
+            id serial PRIMARY KEY, hypertable_id int NOT NULL REFERENCES _timescaledb_catalog.hypertable (id),
+            schema_name name NOT NULL, table_name name NOT NULL, compressed_chunk_id int, status int DEFAULT 0,
+            osm_chunk bool DEFAULT false, creation_time timestamptz DEFAULT now());
+        CREATE TABLE _timescaledb_catalog.continuous_agg (
+            mat_hypertable_id int PRIMARY KEY, raw_hypertable_id int, parent_mat_hypertable_id int,
+            user_view_schema name, user_view_name name, partial_view_schema name, partial_view_name name,
+            direct_view_schema name, direct_view_name name, materialized_only bool DEFAULT true, finalized bool DEFAULT true);
+        CREATE TABLE _timescaledb_catalog.fixture_chunk_range (
+            chunk_id int PRIMARY KEY, hypertable_id int NOT NULL, range_start timestamptz NOT NULL, range_end timestamptz NOT NULL);
+
+        CREATE FUNCTION _timescaledb_catalog.fixture_route() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            hid int; cid int; cname text; rs timestamptz; pub name; keycols text; ident "char";
+        BEGIN
+            SELECT h.id INTO hid FROM _timescaledb_catalog.hypertable h
+            WHERE h.schema_name = TG_TABLE_SCHEMA AND h.table_name = TG_TABLE_NAME;
+            rs := date_trunc('day', NEW."time");
+            SELECT r.chunk_id INTO cid FROM _timescaledb_catalog.fixture_chunk_range r
+            WHERE r.hypertable_id = hid AND r.range_start = rs;
+            IF cid IS NULL THEN
+                INSERT INTO _timescaledb_catalog.chunk (hypertable_id, schema_name, table_name)
+                VALUES (hid, '_timescaledb_internal', 'pending') RETURNING id INTO cid;
+                cname := format('_hyper_%s_%s_chunk', hid, cid);
+                UPDATE _timescaledb_catalog.chunk SET table_name = cname WHERE id = cid;
+                INSERT INTO _timescaledb_catalog.fixture_chunk_range VALUES (cid, hid, rs, rs + interval '1 day');
+                EXECUTE format('CREATE TABLE _timescaledb_internal.%I (CHECK ("time" >= %L AND "time" < %L)) INHERITS (%I.%I)',
+                               cname, rs, rs + interval '1 day', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+                SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) INTO keycols
+                FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = TG_RELID AND i.indisprimary;
+                IF keycols IS NOT NULL THEN
+                    EXECUTE format('ALTER TABLE _timescaledb_internal.%I ADD PRIMARY KEY (%s)', cname, keycols);
+                END IF;
+                SELECT relreplident INTO ident FROM pg_class WHERE oid = TG_RELID;
+                IF ident = 'f' THEN
+                    EXECUTE format('ALTER TABLE _timescaledb_internal.%I REPLICA IDENTITY FULL', cname);
+                END IF;
+                IF current_setting('timescaledb.enable_chunk_auto_publication', true) = 'on' THEN
+                    FOR pub IN SELECT p.pubname FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+                               WHERE pr.prrelid = TG_RELID LOOP
+                        EXECUTE format('ALTER PUBLICATION %I ADD TABLE _timescaledb_internal.%I', pub, cname);
+                    END LOOP;
+                END IF;
+            ELSE
+                SELECT table_name INTO cname FROM _timescaledb_catalog.chunk WHERE id = cid;
+            END IF;
+            EXECUTE format('INSERT INTO _timescaledb_internal.%I SELECT ($1).*', cname) USING NEW;
+            RETURN NULL;
+        END $$;
+
+        CREATE FUNCTION _timescaledb_catalog.fixture_create_hypertable(ht regclass) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE hid int;
+        BEGIN
+            INSERT INTO _timescaledb_catalog.hypertable (schema_name, table_name, associated_table_prefix)
+            SELECT n.nspname, c.relname, '_hyper' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = ht RETURNING id INTO hid;
+            EXECUTE format('CREATE TRIGGER fixture_route BEFORE INSERT ON %s FOR EACH ROW '
+                           'EXECUTE FUNCTION _timescaledb_catalog.fixture_route()', ht);
+            RETURN hid;
+        END $$;
+        """#
+}
