@@ -82,7 +82,7 @@ public struct CheckpointError: Error, CustomStringConvertible {
     public var operation: String
     public var reason: String
 
-    init(path: String, operation: String) {
+    public init(path: String, operation: String) {
         self.path = path
         self.operation = operation
         self.reason = String(cString: strerror(errno))

@@ -114,7 +114,7 @@ extension BridgeConfig {
         case "replication":
             let keys = try node.mapping(allowed: [
                 "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
-                "continuous_aggregates", "reconcile_interval",
+                "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows",
             ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
@@ -139,9 +139,6 @@ extension BridgeConfig {
             var snapshot = SnapshotMode.never
             if let snapshotNode = keys["snapshot"] {
                 let text = try snapshotNode.string()
-                if text == "initial" {
-                    throw snapshotNode.error("initial snapshots are not available in this version of pgbridge yet: use 'never'")
-                }
                 guard let mode = SnapshotMode(rawValue: text) else {
                     throw snapshotNode.error("unknown snapshot mode '\(text)'; expected never or initial")
                 }
@@ -165,11 +162,22 @@ extension BridgeConfig {
             guard reconcileInterval >= .seconds(1) else {
                 throw keys["reconcile_interval"]!.error("must be at least 1s")
             }
+            var snapshotRange: SnapshotRange?
+            if let rangeNode = keys["snapshot_range"] {
+                let range = try rangeNode.mapping(allowed: ["start", "end", "column"])
+                snapshotRange = SnapshotRange(
+                    start: try range["start"]?.string(), end: try range["end"]?.string(), column: try range["column"]?.string())
+                guard snapshotRange?.start != nil || snapshotRange?.end != nil else {
+                    throw rangeNode.error("give start, end or both (timestamps such as 2026-01-01T00:00:00Z)")
+                }
+            }
+            let batchRows = try keys["snapshot_batch_rows"]?.int(range: 1...1_000_000) ?? 5000
             return .replication(
                 ReplicationSourceConfig(
                     tables: tables, slot: slot, publication: publication, snapshot: snapshot,
                     statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout,
-                    continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval))
+                    continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval,
+                    snapshotRange: snapshotRange, snapshotBatchRows: batchRows))
         case "outbox", "notify":
             throw (kindNode ?? node).error("source kind '\(kind)' is not available in this version of pgbridge yet: use replication")
         default:
@@ -179,7 +187,7 @@ extension BridgeConfig {
 
     private static let sourceKeys = [
         "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
-        "continuous_aggregates", "reconcile_interval", "channel", "channels",
+        "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
     ]
 
     static func parseSink(_ node: ConfigNode) throws -> SinkConfig {

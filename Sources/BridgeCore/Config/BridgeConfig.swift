@@ -63,12 +63,18 @@ public struct ReplicationSourceConfig: Sendable {
     public var continuousAggregates: ContinuousAggregateMode
     /// How often hypertable chunks missing from the publication are looked for and added.
     public var reconcileInterval: Duration
+    public var snapshotRange: SnapshotRange?
+    /// Rows fetched per round trip while snapshotting (memory stays bounded by this).
+    public var snapshotBatchRows: Int
 
     public init(
         tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
         statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30),
-        continuousAggregates: ContinuousAggregateMode = .view, reconcileInterval: Duration = .seconds(30)
+        continuousAggregates: ContinuousAggregateMode = .view, reconcileInterval: Duration = .seconds(30),
+        snapshotRange: SnapshotRange? = nil, snapshotBatchRows: Int = 5000
     ) {
+        self.snapshotRange = snapshotRange
+        self.snapshotBatchRows = snapshotBatchRows
         self.slotBusyTimeout = slotBusyTimeout
         self.continuousAggregates = continuousAggregates
         self.reconcileInterval = reconcileInterval
@@ -90,6 +96,24 @@ public enum ContinuousAggregateMode: String, Sendable, CaseIterable {
 
 public enum SnapshotMode: String, Sendable {
     case never
+    /// Read every captured table once, consistently with the slot, before streaming.
+    case initial
+}
+
+/// Bounds the initial snapshot of hypertables to a time range (`snapshot_range`).
+public struct SnapshotRange: Sendable, Equatable {
+    /// Inclusive lower bound, as PostgreSQL timestamp text (nil = unbounded).
+    public var start: String?
+    /// Exclusive upper bound (nil = unbounded).
+    public var end: String?
+    /// The time column; by default the hypertable's time dimension from TimescaleDB's catalog.
+    public var column: String?
+
+    public init(start: String? = nil, end: String? = nil, column: String? = nil) {
+        self.start = start
+        self.end = end
+        self.column = column
+    }
 }
 
 /// `schema.table`, `schema.*` or `table` (schema `public`). Quoted parts keep their case.

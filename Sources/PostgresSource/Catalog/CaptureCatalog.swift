@@ -5,7 +5,7 @@ import BridgeCore
 struct CaptureCatalog {
     let connection: PGConnection
 
-    struct Table: Hashable {
+    struct Table: Hashable, Sendable {
         let oid: UInt32
         let schema: String
         let name: String

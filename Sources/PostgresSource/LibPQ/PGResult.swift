@@ -2,7 +2,7 @@ import CLibPQ
 
 /// One libpq result, freed when the object goes away. Values are copied out as Swift strings.
 final class PGResult {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
 
     init(_ handle: OpaquePointer) { self.handle = handle }
     deinit { PQclear(handle) }
@@ -40,5 +40,15 @@ extension String {
         var s = self
         while s.hasSuffix("\n") { s.removeLast() }
         return s
+    }
+}
+
+extension PGResult {
+    /// The raw text bytes of a value, valid while the result lives; nil for SQL NULL.
+    func withValue<T>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T {
+        if PQgetisnull(handle, Int32(row), Int32(column)) != 0 { return try body(nil) }
+        let pointer = PQgetvalue(handle, Int32(row), Int32(column))
+        let length = Int(PQgetlength(handle, Int32(row), Int32(column)))
+        return try body(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 }

@@ -13,6 +13,7 @@ extension ReplicationSource {
         /// The slot did not exist and was created by this start.
         let slotCreated: Bool
         let tables: [String]
+        let resolvedTables: [CaptureCatalog.Table]
         /// OIDs of the captured hypertables (their chunks are kept in the publication).
         let hypertables: [UInt32]
         /// The slot's confirmed position when we started (nil for a new slot).
@@ -60,7 +61,9 @@ extension ReplicationSource {
         let systemID = identity.string(0, "systemid") ?? ""
         let timeline = identity.string(0, "timeline") ?? ""
         let serverWAL = identity.string(0, "xlogpos").flatMap { LSN($0) } ?? .zero
-        if slotConfirmed == nil {
+        // With `snapshot: initial` the replication thread creates the slot itself, exporting the
+        // snapshot it reads the tables under.
+        if slotConfirmed == nil && config.snapshot != .initial {
             do {
                 let created = try replication.execute(
                     "CREATE_REPLICATION_SLOT \(SQL.identifier(config.slot)) LOGICAL pgoutput (SNAPSHOT 'nothing')")
@@ -79,7 +82,7 @@ extension ReplicationSource {
         }
         return Prepared(
             database: database, systemID: systemID, timeline: timeline, serverWAL: serverWAL,
-            slotCreated: slotConfirmed == nil, tables: tables.map(\.display),
+            slotCreated: slotConfirmed == nil, tables: tables.map(\.display), resolvedTables: tables,
             hypertables: tables.filter { hypertables.contains($0.oid) }.map(\.oid), slotConfirmed: slotConfirmed)
     }
 

@@ -84,9 +84,16 @@ final class ReplicationStream: @unchecked Sendable {
     func run() {
         var attempt = 0
         var busySince: ContinuousClock.Instant?
+        var snapshotPending = source.config.snapshot == .initial
         while !stopRequested {
             do {
-                try connectAndStart()
+                var exporting: PGConnection?
+                if snapshotPending {
+                    exporting = try runSnapshotIfNeeded()
+                    snapshotPending = false
+                    if stopRequested { break }
+                }
+                try connectAndStart(reusing: exporting)
                 busySince = nil
                 attempt = 0
                 try streamUntilStopped()
@@ -169,8 +176,9 @@ final class ReplicationStream: @unchecked Sendable {
 
     // MARK: - Connecting
 
-    private func connectAndStart() throws {
-        let connection = try PGConnection(url: source.postgres.url, mode: .replication)
+    /// Opens the replication connection (or reuses the one that created the slot) and starts streaming.
+    private func connectAndStart(reusing existing: PGConnection? = nil) throws {
+        let connection = try existing ?? PGConnection(url: source.postgres.url, mode: .replication)
         let identity = try connection.execute("IDENTIFY_SYSTEM")
         if let systemID = identity.string(0, "systemid"), systemID != prepared.systemID {
             throw PostgresError(

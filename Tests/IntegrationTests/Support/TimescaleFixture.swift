@@ -23,6 +23,11 @@ enum TimescaleFixture {
             mat_hypertable_id int PRIMARY KEY, raw_hypertable_id int, parent_mat_hypertable_id int,
             user_view_schema name, user_view_name name, partial_view_schema name, partial_view_name name,
             direct_view_schema name, direct_view_name name, materialized_only bool DEFAULT true, finalized bool DEFAULT true);
+        CREATE TABLE _timescaledb_catalog.dimension (
+            id serial PRIMARY KEY, hypertable_id int NOT NULL, column_name name NOT NULL, column_type regtype NOT NULL,
+            aligned bool DEFAULT true, num_slices smallint, partitioning_func_schema name, partitioning_func name,
+            interval_length bigint DEFAULT 86400000000, compress_interval_length bigint, integer_now_func_schema name,
+            integer_now_func name);
         CREATE TABLE _timescaledb_catalog.fixture_chunk_range (
             chunk_id int PRIMARY KEY, hypertable_id int NOT NULL, range_start timestamptz NOT NULL, range_end timestamptz NOT NULL);
 
@@ -73,6 +78,8 @@ enum TimescaleFixture {
             INSERT INTO _timescaledb_catalog.hypertable (schema_name, table_name, associated_table_prefix)
             SELECT n.nspname, c.relname, '_hyper' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.oid = ht RETURNING id INTO hid;
+            INSERT INTO _timescaledb_catalog.dimension (hypertable_id, column_name, column_type)
+            VALUES (hid, 'time', 'timestamptz');
             EXECUTE format('CREATE TRIGGER fixture_route BEFORE INSERT ON %s FOR EACH ROW '
                            'EXECUTE FUNCTION _timescaledb_catalog.fixture_route()', ht);
             RETURN hid;

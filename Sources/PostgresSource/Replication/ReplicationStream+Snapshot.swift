@@ -1,0 +1,156 @@
+import BridgeCore
+import Foundation
+import Logging
+
+extension ReplicationStream {
+    /// Runs the initial snapshot when `snapshot: initial` asks for one and it is not done yet.
+    /// Returns the replication connection that created the slot (START_REPLICATION must run on
+    /// it, after the reads, for the stream to begin exactly at the snapshot's consistent point).
+    func runSnapshotIfNeeded() throws -> PGConnection? {
+        guard source.config.snapshot == .initial else { return nil }
+        let path = SnapshotProgress.path(directory: source.stateDirectory, pipe: source.pipeName)
+        let stored = SnapshotProgress.load(path: path)
+        let catalogURL = source.postgres.url
+        if try slotExists() {
+            guard let stored, stored.status == .inProgress else { return nil }  // done, or the slot predates it
+            logger.warning(
+                Logger.Message(stringLiteral: "resuming the interrupted snapshot after \(stored.completed.count) completed table(s)/chunk(s) with a new "
+                    + "database snapshot: rows changed since the first attempt may be delivered twice (once here, once streamed)"))
+            let reader = try PGConnection(url: catalogURL, mode: .normal)
+            try reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try readSnapshot(reader: reader, progress: stored)
+            return nil
+        }
+        // A new slot exporting its snapshot; nothing else may run on this connection until the reads end.
+        let replication = try PGConnection(url: catalogURL, mode: .replication)
+        let created = try replication.execute(
+            "CREATE_REPLICATION_SLOT \(SQL.identifier(source.config.slot)) LOGICAL pgoutput (SNAPSHOT 'export')")
+        guard let point = created.string(0, "consistent_point").flatMap({ LSN($0) }),
+            let snapshotName = created.string(0, "snapshot_name")
+        else {
+            throw PostgresError(.protocolViolation, "CREATE_REPLICATION_SLOT returned no snapshot", retriable: false)
+        }
+        logger.info("created replication slot with an exported snapshot", metadata: ["slot": "\(source.config.slot)", "consistent_point": "\(point)"])
+        let progress = SnapshotProgress(path: path, consistentPoint: point)
+        try progress.save()
+        let reader = try PGConnection(url: catalogURL, mode: .normal)
+        try reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT \(SQL.literal(snapshotName))")
+        try readSnapshot(reader: reader, progress: progress)
+        return replication
+    }
+
+    private func slotExists() throws -> Bool {
+        let connection = try PGConnection(url: source.postgres.url, mode: .normal)
+        return try CaptureCatalog(connection: connection).slot(source.config.slot) != nil
+    }
+
+    /// Reads every unit not completed yet in bounded batches (a cursor), handing the rows to the
+    /// pipeline as `read` events. Progress is saved only after the sinks acknowledged the rows.
+    private func readSnapshot(reader: PGConnection, progress: SnapshotProgress) throws {
+        let catalog = CaptureCatalog(connection: reader)
+        let state = try catalog.timescaleState()
+        let units = try catalog.snapshotPlan(
+            tables: prepared.resolvedTables, hypertables: Set(prepared.hypertables), range: source.config.snapshotRange,
+            state: state, continuousAggregates: source.config.continuousAggregates)
+        let pending = units.filter { !progress.completed.contains($0.name) }
+        let estimated = pending.reduce(0) { $0 + $1.estimatedRows }
+        let started = ContinuousClock.now
+        var lastLog = started
+        var rowsDone = 0
+        let batchRows = source.config.snapshotBatchRows
+        let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let context = TransactionContext(
+            commitLSN: progress.consistentPoint, xid: 0, commitTime: PostgresTime.fromUnixMicroseconds(nowMicros),
+            capture: .snapshot)
+        var values: [TupleValue] = []
+        var scratch: [UInt8] = []
+        logger.info("snapshot started", metadata: ["units": "\(pending.count)", "estimated_rows": "\(estimated)"])
+
+        for unit in pending {
+            var conditions: [String] = unit.filter.map { [$0] } ?? []
+            let keyList = unit.keyColumns.map { SQL.identifier(unit.relation.columns[$0].name) }.joined(separator: ", ")
+            if let position = progress.position, position.unit == unit.name, !unit.keyColumns.isEmpty,
+                position.key.count == unit.keyColumns.count
+            {
+                let literals = zip(position.key, unit.keyTypes).map { "\(SQL.literal($0))::\($1)" }.joined(separator: ", ")
+                conditions.append("ROW(\(keyList)) > ROW(\(literals))")
+            }
+            let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            let orderClause = unit.keyColumns.isEmpty ? "" : " ORDER BY \(keyList)"
+            try reader.execute(
+                "DECLARE pgbridge_snapshot NO SCROLL CURSOR FOR SELECT \(unit.columnList) FROM ONLY \(unit.physical)"
+                    + whereClause + orderClause)
+            var rowsSinceSave = 0
+            while true {
+                if stopRequested {
+                    // The position saved last is where the next start resumes.
+                    try reader.execute("CLOSE pgbridge_snapshot")
+                    return
+                }
+                let result = try reader.execute("FETCH \(batchRows) FROM pgbridge_snapshot")
+                let rowCount = result.rowCount
+                if rowCount == 0 { break }
+                let columnCount = result.columnCount
+                for row in 0..<rowCount {
+                    scratch.removeAll(keepingCapacity: true)
+                    values.removeAll(keepingCapacity: true)
+                    for column in 0..<columnCount {
+                        result.withValue(row, column) { value in
+                            if let value {
+                                values.append(.text(offset: Int32(scratch.count), length: Int32(value.count)))
+                                scratch.append(contentsOf: value)
+                            } else {
+                                values.append(.null)
+                            }
+                        }
+                    }
+                    scratch.withUnsafeBytes { buffer in
+                        let change = RowChange(
+                            op: .read, relation: unit.relation, lsn: progress.consistentPoint, ordinal: progress.ordinal,
+                            new: TupleView(values: values, buffer: buffer))
+                        assembler.encoder.encode(change, in: context, into: &assembler.batch.bytes)
+                    }
+                    assembler.batch.endEvent()
+                    progress.ordinal += 1
+                    if assembler.batch.bytes.count >= source.options.maxBatchBytes { pushBlocking() }
+                }
+                rowsDone += rowCount
+                rowsSinceSave += rowCount
+                if !unit.keyColumns.isEmpty && rowsSinceSave >= 10 * batchRows {
+                    let lastKey = unit.keyColumns.map { result.string(rowCount - 1, $0) ?? "" }
+                    progress.position = (unit.name, lastKey)
+                    try persist(progress)
+                    rowsSinceSave = 0
+                }
+                if ContinuousClock.now - lastLog >= .seconds(10) {
+                    lastLog = .now
+                    let percent = estimated > 0 ? " (\(min(100, rowsDone * 100 / estimated))%)" : ""
+                    logger.info("snapshot progress: \(rowsDone) of ~\(estimated) rows\(percent)", metadata: ["unit": "\(unit.name)"])
+                }
+            }
+            try reader.execute("CLOSE pgbridge_snapshot")
+            progress.completed.insert(unit.name)
+            progress.position = nil
+            try persist(progress)
+        }
+        try reader.execute("COMMIT")
+        progress.status = .done
+        try progress.save()
+        logger.info(
+            "snapshot done: \(rowsDone) rows in \(ContinuousClock.now - started)",
+            metadata: ["consistent_point": "\(progress.consistentPoint)"])
+    }
+
+    /// Hands out what is batched, waits until every sink acknowledged it, then saves progress.
+    private func persist(_ progress: SnapshotProgress) throws {
+        if !assembler.batch.isEmpty { pushBlocking() }
+        let target = lastPushedSequence
+        while source.shared.withLock({ $0.ackedSequence }) < target {
+            if source.shared.withLock({ $0.finishRequested }) {
+                throw PostgresError(.connectionFailed, "the pipe stopped during the snapshot", retriable: false)
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        try progress.save()
+    }
+}

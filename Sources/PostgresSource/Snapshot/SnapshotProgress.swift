@@ -1,0 +1,89 @@
+import BridgeCore
+import Foundation
+
+/// Durable progress of a pipe's initial snapshot (`state_dir/<pipe>.snapshot`), so an
+/// interrupted snapshot resumes after the last completed chunk or key range. Replaced
+/// atomically like the checkpoint file.
+final class SnapshotProgress {
+    enum Status: String {
+        case inProgress = "in_progress"
+        case done
+    }
+
+    let path: String
+    var status: Status
+    /// The slot's consistent point: snapshot events carry it as their `commit_lsn`.
+    var consistentPoint: LSN
+    /// Units (physical tables or chunks) read completely and acknowledged by every sink.
+    var completed: Set<String>
+    /// The unit being read and the text of the last acknowledged row's key.
+    var position: (unit: String, key: [String])?
+    /// Next event ordinal (event ids stay unique across a resume).
+    var ordinal: Int
+
+    init(path: String, consistentPoint: LSN) {
+        self.path = path
+        self.status = .inProgress
+        self.consistentPoint = consistentPoint
+        self.completed = []
+        self.position = nil
+        self.ordinal = 0
+    }
+
+    static func path(directory: String, pipe: String) -> String {
+        (directory as NSString).appendingPathComponent("\(pipe).snapshot")
+    }
+
+    static func load(path: String) -> SnapshotProgress? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        var status: Status?
+        var point: LSN?
+        var completed: Set<String> = []
+        var position: (String, [String])?
+        var ordinal = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            switch parts[0] {
+            case "status" where parts.count == 2: status = Status(rawValue: parts[1])
+            case "consistent_point" where parts.count == 2: point = LSN(parts[1])
+            case "ordinal" where parts.count == 2: ordinal = Int(parts[1]) ?? 0
+            case "done" where parts.count == 2: completed.insert(parts[1])
+            case "position" where parts.count == 3:
+                if let data = parts[2].data(using: .utf8),
+                    let key = (try? JSONSerialization.jsonObject(with: data)) as? [String]
+                {
+                    position = (parts[1], key)
+                }
+            default: continue
+            }
+        }
+        guard let status, let point else { return nil }
+        let progress = SnapshotProgress(path: path, consistentPoint: point)
+        progress.status = status
+        progress.completed = completed
+        progress.position = position
+        progress.ordinal = ordinal
+        return progress
+    }
+
+    func save() throws {
+        var text = "status\t\(status.rawValue)\nconsistent_point\t\(consistentPoint)\nordinal\t\(ordinal)\n"
+        for unit in completed.sorted() { text += "done\t\(unit)\n" }
+        if let position,
+            let data = try? JSONSerialization.data(withJSONObject: position.key),
+            let key = String(data: data, encoding: .utf8)
+        {
+            text += "position\t\(position.unit)\t\(key)\n"
+        }
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            throw CheckpointError(path: temporary, operation: "write")
+        }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        guard rename(temporary, path) == 0 else { throw CheckpointError(path: path, operation: "rename") }
+    }
+}

@@ -1,0 +1,194 @@
+import BridgeCore
+import Foundation
+import Testing
+
+/// Initial snapshots consistent with the slot; serialised (they run the binary on big tables).
+@Suite("Initial snapshot", .serialized, .enabled(if: TestEnvironment.hasBinary))
+struct SnapshotTests {
+    func start(_ db: TestDatabase, tables: [String], name: String, extra: String = "", arguments: [String] = [])
+        throws -> (BridgeProcess, output: String, directory: String)
+    {
+        let directory = try TestEnvironment.scratchDirectory(name)
+        let output = (directory as NSString).appendingPathComponent("events.jsonl")
+        let config = try ConfigFile.write(
+            directory: directory, url: db.url, tables: tables, slot: "pgbridge_\(db.name)", output: output,
+            extraSource: "snapshot: initial" + (extra.isEmpty ? "" : "\n      " + extra))
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config] + arguments, directory: directory)
+        return (bridge, output, directory)
+    }
+
+    /// Applies events in file order to a map of id → v (what a consumer would hold).
+    func apply(_ events: [[String: Any]]) -> [Int: Int] {
+        var state: [Int: Int] = [:]
+        for event in events {
+            switch event.op {
+            case "read", "insert", "update":
+                if let before = event.before?["id"] as? Int, let after = event.after?["id"] as? Int, before != after {
+                    state[before] = nil
+                }
+                if let id = event.after?["id"] as? Int { state[id] = event.after?["v"] as? Int }
+            case "delete":
+                if let id = event.key?["id"] as? Int { state[id] = nil }
+            default:
+                break
+            }
+        }
+        return state
+    }
+
+    @Test func snapshotPlusStreamEqualsTheTableUnderConcurrentWrites() async throws {
+        let db = try TestDatabase(prefix: "snap")
+        defer { db.drop() }
+        try db.sql("""
+            CREATE TABLE snap (id int PRIMARY KEY, v int NOT NULL, note text);
+            INSERT INTO snap SELECT g, 0, 'row ' || g FROM generate_series(1, 100000) g;
+            ANALYZE snap;
+            """)
+        let writer = Inserter(url: db.url)
+        writer.start(transactions: 4000, rowsPerTransaction: 1, pause: .milliseconds(1), table: "snap") { index, _ in
+            switch index % 3 {
+            case 0: return "INSERT INTO snap VALUES (\(100_000 + index), 0, 'new') ON CONFLICT DO NOTHING"
+            case 1: return "UPDATE snap SET v = v + 1 WHERE id = \(index * 7919 % 100_000 + 1)"
+            default: return "DELETE FROM snap WHERE id = \(index * 104_729 % 100_000 + 1)"
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let (bridge, output, directory) = try start(db, tables: ["public.snap"], name: "snap", extra: "snapshot_batch_rows: 2000")
+        try await writer.waitUntilDone()
+        let final = Dictionary(
+            uniqueKeysWithValues: try db.sql("SELECT id, v FROM snap").map { (Int($0[0]!)!, Int($0[1]!)!) })
+        let events = try await EventFile.waitFor(output, timeout: .seconds(120)) { apply($0) == final }
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+        let consumer = apply(events)
+        #expect(consumer.count == final.count)
+        #expect(consumer == final, "\(Set(final.keys).symmetricDifference(consumer.keys).count) keys differ")
+        // No duplicate: every row read once, every streamed change once, and nothing streamed
+        // that the snapshot already contained (all stream commits are after the consistent point).
+        let reads = events.filter { $0.op == "read" }
+        let readIDs = reads.compactMap { $0.after?["id"] as? Int }
+        #expect(Set(readIDs).count == readIDs.count)
+        #expect(reads.count > 90_000)
+        let eventIDs = events.compactMap(\.eventID)
+        #expect(Set(eventIDs).count == eventIDs.count)
+        let point = try #require((reads.first?["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap { LSN($0) }
+        let streamed = events.filter { $0.op != "read" }
+        #expect(streamed.count > 1000)
+        let allAfter = streamed.allSatisfy { event in
+            ((event["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap { LSN($0) }.map { $0 > point! } ?? false
+        }
+        #expect(allAfter)
+        #expect((reads.first?["source"] as? [String: Any])?["capture"] as? String == "snapshot")
+        let progress = try String(contentsOfFile: "\(directory)/state/test.snapshot", encoding: .utf8)
+        #expect(progress.hasPrefix("status\tdone"))
+    }
+
+    @Test func snapshotOfAMillionRowsHasBoundedMemory() async throws {
+        let db = try TestDatabase(prefix: "snapbig")
+        defer { db.drop() }
+        let rows = 1_000_000
+        try db.sql("""
+            CREATE TABLE big (id bigint PRIMARY KEY, device text, temperature float8, at timestamptz);
+            INSERT INTO big SELECT g, 'device-' || (g % 100), g * 0.01, '2026-01-01'::timestamptz + g * interval '1 second'
+            FROM generate_series(1, \(rows)) g;
+            ANALYZE big;
+            """)
+        let (bridge, output, _) = try start(
+            db, tables: ["public.big"], name: "snapbig", arguments: ["--stop-after-events", String(rows)])
+        var peak = 0
+        let deadline = ContinuousClock.now + .seconds(400)
+        while bridge.isRunning && ContinuousClock.now < deadline {
+            peak = max(peak, bridge.peakRSS() ?? 0)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await bridge.waitForExit() == 0, "\(bridge.stderr.suffix(1000))")
+        var lines = 0
+        if let handle = FileHandle(forReadingAtPath: output) {
+            while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
+                lines += chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            }
+        }
+        #expect(lines == rows)
+        print("snapshot of \(rows) rows: peak RSS \(peak / 1_048_576) MiB")
+        #expect(peak > 0 && peak < 100 * 1_048_576, "peak RSS \(peak / 1_048_576) MiB")
+    }
+
+    @Test func interruptedSnapshotResumesWithoutRereadingFinishedChunks() async throws {
+        let db = try TestDatabase(prefix: "snapresume")
+        defer { db.drop() }
+        try db.sql(TimescaleFixture.sql)
+        try db.sql("""
+            CREATE TABLE conditions (time timestamptz NOT NULL, device int NOT NULL, v int, PRIMARY KEY (time, device));
+            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
+            INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day' + s * interval '1 second', s % 7, d
+            FROM generate_series(0, 5) d, generate_series(0, 19999) s;
+            """)
+        let total = 6 * 20_000
+        let tables = ["public.conditions"]
+        var (bridge, output, directory) = try start(db, tables: tables, name: "snapresume", extra: "snapshot_batch_rows: 500")
+        let progressPath = "\(directory)/state/test.snapshot"
+        var doneBeforeKill: Set<String> = []
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            let text = (try? String(contentsOfFile: progressPath, encoding: .utf8)) ?? ""
+            let done = text.split(separator: "\n").filter { $0.hasPrefix("done\t") }
+            if done.count >= 2 {
+                bridge.kill(SIGKILL)
+                _ = try await bridge.waitForExit()
+                let after = (try? String(contentsOfFile: progressPath, encoding: .utf8)) ?? text
+                doneBeforeKill = Set(after.split(separator: "\n").filter { $0.hasPrefix("done\t") }.map { String($0.dropFirst(5)) })
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(doneBeforeKill.count >= 2 && doneBeforeKill.count < 6, "killed after \(doneBeforeKill.count) chunks")
+        // Restart with the same configuration and state.
+        bridge = try BridgeProcess(arguments: ["run", "--config", "\(directory)/pgbridge.yaml"], directory: directory)
+        let events = try await EventFile.waitFor(output, timeout: .seconds(120)) { events in
+            Set(events.compactMap { $0.op == "read" ? "\($0.after?["time"] ?? "")/\($0.after?["device"] ?? "")" : nil }).count >= total
+        }
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+        #expect(bridge.stderr.contains("resuming the interrupted snapshot"))
+        let reads = events.filter { $0.op == "read" }
+        let keys = Set(reads.map { "\($0.after?["time"] ?? "")/\($0.after?["device"] ?? "")" })
+        #expect(keys.count == total)
+        var perChunk: [String: Int] = [:]
+        for read in reads {
+            if let chunk = (read["source"] as? [String: Any])?["chunk"] as? String { perChunk[chunk, default: 0] += 1 }
+        }
+        for chunk in doneBeforeKill {
+            #expect(perChunk[chunk] == 20_000, "chunk \(chunk) was read \(perChunk[chunk] ?? 0) times for 20000 rows")
+        }
+        let allHypertable = reads.allSatisfy { $0.table == "conditions" }
+        #expect(allHypertable)
+    }
+
+    @Test func snapshotRangeBoundsHypertables() async throws {
+        let db = try TestDatabase(prefix: "snaprange")
+        defer { db.drop() }
+        try db.sql(TimescaleFixture.sql)
+        try db.sql("""
+            CREATE TABLE conditions (time timestamptz NOT NULL, device int NOT NULL, v int, PRIMARY KEY (time, device));
+            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
+            INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day' + s * interval '1 hour', 1, d
+            FROM generate_series(0, 3) d, generate_series(0, 9) s;
+            CREATE TABLE plain (id int PRIMARY KEY);
+            INSERT INTO plain SELECT generate_series(1, 5);
+            """)
+        let (bridge, output, _) = try start(
+            db, tables: ["public.conditions", "public.plain"], name: "snaprange",
+            extra: "snapshot_range: {start: '2026-01-02T00:00:00Z', end: '2026-01-04T00:00:00Z'}")
+        let events = try await EventFile.waitFor(output) { $0.filter { $0.op == "read" }.count >= 25 }
+        try await Task.sleep(for: .milliseconds(300))
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+        let reads = EventFile.read(output).filter { $0.op == "read" }
+        #expect(reads.filter { $0.table == "plain" }.count == 5)
+        let days = reads.filter { $0.table == "conditions" }.compactMap { $0.after?["v"] as? Int }
+        #expect(days.count == 20 && Set(days) == [1, 2], "\(days)")
+        // Chunks are read oldest first.
+        #expect(days == days.sorted())
+        #expect(events.count >= 25)
+    }
+}
