@@ -164,6 +164,37 @@ struct SnapshotTests {
         #expect(allHypertable)
     }
 
+    @Test func snapshotCommandRereadsOneTable() async throws {
+        let db = try TestDatabase(prefix: "snapcmd")
+        defer { db.drop() }
+        try db.sql(TimescaleFixture.sql)
+        try db.sql("""
+            CREATE TABLE other (id int PRIMARY KEY);
+            INSERT INTO other SELECT generate_series(1, 10);
+            CREATE TABLE conditions (time timestamptz NOT NULL, device int NOT NULL, v int, PRIMARY KEY (time, device));
+            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
+            INSERT INTO conditions SELECT '2026-01-01'::timestamptz + s * interval '1 hour', 1, s FROM generate_series(0, 99) s;
+            """)
+        let directory = try TestEnvironment.scratchDirectory("snapcmd")
+        let output = (directory as NSString).appendingPathComponent("events.jsonl")
+        let config = try ConfigFile.write(
+            directory: directory, url: db.url, tables: ["public.other", "public.conditions"], slot: "pgbridge_\(db.name)",
+            output: output)
+        let result = try await BridgeProcess.run(["snapshot", "test", "public.conditions", "--config", config], directory: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let events = EventFile.read(output)
+        #expect(events.count == 100)
+        let allReads = events.allSatisfy { $0.op == "read" && $0.table == "conditions" }
+        #expect(allReads)
+        #expect(Set(events.compactMap { $0.after?["v"] as? Int }) == Set(0...99))
+        let chunks = Set(events.compactMap { ($0["source"] as? [String: Any])?["chunk"] as? String })
+        #expect(chunks.count == 5)  // 100 hours = 5 daily chunks
+        let missing = try await BridgeProcess.run(["snapshot", "test", "public.nope", "--config", config], directory: directory)
+        #expect(missing.status == 3 && missing.stderr.contains("table public.nope does not exist"))
+        let noPipe = try await BridgeProcess.run(["snapshot", "nope", "public.other", "--config", config], directory: directory)
+        #expect(noPipe.status == 2 && noPipe.stderr.contains("no pipe named 'nope'"))
+    }
+
     @Test func snapshotRangeBoundsHypertables() async throws {
         let db = try TestDatabase(prefix: "snaprange")
         defer { db.drop() }

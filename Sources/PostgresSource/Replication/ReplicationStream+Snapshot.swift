@@ -62,73 +62,38 @@ extension ReplicationStream {
         let context = TransactionContext(
             commitLSN: progress.consistentPoint, xid: 0, commitTime: PostgresTime.fromUnixMicroseconds(nowMicros),
             capture: .snapshot)
-        var values: [TupleValue] = []
-        var scratch: [UInt8] = []
         logger.info("snapshot started", metadata: ["units": "\(pending.count)", "estimated_rows": "\(estimated)"])
 
         for unit in pending {
-            var conditions: [String] = unit.filter.map { [$0] } ?? []
-            let keyList = unit.keyColumns.map { SQL.identifier(unit.relation.columns[$0].name) }.joined(separator: ", ")
-            if let position = progress.position, position.unit == unit.name, !unit.keyColumns.isEmpty,
-                position.key.count == unit.keyColumns.count
-            {
-                let literals = zip(position.key, unit.keyTypes).map { "\(SQL.literal($0))::\($1)" }.joined(separator: ", ")
-                conditions.append("ROW(\(keyList)) > ROW(\(literals))")
-            }
-            let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-            let orderClause = unit.keyColumns.isEmpty ? "" : " ORDER BY \(keyList)"
-            try reader.execute(
-                "DECLARE pgbridge_snapshot NO SCROLL CURSOR FOR SELECT \(unit.columnList) FROM ONLY \(unit.physical)"
-                    + whereClause + orderClause)
+            let resumeKey = progress.position?.unit == unit.name ? progress.position?.key : nil
             var rowsSinceSave = 0
-            while true {
-                if stopRequested {
-                    // The position saved last is where the next start resumes.
-                    try reader.execute("CLOSE pgbridge_snapshot")
-                    return
-                }
-                let result = try reader.execute("FETCH \(batchRows) FROM pgbridge_snapshot")
-                let rowCount = result.rowCount
-                if rowCount == 0 { break }
-                let columnCount = result.columnCount
-                for row in 0..<rowCount {
-                    scratch.removeAll(keepingCapacity: true)
-                    values.removeAll(keepingCapacity: true)
-                    for column in 0..<columnCount {
-                        result.withValue(row, column) { value in
-                            if let value {
-                                values.append(.text(offset: Int32(scratch.count), length: Int32(value.count)))
-                                scratch.append(contentsOf: value)
-                            } else {
-                                values.append(.null)
-                            }
-                        }
-                    }
-                    scratch.withUnsafeBytes { buffer in
-                        let change = RowChange(
-                            op: .read, relation: unit.relation, lsn: progress.consistentPoint, ordinal: progress.ordinal,
-                            new: TupleView(values: values, buffer: buffer))
-                        assembler.encoder.encode(change, in: context, into: &assembler.batch.bytes)
-                    }
+            let finished = try SnapshotCursor.read(
+                unit, on: reader, resumeKey: resumeKey, batchRows: batchRows,
+                onRow: { row in
+                    let change = RowChange(
+                        op: .read, relation: unit.relation, lsn: progress.consistentPoint, ordinal: progress.ordinal, new: row)
+                    assembler.encoder.encode(change, in: context, into: &assembler.batch.bytes)
                     assembler.batch.endEvent()
                     progress.ordinal += 1
                     if assembler.batch.bytes.count >= source.options.maxBatchBytes { pushBlocking() }
-                }
-                rowsDone += rowCount
-                rowsSinceSave += rowCount
-                if !unit.keyColumns.isEmpty && rowsSinceSave >= 10 * batchRows {
-                    let lastKey = unit.keyColumns.map { result.string(rowCount - 1, $0) ?? "" }
-                    progress.position = (unit.name, lastKey)
-                    try persist(progress)
-                    rowsSinceSave = 0
-                }
-                if ContinuousClock.now - lastLog >= .seconds(10) {
-                    lastLog = .now
-                    let percent = estimated > 0 ? " (\(min(100, rowsDone * 100 / estimated))%)" : ""
-                    logger.info("snapshot progress: \(rowsDone) of ~\(estimated) rows\(percent)", metadata: ["unit": "\(unit.name)"])
-                }
-            }
-            try reader.execute("CLOSE pgbridge_snapshot")
+                },
+                afterFetch: { rows, lastKey in
+                    rowsDone += rows
+                    rowsSinceSave += rows
+                    if let lastKey, rowsSinceSave >= 10 * batchRows {
+                        progress.position = (unit.name, lastKey)
+                        try persist(progress)
+                        rowsSinceSave = 0
+                    }
+                    if ContinuousClock.now - lastLog >= .seconds(10) {
+                        lastLog = .now
+                        let percent = estimated > 0 ? " (\(min(100, rowsDone * 100 / estimated))%)" : ""
+                        logger.info("snapshot progress: \(rowsDone) of ~\(estimated) rows\(percent)", metadata: ["unit": "\(unit.name)"])
+                    }
+                    // On a stop request, the position saved last is where the next start resumes.
+                    return !stopRequested
+                })
+            guard finished else { return }
             progress.completed.insert(unit.name)
             progress.position = nil
             try persist(progress)
