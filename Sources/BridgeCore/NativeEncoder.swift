@@ -89,6 +89,24 @@ public struct NativeEncoder: Sendable {
         JSONBytes.appendRaw("}}", into: &out)
     }
 
+    /// One `chunk_dropped` event (TimescaleDB retention): `relation` names the hypertable and the
+    /// chunk; `chunk` carries the catalog id and the time range when known.
+    public mutating func encodeChunkDropped(
+        relation: RelationInfo, chunkID: Int64, rangeStart: String?, rangeEnd: String?, lsn: LSN, ordinal: Int,
+        in tx: TransactionContext, into out: inout [UInt8]
+    ) {
+        header(op: .chunkDropped, ordinal: ordinal, lsn: lsn, tx: tx, into: &out)
+        out.append(contentsOf: relation.sourceNameJSON)
+        sourceTail(lsn: lsn, tx: tx, into: &out)
+        JSONBytes.appendRaw(",\"key\":null,\"before\":null,\"after\":null,\"chunk\":{\"id\":", into: &out)
+        JSONBytes.appendInt(chunkID, into: &out)
+        JSONBytes.appendRaw(",\"range_start\":", into: &out)
+        if let rangeStart { JSONBytes.appendString(rangeStart, into: &out) } else { JSONBytes.appendRaw("null", into: &out) }
+        JSONBytes.appendRaw(",\"range_end\":", into: &out)
+        if let rangeEnd { JSONBytes.appendString(rangeEnd, into: &out) } else { JSONBytes.appendRaw("null", into: &out) }
+        JSONBytes.appendRaw("}}", into: &out)
+    }
+
     /// A logical decoding message (`pg_logical_emit_message`): `op: message`,
     /// `after: {"prefix": …, "content": …, "transactional": …}`.
     public mutating func encodeMessage(

@@ -45,6 +45,9 @@ public final class RelationInfo: Sendable {
     /// Changes of this relation are not reported (e.g. continuous-aggregate materialisation with
     /// `continuous_aggregates: drop`).
     public let isSuppressed: Bool
+    /// TimescaleDB's `_timescaledb_catalog.chunk`: its deletes are retention (`chunk_dropped`),
+    /// its other changes are not reported.
+    public let isChunkCatalog: Bool
 
     /// `"schema":"…","table":"…"` (and `"chunk":"…"`), escaped.
     let sourceNameJSON: [UInt8]
@@ -53,9 +56,11 @@ public final class RelationInfo: Sendable {
     ///   event key when the replica identity is FULL (every column is then flagged as identity).
     public init(
         oid: UInt32, schema: String, table: String, replicaIdentity: ReplicaIdentity,
-        columns: [Column], primaryKey: [String]? = nil, chunk: String? = nil, isSuppressed: Bool = false
+        columns: [Column], primaryKey: [String]? = nil, chunk: String? = nil, isSuppressed: Bool = false,
+        isChunkCatalog: Bool = false
     ) {
         self.isSuppressed = isSuppressed
+        self.isChunkCatalog = isChunkCatalog
         self.oid = oid
         self.schema = schema
         self.table = table

@@ -47,7 +47,7 @@ struct TimescaleTests {
         // The pattern public.* never captures chunks directly, and every chunk is in the publication.
         let published = try db.sql("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'pgbridge_\(db.name)' ORDER BY 1")
         #expect(published.compactMap { $0[0] } == [
-            "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
+            "_timescaledb_catalog.chunk", "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
             "_timescaledb_internal._hyper_1_3_chunk", "public.conditions",
         ])
     }
@@ -99,7 +99,7 @@ struct TimescaleTests {
         let config = try ConfigFile.write(
             directory: directory, url: db.url, tables: ["public.conditions", "public.conditions_hourly"], slot: slot,
             output: output, extraSource: "continuous_aggregates: \(mode)")
-        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "debug"], directory: directory)
         try await waitForSlot(db, slot)
         try db.reconnect()
         try db.sql("""
@@ -122,6 +122,41 @@ struct TimescaleTests {
         }
         #expect(all.allSatisfy { $0.table != "_materialized_hypertable_2" })
         #expect(events.contains { $0.table == "conditions" })
+    }
+
+    @Test func retentionIsReportedAsChunkDropped() async throws {
+        let db = try fixtureDatabase("ts_retention")
+        defer { db.drop() }
+        try db.sql("""
+            INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day', 'd1', d FROM generate_series(0, 2) d;
+            """)
+        let pipe = try InProcessPipe(database: db, name: "tsr", tables: ["public.conditions"])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.reconnect()
+        try db.sql("""
+            INSERT INTO conditions VALUES ('2026-01-04 00:00+00', 'd1', 3);
+            SELECT _timescaledb_catalog.fixture_drop_chunks('conditions', '2026-01-03 00:00+00');
+            """)
+        let events = try await pipe.waitForEvents(count: 3)
+        try await Task.sleep(for: .milliseconds(300))
+        try await pipe.stop()
+        let all = pipe.events()
+        #expect(all.map(\.op) == ["insert", "chunk_dropped", "chunk_dropped"], "\(all)")
+        let dropped = all.filter { $0.op == "chunk_dropped" }
+        let sources = dropped.compactMap { $0["source"] as? [String: Any] }
+        #expect(sources.allSatisfy { $0["table"] as? String == "conditions" && $0["schema"] as? String == "public" })
+        #expect(sources.compactMap { $0["chunk"] as? String } == [
+            "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
+        ])
+        let first = try #require(dropped.first?["chunk"] as? [String: Any])
+        #expect(first["id"] as? Int == 1)
+        #expect(first["range_start"] as? String == "2026-01-01T00:00:00.000000Z")
+        #expect(first["range_end"] as? String == "2026-01-02T00:00:00.000000Z")
+        #expect(events.first?.table == "conditions")
+        // The catalog table is published for this, but its own rows are never reported.
+        let catalogRows = all.filter { ($0["source"] as? [String: Any])?["schema"] as? String == "_timescaledb_catalog" }
+        #expect(catalogRows.isEmpty)
     }
 
     @Test func checkReportsMissingChunksAndReplicaIdentity() async throws {

@@ -75,6 +75,11 @@ extension CaptureCatalog {
         var metadata = PgOutputDecoder.RelationMetadata()
         let key = try primaryKey(oid: oid)
         metadata.primaryKey = key.isEmpty ? nil : key
+        if schema == "_timescaledb_catalog" {
+            metadata.isChunkCatalog = try connection.execute(
+                "SELECT $1::oid = to_regclass('_timescaledb_catalog.chunk')::oid", [String(oid)]).string(0, 0) == "t"
+            return metadata
+        }
         guard state.isPresent || schema == Self.chunkSchema else { return metadata }
         let parent = try connection.execute(
             """

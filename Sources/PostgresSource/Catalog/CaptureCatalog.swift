@@ -143,6 +143,10 @@ struct CaptureCatalog {
         return problems
     }
 
+    func relationExists(oid: UInt32) throws -> Bool {
+        try connection.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = $1::oid)", [String(oid)]).string(0, 0) == "t"
+    }
+
     /// PostgreSQL's primary-key columns of a table, in key order.
     func primaryKey(oid: UInt32) throws -> [String] {
         let result = try connection.execute(

@@ -23,16 +23,22 @@ public struct PgOutputDecoder {
         /// For a TimescaleDB chunk: the hypertable (or continuous-aggregate view) to report.
         public var reportAs: (schema: String, table: String)?
         public var isSuppressed: Bool
+        public var isChunkCatalog: Bool
 
-        public init(primaryKey: [String]? = nil, reportAs: (schema: String, table: String)? = nil, isSuppressed: Bool = false) {
+        public init(
+            primaryKey: [String]? = nil, reportAs: (schema: String, table: String)? = nil, isSuppressed: Bool = false,
+            isChunkCatalog: Bool = false
+        ) {
             self.primaryKey = primaryKey
             self.reportAs = reportAs
             self.isSuppressed = isSuppressed
+            self.isChunkCatalog = isChunkCatalog
         }
 
         public static func == (a: Self, b: Self) -> Bool {
             a.primaryKey == b.primaryKey && a.reportAs?.schema == b.reportAs?.schema
                 && a.reportAs?.table == b.reportAs?.table && a.isSuppressed == b.isSuppressed
+                && a.isChunkCatalog == b.isChunkCatalog
         }
     }
 
@@ -244,7 +250,8 @@ public struct PgOutputDecoder {
         } else {
             info = RelationInfo(
                 oid: oid, schema: schema, table: name, replicaIdentity: identity, columns: columns,
-                primaryKey: metadata?.primaryKey, isSuppressed: metadata?.isSuppressed ?? false)
+                primaryKey: metadata?.primaryKey, isSuppressed: metadata?.isSuppressed ?? false,
+                isChunkCatalog: metadata?.isChunkCatalog ?? false)
         }
         relations[oid] = info
         return info

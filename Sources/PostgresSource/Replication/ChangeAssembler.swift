@@ -14,6 +14,13 @@ final class ChangeAssembler {
     var flushBatch: () -> Void = {}
     /// Called periodically during long replays so the connection's status updates keep going.
     var keepAlive: () -> Void = {}
+    /// What is known about a TimescaleDB chunk by catalog id (for `chunk_dropped`).
+    var chunkRecord: (Int64) throws -> ChunkRecord? = { _ in nil }
+    /// A dropped chunk that was never seen (created and dropped while pgbridge was away, or of
+    /// a hypertable that is not captured).
+    var unknownChunkDropped: (Int64) -> Void = { _ in }
+    /// A chunk catalog row was inserted or updated (a new chunk): refresh what is known.
+    var chunkCatalogChanged: (Int64?) throws -> Void = { _ in }
 
     var batch = EventBatch()
     /// Transactions committed below this were delivered before (dedupe after restarts).
@@ -165,6 +172,28 @@ final class ChangeAssembler {
         if batch.bytes.count >= maxBatchBytes { flushBatch() }
     }
 
+    /// Retention: the key-only delete of a `_timescaledb_catalog.chunk` row becomes one
+    /// `chunk_dropped` event when the chunk belongs to a captured hypertable.
+    private func emitChunkDropped(
+        catalog: RelationInfo, payload: UnsafeRawBufferPointer, lsn: LSN, transaction: TransactionContext
+    ) throws {
+        guard let idColumn = catalog.columns.firstIndex(where: { $0.name == "id" }) else { return }
+        let old = TupleView(values: decoder.oldTuple, buffer: payload)
+        guard let id = old.string(at: idColumn).flatMap({ Int64($0) }) else { return }
+        guard let record = try chunkRecord(id) else {
+            unknownChunkDropped(id)
+            return
+        }
+        let relation = RelationInfo(
+            oid: catalog.oid, schema: record.hypertableSchema, table: record.hypertableName, replicaIdentity: .default,
+            columns: [], chunk: record.chunk)
+        encoder.encodeChunkDropped(
+            relation: relation, chunkID: id, rangeStart: record.rangeStart, rangeEnd: record.rangeEnd, lsn: lsn,
+            ordinal: ordinal, in: transaction, into: &batch.bytes)
+        batch.endEvent()
+        ordinal += 1
+    }
+
     /// Encodes the events of a change message into the current batch.
     private func emit(_ message: PgOutputMessage, payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
         guard let transaction, !skippingTransaction else { return }
@@ -177,7 +206,18 @@ final class ChangeAssembler {
                 timescaleMaintenanceDepth = max(0, timescaleMaintenanceDepth - 1)
             }
             return
-        case .insert(_, let relation), .update(_, let relation, _), .delete(_, let relation, _):
+        case .insert(_, let relation), .update(_, let relation, _):
+            if relation.isChunkCatalog {
+                let row = TupleView(values: decoder.newTuple, buffer: payload)
+                let id = relation.columns.firstIndex { $0.name == "id" }.flatMap { row.string(at: $0) }.flatMap { Int64($0) }
+                try chunkCatalogChanged(id)
+                return
+            }
+            if relation.isSuppressed || timescaleMaintenanceDepth > 0 { return }
+        case .delete(_, let relation, _) where relation.isChunkCatalog:
+            try emitChunkDropped(catalog: relation, payload: payload, lsn: changeLSN, transaction: transaction)
+            return
+        case .delete(_, let relation, _):
             if relation.isSuppressed || timescaleMaintenanceDepth > 0 { return }
         case .truncate:
             if timescaleMaintenanceDepth > 0 { return }

@@ -47,6 +47,9 @@ extension ReplicationSource {
             published += try catalog.chunks(of: hypertable.oid)
         }
         try ensurePublication(catalog: catalog, connection: connection, tables: published)
+        if !hypertables.isEmpty && timescale.hasHypertableCatalog {
+            publishChunkCatalog(catalog: catalog, connection: connection)
+        }
 
         var slotConfirmed: LSN?
         if let slot = try catalog.slot(config.slot) {
@@ -100,6 +103,22 @@ extension ReplicationSource {
                     + "Run ALTER DATABASE \(SQL.identifier(database)) SET timescaledb.enable_chunk_auto_publication = on "
                     + "as its owner; until then pgbridge adds new chunks to the publication after they appear, and their "
                     + "first rows can be missed"))
+        }
+    }
+
+    /// Retention (`drop_chunks`) is visible only as deletes of `_timescaledb_catalog.chunk`
+    /// rows: publish that table so they can become `chunk_dropped` events.
+    private func publishChunkCatalog(catalog: CaptureCatalog, connection: PGConnection) {
+        do {
+            let publication = try catalog.publication(config.publication)
+            let oid = try connection.execute("SELECT to_regclass('_timescaledb_catalog.chunk')::oid").string(0, 0).flatMap { UInt32($0) }
+            guard let oid, !publication.allTables, !publication.tables.contains(oid) else { return }
+            try connection.execute("ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk")
+        } catch {
+            logger.warning(
+                Logger.Message(stringLiteral: "cannot add _timescaledb_catalog.chunk to publication \(config.publication): \(error). "
+                    + "Retention (drop_chunks) will not be reported as chunk_dropped events; run ALTER PUBLICATION "
+                    + "\(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk as a superuser to enable it"))
         }
     }
 

@@ -19,6 +19,8 @@ final class ReplicationStream: @unchecked Sendable {
     var connection: PGConnection?
     var catalogConnection: PGConnection?
     var timescaleState: CaptureCatalog.TimescaleState?
+    /// TimescaleDB chunks of the captured hypertables by catalog id (nil until first needed).
+    var chunkRecords: [Int64: ChunkRecord]?
 
     // Batching
     var nextSequence: UInt64 = 1
@@ -77,6 +79,23 @@ final class ReplicationStream: @unchecked Sendable {
         }
         assembler.flushBatch = { [unowned self] in self.pushBlocking() }
         assembler.keepAlive = { [unowned self] in try? self.sendStatusIfDue() }
+        assembler.chunkRecord = { [unowned self] id in
+            if chunkRecords == nil { try reloadChunkRecords() }
+            return chunkRecords?[id]
+        }
+        assembler.chunkCatalogChanged = { [unowned self] id in
+            // The new row may not be visible yet (see relationMetadata): wait for it briefly.
+            if let id, let connection = catalogConnection, !connection.isBroken {
+                let catalog = CaptureCatalog(connection: connection)
+                for _ in 0..<250 where !((try? catalog.chunkRowExists(id: id)) ?? true) {
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+            }
+            try reloadChunkRecords()
+        }
+        assembler.unknownChunkDropped = { [unowned self] id in
+            logger.debug("TimescaleDB chunk \(id) was dropped but does not belong to a captured hypertable (or was never seen)")
+        }
     }
 
     // MARK: - Thread body
@@ -200,6 +219,8 @@ final class ReplicationStream: @unchecked Sendable {
         connection.setNonBlocking()
         self.connection = connection
         statusDue = true
+        // Chunk catalog rows are gone by the time their deletes are decoded: know them beforehand.
+        if !prepared.hypertables.isEmpty { try reloadChunkRecords() }
         logger.info(
             "streaming changes",
             metadata: ["slot": "\(source.config.slot)", "publication": "\(source.config.publication)", "resume_after": "\(assembler.skipThrough)"])
@@ -368,6 +389,23 @@ final class ReplicationStream: @unchecked Sendable {
 
     // MARK: - Catalog lookups
 
+    /// Reloads the chunk map, keeping records of chunks that are already gone from the catalog.
+    private func reloadChunkRecords() throws {
+        do {
+            if catalogConnection == nil || catalogConnection?.isBroken == true {
+                catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
+            }
+            let hypertables = prepared.resolvedTables.filter { prepared.hypertables.contains($0.oid) }
+            let fresh = try CaptureCatalog(connection: catalogConnection!).chunkRecords(hypertables: hypertables)
+            chunkRecords = (chunkRecords ?? [:]).merging(fresh) { _, new in new }
+        } catch let error as PostgresError {
+            catalogConnection = nil
+            throw PostgresError(
+                error.code, "reading TimescaleDB's chunk catalog failed: \(error.message)", sqlState: error.sqlState,
+                retriable: error.isRetriable)
+        }
+    }
+
     /// Primary key and TimescaleDB chunk mapping for a relation, asked on every Relation
     /// message (rare). A failure is retriable: after the reconnect the server sends the
     /// Relation message again, so a chunk is never reported under its own name by mistake.
@@ -378,10 +416,22 @@ final class ReplicationStream: @unchecked Sendable {
                 timescaleState = nil
             }
             let catalog = CaptureCatalog(connection: catalogConnection!)
+            // A transaction is sent once its commit record is flushed, a moment before it is
+            // visible to other sessions: a relation created in it (a new chunk) may not be in
+            // pg_class yet. Wait for it (up to 5 s; a relation dropped since stays unmapped).
+            for _ in 0..<250 {
+                if try catalog.relationExists(oid: oid) { break }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
             let state = try timescaleState ?? catalog.timescaleState()
             timescaleState = state
-            return try catalog.metadata(
+            let metadata = try catalog.metadata(
                 oid: oid, schema: schema, continuousAggregates: source.config.continuousAggregates, state: state)
+            logger.debug(
+                "relation metadata", metadata: [
+                    "oid": "\(oid)", "schema": "\(schema)", "report_as": "\(metadata.reportAs.map { "\($0.schema).\($0.table)" } ?? "-")",
+                ])
+            return metadata
         } catch let error as PostgresError {
             catalogConnection = nil
             // Connection problems are retried (the server resends the Relation message after a

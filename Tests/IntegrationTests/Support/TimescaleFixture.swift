@@ -28,6 +28,10 @@ enum TimescaleFixture {
             aligned bool DEFAULT true, num_slices smallint, partitioning_func_schema name, partitioning_func name,
             interval_length bigint DEFAULT 86400000000, compress_interval_length bigint, integer_now_func_schema name,
             integer_now_func name);
+        CREATE TABLE _timescaledb_catalog.dimension_slice (
+            id serial PRIMARY KEY, dimension_id int NOT NULL, range_start bigint NOT NULL, range_end bigint NOT NULL);
+        CREATE TABLE _timescaledb_catalog.chunk_constraint (
+            chunk_id int NOT NULL, dimension_slice_id int, constraint_name name NOT NULL, hypertable_constraint_name name);
         CREATE TABLE _timescaledb_catalog.fixture_chunk_range (
             chunk_id int PRIMARY KEY, hypertable_id int NOT NULL, range_start timestamptz NOT NULL, range_end timestamptz NOT NULL);
 
@@ -46,6 +50,13 @@ enum TimescaleFixture {
                 cname := format('_hyper_%s_%s_chunk', hid, cid);
                 UPDATE _timescaledb_catalog.chunk SET table_name = cname WHERE id = cid;
                 INSERT INTO _timescaledb_catalog.fixture_chunk_range VALUES (cid, hid, rs, rs + interval '1 day');
+                WITH slice AS (
+                    INSERT INTO _timescaledb_catalog.dimension_slice (dimension_id, range_start, range_end)
+                    SELECT d.id, (extract(epoch FROM rs) * 1000000)::bigint, (extract(epoch FROM rs + interval '1 day') * 1000000)::bigint
+                    FROM _timescaledb_catalog.dimension d WHERE d.hypertable_id = hid ORDER BY d.id LIMIT 1
+                    RETURNING id)
+                INSERT INTO _timescaledb_catalog.chunk_constraint (chunk_id, dimension_slice_id, constraint_name)
+                SELECT cid, slice.id, 'constraint_' || slice.id FROM slice;
                 EXECUTE format('CREATE TABLE _timescaledb_internal.%I (CHECK ("time" >= %L AND "time" < %L)) INHERITS (%I.%I)',
                                cname, rs, rs + interval '1 day', TG_TABLE_SCHEMA, TG_TABLE_NAME);
                 SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) INTO keycols
@@ -70,6 +81,27 @@ enum TimescaleFixture {
             END IF;
             EXECUTE format('INSERT INTO _timescaledb_internal.%I SELECT ($1).*', cname) USING NEW;
             RETURN NULL;
+        END $$;
+
+        -- drop_chunks stand-in: drops whole chunks; only the catalog rows' deletes reach the WAL.
+        CREATE FUNCTION _timescaledb_catalog.fixture_drop_chunks(ht regclass, older_than timestamptz) RETURNS int
+        LANGUAGE plpgsql AS $$
+        DECLARE r record; n int := 0;
+        BEGIN
+            FOR r IN SELECT c.id, c.table_name FROM _timescaledb_catalog.chunk c
+                     JOIN _timescaledb_catalog.fixture_chunk_range fr ON fr.chunk_id = c.id
+                     JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
+                     JOIN pg_class pc ON pc.relname = h.table_name AND pc.oid = ht
+                     WHERE fr.range_end <= older_than ORDER BY c.id LOOP
+                EXECUTE format('DROP TABLE _timescaledb_internal.%I', r.table_name);
+                DELETE FROM _timescaledb_catalog.dimension_slice WHERE id IN (
+                    SELECT dimension_slice_id FROM _timescaledb_catalog.chunk_constraint WHERE chunk_id = r.id);
+                DELETE FROM _timescaledb_catalog.chunk_constraint WHERE chunk_id = r.id;
+                DELETE FROM _timescaledb_catalog.fixture_chunk_range WHERE chunk_id = r.id;
+                DELETE FROM _timescaledb_catalog.chunk WHERE id = r.id;
+                n := n + 1;
+            END LOOP;
+            RETURN n;
         END $$;
 
         CREATE FUNCTION _timescaledb_catalog.fixture_create_hypertable(ht regclass) RETURNS int LANGUAGE plpgsql AS $$
