@@ -159,6 +159,41 @@ struct TimescaleTests {
         #expect(catalogRows.isEmpty)
     }
 
+    @Test func reconcilerAddsChunksCreatedWithoutAutoPublication() async throws {
+        let db = try fixtureDatabase("ts_reconcile")
+        defer { db.drop() }
+        let directory = try TestEnvironment.scratchDirectory("reconcile")
+        let output = (directory as NSString).appendingPathComponent("events.jsonl")
+        let slot = "pgbridge_\(db.name)"
+        let config = try ConfigFile.write(
+            directory: directory, url: db.url, tables: ["public.conditions"], slot: slot, output: output,
+            extraSource: "reconcile_interval: 1s")
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        try await waitForSlot(db, slot)
+        // An application session that predates the setting: the new chunk is not published.
+        try db.sql("""
+            SET timescaledb.enable_chunk_auto_publication = off;
+            INSERT INTO conditions VALUES ('2026-02-01 10:00+00', 'early', 1);
+            """)
+        let chunk = "_timescaledb_internal._hyper_1_1_chunk"
+        let deadline = ContinuousClock.now + .seconds(20)
+        var published = false
+        while ContinuousClock.now < deadline && !published {
+            published = try db.value(
+                "SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(slot)' AND schemaname || '.' || tablename = '\(chunk)'") == "1"
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(published, "the reconciler did not add \(chunk)")
+        try db.sql("INSERT INTO conditions VALUES ('2026-02-01 11:00+00', 'late', 2)")
+        let events = try await EventFile.waitFor(output) { $0.contains { $0.after?["device"] as? String == "late" } }
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+        #expect(events.contains { $0.after?["device"] as? String == "late" && $0.table == "conditions" })
+        // Rows written before the chunk was added are lost to replication: that is what the warning says.
+        #expect(!events.contains { $0.after?["device"] as? String == "early" })
+        #expect(bridge.stderr.contains("added chunks missing from publication \(slot): \(chunk)"), "\(bridge.stderr.suffix(1500))")
+    }
+
     @Test func checkReportsMissingChunksAndReplicaIdentity() async throws {
         let db = try fixtureDatabase("ts_check")
         defer { db.drop() }
