@@ -68,6 +68,25 @@ struct CaptureTests {
         #expect(Set(ids).count == ids.count)
     }
 
+    @Test func onlyCapturedTablesAreReportedFromASharedPublication() async throws {
+        let db = try TestDatabase(prefix: "shared")
+        defer { db.drop() }
+        try db.sql("""
+            CREATE TABLE watched (id int PRIMARY KEY);
+            CREATE TABLE other (id int PRIMARY KEY);
+            CREATE PUBLICATION pgbridge_\(db.name) FOR ALL TABLES;
+            """)
+        let pipe = try InProcessPipe(database: db, name: "shared", tables: ["public.watched"])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO other VALUES (1); INSERT INTO watched VALUES (2); INSERT INTO other VALUES (3);")
+        _ = try await pipe.waitForEvents(count: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        try await pipe.stop()
+        let events = pipe.events()
+        #expect(events.map(\.table) == ["watched"])
+    }
+
     @Test func typeMatrixRoundTrips() async throws {
         let db = try TestDatabase(prefix: "types")
         defer { db.drop() }

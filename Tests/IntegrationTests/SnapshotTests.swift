@@ -195,6 +195,32 @@ struct SnapshotTests {
         #expect(noPipe.status == 2 && noPipe.stderr.contains("no pipe named 'nope'"))
     }
 
+    @Test func snapshotReadsKeywordColumnsAndUsesTheStreamsKeys() async throws {
+        let db = try TestDatabase(prefix: "snapkw")
+        defer { db.drop() }
+        try db.sql("""
+            CREATE TABLE kw (id int PRIMARY KEY, "user" text, "order" int);
+            INSERT INTO kw VALUES (1, 'alice', 10), (2, 'bob', 20);
+            CREATE TABLE byindex (code text NOT NULL, v int);
+            CREATE UNIQUE INDEX byindex_code ON byindex (code);
+            ALTER TABLE byindex REPLICA IDENTITY USING INDEX byindex_code;
+            INSERT INTO byindex VALUES ('a', 1), ('b', 2);
+            """)
+        let (bridge, output, _) = try start(db, tables: ["public.kw", "public.byindex"], name: "snapkw")
+        try await waitForSlot(db, "pgbridge_\(db.name)")
+        try db.sql("UPDATE byindex SET v = 3 WHERE code = 'a'")
+        let events = try await EventFile.waitFor(output) { $0.count >= 5 }
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+        let kw = events.filter { $0.table == "kw" }
+        #expect(kw.compactMap { $0.after?["user"] as? String } == ["alice", "bob"])
+        #expect(kw.compactMap { $0.after?["order"] as? Int } == [10, 20])
+        let byIndex = events.filter { $0.table == "byindex" }
+        #expect(byIndex.map(\.op) == ["read", "read", "update"])
+        // Snapshot rows carry the same key as streamed changes of the same table.
+        #expect(byIndex.compactMap { $0.key?["code"] as? String } == ["a", "b", "a"])
+    }
+
     @Test func snapshotRangeBoundsHypertables() async throws {
         let db = try TestDatabase(prefix: "snaprange")
         defer { db.drop() }

@@ -63,14 +63,15 @@ extension CaptureCatalog {
                 WHERE cc.chunk_id = c.id ORDER BY d.id LIMIT 1) r ON true
             """
             : "LEFT JOIN LATERAL (SELECT NULL::bigint AS range_start, NULL::bigint AS range_end, NULL::regtype AS column_type) r ON true"
-        let names = "{" + hypertables.map { "\"\($0.schema).\($0.name)\"" }.joined(separator: ",") + "}"
+        let schemas = SQL.textArray(hypertables.map(\.schema))
+        let names = SQL.textArray(hypertables.map(\.name))
         let result = try connection.execute(
             """
             SELECT c.id, h.schema_name, h.table_name, \(chunkName), \(bound("range_start")), \(bound("range_end"))
             FROM _timescaledb_catalog.chunk c JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
             \(range)
-            WHERE (h.schema_name || '.' || h.table_name) = ANY($1::text[])
-            """, [names])
+            WHERE (h.schema_name::text, h.table_name::text) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            """, [schemas, names])
         var records: [Int64: ChunkRecord] = [:]
         for row in 0..<result.rowCount {
             guard let id = result.string(row, 0).flatMap({ Int64($0) }) else { continue }

@@ -70,7 +70,7 @@ extension CaptureCatalog {
     /// What to report for a decoded relation: its primary key and, for a chunk, the hypertable
     /// (or the continuous aggregate's view, or nothing when those are dropped).
     func metadata(
-        oid: UInt32, schema: String, continuousAggregates: ContinuousAggregateMode, state: TimescaleState
+        oid: UInt32, schema: String, name: String, continuousAggregates: ContinuousAggregateMode, state: TimescaleState
     ) throws -> PgOutputDecoder.RelationMetadata {
         var metadata = PgOutputDecoder.RelationMetadata()
         let key = try primaryKey(oid: oid)
@@ -80,26 +80,45 @@ extension CaptureCatalog {
                 "SELECT $1::oid = to_regclass('_timescaledb_catalog.chunk')::oid", [String(oid)]).string(0, 0) == "t"
             return metadata
         }
-        guard state.isPresent || schema == Self.chunkSchema else { return metadata }
         let parent = try connection.execute(
             """
             SELECT n.nspname, c.relname, c.oid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhrelid = $1::oid LIMIT 1
             """, [String(oid)])
-        guard parent.rowCount == 1, let parentSchema = parent.string(0, 0), let parentName = parent.string(0, 1) else {
-            return metadata
-        }
+        var parentSchema: String
+        var parentName: String
+        var parentOID: UInt32?
         var hypertableID: String?
-        if state.hasHypertableCatalog {
+        if parent.rowCount == 1, let foundSchema = parent.string(0, 0), let foundName = parent.string(0, 1) {
+            parentSchema = foundSchema
+            parentName = foundName
+            parentOID = parent.string(0, 2).flatMap { UInt32($0) }
+            metadata.parent = (parentSchema, parentName)
+            guard state.isPresent || schema == Self.chunkSchema else { return metadata }
+            if state.hasHypertableCatalog {
+                let hypertable = try connection.execute(
+                    "SELECT id FROM _timescaledb_catalog.hypertable WHERE schema_name = $1 AND table_name = $2",
+                    [parentSchema, parentName])
+                guard hypertable.rowCount == 1 else { return metadata }  // plain inheritance or a partition
+                hypertableID = hypertable.string(0, 0)
+            } else if schema != Self.chunkSchema {
+                return metadata
+            }
+        } else if schema == Self.chunkSchema, state.hasHypertableCatalog, let id = Self.hypertableID(fromChunkName: name) {
+            // The chunk is gone (dropped since this change was written): TimescaleDB names
+            // chunks _hyper_<hypertable id>_<chunk id>_chunk.
             let hypertable = try connection.execute(
-                "SELECT id FROM _timescaledb_catalog.hypertable WHERE schema_name = $1 AND table_name = $2",
-                [parentSchema, parentName])
-            guard hypertable.rowCount == 1 else { return metadata }  // plain inheritance, not a chunk
-            hypertableID = hypertable.string(0, 0)
-        } else if schema != Self.chunkSchema {
+                "SELECT schema_name, table_name FROM _timescaledb_catalog.hypertable WHERE id = $1::int", [id])
+            guard hypertable.rowCount == 1, let foundSchema = hypertable.string(0, 0), let foundName = hypertable.string(0, 1)
+            else { return metadata }
+            parentSchema = foundSchema
+            parentName = foundName
+            hypertableID = id
+            metadata.parent = (parentSchema, parentName)
+        } else {
             return metadata
         }
-        if metadata.primaryKey == nil, let parentOID = parent.string(0, 2).flatMap({ UInt32($0) }) {
+        if metadata.primaryKey == nil, let parentOID {
             let parentKey = try primaryKey(oid: parentOID)
             metadata.primaryKey = parentKey.isEmpty ? nil : parentKey
         }
@@ -114,5 +133,14 @@ extension CaptureCatalog {
             }
         }
         return metadata
+    }
+
+    /// `_hyper_12_345_chunk` → "12".
+    static func hypertableID(fromChunkName name: String) -> String? {
+        let parts = name.split(separator: "_")
+        guard name.hasPrefix("_hyper_"), name.hasSuffix("_chunk"), parts.count == 4, parts[1] == "hyper",
+            parts[2].allSatisfy(\.isNumber), parts[3] != ""
+        else { return nil }
+        return String(parts[2])
     }
 }

@@ -14,6 +14,8 @@ struct CaptureCatalog {
         let hasPrimaryKey: Bool
 
         var qualified: String { "\(SQL.identifier(schema)).\(SQL.identifier(name))" }
+        /// For messages: quoted only where SQL needs it, so a suggested fix reads naturally.
+        var readableQualified: String { "\(SQL.readable(schema)).\(SQL.readable(name))" }
         var display: String { "\(schema).\(name)" }
     }
 
@@ -92,10 +94,10 @@ struct CaptureCatalog {
             switch table.replicaIdentity {
             case "d" where !table.hasPrimaryKey:
                 return "table \(table.display) has no primary key and REPLICA IDENTITY DEFAULT: UPDATE and DELETE on it "
-                    + "would fail once published. Run ALTER TABLE \(table.qualified) REPLICA IDENTITY FULL (or add a primary key)"
+                    + "would fail once published. Run ALTER TABLE \(table.readableQualified) REPLICA IDENTITY FULL (or add a primary key)"
             case "n":
                 return "table \(table.display) has REPLICA IDENTITY NOTHING: UPDATE and DELETE on it would fail once published. "
-                    + "Run ALTER TABLE \(table.qualified) REPLICA IDENTITY FULL (or DEFAULT with a primary key)"
+                    + "Run ALTER TABLE \(table.readableQualified) REPLICA IDENTITY FULL (or DEFAULT with a primary key)"
             default:
                 return nil
             }
@@ -175,10 +177,34 @@ enum SlotAdvice {
 
 /// SQL quoting for identifiers and literals that cannot be bound as parameters.
 enum SQL {
+    /// Always quoted: an unquoted name can be a keyword (`user`, `order`) and mean something else.
     static func identifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Quotes only names that need it (case, characters, keywords): for messages, not for SQL
+    /// pgbridge runs.
+    static func readable(_ name: String) -> String {
         let simple = !name.isEmpty && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
-            && !(name.utf8.first.map { $0 >= 48 && $0 <= 57 } ?? false)
-        return simple ? name : "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            && !(name.utf8.first.map { $0 >= 48 && $0 <= 57 } ?? false) && !reservedWords.contains(name)
+        return simple ? name : identifier(name)
+    }
+
+    private static let reservedWords: Set<String> = [
+        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast", "check",
+        "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role", "current_time",
+        "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except",
+        "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in", "initially", "intersect", "into",
+        "lateral", "leading", "limit", "localtime", "localtimestamp", "not", "null", "offset", "on", "only", "or",
+        "order", "placing", "primary", "references", "returning", "select", "session_user", "some", "symmetric",
+        "table", "then", "to", "trailing", "true", "union", "unique", "user", "using", "variadic", "when", "where",
+        "window", "with",
+    ]
+
+    /// A `text[]` literal (for binding as a parameter).
+    static func textArray(_ values: [String]) -> String {
+        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "}"
     }
 
     static func literal(_ value: String) -> String {

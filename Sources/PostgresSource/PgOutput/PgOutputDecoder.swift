@@ -24,6 +24,8 @@ public struct PgOutputDecoder {
         public var reportAs: (schema: String, table: String)?
         public var isSuppressed: Bool
         public var isChunkCatalog: Bool
+        /// The inheritance parent (a hypertable for chunks, a partitioned table for partitions).
+        public var parent: (schema: String, table: String)?
 
         public init(
             primaryKey: [String]? = nil, reportAs: (schema: String, table: String)? = nil, isSuppressed: Bool = false,

@@ -11,8 +11,17 @@ extension ReplicationStream {
         let path = SnapshotProgress.path(directory: source.stateDirectory, pipe: source.pipeName)
         let stored = SnapshotProgress.load(path: path)
         let catalogURL = source.postgres.url
+        if try slotExists(), stored?.status == .creating {
+            // A previous start died between creating the slot and reading anything: nothing was
+            // streamed from the slot, so it is dropped and the snapshot starts over.
+            logger.warning("dropping replication slot \(source.config.slot) left by an interrupted snapshot start")
+            let admin = try PGConnection(url: source.postgres.url, mode: .normal)
+            try admin.execute("SELECT pg_drop_replication_slot($1)", [source.config.slot])
+        }
         if try slotExists() {
             guard let stored, stored.status == .inProgress else { return nil }  // done, or the slot predates it
+            stored.beginAttempt()
+            try stored.save()
             logger.warning(
                 Logger.Message(stringLiteral: "resuming the interrupted snapshot after \(stored.completed.count) completed table(s)/chunk(s) with a new "
                     + "database snapshot: rows changed since the first attempt may be delivered twice (once here, once streamed)"))
@@ -22,6 +31,9 @@ extension ReplicationStream {
             return nil
         }
         // A new slot exporting its snapshot; nothing else may run on this connection until the reads end.
+        let creating = SnapshotProgress(path: path, consistentPoint: .zero)
+        creating.status = .creating
+        try creating.save()
         let replication = try PGConnection(url: catalogURL, mode: .replication)
         let created = try replication.execute(
             "CREATE_REPLICATION_SLOT \(SQL.identifier(source.config.slot)) LOGICAL pgoutput (SNAPSHOT 'export')")
@@ -49,9 +61,10 @@ extension ReplicationStream {
     private func readSnapshot(reader: PGConnection, progress: SnapshotProgress) throws {
         let catalog = CaptureCatalog(connection: reader)
         let state = try catalog.timescaleState()
-        let units = try catalog.snapshotPlan(
+        let planned = try catalog.snapshotPlan(
             tables: prepared.resolvedTables, hypertables: Set(prepared.hypertables), range: source.config.snapshotRange,
             state: state, continuousAggregates: source.config.continuousAggregates)
+        let units = try catalog.lockUnits(planned.filter { !progress.completed.contains($0.name) }) { logger.warning("\($0)") }
         let pending = units.filter { !progress.completed.contains($0.name) }
         let estimated = pending.reduce(0) { $0 + $1.estimatedRows }
         let started = ContinuousClock.now

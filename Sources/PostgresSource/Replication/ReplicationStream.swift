@@ -19,6 +19,10 @@ final class ReplicationStream: @unchecked Sendable {
     var connection: PGConnection?
     var catalogConnection: PGConnection?
     var timescaleState: CaptureCatalog.TimescaleState?
+    /// The pipe's resolved tables; changes of other relations (and of chunks of other
+    /// hypertables) are not reported.
+    lazy var capturedOIDs = Set(prepared.resolvedTables.map(\.oid))
+    lazy var capturedNames = Set(prepared.resolvedTables.map(\.display))
     /// TimescaleDB chunks of the captured hypertables by catalog id (nil until first needed).
     var chunkRecords: [Int64: ChunkRecord]?
 
@@ -74,8 +78,8 @@ final class ReplicationStream: @unchecked Sendable {
         if initial > .zero {
             source.shared.withLock { $0.ackedLSN = initial }
         }
-        assembler.decoder.relationLookup = { [unowned self] oid, schema, _ in
-            try self.relationMetadata(oid: oid, schema: schema)
+        assembler.decoder.relationLookup = { [unowned self] oid, schema, name in
+            try self.relationMetadata(oid: oid, schema: schema, name: name)
         }
         assembler.flushBatch = { [unowned self] in self.pushBlocking() }
         assembler.keepAlive = { [unowned self] in try? self.sendStatusIfDue() }
@@ -206,10 +210,12 @@ final class ReplicationStream: @unchecked Sendable {
                     + "after a failover or restore, check the slot and restart pgbridge", retriable: false)
         }
         let publication = "\"" + source.config.publication.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // messages is always requested: TimescaleDB's compression markers are logical messages.
+        // `messages: false` in the config only keeps message events out of the output.
         let command = """
             START_REPLICATION SLOT \(SQL.identifier(source.config.slot)) LOGICAL 0/0 \
             (proto_version '2', publication_names \(SQL.literal(publication)), \
-            messages '\(source.config.messages ? "true" : "false")', streaming 'on')
+            messages 'true', streaming 'on')
             """
         do {
             try connection.execute(command)
@@ -409,7 +415,7 @@ final class ReplicationStream: @unchecked Sendable {
     /// Primary key and TimescaleDB chunk mapping for a relation, asked on every Relation
     /// message (rare). A failure is retriable: after the reconnect the server sends the
     /// Relation message again, so a chunk is never reported under its own name by mistake.
-    private func relationMetadata(oid: UInt32, schema: String) throws -> PgOutputDecoder.RelationMetadata {
+    private func relationMetadata(oid: UInt32, schema: String, name: String) throws -> PgOutputDecoder.RelationMetadata {
         do {
             if catalogConnection == nil || catalogConnection?.isBroken == true {
                 catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
@@ -419,14 +425,21 @@ final class ReplicationStream: @unchecked Sendable {
             // A transaction is sent once its commit record is flushed, a moment before it is
             // visible to other sessions: a relation created in it (a new chunk) may not be in
             // pg_class yet. Wait for it (up to 5 s; a relation dropped since stays unmapped).
-            for _ in 0..<250 {
+            for _ in 0..<50 {
                 if try catalog.relationExists(oid: oid) { break }
+                try? sendStatusIfDue()
                 Thread.sleep(forTimeInterval: 0.02)
             }
             let state = try timescaleState ?? catalog.timescaleState()
             timescaleState = state
-            let metadata = try catalog.metadata(
-                oid: oid, schema: schema, continuousAggregates: source.config.continuousAggregates, state: state)
+            var metadata = try catalog.metadata(
+                oid: oid, schema: schema, name: name, continuousAggregates: source.config.continuousAggregates,
+                state: state)
+            // Report only what the pipe captures (a shared or FOR ALL TABLES publication may hold more).
+            let captured =
+                metadata.isChunkCatalog || capturedOIDs.contains(oid)
+                || metadata.parent.map { capturedNames.contains("\($0.schema).\($0.table)") } == true
+            if !captured { metadata.isSuppressed = true }
             logger.debug(
                 "relation metadata", metadata: [
                     "oid": "\(oid)", "schema": "\(schema)", "report_as": "\(metadata.reportAs.map { "\($0.schema).\($0.table)" } ?? "-")",

@@ -21,7 +21,7 @@ enum SnapshotCursor {
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let orderClause = unit.keyColumns.isEmpty ? "" : " ORDER BY \(keyList)"
         try reader.execute(
-            "DECLARE pgbridge_snapshot NO SCROLL CURSOR FOR SELECT \(unit.columnList) FROM ONLY \(unit.physical)"
+            "DECLARE pgbridge_snapshot NO SCROLL CURSOR FOR SELECT \(unit.columnList) FROM \(unit.useOnly ? "ONLY " : "")\(unit.physical)"
                 + whereClause + orderClause)
         defer { _ = try? reader.execute("CLOSE pgbridge_snapshot") }
         var values: [TupleValue] = []

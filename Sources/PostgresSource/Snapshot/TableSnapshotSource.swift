@@ -55,9 +55,10 @@ public final class TableSnapshotSource: ChangeSource {
         }
         let point = try reader.execute("SELECT pg_current_wal_lsn()::text").string(0, 0).flatMap { LSN($0) } ?? .zero
         let state = try catalog.timescaleState()
-        let units = try catalog.snapshotPlan(
+        let planned = try catalog.snapshotPlan(
             tables: tables, hypertables: try catalog.hypertables(among: tables, state: state), range: config.snapshotRange,
             state: state, continuousAggregates: config.continuousAggregates)
+        let units = try catalog.lockUnits(planned) { logger.warning("\($0)") }
         var encoder = NativeEncoder(database: database)
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let context = TransactionContext(
