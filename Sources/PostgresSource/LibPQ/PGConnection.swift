@@ -16,7 +16,9 @@ final class PGConnection {
     }
 
     /// Session settings that make value text forms stable for the encoders.
-    static let sessionOptions = "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3"
+    /// (standard_conforming_strings: the quoting of literals pgbridge builds relies on it.)
+    static let sessionOptions =
+        "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c standard_conforming_strings=on"
 
     /// Connects (blocking). `url` is a URI or key=value string; later parameters override it.
     init(url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10) throws {
