@@ -21,17 +21,27 @@ public enum JSONBytes {
 
     /// Appends the escaped content of `src` without quotes.
     public static func appendEscaped(_ src: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        appendSanitized(src, into: &out, insideString: true)
+    }
+
+    /// Copies `src`, replacing invalid UTF-8 with U+FFFD and, inside a JSON string, escaping
+    /// quotes, backslashes and control characters; outside one (raw JSON documents), turning
+    /// line breaks into spaces. Runs of plain bytes are copied in bulk.
+    @inline(__always)
+    private static func appendSanitized(_ src: UnsafeRawBufferPointer, into out: inout [UInt8], insideString: Bool) {
         let count = src.count
         guard count > 0, let base = src.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         var i = 0
         var runStart = 0
         while i < count {
             let b = base[i]
-            if b >= 0x20 && b < 0x80 && b != 0x22 && b != 0x5C {
-                i += 1
-                continue
-            }
-            if b >= 0x80 {
+            if b < 0x80 {
+                let special = insideString ? (b < 0x20 || b == 0x22 || b == 0x5C) : (b == 0x0A || b == 0x0D)
+                if !special {
+                    i += 1
+                    continue
+                }
+            } else {
                 let length = validUTF8Length(base, i, count)
                 if length > 0 {
                     i += length
@@ -43,8 +53,10 @@ public enum JSONBytes {
             }
             if b >= 0x80 {
                 out.append(contentsOf: [0xEF, 0xBF, 0xBD] as [UInt8])  // U+FFFD
-            } else {
+            } else if insideString {
                 appendEscape(b, into: &out)
+            } else {
+                out.append(0x20)
             }
             i += 1
             runStart = i
@@ -106,37 +118,7 @@ public enum JSONBytes {
     /// split a JSON line; PostgreSQL only accepts them between tokens) and invalid UTF-8 becomes
     /// U+FFFD.
     public static func appendRawJSON(_ src: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        let count = src.count
-        guard count > 0, let base = src.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
-        var i = 0
-        var runStart = 0
-        while i < count {
-            let b = base[i]
-            if b != 0x0A && b != 0x0D && b < 0x80 {
-                i += 1
-                continue
-            }
-            if b >= 0x80 {
-                let length = validUTF8Length(base, i, count)
-                if length > 0 {
-                    i += length
-                    continue
-                }
-            }
-            if runStart < i {
-                out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: i - runStart))
-            }
-            if b >= 0x80 {
-                out.append(contentsOf: [0xEF, 0xBF, 0xBD] as [UInt8])
-            } else {
-                out.append(0x20)
-            }
-            i += 1
-            runStart = i
-        }
-        if runStart < count {
-            out.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: count - runStart))
-        }
+        appendSanitized(src, into: &out, insideString: false)
     }
 
     /// Appends raw ASCII bytes (keys, numbers, literals) unchanged.
