@@ -178,16 +178,39 @@ extension BridgeConfig {
                     statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout,
                     continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval,
                     snapshotRange: snapshotRange, snapshotBatchRows: batchRows))
-        case "outbox", "notify":
-            throw (kindNode ?? node).error("source kind '\(kind)' is not available in this version of pgbridge yet: use replication")
+        case "outbox":
+            let keys = try node.mapping(allowed: ["kind", "channel", "channels", "batch_rows", "poll_interval"])
+            let channels = try parseChannels(keys, node: node, defaultChannel: "pgbridge")
+            let batchRows = try keys["batch_rows"]?.int(range: 1...100_000) ?? 1000
+            let pollInterval = try keys["poll_interval"]?.duration() ?? .seconds(5)
+            return .outbox(OutboxSourceConfig(channels: channels, batchRows: batchRows, pollInterval: pollInterval))
+        case "notify":
+            let keys = try node.mapping(allowed: ["kind", "channel", "channels"])
+            let channels = try parseChannels(keys, node: node, defaultChannel: nil)
+            return .notify(NotifySourceConfig(channels: channels))
         default:
             throw (kindNode ?? node).error("unknown source kind '\(kind)'; expected replication, outbox or notify")
         }
     }
 
+    private static func parseChannels(_ keys: [String: ConfigNode], node: ConfigNode, defaultChannel: String?) throws
+        -> [String]
+    {
+        var channels: [String] = []
+        if let one = keys["channel"] { channels.append(try one.string()) }
+        if let many = keys["channels"] { channels += try many.list().map { try $0.string() } }
+        if channels.isEmpty, let defaultChannel { channels = [defaultChannel] }
+        guard !channels.isEmpty else { throw node.error("missing channels: list the NOTIFY channels to listen on") }
+        for channel in channels where channel.isEmpty || channel.utf8.count > 63 {
+            throw node.error("'\(channel)' is not a valid channel name (1 to 63 bytes)")
+        }
+        return channels
+    }
+
     private static let sourceKeys = [
         "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
         "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
+        "batch_rows", "poll_interval",
     ]
 
     static func parseSink(_ node: ConfigNode) throws -> SinkConfig {

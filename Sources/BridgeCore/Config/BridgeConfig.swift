@@ -45,6 +45,30 @@ public enum EventFormat: String, Sendable, CaseIterable {
 
 public enum SourceConfig: Sendable {
     case replication(ReplicationSourceConfig)
+    case outbox(OutboxSourceConfig)
+    case notify(NotifySourceConfig)
+}
+
+/// Trigger capture through `pgbridge.outbox` (see docs/trigger-capture.md).
+public struct OutboxSourceConfig: Sendable {
+    public var channels: [String]
+    /// Outbox rows claimed per transaction.
+    public var batchRows: Int
+    /// How often the outbox is drained without a NOTIFY (missed wake-ups, other replicas' leftovers).
+    public var pollInterval: Duration
+
+    public init(channels: [String], batchRows: Int = 1000, pollInterval: Duration = .seconds(5)) {
+        self.channels = channels
+        self.batchRows = batchRows
+        self.pollInterval = pollInterval
+    }
+}
+
+/// Raw LISTEN channels (best effort: what NOTIFY itself guarantees).
+public struct NotifySourceConfig: Sendable {
+    public var channels: [String]
+
+    public init(channels: [String]) { self.channels = channels }
 }
 
 public struct ReplicationSourceConfig: Sendable {

@@ -19,12 +19,37 @@ public enum DatabaseAdmin {
     public struct PipeReport: Sendable {
         public var problems: [String] = []
         public var notes: [String] = []
+
+        public init(problems: [String] = [], notes: [String] = []) {
+            self.problems = problems
+            self.notes = notes
+        }
     }
 
     public static func checkPipe(
         _ pipe: PipeConfig, index: Int, postgres: PostgresConfig
     ) async throws -> PipeReport {
-        guard case .replication(let source) = pipe.source else { return PipeReport() }
+        let source: ReplicationSourceConfig
+        switch pipe.source {
+        case .replication(let replication):
+            source = replication
+        case .outbox:
+            return try await Blocking.run {
+                var report = PipeReport()
+                let connection = try PGConnection(url: postgres.url, mode: .normal)
+                if try connection.execute("SELECT to_regclass('pgbridge.outbox') IS NOT NULL").string(0, 0) != "t" {
+                    report.problems.append(
+                        "table pgbridge.outbox does not exist: run `pgbridge setup` (or CREATE EXTENSION pgbridge), "
+                            + "then SELECT pgbridge.watch('schema.table') for each table to capture")
+                }
+                return report
+            }
+        case .notify:
+            return try await Blocking.run {
+                _ = try PGConnection(url: postgres.url, mode: .normal)
+                return PipeReport(notes: ["notify pipes are best effort: notifications sent while pgbridge is away are lost"])
+            }
+        }
         return try await Blocking.run {
             var report = PipeReport()
             let connection = try PGConnection(url: postgres.url, mode: .normal)

@@ -52,6 +52,8 @@ final class PGConnection {
 
     deinit { PQfinish(handle) }
 
+    var handleForNotifications: OpaquePointer { handle }
+
     var errorMessage: String {
         Redaction.redactConnectionString(String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
     }
@@ -164,5 +166,35 @@ final class PGConnection {
     func endCopy() {
         _ = PQputCopyEnd(handle, nil)
         _ = PQflush(handle)
+    }
+}
+
+extension PGConnection {
+    struct Notification {
+        let channel: String
+        let payload: [UInt8]
+        let backendPID: Int32
+    }
+
+    /// Reads the socket and returns pending notifications (LISTEN).
+    func notifications() throws -> [Notification] {
+        try consumeInput()
+        var result: [Notification] = []
+        while let notify = PQnotifies(handleForNotifications) {
+            let payload = notify.pointee.extra.map { pointer in
+                Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+            } ?? []
+            result.append(
+                Notification(
+                    channel: String(cString: notify.pointee.relname), payload: payload, backendPID: notify.pointee.be_pid))
+            PQfreemem(notify)
+        }
+        return result
+    }
+
+    /// Waits up to `timeout` for the socket to become readable.
+    func waitReadable(timeout: Duration) {
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, Int32(max(1, timeout.seconds * 1000)))
     }
 }

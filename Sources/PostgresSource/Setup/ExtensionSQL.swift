@@ -1,5 +1,6 @@
 // The pgbridge SQL objects, identical to sql/pgbridge--0.1.sql (a test checks that), so that
 // `pgbridge setup` can install them where the server's extension directory is not writable.
+// Regenerate after editing the .sql file: the literal must end with the file's final newline.
 enum ExtensionSQL {
     static let version = "0.1"
 
@@ -112,5 +113,6 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS pgbridge_capture_truncate ON %s', tbl);
 END
 $unwatch$;
+
 """#
 }

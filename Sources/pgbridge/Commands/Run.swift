@@ -29,6 +29,10 @@ struct Run: AsyncParsableCommand {
                 source = ReplicationSource(
                     pipeName: pipe.name, config: replication, postgres: config.postgres,
                     stateDirectory: config.stateDirectory, logger: logger)
+            case .outbox(let outbox):
+                source = OutboxSource(pipeName: pipe.name, config: outbox, postgres: config.postgres, logger: logger)
+            case .notify(let notify):
+                source = NotifySource(pipeName: pipe.name, config: notify, postgres: config.postgres, logger: logger)
             }
             let sinks: [any EventSink] = pipe.sinks.map { sink in
                 switch sink {

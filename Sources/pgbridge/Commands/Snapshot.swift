@@ -28,7 +28,10 @@ struct Snapshot: AsyncParsableCommand {
         guard let pattern = TablePattern(parsing: table), pattern.table != nil else {
             throw ExitCodes.fail(ConfigError(path: "", message: "'\(table)' is not a table name: write schema.table"))
         }
-        guard case .replication(let replication) = pipeConfig.source else { return }
+        guard case .replication(let replication) = pipeConfig.source else {
+            throw ExitCodes.fail(
+                ConfigError(path: "pipes", message: "pipe '\(pipe)' does not capture through replication: snapshots need a replication pipe"))
+        }
         let source = TableSnapshotSource(table: pattern, config: replication, postgres: config.postgres, logger: logger)
         let sinks: [any EventSink] = pipeConfig.sinks.map { sink in
             switch sink {

@@ -37,7 +37,7 @@ enum TimescaleFixture {
 
         CREATE FUNCTION _timescaledb_catalog.fixture_route() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
-            hid int; cid int; cname text; rs timestamptz; pub name; keycols text; ident "char";
+            hid int; cid int; cname text; rs timestamptz; pub name; keycols text; ident "char"; trig record;
         BEGIN
             SELECT h.id INTO hid FROM _timescaledb_catalog.hypertable h
             WHERE h.schema_name = TG_TABLE_SCHEMA AND h.table_name = TG_TABLE_NAME;
@@ -70,6 +70,14 @@ enum TimescaleFixture {
                 IF ident = 'f' THEN
                     EXECUTE format('ALTER TABLE _timescaledb_internal.%I REPLICA IDENTITY FULL', cname);
                 END IF;
+                -- Like TimescaleDB: row triggers of the hypertable are copied to every new chunk.
+                FOR trig IN SELECT pg_get_triggerdef(t.oid) AS def FROM pg_trigger t
+                            WHERE t.tgrelid = TG_RELID AND NOT t.tgisinternal AND t.tgname <> 'fixture_route'
+                              AND (t.tgtype & 1) = 1 LOOP
+                    EXECUTE replace(trig.def,
+                        ' ON ' || quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME) || ' ',
+                        ' ON _timescaledb_internal.' || quote_ident(cname) || ' ');
+                END LOOP;
                 IF current_setting('timescaledb.enable_chunk_auto_publication', true) = 'on' THEN
                     FOR pub IN SELECT p.pubname FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
                                WHERE pr.prrelid = TG_RELID LOOP

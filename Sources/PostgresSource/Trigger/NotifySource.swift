@@ -1,0 +1,119 @@
+import BridgeCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Turns NOTIFYs on raw channels into `message` events (best effort: notifications sent while
+/// pgbridge is not listening are lost, as NOTIFY itself guarantees nothing more).
+public final class NotifySource: ChangeSource {
+    let config: NotifySourceConfig
+    let postgres: PostgresConfig
+    let logger: Logger
+    let queue = BatchQueue(capacity: 4)
+    private let state = Mutex<(stop: Bool, exited: Bool)>((false, false))
+
+    public init(pipeName: String, config: NotifySourceConfig, postgres: PostgresConfig, logger: Logger) {
+        self.config = config
+        self.postgres = postgres
+        var logger = logger
+        logger[metadataKey: "pipe"] = "\(pipeName)"
+        self.logger = logger
+    }
+
+    public func start() async throws {
+        let thread = Thread { [self] in
+            run()
+            state.withLock { $0.exited = true }
+        }
+        thread.name = "pgbridge-notify"
+        thread.start()
+    }
+
+    public func next() async throws -> EventBatch? { try await queue.next() }
+    public func nextIfReady() -> EventBatch? { queue.poll() }
+    public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {}
+    public func requestStop() { state.withLock { $0.stop = true } }
+
+    public func finish() async {
+        state.withLock { $0.stop = true }
+        queue.finish()
+        while !state.withLock({ $0.exited }) { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    private var stopRequested: Bool { state.withLock { $0.stop } }
+
+    private func run() {
+        var attempt = 0
+        var sequence: UInt64 = 0
+        var counter = 0
+        while !stopRequested {
+            do {
+                let connection = try PGConnection(url: postgres.url, mode: .normal)
+                let database = try connection.execute("SELECT current_database()").string(0, 0) ?? ""
+                for channel in config.channels { try connection.execute("LISTEN \(SQL.identifier(channel))") }
+                attempt = 0
+                logger.info("listening for notifications", metadata: ["channels": "\(config.channels)"])
+                while !stopRequested {
+                    connection.waitReadable(timeout: .milliseconds(100))
+                    let notifications = try connection.notifications()
+                    guard !notifications.isEmpty else { continue }
+                    var batch = EventBatch()
+                    for notification in notifications {
+                        counter += 1
+                        Self.encode(notification, database: database, ordinal: counter, into: &batch.bytes, logger: logger)
+                        batch.endEvent()
+                    }
+                    sequence += 1
+                    batch.sequence = sequence
+                    while !queue.put(batch, timeout: .milliseconds(100)) && !stopRequested {}
+                }
+            } catch let error as PostgresError where error.isRetriable {
+                attempt += 1
+                let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
+                logger.warning(
+                    "notify connection lost: \(error.message); reconnecting in \(delay)s (notifications sent meanwhile are lost)")
+                let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
+                while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            } catch {
+                logger.error("notify source stopped: \(error)")
+                queue.finish(error: error)
+                return
+            }
+        }
+        queue.finish()
+    }
+
+    /// `{"id":"notify:<pid>:<n>","op":"message","source":{"db","channel","pid","capture":"notify"},
+    /// "key":null,"before":null,"after":<payload JSON object or {"payload": text}>}`
+    static func encode(
+        _ notification: PGConnection.Notification, database: String, ordinal: Int, into out: inout [UInt8], logger: Logger
+    ) {
+        JSONBytes.appendRaw("{\"id\":\"notify:", into: &out)
+        JSONBytes.appendInt(Int64(notification.backendPID), into: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBytes.appendInt(Int64(ordinal), into: &out)
+        JSONBytes.appendRaw("\",\"op\":\"message\",\"source\":{\"db\":", into: &out)
+        JSONBytes.appendString(database, into: &out)
+        JSONBytes.appendRaw(",\"channel\":", into: &out)
+        JSONBytes.appendString(notification.channel, into: &out)
+        JSONBytes.appendRaw(",\"pid\":", into: &out)
+        JSONBytes.appendInt(Int64(notification.backendPID), into: &out)
+        JSONBytes.appendRaw(",\"capture\":\"notify\"},\"key\":null,\"before\":null,\"after\":", into: &out)
+        let payload = notification.payload
+        let isUTF8 = String(validating: payload, as: UTF8.self) != nil
+        if isUTF8, let object = try? JSONSerialization.jsonObject(with: Data(payload), options: [.fragmentsAllowed]),
+            object is [String: Any]
+        {
+            payload.withUnsafeBytes { JSONBytes.appendRawJSON($0, into: &out) }
+        } else {
+            if !isUTF8 {
+                logger.warning(
+                    "notification on channel \(notification.channel) is not valid UTF-8: delivered as text with U+FFFD replacements")
+            }
+            JSONBytes.appendRaw("{\"payload\":", into: &out)
+            payload.withUnsafeBytes { JSONBytes.appendString($0, into: &out) }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}

@@ -1,0 +1,153 @@
+import BridgeCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Reads `pgbridge.outbox` (rows written by `pgbridge.capture()` in the changing transaction).
+///
+/// A listener connection LISTENs on the channels; a worker connection drains the outbox in id
+/// order on every wake-up, on (re)connect and every `poll_interval`: it claims up to
+/// `batch_rows` rows (`FOR UPDATE SKIP LOCKED`, so replicas never deliver a row concurrently),
+/// hands them to the pipe, waits until every sink acknowledged them, then deletes them and
+/// commits. A crash before the commit releases the rows for the next drain: at least once.
+public final class OutboxSource: ChangeSource {
+    let config: OutboxSourceConfig
+    let postgres: PostgresConfig
+    let logger: Logger
+    let queue = BatchQueue(capacity: 4)
+    private let state = Mutex<(acked: UInt64, stop: Bool, finished: Bool, exited: Bool)>((0, false, false, false))
+
+    public init(pipeName: String, config: OutboxSourceConfig, postgres: PostgresConfig, logger: Logger) {
+        self.config = config
+        self.postgres = postgres
+        var logger = logger
+        logger[metadataKey: "pipe"] = "\(pipeName)"
+        self.logger = logger
+    }
+
+    public func start() async throws {
+        // Fail fast with a clear message when the objects are missing.
+        let postgres = self.postgres
+        try await Blocking.run {
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            guard try connection.execute("SELECT to_regclass('pgbridge.outbox') IS NOT NULL").string(0, 0) == "t" else {
+                throw PostgresError(
+                    .prerequisite,
+                    "table pgbridge.outbox does not exist: run `pgbridge setup` (or CREATE EXTENSION pgbridge), "
+                        + "then SELECT pgbridge.watch('schema.table') for each table to capture")
+            }
+        }
+        let thread = Thread { [self] in
+            run()
+            state.withLock { $0.exited = true }
+        }
+        thread.name = "pgbridge-outbox"
+        thread.start()
+    }
+
+    public func next() async throws -> EventBatch? { try await queue.next() }
+    public func nextIfReady() -> EventBatch? { queue.poll() }
+
+    public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {
+        state.withLock { $0.acked = max($0.acked, sequence) }
+    }
+
+    public func requestStop() { state.withLock { $0.stop = true } }
+
+    public func finish() async {
+        state.withLock {
+            $0.stop = true
+            $0.finished = true
+        }
+        queue.finish()
+        while !state.withLock({ $0.exited }) { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    private var stopRequested: Bool { state.withLock { $0.stop } }
+
+    // MARK: - Thread
+
+    private func run() {
+        var attempt = 0
+        var sequence: UInt64 = 0
+        while !stopRequested {
+            do {
+                let listener = try PGConnection(url: postgres.url, mode: .normal)
+                for channel in config.channels { try listener.execute("LISTEN \(SQL.identifier(channel))") }
+                let worker = try PGConnection(url: postgres.url, mode: .normal)
+                attempt = 0
+                logger.info("listening for outbox events", metadata: ["channels": "\(config.channels)"])
+                var nextPoll = ContinuousClock.now
+                while !stopRequested {
+                    // Drain on (re)connect, on a wake-up and on the timer.
+                    try drain(worker, sequence: &sequence)
+                    nextPoll = ContinuousClock.now + config.pollInterval
+                    while !stopRequested && ContinuousClock.now < nextPoll {
+                        listener.waitReadable(timeout: .milliseconds(100))
+                        if !(try listener.notifications()).isEmpty { break }
+                    }
+                }
+            } catch let error as PostgresError where error.isRetriable {
+                attempt += 1
+                let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
+                logger.warning("outbox connection lost: \(error.message); reconnecting in \(delay)s")
+                let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
+                while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            } catch {
+                logger.error("outbox source stopped: \(error)")
+                queue.finish(error: error)
+                return
+            }
+        }
+        queue.finish()
+    }
+
+    /// Claims, delivers and deletes outbox rows until none is left.
+    private func drain(_ worker: PGConnection, sequence: inout UInt64) throws {
+        let channels = SQL.textArray(config.channels)
+        while !stopRequested {
+            try worker.execute("BEGIN")
+            let rows = try worker.execute(
+                """
+                SELECT id, event::text FROM pgbridge.outbox WHERE channel = ANY($1::text[])
+                ORDER BY id LIMIT \(config.batchRows) FOR UPDATE SKIP LOCKED
+                """, [channels])
+            if rows.rowCount == 0 {
+                try worker.execute("COMMIT")
+                return
+            }
+            var batch = EventBatch()
+            var ids: [String] = []
+            ids.reserveCapacity(rows.rowCount)
+            for row in 0..<rows.rowCount {
+                guard let id = rows.string(row, 0) else { continue }
+                ids.append(id)
+                rows.withValue(row, 1) { event in
+                    guard let event, event.count >= 2, event[0] == UInt8(ascii: "{") else { return }
+                    // The stored event plus its stable id: "outbox:<row id>".
+                    JSONBytes.appendRaw("{\"id\":\"outbox:", into: &batch.bytes)
+                    batch.bytes.append(contentsOf: id.utf8)
+                    batch.bytes.append(UInt8(ascii: "\""))
+                    if event.count > 2 { batch.bytes.append(UInt8(ascii: ",")) }
+                    JSONBytes.appendRawJSON(UnsafeRawBufferPointer(rebasing: event[1...]), into: &batch.bytes)
+                    batch.endEvent()
+                }
+            }
+            sequence += 1
+            batch.sequence = sequence
+            while !queue.put(batch, timeout: .milliseconds(100)) {
+                if state.withLock({ $0.finished }) { break }
+            }
+            // Delete only what every sink acknowledged; the row locks keep other replicas away meanwhile.
+            while state.withLock({ $0.acked }) < sequence {
+                if state.withLock({ $0.finished }) {
+                    _ = try? worker.execute("ROLLBACK")
+                    return
+                }
+                Thread.sleep(forTimeInterval: 0.002)
+            }
+            try worker.execute("DELETE FROM pgbridge.outbox WHERE id = ANY($1::bigint[])", ["{" + ids.joined(separator: ",") + "}"])
+            try worker.execute("COMMIT")
+        }
+    }
+}
