@@ -109,6 +109,40 @@ struct TriggerCaptureTests {
         #expect(events.first?["source"].flatMap { ($0 as? [String: Any])?["capture"] as? String } == "outbox")
     }
 
+    @Test func twoReplicasNeverDeliverARowTwice() async throws {
+        let db = try TestDatabase(prefix: "outboxha")
+        defer { db.drop() }
+        let directory = try TestEnvironment.scratchDirectory("outboxha")
+        _ = try await BridgeProcess.run(["setup", "--url", db.url], directory: directory)
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY); SELECT pgbridge.watch('t');")
+        var outputs: [String] = []
+        var bridges: [BridgeProcess] = []
+        for replica in 0..<2 {
+            let replicaDirectory = try TestEnvironment.scratchDirectory("outboxha-\(replica)")
+            let (config, output) = try outboxConfig(db, directory: replicaDirectory, extra: ", batch_rows: 50")
+            outputs.append(output)
+            bridges.append(try BridgeProcess(arguments: ["run", "--config", config], directory: replicaDirectory))
+        }
+        let writer = Inserter(url: db.url)
+        writer.start(transactions: 500, rowsPerTransaction: 10, pause: .milliseconds(1), table: "t") { _, first in
+            "INSERT INTO t SELECT generate_series(\(first), \(first + 9))"
+        }
+        try await writer.waitUntilDone()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try db.value("SELECT count(*) FROM pgbridge.outbox") != "0", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        for bridge in bridges {
+            bridge.kill(SIGTERM)
+            #expect(try await bridge.waitForExit() == 0)
+        }
+        let first = EventFile.read(outputs[0]).compactMap(\.eventID)
+        let second = EventFile.read(outputs[1]).compactMap(\.eventID)
+        #expect(Set(first).isDisjoint(with: second), "\(Set(first).intersection(second).count) rows delivered by both")
+        #expect(Set(first).union(second).count == 5000)
+        #expect(first.count + second.count == 5000)
+    }
+
     @Test func largeEventAndHypertableThroughTheOutbox() async throws {
         let db = try TestDatabase(prefix: "outboxbig")
         defer { db.drop() }
@@ -183,6 +217,7 @@ struct TriggerCaptureTests {
         #expect(events[2].after?["payload"] as? String == "{not json")
         #expect(events[3].after?["payload"] as? String == "bad \u{FFFD} byte")
         #expect(bridge.stderr.contains("is not valid UTF-8"))
+        #expect(bridge.stderr.contains("looks like JSON but is not a JSON object"))
         #expect((events[0]["source"] as? [String: Any])?["capture"] as? String == "notify")
     }
 }

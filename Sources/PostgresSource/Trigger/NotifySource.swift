@@ -109,6 +109,11 @@ public final class NotifySource: ChangeSource {
             if !isUTF8 {
                 logger.warning(
                     "notification on channel \(notification.channel) is not valid UTF-8: delivered as text with U+FFFD replacements")
+            } else if let first = payload.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
+                first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+            {
+                logger.warning(
+                    "notification on channel \(notification.channel) looks like JSON but is not a JSON object: delivered as text in after.payload")
             }
             JSONBytes.appendRaw("{\"payload\":", into: &out)
             payload.withUnsafeBytes { JSONBytes.appendString($0, into: &out) }
