@@ -22,8 +22,14 @@ final class PGConnection {
 
     /// Connects (blocking). `url` is a URI or key=value string; later parameters override it.
     init(url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10) throws {
-        var keywords = ["dbname", "application_name", "options", "connect_timeout"]
-        var values = [url, applicationName, Self.sessionOptions, String(connectTimeout)]
+        // TCP keepalives: a peer that vanished without closing the connection (failover, network
+        // partition) is detected in about a minute instead of TCP's retransmission timeout.
+        // Defaults first: keywords after `dbname` (the expanded URL) override the URL's own values.
+        var keywords = [
+            "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "connect_timeout",
+            "dbname", "application_name", "options",
+        ]
+        var values = ["1", "30", "10", "3", String(connectTimeout), url, applicationName, Self.sessionOptions]
         if mode == .replication {
             keywords.append("replication")
             values.append("database")
