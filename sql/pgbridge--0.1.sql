@@ -9,15 +9,18 @@ CREATE TABLE pgbridge.outbox (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_channel_id ON pgbridge.outbox (channel, id);
+-- Only pgbridge.capture() (SECURITY DEFINER) writes events: application roles cannot forge them.
+REVOKE ALL ON pgbridge.outbox FROM PUBLIC;
 COMMENT ON TABLE pgbridge.outbox IS
     'Change events written by pgbridge.capture(); pgbridge deletes rows once every sink acknowledged them';
 
 -- Row and TRUNCATE trigger: writes the change as a native pgbridge event into the outbox in the
 -- same transaction, then NOTIFYs the channel with the row id (a wake-up only: the payload limit
 -- of NOTIFY does not apply to the event, and nothing is lost while pgbridge is away).
--- Arguments: channel, then optionally the columns to capture.
+-- Arguments: channel, then optionally the columns to capture. Runs as its owner, so roles that
+-- may write a watched table need no rights on the outbox.
 CREATE FUNCTION pgbridge.capture() RETURNS trigger
-LANGUAGE plpgsql AS $capture$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $capture$
 DECLARE
     channel text := coalesce(TG_ARGV[0], 'pgbridge');
     captured text[] := CASE WHEN TG_NARGS > 1 THEN TG_ARGV[1]::text[] END;
@@ -53,32 +56,49 @@ BEGIN
         INSERT INTO pgbridge.outbox (channel, event)
         VALUES (channel, jsonb_build_object('op', 'truncate', 'source', source, 'key', NULL, 'before', NULL, 'after', NULL))
         RETURNING id INTO outbox_id;
-        PERFORM pg_notify(channel, outbox_id::text);
+        PERFORM pg_notify(channel, '');
         RETURN NULL;
     END IF;
 
     IF TG_OP IN ('UPDATE', 'DELETE') THEN row_before := to_jsonb(OLD); END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN row_after := to_jsonb(NEW); END IF;
 
+    -- The key: primary key, else the replica-identity index, else the whole row (FULL).
     SELECT array_agg(a.attname ORDER BY k.ord) INTO key_columns
     FROM pg_index x
     JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
     JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
     WHERE x.indrelid = relation AND x.indisprimary;
+    IF key_columns IS NULL THEN
+        SELECT array_agg(a.attname ORDER BY k.ord) INTO key_columns
+        FROM pg_index x
+        JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+        JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+        WHERE x.indrelid = relation AND x.indisreplident;
+    END IF;
     IF key_columns IS NOT NULL THEN
         SELECT jsonb_object_agg(c, coalesce(row_after, row_before) -> c) INTO event_key FROM unnest(key_columns) AS c;
+    ELSIF (SELECT relreplident FROM pg_class WHERE oid = relation) = 'f' THEN
+        event_key := coalesce(row_after, row_before);
     END IF;
 
     IF captured IS NOT NULL THEN
-        SELECT jsonb_object_agg(e.key, e.value) INTO row_before FROM jsonb_each(row_before) e WHERE e.key = ANY (captured);
-        SELECT jsonb_object_agg(e.key, e.value) INTO row_after FROM jsonb_each(row_after) e WHERE e.key = ANY (captured);
+        IF row_before IS NOT NULL THEN
+            SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO row_before
+            FROM jsonb_each(row_before) e WHERE e.key = ANY (captured);
+        END IF;
+        IF row_after IS NOT NULL THEN
+            SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO row_after
+            FROM jsonb_each(row_after) e WHERE e.key = ANY (captured);
+        END IF;
     END IF;
 
     INSERT INTO pgbridge.outbox (channel, event)
     VALUES (channel, jsonb_build_object(
         'op', lower(TG_OP), 'source', source, 'key', event_key, 'before', row_before, 'after', row_after))
     RETURNING id INTO outbox_id;
-    PERFORM pg_notify(channel, outbox_id::text);
+    -- An empty payload: identical notifications of one transaction are folded into one wake-up.
+    PERFORM pg_notify(channel, '');
     RETURN NULL;
 END
 $capture$;
@@ -88,8 +108,12 @@ CREATE FUNCTION pgbridge.watch(tbl regclass, channel text DEFAULT 'pgbridge', co
 RETURNS void
 LANGUAGE plpgsql AS $watch$
 DECLARE
-    args text := quote_literal(channel) || CASE WHEN columns IS NULL THEN '' ELSE ', ' || quote_literal(columns::text) END;
+    args text;
 BEGIN
+    IF channel IS NULL OR channel = '' OR octet_length(channel) > 63 THEN
+        RAISE EXCEPTION 'pgbridge.watch: channel must be 1 to 63 bytes, got %', coalesce(quote_literal(channel), 'NULL');
+    END IF;
+    args := quote_literal(channel) || CASE WHEN columns IS NULL THEN '' ELSE ', ' || quote_literal(columns::text) END;
     EXECUTE format('DROP TRIGGER IF EXISTS pgbridge_capture ON %s', tbl);
     EXECUTE format('DROP TRIGGER IF EXISTS pgbridge_capture_truncate ON %s', tbl);
     EXECUTE format('CREATE TRIGGER pgbridge_capture AFTER INSERT OR UPDATE OR DELETE ON %s '

@@ -45,6 +45,20 @@ struct TriggerCaptureTests {
         #expect(event.contains("\"after\": {\"id\": 1}"), "\(event)")  // only the watched columns
         try plain.sql("SELECT pgbridge.unwatch('t'); INSERT INTO t VALUES (2, 'y');")
         #expect(try plain.value("SELECT count(*) FROM pgbridge.outbox") == "1")
+        // An application role may write watched tables but cannot touch the outbox itself.
+        let role = "app_\(plain.name)"
+        try plain.sql("""
+            CREATE ROLE \(role) LOGIN;
+            CREATE TABLE w (id int PRIMARY KEY, v text);
+            GRANT INSERT, UPDATE ON w TO \(role);
+            SELECT pgbridge.watch('w', 'c2');
+            """)
+        defer { _ = try? plain.sql("DROP OWNED BY \(role); DROP ROLE \(role)") }
+        let app = try PGConnection(url: TestEnvironment.url(plain.serverURL.replacingOccurrences(of: "postgres@", with: "\(role)@"), database: plain.name), mode: .normal)
+        try app.execute("INSERT INTO w VALUES (1, 'by app')")
+        #expect(throws: PostgresError.self) { try app.execute("INSERT INTO pgbridge.outbox (channel, event) VALUES ('c2', '{}')") }
+        #expect(try plain.value("SELECT count(*) FROM pgbridge.outbox WHERE channel = 'c2'") == "1")
+        #expect(throws: PostgresError.self) { try plain.sql("SELECT pgbridge.watch('w', '')") }
     }
 
     @Test func outboxDeliversEverythingAcrossDowntimeAndKills() async throws {

@@ -45,6 +45,8 @@ public final class NotifySource: ChangeSource {
     private func run() {
         var attempt = 0
         var sequence: UInt64 = 0
+        // Ids are notify:<start time>.<sender pid>:<n>: unique across restarts of pgbridge.
+        let started = Int64(Date().timeIntervalSince1970 * 1000)
         var counter = 0
         while !stopRequested {
             do {
@@ -60,14 +62,16 @@ public final class NotifySource: ChangeSource {
                     var batch = EventBatch()
                     for notification in notifications {
                         counter += 1
-                        Self.encode(notification, database: database, ordinal: counter, into: &batch.bytes, logger: logger)
+                        Self.encode(
+                            notification, database: database, session: started, ordinal: counter, into: &batch.bytes,
+                            logger: logger)
                         batch.endEvent()
                     }
                     sequence += 1
                     batch.sequence = sequence
                     while !queue.put(batch, timeout: .milliseconds(100)) && !stopRequested {}
                 }
-            } catch let error as PostgresError where error.isRetriable {
+            } catch let error as PostgresError where error.isRetriable || OutboxSource.isTransient(error) {
                 attempt += 1
                 let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
                 logger.warning(
@@ -83,12 +87,15 @@ public final class NotifySource: ChangeSource {
         queue.finish()
     }
 
-    /// `{"id":"notify:<pid>:<n>","op":"message","source":{"db","channel","pid","capture":"notify"},
+    /// `{"id":"notify:<start>.<pid>:<n>","op":"message","source":{"db","channel","pid","capture":"notify"},
     /// "key":null,"before":null,"after":<payload JSON object or {"payload": text}>}`
     static func encode(
-        _ notification: PGConnection.Notification, database: String, ordinal: Int, into out: inout [UInt8], logger: Logger
+        _ notification: PGConnection.Notification, database: String, session: Int64, ordinal: Int, into out: inout [UInt8],
+        logger: Logger
     ) {
         JSONBytes.appendRaw("{\"id\":\"notify:", into: &out)
+        JSONBytes.appendInt(session, into: &out)
+        out.append(UInt8(ascii: "."))
         JSONBytes.appendInt(Int64(notification.backendPID), into: &out)
         out.append(UInt8(ascii: ":"))
         JSONBytes.appendInt(Int64(ordinal), into: &out)

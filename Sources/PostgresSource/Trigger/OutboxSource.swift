@@ -75,22 +75,24 @@ public final class OutboxSource: ChangeSource {
                 let listener = try PGConnection(url: postgres.url, mode: .normal)
                 for channel in config.channels { try listener.execute("LISTEN \(SQL.identifier(channel))") }
                 let worker = try PGConnection(url: postgres.url, mode: .normal)
+                // The claim transaction stays open until the sinks acknowledge: never time it out.
+                try worker.execute("SET idle_in_transaction_session_timeout = 0")
                 attempt = 0
                 logger.info("listening for outbox events", metadata: ["channels": "\(config.channels)"])
                 var nextPoll = ContinuousClock.now
                 while !stopRequested {
                     // Drain on (re)connect, on a wake-up and on the timer.
-                    try drain(worker, sequence: &sequence)
+                    try drain(worker, listener: listener, sequence: &sequence)
                     nextPoll = ContinuousClock.now + config.pollInterval
                     while !stopRequested && ContinuousClock.now < nextPoll {
                         listener.waitReadable(timeout: .milliseconds(100))
                         if !(try listener.notifications()).isEmpty { break }
                     }
                 }
-            } catch let error as PostgresError where error.isRetriable {
+            } catch let error as PostgresError where error.isRetriable || Self.isTransient(error) {
                 attempt += 1
                 let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
-                logger.warning("outbox connection lost: \(error.message); reconnecting in \(delay)s")
+                logger.warning("outbox drain failed: \(error.message); retrying in \(delay)s (unacknowledged rows stay in the outbox)")
                 let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
                 while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
             } catch {
@@ -102,11 +104,25 @@ public final class OutboxSource: ChangeSource {
         queue.finish()
     }
 
+    /// Serialisation failures, deadlocks, cancelled statements, lock timeouts, a read-only server
+    /// after failover, connection problems: worth retrying.
+    static func isTransient(_ error: PostgresError) -> Bool {
+        guard let state = error.sqlState else { return false }
+        return state.hasPrefix("40") || state.hasPrefix("08") || ["57014", "55P03", "25006", "57P01", "57P03"].contains(state)
+    }
+
     /// Claims, delivers and deletes outbox rows until none is left.
-    private func drain(_ worker: PGConnection, sequence: inout UInt64) throws {
+    private func drain(_ worker: PGConnection, listener: PGConnection, sequence: inout UInt64) throws {
         let channels = SQL.textArray(config.channels)
+        let drainLock = SQL.literal("pgbridge outbox " + config.channels.sorted().joined(separator: ","))
         while !stopRequested {
             try worker.execute("BEGIN")
+            // One drainer per channel set at a time: replicas keep per-key order (a second replica
+            // delivering newer rows while the first still holds older ones would reorder a key).
+            guard try worker.execute("SELECT pg_try_advisory_xact_lock(hashtext(\(drainLock)))").string(0, 0) == "t" else {
+                try worker.execute("COMMIT")
+                return
+            }
             let rows = try worker.execute(
                 """
                 SELECT id, event::text FROM pgbridge.outbox WHERE channel = ANY($1::text[])
@@ -139,12 +155,17 @@ public final class OutboxSource: ChangeSource {
                 if state.withLock({ $0.finished }) { break }
             }
             // Delete only what every sink acknowledged; the row locks keep other replicas away meanwhile.
+            var waited = 0
             while state.withLock({ $0.acked }) < sequence {
                 if state.withLock({ $0.finished }) {
                     _ = try? worker.execute("ROLLBACK")
                     return
                 }
                 Thread.sleep(forTimeInterval: 0.002)
+                waited += 1
+                // Keep reading wake-ups so the server's notification queue does not back up; the
+                // drain continues until the outbox is empty anyway.
+                if waited % 50 == 0 { _ = try? listener.notifications() }
             }
             try worker.execute("DELETE FROM pgbridge.outbox WHERE id = ANY($1::bigint[])", ["{" + ids.joined(separator: ",") + "}"])
             try worker.execute("COMMIT")
