@@ -41,6 +41,7 @@ services_cleanup() {
             group:*) stop_group "${entry#group:}" 30 || true ;;
             pg:*) pg_stop "${entry#pg:}" || true ;;
             redis:*) redis_stop "${entry#redis:}" || true ;;
+            rabbitmq:*) rabbitmq_stop "${entry#rabbitmq:}" || true ;;
         esac
     done
     SERVICES_STARTED=()
@@ -377,4 +378,81 @@ redis_stop() {
         fi
     fi
     rm -f -- "$dir/redis.pid"
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+# Environment isolating one RabbitMQ node in DIR (its own HOME, cookie, epmd port, data).
+_rabbitmq_env() {
+    local dir=$1
+    local ports
+    read -r ports <"$dir/rabbitmq.ports"
+    set -- $ports
+    printf '%s\n' "HOME=$dir" "RABBITMQ_NODENAME=pgbridge-test@localhost" "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1" \
+        "RABBITMQ_NODE_PORT=$1" "RABBITMQ_DIST_PORT=$2" "ERL_EPMD_ADDRESS=127.0.0.1" "ERL_EPMD_PORT=$3" \
+        "RABBITMQ_CONFIG_FILE=$dir/rabbitmq" "RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins" \
+        "RABBITMQ_MNESIA_BASE=$dir/mnesia" "RABBITMQ_LOG_BASE=$dir/log" "RABBITMQ_PID_FILE=$dir/rabbitmq.pid"
+}
+
+# rabbitmq_start DIR PORT: a throwaway RabbitMQ node on 127.0.0.1:PORT (guest/guest).
+rabbitmq_start() {
+    local dir port
+    dir=$(realpath -m -- "$1")
+    port=$2
+    rabbitmq_stop "$dir"
+    mkdir -p -- "$dir/mnesia" "$dir/log"
+    printf '%s %s %s\n' "$port" "$(free_port)" "$(free_port)" >"$dir/rabbitmq.ports"
+    printf '[].\n' >"$dir/enabled_plugins"
+    printf 'loopback_users = none\n' >"$dir/rabbitmq.conf"
+    _services_track "rabbitmq:$dir"
+    mapfile -t env_vars < <(_rabbitmq_env "$dir")
+    # Our own epmd (RabbitMQ reuses it), started so that it can be killed reliably at the end.
+    local epmd_port
+    epmd_port=$(awk '{print $3}' "$dir/rabbitmq.ports")
+    epmd -port "$epmd_port" -address 127.0.0.1 -daemon -relaxed_command_check
+    setsid env "${env_vars[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/server.out" 2>&1 </dev/null &
+    if ! env "${env_vars[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl wait --timeout 120 "$dir/rabbitmq.pid" >/dev/null 2>&1; then
+        tail -n 30 -- "$dir/server.out" >&2 || true
+        svc_err "RabbitMQ on port $port did not start within 120 s"
+        rabbitmq_stop "$dir"
+        return 1
+    fi
+}
+
+# rabbitmq_stop DIR: stops the node started by rabbitmq_start DIR and its epmd.
+rabbitmq_stop() {
+    local dir pid
+    dir=$(realpath -m -- "$1")
+    [[ -f $dir/rabbitmq.ports ]] || return 0
+    mapfile -t env_vars < <(_rabbitmq_env "$dir")
+    pid=
+    if [[ -f $dir/rabbitmq.pid ]]; then read -r pid <"$dir/rabbitmq.pid" || true; fi
+    env "${env_vars[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl shutdown >/dev/null 2>&1 || true
+    if [[ $pid =~ ^[0-9]+$ ]] && _pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    epmd -port "$(awk '{print $3}' "$dir/rabbitmq.ports")" -kill >/dev/null 2>&1 || true
+    rm -f -- "$dir/rabbitmq.pid" "$dir/rabbitmq.ports"
+    _services_untrack "rabbitmq:$dir"
+}
+
+# ---------------------------------------------------------------- Kafka (mock cluster)
+
+# kafka_mock_start DIR TOPIC...: builds and starts librdkafka's mock cluster; sets KAFKA_BROKERS.
+kafka_mock_start() {
+    local dir=$1 deadline
+    shift
+    mkdir -p -- "$dir"
+    gcc -O1 -o "$dir/kafka-mock" "$ROOT/scripts/lib/kafka-mock.c" -lrdkafka
+    spawn_group "$dir/kafka-mock" "$@" >"$dir/brokers" 2>"$dir/kafka-mock.log"
+    deadline=$((SECONDS + 20))
+    KAFKA_BROKERS=
+    while ((SECONDS <= deadline)); do
+        if [[ -s $dir/brokers ]]; then
+            read -r KAFKA_BROKERS <"$dir/brokers"
+            [[ -n $KAFKA_BROKERS ]] && return 0
+        fi
+        sleep 0.1
+    done
+    cat -- "$dir/kafka-mock.log" >&2 || true
+    svc_err "the Kafka mock cluster did not start within 20 s"
+    return 1
 }
