@@ -2,14 +2,14 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
     name: "pgbridge",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "pgbridge", targets: ["pgbridge"]),
+        .executable(name: "pgbridge", targets: ["pgbridge"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,7 +66,8 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "FileSink", "BridgeCore"], swiftSettings: strict),
+        .testTarget(
+            name: "PipelineTests", dependencies: ["Pipeline", "FileSink", "BridgeCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PostgresSource", "BridgeCore", "Pipeline", "FileSink", "CLibPQ"],

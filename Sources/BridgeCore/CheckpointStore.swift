@@ -44,7 +44,8 @@ public final class CheckpointStore: @unchecked Sendable {
             let parts = line.split(separator: " ", maxSplits: 1)
             if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
         }
-        guard let lsnText = fields["lsn"], let lsn = LSN(lsnText), let system = fields["system"], let slot = fields["slot"]
+        guard let lsnText = fields["lsn"], let lsn = LSN(lsnText), let system = fields["system"],
+            let slot = fields["slot"]
         else { return nil }
         cached = Record(lsn: lsn, systemID: system, slot: slot, timeline: fields["timeline"] ?? "")
         return cached
@@ -54,7 +55,8 @@ public final class CheckpointStore: @unchecked Sendable {
     public func save(_ record: Record) throws {
         lock.lock()
         defer { lock.unlock() }
-        if let cached, cached.systemID == record.systemID, cached.slot == record.slot, cached.timeline == record.timeline,
+        if let cached, cached.systemID == record.systemID, cached.slot == record.slot,
+            cached.timeline == record.timeline,
             cached.lsn >= record.lsn
         {
             return
@@ -66,7 +68,9 @@ public final class CheckpointStore: @unchecked Sendable {
         let written = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
         let synced = fsync(fd)
         close(fd)
-        guard written == text.utf8.count, synced == 0 else { throw CheckpointError(path: temporary, operation: "write") }
+        guard written == text.utf8.count, synced == 0 else {
+            throw CheckpointError(path: temporary, operation: "write")
+        }
         guard rename(temporary, path) == 0 else { throw CheckpointError(path: path, operation: "rename") }
         let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY)
         if directory >= 0 {

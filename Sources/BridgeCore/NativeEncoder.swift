@@ -101,9 +101,17 @@ public struct NativeEncoder: Sendable {
         JSONBytes.appendRaw(",\"key\":null,\"before\":null,\"after\":null,\"chunk\":{\"id\":", into: &out)
         JSONBytes.appendInt(chunkID, into: &out)
         JSONBytes.appendRaw(",\"range_start\":", into: &out)
-        if let rangeStart { JSONBytes.appendString(rangeStart, into: &out) } else { JSONBytes.appendRaw("null", into: &out) }
+        if let rangeStart {
+            JSONBytes.appendString(rangeStart, into: &out)
+        } else {
+            JSONBytes.appendRaw("null", into: &out)
+        }
         JSONBytes.appendRaw(",\"range_end\":", into: &out)
-        if let rangeEnd { JSONBytes.appendString(rangeEnd, into: &out) } else { JSONBytes.appendRaw("null", into: &out) }
+        if let rangeEnd {
+            JSONBytes.appendString(rangeEnd, into: &out)
+        } else {
+            JSONBytes.appendRaw("null", into: &out)
+        }
         JSONBytes.appendRaw("}}", into: &out)
     }
 
@@ -129,7 +137,9 @@ public struct NativeEncoder: Sendable {
 
     /// `{"id":"…","op":"…","source":{"db":"…",`
     @inline(__always)
-    private mutating func header(op: ChangeOperation, ordinal: Int, lsn: LSN, tx: TransactionContext, into out: inout [UInt8]) {
+    private mutating func header(
+        op: ChangeOperation, ordinal: Int, lsn: LSN, tx: TransactionContext, into out: inout [UInt8]
+    ) {
         if cachedTransaction?.commitLSN != tx.commitLSN || cachedTransaction?.commitTime != tx.commitTime {
             commitLSNText.removeAll(keepingCapacity: true)
             tx.commitLSN.write(into: &commitLSNText)

@@ -24,7 +24,9 @@ public enum Redaction {
                     while end < result.endIndex, result[end] != "'" { end = result.index(after: end) }
                     if end < result.endIndex { end = result.index(after: end) }
                 } else {
-                    while end < result.endIndex, result[end] != " ", result[end] != "&" { end = result.index(after: end) }
+                    while end < result.endIndex, result[end] != " ", result[end] != "&" {
+                        end = result.index(after: end)
+                    }
                 }
                 result.replaceSubrange(range.upperBound..<end, with: "***")
                 searchStart = result.index(range.upperBound, offsetBy: 3)

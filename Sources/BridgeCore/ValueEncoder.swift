@@ -111,7 +111,8 @@ public enum ValueEncoder {
                 buffer[k] = hi << 4 | lo
             }
             out.append(UInt8(ascii: "\""))
-            JSONBytes.appendBase64(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<byteCount]), into: &out)
+            JSONBytes.appendBase64(
+                UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[0..<byteCount]), into: &out)
             out.append(UInt8(ascii: "\""))
         }
     }

@@ -34,7 +34,9 @@ public final class PipeRunner: Service {
     private let statsBox = Mutex(Stats())
     private let stopping = Atomic<Bool>(false)
 
-    public init(name: String, source: any ChangeSource, sinks: [any EventSink], options: Options = Options(), logger: Logger) {
+    public init(
+        name: String, source: any ChangeSource, sinks: [any EventSink], options: Options = Options(), logger: Logger
+    ) {
         self.name = name
         self.source = source
         self.sinks = sinks
@@ -72,7 +74,9 @@ public final class PipeRunner: Service {
             while let first = try await source.next() {
                 var group = [first]
                 var bytes = first.bytes.count
-                while group.count < options.maxGroupBatches, bytes < options.maxGroupBytes, let more = source.nextIfReady() {
+                while group.count < options.maxGroupBatches, bytes < options.maxGroupBytes,
+                    let more = source.nextIfReady()
+                {
                     group.append(more)
                     bytes += more.bytes.count
                 }
@@ -100,7 +104,9 @@ public final class PipeRunner: Service {
         await source.finish()
         for sink in sinks { await sink.close() }
         let final = stats
-        logger.info("pipe stopped", metadata: ["events": "\(final.events)", "confirmed_lsn": "\(final.confirmed.map { "\($0)" } ?? "-")"])
+        logger.info(
+            "pipe stopped",
+            metadata: ["events": "\(final.events)", "confirmed_lsn": "\(final.confirmed.map { "\($0)" } ?? "-")"])
     }
 
     /// Delivers to every sink concurrently; a failing sink is retried with backoff (its events

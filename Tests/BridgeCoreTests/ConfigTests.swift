@@ -32,18 +32,23 @@ struct ConfigTests {
         #expect(config.postgres.redactedURL == "postgresql://app:***@127.0.0.1:5432/app")
         #expect(config.stateDirectory == "/var/lib/pgbridge")
         #expect(config.pipes.count == 2)
-        guard case .replication(let first) = config.pipes[0].source else { Issue.record("expected replication"); return }
+        guard case .replication(let first) = config.pipes[0].source else {
+            Issue.record("expected replication"); return
+        }
         #expect(first.slot == "pgbridge_conditions")
         #expect(first.publication == "pgbridge_conditions")
         #expect(first.statusInterval == .seconds(10))
         #expect(first.messages)
-        #expect(first.tables == [
-            TablePattern(schema: "public", table: "conditions"), TablePattern(schema: "public", table: nil),
-            TablePattern(schema: "public", table: "orders"), TablePattern(schema: "Mixed", table: "case"),
-        ])
+        #expect(
+            first.tables == [
+                TablePattern(schema: "public", table: "conditions"), TablePattern(schema: "public", table: nil),
+                TablePattern(schema: "public", table: "orders"), TablePattern(schema: "Mixed", table: "case"),
+            ])
         guard case .file(let file) = config.pipes[0].sinks[0] else { Issue.record("expected file sink"); return }
         #expect(file.path == "./events.jsonl" && file.fsync)
-        guard case .replication(let second) = config.pipes[1].source else { Issue.record("expected replication"); return }
+        guard case .replication(let second) = config.pipes[1].source else {
+            Issue.record("expected replication"); return
+        }
         #expect(second.slot == "audit_slot" && second.publication == "audit_pub")
         #expect(second.statusInterval == .seconds(2))
         #expect(!second.messages)
@@ -64,7 +69,8 @@ struct ConfigTests {
     }
 
     @Test func unknownKeyNamesThePathAndSuggests() {
-        let e = error("""
+        let e = error(
+            """
             postgres: {url: "postgresql://x@h/db"}
             pipes:
               - name: p
@@ -76,7 +82,8 @@ struct ConfigTests {
     }
 
     @Test func wrongTypeNamesThePath() {
-        let e = error("""
+        let e = error(
+            """
             postgres: {url: "postgresql://x@h/db"}
             pipes:
               - name: p
@@ -94,7 +101,8 @@ struct ConfigTests {
     }
 
     @Test func missingEnvironmentVariable() {
-        let e = error("""
+        let e = error(
+            """
             postgres: {url: "postgresql://u:${DB_PASS}@h/db"}
             pipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]
             """)
@@ -103,10 +111,11 @@ struct ConfigTests {
     }
 
     @Test func environmentDefault() throws {
-        let config = try BridgeConfig.parse(yaml: """
-            postgres: {url: "postgresql://u@${DB_HOST:-127.0.0.1}/db"}
-            pipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]
-            """)
+        let config = try BridgeConfig.parse(
+            yaml: """
+                postgres: {url: "postgresql://u@${DB_HOST:-127.0.0.1}/db"}
+                pipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]
+                """)
         #expect(config.postgres.url == "postgresql://u@127.0.0.1/db")
     }
 
@@ -114,19 +123,58 @@ struct ConfigTests {
         ("pipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]", "postgres", "missing"),
         ("postgres: {url: 'postgresql://h/d'}", "pipes", "missing"),
         ("postgres: {url: 'postgresql://h/d'}\npipes: []", "pipes", "empty"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: P-1, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]", "pipes[0].name", "not a valid pipe name"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: []}, sinks: [{kind: file, path: o}]}]", "pipes[0].source.tables", "empty"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: []}]", "pipes[0].sinks", "empty"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: fiel, path: o}]}]", "pipes[0].sinks[0].kind", "unknown sink kind"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {kind: cdc, tables: [t]}, sinks: [{kind: file, path: o}]}]", "pipes[0].source.kind", "unknown source kind"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t], status_interval: 5 minutes}, sinks: [{kind: file, path: o}]}]", "pipes[0].source.status_interval", "expected a duration"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t], messages: maybe}, sinks: [{kind: file, path: o}]}]", "pipes[0].source.messages", "expected true or false"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}, {name: p, source: {tables: [u], slot: other}, sinks: [{kind: file, path: o}]}]", "pipes[1]", "used twice"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t], slot: s}, sinks: [{kind: file, path: o}]}, {name: q, source: {tables: [u], slot: s}, sinks: [{kind: file, path: o}]}]", "pipes[1]", "also used by pipe 'p'"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [a.b.c]}, sinks: [{kind: file, path: o}]}]", "pipes[0].source.tables[0]", "not a table name"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file}]}]", "pipes[0].sinks[0]", "missing path"),
-        ("postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, format: avro, sinks: [{kind: file, path: o}]}]", "pipes[0].format", "unknown format"),
-        ("postgres: {url: 'mysql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]", "postgres.url", "expected a postgresql:// URL"),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: P-1, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].name", "not a valid pipe name"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: []}, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].source.tables", "empty"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: []}]",
+            "pipes[0].sinks", "empty"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: fiel, path: o}]}]",
+            "pipes[0].sinks[0].kind", "unknown sink kind"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {kind: cdc, tables: [t]}, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].source.kind", "unknown source kind"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t], status_interval: 5 minutes}, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].source.status_interval", "expected a duration"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t], messages: maybe}, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].source.messages", "expected true or false"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}, {name: p, source: {tables: [u], slot: other}, sinks: [{kind: file, path: o}]}]",
+            "pipes[1]", "used twice"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t], slot: s}, sinks: [{kind: file, path: o}]}, {name: q, source: {tables: [u], slot: s}, sinks: [{kind: file, path: o}]}]",
+            "pipes[1]", "also used by pipe 'p'"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [a.b.c]}, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].source.tables[0]", "not a table name"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file}]}]",
+            "pipes[0].sinks[0]", "missing path"
+        ),
+        (
+            "postgres: {url: 'postgresql://h/d'}\npipes: [{name: p, source: {tables: [t]}, format: avro, sinks: [{kind: file, path: o}]}]",
+            "pipes[0].format", "unknown format"
+        ),
+        (
+            "postgres: {url: 'mysql://h/d'}\npipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]",
+            "postgres.url", "expected a postgresql:// URL"
+        ),
     ])
     func invalidConfigs(yaml: String, path: String, fragment: String) {
         let e = error(yaml)
@@ -135,12 +183,16 @@ struct ConfigTests {
     }
 
     @Test func secretsAreRedacted() {
-        #expect(Redaction.redactConnectionString("postgresql://u:pa:ss@h:5432/d?sslmode=require")
-            == "postgresql://u:***@h:5432/d?sslmode=require")
-        #expect(Redaction.redactConnectionString("host=h user=u password=secret dbname=d")
-            == "host=h user=u password=*** dbname=d")
+        #expect(
+            Redaction.redactConnectionString("postgresql://u:pa:ss@h:5432/d?sslmode=require")
+                == "postgresql://u:***@h:5432/d?sslmode=require")
+        #expect(
+            Redaction.redactConnectionString("host=h user=u password=secret dbname=d")
+                == "host=h user=u password=*** dbname=d")
         #expect(Redaction.redactConnectionString("host=h password='a b' dbname=d") == "host=h password=*** dbname=d")
-        #expect(Redaction.redactConnectionString("postgresql://h/d?password=x&user=u") == "postgresql://h/d?password=***&user=u")
+        #expect(
+            Redaction.redactConnectionString("postgresql://h/d?password=x&user=u")
+                == "postgresql://h/d?password=***&user=u")
         #expect(Redaction.redactConnectionString("postgresql://u@h/d") == "postgresql://u@h/d")
     }
 }

@@ -15,12 +15,16 @@ struct JSONAndValueTests {
     func value(_ text: String, _ oid: UInt32) -> String {
         var out: [UInt8] = []
         var copy = text
-        copy.withUTF8 { ValueEncoder.append(text: UnsafeRawBufferPointer($0), mapping: PostgresType.mapping(for: oid), into: &out) }
+        copy.withUTF8 {
+            ValueEncoder.append(text: UnsafeRawBufferPointer($0), mapping: PostgresType.mapping(for: oid), into: &out)
+        }
         return json(out)
     }
 
     @Test func escapesControlCharactersAndQuotes() {
-        #expect(escaped(Array("a\"b\\c\n\r\t\u{8}\u{C}\u{1}\u{1F}\u{7F}".utf8)) == #""a\"b\\c\n\r\t\b\f\u0001\u001f\#u{7F}""#)
+        #expect(
+            escaped(Array("a\"b\\c\n\r\t\u{8}\u{C}\u{1}\u{1F}\u{7F}".utf8))
+                == #""a\"b\\c\n\r\t\b\f\u0001\u001f\#u{7F}""#)
     }
 
     @Test func keepsValidUTF8() {
@@ -29,7 +33,9 @@ struct JSONAndValueTests {
 
     @Test func replacesInvalidUTF8() {
         // lone continuation, overlong, surrogate, truncated sequence at the end, > U+10FFFF
-        let inputs: [[UInt8]] = [[0x80], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0x61, 0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80], [0xFF]]
+        let inputs: [[UInt8]] = [
+            [0x80], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0x61, 0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80], [0xFF],
+        ]
         for input in inputs {
             let out = escaped(input)
             #expect(out.contains("\u{FFFD}"), "\(input)")
@@ -47,7 +53,9 @@ struct JSONAndValueTests {
             }
             state = state &* 6364136223846793005 &+ 1442695040888963407
             let out = escaped(bytes)
-            #expect((try? JSONSerialization.jsonObject(with: Data(out.utf8), options: .fragmentsAllowed)) != nil, "\(bytes)")
+            #expect(
+                (try? JSONSerialization.jsonObject(with: Data(out.utf8), options: .fragmentsAllowed)) != nil, "\(bytes)"
+            )
         }
     }
 
@@ -82,7 +90,8 @@ struct JSONAndValueTests {
         #expect(value("{\"a\": \"\u{FF}\"}", PostgresType.json) == "{\"a\": \"\u{FF}\"}")
         #expect(value("\\x00ff", PostgresType.bytea) == "\"AP8=\"")
         #expect(value("2026-11-20 10:00:00+00", PostgresType.timestamptz) == "\"2026-11-20T10:00:00.000000Z\"")
-        #expect(value("2026-11-20 10:00:00.5+05:30", PostgresType.timestamptz) == "\"2026-11-20T10:00:00.500000+05:30\"")
+        #expect(
+            value("2026-11-20 10:00:00.5+05:30", PostgresType.timestamptz) == "\"2026-11-20T10:00:00.500000+05:30\"")
         #expect(value("infinity", PostgresType.timestamptz) == "\"infinity\"")
         #expect(value("0044-03-15 12:00:00+00 BC", PostgresType.timestamptz) == "\"0044-03-15 12:00:00+00 BC\"")
         #expect(value("2026-11-20 10:00:00.25", PostgresType.timestamp) == "\"2026-11-20T10:00:00.25\"")

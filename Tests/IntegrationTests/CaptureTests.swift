@@ -7,7 +7,8 @@ struct CaptureTests {
     @Test func insertUpdateDeleteTruncateWithEveryReplicaIdentity() async throws {
         let db = try TestDatabase(prefix: "crud")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE t_default (id int PRIMARY KEY, name text, qty int);
             CREATE TABLE t_full (id int PRIMARY KEY, name text, qty int);
             ALTER TABLE t_full REPLICA IDENTITY FULL;
@@ -21,7 +22,8 @@ struct CaptureTests {
         let pipe = try InProcessPipe(database: db, name: "crud", tables: ["public.*"])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: slot)
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO t_default VALUES (1, 'a', 1), (2, 'b', 2);
             UPDATE t_default SET qty = 10 WHERE id = 1;
             UPDATE t_default SET id = 3 WHERE id = 2;
@@ -71,7 +73,8 @@ struct CaptureTests {
     @Test func onlyCapturedTablesAreReportedFromASharedPublication() async throws {
         let db = try TestDatabase(prefix: "shared")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE watched (id int PRIMARY KEY);
             CREATE TABLE other (id int PRIMARY KEY);
             CREATE PUBLICATION pgbridge_\(db.name) FOR ALL TABLES;
@@ -91,7 +94,8 @@ struct CaptureTests {
         let db = try TestDatabase(prefix: "types")
         defer { db.drop() }
         // A non-UTC server zone proves that pgbridge's session forces UTC output.
-        try db.sql("""
+        try db.sql(
+            """
             ALTER DATABASE \(db.name) SET timezone TO 'America/New_York';
             CREATE TYPE mood AS ENUM ('sad', 'happy');
             CREATE DOMAIN posint AS int CHECK (VALUE > 0);
@@ -104,7 +108,8 @@ struct CaptureTests {
         let pipe = try InProcessPipe(database: db, name: "types", tables: ["matrix"])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO matrix VALUES (1, true, 7, -8, 9000000000, 1.25, 'NaN', 3.14159265358979323846,
               E'line\\nbreak "q" \\\\ \\x01 é', 'vc', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
               '{"k": [1, 2]}', '{"z": null}', '\\x00ff10', '2024-02-29', '23:59:59.5',
@@ -147,14 +152,16 @@ struct CaptureTests {
     @Test func unchangedToastIsReported() async throws {
         let db = try TestDatabase(prefix: "toast")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE docs (id int PRIMARY KEY, body text, note text);
             ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
             """)
         let pipe = try InProcessPipe(database: db, name: "toast", tables: ["docs"])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO docs VALUES (1, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 500) i), 'v1');
             UPDATE docs SET note = 'v2' WHERE id = 1;
             """)
@@ -175,7 +182,8 @@ struct CaptureTests {
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
         try db.sql("INSERT INTO evolving VALUES (1, 'before')")
         _ = try await pipe.waitForEvents(count: 1)
-        try db.sql("""
+        try db.sql(
+            """
             ALTER TABLE evolving ADD COLUMN extra text DEFAULT 'd';
             INSERT INTO evolving VALUES (2, 'after', 'new!');
             UPDATE evolving SET name = 'again' WHERE id = 1;

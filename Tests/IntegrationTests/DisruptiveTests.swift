@@ -14,8 +14,10 @@ struct DisruptiveTests {
         let directory = try TestEnvironment.scratchDirectory("restart")
         let output = (directory as NSString).appendingPathComponent("events.jsonl")
         let slot = "pgbridge_\(db.name)"
-        let config = try ConfigFile.write(directory: directory, url: db.url, tables: ["public.r"], slot: slot, output: output)
-        let bridge = try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+        let config = try ConfigFile.write(
+            directory: directory, url: db.url, tables: ["public.r"], slot: slot, output: output)
+        let bridge = try BridgeProcess(
+            arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
         try await waitForSlot(db, slot)
 
         let inserter = Inserter(url: db.url)
@@ -66,10 +68,13 @@ struct DisruptiveTests {
         let db = try TestDatabase(prefix: "wallevel", serverURL: serverURL)
         try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
         let config = try ConfigFile.write(
-            directory: directory, url: db.url, tables: ["public.t"], slot: "pgbridge_\(db.name)", output: "\(directory)/o.jsonl")
+            directory: directory, url: db.url, tables: ["public.t"], slot: "pgbridge_\(db.name)",
+            output: "\(directory)/o.jsonl")
         let run = try await BridgeProcess.run(["run", "--config", config], directory: directory)
         #expect(run.status == 3)
-        #expect(run.stderr.contains("wal_level is 'replica' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical"))
+        #expect(
+            run.stderr.contains(
+                "wal_level is 'replica' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical"))
         let check = try await BridgeProcess.run(["check", "--config", config], directory: directory)
         #expect(check.status == 3)
         #expect(check.stderr.contains("wal_level is 'replica'"))
@@ -88,17 +93,21 @@ struct CLITests {
         let directory = try TestEnvironment.scratchDirectory("cli")
         let cases: [(String, String)] = [
             ("postgres: {url: x\npipes: [", "malformed YAML"),
-            ("""
-            postgres: {url: "postgresql://u@127.0.0.1/db"}
-            pipes:
-              - name: p
-                source: {tabels: [t]}
-                sinks: [{kind: file, path: o.jsonl}]
-            """, "pipes[0].source.tabels: unknown key; did you mean 'tables'? (line 4)"),
-            ("""
-            postgres: {url: "postgresql://u@127.0.0.1/db"}
-            pipes: [{name: p, source: {tables: t}, sinks: [{kind: file, path: o.jsonl}]}]
-            """, "pipes[0].source.tables: expected a list, got a string"),
+            (
+                """
+                postgres: {url: "postgresql://u@127.0.0.1/db"}
+                pipes:
+                  - name: p
+                    source: {tabels: [t]}
+                    sinks: [{kind: file, path: o.jsonl}]
+                """, "pipes[0].source.tabels: unknown key; did you mean 'tables'? (line 4)"
+            ),
+            (
+                """
+                postgres: {url: "postgresql://u@127.0.0.1/db"}
+                pipes: [{name: p, source: {tables: t}, sinks: [{kind: file, path: o.jsonl}]}]
+                """, "pipes[0].source.tables: expected a list, got a string"
+            ),
         ]
         for (yaml, message) in cases {
             let config = try write(yaml, in: directory)
@@ -122,7 +131,8 @@ struct CLITests {
             (["public.nopk"], "table public.nopk has no primary key and REPLICA IDENTITY DEFAULT"),
         ] {
             let config = try ConfigFile.write(
-                directory: directory, url: db.url, tables: tables, slot: "pgbridge_\(db.name)", output: "\(directory)/o.jsonl")
+                directory: directory, url: db.url, tables: tables, slot: "pgbridge_\(db.name)",
+                output: "\(directory)/o.jsonl")
             for command in ["run", "check"] {
                 let result = try await BridgeProcess.run([command, "--config", config], directory: directory)
                 #expect(result.status == 3, "\(command): \(result.stderr)")
@@ -130,8 +140,11 @@ struct CLITests {
             }
         }
         let fix = try await BridgeProcess.run(
-            ["check", "--config", try ConfigFile.write(
-                directory: directory, url: db.url, tables: ["public.nopk"], slot: "s_\(db.name)", output: "o.jsonl")],
+            [
+                "check", "--config",
+                try ConfigFile.write(
+                    directory: directory, url: db.url, tables: ["public.nopk"], slot: "s_\(db.name)", output: "o.jsonl"),
+            ],
             directory: directory)
         #expect(fix.stderr.contains("ALTER TABLE public.nopk REPLICA IDENTITY FULL"))
         // No slot or publication was created for a pipe that failed its checks.
@@ -147,14 +160,16 @@ struct CLITests {
         // Another consumer streams from the slot.
         let holder = try PGConnection(url: db.url, mode: .replication)
         try holder.execute("CREATE PUBLICATION \(slot) FOR TABLE t")
-        try holder.execute("START_REPLICATION SLOT \(slot) LOGICAL 0/0 (proto_version '1', publication_names '\(slot)')")
+        try holder.execute(
+            "START_REPLICATION SLOT \(slot) LOGICAL 0/0 (proto_version '1', publication_names '\(slot)')")
         let directory = try TestEnvironment.scratchDirectory("busy")
         let config = try ConfigFile.write(
             directory: directory, url: db.url, tables: ["public.t"], slot: slot, output: "\(directory)/o.jsonl",
             extraSource: "slot_busy_timeout: 2s")
         let result = try await BridgeProcess.run(["run", "--config", config], directory: directory)
         #expect(result.status == 3, "\(result.stderr)")
-        #expect(result.stderr.contains("replication slot \(slot) is in use by another process (PID"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("replication slot \(slot) is in use by another process (PID"), "\(result.stderr)")
         #expect(result.stderr.contains("stop the other pgbridge or consumer"))
         let drop = try await BridgeProcess.run(["slots", "drop", slot, "--url", db.url], directory: directory)
         #expect(drop.status == 3 && drop.stderr.contains("in use by another process"))
@@ -164,7 +179,8 @@ struct CLITests {
     @Test func unreachableDatabaseExitsOneOnCheck() async throws {
         let directory = try TestEnvironment.scratchDirectory("down")
         let config = try ConfigFile.write(
-            directory: directory, url: "postgresql://postgres:secret@127.0.0.1:1/db", tables: ["t"], slot: "s", output: "o.jsonl")
+            directory: directory, url: "postgresql://postgres:secret@127.0.0.1:1/db", tables: ["t"], slot: "s",
+            output: "o.jsonl")
         let result = try await BridgeProcess.run(["check", "--config", config], directory: directory)
         #expect(result.status == 1)
         #expect(result.stderr.contains("cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/db"))

@@ -9,7 +9,8 @@ struct RecoveryTests {
     @Test func survivesKillNineWithoutLosingRows() async throws {
         let db = try TestDatabase(prefix: "crash")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE rows (id int PRIMARY KEY, k int NOT NULL, v int NOT NULL);
             CREATE TABLE counters (k int PRIMARY KEY, v int NOT NULL);
             INSERT INTO counters SELECT g, 0 FROM generate_series(0, 9) g;
@@ -98,7 +99,8 @@ struct RecoveryTests {
         let directory = try TestEnvironment.scratchDirectory("large")
         let output = (directory as NSString).appendingPathComponent("events.jsonl")
         let slot = "pgbridge_\(db.name)"
-        let config = try ConfigFile.write(directory: directory, url: db.url, tables: ["public.big"], slot: slot, output: output)
+        let config = try ConfigFile.write(
+            directory: directory, url: db.url, tables: ["public.big"], slot: slot, output: output)
         let rows = 200_000
         let bridge = try BridgeProcess(
             arguments: ["run", "--config", config, "--stop-after-events", String(rows)], directory: directory)
@@ -155,7 +157,8 @@ struct ConfirmedSampler {
         let written = Set(EventFile.read(output).compactMap { $0.table == "rows" ? $0.after?["id"] as? Int : nil })
         for commit in commits where commit.walAfterCommit <= confirmed {
             if !written.contains(commit.lastID) {
-                return "slot confirmed \(confirmed) but row \(commit.lastID) (committed before \(commit.walAfterCommit)) is not in the file"
+                return
+                    "slot confirmed \(confirmed) but row \(commit.lastID) (committed before \(commit.walAfterCommit)) is not in the file"
             }
         }
         return nil

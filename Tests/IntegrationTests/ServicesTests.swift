@@ -10,9 +10,11 @@ struct ServicesTests {
         let brokers = try #require(TestEnvironment.kafkaBrokers)
         let topic = "services-\(UUID().uuidString.prefix(8))"
         let produce = try TestEnvironment.shell(
-            "printf 'k1:hello\\nk2:world\\n' | kcat -b \(brokers) -t \(topic) -P -K: -X topic.metadata.refresh.interval.ms=100")
+            "printf 'k1:hello\\nk2:world\\n' | kcat -b \(brokers) -t \(topic) -P -K: -X topic.metadata.refresh.interval.ms=100"
+        )
         #expect(produce.status == 0, "\(produce.output)")
-        let consume = try TestEnvironment.shell("kcat -b \(brokers) -t \(topic) -C -o beginning -e -q -f '%k=%s\\n' -m 20")
+        let consume = try TestEnvironment.shell(
+            "kcat -b \(brokers) -t \(topic) -C -o beginning -e -q -f '%k=%s\\n' -m 20")
         #expect(consume.status == 0, "\(consume.output)")
         #expect(Set(consume.output.split(separator: "\n").map(String.init)) == ["k1=hello", "k2=world"])
         let metadata = try TestEnvironment.shell("kcat -b \(brokers) -L -m 10")

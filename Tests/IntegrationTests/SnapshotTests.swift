@@ -39,7 +39,8 @@ struct SnapshotTests {
     @Test func snapshotPlusStreamEqualsTheTableUnderConcurrentWrites() async throws {
         let db = try TestDatabase(prefix: "snap")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE snap (id int PRIMARY KEY, v int NOT NULL, note text);
             INSERT INTO snap SELECT g, 0, 'row ' || g FROM generate_series(1, 100000) g;
             ANALYZE snap;
@@ -53,7 +54,8 @@ struct SnapshotTests {
             }
         }
         try await Task.sleep(for: .milliseconds(300))
-        let (bridge, output, directory) = try start(db, tables: ["public.snap"], name: "snap", extra: "snapshot_batch_rows: 2000")
+        let (bridge, output, directory) = try start(
+            db, tables: ["public.snap"], name: "snap", extra: "snapshot_batch_rows: 2000")
         try await writer.waitUntilDone()
         let final = Dictionary(
             uniqueKeysWithValues: try db.sql("SELECT id, v FROM snap").map { (Int($0[0]!)!, Int($0[1]!)!) })
@@ -71,11 +73,14 @@ struct SnapshotTests {
         #expect(reads.count > 90_000)
         let eventIDs = events.compactMap(\.eventID)
         #expect(Set(eventIDs).count == eventIDs.count)
-        let point = try #require((reads.first?["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap { LSN($0) }
+        let point = try #require((reads.first?["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap {
+            LSN($0)
+        }
         let streamed = events.filter { $0.op != "read" }
         #expect(streamed.count > 1000)
         let allAfter = streamed.allSatisfy { event in
-            ((event["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap { LSN($0) }.map { $0 > point! } ?? false
+            ((event["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap { LSN($0) }.map { $0 > point! }
+                ?? false
         }
         #expect(allAfter)
         #expect((reads.first?["source"] as? [String: Any])?["capture"] as? String == "snapshot")
@@ -87,7 +92,8 @@ struct SnapshotTests {
         let db = try TestDatabase(prefix: "snapbig")
         defer { db.drop() }
         let rows = 1_000_000
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE big (id bigint PRIMARY KEY, device text, temperature float8, at timestamptz);
             INSERT INTO big SELECT g, 'device-' || (g % 100), g * 0.01, '2026-01-01'::timestamptz + g * interval '1 second'
             FROM generate_series(1, \(rows)) g;
@@ -117,7 +123,8 @@ struct SnapshotTests {
         let db = try TestDatabase(prefix: "snapresume")
         defer { db.drop() }
         try db.sql(TimescaleFixture.sql)
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE conditions (time timestamptz NOT NULL, device int NOT NULL, v int, PRIMARY KEY (time, device));
             SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
             INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day' + s * interval '1 second', s % 7, d
@@ -125,7 +132,8 @@ struct SnapshotTests {
             """)
         let total = 6 * 20_000
         let tables = ["public.conditions"]
-        var (bridge, output, directory) = try start(db, tables: tables, name: "snapresume", extra: "snapshot_batch_rows: 500")
+        var (bridge, output, directory) = try start(
+            db, tables: tables, name: "snapresume", extra: "snapshot_batch_rows: 500")
         let progressPath = "\(directory)/state/test.snapshot"
         var doneBeforeKill: Set<String> = []
         let deadline = ContinuousClock.now + .seconds(120)
@@ -136,7 +144,8 @@ struct SnapshotTests {
                 bridge.kill(SIGKILL)
                 _ = try await bridge.waitForExit()
                 let after = (try? String(contentsOfFile: progressPath, encoding: .utf8)) ?? text
-                doneBeforeKill = Set(after.split(separator: "\n").filter { $0.hasPrefix("done\t") }.map { String($0.dropFirst(5)) })
+                doneBeforeKill = Set(
+                    after.split(separator: "\n").filter { $0.hasPrefix("done\t") }.map { String($0.dropFirst(5)) })
                 break
             }
             try await Task.sleep(for: .milliseconds(10))
@@ -145,7 +154,8 @@ struct SnapshotTests {
         // Restart with the same configuration and state.
         bridge = try BridgeProcess(arguments: ["run", "--config", "\(directory)/pgbridge.yaml"], directory: directory)
         let events = try await EventFile.waitFor(output, timeout: .seconds(120)) { events in
-            Set(events.compactMap { $0.op == "read" ? "\($0.after?["time"] ?? "")/\($0.after?["device"] ?? "")" : nil }).count >= total
+            Set(events.compactMap { $0.op == "read" ? "\($0.after?["time"] ?? "")/\($0.after?["device"] ?? "")" : nil })
+                .count >= total
         }
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
@@ -168,7 +178,8 @@ struct SnapshotTests {
         let db = try TestDatabase(prefix: "snapcmd")
         defer { db.drop() }
         try db.sql(TimescaleFixture.sql)
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE other (id int PRIMARY KEY);
             INSERT INTO other SELECT generate_series(1, 10);
             CREATE TABLE conditions (time timestamptz NOT NULL, device int NOT NULL, v int, PRIMARY KEY (time, device));
@@ -178,9 +189,11 @@ struct SnapshotTests {
         let directory = try TestEnvironment.scratchDirectory("snapcmd")
         let output = (directory as NSString).appendingPathComponent("events.jsonl")
         let config = try ConfigFile.write(
-            directory: directory, url: db.url, tables: ["public.other", "public.conditions"], slot: "pgbridge_\(db.name)",
+            directory: directory, url: db.url, tables: ["public.other", "public.conditions"],
+            slot: "pgbridge_\(db.name)",
             output: output)
-        let result = try await BridgeProcess.run(["snapshot", "test", "public.conditions", "--config", config], directory: directory)
+        let result = try await BridgeProcess.run(
+            ["snapshot", "test", "public.conditions", "--config", config], directory: directory)
         #expect(result.status == 0, "\(result.stderr)")
         let events = EventFile.read(output)
         #expect(events.count == 100)
@@ -189,16 +202,19 @@ struct SnapshotTests {
         #expect(Set(events.compactMap { $0.after?["v"] as? Int }) == Set(0...99))
         let chunks = Set(events.compactMap { ($0["source"] as? [String: Any])?["chunk"] as? String })
         #expect(chunks.count == 5)  // 100 hours = 5 daily chunks
-        let missing = try await BridgeProcess.run(["snapshot", "test", "public.nope", "--config", config], directory: directory)
+        let missing = try await BridgeProcess.run(
+            ["snapshot", "test", "public.nope", "--config", config], directory: directory)
         #expect(missing.status == 3 && missing.stderr.contains("table public.nope does not exist"))
-        let noPipe = try await BridgeProcess.run(["snapshot", "nope", "public.other", "--config", config], directory: directory)
+        let noPipe = try await BridgeProcess.run(
+            ["snapshot", "nope", "public.other", "--config", config], directory: directory)
         #expect(noPipe.status == 2 && noPipe.stderr.contains("no pipe named 'nope'"))
     }
 
     @Test func snapshotReadsKeywordColumnsAndUsesTheStreamsKeys() async throws {
         let db = try TestDatabase(prefix: "snapkw")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE kw (id int PRIMARY KEY, "user" text, "order" int);
             INSERT INTO kw VALUES (1, 'alice', 10), (2, 'bob', 20);
             CREATE TABLE byindex (code text NOT NULL, v int);
@@ -225,7 +241,8 @@ struct SnapshotTests {
         let db = try TestDatabase(prefix: "snaprange")
         defer { db.drop() }
         try db.sql(TimescaleFixture.sql)
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE conditions (time timestamptz NOT NULL, device int NOT NULL, v int, PRIMARY KEY (time, device));
             SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
             INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day' + s * interval '1 hour', 1, d

@@ -7,7 +7,8 @@ struct TimescaleTests {
     func fixtureDatabase(_ prefix: String) throws -> TestDatabase {
         let db = try TestDatabase(prefix: prefix)
         try db.sql(TimescaleFixture.sql)
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE conditions (time timestamptz NOT NULL, device text NOT NULL, temp float8, PRIMARY KEY (time, device));
             SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
             """)
@@ -17,13 +18,15 @@ struct TimescaleTests {
     @Test func chunkRowsArriveAsTheHypertableIncludingNewChunks() async throws {
         let db = try fixtureDatabase("ts_chunks")
         defer { db.drop() }
-        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 20.5)")  // chunk 1 exists before the pipe
+        // chunk 1 exists before the pipe
+        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 20.5)")
         let pipe = try InProcessPipe(database: db, name: "ts", tables: ["public.*"])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
         try db.reconnect()  // new session: picks up the database-level auto-publication setting
         #expect(try db.value("SELECT current_setting('timescaledb.enable_chunk_auto_publication', true)") == "on")
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO conditions VALUES ('2026-01-01 11:00+00', 'd1', 21.0);
             INSERT INTO conditions VALUES ('2026-01-02 10:00+00', 'd1', 22.0), ('2026-01-02 10:00+00', 'd2', 23.0);
             INSERT INTO conditions VALUES ('2026-01-03 10:00+00', 'd1', 24.0);
@@ -37,29 +40,37 @@ struct TimescaleTests {
         let allHypertable = events.allSatisfy { $0.table == "conditions" }
         #expect(allHypertable)
         let chunks = events.compactMap { ($0["source"] as? [String: Any])?["chunk"] as? String }
-        #expect(chunks == [
-            "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
-            "_timescaledb_internal._hyper_1_2_chunk", "_timescaledb_internal._hyper_1_3_chunk",
-            "_timescaledb_internal._hyper_1_2_chunk", "_timescaledb_internal._hyper_1_1_chunk",
-        ])
+        #expect(
+            chunks == [
+                "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
+                "_timescaledb_internal._hyper_1_2_chunk", "_timescaledb_internal._hyper_1_3_chunk",
+                "_timescaledb_internal._hyper_1_2_chunk", "_timescaledb_internal._hyper_1_1_chunk",
+            ])
         #expect(events[1].after?["device"] as? String == "d1" && events[2].after?["device"] as? String == "d2")
         #expect(events[4].key?["device"] as? String == "d2" && events[4].after?["temp"] as? Double == 30)
         // The pattern public.* never captures chunks directly, and every chunk is in the publication.
-        let published = try db.sql("SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'pgbridge_\(db.name)' ORDER BY 1")
-        #expect(published.compactMap { $0[0] } == [
-            "_timescaledb_catalog.chunk", "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
-            "_timescaledb_internal._hyper_1_3_chunk", "public.conditions",
-        ])
+        let published = try db.sql(
+            "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'pgbridge_\(db.name)' ORDER BY 1"
+        )
+        #expect(
+            published.compactMap { $0[0] } == [
+                "_timescaledb_catalog.chunk", "_timescaledb_internal._hyper_1_1_chunk",
+                "_timescaledb_internal._hyper_1_2_chunk",
+                "_timescaledb_internal._hyper_1_3_chunk", "public.conditions",
+            ])
     }
 
     @Test func compressionBetweenMarkersIsSuppressed() async throws {
         let db = try fixtureDatabase("ts_compress")
         defer { db.drop() }
-        try db.sql("INSERT INTO conditions SELECT '2026-01-01 00:00+00'::timestamptz + g * interval '1 minute', 'd1', g FROM generate_series(1, 5) g")
+        try db.sql(
+            "INSERT INTO conditions SELECT '2026-01-01 00:00+00'::timestamptz + g * interval '1 minute', 'd1', g FROM generate_series(1, 5) g"
+        )
         let pipe = try InProcessPipe(database: db, name: "tsc", tables: ["public.conditions"])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        try db.sql("""
+        try db.sql(
+            """
             BEGIN;
             SELECT pg_logical_emit_message(true, '::timescaledb-compression-start', '');
             DELETE FROM _timescaledb_internal._hyper_1_1_chunk;
@@ -85,7 +96,8 @@ struct TimescaleTests {
     func continuousAggregateRows(mode: String) async throws {
         let db = try fixtureDatabase("ts_cagg")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE _timescaledb_internal._materialized_hypertable_2 (time timestamptz NOT NULL, device text NOT NULL, avg_temp float8, PRIMARY KEY (time, device));
             SELECT _timescaledb_catalog.fixture_create_hypertable('_timescaledb_internal._materialized_hypertable_2');
             INSERT INTO _timescaledb_catalog.continuous_agg (mat_hypertable_id, raw_hypertable_id, user_view_schema, user_view_name)
@@ -99,10 +111,12 @@ struct TimescaleTests {
         let config = try ConfigFile.write(
             directory: directory, url: db.url, tables: ["public.conditions", "public.conditions_hourly"], slot: slot,
             output: output, extraSource: "continuous_aggregates: \(mode)")
-        let bridge = try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "debug"], directory: directory)
+        let bridge = try BridgeProcess(
+            arguments: ["run", "--config", config, "--log-level", "debug"], directory: directory)
         try await waitForSlot(db, slot)
         try db.reconnect()
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO _timescaledb_internal._materialized_hypertable_2 VALUES ('2026-01-01 01:00+00', 'd1', 20.25);
             INSERT INTO conditions VALUES ('2026-01-01 01:10+00', 'd1', 20.0);
             """)
@@ -127,14 +141,16 @@ struct TimescaleTests {
     @Test func retentionIsReportedAsChunkDropped() async throws {
         let db = try fixtureDatabase("ts_retention")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day', 'd1', d FROM generate_series(0, 2) d;
             """)
         let pipe = try InProcessPipe(database: db, name: "tsr", tables: ["public.conditions"])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
         try db.reconnect()
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO conditions VALUES ('2026-01-04 00:00+00', 'd1', 3);
             SELECT _timescaledb_catalog.fixture_drop_chunks('conditions', '2026-01-03 00:00+00');
             """)
@@ -146,16 +162,19 @@ struct TimescaleTests {
         let dropped = all.filter { $0.op == "chunk_dropped" }
         let sources = dropped.compactMap { $0["source"] as? [String: Any] }
         #expect(sources.allSatisfy { $0["table"] as? String == "conditions" && $0["schema"] as? String == "public" })
-        #expect(sources.compactMap { $0["chunk"] as? String } == [
-            "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
-        ])
+        #expect(
+            sources.compactMap { $0["chunk"] as? String } == [
+                "_timescaledb_internal._hyper_1_1_chunk", "_timescaledb_internal._hyper_1_2_chunk",
+            ])
         let first = try #require(dropped.first?["chunk"] as? [String: Any])
         #expect(first["id"] as? Int == 1)
         #expect(first["range_start"] as? String == "2026-01-01T00:00:00.000000Z")
         #expect(first["range_end"] as? String == "2026-01-02T00:00:00.000000Z")
         #expect(events.first?.table == "conditions")
         // The catalog table is published for this, but its own rows are never reported.
-        let catalogRows = all.filter { ($0["source"] as? [String: Any])?["schema"] as? String == "_timescaledb_catalog" }
+        let catalogRows = all.filter {
+            ($0["source"] as? [String: Any])?["schema"] as? String == "_timescaledb_catalog"
+        }
         #expect(catalogRows.isEmpty)
     }
 
@@ -171,7 +190,8 @@ struct TimescaleTests {
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         try await waitForSlot(db, slot)
         // An application session that predates the setting: the new chunk is not published.
-        try db.sql("""
+        try db.sql(
+            """
             SET timescaledb.enable_chunk_auto_publication = off;
             INSERT INTO conditions VALUES ('2026-02-01 10:00+00', 'early', 1);
             """)
@@ -179,8 +199,10 @@ struct TimescaleTests {
         let deadline = ContinuousClock.now + .seconds(20)
         var published = false
         while ContinuousClock.now < deadline && !published {
-            published = try db.value(
-                "SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(slot)' AND schemaname || '.' || tablename = '\(chunk)'") == "1"
+            published =
+                try db.value(
+                    "SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(slot)' AND schemaname || '.' || tablename = '\(chunk)'"
+                ) == "1"
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(published, "the reconciler did not add \(chunk)")
@@ -191,13 +213,16 @@ struct TimescaleTests {
         #expect(events.contains { $0.after?["device"] as? String == "late" && $0.table == "conditions" })
         // Rows written before the chunk was added are lost to replication: that is what the warning says.
         #expect(!events.contains { $0.after?["device"] as? String == "early" })
-        #expect(bridge.stderr.contains("added chunks missing from publication \(slot): \(chunk)"), "\(bridge.stderr.suffix(1500))")
+        #expect(
+            bridge.stderr.contains("added chunks missing from publication \(slot): \(chunk)"),
+            "\(bridge.stderr.suffix(1500))")
     }
 
     @Test func checkReportsMissingChunksAndReplicaIdentity() async throws {
         let db = try fixtureDatabase("ts_check")
         defer { db.drop() }
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 1), ('2026-01-02 10:00+00', 'd1', 1);
             CREATE PUBLICATION pgbridge_check FOR TABLE ONLY conditions, ONLY _timescaledb_internal._hyper_1_1_chunk;
             CREATE TABLE metrics (time timestamptz NOT NULL, value float8);
@@ -209,8 +234,10 @@ struct TimescaleTests {
             output: "\(directory)/o.jsonl")
         let result = try await BridgeProcess.run(["check", "--config", config], directory: directory)
         #expect(result.status == 3)
-        #expect(result.stderr.contains(
-            "hypertable public.conditions has 1 chunk(s) missing from publication pgbridge_check (_timescaledb_internal._hyper_1_2_chunk)"),
+        #expect(
+            result.stderr.contains(
+                "hypertable public.conditions has 1 chunk(s) missing from publication pgbridge_check (_timescaledb_internal._hyper_1_2_chunk)"
+            ),
             "\(result.stderr)")
         #expect(result.stderr.contains("table public.metrics has no primary key and REPLICA IDENTITY DEFAULT"))
     }

@@ -7,18 +7,20 @@ import Testing
 /// Trigger capture: the SQL extension, the outbox source and raw NOTIFY channels.
 @Suite("Trigger capture (outbox and NOTIFY)", .serialized, .enabled(if: TestEnvironment.hasBinary))
 struct TriggerCaptureTests {
-    func outboxConfig(_ db: TestDatabase, directory: String, channel: String = "pgbridge", extra: String = "") throws -> (String, String) {
+    func outboxConfig(_ db: TestDatabase, directory: String, channel: String = "pgbridge", extra: String = "") throws
+        -> (String, String)
+    {
         let output = (directory as NSString).appendingPathComponent("events.jsonl")
         let path = (directory as NSString).appendingPathComponent("pgbridge.yaml")
         try """
-            postgres:
-              url: \(db.url)
-            state_dir: \(directory)/state
-            pipes:
-              - name: outbox
-                source: {kind: outbox, channel: \(channel), poll_interval: 1s\(extra)}
-                sinks: [{kind: file, path: \(output)}]
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        postgres:
+          url: \(db.url)
+        state_dir: \(directory)/state
+        pipes:
+          - name: outbox
+            source: {kind: outbox, channel: \(channel), poll_interval: 1s\(extra)}
+            sinks: [{kind: file, path: \(output)}]
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return (path, output)
     }
 
@@ -40,23 +42,31 @@ struct TriggerCaptureTests {
         }
         #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.1")
         #expect(try plain.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgbridge'::regnamespace") == "3")
-        try plain.sql("CREATE TABLE t (id int PRIMARY KEY, v text); SELECT pgbridge.watch('t', 'c1', '{id}'); INSERT INTO t VALUES (1, 'x');")
+        try plain.sql(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); SELECT pgbridge.watch('t', 'c1', '{id}'); INSERT INTO t VALUES (1, 'x');"
+        )
         let event = try #require(try plain.value("SELECT event::text FROM pgbridge.outbox"))
         #expect(event.contains("\"after\": {\"id\": 1}"), "\(event)")  // only the watched columns
         try plain.sql("SELECT pgbridge.unwatch('t'); INSERT INTO t VALUES (2, 'y');")
         #expect(try plain.value("SELECT count(*) FROM pgbridge.outbox") == "1")
         // An application role may write watched tables but cannot touch the outbox itself.
         let role = "app_\(plain.name)"
-        try plain.sql("""
+        try plain.sql(
+            """
             CREATE ROLE \(role) LOGIN;
             CREATE TABLE w (id int PRIMARY KEY, v text);
             GRANT INSERT, UPDATE ON w TO \(role);
             SELECT pgbridge.watch('w', 'c2');
             """)
         defer { _ = try? plain.sql("DROP OWNED BY \(role); DROP ROLE \(role)") }
-        let app = try PGConnection(url: TestEnvironment.url(plain.serverURL.replacingOccurrences(of: "postgres@", with: "\(role)@"), database: plain.name), mode: .normal)
+        let app = try PGConnection(
+            url: TestEnvironment.url(
+                plain.serverURL.replacingOccurrences(of: "postgres@", with: "\(role)@"), database: plain.name),
+            mode: .normal)
         try app.execute("INSERT INTO w VALUES (1, 'by app')")
-        #expect(throws: PostgresError.self) { try app.execute("INSERT INTO pgbridge.outbox (channel, event) VALUES ('c2', '{}')") }
+        #expect(throws: PostgresError.self) {
+            try app.execute("INSERT INTO pgbridge.outbox (channel, event) VALUES ('c2', '{}')")
+        }
         #expect(try plain.value("SELECT count(*) FROM pgbridge.outbox WHERE channel = 'c2'") == "1")
         #expect(throws: PostgresError.self) { try plain.sql("SELECT pgbridge.watch('w', '')") }
     }
@@ -66,12 +76,14 @@ struct TriggerCaptureTests {
         defer { db.drop() }
         let directory = try TestEnvironment.scratchDirectory("outbox")
         _ = try await BridgeProcess.run(["setup", "--url", db.url], directory: directory)
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL);
             SELECT pgbridge.watch('acct');
             """)
         // 20,000 changes while pgbridge is not running.
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO acct SELECT g, 0 FROM generate_series(1, 10000) g;
             DO $$ BEGIN FOR i IN 1..10 LOOP UPDATE acct SET balance = balance + 1 WHERE id % 10 = i - 1; END LOOP; END $$;
             """)
@@ -118,7 +130,8 @@ struct TriggerCaptureTests {
             last[key] = balance
         }
         #expect(outOfOrder == 0)
-        let final = Dictionary(uniqueKeysWithValues: try db.sql("SELECT id, balance FROM acct").map { (Int($0[0]!)!, Int($0[1]!)!) })
+        let final = Dictionary(
+            uniqueKeysWithValues: try db.sql("SELECT id, balance FROM acct").map { (Int($0[0]!)!, Int($0[1]!)!) })
         #expect(last == final)
         #expect(events.first?["source"].flatMap { ($0 as? [String: Any])?["capture"] as? String } == "outbox")
     }
@@ -163,7 +176,8 @@ struct TriggerCaptureTests {
         let directory = try TestEnvironment.scratchDirectory("outboxbig")
         _ = try await BridgeProcess.run(["setup", "--url", db.url], directory: directory)
         try db.sql(TimescaleFixture.sql)
-        try db.sql("""
+        try db.sql(
+            """
             CREATE TABLE docs (id int PRIMARY KEY, body text);
             SELECT pgbridge.watch('docs', 'big');
             CREATE TABLE conditions (time timestamptz NOT NULL, device text NOT NULL, temp float8, PRIMARY KEY (time, device));
@@ -172,7 +186,8 @@ struct TriggerCaptureTests {
             """)
         let (config, output) = try outboxConfig(db, directory: directory, channel: "big")
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
-        try db.sql("""
+        try db.sql(
+            """
             INSERT INTO docs VALUES (1, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 32768) i));
             INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 20.5), ('2026-01-02 10:00+00', 'd1', 21.5);
             """)
@@ -199,21 +214,25 @@ struct TriggerCaptureTests {
         let output = (directory as NSString).appendingPathComponent("events.jsonl")
         let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
         try """
-            postgres: {url: "\(url)"}
-            pipes:
-              - name: raw
-                source: {kind: notify, channels: [sales_data_channel, alerts]}
-                sinks: [{kind: file, path: \(output)}]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        postgres: {url: "\(url)"}
+        pipes:
+          - name: raw
+            source: {kind: notify, channels: [sales_data_channel, alerts]}
+            sinks: [{kind: file, path: \(output)}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         let client = try PGConnection(url: url, mode: .normal)
         var listening = false
         for _ in 0..<100 where !listening {
-            listening = try client.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+            listening =
+                try client.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
                 .string(0, 0) != "0"
             try await Task.sleep(for: .milliseconds(100))
         }
-        try client.execute("""
+        try client.execute(
+            """
             SELECT pg_notify('sales_data_channel', json_build_object('sku', 'A-1', 'qty', 3)::text);
             SELECT pg_notify('alerts', 'disk almost full');
             SELECT pg_notify('alerts', '{not json');

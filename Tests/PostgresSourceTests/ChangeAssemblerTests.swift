@@ -54,7 +54,10 @@ struct ChangeAssemblerTests {
         let h = try AssemblerHarness()
         try h.feed("basic_crud")
         let events = try h.events()
-        #expect(events.map { $0["op"] as? String } == ["insert", "insert", "update", "update", "delete", "insert", "truncate", "truncate", "truncate"])
+        #expect(
+            events.map { $0["op"] as? String } == [
+                "insert", "insert", "update", "update", "delete", "insert", "truncate", "truncate", "truncate",
+            ])
         let first = events[0]
         #expect(first["id"] as? String == "0/192ADF0:0")
         #expect(events[1]["id"] as? String == "0/192ADF0:1")
@@ -261,7 +264,8 @@ struct ChangeAssemblerTests {
         try h.feed("basic_crud")
         let events = try h.events()
         // The two inserts and the first update were delivered before: not emitted again.
-        #expect(events.map { $0["op"] as? String } == ["update", "delete", "insert", "truncate", "truncate", "truncate"])
+        #expect(
+            events.map { $0["op"] as? String } == ["update", "delete", "insert", "truncate", "truncate", "truncate"])
         #expect(events[0]["key"] as? [String: Int] == ["id": 10])
     }
 

@@ -63,7 +63,9 @@ struct PgOutputDecoderTests {
         #expect(items.keyColumns == [0])
         #expect(f.newRows[2] == ["1", "apple", "5"])
         #expect(f.newRows[3] == ["2", "banana", "7"])
-        guard case .commit(let flags, let commitLSN, let endLSN, _) = f.messages[4] else { Issue.record("expected Commit"); return }
+        guard case .commit(let flags, let commitLSN, let endLSN, _) = f.messages[4] else {
+            Issue.record("expected Commit"); return
+        }
         #expect(flags == 0 && commitLSN == LSN("0/192ADF0") && endLSN == LSN("0/192AE20"))
         guard case .update(_, _, let noOld) = f.messages[6] else { Issue.record("expected Update"); return }
         #expect(noOld == .none)
@@ -75,9 +77,13 @@ struct PgOutputDecoderTests {
         guard case .delete(_, _, let deleteOld) = f.messages[12] else { Issue.record("expected Delete"); return }
         #expect(deleteOld == .key)
         #expect(f.oldRows[12] == ["2", nil, nil])
-        guard case .truncate(_, let one, let cascade1, let restart1) = f.messages[20] else { Issue.record("expected Truncate"); return }
+        guard case .truncate(_, let one, let cascade1, let restart1) = f.messages[20] else {
+            Issue.record("expected Truncate"); return
+        }
         #expect(one.map(\.oid) == [16393] && !cascade1 && !restart1)
-        guard case .truncate(_, let two, let cascade2, let restart2) = f.messages[25] else { Issue.record("expected Truncate"); return }
+        guard case .truncate(_, let two, let cascade2, let restart2) = f.messages[25] else {
+            Issue.record("expected Truncate"); return
+        }
         #expect(two.map(\.oid) == [16385, 16393] && cascade2 && restart2)
     }
 
@@ -133,9 +139,13 @@ struct PgOutputDecoderTests {
     @Test func typesAndTypeMessages() throws {
         var decoder = PgOutputDecoder()
         let f = try DecodedFixture("types", decoder: &decoder)
-        guard case .type(let moodOID, let moodSchema, let moodName) = f.messages[1] else { Issue.record("expected Type"); return }
+        guard case .type(let moodOID, let moodSchema, let moodName) = f.messages[1] else {
+            Issue.record("expected Type"); return
+        }
         #expect(moodOID == 16436 && moodSchema == "public" && moodName == "mood")
-        guard case .type(let domainOID, let domainSchema, let domainName) = f.messages[2] else { Issue.record("expected Type"); return }
+        guard case .type(let domainOID, let domainSchema, let domainName) = f.messages[2] else {
+            Issue.record("expected Type"); return
+        }
         #expect(domainOID == 16444 && domainSchema == "" && domainName == "int4")
         #expect(decoder.types[16436]?.name == "mood")
         guard case .relation(let rel) = f.messages[3] else { Issue.record("expected Relation"); return }
@@ -179,10 +189,14 @@ struct PgOutputDecoderTests {
 
     @Test func logicalMessages() throws {
         let f = try DecodedFixture("logical_message")
-        guard case .message(let xid, let transactional, let lsn, let prefix, _) = f.messages[3] else { Issue.record("expected Message"); return }
+        guard case .message(let xid, let transactional, let lsn, let prefix, _) = f.messages[3] else {
+            Issue.record("expected Message"); return
+        }
         #expect(xid == nil && transactional && lsn == LSN("0/3635F70") && prefix == "pgbridge")
         #expect(f.messageContents[3] == Array("hello".utf8))
-        guard case .message(_, let nonTransactional, _, let prefix2, _) = f.messages[5] else { Issue.record("expected Message"); return }
+        guard case .message(_, let nonTransactional, _, let prefix2, _) = f.messages[5] else {
+            Issue.record("expected Message"); return
+        }
         #expect(!nonTransactional && prefix2 == "pgbridge-nt")
         #expect(f.messageContents[6] == [0x00, 0xFF, 0x01])
     }
@@ -211,13 +225,20 @@ struct PgOutputDecoderTests {
 
     @Test func twoPhaseMessages() throws {
         let f = try DecodedFixture("two_phase")
-        guard case .beginPrepare(let prepareLSN, let endLSN, _, let xid, let gid) = f.messages[0] else { Issue.record("expected Begin Prepare"); return }
+        guard case .beginPrepare(let prepareLSN, let endLSN, _, let xid, let gid) = f.messages[0] else {
+            Issue.record("expected Begin Prepare"); return
+        }
         #expect(prepareLSN == LSN("0/3EC5508") && endLSN == LSN("0/3EC5600") && xid == 797 && gid == "p1")
-        guard case .prepare(_, _, _, _, let xid2, let gid2) = f.messages[3] else { Issue.record("expected Prepare"); return }
+        guard case .prepare(_, _, _, _, let xid2, let gid2) = f.messages[3] else {
+            Issue.record("expected Prepare"); return
+        }
         #expect(xid2 == 797 && gid2 == "p1")
-        guard case .commitPrepared(_, let commitLSN, let commitEnd, _, _, let gid3) = f.messages[4] else { Issue.record("expected Commit Prepared"); return }
+        guard case .commitPrepared(_, let commitLSN, let commitEnd, _, _, let gid3) = f.messages[4] else {
+            Issue.record("expected Commit Prepared"); return
+        }
         #expect(commitLSN == LSN("0/3EC5600") && commitEnd == LSN("0/3EC5638") && gid3 == "p1")
-        guard case .rollbackPrepared(_, let prepareEnd, let rollbackEnd, _, _, let xid4, let gid4) = f.messages[8] else { Issue.record("expected Rollback Prepared"); return }
+        guard case .rollbackPrepared(_, let prepareEnd, let rollbackEnd, _, _, let xid4, let gid4) = f.messages[8]
+        else { Issue.record("expected Rollback Prepared"); return }
         #expect(prepareEnd == LSN("0/3EC57B0") && rollbackEnd == LSN("0/3EC57E8") && xid4 == 798 && gid4 == "p2")
         #expect(f.newRows[10] == ["3", "plain"])
     }

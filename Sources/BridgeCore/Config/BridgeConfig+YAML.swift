@@ -21,7 +21,8 @@ extension BridgeConfig {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
-                throw ConfigError(path: "", message: "the configuration is empty: it needs at least postgres.url and pipes")
+                throw ConfigError(
+                    path: "", message: "the configuration is empty: it needs at least postgres.url and pipes")
             }
             root = node
         } catch let error as ConfigError {
@@ -37,7 +38,8 @@ extension BridgeConfig {
             }
         }
         guard let postgresNode = keys["postgres"] else {
-            throw ConfigError(path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
+            throw ConfigError(
+                path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
         }
         let postgres = try parsePostgres(postgresNode)
         let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
@@ -56,7 +58,8 @@ extension BridgeConfig {
             }
             if case .replication(let source) = pipe.source {
                 if let other = slots[source.slot] {
-                    throw node.error("slot '\(source.slot)' is also used by pipe '\(other)': each pipe needs its own slot")
+                    throw node.error(
+                        "slot '\(source.slot)' is also used by pipe '\(other)': each pipe needs its own slot")
                 }
                 slots[source.slot] = pipe.name
             }
@@ -87,7 +90,8 @@ extension BridgeConfig {
         guard let nameNode = keys["name"] else { throw node.error("missing name: every pipe needs a name") }
         let name = try nameNode.string()
         guard Identifier.isSimple(name) else {
-            throw nameNode.error("'\(name)' is not a valid pipe name: use lower-case letters, digits and _ (at most 40)")
+            throw nameNode.error(
+                "'\(name)' is not a valid pipe name: use lower-case letters, digits and _ (at most 40)")
         }
         guard let sourceNode = keys["source"] else { throw node.error("missing source") }
         let source = try parseSource(sourceNode, pipeName: name)
@@ -95,7 +99,9 @@ extension BridgeConfig {
         if let formatNode = keys["format"] {
             let text = try formatNode.string()
             guard let parsed = EventFormat(rawValue: text) else {
-                throw formatNode.error("unknown format '\(text)'; expected one of: \(EventFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw formatNode.error(
+                    "unknown format '\(text)'; expected one of: \(EventFormat.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             format = parsed
         }
@@ -130,11 +136,14 @@ extension BridgeConfig {
             }
             let slot = try keys["slot"]?.string() ?? "pgbridge_\(pipeName)"
             guard Identifier.isSlotName(slot) else {
-                throw keys["slot"]!.error("'\(slot)' is not a valid slot name: use lower-case letters, digits and _ (at most 63)")
+                throw keys["slot"]!.error(
+                    "'\(slot)' is not a valid slot name: use lower-case letters, digits and _ (at most 63)")
             }
             let publication = try keys["publication"]?.string() ?? "pgbridge_\(pipeName)"
             guard Identifier.isSlotName(publication) else {
-                throw keys["publication"]!.error("'\(publication)' is not a valid publication name: use lower-case letters, digits and _ (at most 63)")
+                throw keys["publication"]!.error(
+                    "'\(publication)' is not a valid publication name: use lower-case letters, digits and _ (at most 63)"
+                )
             }
             var snapshot = SnapshotMode.never
             if let snapshotNode = keys["snapshot"] {
@@ -146,7 +155,9 @@ extension BridgeConfig {
             }
             let statusInterval = try keys["status_interval"]?.duration() ?? .seconds(10)
             guard statusInterval >= .milliseconds(100), statusInterval <= .seconds(30) else {
-                throw keys["status_interval"]!.error("must be between 100ms and 30s (the server drops a silent client after wal_sender_timeout, 60s by default)")
+                throw keys["status_interval"]!.error(
+                    "must be between 100ms and 30s (the server drops a silent client after wal_sender_timeout, 60s by default)"
+                )
             }
             let messages = try keys["messages"]?.bool() ?? true
             let slotBusyTimeout = try keys["slot_busy_timeout"]?.duration() ?? .seconds(30)
@@ -166,7 +177,8 @@ extension BridgeConfig {
             if let rangeNode = keys["snapshot_range"] {
                 let range = try rangeNode.mapping(allowed: ["start", "end", "column"])
                 snapshotRange = SnapshotRange(
-                    start: try range["start"]?.string(), end: try range["end"]?.string(), column: try range["column"]?.string())
+                    start: try range["start"]?.string(), end: try range["end"]?.string(),
+                    column: try range["column"]?.string())
                 guard snapshotRange?.start != nil || snapshotRange?.end != nil else {
                     throw rangeNode.error("give start, end or both (timestamps such as 2026-01-01T00:00:00Z)")
                 }
@@ -215,9 +227,11 @@ extension BridgeConfig {
 
     static func parseSink(_ node: ConfigNode) throws -> SinkConfig {
         guard case .mapping = node.node else { throw node.error("expected a mapping, got \(node.typeName)") }
-        let all = try node.mapping(allowed: ["kind", "path", "fsync", "brokers", "topic", "url", "exchange", "routing_key",
+        let all = try node.mapping(allowed: [
+            "kind", "path", "fsync", "brokers", "topic", "url", "exchange", "routing_key",
             "mode", "key", "maxlen", "method", "headers", "template", "batch_count", "parallelism", "retries",
-            "retry_interval", "timeout", "oauth2", "sasl", "tls"])
+            "retry_interval", "timeout", "oauth2", "sasl", "tls",
+        ])
         guard let kindNode = all["kind"] else {
             throw node.error("missing kind: one of file, kafka, rabbitmq, redis, http")
         }
@@ -225,7 +239,9 @@ extension BridgeConfig {
         switch kind {
         case "file":
             let keys = try node.mapping(allowed: ["kind", "path", "fsync"])
-            guard let pathNode = keys["path"] else { throw node.error("missing path: a file path, or \"-\" for stdout") }
+            guard let pathNode = keys["path"] else {
+                throw node.error("missing path: a file path, or \"-\" for stdout")
+            }
             let path = try pathNode.string()
             guard !path.isEmpty else { throw pathNode.error("empty path: a file path, or \"-\" for stdout") }
             return .file(FileSinkConfig(path: path, fsync: try keys["fsync"]?.bool() ?? true))

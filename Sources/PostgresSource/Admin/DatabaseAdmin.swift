@@ -47,7 +47,9 @@ public enum DatabaseAdmin {
         case .notify:
             return try await Blocking.run {
                 _ = try PGConnection(url: postgres.url, mode: .normal)
-                return PipeReport(notes: ["notify pipes are best effort: notifications sent while pgbridge is away are lost"])
+                return PipeReport(notes: [
+                    "notify pipes are best effort: notifications sent while pgbridge is away are lost"
+                ])
             }
         }
         return try await Blocking.run {
@@ -57,7 +59,8 @@ public enum DatabaseAdmin {
             let walLevel = try catalog.walLevel()
             if walLevel != "logical" {
                 report.problems.append(
-                    "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL")
+                    "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"
+                )
             }
             let database = try catalog.currentDatabase()
             let (tables, missing) = try catalog.resolve(source.tables, configPath: "pipes[\(index)].source.tables")
@@ -74,7 +77,8 @@ public enum DatabaseAdmin {
                         "hypertable \(hypertable.display) has \(absent.count) chunk(s) missing from publication "
                             + "\(source.publication) (\(absent.prefix(5).map(\.display).joined(separator: ", "))"
                             + "\(absent.count > 5 ? ", …" : "")): their rows are not captured. pgbridge run adds them; set "
-                            + "timescaledb.enable_chunk_auto_publication = on for the database so new chunks are published at once")
+                            + "timescaledb.enable_chunk_auto_publication = on for the database so new chunks are published at once"
+                    )
                 }
             }
             if !publication.exists {
@@ -82,13 +86,17 @@ public enum DatabaseAdmin {
             } else if !publication.allTables {
                 let absent = tables.filter { !publication.tables.contains($0.oid) }.map(\.display)
                 if !absent.isEmpty {
-                    report.notes.append("publication \(source.publication) lacks \(absent.joined(separator: ", ")): pgbridge run adds them")
+                    report.notes.append(
+                        "publication \(source.publication) lacks \(absent.joined(separator: ", ")): pgbridge run adds them"
+                    )
                 }
             }
             if let slot = try catalog.slot(source.slot) {
                 report.problems += CaptureCatalog.slotProblems(slot, database: database)
                 if slot.active {
-                    report.notes.append("replication slot \(source.slot) is active (PID \(slot.activePID.map(String.init) ?? "?")): another process is streaming from it")
+                    report.notes.append(
+                        "replication slot \(source.slot) is active (PID \(slot.activePID.map(String.init) ?? "?")): another process is streaming from it"
+                    )
                 }
             } else {
                 report.notes.append("replication slot \(source.slot) does not exist yet: pgbridge run creates it")
@@ -126,7 +134,8 @@ public enum DatabaseAdmin {
             let connection = try PGConnection(url: postgres.url, mode: .normal)
             let catalog = CaptureCatalog(connection: connection)
             guard let slot = try catalog.slot(name) else {
-                throw PostgresError(.prerequisite, "replication slot \(name) does not exist: `pgbridge slots` lists the slots")
+                throw PostgresError(
+                    .prerequisite, "replication slot \(name) does not exist: `pgbridge slots` lists the slots")
             }
             if slot.active {
                 throw PostgresError(.slotBusy, SlotAdvice.busy(name, pid: slot.activePID))

@@ -81,7 +81,8 @@ public enum DecodeBenchmark {
         append(UInt32(16384), &m)
         m.append(UInt8(ascii: "N"))
         let values = [
-            String(id), "device-\(id % 97)", "21.\(id % 10)", "2026-11-20 10:00:\(String(format: "%02d", id % 60)).123456+00",
+            String(id), "device-\(id % 97)", "21.\(id % 10)",
+            "2026-11-20 10:00:\(String(format: "%02d", id % 60)).123456+00",
             "reading number \(id)",
         ]
         append(UInt16(values.count), &m)

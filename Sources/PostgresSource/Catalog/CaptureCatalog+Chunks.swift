@@ -18,8 +18,10 @@ extension CaptureCatalog {
     static let chunkCatalog = "_timescaledb_catalog.chunk"
 
     func chunkRowExists(id: Int64) throws -> Bool {
-        try connection.execute("SELECT EXISTS (SELECT 1 FROM _timescaledb_catalog.chunk WHERE id = $1::int)", [String(id)])
-            .string(0, 0) == "t"
+        try connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM _timescaledb_catalog.chunk WHERE id = $1::int)", [String(id)]
+        )
+        .string(0, 0) == "t"
     }
 
     /// Chunks of the given hypertables from TimescaleDB's catalog (2.14–2.28 columns, and the
@@ -28,17 +30,21 @@ extension CaptureCatalog {
         guard !hypertables.isEmpty,
             try connection.execute("SELECT to_regclass('_timescaledb_catalog.chunk') IS NOT NULL").string(0, 0) == "t"
         else { return [:] }
-        let hasNames = try connection.execute(
-            """
-            SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '_timescaledb_catalog.chunk'::regclass
-                           AND attname = 'table_name' AND NOT attisdropped)
-            """).string(0, 0) == "t"
-        let hasSlices = try connection.execute(
-            """
-            SELECT to_regclass('_timescaledb_catalog.dimension_slice') IS NOT NULL
-               AND to_regclass('_timescaledb_catalog.chunk_constraint') IS NOT NULL
-               AND to_regclass('_timescaledb_catalog.dimension') IS NOT NULL
-            """).string(0, 0) == "t"
+        let hasNames =
+            try connection.execute(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '_timescaledb_catalog.chunk'::regclass
+                               AND attname = 'table_name' AND NOT attisdropped)
+                """
+            ).string(0, 0) == "t"
+        let hasSlices =
+            try connection.execute(
+                """
+                SELECT to_regclass('_timescaledb_catalog.dimension_slice') IS NOT NULL
+                   AND to_regclass('_timescaledb_catalog.chunk_constraint') IS NOT NULL
+                   AND to_regclass('_timescaledb_catalog.dimension') IS NOT NULL
+                """
+            ).string(0, 0) == "t"
         let chunkName =
             hasNames
             ? "c.schema_name || '.' || c.table_name"

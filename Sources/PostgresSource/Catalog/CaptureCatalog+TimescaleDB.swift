@@ -76,8 +76,10 @@ extension CaptureCatalog {
         let key = try primaryKey(oid: oid)
         metadata.primaryKey = key.isEmpty ? nil : key
         if schema == "_timescaledb_catalog" {
-            metadata.isChunkCatalog = try connection.execute(
-                "SELECT $1::oid = to_regclass('_timescaledb_catalog.chunk')::oid", [String(oid)]).string(0, 0) == "t"
+            metadata.isChunkCatalog =
+                try connection.execute(
+                    "SELECT $1::oid = to_regclass('_timescaledb_catalog.chunk')::oid", [String(oid)]
+                ).string(0, 0) == "t"
             return metadata
         }
         let parent = try connection.execute(
@@ -104,12 +106,15 @@ extension CaptureCatalog {
             } else if schema != Self.chunkSchema {
                 return metadata
             }
-        } else if schema == Self.chunkSchema, state.hasHypertableCatalog, let id = Self.hypertableID(fromChunkName: name) {
+        } else if schema == Self.chunkSchema, state.hasHypertableCatalog,
+            let id = Self.hypertableID(fromChunkName: name)
+        {
             // The chunk is gone (dropped since this change was written): TimescaleDB names
             // chunks _hyper_<hypertable id>_<chunk id>_chunk.
             let hypertable = try connection.execute(
                 "SELECT schema_name, table_name FROM _timescaledb_catalog.hypertable WHERE id = $1::int", [id])
-            guard hypertable.rowCount == 1, let foundSchema = hypertable.string(0, 0), let foundName = hypertable.string(0, 1)
+            guard hypertable.rowCount == 1, let foundSchema = hypertable.string(0, 0),
+                let foundName = hypertable.string(0, 1)
             else { return metadata }
             parentSchema = foundSchema
             parentName = foundName

@@ -1,5 +1,5 @@
-import Foundation
 import BridgeCore
+import Foundation
 
 /// Catalog questions asked before capture starts (and by `pgbridge check`).
 struct CaptureCatalog {
@@ -52,7 +52,8 @@ struct CaptureCatalog {
             ORDER BY c.relname
             """
         let hasContinuousAggregates =
-            try connection.execute("SELECT to_regclass('_timescaledb_catalog.continuous_agg') IS NOT NULL").string(0, 0) == "t"
+            try connection.execute("SELECT to_regclass('_timescaledb_catalog.continuous_agg') IS NOT NULL").string(0, 0)
+            == "t"
         for pattern in patterns {
             var result = try connection.execute(query, [pattern.schema, pattern.table])
             if result.rowCount == 0, let table = pattern.table, hasContinuousAggregates {
@@ -73,16 +74,21 @@ struct CaptureCatalog {
                     problems.append(
                         "table \(pattern) does not exist (\(configPath)): create it, or fix or remove it in the config")
                 } else {
-                    problems.append("no tables match \(pattern) (\(configPath)): create a table in schema \(pattern.schema) or fix the pattern")
+                    problems.append(
+                        "no tables match \(pattern) (\(configPath)): create a table in schema \(pattern.schema) or fix the pattern"
+                    )
                 }
                 continue
             }
             for row in 0..<result.rowCount {
-                guard let oidText = result.string(row, 0), let oid = UInt32(oidText), seen.insert(oid).inserted else { continue }
+                guard let oidText = result.string(row, 0), let oid = UInt32(oidText), seen.insert(oid).inserted else {
+                    continue
+                }
                 tables.append(
                     Table(
                         oid: oid, schema: result.string(row, 1) ?? "", name: result.string(row, 2) ?? "",
-                        replicaIdentity: result.string(row, 3)?.first ?? "d", hasPrimaryKey: result.string(row, 4) == "t"))
+                        replicaIdentity: result.string(row, 3)?.first ?? "d",
+                        hasPrimaryKey: result.string(row, 4) == "t"))
             }
         }
         return (tables, problems)
@@ -93,10 +99,12 @@ struct CaptureCatalog {
         tables.compactMap { table in
             switch table.replicaIdentity {
             case "d" where !table.hasPrimaryKey:
-                return "table \(table.display) has no primary key and REPLICA IDENTITY DEFAULT: UPDATE and DELETE on it "
+                return
+                    "table \(table.display) has no primary key and REPLICA IDENTITY DEFAULT: UPDATE and DELETE on it "
                     + "would fail once published. Run ALTER TABLE \(table.readableQualified) REPLICA IDENTITY FULL (or add a primary key)"
             case "n":
-                return "table \(table.display) has REPLICA IDENTITY NOTHING: UPDATE and DELETE on it would fail once published. "
+                return
+                    "table \(table.display) has REPLICA IDENTITY NOTHING: UPDATE and DELETE on it would fail once published. "
                     + "Run ALTER TABLE \(table.readableQualified) REPLICA IDENTITY FULL (or DEFAULT with a primary key)"
             default:
                 return nil
@@ -137,7 +145,8 @@ struct CaptureCatalog {
                     + "choose another slot name, or drop it with `pgbridge slots drop \(slot.name)`")
         } else if let slotDatabase = slot.database, slotDatabase != database {
             problems.append(
-                "replication slot \(slot.name) belongs to database \(slotDatabase), not \(database): choose another slot name")
+                "replication slot \(slot.name) belongs to database \(slotDatabase), not \(database): choose another slot name"
+            )
         }
         if slot.walStatus == "lost" {
             problems.append(SlotAdvice.lost(slot.name))
@@ -146,7 +155,8 @@ struct CaptureCatalog {
     }
 
     func relationExists(oid: UInt32) throws -> Bool {
-        try connection.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = $1::oid)", [String(oid)]).string(0, 0) == "t"
+        try connection.execute("SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = $1::oid)", [String(oid)]).string(0, 0)
+            == "t"
     }
 
     /// PostgreSQL's primary-key columns of a table, in key order.
@@ -185,7 +195,8 @@ enum SQL {
     /// Quotes only names that need it (case, characters, keywords): for messages, not for SQL
     /// pgbridge runs.
     static func readable(_ name: String) -> String {
-        let simple = !name.isEmpty && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        let simple =
+            !name.isEmpty && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
             && !(name.utf8.first.map { $0 >= 48 && $0 <= 57 } ?? false) && !reservedWords.contains(name)
         return simple ? name : identifier(name)
     }
@@ -203,7 +214,11 @@ enum SQL {
 
     /// A `text[]` literal (for binding as a parameter).
     static func textArray(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        "{"
+            + values.map {
+                "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                    + "\""
+            }
             .joined(separator: ",") + "}"
     }
 

@@ -52,7 +52,8 @@ final class PGConnection {
                 String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines())
             throw PostgresError(
                 .connectionFailed,
-                "cannot connect to PostgreSQL at \(target): \(reason). Check postgres.url and that the server is running")
+                "cannot connect to PostgreSQL at \(target): \(reason). Check postgres.url and that the server is running"
+            )
         }
     }
 
@@ -97,7 +98,8 @@ final class PGConnection {
             return result
         default:
             if isBroken {
-                throw PostgresError(.connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
+                throw PostgresError(
+                    .connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
             }
             let (state, message) = result.errorField
             throw PostgresError(.queryFailed, message, sqlState: state)
@@ -154,7 +156,8 @@ final class PGConnection {
             buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
         }
         guard status == 1 else {
-            throw PostgresError(.connectionFailed, "cannot send to the replication connection at \(target): \(errorMessage)")
+            throw PostgresError(
+                .connectionFailed, "cannot send to the replication connection at \(target): \(errorMessage)")
         }
         try flush()
     }
@@ -164,7 +167,8 @@ final class PGConnection {
     func flush() throws -> Bool {
         let status = PQflush(handle)
         if status < 0 {
-            throw PostgresError(.connectionFailed, "cannot send to the replication connection at \(target): \(errorMessage)")
+            throw PostgresError(
+                .connectionFailed, "cannot send to the replication connection at \(target): \(errorMessage)")
         }
         return status == 0
     }
@@ -187,12 +191,14 @@ extension PGConnection {
         try consumeInput()
         var result: [Notification] = []
         while let notify = PQnotifies(handleForNotifications) {
-            let payload = notify.pointee.extra.map { pointer in
-                Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
-            } ?? []
+            let payload =
+                notify.pointee.extra.map { pointer in
+                    Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+                } ?? []
             result.append(
                 Notification(
-                    channel: String(cString: notify.pointee.relname), payload: payload, backendPID: notify.pointee.be_pid))
+                    channel: String(cString: notify.pointee.relname), payload: payload,
+                    backendPID: notify.pointee.be_pid))
             PQfreemem(notify)
         }
         return result

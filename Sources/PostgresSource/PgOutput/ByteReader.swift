@@ -1,3 +1,5 @@
+import BridgeCore
+
 /// Reads big-endian protocol fields from a buffer with unaligned loads; every read is
 /// bounds-checked and a short buffer throws instead of crashing.
 struct ByteReader {
@@ -67,5 +69,4 @@ struct ByteReader {
     }
 }
 
-import BridgeCore
 typealias LSNValue = LSN

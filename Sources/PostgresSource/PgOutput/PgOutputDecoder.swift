@@ -94,7 +94,9 @@ public struct PgOutputDecoder {
             let xid = try streamXid(&r)
             let relation = try relation(try r.uint32("relation OID"))
             let marker = try r.uint8("tuple marker")
-            guard marker == UInt8(ascii: "N") else { throw PgOutputError.invalidTupleKind(marker, offset: r.position - 1) }
+            guard marker == UInt8(ascii: "N") else {
+                throw PgOutputError.invalidTupleKind(marker, offset: r.position - 1)
+            }
             try decodeTuple(&r, into: &newTuple, relation: relation)
             return .insert(xid: xid, relation: relation)
         case UInt8(ascii: "U"):
@@ -107,7 +109,9 @@ public struct PgOutputDecoder {
                 try decodeTuple(&r, into: &oldTuple, relation: relation)
                 marker = try r.uint8("tuple marker")
             }
-            guard marker == UInt8(ascii: "N") else { throw PgOutputError.invalidTupleKind(marker, offset: r.position - 1) }
+            guard marker == UInt8(ascii: "N") else {
+                throw PgOutputError.invalidTupleKind(marker, offset: r.position - 1)
+            }
             try decodeTuple(&r, into: &newTuple, relation: relation)
             return .update(xid: xid, relation: relation, old: old)
         case UInt8(ascii: "D"):
@@ -127,7 +131,8 @@ public struct PgOutputDecoder {
             var truncated: [RelationInfo] = []
             truncated.reserveCapacity(count)
             for _ in 0..<count { truncated.append(try relation(try r.uint32("relation OID"))) }
-            return .truncate(xid: xid, relations: truncated, cascade: options & 1 != 0, restartIdentity: options & 2 != 0)
+            return .truncate(
+                xid: xid, relations: truncated, cascade: options & 1 != 0, restartIdentity: options & 2 != 0)
         case UInt8(ascii: "M"):
             let xid = try streamXid(&r)
             let flags = try r.uint8("flags")
@@ -136,7 +141,8 @@ public struct PgOutputDecoder {
             let length = Int(try r.uint32("content length"))
             try r.need(length, "message content")
             let start = r.position
-            return .message(xid: xid, transactional: flags & 1 != 0, lsn: lsn, prefix: prefix, content: start..<(start + length))
+            return .message(
+                xid: xid, transactional: flags & 1 != 0, lsn: lsn, prefix: prefix, content: start..<(start + length))
         case UInt8(ascii: "S"):
             let xid = try r.uint32("xid")
             let first = try r.uint8("first segment")
@@ -177,9 +183,11 @@ public struct PgOutputDecoder {
             let xid = try r.uint32("xid")
             let gid = try r.cString("gid")
             if type == UInt8(ascii: "P") {
-                return .prepare(flags: flags, prepareLSN: prepareLSN, endLSN: endLSN, prepareTime: time, xid: xid, gid: gid)
+                return .prepare(
+                    flags: flags, prepareLSN: prepareLSN, endLSN: endLSN, prepareTime: time, xid: xid, gid: gid)
             }
-            return .streamPrepare(flags: flags, prepareLSN: prepareLSN, endLSN: endLSN, prepareTime: time, xid: xid, gid: gid)
+            return .streamPrepare(
+                flags: flags, prepareLSN: prepareLSN, endLSN: endLSN, prepareTime: time, xid: xid, gid: gid)
         case UInt8(ascii: "K"):
             let flags = try r.uint8("flags")
             let commitLSN = try r.lsn()
@@ -187,7 +195,8 @@ public struct PgOutputDecoder {
             let time = try r.int64("commit time")
             let xid = try r.uint32("xid")
             let gid = try r.cString("gid")
-            return .commitPrepared(flags: flags, commitLSN: commitLSN, endLSN: endLSN, commitTime: time, xid: xid, gid: gid)
+            return .commitPrepared(
+                flags: flags, commitLSN: commitLSN, endLSN: endLSN, commitTime: time, xid: xid, gid: gid)
         case UInt8(ascii: "r"):
             let flags = try r.uint8("flags")
             let prepareEnd = try r.lsn()
@@ -231,7 +240,8 @@ public struct PgOutputDecoder {
         let name = try r.cString("relation name")
         let identityByte = try r.uint8("replica identity")
         guard let identity = RelationInfo.ReplicaIdentity(rawValue: identityByte) else {
-            throw PgOutputError.invalidValue("replica identity 0x\(String(identityByte, radix: 16)) for \(schema).\(name)")
+            throw PgOutputError.invalidValue(
+                "replica identity 0x\(String(identityByte, radix: 16)) for \(schema).\(name)")
         }
         let count = Int(try r.uint16("column count"))
         var columns: [RelationInfo.Column] = []
@@ -241,14 +251,16 @@ public struct PgOutputDecoder {
             let columnName = try r.cString("column name")
             let typeOID = try r.uint32("column type")
             let modifier = try r.int32("type modifier")
-            columns.append(.init(name: columnName, typeOID: typeOID, typeModifier: modifier, isIdentity: flags & 1 != 0))
+            columns.append(
+                .init(name: columnName, typeOID: typeOID, typeModifier: modifier, isIdentity: flags & 1 != 0))
         }
         let metadata = try relationLookup?(oid, schema, name)
         let info: RelationInfo
         if let reportAs = metadata?.reportAs {
             info = RelationInfo(
                 oid: oid, schema: reportAs.schema, table: reportAs.table, replicaIdentity: identity, columns: columns,
-                primaryKey: metadata?.primaryKey, chunk: "\(schema).\(name)", isSuppressed: metadata?.isSuppressed ?? false)
+                primaryKey: metadata?.primaryKey, chunk: "\(schema).\(name)",
+                isSuppressed: metadata?.isSuppressed ?? false)
         } else {
             info = RelationInfo(
                 oid: oid, schema: schema, table: name, replicaIdentity: identity, columns: columns,
@@ -280,7 +292,9 @@ public struct PgOutputDecoder {
                 try r.need(Int(length), "column value")
                 let offset = Int32(r.position)
                 r.position += Int(length)
-                values.append(kind == UInt8(ascii: "t") ? .text(offset: offset, length: length) : .binary(offset: offset, length: length))
+                values.append(
+                    kind == UInt8(ascii: "t")
+                        ? .text(offset: offset, length: length) : .binary(offset: offset, length: length))
             default:
                 throw PgOutputError.invalidTupleKind(kind, offset: r.position - 1)
             }

@@ -139,7 +139,8 @@ final class ChangeAssembler {
         case .message(_, false, let messageLSN, _, _) where transaction == nil:
             // Non-transactional message: a one-event unit of its own, not a checkpoint.
             guard messagesEnabled else { return }
-            transaction = TransactionContext(commitLSN: messageLSN, xid: 0, commitTime: serverTime, capture: .replication)
+            transaction = TransactionContext(
+                commitLSN: messageLSN, xid: 0, commitTime: serverTime, capture: .replication)
             ordinal = 0
             try emit(message, payload: payload, lsn: messageLSN.value)
             transaction = nil
@@ -209,7 +210,9 @@ final class ChangeAssembler {
         case .insert(_, let relation), .update(_, let relation, _):
             if relation.isChunkCatalog {
                 let row = TupleView(values: decoder.newTuple, buffer: payload)
-                let id = relation.columns.firstIndex { $0.name == "id" }.flatMap { row.string(at: $0) }.flatMap { Int64($0) }
+                let id = relation.columns.firstIndex { $0.name == "id" }.flatMap { row.string(at: $0) }.flatMap {
+                    Int64($0)
+                }
                 try chunkCatalogChanged(id)
                 return
             }
@@ -233,7 +236,8 @@ final class ChangeAssembler {
         case .update(_, let relation, let old):
             let change = RowChange(
                 op: .update, relation: relation, lsn: changeLSN, ordinal: ordinal,
-                old: old == .none ? nil : TupleView(values: decoder.oldTuple, buffer: payload), oldIsKeyOnly: old == .key,
+                old: old == .none ? nil : TupleView(values: decoder.oldTuple, buffer: payload),
+                oldIsKeyOnly: old == .key,
                 new: TupleView(values: decoder.newTuple, buffer: payload))
             encoder.encode(change, in: transaction, into: &batch.bytes)
         case .delete(_, let relation, let old):
@@ -256,7 +260,8 @@ final class ChangeAssembler {
         case .message(_, let transactional, let messageLSN, let prefix, let content):
             guard messagesEnabled else { return }
             encoder.encodeMessage(
-                prefix: prefix, content: UnsafeRawBufferPointer(rebasing: payload[content]), transactional: transactional,
+                prefix: prefix, content: UnsafeRawBufferPointer(rebasing: payload[content]),
+                transactional: transactional,
                 lsn: messageLSN, ordinal: ordinal, in: transaction, into: &batch.bytes)
         default:
             return  // relation, type, origin: metadata only

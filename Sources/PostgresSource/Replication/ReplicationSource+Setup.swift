@@ -29,7 +29,8 @@ extension ReplicationSource {
         guard walLevel == "logical" else {
             throw PostgresError(
                 .prerequisite,
-                "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL")
+                "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"
+            )
         }
         let database = try catalog.currentDatabase()
         let (tables, missing) = try catalog.resolve(config.tables, configPath: "pipes[\(pipeName)].source.tables")
@@ -55,7 +56,8 @@ extension ReplicationSource {
         if let slot = try catalog.slot(config.slot) {
             let slotProblems = CaptureCatalog.slotProblems(slot, database: database)
             guard slotProblems.isEmpty else {
-                throw PostgresError(slot.walStatus == "lost" ? .slotInvalidated : .prerequisite, slotProblems.joined(separator: "\n"))
+                throw PostgresError(
+                    slot.walStatus == "lost" ? .slotInvalidated : .prerequisite, slotProblems.joined(separator: "\n"))
             }
             slotConfirmed = slot.confirmedFlush
         }
@@ -72,7 +74,9 @@ extension ReplicationSource {
                     "CREATE_REPLICATION_SLOT \(SQL.identifier(config.slot)) LOGICAL pgoutput (SNAPSHOT 'nothing')")
                 logger.info(
                     "created replication slot",
-                    metadata: ["slot": "\(config.slot)", "consistent_point": "\(created.string(0, "consistent_point") ?? "")"])
+                    metadata: [
+                        "slot": "\(config.slot)", "consistent_point": "\(created.string(0, "consistent_point") ?? "")",
+                    ])
             } catch let error as PostgresError where error.sqlState == "42710" {
                 // Created concurrently by another replica: fine.
             } catch let error as PostgresError where error.sqlState == "53400" {
@@ -99,10 +103,12 @@ extension ReplicationSource {
             logger.info("set timescaledb.enable_chunk_auto_publication = on", metadata: ["database": "\(database)"])
         } catch {
             logger.warning(
-                Logger.Message(stringLiteral: "cannot set timescaledb.enable_chunk_auto_publication for database \(database): \(error). "
-                    + "Run ALTER DATABASE \(SQL.identifier(database)) SET timescaledb.enable_chunk_auto_publication = on "
-                    + "as its owner; until then pgbridge adds new chunks to the publication after they appear, and their "
-                    + "first rows can be missed"))
+                Logger.Message(
+                    stringLiteral:
+                        "cannot set timescaledb.enable_chunk_auto_publication for database \(database): \(error). "
+                        + "Run ALTER DATABASE \(SQL.identifier(database)) SET timescaledb.enable_chunk_auto_publication = on "
+                        + "as its owner; until then pgbridge adds new chunks to the publication after they appear, and their "
+                        + "first rows can be missed"))
         }
     }
 
@@ -111,14 +117,19 @@ extension ReplicationSource {
     private func publishChunkCatalog(catalog: CaptureCatalog, connection: PGConnection) {
         do {
             let publication = try catalog.publication(config.publication)
-            let oid = try connection.execute("SELECT to_regclass('_timescaledb_catalog.chunk')::oid").string(0, 0).flatMap { UInt32($0) }
+            let oid = try connection.execute("SELECT to_regclass('_timescaledb_catalog.chunk')::oid").string(0, 0)
+                .flatMap { UInt32($0) }
             guard let oid, !publication.allTables, !publication.tables.contains(oid) else { return }
-            try connection.execute("ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk")
+            try connection.execute(
+                "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk")
         } catch {
             logger.warning(
-                Logger.Message(stringLiteral: "cannot add _timescaledb_catalog.chunk to publication \(config.publication): \(error). "
-                    + "Retention (drop_chunks) will not be reported as chunk_dropped events; run ALTER PUBLICATION "
-                    + "\(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk as a superuser to enable it"))
+                Logger.Message(
+                    stringLiteral:
+                        "cannot add _timescaledb_catalog.chunk to publication \(config.publication): \(error). "
+                        + "Retention (drop_chunks) will not be reported as chunk_dropped events; run ALTER PUBLICATION "
+                        + "\(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk as a superuser to enable it"
+                ))
         }
     }
 
@@ -136,24 +147,32 @@ extension ReplicationSource {
         }
         guard !missing.isEmpty else { return [] }
         try connection.execute(
-            "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
+            "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))"
+        )
         return missing.map(\.display)
     }
 
-    private func ensurePublication(catalog: CaptureCatalog, connection: PGConnection, tables: [CaptureCatalog.Table]) throws {
+    private func ensurePublication(catalog: CaptureCatalog, connection: PGConnection, tables: [CaptureCatalog.Table])
+        throws
+    {
         let publication = try catalog.publication(config.publication)
         let name = SQL.identifier(config.publication)
         if !publication.exists {
             let list = tables.map(\.qualified).joined(separator: ", ")
             try connection.execute("CREATE PUBLICATION \(name) FOR TABLE \(list)")
-            logger.info("created publication", metadata: ["publication": "\(config.publication)", "tables": "\(tables.map(\.display))"])
+            logger.info(
+                "created publication",
+                metadata: ["publication": "\(config.publication)", "tables": "\(tables.map(\.display))"])
             return
         }
         guard !publication.allTables else { return }
         // Never drop or recreate a publication under a live slot: only add what is missing.
         let missing = tables.filter { !publication.tables.contains($0.oid) }
         guard !missing.isEmpty else { return }
-        try connection.execute("ALTER PUBLICATION \(name) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
-        logger.info("added tables to publication", metadata: ["publication": "\(config.publication)", "tables": "\(missing.map(\.display))"])
+        try connection.execute(
+            "ALTER PUBLICATION \(name) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
+        logger.info(
+            "added tables to publication",
+            metadata: ["publication": "\(config.publication)", "tables": "\(missing.map(\.display))"])
     }
 }

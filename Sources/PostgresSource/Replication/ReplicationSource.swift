@@ -74,9 +74,11 @@ public final class ReplicationSource: ChangeSource {
                 let added = try reconcileChunks(hypertables: hypertables)
                 if !added.isEmpty {
                     logger.warning(
-                        Logger.Message(stringLiteral: "added chunks missing from publication \(config.publication): \(added.joined(separator: ", ")). "
-                            + "Rows written to them before now were not captured; set "
-                            + "timescaledb.enable_chunk_auto_publication = on for the database to avoid this"))
+                        Logger.Message(
+                            stringLiteral:
+                                "added chunks missing from publication \(config.publication): \(added.joined(separator: ", ")). "
+                                + "Rows written to them before now were not captured; set "
+                                + "timescaledb.enable_chunk_auto_publication = on for the database to avoid this"))
                 }
             } catch {
                 logger.warning("publication reconcile failed (retrying in \(config.reconcileInterval)): \(error)")

@@ -23,8 +23,11 @@ extension ReplicationStream {
             stored.beginAttempt()
             try stored.save()
             logger.warning(
-                Logger.Message(stringLiteral: "resuming the interrupted snapshot after \(stored.completed.count) completed table(s)/chunk(s) with a new "
-                    + "database snapshot: rows changed since the first attempt may be delivered twice (once here, once streamed)"))
+                Logger.Message(
+                    stringLiteral:
+                        "resuming the interrupted snapshot after \(stored.completed.count) completed table(s)/chunk(s) with a new "
+                        + "database snapshot: rows changed since the first attempt may be delivered twice (once here, once streamed)"
+                ))
             let reader = try PGConnection(url: catalogURL, mode: .normal)
             try reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try readSnapshot(reader: reader, progress: stored)
@@ -42,11 +45,14 @@ extension ReplicationStream {
         else {
             throw PostgresError(.protocolViolation, "CREATE_REPLICATION_SLOT returned no snapshot", retriable: false)
         }
-        logger.info("created replication slot with an exported snapshot", metadata: ["slot": "\(source.config.slot)", "consistent_point": "\(point)"])
+        logger.info(
+            "created replication slot with an exported snapshot",
+            metadata: ["slot": "\(source.config.slot)", "consistent_point": "\(point)"])
         let progress = SnapshotProgress(path: path, consistentPoint: point)
         try progress.save()
         let reader = try PGConnection(url: catalogURL, mode: .normal)
-        try reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT \(SQL.literal(snapshotName))")
+        try reader.execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT \(SQL.literal(snapshotName))")
         try readSnapshot(reader: reader, progress: progress)
         return replication
     }
@@ -64,7 +70,9 @@ extension ReplicationStream {
         let planned = try catalog.snapshotPlan(
             tables: prepared.resolvedTables, hypertables: Set(prepared.hypertables), range: source.config.snapshotRange,
             state: state, continuousAggregates: source.config.continuousAggregates)
-        let units = try catalog.lockUnits(planned.filter { !progress.completed.contains($0.name) }) { logger.warning("\($0)") }
+        let units = try catalog.lockUnits(planned.filter { !progress.completed.contains($0.name) }) {
+            logger.warning("\($0)")
+        }
         let pending = units.filter { !progress.completed.contains($0.name) }
         let estimated = pending.reduce(0) { $0 + $1.estimatedRows }
         let started = ContinuousClock.now
@@ -84,7 +92,8 @@ extension ReplicationStream {
                 unit, on: reader, resumeKey: resumeKey, batchRows: batchRows,
                 onRow: { row in
                     let change = RowChange(
-                        op: .read, relation: unit.relation, lsn: progress.consistentPoint, ordinal: progress.ordinal, new: row)
+                        op: .read, relation: unit.relation, lsn: progress.consistentPoint, ordinal: progress.ordinal,
+                        new: row)
                     assembler.encoder.encode(change, in: context, into: &assembler.batch.bytes)
                     assembler.batch.endEvent()
                     progress.ordinal += 1
@@ -101,7 +110,9 @@ extension ReplicationStream {
                     if ContinuousClock.now - lastLog >= .seconds(10) {
                         lastLog = .now
                         let percent = estimated > 0 ? " (\(min(100, rowsDone * 100 / estimated))%)" : ""
-                        logger.info("snapshot progress: \(rowsDone) of ~\(estimated) rows\(percent)", metadata: ["unit": "\(unit.name)"])
+                        logger.info(
+                            "snapshot progress: \(rowsDone) of ~\(estimated) rows\(percent)",
+                            metadata: ["unit": "\(unit.name)"])
                     }
                     // On a stop request, the position saved last is where the next start resumes.
                     return !stopRequested

@@ -98,7 +98,8 @@ final class ReplicationStream: @unchecked Sendable {
             try reloadChunkRecords()
         }
         assembler.unknownChunkDropped = { [unowned self] id in
-            logger.debug("TimescaleDB chunk \(id) was dropped but does not belong to a captured hypertable (or was never seen)")
+            logger.debug(
+                "TimescaleDB chunk \(id) was dropped but does not belong to a captured hypertable (or was never seen)")
         }
     }
 
@@ -229,14 +230,19 @@ final class ReplicationStream: @unchecked Sendable {
         if !prepared.hypertables.isEmpty { try reloadChunkRecords() }
         logger.info(
             "streaming changes",
-            metadata: ["slot": "\(source.config.slot)", "publication": "\(source.config.publication)", "resume_after": "\(assembler.skipThrough)"])
+            metadata: [
+                "slot": "\(source.config.slot)", "publication": "\(source.config.publication)",
+                "resume_after": "\(assembler.skipThrough)",
+            ])
     }
 
     private func classifyStartError(_ error: PostgresError) -> PostgresError {
         let slot = source.config.slot
         switch error.sqlState {
         case "55006":  // object_in_use
-            let pid = error.message.split(separator: " ").last.flatMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }
+            let pid = error.message.split(separator: " ").last.flatMap {
+                Int($0.trimmingCharacters(in: .punctuationCharacters))
+            }
             return PostgresError(.slotBusy, SlotAdvice.busy(slot, pid: pid), sqlState: error.sqlState, retriable: false)
         case "42704":  // undefined_object
             return PostgresError(
@@ -342,7 +348,8 @@ final class ReplicationStream: @unchecked Sendable {
             // Record first: the local record must never be behind what the slot was told.
             do {
                 try checkpointStore.save(
-                    .init(lsn: flush, systemID: prepared.systemID, slot: source.config.slot, timeline: prepared.timeline))
+                    .init(
+                        lsn: flush, systemID: prepared.systemID, slot: source.config.slot, timeline: prepared.timeline))
             } catch {
                 logger.warning("\(error)")
             }
@@ -378,7 +385,9 @@ final class ReplicationStream: @unchecked Sendable {
             _ = try reader.uint64("XLogData end")
             let sendTime = try reader.int64("XLogData time")
             if logger.logLevel <= .trace, message.count > 25 {
-                logger.trace("message", metadata: ["type": "\(Character(UnicodeScalar(message[25])))", "lsn": "\(LSN(dataStart))"])
+                logger.trace(
+                    "message",
+                    metadata: ["type": "\(Character(UnicodeScalar(message[25])))", "lsn": "\(LSN(dataStart))"])
             }
             try assembler.handle(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart, serverTime: sendTime)
         case UInt8(ascii: "k"):
@@ -415,7 +424,8 @@ final class ReplicationStream: @unchecked Sendable {
     /// Primary key and TimescaleDB chunk mapping for a relation, asked on every Relation
     /// message (rare). A failure is retriable: after the reconnect the server sends the
     /// Relation message again, so a chunk is never reported under its own name by mistake.
-    private func relationMetadata(oid: UInt32, schema: String, name: String) throws -> PgOutputDecoder.RelationMetadata {
+    private func relationMetadata(oid: UInt32, schema: String, name: String) throws -> PgOutputDecoder.RelationMetadata
+    {
         do {
             if catalogConnection == nil || catalogConnection?.isBroken == true {
                 catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
@@ -441,8 +451,10 @@ final class ReplicationStream: @unchecked Sendable {
                 || metadata.parent.map { capturedNames.contains("\($0.schema).\($0.table)") } == true
             if !captured { metadata.isSuppressed = true }
             logger.debug(
-                "relation metadata", metadata: [
-                    "oid": "\(oid)", "schema": "\(schema)", "report_as": "\(metadata.reportAs.map { "\($0.schema).\($0.table)" } ?? "-")",
+                "relation metadata",
+                metadata: [
+                    "oid": "\(oid)", "schema": "\(schema)",
+                    "report_as": "\(metadata.reportAs.map { "\($0.schema).\($0.table)" } ?? "-")",
                 ])
             return metadata
         } catch let error as PostgresError {

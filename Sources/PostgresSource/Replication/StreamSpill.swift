@@ -19,7 +19,10 @@ final class StreamSpill {
             self.path = path
             fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
             guard fd >= 0 else {
-                throw PostgresError(.protocolViolation, "cannot create spill file \(path): \(String(cString: strerror(errno))). Check that state_dir is writable", retriable: false)
+                throw PostgresError(
+                    .protocolViolation,
+                    "cannot create spill file \(path): \(String(cString: strerror(errno))). Check that state_dir is writable",
+                    retriable: false)
             }
             buffer.reserveCapacity(1 << 20)
         }
@@ -41,7 +44,9 @@ final class StreamSpill {
                 return done
             }
             guard written == buffer.count else {
-                throw PostgresError(.protocolViolation, "cannot write spill file \(path): \(String(cString: strerror(errno)))", retriable: false)
+                throw PostgresError(
+                    .protocolViolation, "cannot write spill file \(path): \(String(cString: strerror(errno)))",
+                    retriable: false)
             }
             buffer.removeAll(keepingCapacity: true)
         }
@@ -54,7 +59,8 @@ final class StreamSpill {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Leftovers of a previous run belong to transactions the server will stream again.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".spill") {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasSuffix(".spill") {
             unlink((directory as NSString).appendingPathComponent(name))
         }
     }
@@ -110,17 +116,24 @@ final class StreamSpill {
             guard pread(file.fd, &header, 4, off_t(position)) == 4 else {
                 throw PostgresError(.protocolViolation, "spill file \(file.path) is truncated", retriable: true)
             }
-            let length = Int(UInt32(header[0]) << 24 | UInt32(header[1]) << 16 | UInt32(header[2]) << 8 | UInt32(header[3]))
+            let length = Int(
+                UInt32(header[0]) << 24 | UInt32(header[1]) << 16 | UInt32(header[2]) << 8 | UInt32(header[3]))
             position += 4
             if length > chunk.count { chunk = [UInt8](repeating: 0, count: length) }
             var read = 0
             while read < length {
-                let n = chunk.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress! + read, length - read, off_t(position + read)) }
-                guard n > 0 else { throw PostgresError(.protocolViolation, "spill file \(file.path) is truncated", retriable: true) }
+                let n = chunk.withUnsafeMutableBytes {
+                    pread(file.fd, $0.baseAddress! + read, length - read, off_t(position + read))
+                }
+                guard n > 0 else {
+                    throw PostgresError(.protocolViolation, "spill file \(file.path) is truncated", retriable: true)
+                }
                 read += n
             }
             position += length
-            guard length >= 8 else { throw PostgresError(.protocolViolation, "spill file \(file.path) is corrupt", retriable: true) }
+            guard length >= 8 else {
+                throw PostgresError(.protocolViolation, "spill file \(file.path) is corrupt", retriable: true)
+            }
             try chunk.withUnsafeBytes { raw in
                 let lsn = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
                 try body(lsn, UnsafeRawBufferPointer(rebasing: raw[8..<length]))

@@ -16,7 +16,9 @@ public enum DatabaseSetup {
     public static func run(postgres: PostgresConfig) async throws -> Outcome {
         try await Blocking.run {
             let connection = try PGConnection(url: postgres.url, mode: .normal)
-            if let version = try connection.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'").string(0, 0) {
+            if let version = try connection.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'")
+                .string(0, 0)
+            {
                 return .managedByExtension(version: version)
             }
             try connection.execute("BEGIN")

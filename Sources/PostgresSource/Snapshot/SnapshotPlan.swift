@@ -35,7 +35,8 @@ extension CaptureCatalog {
                     guard let column else {
                         throw PostgresError(
                             .prerequisite,
-                            "snapshot_range needs the time column of hypertable \(table.display): set snapshot_range.column")
+                            "snapshot_range needs the time column of hypertable \(table.display): set snapshot_range.column"
+                        )
                     }
                     var terms: [String] = []
                     if let start = range.start { terms.append("\(SQL.identifier(column)) >= \(SQL.literal(start))") }
@@ -44,20 +45,24 @@ extension CaptureCatalog {
                 }
                 for chunk in try chunksInTimeOrder(of: table, state: state) {
                     let metadata = try metadata(
-                        oid: chunk.oid, schema: chunk.schema, name: chunk.name, continuousAggregates: continuousAggregates,
+                        oid: chunk.oid, schema: chunk.schema, name: chunk.name,
+                        continuousAggregates: continuousAggregates,
                         state: state)
                     if metadata.isSuppressed { continue }
                     units.append(try unit(for: chunk, metadata: metadata, filter: filter, isChunk: true))
                 }
             } else {
                 let key = try primaryKey(oid: table.oid)
-                units.append(try unit(for: table, metadata: .init(primaryKey: key.isEmpty ? nil : key), filter: nil, isChunk: false))
+                units.append(
+                    try unit(
+                        for: table, metadata: .init(primaryKey: key.isEmpty ? nil : key), filter: nil, isChunk: false))
             }
         }
         return units
     }
 
-    private func unit(for table: Table, metadata: PgOutputDecoder.RelationMetadata, filter: String?, isChunk: Bool) throws
+    private func unit(for table: Table, metadata: PgOutputDecoder.RelationMetadata, filter: String?, isChunk: Bool)
+        throws
         -> SnapshotUnit
     {
         let result = try connection.execute(
@@ -116,7 +121,9 @@ extension CaptureCatalog {
                 locked.append(unit)
             } catch let error as PostgresError where error.sqlState == "42P01" {
                 try connection.execute("ROLLBACK TO SAVEPOINT pgbridge_lock")
-                warn("\(unit.name) was dropped before the snapshot could read it (e.g. by retention): its rows are not read")
+                warn(
+                    "\(unit.name) was dropped before the snapshot could read it (e.g. by retention): its rows are not read"
+                )
             }
         }
         return locked
@@ -133,13 +140,16 @@ extension CaptureCatalog {
             WHERE hypertable_schema = $1 AND hypertable_name = $2 ORDER BY range_start NULLS LAST
             """, [hypertable.schema, hypertable.name])
         let rank = Dictionary(
-            (0..<ordered.rowCount).compactMap { row in ordered.string(row, 0).map { ($0, row) } }, uniquingKeysWith: { a, _ in a })
+            (0..<ordered.rowCount).compactMap { row in ordered.string(row, 0).map { ($0, row) } },
+            uniquingKeysWith: { a, _ in a })
         return chunks.sorted { (rank[$0.display] ?? Int.max, $0.oid) < (rank[$1.display] ?? Int.max, $1.oid) }
     }
 
     /// The hypertable's first (time) dimension column from TimescaleDB's catalog, if it exists.
     private func timeDimension(of hypertable: Table) throws -> String? {
-        guard try connection.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL").string(0, 0) == "t"
+        guard
+            try connection.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL").string(0, 0)
+                == "t"
         else { return nil }
         let result = try connection.execute(
             """

@@ -82,7 +82,8 @@ final class SnapshotProgress {
     }
 
     func save() throws {
-        var text = "status\t\(status.rawValue)\nconsistent_point\t\(consistentPoint)\nordinal\t\(ordinal)\nattempt\t\(attempt)\n"
+        var text =
+            "status\t\(status.rawValue)\nconsistent_point\t\(consistentPoint)\nordinal\t\(ordinal)\nattempt\t\(attempt)\n"
         for unit in completed.sorted() { text += "done\t\(unit)\n" }
         if let position,
             let data = try? JSONSerialization.data(withJSONObject: position.key),

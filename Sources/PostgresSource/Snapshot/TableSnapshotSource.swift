@@ -56,7 +56,8 @@ public final class TableSnapshotSource: ChangeSource {
         let point = try reader.execute("SELECT pg_current_wal_lsn()::text").string(0, 0).flatMap { LSN($0) } ?? .zero
         let state = try catalog.timescaleState()
         let planned = try catalog.snapshotPlan(
-            tables: tables, hypertables: try catalog.hypertables(among: tables, state: state), range: config.snapshotRange,
+            tables: tables, hypertables: try catalog.hypertables(among: tables, state: state),
+            range: config.snapshotRange,
             state: state, continuousAggregates: config.continuousAggregates)
         let units = try catalog.lockUnits(planned) { logger.warning("\($0)") }
         var encoder = NativeEncoder(database: database)
@@ -77,7 +78,8 @@ public final class TableSnapshotSource: ChangeSource {
                 unit, on: reader, resumeKey: nil, batchRows: config.snapshotBatchRows,
                 onRow: { row in
                     encoder.encode(
-                        RowChange(op: .read, relation: unit.relation, lsn: point, ordinal: ordinal, new: row), in: context,
+                        RowChange(op: .read, relation: unit.relation, lsn: point, ordinal: ordinal, new: row),
+                        in: context,
                         into: &batch.bytes)
                     batch.endEvent()
                     ordinal += 1

@@ -75,7 +75,8 @@ public final class NotifySource: ChangeSource {
                 attempt += 1
                 let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
                 logger.warning(
-                    "notify connection lost: \(error.message); reconnecting in \(delay)s (notifications sent meanwhile are lost)")
+                    "notify connection lost: \(error.message); reconnecting in \(delay)s (notifications sent meanwhile are lost)"
+                )
                 let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
                 while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
             } catch {
@@ -90,7 +91,8 @@ public final class NotifySource: ChangeSource {
     /// `{"id":"notify:<start>.<pid>:<n>","op":"message","source":{"db","channel","pid","capture":"notify"},
     /// "key":null,"before":null,"after":<payload JSON object or {"payload": text}>}`
     static func encode(
-        _ notification: PGConnection.Notification, database: String, session: Int64, ordinal: Int, into out: inout [UInt8],
+        _ notification: PGConnection.Notification, database: String, session: Int64, ordinal: Int,
+        into out: inout [UInt8],
         logger: Logger
     ) {
         JSONBytes.appendRaw("{\"id\":\"notify:", into: &out)
@@ -115,12 +117,14 @@ public final class NotifySource: ChangeSource {
         } else {
             if !isUTF8 {
                 logger.warning(
-                    "notification on channel \(notification.channel) is not valid UTF-8: delivered as text with U+FFFD replacements")
+                    "notification on channel \(notification.channel) is not valid UTF-8: delivered as text with U+FFFD replacements"
+                )
             } else if let first = payload.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
                 first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
             {
                 logger.warning(
-                    "notification on channel \(notification.channel) looks like JSON but is not a JSON object: delivered as text in after.payload")
+                    "notification on channel \(notification.channel) looks like JSON but is not a JSON object: delivered as text in after.payload"
+                )
             }
             JSONBytes.appendRaw("{\"payload\":", into: &out)
             payload.withUnsafeBytes { JSONBytes.appendString($0, into: &out) }

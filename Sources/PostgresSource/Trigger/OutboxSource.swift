@@ -92,7 +92,9 @@ public final class OutboxSource: ChangeSource {
             } catch let error as PostgresError where error.isRetriable || Self.isTransient(error) {
                 attempt += 1
                 let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
-                logger.warning("outbox drain failed: \(error.message); retrying in \(delay)s (unacknowledged rows stay in the outbox)")
+                logger.warning(
+                    "outbox drain failed: \(error.message); retrying in \(delay)s (unacknowledged rows stay in the outbox)"
+                )
                 let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
                 while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
             } catch {
@@ -108,7 +110,8 @@ public final class OutboxSource: ChangeSource {
     /// after failover, connection problems: worth retrying.
     static func isTransient(_ error: PostgresError) -> Bool {
         guard let state = error.sqlState else { return false }
-        return state.hasPrefix("40") || state.hasPrefix("08") || ["57014", "55P03", "25006", "57P01", "57P03"].contains(state)
+        return state.hasPrefix("40") || state.hasPrefix("08")
+            || ["57014", "55P03", "25006", "57P01", "57P03"].contains(state)
     }
 
     /// Claims, delivers and deletes outbox rows until none is left.
@@ -119,7 +122,8 @@ public final class OutboxSource: ChangeSource {
             try worker.execute("BEGIN")
             // One drainer per channel set at a time: replicas keep per-key order (a second replica
             // delivering newer rows while the first still holds older ones would reorder a key).
-            guard try worker.execute("SELECT pg_try_advisory_xact_lock(hashtext(\(drainLock)))").string(0, 0) == "t" else {
+            guard try worker.execute("SELECT pg_try_advisory_xact_lock(hashtext(\(drainLock)))").string(0, 0) == "t"
+            else {
                 try worker.execute("COMMIT")
                 return
             }
@@ -167,7 +171,8 @@ public final class OutboxSource: ChangeSource {
                 // drain continues until the outbox is empty anyway.
                 if waited % 50 == 0 { _ = try? listener.notifications() }
             }
-            try worker.execute("DELETE FROM pgbridge.outbox WHERE id = ANY($1::bigint[])", ["{" + ids.joined(separator: ",") + "}"])
+            try worker.execute(
+                "DELETE FROM pgbridge.outbox WHERE id = ANY($1::bigint[])", ["{" + ids.joined(separator: ",") + "}"])
             try worker.execute("COMMIT")
         }
     }

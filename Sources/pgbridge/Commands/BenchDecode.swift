@@ -17,7 +17,9 @@ struct BenchDecode: ParsableCommand {
         for run in 1...runs {
             let result = try DecodeBenchmark.run(events: events)
             results.append(result)
-            print("run \(run): \(result.events) events in \(format(result.seconds)) s = \(Int(result.eventsPerSecond)) events/s, \(result.outputBytes / result.events) bytes/event")
+            print(
+                "run \(run): \(result.events) events in \(format(result.seconds)) s = \(Int(result.eventsPerSecond)) events/s, \(result.outputBytes / result.events) bytes/event"
+            )
         }
         let median = results.map(\.eventsPerSecond).sorted()[results.count / 2]
         print("median: \(Int(median)) events/s (\(format(1e9 / median)) ns/event)")

@@ -6,7 +6,9 @@ import PostgresSource
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate the configuration and check PostgreSQL and the sinks; one line per problem.",
-        discussion: "Exit codes: 0 no problem; 1 a dependency is unreachable; 2 configuration error; 3 the database is not ready for capture.")
+        discussion:
+            "Exit codes: 0 no problem; 1 a dependency is unreachable; 2 configuration error; 3 the database is not ready for capture."
+    )
 
     @OptionGroup var options: GlobalOptions
 

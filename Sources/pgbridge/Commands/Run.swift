@@ -41,14 +41,19 @@ struct Run: AsyncParsableCommand {
             }
             var runnerOptions = PipeRunner.Options()
             runnerOptions.stopAfterEvents = stopAfterEvents
-            runners.append(PipeRunner(name: pipe.name, source: source, sinks: sinks, options: runnerOptions, logger: logger))
+            runners.append(
+                PipeRunner(name: pipe.name, source: source, sinks: sinks, options: runnerOptions, logger: logger))
         }
         logger.info(
             "pgbridge \(PGBridge.version) starting",
             metadata: ["postgres": "\(config.postgres.redactedURL)", "pipes": "\(config.pipes.map(\.name))"])
         let group = ServiceGroup(
             configuration: .init(
-                services: runners.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+                services: runners.map {
+                    .init(
+                        service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {

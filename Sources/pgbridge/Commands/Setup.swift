@@ -19,7 +19,9 @@ struct Setup: AsyncParsableCommand {
             case .installed(let version): print("installed pgbridge SQL objects, version \(version)")
             case .alreadyCurrent(let version): print("pgbridge SQL objects are up to date (version \(version))")
             case .managedByExtension(let version):
-                print("pgbridge is installed as an extension (version \(version)): upgrade with ALTER EXTENSION pgbridge UPDATE")
+                print(
+                    "pgbridge is installed as an extension (version \(version)): upgrade with ALTER EXTENSION pgbridge UPDATE"
+                )
             }
         } catch {
             throw ExitCodes.fail(error)

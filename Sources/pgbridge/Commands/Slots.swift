@@ -33,23 +33,28 @@ struct Slots: AsyncParsableCommand {
             } catch {
                 throw ExitCodes.fail(error)
             }
-            let header = ["NAME", "PLUGIN", "DATABASE", "ACTIVE", "CONFIRMED_LSN", "LAG_BYTES", "WAL_STATUS", "SAFE_WAL_SIZE"]
+            let header = [
+                "NAME", "PLUGIN", "DATABASE", "ACTIVE", "CONFIRMED_LSN", "LAG_BYTES", "WAL_STATUS", "SAFE_WAL_SIZE",
+            ]
             let table = rows.map { row in
                 [
-                    row.name, row.plugin, row.database, row.active ? "yes (pid \(row.activePID.map(String.init) ?? "?"))" : "no",
+                    row.name, row.plugin, row.database,
+                    row.active ? "yes (pid \(row.activePID.map(String.init) ?? "?"))" : "no",
                     row.confirmedFlush, row.lagBytes.map(String.init) ?? "-", row.walStatus,
                     row.safeWalSize.map(String.init) ?? "-",
                 ]
             }
             print(TextTable.render([header] + table))
             for row in rows where row.walStatus == "lost" {
-                Terminal.error("warning: slot \(row.name) is lost: run `pgbridge slots drop \(row.name)` and restart pgbridge")
+                Terminal.error(
+                    "warning: slot \(row.name) is lost: run `pgbridge slots drop \(row.name)` and restart pgbridge")
             }
         }
     }
 
     struct Drop: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Drop a replication slot (its retained WAL is released).")
+        static let configuration = CommandConfiguration(
+            abstract: "Drop a replication slot (its retained WAL is released).")
 
         @Argument(help: "Slot name.") var name: String
         @OptionGroup var connection: Connection

@@ -23,14 +23,18 @@ struct Snapshot: AsyncParsableCommand {
         let logger = LoggingSetup.bootstrap(level: options.logLevel)
         guard let pipeConfig = config.pipes.first(where: { $0.name == pipe }) else {
             throw ExitCodes.fail(
-                ConfigError(path: "pipes", message: "no pipe named '\(pipe)': one of \(config.pipes.map(\.name).joined(separator: ", "))"))
+                ConfigError(
+                    path: "pipes",
+                    message: "no pipe named '\(pipe)': one of \(config.pipes.map(\.name).joined(separator: ", "))"))
         }
         guard let pattern = TablePattern(parsing: table), pattern.table != nil else {
             throw ExitCodes.fail(ConfigError(path: "", message: "'\(table)' is not a table name: write schema.table"))
         }
         guard case .replication(let replication) = pipeConfig.source else {
             throw ExitCodes.fail(
-                ConfigError(path: "pipes", message: "pipe '\(pipe)' does not capture through replication: snapshots need a replication pipe"))
+                ConfigError(
+                    path: "pipes",
+                    message: "pipe '\(pipe)' does not capture through replication: snapshots need a replication pipe"))
         }
         let source = TableSnapshotSource(table: pattern, config: replication, postgres: config.postgres, logger: logger)
         let sinks: [any EventSink] = pipeConfig.sinks.map { sink in

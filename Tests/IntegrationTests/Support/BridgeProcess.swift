@@ -7,7 +7,9 @@ final class BridgeProcess: @unchecked Sendable {
     let stderrPath: String
 
     init(arguments: [String], directory: String, label: String = "pgbridge") throws {
-        guard let binary = TestEnvironment.binary else { throw TestFailure("PGBRIDGE_TEST_BINARY is not set: run scripts/test") }
+        guard let binary = TestEnvironment.binary else {
+            throw TestFailure("PGBRIDGE_TEST_BINARY is not set: run scripts/test")
+        }
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         stderrPath = (directory as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(6)).stderr")
@@ -49,7 +51,9 @@ final class BridgeProcess: @unchecked Sendable {
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
     /// Runs the binary to completion (CLI tests).
-    static func run(_ arguments: [String], directory: String, timeout: Duration = .seconds(60)) async throws -> (status: Int32, stderr: String) {
+    static func run(_ arguments: [String], directory: String, timeout: Duration = .seconds(60)) async throws -> (
+        status: Int32, stderr: String
+    ) {
         let process = try BridgeProcess(arguments: arguments, directory: directory)
         let status = try await process.waitForExit(timeout: timeout)
         return (status, process.stderr)

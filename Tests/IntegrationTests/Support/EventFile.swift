@@ -3,7 +3,9 @@ import Foundation
 /// Reads a JSONL sink file (only complete lines).
 enum EventFile {
     static func read(_ path: String) -> [[String: Any]] {
-        guard let data = FileManager.default.contents(atPath: path), let end = data.lastIndex(of: 0x0A) else { return [] }
+        guard let data = FileManager.default.contents(atPath: path), let end = data.lastIndex(of: 0x0A) else {
+            return []
+        }
         return data[..<end].split(separator: 0x0A).compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0))) as? [String: Any]
         }

@@ -18,7 +18,8 @@ final class InProcessPipe: @unchecked Sendable {
         directory = try TestEnvironment.scratchDirectory(name)
         outputPath = (directory as NSString).appendingPathComponent("events.jsonl")
         var logger = Logger(label: "test")
-        logger.logLevel = Logger.Level(rawValue: TestEnvironment.environment["PGBRIDGE_TEST_LOG_LEVEL"] ?? "warning") ?? .warning
+        logger.logLevel =
+            Logger.Level(rawValue: TestEnvironment.environment["PGBRIDGE_TEST_LOG_LEVEL"] ?? "warning") ?? .warning
         let config = ReplicationSourceConfig(
             tables: tables.compactMap { TablePattern(parsing: $0) }, slot: slot ?? "pgbridge_\(database.name)",
             publication: "pgbridge_\(database.name)", statusInterval: .seconds(1))

@@ -45,8 +45,13 @@ final class Inserter: Sendable {
                     } catch let error as PostgresError where error.sqlState == "23505" {
                         _ = try? connection!.execute("ROLLBACK")  // committed before a lost connection
                     }
-                    let lsn = try connection!.execute("SELECT pg_current_wal_insert_lsn()::text").string(0, 0).flatMap { LSN($0) }
-                    state.withLock { $0.commits.append(Commit(lastID: firstID + rowsPerTransaction - 1, walAfterCommit: lsn ?? .zero)) }
+                    let lsn = try connection!.execute("SELECT pg_current_wal_insert_lsn()::text").string(0, 0).flatMap {
+                        LSN($0)
+                    }
+                    state.withLock {
+                        $0.commits.append(
+                            Commit(lastID: firstID + rowsPerTransaction - 1, walAfterCommit: lsn ?? .zero))
+                    }
                     index += 1
                     if pause > .zero { Thread.sleep(forTimeInterval: pause.seconds) }
                 } catch {

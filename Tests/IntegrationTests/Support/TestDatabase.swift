@@ -51,8 +51,10 @@ final class TestDatabase: @unchecked Sendable {
         // A walsender that is still shutting down keeps its slot active for a moment.
         for _ in 0..<50 {
             _ = try? admin.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '\(name)' AND NOT active")
-            let left = try? admin.execute("SELECT count(*) FROM pg_replication_slots WHERE database = '\(name)'").string(0, 0)
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '\(name)' AND NOT active"
+            )
+            let left = try? admin.execute("SELECT count(*) FROM pg_replication_slots WHERE database = '\(name)'")
+                .string(0, 0)
             if left == "0" { break }
             Thread.sleep(forTimeInterval: 0.1)
         }
@@ -60,6 +62,8 @@ final class TestDatabase: @unchecked Sendable {
     }
 
     func slotConfirmedLSN(_ slot: String) throws -> LSN? {
-        try value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '\(slot)'").flatMap { LSN($0) }
+        try value("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '\(slot)'").flatMap {
+            LSN($0)
+        }
     }
 }

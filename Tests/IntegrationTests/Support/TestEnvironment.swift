@@ -11,7 +11,9 @@ enum TestEnvironment {
     static var binary: String? { environment["PGBRIDGE_TEST_BINARY"] }
 
     static var hasPostgres: Bool { postgresURL != nil }
-    static var hasDisruptivePostgres: Bool { disruptivePostgresURL != nil && disruptivePostgresControl != nil && binary != nil }
+    static var hasDisruptivePostgres: Bool {
+        disruptivePostgresURL != nil && disruptivePostgresControl != nil && binary != nil
+    }
     static var hasBinary: Bool { postgresURL != nil && binary != nil }
 
     /// A fresh directory for one test.
@@ -24,7 +26,9 @@ enum TestEnvironment {
 
     /// `url` with its database replaced.
     static func url(_ url: String, database: String) -> String {
-        guard let slash = url.range(of: "/", options: .backwards), url.distance(from: url.startIndex, to: slash.lowerBound) > 12 else {
+        guard let slash = url.range(of: "/", options: .backwards),
+            url.distance(from: url.startIndex, to: slash.lowerBound) > 12
+        else {
             return url + "/" + database
         }
         let rest = url[slash.upperBound...]
@@ -48,7 +52,8 @@ enum TestEnvironment {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status == 0 else {
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(output.suffix(1000))")
+            throw TestFailure(
+                "\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(output.suffix(1000))")
         }
     }
 }
@@ -62,10 +67,13 @@ extension TestEnvironment {
     static func shell(_ command: String) throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "pgbridge-shell-\(UUID().uuidString)"
         defer { unlink(log) }
-        let argv: [UnsafeMutablePointer<CChar>?] = [String](["/bin/sh", "-c", "\(command) >'\(log)' 2>&1"]).map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] =
+            [String](["/bin/sh", "-c", "\(command) >'\(log)' 2>&1"]).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else { throw TestFailure("cannot run \(command)") }
+        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else {
+            throw TestFailure("cannot run \(command)")
+        }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
