@@ -33,5 +33,14 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// Serialisation failures and deadlocks (class 40), connection exceptions (08), cancelled
+    /// statements, lock timeouts, a read-only server after failover, server shutdown or
+    /// start-up: trying again later may succeed.
+    public static func isTransient(sqlState: String?) -> Bool {
+        guard let state = sqlState else { return false }
+        return state.hasPrefix("40") || state.hasPrefix("08")
+            || ["57014", "55P03", "25006", "57P01", "57P03"].contains(state)
+    }
 }
 extension PostgresError: RetriableError {}

@@ -72,16 +72,8 @@ struct RecoveryTests {
         #expect(missing.isEmpty, "\(missing.count) rows missing, e.g. \(missing.sorted().prefix(10))")
 
         // Per-key order: the first time each event id appears, the counter values of one key increase.
-        var seen: Set<String> = []
-        var lastValue: [Int: Int] = [:]
-        var orderViolations = 0
-        for event in events where event.table == "counters" {
-            guard let id = event.eventID, seen.insert(id).inserted, let after = event.after,
-                let k = after["k"] as? Int, let v = after["v"] as? Int
-            else { continue }
-            if let previous = lastValue[k], v <= previous { orderViolations += 1 }
-            lastValue[k] = v
-        }
+        let (orderViolations, lastValue) = EventFile.firstDeliveryOrder(
+            events, key: "k", value: "v", where: { $0.table == "counters" })
         #expect(orderViolations == 0)
         let finalCounters = try db.sql("SELECT k, v FROM counters ORDER BY k")
         for row in finalCounters {
@@ -118,34 +110,11 @@ struct RecoveryTests {
         let attributes = try FileManager.default.attributesOfItem(atPath: output)
         let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
         #expect(size > 200_000_000)
-        let lines = try countLines(output)
+        let lines = try EventFile.countLines(output)
         #expect(lines == rows)
         print("large transaction: \(size / 1_000_000) MB of events, peak RSS \(peak / 1_048_576) MiB")
         #expect(peak > 0 && peak < 150 * 1_048_576, "peak RSS \(peak / 1_048_576) MiB")
     }
-
-    func countLines(_ path: String) throws -> Int {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return 0 }
-        defer { try? handle.close() }
-        var count = 0
-        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
-            count += chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
-        }
-        return count
-    }
-}
-
-/// Waits for a walsender streaming from `slot` (see InProcessPipe.waitUntilStreaming).
-func waitForSlot(_ db: TestDatabase, _ slot: String, timeout: Duration = .seconds(30)) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        let streaming = try? db.value(
-            "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid "
-                + "WHERE s.slot_name = '\(slot)' AND a.query LIKE 'START_REPLICATION%'")
-        if streaming == "1" { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw TestFailure("no walsender streaming from \(slot) within \(timeout)")
 }
 
 /// Checks that every transaction known to have committed below the slot's confirmed position

@@ -108,13 +108,7 @@ struct SnapshotTests {
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(try await bridge.waitForExit() == 0, "\(bridge.stderr.suffix(1000))")
-        var lines = 0
-        if let handle = FileHandle(forReadingAtPath: output) {
-            while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
-                lines += chunk.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
-            }
-        }
-        #expect(lines == rows)
+        #expect(try EventFile.countLines(output) == rows)
         print("snapshot of \(rows) rows: peak RSS \(peak / 1_048_576) MiB")
         #expect(peak > 0 && peak < 100 * 1_048_576, "peak RSS \(peak / 1_048_576) MiB")
     }

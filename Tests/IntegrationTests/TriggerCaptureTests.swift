@@ -119,16 +119,7 @@ struct TriggerCaptureTests {
         let ids = Set(events.compactMap(\.eventID))
         #expect(ids.count == 40_000, "\(ids.count) distinct events of 40000 (\(events.count) delivered)")
         // Per key: the first delivery of each event shows balances in commit order.
-        var seen: Set<String> = []
-        var last: [Int: Int] = [:]
-        var outOfOrder = 0
-        for event in events {
-            guard let id = event.eventID, seen.insert(id).inserted, let row = event.after,
-                let key = row["id"] as? Int, let balance = row["balance"] as? Int
-            else { continue }
-            if let previous = last[key], balance <= previous { outOfOrder += 1 }
-            last[key] = balance
-        }
+        let (outOfOrder, last) = EventFile.firstDeliveryOrder(events, key: "id", value: "balance")
         #expect(outOfOrder == 0)
         let final = Dictionary(
             uniqueKeysWithValues: try db.sql("SELECT id, balance FROM acct").map { (Int($0[0]!)!, Int($0[1]!)!) })

@@ -102,7 +102,8 @@ final class PGConnection {
                     .connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
             }
             let (state, message) = result.errorField
-            throw PostgresError(.queryFailed, message, sqlState: state)
+            throw PostgresError(
+                .queryFailed, message, sqlState: state, retriable: PostgresError.isTransient(sqlState: state))
         }
     }
 

@@ -130,13 +130,13 @@ final class ReplicationStream: @unchecked Sendable {
                 }
                 logger.warning("\(error.message); retrying")
                 resetAfterDisconnect()
-                pause(.seconds(1))
+                Reconnect.pause(.seconds(1)) { stopRequested }
             } catch let error as PostgresError where error.isRetriable {
                 resetAfterDisconnect()
                 attempt += 1
-                let delay = backoff(attempt)
+                let delay = Reconnect.delay(attempt: attempt, maximum: source.options.maxReconnectDelay)
                 logger.warning("replication connection lost: \(error.message); reconnecting in \(delay)")
-                pause(delay)
+                Reconnect.pause(delay) { stopRequested }
             } catch {
                 fail(error)
                 return
@@ -178,19 +178,6 @@ final class ReplicationStream: @unchecked Sendable {
         catalogConnection = nil
         logger.info("replication stopped", metadata: ["confirmed_lsn": "\(lastFlushSent)"])
         source.shared.withLock { $0.threadExited = true }
-    }
-
-    private func backoff(_ attempt: Int) -> Duration {
-        let base = min(0.2 * pow(2, Double(min(attempt - 1, 10))), source.options.maxReconnectDelay.seconds)
-        return .milliseconds(Int64(base * 1000 * Double.random(in: 0.8...1.2)))
-    }
-
-    /// Sleeps in small steps so a stop request is noticed quickly.
-    private func pause(_ duration: Duration) {
-        let deadline = ContinuousClock.now + duration
-        while ContinuousClock.now < deadline && !stopRequested {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
     }
 
     private func resetAfterDisconnect() {

@@ -43,49 +43,36 @@ public final class NotifySource: ChangeSource {
     private var stopRequested: Bool { state.withLock { $0.stop } }
 
     private func run() {
-        var attempt = 0
         var sequence: UInt64 = 0
         // Ids are notify:<start time>.<sender pid>:<n>: unique across restarts of pgbridge.
         let started = Int64(Date().timeIntervalSince1970 * 1000)
         var counter = 0
-        while !stopRequested {
-            do {
-                let connection = try PGConnection(url: postgres.url, mode: .normal)
-                let database = try connection.execute("SELECT current_database()").string(0, 0) ?? ""
-                for channel in config.channels { try connection.execute("LISTEN \(SQL.identifier(channel))") }
-                attempt = 0
-                logger.info("listening for notifications", metadata: ["channels": "\(config.channels)"])
-                while !stopRequested {
-                    connection.waitReadable(timeout: .milliseconds(100))
-                    let notifications = try connection.notifications()
-                    guard !notifications.isEmpty else { continue }
-                    var batch = EventBatch()
-                    for notification in notifications {
-                        counter += 1
-                        Self.encode(
-                            notification, database: database, session: started, ordinal: counter, into: &batch.bytes,
-                            logger: logger)
-                        batch.endEvent()
-                    }
-                    sequence += 1
-                    batch.sequence = sequence
-                    while !queue.put(batch, timeout: .milliseconds(100)) && !stopRequested {}
+        Reconnect.loop(
+            queue: queue, logger: logger, what: "notify listener", lostHint: "notifications sent meanwhile are lost",
+            stopped: { stopRequested }
+        ) { connected in
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            let database = try connection.execute("SELECT current_database()").string(0, 0) ?? ""
+            for channel in config.channels { try connection.execute("LISTEN \(SQL.identifier(channel))") }
+            connected()
+            logger.info("listening for notifications", metadata: ["channels": "\(config.channels)"])
+            while !stopRequested {
+                connection.waitReadable(timeout: .milliseconds(100))
+                let notifications = try connection.notifications()
+                guard !notifications.isEmpty else { continue }
+                var batch = EventBatch()
+                for notification in notifications {
+                    counter += 1
+                    Self.encode(
+                        notification, database: database, session: started, ordinal: counter, into: &batch.bytes,
+                        logger: logger)
+                    batch.endEvent()
                 }
-            } catch let error as PostgresError where error.isRetriable || OutboxSource.isTransient(error) {
-                attempt += 1
-                let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
-                logger.warning(
-                    "notify connection lost: \(error.message); reconnecting in \(delay)s (notifications sent meanwhile are lost)"
-                )
-                let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
-                while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            } catch {
-                logger.error("notify source stopped: \(error)")
-                queue.finish(error: error)
-                return
+                sequence += 1
+                batch.sequence = sequence
+                while !queue.put(batch, timeout: .milliseconds(100)) && !stopRequested {}
             }
         }
-        queue.finish()
     }
 
     /// `{"id":"notify:<start>.<pid>:<n>","op":"message","source":{"db","channel","pid","capture":"notify"},

@@ -68,50 +68,28 @@ public final class OutboxSource: ChangeSource {
     // MARK: - Thread
 
     private func run() {
-        var attempt = 0
         var sequence: UInt64 = 0
-        while !stopRequested {
-            do {
-                let listener = try PGConnection(url: postgres.url, mode: .normal)
-                for channel in config.channels { try listener.execute("LISTEN \(SQL.identifier(channel))") }
-                let worker = try PGConnection(url: postgres.url, mode: .normal)
-                // The claim transaction stays open until the sinks acknowledge: never time it out.
-                try worker.execute("SET idle_in_transaction_session_timeout = 0")
-                attempt = 0
-                logger.info("listening for outbox events", metadata: ["channels": "\(config.channels)"])
-                var nextPoll = ContinuousClock.now
-                while !stopRequested {
-                    // Drain on (re)connect, on a wake-up and on the timer.
-                    try drain(worker, listener: listener, sequence: &sequence)
-                    nextPoll = ContinuousClock.now + config.pollInterval
-                    while !stopRequested && ContinuousClock.now < nextPoll {
-                        listener.waitReadable(timeout: .milliseconds(100))
-                        if !(try listener.notifications()).isEmpty { break }
-                    }
+        Reconnect.loop(
+            queue: queue, logger: logger, what: "outbox drain", lostHint: "unacknowledged rows stay in the outbox",
+            stopped: { stopRequested }
+        ) { connected in
+            let listener = try PGConnection(url: postgres.url, mode: .normal)
+            for channel in config.channels { try listener.execute("LISTEN \(SQL.identifier(channel))") }
+            let worker = try PGConnection(url: postgres.url, mode: .normal)
+            // The claim transaction stays open until the sinks acknowledge: never time it out.
+            try worker.execute("SET idle_in_transaction_session_timeout = 0")
+            connected()
+            logger.info("listening for outbox events", metadata: ["channels": "\(config.channels)"])
+            while !stopRequested {
+                // Drain on (re)connect, on a wake-up and on the timer.
+                try drain(worker, listener: listener, sequence: &sequence)
+                let nextPoll = ContinuousClock.now + config.pollInterval
+                while !stopRequested && ContinuousClock.now < nextPoll {
+                    listener.waitReadable(timeout: .milliseconds(100))
+                    if !(try listener.notifications()).isEmpty { break }
                 }
-            } catch let error as PostgresError where error.isRetriable || Self.isTransient(error) {
-                attempt += 1
-                let delay = min(0.2 * pow(2, Double(min(attempt - 1, 6))), 10)
-                logger.warning(
-                    "outbox drain failed: \(error.message); retrying in \(delay)s (unacknowledged rows stay in the outbox)"
-                )
-                let deadline = ContinuousClock.now + .milliseconds(Int64(delay * 1000))
-                while !stopRequested && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
-            } catch {
-                logger.error("outbox source stopped: \(error)")
-                queue.finish(error: error)
-                return
             }
         }
-        queue.finish()
-    }
-
-    /// Serialisation failures, deadlocks, cancelled statements, lock timeouts, a read-only server
-    /// after failover, connection problems: worth retrying.
-    static func isTransient(_ error: PostgresError) -> Bool {
-        guard let state = error.sqlState else { return false }
-        return state.hasPrefix("40") || state.hasPrefix("08")
-            || ["57014", "55P03", "25006", "57P01", "57P03"].contains(state)
     }
 
     /// Claims, delivers and deletes outbox rows until none is left.

@@ -35,19 +35,9 @@ final class InProcessPipe: @unchecked Sendable {
         task = Task { try await runner.run() }
     }
 
-    /// Waits until the slot exists (the pipe is streaming) so later writes are captured.
+    /// Waits until the pipe is streaming, so later writes are captured.
     func waitUntilStreaming(_ database: TestDatabase, slot: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            // `active` is already true while CREATE_REPLICATION_SLOT waits for its consistent point;
-            // only a walsender running START_REPLICATION means changes from now on are captured.
-            let streaming = try database.value(
-                "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid "
-                    + "WHERE s.slot_name = '\(slot)' AND a.query LIKE 'START_REPLICATION%'")
-            if streaming == "1" { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("pipe did not start streaming within 20 s")
+        try await waitForSlot(database, slot, timeout: .seconds(20))
     }
 
     func events() -> [[String: Any]] { EventFile.read(outputPath) }
@@ -60,4 +50,19 @@ final class InProcessPipe: @unchecked Sendable {
         runner.stop()
         try await task?.value
     }
+}
+
+/// Waits for a walsender streaming from `slot`. `active` is already true while
+/// CREATE_REPLICATION_SLOT waits for its consistent point; only a walsender running
+/// START_REPLICATION means changes from now on are captured.
+func waitForSlot(_ db: TestDatabase, _ slot: String, timeout: Duration = .seconds(30)) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        let streaming = try? db.value(
+            "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid "
+                + "WHERE s.slot_name = '\(slot)' AND a.query LIKE 'START_REPLICATION%'")
+        if streaming == "1" { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TestFailure("no walsender streaming from \(slot) within \(timeout)")
 }
