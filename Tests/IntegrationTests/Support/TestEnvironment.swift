@@ -36,24 +36,14 @@ enum TestEnvironment {
         return String(url[..<slash.upperBound]) + database + query
     }
 
-    /// Runs a control command (`pgctl2 restart` …) and waits for it. Uses posix_spawn and
-    /// waitpid directly: Foundation's Process.waitUntilExit was seen to miss a child's exit.
+    /// Runs a control command (`pgctl2 restart` …) and waits for it.
     static func control(_ arguments: [String]) throws {
         guard let tool = disruptivePostgresControl else { return }
-        let log = (environment["PGBRIDGE_TEST_TMP"] ?? NSTemporaryDirectory()) + "/control.log"
-        let command = ([tool] + arguments).map { "'\($0)'" }.joined(separator: " ") + " >>'\(log)' 2>&1"
-        let argv: [UnsafeMutablePointer<CChar>?] = [String](["/bin/sh", "-c", command]).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else {
-            throw TestFailure("cannot start \(tool)")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0 else {
-            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let result = try shell(([tool] + arguments).map { "'\($0)'" }.joined(separator: " "))
+        guard result.status == 0 else {
             throw TestFailure(
-                "\(tool) \(arguments.joined(separator: " ")) failed (status \(status)): \(output.suffix(1000))")
+                "\(tool) \(arguments.joined(separator: " ")) failed (status \(result.status)): \(result.output.suffix(1000))"
+            )
         }
     }
 }
