@@ -16,9 +16,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        // hiredis.pc carries a flag SwiftPM rejects: linked by name instead.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(
             name: "BridgeCore",
             dependencies: [
@@ -41,10 +46,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "RedisSink",
+            dependencies: ["CHiredis", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Pipeline",
             dependencies: [
                 "BridgeCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -52,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresSource", "FileSink", "Pipeline",
+                "BridgeCore", "PostgresSource", "FileSink", "RedisSink", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,7 +81,7 @@ let package = Package(
             name: "PipelineTests", dependencies: ["Pipeline", "FileSink", "BridgeCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PostgresSource", "BridgeCore", "Pipeline", "FileSink", "CLibPQ"],
+            dependencies: ["PostgresSource", "BridgeCore", "Pipeline", "FileSink", "RedisSink", "CLibPQ", "CHiredis"],
             swiftSettings: strict
         ),
     ],

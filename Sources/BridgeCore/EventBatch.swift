@@ -27,6 +27,27 @@ public struct EventBatch: Sendable {
         return bytes[start..<(eventEnds[index] - 1)]
     }
 
+    /// The range of event `index` in `bytes`, without its trailing newline.
+    @inline(__always)
+    public func eventRange(at index: Int) -> Range<Int> {
+        (index == 0 ? 0 : eventEnds[index - 1])..<(eventEnds[index] - 1)
+    }
+
+    /// Appends a copy of an event of another batch (retries, routes, dead letters).
+    public mutating func appendEvent(_ event: ArraySlice<UInt8>) {
+        bytes.append(contentsOf: event)
+        endEvent()
+    }
+
+    /// Calls `body` with the bytes of the batch and the fields of each event.
+    public func forEachEvent(_ body: (UnsafeBufferPointer<UInt8>, Int, EventFields) throws -> Void) rethrows {
+        try bytes.withUnsafeBufferPointer { buffer in
+            for index in eventEnds.indices {
+                try body(buffer, index, EventFields.scan(buffer, event: eventRange(at: index)))
+            }
+        }
+    }
+
     /// Closes the event just written at the end of `bytes`.
     @inline(__always)
     public mutating func endEvent() {
@@ -37,13 +58,43 @@ public struct EventBatch: Sendable {
 
 /// Something that receives batches and acknowledges them once the remote side has them durably.
 public protocol EventSink: Sendable {
-    /// Shown in logs and metrics, e.g. `file:/var/lib/events.jsonl`.
+    /// Shown in logs and metrics, e.g. `file:/var/lib/events.jsonl`. Never holds secrets.
     var description: String { get }
     /// Opens files or connections; throws when the sink cannot be reached.
     func open() async throws
-    /// Returns once every event of `batches` is durably stored (the acknowledgement).
-    func deliver(_ batches: [EventBatch]) async throws
+    /// Returns once every event of `batches` is durably stored or was rejected by the remote
+    /// side (listed in the result). Throws when the sink is unavailable: then none of the
+    /// events count as delivered and the whole delivery is tried again.
+    func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult
     func close() async
+}
+
+/// What the remote side refused in one delivery; everything else was confirmed.
+public struct DeliveryResult: Sendable {
+    public var rejected: [Rejection]
+
+    public init(rejected: [Rejection] = []) { self.rejected = rejected }
+
+    public static var delivered: DeliveryResult { DeliveryResult() }
+}
+
+/// One event the remote side refused.
+public struct Rejection: Sendable, Equatable {
+    /// Position of the event in the delivered batches.
+    public var batch: Int
+    public var event: Int
+    /// What the remote side said (never a secret).
+    public var reason: String
+    /// Sending it again cannot succeed (HTTP 400, a message too large): it goes to the
+    /// dead-letter target without retries.
+    public var isPermanent: Bool
+
+    public init(batch: Int, event: Int, reason: String, isPermanent: Bool) {
+        self.batch = batch
+        self.event = event
+        self.reason = reason
+        self.isPermanent = isPermanent
+    }
 }
 
 /// A change source feeding a pipe: batches out, acknowledgements back.

@@ -43,7 +43,7 @@ public final class FileSink: EventSink, @unchecked Sendable {
         }
     }
 
-    public func deliver(_ batches: [EventBatch]) async throws {
+    public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
         try await onQueue { [self] in
             guard descriptor >= 0 else { throw SinkError(sink: description, message: "the sink is not open") }
             for batch in batches where !batch.bytes.isEmpty {
@@ -54,6 +54,7 @@ public final class FileSink: EventSink, @unchecked Sendable {
                     throw SinkError(sink: description, message: "fsync failed: \(String(cString: strerror(errno)))")
                 }
             }
+            return .delivered
         }
     }
 

@@ -23,27 +23,43 @@ public final class PipeRunner: Service {
         public var bytes: UInt64 = 0
         public var deliveries: UInt64 = 0
         public var retries: UInt64 = 0
+        public var deadLetters: UInt64 = 0
         public var confirmed: LSN?
     }
 
     public let name: String
     let source: any ChangeSource
-    let sinks: [any EventSink]
+    let sinks: [PipeSink]
+    let metrics: [SinkMetrics]
+    let deadLetters: DeadLetterQueue?
     let options: Options
     let logger: Logger
-    private let statsBox = Mutex(Stats())
+    let statsBox = Mutex(Stats())
     private let stopping = Atomic<Bool>(false)
 
+    /// `deadLetters` nil: rejected events are retried until a sink takes them (never dropped).
     public init(
-        name: String, source: any ChangeSource, sinks: [any EventSink], options: Options = Options(), logger: Logger
+        name: String, source: any ChangeSource, sinks: [PipeSink], deadLetters: DeadLetterQueue? = nil,
+        options: Options = Options(), logger: Logger
     ) {
         self.name = name
         self.source = source
         self.sinks = sinks
+        self.metrics = sinks.map { SinkMetrics(pipe: name, sink: $0.name) }
+        self.deadLetters = deadLetters
         self.options = options
         var logger = logger
         logger[metadataKey: "pipe"] = "\(name)"
         self.logger = logger
+    }
+
+    /// Sinks with default delivery settings, named after their descriptions.
+    public convenience init(
+        name: String, source: any ChangeSource, sinks: [any EventSink], options: Options = Options(), logger: Logger
+    ) {
+        self.init(
+            name: name, source: source, sinks: sinks.map { PipeSink(name: $0.description, sink: $0) },
+            options: options, logger: logger)
     }
 
     public var stats: Stats { statsBox.withLock { $0 } }
@@ -67,9 +83,17 @@ public final class PipeRunner: Service {
     private func runPipe() async throws {
         try await withRetries("start source") { try await source.start() }
         for sink in sinks {
-            try await withRetries("open \(sink.description)") { try await sink.open() }
+            try await withRetries("open \(sink.sink.description)") { try await sink.sink.open() }
         }
-        logger.info("pipe running", metadata: ["sinks": "\(sinks.map(\.description))"])
+        if let deadLetters {
+            try await withRetries("open dead-letter target \(deadLetters.description)") { try await deadLetters.open() }
+        }
+        logger.info(
+            "pipe running",
+            metadata: [
+                "sinks": "\(sinks.map(\.sink.description))",
+                "dead_letters": "\(deadLetters?.description ?? "-")",
+            ])
         do {
             while let first = try await source.next() {
                 var group = [first]
@@ -98,30 +122,32 @@ public final class PipeRunner: Service {
             }
         } catch {
             await source.finish()
-            for sink in sinks { await sink.close() }
+            await closeSinks()
             throw error
         }
         await source.finish()
-        for sink in sinks { await sink.close() }
+        await closeSinks()
         let final = stats
         logger.info(
             "pipe stopped",
             metadata: ["events": "\(final.events)", "confirmed_lsn": "\(final.confirmed.map { "\($0)" } ?? "-")"])
     }
 
-    /// Delivers to every sink concurrently; a failing sink is retried with backoff (its events
-    /// stay unconfirmed meanwhile, so nothing is lost).
+    private func closeSinks() async {
+        for sink in sinks { await sink.sink.close() }
+        await deadLetters?.close()
+    }
+
+    /// Delivers to every sink concurrently; each sink retries on its own (see
+    /// `PipeRunner+Delivery.swift`), so the group is done when every sink has it.
     private func deliver(_ group: [EventBatch]) async throws {
         if sinks.count == 1 {
-            let sink = sinks[0]
-            try await withRetries("deliver to \(sink.description)") { try await sink.deliver(group) }
+            try await deliver(group, to: 0)
             return
         }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            for sink in sinks {
-                tasks.addTask { [self] in
-                    try await withRetries("deliver to \(sink.description)") { try await sink.deliver(group) }
-                }
+            for index in sinks.indices {
+                tasks.addTask { [self] in try await deliver(group, to: index) }
             }
             try await tasks.waitForAll()
         }
@@ -129,14 +155,14 @@ public final class PipeRunner: Service {
 
     /// Retries retriable failures with exponential backoff and jitter until they succeed, a
     /// non-retriable error occurs, or the task is cancelled.
-    private func withRetries(_ what: String, _ body: () async throws -> Void) async throws {
+    func withRetries<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
         var delay = options.initialRetryDelay
         var attempt = 0
         while true {
             do {
-                try await body()
+                let result = try await body()
                 if attempt > 0 { logger.info("\(what): recovered after \(attempt) retries") }
-                return
+                return result
             } catch {
                 guard Self.isRetriable(error), !Task.isCancelled else { throw error }
                 attempt += 1

@@ -44,7 +44,7 @@ struct ConfigTests {
                 TablePattern(schema: "public", table: "conditions"), TablePattern(schema: "public", table: nil),
                 TablePattern(schema: "public", table: "orders"), TablePattern(schema: "Mixed", table: "case"),
             ])
-        guard case .file(let file) = config.pipes[0].sinks[0] else { Issue.record("expected file sink"); return }
+        guard case .file(let file) = config.pipes[0].sinks[0].kind else { Issue.record("expected file sink"); return }
         #expect(file.path == "./events.jsonl" && file.fsync)
         guard case .replication(let second) = config.pipes[1].source else {
             Issue.record("expected replication"); return
@@ -52,7 +52,7 @@ struct ConfigTests {
         #expect(second.slot == "audit_slot" && second.publication == "audit_pub")
         #expect(second.statusInterval == .seconds(2))
         #expect(!second.messages)
-        guard case .file(let stdout) = config.pipes[1].sinks[0] else { Issue.record("expected file sink"); return }
+        guard case .file(let stdout) = config.pipes[1].sinks[0].kind else { Issue.record("expected file sink"); return }
         #expect(stdout.path == "-" && !stdout.fsync)
     }
 

@@ -337,7 +337,7 @@ pg_destroy() {
 
 # ---------------------------------------------------------------- Redis
 
-# redis_start DIR PORT: an ephemeral Redis (no persistence) on 127.0.0.1:PORT.
+# redis_start DIR PORT [ARGS...]: an ephemeral Redis (no persistence unless ARGS ask) on 127.0.0.1:PORT.
 redis_start() {
     local dir port deadline
     dir=$(realpath -m -- "$1")
@@ -347,7 +347,7 @@ redis_start() {
     _services_track "redis:$dir"
     redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-        --dir "$dir" >/dev/null
+        --dir "$dir" "${@:3}" >/dev/null
     deadline=$((SECONDS + 10))
     while ((SECONDS <= deadline)); do
         if [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; then

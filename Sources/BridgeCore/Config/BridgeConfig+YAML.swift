@@ -82,10 +82,8 @@ extension BridgeConfig {
 
     static func parsePipe(_ node: ConfigNode) throws -> PipeConfig {
         let keys = try node.mapping(allowed: ["name", "source", "processors", "format", "sinks", "dead_letter"])
-        for unavailable in ["processors", "dead_letter"] {
-            if let child = keys[unavailable] {
-                throw child.error("not available in this version of pgbridge yet: remove it")
-            }
+        if let child = keys["processors"] {
+            throw child.error("not available in this version of pgbridge yet: remove it")
         }
         guard let nameNode = keys["name"] else { throw node.error("missing name: every pipe needs a name") }
         let name = try nameNode.string()
@@ -108,8 +106,16 @@ extension BridgeConfig {
         guard let sinksNode = keys["sinks"] else { throw node.error("missing sinks: add at least one sink") }
         let sinkNodes = try sinksNode.list()
         guard !sinkNodes.isEmpty else { throw sinksNode.error("empty: add at least one sink") }
-        let sinks = try sinkNodes.map(parseSink)
-        return PipeConfig(name: name, source: source, format: format, sinks: sinks)
+        var sinks: [SinkConfig] = []
+        for (index, sinkNode) in sinkNodes.enumerated() {
+            let sink = try parseSink(sinkNode, pipe: name, index: index, count: sinkNodes.count)
+            if sinks.contains(where: { $0.name == sink.name }) {
+                throw sinkNode.error("sink name '\(sink.name)' is used twice in this pipe: give each sink its own name")
+            }
+            sinks.append(sink)
+        }
+        let deadLetter = try keys["dead_letter"].map { try parseDeadLetter($0, pipe: name) }
+        return PipeConfig(name: name, source: source, format: format, sinks: sinks, deadLetter: deadLetter)
     }
 
     static func parseSource(_ node: ConfigNode, pipeName: String) throws -> SourceConfig {
@@ -224,33 +230,6 @@ extension BridgeConfig {
         "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
         "batch_rows", "poll_interval",
     ]
-
-    static func parseSink(_ node: ConfigNode) throws -> SinkConfig {
-        guard case .mapping = node.node else { throw node.error("expected a mapping, got \(node.typeName)") }
-        let all = try node.mapping(allowed: [
-            "kind", "path", "fsync", "brokers", "topic", "url", "exchange", "routing_key",
-            "mode", "key", "maxlen", "method", "headers", "template", "batch_count", "parallelism", "retries",
-            "retry_interval", "timeout", "oauth2", "sasl", "tls",
-        ])
-        guard let kindNode = all["kind"] else {
-            throw node.error("missing kind: one of file, kafka, rabbitmq, redis, http")
-        }
-        let kind = try kindNode.string()
-        switch kind {
-        case "file":
-            let keys = try node.mapping(allowed: ["kind", "path", "fsync"])
-            guard let pathNode = keys["path"] else {
-                throw node.error("missing path: a file path, or \"-\" for stdout")
-            }
-            let path = try pathNode.string()
-            guard !path.isEmpty else { throw pathNode.error("empty path: a file path, or \"-\" for stdout") }
-            return .file(FileSinkConfig(path: path, fsync: try keys["fsync"]?.bool() ?? true))
-        case "kafka", "rabbitmq", "redis", "http":
-            throw kindNode.error("sink kind '\(kind)' is not available in this version of pgbridge yet: use file")
-        default:
-            throw kindNode.error("unknown sink kind '\(kind)'; expected one of: file, kafka, rabbitmq, redis, http")
-        }
-    }
 
     private static func describe(_ error: YamlError) -> String {
         switch error {

@@ -30,12 +30,18 @@ public struct PipeConfig: Sendable {
     public var source: SourceConfig
     public var format: EventFormat
     public var sinks: [SinkConfig]
+    /// Where rejected events go; nil = `<state_dir>/<pipe>.dead_letters.jsonl`.
+    public var deadLetter: DeadLetterConfig?
 
-    public init(name: String, source: SourceConfig, format: EventFormat = .native, sinks: [SinkConfig]) {
+    public init(
+        name: String, source: SourceConfig, format: EventFormat = .native, sinks: [SinkConfig],
+        deadLetter: DeadLetterConfig? = nil
+    ) {
         self.name = name
         self.source = source
         self.format = format
         self.sinks = sinks
+        self.deadLetter = deadLetter
     }
 }
 
@@ -152,26 +158,4 @@ public struct TablePattern: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(schema).\(table ?? "*")" }
-}
-
-public enum SinkConfig: Sendable {
-    case file(FileSinkConfig)
-
-    public var kindName: String {
-        switch self {
-        case .file: "file"
-        }
-    }
-}
-
-public struct FileSinkConfig: Sendable {
-    /// File path, or `-` for standard output.
-    public var path: String
-    /// fsync after each written group of batches (default true; stdout is never fsynced).
-    public var fsync: Bool
-
-    public init(path: String, fsync: Bool = true) {
-        self.path = path
-        self.fsync = fsync
-    }
 }

@@ -45,12 +45,14 @@ struct Check: AsyncParsableCommand {
     }
 
     static func check(_ sink: SinkConfig) -> String? {
-        switch sink {
+        switch sink.kind {
         case .file(let file):
             guard file.path != "-" else { return nil }
             let directory = (file.path as NSString).deletingLastPathComponent
             return checkWritable(directory: directory.isEmpty ? "." : directory, create: false)
                 .map { "file sink \(file.path): \($0)" }
+        case .kafka, .rabbitmq, .redis, .http:
+            return nil
         }
     }
 

@@ -22,6 +22,7 @@ struct Run: AsyncParsableCommand {
         let logger = LoggingSetup.bootstrap(level: options.logLevel)
         signal(SIGPIPE, SIG_IGN)
         var runners: [PipeRunner] = []
+        let factory = PipeFactory(config: config, logger: logger)
         for pipe in config.pipes {
             let source: any ChangeSource
             switch pipe.source {
@@ -34,15 +35,13 @@ struct Run: AsyncParsableCommand {
             case .notify(let notify):
                 source = NotifySource(pipeName: pipe.name, config: notify, postgres: config.postgres, logger: logger)
             }
-            let sinks: [any EventSink] = pipe.sinks.map { sink in
-                switch sink {
-                case .file(let file): FileSink(config: file, logger: logger)
-                }
-            }
             var runnerOptions = PipeRunner.Options()
             runnerOptions.stopAfterEvents = stopAfterEvents
-            runners.append(
-                PipeRunner(name: pipe.name, source: source, sinks: sinks, options: runnerOptions, logger: logger))
+            do {
+                runners.append(try factory.runner(for: pipe, source: source, options: runnerOptions))
+            } catch {
+                throw ExitCodes.fail(error)
+            }
         }
         logger.info(
             "pgbridge \(PGBridge.version) starting",

@@ -37,17 +37,12 @@ struct Snapshot: AsyncParsableCommand {
                     message: "pipe '\(pipe)' does not capture through replication: snapshots need a replication pipe"))
         }
         let source = TableSnapshotSource(table: pattern, config: replication, postgres: config.postgres, logger: logger)
-        let sinks: [any EventSink] = pipeConfig.sinks.map { sink in
-            switch sink {
-            case .file(let file): FileSink(config: file, logger: logger)
-            }
-        }
-        let runner = PipeRunner(name: pipe, source: source, sinks: sinks, logger: logger)
         do {
+            let runner = try PipeFactory(config: config, logger: logger).runner(for: pipeConfig, source: source)
             try await runner.run()
+            print("snapshot of \(table): \(runner.stats.events) events delivered to pipe \(pipe)")
         } catch {
             throw ExitCodes.fail(error)
         }
-        print("snapshot of \(table): \(runner.stats.events) events delivered to pipe \(pipe)")
     }
 }

@@ -6,7 +6,7 @@ import Pipeline
 
 @testable import PostgresSource
 
-/// Runs one replication pipe inside the test process, writing to a JSONL file.
+/// Runs one replication pipe inside the test process, writing to a JSONL file (plus `sinks`).
 final class InProcessPipe: @unchecked Sendable {
     // @unchecked Sendable: `task` is set once in start() before any concurrent use.
     let runner: PipeRunner
@@ -14,7 +14,12 @@ final class InProcessPipe: @unchecked Sendable {
     let directory: String
     private var task: Task<Void, any Error>?
 
-    init(database: TestDatabase, name: String, tables: [String], slot: String? = nil) throws {
+    let deadLetterPath: String
+
+    init(
+        database: TestDatabase, name: String, tables: [String], slot: String? = nil, sinks: [PipeSink] = [],
+        withFileSink: Bool = true, options: PipeRunner.Options = PipeRunner.Options()
+    ) throws {
         directory = try TestEnvironment.scratchDirectory(name)
         outputPath = (directory as NSString).appendingPathComponent("events.jsonl")
         var logger = Logger(label: "test")
@@ -26,8 +31,14 @@ final class InProcessPipe: @unchecked Sendable {
         let source = ReplicationSource(
             pipeName: name, config: config, postgres: PostgresConfig(url: database.url),
             stateDirectory: (directory as NSString).appendingPathComponent("state"), logger: logger)
-        let sink = FileSink(config: FileSinkConfig(path: outputPath), logger: logger)
-        runner = PipeRunner(name: name, source: source, sinks: [sink], logger: logger)
+        let fileSink = FileSink(config: FileSinkConfig(path: outputPath), logger: logger)
+        deadLetterPath = (directory as NSString).appendingPathComponent("dead_letters.jsonl")
+        let deadLetters = DeadLetterQueue(
+            pipe: name, target: FileSink(config: FileSinkConfig(path: deadLetterPath), logger: logger), logger: logger)
+        runner = PipeRunner(
+            name: name, source: source,
+            sinks: (withFileSink ? [PipeSink(name: "file", sink: fileSink)] : []) + sinks, deadLetters: deadLetters,
+            options: options, logger: logger)
     }
 
     func start() {
@@ -41,6 +52,14 @@ final class InProcessPipe: @unchecked Sendable {
     }
 
     func events() -> [[String: Any]] { EventFile.read(outputPath) }
+    func deadLetters() -> [[String: Any]] { EventFile.read(deadLetterPath) }
+
+    static var testLogger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel =
+            Logger.Level(rawValue: TestEnvironment.environment["PGBRIDGE_TEST_LOG_LEVEL"] ?? "warning") ?? .warning
+        return logger
+    }
 
     func waitForEvents(count: Int, timeout: Duration = .seconds(30)) async throws -> [[String: Any]] {
         try await EventFile.waitFor(outputPath, timeout: timeout) { $0.count >= count }

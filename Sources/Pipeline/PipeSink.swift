@@ -1,0 +1,37 @@
+import BridgeCore
+import Metrics
+
+/// A sink as a pipe uses it: the sink, its delivery settings and its metrics.
+public struct PipeSink: Sendable {
+    public var name: String
+    public var sink: any EventSink
+    public var delivery: DeliveryOptions
+
+    public init(name: String, sink: any EventSink, delivery: DeliveryOptions = DeliveryOptions()) {
+        self.name = name
+        self.sink = sink
+        self.delivery = delivery
+    }
+}
+
+/// Per-sink metrics (swift-metrics; exported by whatever backend the process bootstrapped).
+struct SinkMetrics: Sendable {
+    let events: Counter
+    let bytes: Counter
+    let errors: Counter
+    let retries: Counter
+    let deadLetters: Counter
+    let inFlight: Gauge
+    let latency: Timer
+
+    init(pipe: String, sink: String) {
+        let dimensions = [("pipe", pipe), ("sink", sink)]
+        events = Counter(label: "pgbridge_sink_events_total", dimensions: dimensions)
+        bytes = Counter(label: "pgbridge_sink_bytes_total", dimensions: dimensions)
+        errors = Counter(label: "pgbridge_sink_errors_total", dimensions: dimensions)
+        retries = Counter(label: "pgbridge_sink_retries_total", dimensions: dimensions)
+        deadLetters = Counter(label: "pgbridge_sink_dead_letters_total", dimensions: dimensions)
+        inFlight = Gauge(label: "pgbridge_sink_in_flight_events", dimensions: dimensions)
+        latency = Timer(label: "pgbridge_sink_delivery_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+    }
+}

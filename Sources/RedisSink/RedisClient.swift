@@ -1,0 +1,55 @@
+import BridgeCore
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A Redis connection shared by every sink with the same connection settings; commands run on
+/// its own serial queue, never on Swift's cooperative pool.
+public final class RedisClient: @unchecked Sendable {
+    // @unchecked Sendable: `connection` and `arena` are only touched on `queue`.
+    private let connection: RedisConnection
+    private let queue: DispatchQueue
+    private var arena = CommandArena()
+    private let users = Mutex(0)
+
+    public init(config: RedisSinkConfig) throws {
+        guard let url = ServiceURL(config.url) else {
+            throw SinkError(sink: "redis", message: "malformed URL", retriable: false)
+        }
+        connection = RedisConnection(url: url, timeout: config.timeout)
+        queue = DispatchQueue(label: "pgbridge.redis")
+    }
+
+    public var description: String { connection.description }
+
+    /// Connects on first use; later calls only count the user.
+    public func open() async throws {
+        users.withLock { $0 += 1 }
+        try await run { connection, _ in try connection.connect() }
+    }
+
+    public func close() async {
+        let remaining = users.withLock {
+            $0 -= 1
+            return $0
+        }
+        guard remaining <= 0 else { return }
+        try? await run { connection, _ in connection.disconnect() }
+    }
+
+    /// Runs `body` on the client's queue with a connected connection and the shared argument arena.
+    func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection, inout CommandArena) throws -> T) async throws
+        -> T
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [self] in
+                do {
+                    try connection.connect()
+                    continuation.resume(returning: try body(connection, &arena))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}

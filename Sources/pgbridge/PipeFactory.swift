@@ -1,0 +1,63 @@
+import BridgeCore
+import FileSink
+import Foundation
+import Logging
+import Pipeline
+import RedisSink
+
+/// Builds pipes from the configuration: sinks (sharing clients where the connection settings
+/// are equal) and the dead-letter target.
+final class PipeFactory {
+    let config: BridgeConfig
+    let logger: Logger
+    /// Clients shared by sinks with equal connection settings, across pipes.
+    private var redisClients: [String: RedisClient] = [:]
+
+    init(config: BridgeConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    func runner(
+        for pipe: PipeConfig, source: any ChangeSource, options: PipeRunner.Options = PipeRunner.Options()
+    ) throws -> PipeRunner {
+        let sinks = try pipe.sinks.map { sink in
+            PipeSink(name: sink.name, sink: try makeSink(sink, pipe: pipe.name), delivery: sink.delivery)
+        }
+        let deadLetters = DeadLetterQueue(
+            pipe: pipe.name, target: try makeDeadLetterTarget(pipe), logger: logger)
+        return PipeRunner(
+            name: pipe.name, source: source, sinks: sinks, deadLetters: deadLetters, options: options, logger: logger)
+    }
+
+    func makeSink(_ sink: SinkConfig, pipe: String) throws -> any EventSink {
+        switch sink.kind {
+        case .file(let file):
+            return FileSink(config: file, logger: logger)
+        case .redis(let redis):
+            let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
+            redisClients[redis.connectionIdentity] = client
+            return RedisSink(config: redis, client: client, logger: logger)
+        default:
+            throw ConfigError(
+                path: "pipes.\(pipe).sinks.\(sink.name)",
+                message: "sink kind \(sink.kindName) is not available in this build")
+        }
+    }
+
+    func makeDeadLetterTarget(_ pipe: PipeConfig) throws -> any EventSink {
+        switch pipe.deadLetter {
+        case nil:
+            let path = "\(config.stateDirectory)/\(pipe.name).dead_letters.jsonl"
+            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+            return FileSink(config: FileSinkConfig(path: path), logger: logger)
+        case .file(let file):
+            return FileSink(config: file, logger: logger)
+        case .table:
+            throw ConfigError(
+                path: "pipes.\(pipe.name).dead_letter", message: "kind table is not available in this build")
+        case .sink(let sink):
+            return try makeSink(sink, pipe: pipe.name)
+        }
+    }
+}
