@@ -46,6 +46,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KafkaSink",
+            dependencies: ["CRdKafka", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "RedisSink",
             dependencies: ["CHiredis", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -63,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresSource", "FileSink", "RedisSink", "Pipeline",
+                "BridgeCore", "PostgresSource", "FileSink", "KafkaSink", "RedisSink", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,7 +86,9 @@ let package = Package(
             name: "PipelineTests", dependencies: ["Pipeline", "FileSink", "BridgeCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PostgresSource", "BridgeCore", "Pipeline", "FileSink", "RedisSink", "CLibPQ", "CHiredis"],
+            dependencies: [
+                "PostgresSource", "BridgeCore", "Pipeline", "FileSink", "KafkaSink", "RedisSink", "CLibPQ", "CHiredis",
+            ],
             swiftSettings: strict
         ),
     ],

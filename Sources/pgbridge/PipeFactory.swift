@@ -1,6 +1,7 @@
 import BridgeCore
 import FileSink
 import Foundation
+import KafkaSink
 import Logging
 import Pipeline
 import RedisSink
@@ -12,6 +13,7 @@ final class PipeFactory {
     let logger: Logger
     /// Clients shared by sinks with equal connection settings, across pipes.
     private var redisClients: [String: RedisClient] = [:]
+    private var kafkaProducers: [String: KafkaProducer] = [:]
 
     init(config: BridgeConfig, logger: Logger) {
         self.config = config
@@ -34,6 +36,10 @@ final class PipeFactory {
         switch sink.kind {
         case .file(let file):
             return FileSink(config: file, logger: logger)
+        case .kafka(let kafka):
+            let producer = kafkaProducers[kafka.connectionIdentity] ?? KafkaProducer(config: kafka, logger: logger)
+            kafkaProducers[kafka.connectionIdentity] = producer
+            return KafkaSink(config: kafka, producer: producer, logger: logger)
         case .redis(let redis):
             let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
             redisClients[redis.connectionIdentity] = client

@@ -441,8 +441,8 @@ kafka_mock_start() {
     local dir=$1 deadline
     shift
     mkdir -p -- "$dir"
-    gcc -O1 -o "$dir/kafka-mock" "$ROOT/scripts/lib/kafka-mock.c" -lrdkafka
-    spawn_group "$dir/kafka-mock" "$@" >"$dir/brokers" 2>"$dir/kafka-mock.log"
+    gcc -O1 -o "$dir/kafka-mock" "$ROOT/scripts/lib/kafka-mock.c" -lrdkafka -lpthread
+    spawn_group "$dir/kafka-mock" --control "$dir/control" "$@" >"$dir/brokers" 2>"$dir/kafka-mock.log"
     deadline=$((SECONDS + 20))
     KAFKA_BROKERS=
     while ((SECONDS <= deadline)); do

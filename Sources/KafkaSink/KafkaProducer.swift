@@ -1,0 +1,256 @@
+import BridgeCore
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// One librdkafka producer shared by every Kafka sink with the same connection settings.
+///
+/// Messages are produced on the producer's serial queue; delivery reports, errors and logs
+/// arrive as events on librdkafka's main queue, which a dedicated thread polls (no C callbacks
+/// into Swift). Each delivery registers a `KafkaDeliveryTracker`; a message's opaque value
+/// names its tracker and its position.
+public final class KafkaProducer: @unchecked Sendable {
+    // @unchecked Sendable: `handle` is created, replaced and destroyed on `produceQueue` only;
+    // the poll thread reads it under `lifecycle`, which also guards the thread's lifetime.
+    let config: KafkaSinkConfig
+    let logger: Logger
+    let description: String
+    let produceQueue = DispatchQueue(label: "pgbridge.kafka.produce")
+    private let lifecycle = Mutex<Lifecycle>(Lifecycle())
+    private let trackers = Mutex<[UInt32: KafkaDeliveryTracker]>([:])
+    private let nextTrackerID = Atomic<UInt32>(1)
+
+    struct Lifecycle {
+        /// The rd_kafka_t handle's address (0: none).
+        var handleAddress: UInt = 0
+        var users = 0
+        /// Signalled when the poll thread of the current handle has returned.
+        var pollDone: DispatchSemaphore?
+        var fatalError: String?
+    }
+
+    public init(config: KafkaSinkConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        self.description = "kafka:\(config.brokers)"
+    }
+
+    var handle: OpaquePointer? { OpaquePointer(bitPattern: lifecycle.withLock { $0.handleAddress }) }
+
+    /// The fatal error of the idempotent producer, if one occurred (the handle is then replaced).
+    var fatalError: String? { lifecycle.withLock { $0.fatalError } }
+
+    public func open() async throws {
+        try await onProduceQueue { [self] in
+            lifecycle.withLock { $0.users += 1 }
+            try createHandleIfNeeded()
+        }
+    }
+
+    public func close() async {
+        try? await onProduceQueue { [self] in
+            let last = lifecycle.withLock {
+                $0.users -= 1
+                return $0.users <= 0
+            }
+            if last { destroyHandle(flushFor: .seconds(10)) }
+        }
+    }
+
+    /// Replaces a handle that hit a fatal error (idempotence state lost): called on the
+    /// produce queue before a delivery.
+    func replaceIfFatal() throws {
+        guard let fatal = fatalError else { return }
+        logger.warning("\(description): recreating the producer after a fatal error: \(fatal)")
+        destroyHandle(flushFor: .zero)
+        lifecycle.withLock { $0.fatalError = nil }
+        try createHandleIfNeeded()
+    }
+
+    func createHandleIfNeeded() throws {
+        if handle != nil { return }
+        let conf = try makeConfiguration()
+        var error = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &error, error.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw SinkError(
+                sink: description, message: "cannot create the producer: \(cString(error))", retriable: false)
+        }
+        rd_kafka_set_log_queue(rk, nil)  // logs to the main queue, polled below
+        let address = UInt(bitPattern: rk)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread { [self] in
+            pollLoop(address)
+            done.signal()
+        }
+        thread.name = "pgbridge-kafka-poll"
+        lifecycle.withLock {
+            $0.handleAddress = address
+            $0.pollDone = done
+        }
+        thread.start()
+    }
+
+    private func destroyHandle(flushFor timeout: Duration) {
+        guard let rk = handle else { return }
+        if timeout > .zero {
+            let result = rd_kafka_flush(rk, Int32(timeout.components.seconds * 1000))
+            if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.warning("\(description): \(rd_kafka_outq_len(rk)) messages were not delivered before close")
+            }
+        }
+        let done = lifecycle.withLock {
+            $0.handleAddress = 0  // the poll loop sees this and returns
+            return $0.pollDone
+        }
+        done?.wait()
+        rd_kafka_destroy(rk)
+    }
+
+    private func makeConfiguration() throws -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        var properties: [(String, String)] = [
+            ("bootstrap.servers", config.brokers),
+            ("client.id", config.clientID),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("batch.num.messages", "\(config.batchCount)"),
+            (
+                "linger.ms",
+                "\(Double(config.linger.components.attoseconds) / 1e15 + Double(config.linger.components.seconds) * 1000)"
+            ),
+            ("compression.codec", config.compression),
+            ("message.timeout.ms", "\(config.deliveryTimeout.components.seconds * 1000)"),
+            ("queue.buffering.max.messages", "100000"),
+            ("log.queue", "true"),
+        ]
+        switch config.sasl {
+        case .none:
+            properties.append(("security.protocol", config.tls.enabled ? "ssl" : "plaintext"))
+        case .plain, .scramSHA256, .scramSHA512:
+            properties.append(("security.protocol", config.tls.enabled ? "sasl_ssl" : "sasl_plaintext"))
+            let mechanism = ["plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"]
+            properties.append(("sasl.mechanisms", mechanism[config.sasl.rawValue]!))
+            properties.append(("sasl.username", config.username))
+            properties.append(("sasl.password", config.password))
+        }
+        if config.tls.enabled {
+            if config.tls.skipVerifyServer {
+                properties.append(("enable.ssl.certificate.verification", "false"))
+                properties.append(("ssl.endpoint.identification.algorithm", "none"))
+            }
+            if !config.tls.caFile.isEmpty { properties.append(("ssl.ca.location", config.tls.caFile)) }
+            if !config.tls.certFile.isEmpty { properties.append(("ssl.certificate.location", config.tls.certFile)) }
+            if !config.tls.keyFile.isEmpty { properties.append(("ssl.key.location", config.tls.keyFile)) }
+        }
+        properties += config.properties.sorted { $0.key < $1.key }
+        var error = [CChar](repeating: 0, count: 512)
+        for (name, value) in properties
+        where rd_kafka_conf_set(conf, name, value, &error, error.count) != RD_KAFKA_CONF_OK {
+            rd_kafka_conf_destroy(conf)
+            // The value is left out: it may be a password.
+            throw SinkError(
+                sink: description, message: "librdkafka rejected property \(name): \(cString(error))",
+                retriable: false)
+        }
+        rd_kafka_conf_set_events(conf, Int32(RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG))
+        return conf
+    }
+
+    // MARK: - Trackers
+
+    func register(_ tracker: KafkaDeliveryTracker) -> UInt32 {
+        var id = nextTrackerID.add(1, ordering: .relaxed).newValue
+        if id == 0 { id = nextTrackerID.add(1, ordering: .relaxed).newValue }
+        trackers.withLock { $0[id] = tracker }
+        return id
+    }
+
+    func unregister(_ id: UInt32) {
+        _ = trackers.withLock { $0.removeValue(forKey: id) }
+    }
+
+    // MARK: - Polling
+
+    private func pollLoop(_ address: UInt) {
+        guard let rk = OpaquePointer(bitPattern: address) else { return }
+        let queue = rd_kafka_queue_get_main(rk)
+        defer { rd_kafka_queue_destroy(queue) }
+        while lifecycle.withLock({ $0.handleAddress == address }) {
+            guard let event = rd_kafka_queue_poll(queue, 100) else { continue }
+            handle(event)
+            rd_kafka_event_destroy(event)
+        }
+        // Drain what is left (reports of a final flush were already handled by it).
+        while let event = rd_kafka_queue_poll(queue, 0) {
+            handle(event)
+            rd_kafka_event_destroy(event)
+        }
+    }
+
+    private func handle(_ event: OpaquePointer) {
+        switch rd_kafka_event_type(event) {
+        case Int32(RD_KAFKA_EVENT_DR):
+            while let message = rd_kafka_event_message_next(event) {
+                let token = UInt(bitPattern: message.pointee._private)
+                let trackerID = UInt32(truncatingIfNeeded: token >> 32)
+                let index = Int(UInt32(truncatingIfNeeded: token))
+                guard let tracker = trackers.withLock({ $0[trackerID] }) else { continue }
+                let err = message.pointee.err
+                if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    tracker.delivered(index)
+                } else {
+                    tracker.failed(index, code: err, reason: String(cString: rd_kafka_err2str(err)))
+                }
+            }
+        case Int32(RD_KAFKA_EVENT_ERROR):
+            let code = rd_kafka_event_error(event)
+            let text = String(cString: rd_kafka_event_error_string(event))
+            if rd_kafka_event_error_is_fatal(event) != 0 {
+                var buffer = [CChar](repeating: 0, count: 512)
+                if let rk = handle { _ = rd_kafka_fatal_error(rk, &buffer, buffer.count) }
+                let fatal = cString(buffer)
+                lifecycle.withLock { $0.fatalError = fatal.isEmpty ? text : fatal }
+                logger.error("\(description): fatal producer error: \(fatal.isEmpty ? text : fatal)")
+            } else if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__TRANSPORT {
+                logger.warning("\(description): \(text)")
+            } else {
+                logger.info("\(description): \(text)")
+            }
+        case Int32(RD_KAFKA_EVENT_LOG):
+            var facility: UnsafePointer<CChar>?
+            var text: UnsafePointer<CChar>?
+            var level: Int32 = 0
+            guard rd_kafka_event_log(event, &facility, &text, &level) == 0, let text else { return }
+            let message =
+                "\(description): librdkafka \(facility.map { String(cString: $0) } ?? ""): \(String(cString: text))"
+            if level <= 3 {
+                logger.error("\(message)")
+            } else if level == 4 {
+                logger.warning("\(message)")
+            } else {
+                logger.debug("\(message)")
+            }
+        default:
+            break
+        }
+    }
+
+    func onProduceQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            produceQueue.async {
+                do {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
+
+/// The text of a NUL-terminated C buffer.
+func cString(_ buffer: [CChar]) -> String {
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
