@@ -51,6 +51,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "RabbitMQSink",
+            dependencies: ["CRabbitMQ", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "RedisSink",
             dependencies: ["CHiredis", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -68,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresSource", "FileSink", "KafkaSink", "RedisSink", "Pipeline",
+                "BridgeCore", "PostgresSource", "FileSink", "KafkaSink", "RabbitMQSink", "RedisSink", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +92,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PostgresSource", "BridgeCore", "Pipeline", "FileSink", "KafkaSink", "RedisSink", "CLibPQ", "CHiredis",
+                "PostgresSource", "BridgeCore", "Pipeline", "FileSink", "KafkaSink", "RabbitMQSink", "RedisSink",
+                "CLibPQ", "CHiredis",
             ],
             swiftSettings: strict
         ),

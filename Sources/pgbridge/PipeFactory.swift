@@ -4,6 +4,7 @@ import Foundation
 import KafkaSink
 import Logging
 import Pipeline
+import RabbitMQSink
 import RedisSink
 
 /// Builds pipes from the configuration: sinks (sharing clients where the connection settings
@@ -14,6 +15,7 @@ final class PipeFactory {
     /// Clients shared by sinks with equal connection settings, across pipes.
     private var redisClients: [String: RedisClient] = [:]
     private var kafkaProducers: [String: KafkaProducer] = [:]
+    private var rabbitMQClients: [String: RabbitMQClient] = [:]
 
     init(config: BridgeConfig, logger: Logger) {
         self.config = config
@@ -40,6 +42,10 @@ final class PipeFactory {
             let producer = kafkaProducers[kafka.connectionIdentity] ?? KafkaProducer(config: kafka, logger: logger)
             kafkaProducers[kafka.connectionIdentity] = producer
             return KafkaSink(config: kafka, producer: producer, logger: logger)
+        case .rabbitmq(let rabbit):
+            let client = try rabbitMQClients[rabbit.connectionIdentity] ?? RabbitMQClient(config: rabbit)
+            rabbitMQClients[rabbit.connectionIdentity] = client
+            return RabbitMQSink(config: rabbit, client: client, maxInFlight: sink.delivery.maxInFlight, logger: logger)
         case .redis(let redis):
             let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
             redisClients[redis.connectionIdentity] = client

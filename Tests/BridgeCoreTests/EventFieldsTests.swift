@@ -91,7 +91,7 @@ struct EventFieldsTests {
     @Test func serviceURLsParseAndHidePasswords() throws {
         let amqp = try #require(ServiceURL("amqp://guest:s%40cret@127.0.0.1:5672/%2F"))
         #expect(amqp.user == "guest" && amqp.password == "s@cret" && amqp.port == 5672 && amqp.path == "/")
-        #expect(amqp.description == "amqp://guest:***@127.0.0.1:5672/%2F".replacingOccurrences(of: "%2F", with: "/"))
+        #expect(amqp.description == "amqp://guest:***@127.0.0.1:5672/%2F")
         let redis = try #require(ServiceURL("redis://:pw@[::1]:6380/2"))
         #expect(redis.host == "::1" && redis.port == 6380 && redis.path == "2" && redis.password == "pw")
         #expect(!redis.description.contains("pw"))

@@ -53,7 +53,7 @@ public struct ServiceURL: Sendable, Equatable, CustomStringConvertible {
         if let user { text += user + (password == nil ? "@" : ":***@") } else if password != nil { text += ":***@" }
         text += host.contains(":") ? "[\(host)]" : host
         if let port { text += ":\(port)" }
-        if let path { text += "/\(path)" }
+        if let path { text += "/" + path.replacingOccurrences(of: "/", with: "%2F") }
         return text
     }
 

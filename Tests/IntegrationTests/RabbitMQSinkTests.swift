@@ -1,0 +1,134 @@
+import BridgeCore
+import Foundation
+import Pipeline
+import RabbitMQSink
+import Testing
+
+@Suite(
+    "RabbitMQ sink against a real rabbitmq-server",
+    .enabled(if: TestEnvironment.hasPostgres && TestEnvironment.rabbitMQURL != nil))
+struct RabbitMQSinkTests {
+    func rabbitSink(_ yaml: String, url: String? = nil, retries: Int = 1) throws -> PipeSink {
+        let config = try BridgeConfig.parse(
+            yaml: """
+                postgres: {url: "postgresql://x@127.0.0.1/x"}
+                pipes:
+                  - name: p
+                    source: {tables: [t]}
+                    sinks: [{kind: rabbitmq, url: "\(url ?? TestEnvironment.rabbitMQURL ?? "")", \(yaml)}]
+                """)
+        let sink = config.pipes[0].sinks[0]
+        guard case .rabbitmq(let rabbit) = sink.kind else { throw TestFailure("expected a rabbitmq sink") }
+        var delivery = sink.delivery
+        delivery.retries = retries
+        delivery.retryInterval = .milliseconds(50)
+        return PipeSink(
+            name: "rabbitmq",
+            sink: RabbitMQSink(
+                config: rabbit, client: try RabbitMQClient(config: rabbit), maxInFlight: 500,
+                logger: InProcessPipe.testLogger),
+            delivery: delivery)
+    }
+
+    @Test func publishesConfirmedPersistentMessagesToABoundQueue() async throws {
+        let url = try #require(TestEnvironment.rabbitMQURL)
+        let db = try TestDatabase(prefix: "amqp_basic")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE orders (id int PRIMARY KEY, total numeric, note text)")
+        let queue = "test.\(db.name)"
+        let pipe = try InProcessPipe(
+            database: db, name: "amqp_basic", tables: ["public.orders"],
+            sinks: [
+                try rabbitSink(
+                    "exchange: amq.topic, routing_key: \"\(db.name).{table}.{op}\", queue: \(queue), binding_key: \"\(db.name).#\""
+                )
+            ])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql(
+            """
+            INSERT INTO orders SELECT g, g * 1.5, 'n' || g FROM generate_series(1, 1200) g;
+            UPDATE orders SET note = 'changed' WHERE id = 7;
+            DELETE FROM orders WHERE id = 8;
+            """)
+        _ = try await pipe.waitForEvents(count: 1202)
+        let messages = try AMQPCLI.consume(url, queue: queue, count: 1202, timeout: .seconds(30))
+        try await pipe.stop()
+        #expect(messages.count == 1202)
+        #expect(messages.prefix(1200).compactMap { $0.after?["id"] as? Int } == Array(1...1200))
+        #expect(messages[1200].op == "update" && messages[1201].op == "delete")
+        #expect(pipe.deadLetters().isEmpty)
+    }
+
+    @Test func unroutableMessagesAreRejectedAndDeadLettered() async throws {
+        let url = try #require(TestEnvironment.rabbitMQURL)
+        let db = try TestDatabase(prefix: "amqp_unroutable")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        let queue = "test.\(db.name)"
+        // Only inserts are bound: the update has no route and comes back (mandatory).
+        let pipe = try InProcessPipe(
+            database: db, name: "amqp_unroutable", tables: ["public.items"],
+            sinks: [
+                try rabbitSink(
+                    "exchange: amq.topic, routing_key: \"\(db.name).{table}.{op}\", queue: \(queue), binding_key: \"\(db.name).*.insert\""
+                )
+            ])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql(
+            "INSERT INTO items VALUES (1, 'a'); UPDATE items SET name = 'b' WHERE id = 1; INSERT INTO items VALUES (2, 'c')"
+        )
+        let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
+        let messages = try AMQPCLI.consume(url, queue: queue, count: 2, timeout: .seconds(20))
+        try await pipe.stop()
+        #expect(messages.compactMap { $0.after?["id"] as? Int } == [1, 2])
+        #expect(letters.count == 1)
+        #expect((letters.first?["reason"] as? String)?.contains("NO_ROUTE") == true, "\(letters)")
+        #expect(letters.first?["attempts"] as? Int == 2)  // retries: 1
+        #expect((letters.first?["event"] as? [String: Any])?.op == "update")
+    }
+
+    @Test(.enabled(if: AMQPCLI.control2 != nil && AMQPCLI.url2 != nil))
+    func brokerStoppedForTwentySecondsLosesNothing() async throws {
+        let url = try #require(AMQPCLI.url2)
+        let db = try TestDatabase(prefix: "amqp_outage")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE ticks (id int PRIMARY KEY, v int)")
+        let queue = "test.\(db.name)"
+        let pipe = try InProcessPipe(
+            database: db, name: "amqp_outage", tables: ["public.ticks"],
+            sinks: [try rabbitSink("queue: \(queue)", url: url)])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        let inserter = Inserter(url: db.url)
+        inserter.start(transactions: 200, rowsPerTransaction: 10, pause: .milliseconds(20), table: "ticks") {
+            _, first in
+            "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
+        }
+        try await Task.sleep(for: .seconds(1))
+        try AMQPCLI.control("stop")
+        try await Task.sleep(for: .seconds(20))
+        try AMQPCLI.control("start")
+        try await inserter.waitUntilDone()
+        let messages = try await waitForQueue(url, queue: queue, distinct: 2000)
+        try await pipe.stop()
+        let ids = Set(messages.compactMap { $0.after?["id"] as? Int })
+        #expect(ids == Set(1...2000), "missing \(Set(1...2000).subtracting(ids).count) rows")
+        #expect(pipe.deadLetters().isEmpty)
+    }
+
+    /// Consumes until `distinct` different events arrived (redeliveries after the outage may
+    /// add duplicates: at-least-once).
+    func waitForQueue(_ url: String, queue: String, distinct: Int) async throws -> [[String: Any]] {
+        var messages: [[String: Any]] = []
+        var ids: Set<String> = []
+        let deadline = ContinuousClock.now + .seconds(90)
+        while ids.count < distinct, ContinuousClock.now < deadline {
+            let batch = try AMQPCLI.consume(url, queue: queue, count: 1000, timeout: .seconds(5))
+            messages += batch
+            for message in batch { if let id = message.eventID { ids.insert(id) } }
+        }
+        return messages
+    }
+}
