@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -56,6 +59,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "HTTPSink",
+            dependencies: [
+                "BridgeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "RedisSink",
             dependencies: ["CHiredis", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -73,7 +87,8 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresSource", "FileSink", "KafkaSink", "RabbitMQSink", "RedisSink", "Pipeline",
+                "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
+                "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -92,8 +107,9 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PostgresSource", "BridgeCore", "Pipeline", "FileSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "CLibPQ", "CHiredis",
+                "PostgresSource", "BridgeCore", "Pipeline", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink",
+                "RedisSink", "CLibPQ", "CHiredis", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

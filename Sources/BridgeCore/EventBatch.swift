@@ -88,12 +88,15 @@ public struct Rejection: Sendable, Equatable {
     /// Sending it again cannot succeed (HTTP 400, a message too large): it goes to the
     /// dead-letter target without retries.
     public var isPermanent: Bool
+    /// How long the remote side asked to wait before trying again (HTTP `Retry-After`).
+    public var retryAfter: Duration?
 
-    public init(batch: Int, event: Int, reason: String, isPermanent: Bool) {
+    public init(batch: Int, event: Int, reason: String, isPermanent: Bool, retryAfter: Duration? = nil) {
         self.batch = batch
         self.event = event
         self.reason = reason
         self.isPermanent = isPermanent
+        self.retryAfter = retryAfter
     }
 }
 

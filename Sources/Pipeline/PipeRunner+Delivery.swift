@@ -48,7 +48,8 @@ extension PipeRunner {
             logger.warning(
                 "\(sink.name) rejected \(retry.eventCount) events (attempt \(attempt) of \(sink.delivery.retries + 1)): \(sample); retrying in \(delay)"
             )
-            try await Task.sleep(for: delay.jittered())
+            let retryAfter = result.rejected.compactMap(\.retryAfter).max() ?? .zero
+            try await Task.sleep(for: max(delay.jittered(), min(retryAfter, .seconds(300))))
             delay = min(delay * 2, sink.delivery.maxRetryInterval)
             attempt += 1
             pending = [retry]

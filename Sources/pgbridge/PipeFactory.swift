@@ -1,6 +1,7 @@
 import BridgeCore
 import FileSink
 import Foundation
+import HTTPSink
 import KafkaSink
 import Logging
 import Pipeline
@@ -46,14 +47,12 @@ final class PipeFactory {
             let client = try rabbitMQClients[rabbit.connectionIdentity] ?? RabbitMQClient(config: rabbit)
             rabbitMQClients[rabbit.connectionIdentity] = client
             return RabbitMQSink(config: rabbit, client: client, maxInFlight: sink.delivery.maxInFlight, logger: logger)
+        case .http(let http):
+            return try HTTPSink(config: http, version: PGBridge.version, logger: logger)
         case .redis(let redis):
             let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
             redisClients[redis.connectionIdentity] = client
             return RedisSink(config: redis, client: client, logger: logger)
-        default:
-            throw ConfigError(
-                path: "pipes.\(pipe).sinks.\(sink.name)",
-                message: "sink kind \(sink.kindName) is not available in this build")
         }
     }
 

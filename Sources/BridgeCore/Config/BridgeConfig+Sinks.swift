@@ -184,6 +184,13 @@ extension BridgeConfig {
             }
         }
         config.template = try keys["template"]?.string()
+        if let template = config.template {
+            do {
+                _ = try BodyTemplate(template)
+            } catch {
+                throw keys["template"]!.error(error.message)
+            }
+        }
         config.preset = try enumValue(keys["preset"], default: .none)
         if config.preset == .slack, config.template == nil {
             throw (keys["preset"] ?? node).error(

@@ -1,0 +1,213 @@
+import AsyncHTTPClient
+import BridgeCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Sends events to an HTTP endpoint: one event per request (its JSON, or a rendered template),
+/// or a JSON array of `batch_count` events.
+///
+/// `parallelism` lanes send concurrently; events are assigned to lanes by their key, and a lane
+/// sends in order, so events of one key stay in order. 2xx acknowledges; 408, 429 and 5xx
+/// reject the request's events and the rest of its lane for a retry (honouring
+/// `Retry-After`); other 4xx reject the request's events for good (dead letter); connection
+/// errors and timeouts fail the delivery, which the pipe retries.
+public final class HTTPSink: EventSink {
+    public let config: HTTPSinkConfig
+    let client: HTTPClient
+    let logger: Logger
+    let template: BodyTemplate?
+    let tokens: OAuth2TokenSource?
+    let userAgent: String
+
+    public init(config: HTTPSinkConfig, client: HTTPClient = .shared, version: String = "dev", logger: Logger) throws {
+        self.config = config
+        self.client = client
+        self.logger = logger
+        self.template = try config.template.map { try BodyTemplate($0) }
+        self.tokens = config.oauth2.map { OAuth2TokenSource(config: $0, client: client, timeout: config.timeout) }
+        self.userAgent = "pgbridge/\(version)"
+    }
+
+    /// The URL without query string or credentials (they may hold secrets).
+    public var description: String {
+        var shown = config.url
+        if let query = shown.firstIndex(of: "?") { shown = String(shown[..<query]) }
+        if let scheme = shown.range(of: "://"), let at = shown[scheme.upperBound...].firstIndex(of: "@") {
+            shown = String(shown[..<scheme.upperBound]) + "***@" + shown[shown.index(after: at)...]
+        }
+        return "http:\(config.method) \(shown)"
+    }
+
+    public func open() async throws {
+        if let tokens { _ = try await tokens.accessToken() }
+    }
+
+    public func close() async {}
+
+    public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
+        let lanes = plan(batches)
+        return try await withThrowingTaskGroup(of: [Rejection].self) { group in
+            for lane in lanes where !lane.isEmpty {
+                group.addTask { try await self.send(lane) }
+            }
+            var rejected: [Rejection] = []
+            for try await laneRejections in group { rejected += laneRejections }
+            return DeliveryResult(rejected: rejected)
+        }
+    }
+
+    /// One request: its body and the events it carries.
+    struct PlannedRequest: Sendable {
+        var body: [UInt8]
+        var events: [(batch: Int, event: Int)]
+        var idempotencyKey: String
+    }
+
+    /// Splits the events into lanes by key and builds the request bodies.
+    func plan(_ batches: [EventBatch]) -> [[PlannedRequest]] {
+        let laneCount = config.parallelism
+        var lanes = [[PlannedRequest]](repeating: [], count: laneCount)
+        var open = [PlannedRequest?](repeating: nil, count: laneCount)
+        var firstIDs = [String](repeating: "", count: laneCount)
+        for (batchIndex, batch) in batches.enumerated() {
+            batch.forEachEvent { bytes, eventIndex, fields in
+                let lane = laneCount == 1 ? 0 : Self.lane(of: fields, bytes, count: laneCount)
+                let id = fields.id.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
+                if config.batchCount == 1 {
+                    var body: [UInt8] = []
+                    appendBody(fields, bytes, into: &body)
+                    lanes[lane].append(
+                        PlannedRequest(body: body, events: [(batchIndex, eventIndex)], idempotencyKey: id))
+                    return
+                }
+                if open[lane] == nil {
+                    open[lane] = PlannedRequest(body: [UInt8(ascii: "[")], events: [], idempotencyKey: id)
+                    firstIDs[lane] = id
+                } else {
+                    open[lane]!.body.append(UInt8(ascii: ","))
+                }
+                open[lane]!.body.append(contentsOf: bytes[fields.event])
+                open[lane]!.events.append((batchIndex, eventIndex))
+                if open[lane]!.events.count == config.batchCount {
+                    open[lane]!.body.append(UInt8(ascii: "]"))
+                    open[lane]!.idempotencyKey = "\(firstIDs[lane])..\(id)"
+                    lanes[lane].append(open[lane]!)
+                    open[lane] = nil
+                }
+            }
+        }
+        for lane in 0..<laneCount {
+            guard var request = open[lane], let last = request.events.last else { continue }
+            request.body.append(UInt8(ascii: "]"))
+            let lastID = batches[last.batch].bytes.withUnsafeBufferPointer { bytes in
+                EventFields.scan(bytes, event: batches[last.batch].eventRange(at: last.event)).id.map {
+                    String(decoding: bytes[$0], as: UTF8.self)
+                } ?? ""
+            }
+            request.idempotencyKey = request.events.count == 1 ? firstIDs[lane] : "\(firstIDs[lane])..\(lastID)"
+            lanes[lane].append(request)
+        }
+        return lanes
+    }
+
+    private func appendBody(_ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, into body: inout [UInt8]) {
+        guard let template else {
+            body.append(contentsOf: bytes[fields.event])
+            return
+        }
+        switch config.preset {
+        case .slack:
+            JSONBytes.appendRaw("{\"text\":\"", into: &body)
+            template.render(fields, bytes, escapeJSON: true, into: &body)
+            JSONBytes.appendRaw("\"}", into: &body)
+        case .none:
+            template.render(fields, bytes, escapeJSON: template.isJSON, into: &body)
+        }
+    }
+
+    private var contentType: String {
+        if let template, config.preset == .none, !template.isJSON { return "text/plain; charset=utf-8" }
+        return "application/json"
+    }
+
+    /// FNV-1a of the key (or of the event when it has none).
+    static func lane(of fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, count: Int) -> Int {
+        let range = fields.key.flatMap { JSONScanner(bytes).isNull($0) ? nil : $0 } ?? fields.event
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes[range] {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return Int(hash % UInt64(count))
+    }
+
+    enum Outcome {
+        case delivered
+        case rejected(reason: String, permanent: Bool, retryAfter: Duration?)
+    }
+
+    /// Sends a lane's requests in order; after a retriable rejection the rest of the lane is
+    /// rejected too, so a key's later events never overtake an earlier one.
+    private func send(_ lane: [PlannedRequest]) async throws -> [Rejection] {
+        var rejections: [Rejection] = []
+        for (index, request) in lane.enumerated() {
+            switch try await execute(request) {
+            case .delivered:
+                continue
+            case .rejected(let reason, true, _):
+                for event in request.events {
+                    rejections.append(
+                        Rejection(batch: event.batch, event: event.event, reason: reason, isPermanent: true))
+                }
+            case .rejected(let reason, false, let retryAfter):
+                for pending in lane[index...] {
+                    for event in pending.events {
+                        rejections.append(
+                            Rejection(
+                                batch: event.batch, event: event.event, reason: reason, isPermanent: false,
+                                retryAfter: retryAfter))
+                    }
+                }
+                return rejections
+            }
+        }
+        return rejections
+    }
+
+    private func execute(_ planned: PlannedRequest, tokenRefreshed: Bool = false) async throws -> Outcome {
+        var request = HTTPClientRequest(url: config.url)
+        request.method = HTTPMethod(rawValue: config.method)
+        request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "User-Agent", value: userAgent)
+        request.headers.add(name: "Idempotency-Key", value: planned.idempotencyKey)
+        for header in config.headers { request.headers.replaceOrAdd(name: header.name, value: header.value) }
+        if let tokens {
+            request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(try await tokens.accessToken())")
+        }
+        request.body = .bytes(planned.body)
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .nanoseconds(config.timeout.nanosecondCount))
+        } catch {
+            throw SinkError(sink: description, message: "request failed: \(error)")
+        }
+        let status = response.status.code
+        let body = try? await response.body.collect(upTo: 4096)
+        if (200..<300).contains(status) { return .delivered }
+        if status == 401, let tokens, !tokenRefreshed {
+            await tokens.invalidate()
+            return try await execute(planned, tokenRefreshed: true)
+        }
+        var reason = "HTTP \(status)"
+        if let body, body.readableBytes > 0 {
+            reason += ": " + String(buffer: body).prefix(300).replacingOccurrences(of: "\n", with: " ")
+        }
+        let retriable = status == 408 || status == 429 || status >= 500
+        var retryAfter: Duration?
+        if retriable, let header = response.headers.first(name: "Retry-After"), let seconds = Int(header) {
+            retryAfter = .seconds(seconds)
+        }
+        return .rejected(reason: reason, permanent: !retriable, retryAfter: retryAfter)
+    }
+}

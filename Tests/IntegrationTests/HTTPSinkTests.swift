@@ -1,0 +1,205 @@
+import BridgeCore
+import Foundation
+import HTTPSink
+import Pipeline
+import Testing
+
+@Suite("HTTP sink against a local Hummingbird receiver", .enabled(if: TestEnvironment.hasPostgres))
+struct HTTPSinkTests {
+    func httpSink(_ yaml: String, retries: Int = 10) throws -> PipeSink {
+        let config = try BridgeConfig.parse(
+            yaml: """
+                postgres: {url: "postgresql://x@127.0.0.1/x"}
+                pipes:
+                  - name: p
+                    source: {tables: [t]}
+                    sinks: [{kind: http, \(yaml)}]
+                """)
+        let sink = config.pipes[0].sinks[0]
+        guard case .http(let http) = sink.kind else { throw TestFailure("expected an http sink") }
+        var delivery = sink.delivery
+        delivery.retries = retries
+        delivery.retryInterval = .milliseconds(50)
+        return PipeSink(
+            name: "http", sink: try HTTPSink(config: http, logger: InProcessPipe.testLogger), delivery: delivery)
+    }
+
+    func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
+
+    func waitFor(timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw TestFailure("condition not met within \(timeout)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    @Test func eventBodiesHeadersAndIdempotencyKeys() async throws {
+        let server = try await HookServer.start()
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_basic")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE prices (id int PRIMARY KEY, name text, price numeric)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_basic", tables: ["public.prices"],
+            sinks: [try httpSink("url: \"\(server.url)?secret=q\", headers: {X-Hook-Token: abc123}")])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO prices SELECT g, 'item ' || g, g * 2.5 FROM generate_series(1, 5) g")
+        try await waitFor { server.delivered.count >= 5 }
+        try await pipe.stop()
+        let requests = server.delivered
+        #expect(requests.count == 5)
+        for (index, request) in requests.enumerated() {
+            let event = try #require(json(request.body) as? [String: Any])
+            #expect(event.after?["id"] as? Int == index + 1)
+            #expect(request.headers["idempotency-key"] == event.eventID)
+            #expect(request.headers["x-hook-token"] == "abc123")
+            #expect(request.headers["content-type"] == "application/json")
+            #expect(request.headers["user-agent"]?.hasPrefix("pgbridge/") == true)
+        }
+    }
+
+    @Test func batchesAreJSONArrays() async throws {
+        let server = try await HookServer.start()
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_batch")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE readings (id int PRIMARY KEY, v int)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_batch", tables: ["public.readings"],
+            sinks: [try httpSink("url: \"\(server.url)\", batch_count: 10")])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO readings SELECT g, g FROM generate_series(1, 25) g")
+        try await waitFor { server.delivered.compactMap { json($0.body) as? [Any] }.reduce(0) { $0 + $1.count } >= 25 }
+        try await pipe.stop()
+        let arrays = server.delivered.compactMap { json($0.body) as? [[String: Any]] }
+        #expect(arrays.count == server.delivered.count)
+        #expect(arrays.flatMap { $0 }.compactMap { $0.after?["id"] as? Int } == Array(1...25))
+        #expect(arrays.allSatisfy { $0.count <= 10 })
+        let first = try #require(arrays.first)
+        #expect(server.delivered[0].headers["idempotency-key"] == "\(first.first!.eventID!)..\(first.last!.eventID!)")
+    }
+
+    @Test func templatesAndTheSlackPreset() async throws {
+        let server = try await HookServer.start()
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_template")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE sensors (id int PRIMARY KEY, device text, temp float8)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_template", tables: ["public.sensors"],
+            sinks: [
+                try httpSink(
+                    "url: \"\(server.url)\", preset: slack, template: \"sensor {{ .after.device }} is at {{ .after.temp }} ({{ .op }} on {{ .source.table }})\""
+                )
+            ])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO sensors VALUES (1, 'boiler \"A\"', 81.5)")
+        try await waitFor { server.delivered.count >= 1 }
+        try await pipe.stop()
+        let body = try #require(json(server.delivered[0].body) as? [String: Any])
+        #expect(body["text"] as? String == "sensor boiler \"A\" is at 81.5 (insert on sensors)")
+    }
+
+    @Test func oauth2TokenIsFetchedOnceAndSent() async throws {
+        var behaviour = HookServer.Behaviour()
+        behaviour.requireToken = true
+        let server = try await HookServer.start(behaviour)
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_oauth")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_oauth", tables: ["public.t"],
+            sinks: [
+                try httpSink(
+                    "url: \"\(server.url)\", oauth2: {client_key: pgbridge, client_secret: s3cret, token_url: \"\(server.tokenURL)\", scopes: [events.write]}"
+                )
+            ])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO t SELECT generate_series(1, 3)")
+        try await waitFor { server.delivered.count >= 3 }
+        try await pipe.stop()
+        #expect(server.received.allSatisfy { $0.headers["authorization"] == "Bearer tok-1" })
+        #expect(server.tokenRequests.count == 1)
+        #expect(server.tokenRequests.first?.contains("scope=events.write") == true)
+    }
+
+    @Test func serviceUnavailableIsRetriedUntilTheEndpointRecovers() async throws {
+        var behaviour = HookServer.Behaviour()
+        behaviour.failures = 4
+        behaviour.retryAfter = "0"
+        let server = try await HookServer.start(behaviour)
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_503")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_503", tables: ["public.t"], sinks: [try httpSink("url: \"\(server.url)\"")])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO t SELECT generate_series(1, 3)")
+        try await waitFor { server.delivered.count >= 3 }
+        try await pipe.stop()
+        #expect(server.received.filter { $0.status == 503 }.count == 4)
+        let ids = server.delivered.compactMap { (json($0.body) as? [String: Any])?.after?["id"] as? Int }
+        #expect(ids == [1, 2, 3])
+        #expect(pipe.deadLetters().isEmpty)
+    }
+
+    @Test func badRequestGoesToDeadLetterAndThePipeContinues() async throws {
+        var behaviour = HookServer.Behaviour()
+        behaviour.rejectMarker = "poison"
+        let server = try await HookServer.start(behaviour)
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_400")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_400", tables: ["public.notes"], sinks: [try httpSink("url: \"\(server.url)\"")])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO notes VALUES (1, 'fine'), (2, 'poison'), (3, 'fine too')")
+        try await waitFor { server.delivered.count >= 2 }
+        let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
+        try await pipe.stop()
+        #expect(server.delivered.compactMap { (json($0.body) as? [String: Any])?.after?["id"] as? Int } == [1, 3])
+        #expect(letters.count == 1)
+        #expect(letters.first?["reason"] as? String == "HTTP 400: bad event: rejected by the test receiver")
+        #expect(letters.first?["attempts"] as? Int == 1)
+        #expect((letters.first?["event"] as? [String: Any])?.after?["id"] as? Int == 2)
+    }
+
+    @Test func parallelLanesKeepPerKeyOrder() async throws {
+        let server = try await HookServer.start()
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_parallel")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE counters (id int PRIMARY KEY, n int)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_parallel", tables: ["public.counters"],
+            sinks: [try httpSink("url: \"\(server.url)\", parallelism: 4")])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO counters SELECT g, 0 FROM generate_series(1, 20) g")
+        for _ in 1...10 { try db.sql("UPDATE counters SET n = n + 1") }
+        try await waitFor { server.delivered.count >= 220 }
+        try await pipe.stop()
+        var last: [Int: Int] = [:]
+        var violations = 0
+        for request in server.delivered {
+            guard let event = json(request.body) as? [String: Any], let id = event.after?["id"] as? Int,
+                let n = event.after?["n"] as? Int
+            else { continue }
+            if let previous = last[id], n <= previous { violations += 1 }
+            last[id] = n
+        }
+        #expect(server.delivered.count == 220)
+        #expect(violations == 0)
+        #expect(last.values.allSatisfy { $0 == 10 })
+    }
+}
