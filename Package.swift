@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
     ],
     targets: [
@@ -75,9 +76,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Processing",
+            dependencies: ["BridgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Pipeline",
             dependencies: [
-                "BridgeCore",
+                "BridgeCore", "Processing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -95,7 +101,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore"], swiftSettings: strict),
+        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "Processing"], swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",
             dependencies: ["PostgresSource", "BridgeCore"],
@@ -103,11 +109,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "PipelineTests", dependencies: ["Pipeline", "FileSink", "BridgeCore"], swiftSettings: strict),
+            name: "PipelineTests", dependencies: ["Pipeline", "Processing", "FileSink", "BridgeCore"],
+            resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PostgresSource", "BridgeCore", "Pipeline", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink",
+                "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink", "KafkaSink",
+                "RabbitMQSink",
                 "RedisSink", "CLibPQ", "CHiredis", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

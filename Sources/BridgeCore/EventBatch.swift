@@ -10,6 +10,9 @@ public struct EventBatch: Sendable {
     public var checkpoint: LSN?
     /// Source-assigned, increasing by one per batch.
     public var sequence: UInt64
+    /// Per event, the `route` processor that matched it (1-based index among the pipe's routes;
+    /// 0 = none). nil when the pipe has no routes.
+    public var routes: [UInt8]?
 
     public init(bytes: [UInt8] = [], eventEnds: [Int] = [], checkpoint: LSN? = nil, sequence: UInt64 = 0) {
         self.bytes = bytes
@@ -34,9 +37,19 @@ public struct EventBatch: Sendable {
     }
 
     /// Appends a copy of an event of another batch (retries, routes, dead letters).
-    public mutating func appendEvent(_ event: ArraySlice<UInt8>) {
+    public mutating func appendEvent(_ event: ArraySlice<UInt8>, route: UInt8 = 0) {
         bytes.append(contentsOf: event)
         endEvent()
+        if route != 0 || routes != nil {
+            if routes == nil { routes = [UInt8](repeating: 0, count: eventEnds.count - 1) }
+            routes!.append(route)
+        }
+    }
+
+    /// The route of event `index` (0 = none).
+    @inline(__always)
+    public func route(at index: Int) -> UInt8 {
+        routes.map { $0[index] } ?? 0
     }
 
     /// Calls `body` with the bytes of the batch and the fields of each event.

@@ -20,9 +20,16 @@ public final class HTTPSink: EventSink {
     let template: BodyTemplate?
     let tokens: OAuth2TokenSource?
     let userAgent: String
+    /// The pipe's format: CloudEvents change the content type, or (binary mode) move the
+    /// attributes to `ce-*` headers.
+    let format: EventFormat
 
-    public init(config: HTTPSinkConfig, client: HTTPClient = .shared, version: String = "dev", logger: Logger) throws {
+    public init(
+        config: HTTPSinkConfig, client: HTTPClient = .shared, format: EventFormat = .native, version: String = "dev",
+        logger: Logger
+    ) throws {
         self.config = config
+        self.format = format
         self.client = client
         self.logger = logger
         self.template = try config.template.map { try BodyTemplate($0) }
@@ -63,6 +70,12 @@ public final class HTTPSink: EventSink {
         var body: [UInt8]
         var events: [(batch: Int, event: Int)]
         var idempotencyKey: String
+        /// CloudEvents binary mode: `ce-*` headers.
+        var headers: [(String, String)] = []
+    }
+
+    var isBinaryCloudEvents: Bool {
+        format == .cloudevents && config.contentMode == .binary && config.batchCount == 1 && template == nil
     }
 
     /// Splits the events into lanes by key and builds the request bodies.
@@ -129,6 +142,9 @@ public final class HTTPSink: EventSink {
 
     private var contentType: String {
         if let template, config.preset == .none, !template.isJSON { return "text/plain; charset=utf-8" }
+        if format == .cloudevents, template == nil, !isBinaryCloudEvents {
+            return config.batchCount > 1 ? "application/cloudevents-batch+json" : "application/cloudevents+json"
+        }
         return "application/json"
     }
 
@@ -181,6 +197,7 @@ public final class HTTPSink: EventSink {
         request.headers.add(name: "Content-Type", value: contentType)
         request.headers.add(name: "User-Agent", value: userAgent)
         request.headers.add(name: "Idempotency-Key", value: planned.idempotencyKey)
+        for header in planned.headers { request.headers.add(name: header.0, value: header.1) }
         for header in config.headers { request.headers.replaceOrAdd(name: header.name, value: header.value) }
         if let tokens {
             request.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(try await tokens.accessToken())")

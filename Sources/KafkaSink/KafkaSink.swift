@@ -12,10 +12,18 @@ public final class KafkaSink: EventSink {
     public let config: KafkaSinkConfig
     let producer: KafkaProducer
     let logger: Logger
+    /// Topic templates of the pipe's routes (index = route - 1; nil = the sink's own topic).
+    let routeTopics: [NameTemplate?]
+    let format: EventFormat
 
-    public init(config: KafkaSinkConfig, producer: KafkaProducer, logger: Logger) {
+    public init(
+        config: KafkaSinkConfig, producer: KafkaProducer, format: EventFormat = .native,
+        routeTopics: [NameTemplate?] = [], logger: Logger
+    ) {
+        self.format = format
         self.config = config
         self.producer = producer
+        self.routeTopics = routeTopics
         self.logger = logger
     }
 
@@ -49,12 +57,17 @@ public final class KafkaSink: EventSink {
             tracker.abandon(count: total, reason: "\(error)")
             return
         }
-        var writer = KafkaMessageWriter(config: config)
+        var writer = KafkaMessageWriter(config: config, format: format)
         var index = 0
         for batch in batches {
-            batch.forEachEvent { bytes, _, fields in
+            batch.forEachEvent { bytes, eventIndex, fields in
                 let token = UInt(trackerID) << 32 | UInt(UInt32(truncatingIfNeeded: index))
-                if let failure = writer.produce(rk, fields, bytes, opaque: UnsafeMutableRawPointer(bitPattern: token)) {
+                let route = Int(batch.route(at: eventIndex))
+                let topic =
+                    route > 0 && route <= routeTopics.count ? routeTopics[route - 1] ?? config.topic : config.topic
+                if let failure = writer.produce(
+                    rk, fields, bytes, topic: topic, opaque: UnsafeMutableRawPointer(bitPattern: token))
+                {
                     tracker.failed(index, code: failure.code, reason: failure.reason)
                 }
                 index += 1
@@ -75,20 +88,28 @@ struct KafkaMessageWriter {
     static let opHeader = Array("pgbridge-op\0".utf8CString)
     static let tableHeader = Array("pgbridge-table\0".utf8CString)
 
-    init(config: KafkaSinkConfig) {
+    let format: EventFormat
+    /// CloudEvents binary mode headers of the current message (`ce_id` …), NUL-terminated names.
+    private var cloudEventHeaders: [([CChar], [UInt8])] = []
+    static let contentTypeHeader = Array("content-type\0".utf8CString)
+    static let structuredContentType = Array("application/cloudevents+json".utf8)
+    static let jsonContentType = Array("application/json".utf8)
+
+    init(config: KafkaSinkConfig, format: EventFormat = .native) {
         self.config = config
+        self.format = format
     }
 
     /// Produces one message (copied by librdkafka; blocks while its queue is full).
     mutating func produce(
-        _ rk: OpaquePointer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
+        _ rk: OpaquePointer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, topic template: NameTemplate,
         opaque: UnsafeMutableRawPointer?
     ) -> (code: rd_kafka_resp_err_t, reason: String)? {
         topic.removeAll(keepingCapacity: true)
-        config.topic.render(fields, bytes, into: &topic)
+        template.render(fields, bytes, into: &topic)
         guard !topic.isEmpty else {
             return (
-                RD_KAFKA_RESP_ERR__INVALID_ARG, "the topic template \(config.topic) gives an empty name for this event"
+                RD_KAFKA_RESP_ERR__INVALID_ARG, "the topic template \(template) gives an empty name for this event"
             )
         }
         topic.append(0)
@@ -106,7 +127,23 @@ struct KafkaMessageWriter {
             scanner.appendUnescaped(name, into: &table)
         }
         let base = bytes.baseAddress!
-        let event = fields.event
+        var event = fields.event
+        cloudEventHeaders.removeAll(keepingCapacity: true)
+        if format == .cloudevents, config.contentMode == .binary {
+            // Binary content mode (Kafka protocol binding): attributes as ce_ headers, data as the value.
+            let cloudEvent = CloudEventFields.scan(bytes, event: fields.event)
+            for attribute in cloudEvent.attributes {
+                var value: [UInt8] = []
+                JSONScanner(bytes).appendUnescaped(attribute.value, into: &value)
+                cloudEventHeaders.append(
+                    (Array(("ce_" + String(decoding: bytes[attribute.name], as: UTF8.self)).utf8CString), value))
+            }
+            if let data = cloudEvent.data { event = data }
+        }
+        let contentType: [UInt8]? =
+            format != .cloudevents
+            ? nil : (config.contentMode == .binary ? Self.jsonContentType : Self.structuredContentType)
+        let cloudEventHeaders = cloudEventHeaders
         let id = fields.id ?? 0..<0
         let op = fields.op ?? 0..<0
         let hasKey = !key.isEmpty
@@ -145,6 +182,13 @@ struct KafkaMessageWriter {
                                 let headers = rd_kafka_headers_new(3)!
                                 rd_kafka_header_add(headers, idName.baseAddress, -1, base + id.lowerBound, id.count)
                                 rd_kafka_header_add(headers, opName.baseAddress, -1, base + op.lowerBound, op.count)
+                                for (name, value) in cloudEventHeaders {
+                                    rd_kafka_header_add(headers, name, -1, value, value.count)
+                                }
+                                if let contentType {
+                                    rd_kafka_header_add(
+                                        headers, Self.contentTypeHeader, -1, contentType, contentType.count)
+                                }
                                 if hasTable {
                                     rd_kafka_header_add(
                                         headers, tableName.baseAddress, -1, tableBytes.baseAddress, tableBytes.count)

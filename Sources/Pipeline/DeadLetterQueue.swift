@@ -8,12 +8,15 @@ public struct DeadLetter: Sendable {
     public var reason: String
     public var attempts: Int
     public var event: ArraySlice<UInt8>
+    /// The event's route (kept when it is retried instead).
+    public var route: UInt8
 
-    public init(sink: String, reason: String, attempts: Int, event: ArraySlice<UInt8>) {
+    public init(sink: String, reason: String, attempts: Int, event: ArraySlice<UInt8>, route: UInt8 = 0) {
         self.sink = sink
         self.reason = reason
         self.attempts = attempts
         self.event = event
+        self.route = route
     }
 }
 

@@ -8,9 +8,10 @@ extension PipeRunner {
     ///   pipe waits and the source is not confirmed meanwhile.
     /// - Events the sink rejected are sent again up to `retries` times with backoff, then go to
     ///   the dead-letter target with the reason; permanent rejections go there at once.
-    func deliver(_ group: [EventBatch], to index: Int) async throws {
+    func deliver(_ fullGroup: [EventBatch], to index: Int) async throws {
         let sink = sinks[index]
         let metrics = metrics[index]
+        let group = events(of: fullGroup, for: sink.name)
         let events = group.reduce(0) { $0 + $1.eventCount }
         guard events > 0 else { return }
         let bytes = group.reduce(0) { $0 + $1.bytes.count }
@@ -29,11 +30,13 @@ extension PipeRunner {
             var retry = EventBatch()
             for rejection in result.rejected {
                 let event = pending[rejection.batch].event(at: rejection.event)
+                let route = pending[rejection.batch].route(at: rejection.event)
                 if rejection.isPermanent || attempt > sink.delivery.retries {
                     letters.append(
-                        DeadLetter(sink: sink.name, reason: rejection.reason, attempts: attempt, event: event))
+                        DeadLetter(
+                            sink: sink.name, reason: rejection.reason, attempts: attempt, event: event, route: route))
                 } else {
-                    retry.appendEvent(event)
+                    retry.appendEvent(event, route: route)
                 }
             }
             if !letters.isEmpty {
@@ -60,6 +63,23 @@ extension PipeRunner {
         metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
     }
 
+    /// The events of `group` that routes send to `sink` (all of them without routes).
+    func events(of group: [EventBatch], for sink: String) -> [EventBatch] {
+        guard !routeSinks.isEmpty else { return group }
+        return group.map { batch in
+            guard let routes = batch.routes else { return batch }
+            func included(_ route: UInt8) -> Bool {
+                route == 0 || Int(route) > routeSinks.count || routeSinks[Int(route) - 1]?.contains(sink) ?? true
+            }
+            if routes.allSatisfy(included) { return batch }
+            var subset = EventBatch(checkpoint: batch.checkpoint, sequence: batch.sequence)
+            for index in batch.eventEnds.indices where included(routes[index]) {
+                subset.appendEvent(batch.event(at: index), route: routes[index])
+            }
+            return subset
+        }
+    }
+
     /// Hands rejected events to the dead-letter target; without one, they stay in `retry` (and
     /// are retried until the sink takes them: never a silent drop).
     private func sendToDeadLetters(_ letters: [DeadLetter], from sink: PipeSink, retry: inout EventBatch) async throws {
@@ -67,7 +87,7 @@ extension PipeRunner {
             logger.error(
                 "\(sink.name) rejected \(letters.count) events for good (\(letters[0].reason)) and the pipe has no dead_letter target: retrying them"
             )
-            for letter in letters { retry.appendEvent(letter.event) }
+            for letter in letters { retry.appendEvent(letter.event, route: letter.route) }
             return
         }
         logger.error(

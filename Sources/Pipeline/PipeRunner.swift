@@ -1,5 +1,6 @@
 import BridgeCore
 import Logging
+import Processing
 import ServiceLifecycle
 import Synchronization
 
@@ -32,6 +33,9 @@ public final class PipeRunner: Service {
     let sinks: [PipeSink]
     let metrics: [SinkMetrics]
     let deadLetters: DeadLetterQueue?
+    let transform: EventTransform?
+    /// Per route (index = route - 1): the sinks its events go to; nil = every sink.
+    let routeSinks: [[String]?]
     let options: Options
     let logger: Logger
     let statsBox = Mutex(Stats())
@@ -40,8 +44,10 @@ public final class PipeRunner: Service {
     /// `deadLetters` nil: rejected events are retried until a sink takes them (never dropped).
     public init(
         name: String, source: any ChangeSource, sinks: [PipeSink], deadLetters: DeadLetterQueue? = nil,
-        options: Options = Options(), logger: Logger
+        transform: EventTransform? = nil, routeSinks: [[String]?] = [], options: Options = Options(), logger: Logger
     ) {
+        self.transform = transform.flatMap { $0.isIdentity ? nil : $0 }
+        self.routeSinks = routeSinks
         self.name = name
         self.source = source
         self.sinks = sinks
@@ -103,6 +109,10 @@ public final class PipeRunner: Service {
                 {
                     group.append(more)
                     bytes += more.bytes.count
+                }
+                if let transform {
+                    group = group.map(transform.apply)
+                    bytes = group.reduce(0) { $0 + $1.bytes.count }
                 }
                 try await deliver(group)
                 let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first

@@ -13,11 +13,14 @@ public final class RabbitMQSink: EventSink {
     let maxInFlight: Int
     let confirmTimeout: Duration
     let logger: Logger
+    /// Routing-key templates of the pipe's routes (index = route - 1; nil = the sink's own).
+    let routeKeys: [NameTemplate?]
 
     public init(
         config: RabbitMQSinkConfig, client: RabbitMQClient, maxInFlight: Int = 10_000,
-        confirmTimeout: Duration = .seconds(30), logger: Logger
+        confirmTimeout: Duration = .seconds(30), routeKeys: [NameTemplate?] = [], logger: Logger
     ) {
+        self.routeKeys = routeKeys
         self.config = config
         self.client = client
         self.maxInFlight = maxInFlight
@@ -45,6 +48,7 @@ public final class RabbitMQSink: EventSink {
         let config = config
         let maxInFlight = maxInFlight
         let confirmTimeout = confirmTimeout
+        let routeKeys = routeKeys
         return try await client.run { connection in
             if let queue = config.queue {
                 try connection.declare(queue: queue, exchange: config.exchange, bindingKey: config.bindingKey)
@@ -55,7 +59,11 @@ public final class RabbitMQSink: EventSink {
             for (batchIndex, batch) in batches.enumerated() {
                 try batch.forEachEvent { bytes, eventIndex, fields in
                     routingKey.removeAll(keepingCapacity: true)
-                    config.routingKey.render(fields, bytes, into: &routingKey)
+                    let route = Int(batch.route(at: eventIndex))
+                    let template =
+                        route > 0 && route <= routeKeys.count
+                        ? routeKeys[route - 1] ?? config.routingKey : config.routingKey
+                    template.render(fields, bytes, into: &routingKey)
                     let raw = UnsafeRawBufferPointer(bytes)
                     let id = fields.id ?? 0..<0
                     let op = fields.op ?? 0..<0

@@ -10,10 +10,13 @@ public final class RedisSink: EventSink {
     public let config: RedisSinkConfig
     let client: RedisClient
     let logger: Logger
+    /// Key templates of the pipe's routes (index = route - 1; nil = the sink's own key).
+    let routeKeys: [NameTemplate?]
 
-    public init(config: RedisSinkConfig, client: RedisClient, logger: Logger) {
+    public init(config: RedisSinkConfig, client: RedisClient, routeKeys: [NameTemplate?] = [], logger: Logger) {
         self.config = config
         self.client = client
+        self.routeKeys = routeKeys
         self.logger = logger
     }
 
@@ -24,10 +27,13 @@ public final class RedisSink: EventSink {
 
     public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
         let config = config
+        let routeKeys = routeKeys
         return try await client.run { connection, arena in
             var writer = RedisCommandWriter(config: config, connection: connection)
             for (batchIndex, batch) in batches.enumerated() {
                 try batch.forEachEvent { bytes, eventIndex, fields in
+                    let route = Int(batch.route(at: eventIndex))
+                    writer.key = route > 0 && route <= routeKeys.count ? routeKeys[route - 1] ?? config.key : config.key
                     try writer.write(fields, bytes, event: (batchIndex, eventIndex), arena: &arena)
                 }
             }
@@ -41,6 +47,8 @@ public final class RedisSink: EventSink {
 struct RedisCommandWriter {
     let config: RedisSinkConfig
     let connection: RedisConnection
+    /// The key template of the current event.
+    var key: NameTemplate
     /// The event each unanswered command belongs to.
     private var pending: [(batch: Int32, event: Int32)] = []
     private(set) var rejected: [Rejection] = []
@@ -50,6 +58,7 @@ struct RedisCommandWriter {
     init(config: RedisSinkConfig, connection: RedisConnection) {
         self.config = config
         self.connection = connection
+        self.key = config.key
         pending.reserveCapacity(config.pipeline)
     }
 
@@ -60,7 +69,7 @@ struct RedisCommandWriter {
         case .stream:
             arena.begin()
             arena.add("XADD" as StaticString)
-            arena.write { config.key.render(fields, bytes, into: &$0) }
+            arena.write { key.render(fields, bytes, into: &$0) }
             arena.close()
             if let maxLength = config.maxLength {
                 arena.add("MAXLEN" as StaticString)
@@ -79,7 +88,7 @@ struct RedisCommandWriter {
         case .pubsub:
             arena.begin()
             arena.add("PUBLISH" as StaticString)
-            arena.write { config.key.render(fields, bytes, into: &$0) }
+            arena.write { key.render(fields, bytes, into: &$0) }
             arena.close()
             arena.add(bytes[fields.event])
             try send(&arena, event: event)
@@ -99,10 +108,10 @@ struct RedisCommandWriter {
             guard let after = fields.after, !scanner.isNull(after) else { return }
             if let before = fields.before, !scanner.isNull(before) {
                 scratch.removeAll(keepingCapacity: true)
-                config.key.render(fields, bytes, keyValuesFrom: before, into: &scratch)
+                key.render(fields, bytes, keyValuesFrom: before, into: &scratch)
                 let oldKey = scratch
                 scratch.removeAll(keepingCapacity: true)
-                config.key.render(fields, bytes, into: &scratch)
+                key.render(fields, bytes, into: &scratch)
                 if oldKey != scratch {
                     arena.begin()
                     arena.add("DEL" as StaticString)
@@ -112,7 +121,7 @@ struct RedisCommandWriter {
             }
             arena.begin()
             arena.add("HSET" as StaticString)
-            arena.write { config.key.render(fields, bytes, into: &$0) }
+            arena.write { key.render(fields, bytes, into: &$0) }
             arena.close()
             nullColumns.removeAll(keepingCapacity: true)
             scanner.forEachMember(of: after) { name, value in
@@ -130,7 +139,7 @@ struct RedisCommandWriter {
             if !nullColumns.isEmpty {
                 arena.begin()
                 arena.add("HDEL" as StaticString)
-                arena.write { config.key.render(fields, bytes, into: &$0) }
+                arena.write { key.render(fields, bytes, into: &$0) }
                 arena.close()
                 for name in nullColumns {
                     arena.write { scanner.appendUnescaped(name, into: &$0) }
@@ -141,12 +150,12 @@ struct RedisCommandWriter {
         case .delete:
             arena.begin()
             arena.add("DEL" as StaticString)
-            arena.write { config.key.render(fields, bytes, into: &$0) }
+            arena.write { key.render(fields, bytes, into: &$0) }
             arena.close()
             try send(&arena, event: event)
         case .truncate:
             try flush()
-            try deleteMatching(config.key.globPattern(fields, bytes), event: event, arena: &arena)
+            try deleteMatching(key.globPattern(fields, bytes), event: event, arena: &arena)
         case .message, .chunkDropped, nil:
             return  // not a row: nothing to mirror
         }

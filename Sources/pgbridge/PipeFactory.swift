@@ -5,6 +5,7 @@ import HTTPSink
 import KafkaSink
 import Logging
 import Pipeline
+import Processing
 import RabbitMQSink
 import RedisSink
 
@@ -26,33 +27,49 @@ final class PipeFactory {
     func runner(
         for pipe: PipeConfig, source: any ChangeSource, options: PipeRunner.Options = PipeRunner.Options()
     ) throws -> PipeRunner {
+        let routes = pipe.processors.compactMap { processor -> RouteConfig? in
+            if case .route(let route) = processor { return route }
+            return nil
+        }
         let sinks = try pipe.sinks.map { sink in
-            PipeSink(name: sink.name, sink: try makeSink(sink, pipe: pipe.name), delivery: sink.delivery)
+            PipeSink(
+                name: sink.name,
+                sink: try makeSink(
+                    sink, pipe: pipe.name, format: pipe.format, routeDestinations: routes.map(\.destination)),
+                delivery: sink.delivery)
         }
         let deadLetters = DeadLetterQueue(
             pipe: pipe.name, target: try makeDeadLetterTarget(pipe), logger: logger)
+        let transform = EventTransform(
+            pipe: pipe.name, processors: pipe.processors, format: pipe.format, version: PGBridge.version)
         return PipeRunner(
-            name: pipe.name, source: source, sinks: sinks, deadLetters: deadLetters, options: options, logger: logger)
+            name: pipe.name, source: source, sinks: sinks, deadLetters: deadLetters, transform: transform,
+            routeSinks: routes.map(\.sinks), options: options, logger: logger)
     }
 
-    func makeSink(_ sink: SinkConfig, pipe: String) throws -> any EventSink {
+    func makeSink(
+        _ sink: SinkConfig, pipe: String, format: EventFormat = .native, routeDestinations: [NameTemplate?] = []
+    ) throws -> any EventSink {
         switch sink.kind {
         case .file(let file):
             return FileSink(config: file, logger: logger)
         case .kafka(let kafka):
             let producer = kafkaProducers[kafka.connectionIdentity] ?? KafkaProducer(config: kafka, logger: logger)
             kafkaProducers[kafka.connectionIdentity] = producer
-            return KafkaSink(config: kafka, producer: producer, logger: logger)
+            return KafkaSink(
+                config: kafka, producer: producer, format: format, routeTopics: routeDestinations, logger: logger)
         case .rabbitmq(let rabbit):
             let client = try rabbitMQClients[rabbit.connectionIdentity] ?? RabbitMQClient(config: rabbit)
             rabbitMQClients[rabbit.connectionIdentity] = client
-            return RabbitMQSink(config: rabbit, client: client, maxInFlight: sink.delivery.maxInFlight, logger: logger)
+            return RabbitMQSink(
+                config: rabbit, client: client, maxInFlight: sink.delivery.maxInFlight, routeKeys: routeDestinations,
+                logger: logger)
         case .http(let http):
-            return try HTTPSink(config: http, version: PGBridge.version, logger: logger)
+            return try HTTPSink(config: http, format: format, version: PGBridge.version, logger: logger)
         case .redis(let redis):
             let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
             redisClients[redis.connectionIdentity] = client
-            return RedisSink(config: redis, client: client, logger: logger)
+            return RedisSink(config: redis, client: client, routeKeys: routeDestinations, logger: logger)
         }
     }
 

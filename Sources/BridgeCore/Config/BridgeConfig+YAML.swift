@@ -82,9 +82,6 @@ extension BridgeConfig {
 
     static func parsePipe(_ node: ConfigNode) throws -> PipeConfig {
         let keys = try node.mapping(allowed: ["name", "source", "processors", "format", "sinks", "dead_letter"])
-        if let child = keys["processors"] {
-            throw child.error("not available in this version of pgbridge yet: remove it")
-        }
         guard let nameNode = keys["name"] else { throw node.error("missing name: every pipe needs a name") }
         let name = try nameNode.string()
         guard Identifier.isSimple(name) else {
@@ -115,7 +112,10 @@ extension BridgeConfig {
             sinks.append(sink)
         }
         let deadLetter = try keys["dead_letter"].map { try parseDeadLetter($0, pipe: name) }
-        return PipeConfig(name: name, source: source, format: format, sinks: sinks, deadLetter: deadLetter)
+        let processors =
+            try keys["processors"].map { try parseProcessors($0, pipe: name, sinkNames: sinks.map(\.name)) } ?? []
+        return PipeConfig(
+            name: name, source: source, format: format, sinks: sinks, deadLetter: deadLetter, processors: processors)
     }
 
     static func parseSource(_ node: ConfigNode, pipeName: String) throws -> SourceConfig {

@@ -32,21 +32,27 @@ public struct PipeConfig: Sendable {
     public var sinks: [SinkConfig]
     /// Where rejected events go; nil = `<state_dir>/<pipe>.dead_letters.jsonl`.
     public var deadLetter: DeadLetterConfig?
+    public var processors: [ProcessorConfig]
 
     public init(
         name: String, source: SourceConfig, format: EventFormat = .native, sinks: [SinkConfig],
-        deadLetter: DeadLetterConfig? = nil
+        deadLetter: DeadLetterConfig? = nil, processors: [ProcessorConfig] = []
     ) {
         self.name = name
         self.source = source
         self.format = format
         self.sinks = sinks
         self.deadLetter = deadLetter
+        self.processors = processors
     }
 }
 
 public enum EventFormat: String, Sendable, CaseIterable {
     case native
+    /// Debezium's change-event envelope (as with `value.converter.schemas.enable=false`).
+    case debezium
+    /// CloudEvents 1.0 (structured JSON; binary mode on HTTP and Kafka sinks with `content_mode: binary`).
+    case cloudevents
 }
 
 public enum SourceConfig: Sendable {

@@ -3,6 +3,7 @@ import FileSink
 import Foundation
 import Logging
 import Pipeline
+import Processing
 
 @testable import PostgresSource
 
@@ -18,7 +19,8 @@ final class InProcessPipe: @unchecked Sendable {
 
     init(
         database: TestDatabase, name: String, tables: [String], slot: String? = nil, sinks: [PipeSink] = [],
-        withFileSink: Bool = true, options: PipeRunner.Options = PipeRunner.Options()
+        withFileSink: Bool = true, transform: EventTransform? = nil, routeSinks: [[String]?] = [],
+        options: PipeRunner.Options = PipeRunner.Options()
     ) throws {
         directory = try TestEnvironment.scratchDirectory(name)
         outputPath = (directory as NSString).appendingPathComponent("events.jsonl")
@@ -38,7 +40,7 @@ final class InProcessPipe: @unchecked Sendable {
         runner = PipeRunner(
             name: name, source: source,
             sinks: (withFileSink ? [PipeSink(name: "file", sink: fileSink)] : []) + sinks, deadLetters: deadLetters,
-            options: options, logger: logger)
+            transform: transform, routeSinks: routeSinks, options: options, logger: logger)
     }
 
     func start() {

@@ -1,0 +1,74 @@
+extension BridgeConfig {
+    static func parseProcessors(_ node: ConfigNode, pipe: String, sinkNames: [String]) throws -> [ProcessorConfig] {
+        try node.list().map { item in
+            let keys = try item.mapping(allowed: ["filter", "mask", "drop", "route"])
+            guard keys.count == 1, let (kind, value) = keys.first else {
+                throw item.error("each processor is one of filter, mask, drop or route (one per list item)")
+            }
+            switch kind {
+            case "filter":
+                let text = try value.string()
+                let result = Result { () throws(FilterError) in try FilterExpression(text) }
+                switch result {
+                case .success(let expression):
+                    return .filter(expression)
+                case .failure(let error):
+                    throw value.error("invalid filter: \(error.message) at position \(error.position) of \"\(text)\"")
+                }
+            case "mask":
+                let mask = try value.mapping(allowed: ["columns", "with", "tables"])
+                guard let columns = try mask["columns"]?.list(orCommaSeparated: true), !columns.isEmpty else {
+                    throw value.error("missing columns: the columns to mask, e.g. {columns: [email], with: sha256}")
+                }
+                let method: MaskMethod = try enumValue(mask["with"], default: .sha256)
+                return .mask(MaskConfig(columns: columns, method: method, tables: try tables(mask["tables"])))
+            case "drop":
+                if case .mapping = value.node {
+                    let drop = try value.mapping(allowed: ["columns", "tables"])
+                    guard let columns = try drop["columns"]?.list(orCommaSeparated: true), !columns.isEmpty else {
+                        throw value.error("missing columns: the columns to remove")
+                    }
+                    return .drop(DropConfig(columns: columns, tables: try tables(drop["tables"])))
+                }
+                let columns = try value.list(orCommaSeparated: true)
+                guard !columns.isEmpty else { throw value.error("empty: list the columns to remove") }
+                return .drop(DropConfig(columns: columns))
+            default:
+                let route = try value.mapping(allowed: ["table", "tables", "sinks", "topic"])
+                var patterns = try tables(route["tables"]) ?? []
+                patterns += try tables(route["table"]) ?? []
+                guard !patterns.isEmpty else {
+                    throw value.error(
+                        "missing tables: the tables this route applies to, e.g. {tables: [public.orders], ...}")
+                }
+                var sinks: [String]?
+                if let sinksNode = route["sinks"] {
+                    let names = try sinksNode.list(orCommaSeparated: true)
+                    for name in names where !sinkNames.contains(name) {
+                        throw sinksNode.error(
+                            "no sink named '\(name)' in this pipe; its sinks are: \(sinkNames.joined(separator: ", "))")
+                    }
+                    sinks = names
+                }
+                let destination = try route["topic"].map { try template($0, default: "", pipe: pipe) }
+                guard sinks != nil || destination != nil else {
+                    throw value.error("a route needs sinks, topic or both")
+                }
+                return .route(RouteConfig(tables: patterns, sinks: sinks, destination: destination))
+            }
+        }
+    }
+
+    private static func tables(_ node: ConfigNode?) throws -> [TablePattern]? {
+        guard let node else { return nil }
+        let items: [ConfigNode]
+        if case .scalar = node.node { items = [node] } else { items = try node.list() }
+        return try items.map { item in
+            let text = try item.string()
+            guard let pattern = TablePattern(parsing: text) else {
+                throw item.error("'\(text)' is not a table name: write schema.table, schema.* or table")
+            }
+            return pattern
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import BridgeCore
+import Foundation
+import Pipeline
+import Processing
+import RedisSink
+import Testing
+
+@Suite(
+    "Processors and formats end to end",
+    .enabled(if: TestEnvironment.hasPostgres && TestEnvironment.redisURL != nil))
+struct ProcessorsTests {
+    /// filter + mask + drop + route, Debezium format, a file sink and a Redis stream sink.
+    @Test func processorsRouteMaskAndEncodeDebezium() async throws {
+        let redisURL = try #require(TestEnvironment.redisURL)
+        let db = try TestDatabase(prefix: "processors")
+        defer { db.drop() }
+        try db.sql(
+            """
+            CREATE TABLE readings (id int PRIMARY KEY, temp float8, secret text);
+            CREATE TABLE orders (id int PRIMARY KEY, email text, total numeric);
+            """)
+        let config = try BridgeConfig.parse(
+            yaml: """
+                postgres: {url: "postgresql://x@127.0.0.1/x"}
+                pipes:
+                  - name: processors
+                    source: {tables: [t]}
+                    format: debezium
+                    processors:
+                      - filter: "op != 'delete' or table = 'orders'"
+                      - mask: {columns: [email], with: sha256}
+                      - drop: [secret]
+                      - route: {tables: [public.orders], sinks: [redis], topic: "test:\(db.name):orders-only"}
+                    sinks:
+                      - {kind: file, path: unused, name: file}
+                      - {kind: redis, url: "\(redisURL)", key: "test:\(db.name):{table}", name: redis}
+                """)
+        let pipeConfig = config.pipes[0]
+        guard case .redis(let redis) = pipeConfig.sinks[1].kind else { throw TestFailure("expected redis") }
+        let routes = pipeConfig.processors.compactMap { processor -> RouteConfig? in
+            if case .route(let route) = processor { return route }
+            return nil
+        }
+        let sink = RedisSink(
+            config: redis, client: try RedisClient(config: redis), routeKeys: routes.map(\.destination),
+            logger: InProcessPipe.testLogger)
+        let pipe = try InProcessPipe(
+            database: db, name: "processors", tables: ["public.*"], sinks: [PipeSink(name: "redis", sink: sink)],
+            transform: EventTransform(
+                pipe: "processors", processors: pipeConfig.processors, format: .debezium, version: "test"),
+            routeSinks: routes.map(\.sinks))
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql(
+            """
+            INSERT INTO readings VALUES (1, 20.5, 'hidden'), (2, 21.5, 'hidden');
+            DELETE FROM readings WHERE id = 2;
+            INSERT INTO orders VALUES (1, 'alice@example.com', 10.50);
+            DELETE FROM orders WHERE id = 1;
+            """)
+        let orders = try await RedisCLI.waitForStream(redisURL, "test:\(db.name):orders-only", count: 2)
+        let readings = try await RedisCLI.waitForStream(redisURL, "test:\(db.name):readings", count: 2)
+        let file = try await pipe.waitForEvents(count: 2)
+        try await Task.sleep(for: .milliseconds(300))
+        try await pipe.stop()
+
+        // readings: the delete is filtered out; both sinks get the inserts, without `secret`
+        #expect(readings.count == 2 && file.count == 2)
+        #expect(file.map { $0["op"] as? String } == ["c", "c"])
+        #expect(file.allSatisfy { ($0["after"] as? [String: Any])?["secret"] == nil })
+        #expect((file.first?["source"] as? [String: Any])?["table"] as? String == "readings")
+        // orders: only to Redis, under the route's key, email masked, delete kept
+        #expect(orders.map { $0["op"] as? String } == ["c", "d"])
+        let email = (orders.first?["after"] as? [String: Any])?["email"] as? String
+        #expect(email == "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976")
+        #expect(try RedisCLI.run(redisURL, ["EXISTS", "test:\(db.name):orders"]) == ["0"])
+        #expect(pipe.events().count == 2)
+    }
+}
