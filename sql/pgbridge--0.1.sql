@@ -14,6 +14,21 @@ REVOKE ALL ON pgbridge.outbox FROM PUBLIC;
 COMMENT ON TABLE pgbridge.outbox IS
     'Change events written by pgbridge.capture(); pgbridge deletes rows once every sink acknowledged them';
 
+-- Events a sink rejected for good (pipes with dead_letter: {kind: table}).
+CREATE TABLE pgbridge.dead_letters (
+    id bigserial PRIMARY KEY,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    pipe text NOT NULL,
+    sink text NOT NULL,
+    reason text NOT NULL,
+    attempts int NOT NULL,
+    event jsonb NOT NULL
+);
+CREATE INDEX dead_letters_pipe_failed_at ON pgbridge.dead_letters (pipe, failed_at);
+REVOKE ALL ON pgbridge.dead_letters FROM PUBLIC;
+COMMENT ON TABLE pgbridge.dead_letters IS
+    'Change events a pgbridge sink rejected (with the reason); replay or delete them once handled';
+
 -- Row and TRUNCATE trigger: writes the change as a native pgbridge event into the outbox in the
 -- same transaction, then NOTIFYs the channel with the row id (a wake-up only: the payload limit
 -- of NOTIFY does not apply to the event, and nothing is lost while pgbridge is away).

@@ -5,6 +5,7 @@ import HTTPSink
 import KafkaSink
 import Logging
 import Pipeline
+import PostgresSource
 import Processing
 import RabbitMQSink
 import RedisSink
@@ -82,8 +83,7 @@ final class PipeFactory {
         case .file(let file):
             return FileSink(config: file, logger: logger)
         case .table:
-            throw ConfigError(
-                path: "pipes.\(pipe.name).dead_letter", message: "kind table is not available in this build")
+            return TableDeadLetterSink(postgres: config.postgres)
         case .sink(let sink):
             return try makeSink(sink, pipe: pipe.name)
         }

@@ -77,3 +77,57 @@ struct ProcessorsTests {
         #expect(pipe.events().count == 2)
     }
 }
+
+@Suite(
+    "pgbridge run with network sinks",
+    .enabled(if: TestEnvironment.hasBinary && TestEnvironment.redisURL != nil))
+struct BinarySinksTests {
+    /// The binary builds sinks from the config: a Redis hash mirror and stream, a masked column,
+    /// and rejected events stored in pgbridge.dead_letters.
+    @Test func runForwardsToRedisAndDeadLettersIntoTheTable() async throws {
+        let redisURL = try #require(TestEnvironment.redisURL)
+        let db = try TestDatabase(prefix: "bin_sinks")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE accounts (id int PRIMARY KEY, email text, plan text)")
+        let directory = try TestEnvironment.scratchDirectory("bin_sinks")
+        let prefix = "test:\(db.name)"
+        _ = try RedisCLI.run(redisURL, ["SET", "\(prefix):accounts:2", "not a hash"])
+        let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        pipes:
+          - name: accounts
+            source: {tables: [public.accounts], slot: \(db.name), publication: \(db.name), status_interval: 1s}
+            processors:
+              - mask: {columns: [email], with: redact}
+            sinks:
+              - {kind: redis, name: mirror, url: "\(redisURL)", mode: hash, key: "\(prefix):{table}:{key}", retries: 0}
+              - {kind: redis, name: feed, url: "\(redisURL)", mode: stream, key: "\(prefix):feed"}
+            dead_letter: {kind: table}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let setup = try await BridgeProcess.run(["setup", "--config", config], directory: directory)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let process = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        try await waitForSlot(db, db.name)
+        try db.sql(
+            "INSERT INTO accounts VALUES (1, 'a@example.com', 'free'), (2, 'b@example.com', 'pro'), (3, 'c@example.com', 'pro')"
+        )
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try db.value("SELECT count(*) FROM pgbridge.dead_letters") != "1", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let feed = try await RedisCLI.waitForStream(redisURL, "\(prefix):feed", count: 3)
+        process.kill(SIGTERM)
+        #expect(try await process.waitForExit() == 0, "\(process.stderr)")
+        let row = try db.sql("SELECT pipe, sink, reason, attempts, event->'after'->>'id' FROM pgbridge.dead_letters")
+        #expect(
+            row.first == [
+                "accounts", "mirror",
+                "Redis replied: WRONGTYPE Operation against a key holding the wrong kind of value", "1", "2",
+            ])
+        #expect(try RedisCLI.hash(redisURL, "\(prefix):accounts:3") == ["id": "3", "email": "***", "plan": "pro"])
+        #expect(feed.count == 3 && feed.allSatisfy { $0.after?["email"] as? String == "***" })
+        #expect(!process.stderr.contains("example.com"))
+    }
+}

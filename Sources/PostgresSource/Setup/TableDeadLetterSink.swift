@@ -1,0 +1,74 @@
+import BridgeCore
+import Dispatch
+import Foundation
+
+/// Stores dead-letter records as rows of `pgbridge.dead_letters` (`dead_letter: {kind: table}`).
+/// libpq calls run on the sink's own queue, never on Swift's cooperative pool.
+public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
+    // @unchecked Sendable: `connection` is only touched on `queue`.
+    private let postgres: PostgresConfig
+    private let queue = DispatchQueue(label: "pgbridge.dead-letter-table")
+    private var connection: PGConnection?
+
+    public init(postgres: PostgresConfig) {
+        self.postgres = postgres
+    }
+
+    public var description: String { "table:pgbridge.dead_letters" }
+
+    public func open() async throws {
+        try await onQueue { [self] in _ = try connected() }
+    }
+
+    public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
+        var array: [UInt8] = [UInt8(ascii: "[")]
+        for batch in batches {
+            for index in batch.eventEnds.indices {
+                if array.count > 1 { array.append(UInt8(ascii: ",")) }
+                array.append(contentsOf: batch.event(at: index))
+            }
+        }
+        array.append(UInt8(ascii: "]"))
+        let records = String(decoding: array, as: UTF8.self)
+        try await onQueue { [self] in
+            let connection = try connected()
+            do {
+                try connection.execute(
+                    """
+                    INSERT INTO pgbridge.dead_letters (pipe, sink, reason, attempts, event)
+                    SELECT r->>'pipe', r->>'sink', r->>'reason', (r->>'attempts')::int, r->'event'
+                    FROM jsonb_array_elements($1::jsonb) AS r
+                    """, [records])
+            } catch let error as PostgresError {
+                if connection.isBroken { self.connection = nil }
+                let hint =
+                    error.sqlState == "42P01" ? ": create it with `pgbridge setup` or CREATE EXTENSION pgbridge" : ""
+                throw SinkError(sink: description, message: "\(error)\(hint)")
+            }
+        }
+        return .delivered
+    }
+
+    public func close() async {
+        try? await onQueue { [self] in connection = nil }
+    }
+
+    private func connected() throws -> PGConnection {
+        if let connection, !connection.isBroken { return connection }
+        let connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge dead letters")
+        self.connection = connection
+        return connection
+    }
+
+    private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                do {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
