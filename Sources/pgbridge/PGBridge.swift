@@ -13,7 +13,9 @@ struct PGBridge: AsyncParsableCommand {
             3 the database is not ready for capture (wal_level, missing table, replica identity, slot in use or lost).
             """,
         version: version,
-        subcommands: [Run.self, Check.self, Slots.self, Snapshot.self, Setup.self, Version.self, BenchDecode.self]
+        subcommands: [
+            Run.self, Check.self, Slots.self, Snapshot.self, Setup.self, Version.self, BenchDecode.self, BenchSink.self,
+        ]
     )
 }
 
