@@ -109,7 +109,12 @@ struct BinarySinksTests {
         let setup = try await BridgeProcess.run(["setup", "--config", config], directory: directory)
         #expect(setup.status == 0, "\(setup.stderr)")
         let process = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
-        try await waitForSlot(db, db.name)
+        do {
+            try await waitForSlot(db, db.name)
+        } catch {
+            process.kill(SIGKILL)
+            throw TestFailure("\(error); pgbridge's stderr: \(process.stderr.suffix(2000))")
+        }
         try db.sql(
             "INSERT INTO accounts VALUES (1, 'a@example.com', 'free'), (2, 'b@example.com', 'pro'), (3, 'c@example.com', 'pro')"
         )

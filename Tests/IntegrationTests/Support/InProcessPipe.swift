@@ -77,6 +77,8 @@ final class InProcessPipe: @unchecked Sendable {
 /// CREATE_REPLICATION_SLOT waits for its consistent point; only a walsender running
 /// START_REPLICATION means changes from now on are captured.
 func waitForSlot(_ db: TestDatabase, _ slot: String, timeout: Duration = .seconds(30)) async throws {
+    // Under a full parallel run a new slot may wait a while for its consistent point.
+    let timeout = max(timeout, .seconds(90))
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         let streaming = try? db.value(
