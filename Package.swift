@@ -109,7 +109,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "PipelineTests", dependencies: ["Pipeline", "Processing", "FileSink", "BridgeCore"],
+            name: "PipelineTests",
+            dependencies: [
+                "Pipeline", "Processing", "FileSink", "BridgeCore",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",

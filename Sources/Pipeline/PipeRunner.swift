@@ -1,5 +1,6 @@
 import BridgeCore
 import Logging
+import Metrics
 import Processing
 import ServiceLifecycle
 import Synchronization
@@ -14,6 +15,8 @@ public final class PipeRunner: Service {
         public var maxRetryDelay: Duration = .seconds(30)
         /// Stop gracefully once this many events were delivered (benchmarks, one-off exports).
         public var stopAfterEvents: UInt64?
+        /// Where sink metrics go; nil = the process's bootstrapped backend.
+        public var metricsFactory: (any MetricsFactory)?
 
         public init() {}
     }
@@ -51,7 +54,9 @@ public final class PipeRunner: Service {
         self.name = name
         self.source = source
         self.sinks = sinks
-        self.metrics = sinks.map { SinkMetrics(pipe: name, sink: $0.name) }
+        self.metrics = sinks.map {
+            SinkMetrics(pipe: name, sink: $0.name, factory: options.metricsFactory ?? MetricsSystem.factory)
+        }
         self.deadLetters = deadLetters
         self.options = options
         var logger = logger

@@ -24,14 +24,14 @@ struct SinkMetrics: Sendable {
     let inFlight: Gauge
     let latency: Timer
 
-    init(pipe: String, sink: String) {
+    init(pipe: String, sink: String, factory: any MetricsFactory = MetricsSystem.factory) {
         let dimensions = [("pipe", pipe), ("sink", sink)]
-        events = Counter(label: "pgbridge_sink_events_total", dimensions: dimensions)
-        bytes = Counter(label: "pgbridge_sink_bytes_total", dimensions: dimensions)
-        errors = Counter(label: "pgbridge_sink_errors_total", dimensions: dimensions)
-        retries = Counter(label: "pgbridge_sink_retries_total", dimensions: dimensions)
-        deadLetters = Counter(label: "pgbridge_sink_dead_letters_total", dimensions: dimensions)
-        inFlight = Gauge(label: "pgbridge_sink_in_flight_events", dimensions: dimensions)
-        latency = Timer(label: "pgbridge_sink_delivery_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        events = Counter(label: "pgbridge_sink_events_total", dimensions: dimensions, factory: factory)
+        bytes = Counter(label: "pgbridge_sink_bytes_total", dimensions: dimensions, factory: factory)
+        errors = Counter(label: "pgbridge_sink_errors_total", dimensions: dimensions, factory: factory)
+        retries = Counter(label: "pgbridge_sink_retries_total", dimensions: dimensions, factory: factory)
+        deadLetters = Counter(label: "pgbridge_sink_dead_letters_total", dimensions: dimensions, factory: factory)
+        inFlight = Gauge(label: "pgbridge_sink_in_flight_events", dimensions: dimensions, factory: factory)
+        latency = Timer(label: "pgbridge_sink_delivery_seconds", dimensions: dimensions, factory: factory)
     }
 }

@@ -52,7 +52,7 @@ struct RabbitMQSinkTests {
             DELETE FROM orders WHERE id = 8;
             """)
         _ = try await pipe.waitForEvents(count: 1202)
-        let messages = try AMQPCLI.consume(url, queue: queue, count: 1202, timeout: .seconds(30))
+        let messages = try await AMQPCLI.consume(url, queue: queue, count: 1202, timeout: .seconds(30))
         try await pipe.stop()
         #expect(messages.count == 1202)
         #expect(messages.prefix(1200).compactMap { $0.after?["id"] as? Int } == Array(1...1200))
@@ -80,7 +80,7 @@ struct RabbitMQSinkTests {
             "INSERT INTO items VALUES (1, 'a'); UPDATE items SET name = 'b' WHERE id = 1; INSERT INTO items VALUES (2, 'c')"
         )
         let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
-        let messages = try AMQPCLI.consume(url, queue: queue, count: 2, timeout: .seconds(20))
+        let messages = try await AMQPCLI.consume(url, queue: queue, count: 2, timeout: .seconds(20))
         try await pipe.stop()
         #expect(messages.compactMap { $0.after?["id"] as? Int } == [1, 2])
         #expect(letters.count == 1)
@@ -107,9 +107,18 @@ struct RabbitMQSinkTests {
             "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
         }
         try await Task.sleep(for: .seconds(1))
-        try AMQPCLI.control("stop")
-        try await Task.sleep(for: .seconds(20))
-        try AMQPCLI.control("start")
+        try await AMQPCLI.control("stop")
+        try await Task.sleep(for: .seconds(15))
+        // The sink is down, but the slot's walsender still gets status updates (no timeout, no
+        // reconnect) while the pipe waits.
+        let replyAge = try db.value(
+            """
+            SELECT extract(epoch FROM now() - r.reply_time) FROM pg_stat_replication r
+            JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = 'pgbridge_\(db.name)'
+            """)
+        #expect(replyAge.flatMap(Double.init).map { $0 < 5 } == true, "last status update \(replyAge ?? "never") s ago")
+        try await Task.sleep(for: .seconds(5))
+        try await AMQPCLI.control("start")
         try await inserter.waitUntilDone()
         let messages = try await waitForQueue(url, queue: queue, distinct: 2000)
         try await pipe.stop()
@@ -125,7 +134,7 @@ struct RabbitMQSinkTests {
         var ids: Set<String> = []
         let deadline = ContinuousClock.now + .seconds(90)
         while ids.count < distinct, ContinuousClock.now < deadline {
-            let batch = try AMQPCLI.consume(url, queue: queue, count: 1000, timeout: .seconds(5))
+            let batch = try await AMQPCLI.consume(url, queue: queue, count: 1000, timeout: .seconds(5))
             messages += batch
             for message in batch { if let id = message.eventID { ids.insert(id) } }
         }

@@ -170,9 +170,9 @@ struct RedisSinkTests {
             "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
         }
         try await Task.sleep(for: .seconds(1))
-        try RedisCLI.control("kill")
+        try await RedisCLI.control("kill")
         try await Task.sleep(for: .seconds(2))
-        try RedisCLI.control("start")
+        try await RedisCLI.control("start")
         try await inserter.waitUntilDone()
         let events = try await RedisCLI.waitForStream(url, key, count: 3000, timeout: .seconds(60))
         try await pipe.stop()

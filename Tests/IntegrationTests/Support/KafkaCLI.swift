@@ -23,9 +23,9 @@ enum KafkaCLI {
     }
 
     /// Every message of `topic`, partition by partition in offset order.
-    static func consume(_ topic: String) throws -> [Message] {
+    static func consume(_ topic: String) async throws -> [Message] {
         guard let brokers else { throw TestFailure("PGBRIDGE_TEST_KAFKA_BROKERS is not set") }
-        let result = try TestEnvironment.shell(
+        let result = try await TestEnvironment.shellAsync(
             "kcat -C -b '\(brokers)' -t '\(topic)' -o beginning -e -q -f '%p\\t%o\\t%k\\t%h\\t%s\\n'")
         guard result.status == 0 else { throw TestFailure("kcat failed: \(result.output.prefix(2000))") }
         return result.output.split(separator: "\n").compactMap { line in
@@ -42,7 +42,7 @@ enum KafkaCLI {
     {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let messages = try consume(topic)
+            let messages = try await consume(topic)
             if messages.count >= count || ContinuousClock.now > deadline { return messages }
             try await Task.sleep(for: .milliseconds(500))
         }

@@ -58,9 +58,9 @@ enum RedisCLI {
         }
     }
 
-    static func control(_ action: String) throws {
+    static func control(_ action: String) async throws {
         guard let tool = redis2Control else { throw TestFailure("PGBRIDGE_TEST_REDIS2_CTL is not set") }
-        let result = try TestEnvironment.shell("'\(tool)' \(action)")
+        let result = try await TestEnvironment.shellAsync("'\(tool)' \(action)")
         guard result.status == 0 else { throw TestFailure("redisctl2 \(action) failed: \(result.output)") }
     }
 }

@@ -53,6 +53,22 @@ extension TestEnvironment {
     static var rabbitMQURL: String? { environment["PGBRIDGE_TEST_RABBITMQ_URL"] }
     static var kafkaBrokers: String? { environment["PGBRIDGE_TEST_KAFKA_BROKERS"] }
 
+    /// `shell` on a thread of its own: for commands that may run for seconds (consumers), so that
+    /// they do not hold one of the few threads of Swift's cooperative pool (which in-process
+    /// servers such as the HTTP test receiver need).
+    static func shellAsync(_ command: String) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                do {
+                    continuation.resume(returning: try shell(command))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            thread.start()
+        }
+    }
+
     /// Runs a shell command (posix_spawn + waitpid) and returns its exit status and output.
     static func shell(_ command: String) throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "pgbridge-shell-\(UUID().uuidString)"
