@@ -13,6 +13,22 @@ public struct EventBatch: Sendable {
     /// Per event, the `route` processor that matched it (1-based index among the pipe's routes;
     /// 0 = none). nil when the pipe has no routes.
     public var routes: [UInt8]?
+    /// The events in the pipe's output format (Debezium, CloudEvents), laid out like `bytes`;
+    /// nil when that is the native format. Sinks read keys, topics and ids from the native
+    /// event in `bytes` and send the body.
+    public var bodies: Bodies?
+
+    public struct Bodies: Sendable {
+        public var bytes: [UInt8] = []
+        public var ends: [Int] = []
+
+        public init() {}
+
+        @inline(__always)
+        public func range(at index: Int) -> Range<Int> {
+            (index == 0 ? 0 : ends[index - 1])..<(ends[index] - 1)
+        }
+    }
 
     public init(bytes: [UInt8] = [], eventEnds: [Int] = [], checkpoint: LSN? = nil, sequence: UInt64 = 0) {
         self.bytes = bytes
@@ -36,7 +52,36 @@ public struct EventBatch: Sendable {
         (index == 0 ? 0 : eventEnds[index - 1])..<(eventEnds[index] - 1)
     }
 
-    /// Appends a copy of an event of another batch (retries, routes, dead letters).
+    /// What a sink sends for event `index`: its body in the output format, else the event.
+    public func body(at index: Int) -> ArraySlice<UInt8> {
+        guard let bodies else { return event(at: index) }
+        return bodies.bytes[bodies.range(at: index)]
+    }
+
+    /// Appends a copy of event `index` of another batch, with its route and body.
+    public mutating func appendEvent(from other: EventBatch, at index: Int) {
+        if let otherBodies = other.bodies {
+            if bodies == nil {
+                var own = Bodies()
+                for i in eventEnds.indices {
+                    own.bytes.append(contentsOf: event(at: i))
+                    own.bytes.append(UInt8(ascii: "\n"))
+                    own.ends.append(own.bytes.count)
+                }
+                bodies = own
+            }
+            bodies!.bytes.append(contentsOf: otherBodies.bytes[otherBodies.range(at: index)])
+            bodies!.bytes.append(UInt8(ascii: "\n"))
+            bodies!.ends.append(bodies!.bytes.count)
+        } else if bodies != nil {
+            bodies!.bytes.append(contentsOf: other.event(at: index))
+            bodies!.bytes.append(UInt8(ascii: "\n"))
+            bodies!.ends.append(bodies!.bytes.count)
+        }
+        appendEvent(other.event(at: index), route: other.route(at: index))
+    }
+
+    /// Appends a copy of an event (no body: native format).
     public mutating func appendEvent(_ event: ArraySlice<UInt8>, route: UInt8 = 0) {
         bytes.append(contentsOf: event)
         endEvent()
@@ -52,11 +97,27 @@ public struct EventBatch: Sendable {
         routes.map { $0[index] } ?? 0
     }
 
-    /// Calls `body` with the bytes of the batch and the fields of each event.
-    public func forEachEvent(_ body: (UnsafeBufferPointer<UInt8>, Int, EventFields) throws -> Void) rethrows {
+    /// Calls `visit` with the bytes of the batch, the index and native fields of each event, and
+    /// the bytes to send for it (its body in the output format, else the event itself).
+    public func forEachEvent(
+        _ visit: (UnsafeBufferPointer<UInt8>, Int, EventFields, UnsafeBufferPointer<UInt8>) throws -> Void
+    ) rethrows {
         try bytes.withUnsafeBufferPointer { buffer in
-            for index in eventEnds.indices {
-                try body(buffer, index, EventFields.scan(buffer, event: eventRange(at: index)))
+            if let bodies {
+                try bodies.bytes.withUnsafeBufferPointer { bodyBuffer in
+                    for index in eventEnds.indices {
+                        try visit(
+                            buffer, index, EventFields.scan(buffer, event: eventRange(at: index)),
+                            UnsafeBufferPointer(rebasing: bodyBuffer[bodies.range(at: index)]))
+                    }
+                }
+            } else {
+                for index in eventEnds.indices {
+                    let range = eventRange(at: index)
+                    try visit(
+                        buffer, index, EventFields.scan(buffer, event: range),
+                        UnsafeBufferPointer(rebasing: buffer[range]))
+                }
             }
         }
     }

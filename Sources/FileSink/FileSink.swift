@@ -47,7 +47,8 @@ public final class FileSink: EventSink, @unchecked Sendable {
         try await onQueue { [self] in
             guard descriptor >= 0 else { throw SinkError(sink: description, message: "the sink is not open") }
             for batch in batches where !batch.bytes.isEmpty {
-                try writeAll(batch.bytes)
+                // The pipe's output format when it is not native.
+                try writeAll(batch.bodies?.bytes ?? batch.bytes)
             }
             if config.fsync && !isStandardOutput {
                 guard fsync(descriptor) == 0 else {

@@ -25,7 +25,8 @@ public final class HTTPSink: EventSink {
     let format: EventFormat
 
     public init(
-        config: HTTPSinkConfig, client: HTTPClient = .shared, format: EventFormat = .native, version: String = "dev",
+        config: HTTPSinkConfig, client: HTTPClient = HTTPSink.client, format: EventFormat = .native,
+        version: String = "dev",
         logger: Logger
     ) throws {
         self.config = config
@@ -38,13 +39,23 @@ public final class HTTPSink: EventSink {
     }
 
     /// The URL without query string or credentials (they may hold secrets).
-    public var description: String {
-        var shown = config.url
-        if let query = shown.firstIndex(of: "?") { shown = String(shown[..<query]) }
-        if let scheme = shown.range(of: "://"), let at = shown[scheme.upperBound...].firstIndex(of: "@") {
-            shown = String(shown[..<scheme.upperBound]) + "***@" + shown[shown.index(after: at)...]
-        }
-        return "http:\(config.method) \(shown)"
+    public var description: String { "http:\(config.method) \(Self.redacted(config.url))" }
+
+    /// The HTTP client of every HTTP sink: redirects are not followed (a 301/302 would turn the
+    /// POST into a GET without the events, and carry the headers to another host).
+    public static let client = HTTPClient(
+        eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+        configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+
+    /// `scheme://host:port/…`: webhook URLs often carry their secret in the path or query, and
+    /// credentials in the user part; none of that reaches logs.
+    static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return "(url)" }
+        var authority = url[scheme.upperBound...]
+        let hasPath = authority.contains(where: { $0 == "/" || $0 == "?" })
+        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" }) { authority = authority[..<end] }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        return url[..<scheme.upperBound] + authority + (hasPath ? "/…" : "")
     }
 
     public func open() async throws {
@@ -85,12 +96,31 @@ public final class HTTPSink: EventSink {
         var open = [PlannedRequest?](repeating: nil, count: laneCount)
         var firstIDs = [String](repeating: "", count: laneCount)
         for (batchIndex, batch) in batches.enumerated() {
-            batch.forEachEvent { bytes, eventIndex, fields in
+            batch.forEachEvent { bytes, eventIndex, fields, eventBody in
                 let lane = laneCount == 1 ? 0 : Self.lane(of: fields, bytes, count: laneCount)
                 let id = fields.id.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
+                if isBinaryCloudEvents {
+                    // Binary content mode: attributes as ce-* headers, the data as the body.
+                    let cloudEvent = CloudEventFields.scan(eventBody, event: 0..<eventBody.count)
+                    var headers: [(String, String)] = []
+                    for attribute in cloudEvent.attributes {
+                        var value: [UInt8] = []
+                        JSONScanner(eventBody).appendUnescaped(attribute.value, into: &value)
+                        headers.append(
+                            (
+                                "ce-" + String(decoding: eventBody[attribute.name], as: UTF8.self),
+                                String(decoding: value, as: UTF8.self)
+                            ))
+                    }
+                    let body = cloudEvent.data.map { Array(eventBody[$0]) } ?? Array(eventBody)
+                    lanes[lane].append(
+                        PlannedRequest(
+                            body: body, events: [(batchIndex, eventIndex)], idempotencyKey: id, headers: headers))
+                    return
+                }
                 if config.batchCount == 1 {
                     var body: [UInt8] = []
-                    appendBody(fields, bytes, into: &body)
+                    appendBody(fields, bytes, eventBody, into: &body)
                     lanes[lane].append(
                         PlannedRequest(body: body, events: [(batchIndex, eventIndex)], idempotencyKey: id))
                     return
@@ -101,7 +131,7 @@ public final class HTTPSink: EventSink {
                 } else {
                     open[lane]!.body.append(UInt8(ascii: ","))
                 }
-                open[lane]!.body.append(contentsOf: bytes[fields.event])
+                open[lane]!.body.append(contentsOf: eventBody)
                 open[lane]!.events.append((batchIndex, eventIndex))
                 if open[lane]!.events.count == config.batchCount {
                     open[lane]!.body.append(UInt8(ascii: "]"))
@@ -125,9 +155,12 @@ public final class HTTPSink: EventSink {
         return lanes
     }
 
-    private func appendBody(_ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, into body: inout [UInt8]) {
+    private func appendBody(
+        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, _ eventBody: UnsafeBufferPointer<UInt8>,
+        into body: inout [UInt8]
+    ) {
         guard let template else {
-            body.append(contentsOf: bytes[fields.event])
+            body.append(contentsOf: eventBody)
             return
         }
         switch config.preset {
@@ -219,6 +252,10 @@ public final class HTTPSink: EventSink {
         var reason = "HTTP \(status)"
         if let body, body.readableBytes > 0 {
             reason += ": " + String(buffer: body).prefix(300).replacingOccurrences(of: "\n", with: " ")
+        }
+        if (300..<400).contains(status) {
+            let location = response.headers.first(name: "Location").map { " to \(Self.redacted($0))" } ?? ""
+            reason = "HTTP \(status): redirect\(location) not followed: set url to the final address"
         }
         let retriable = status == 408 || status == 429 || status >= 500
         var retryAfter: Duration?

@@ -41,13 +41,14 @@ actor OAuth2TokenSource {
         do {
             response = try await client.execute(request, timeout: .nanoseconds(timeout.nanosecondCount))
         } catch {
-            throw SinkError(sink: "oauth2 \(config.tokenURL)", message: "token request failed: \(error)")
+            throw SinkError(
+                sink: "oauth2 \(HTTPSink.redacted(config.tokenURL))", message: "token request failed: \(error)")
         }
         let data = try await response.body.collect(upTo: 1 << 20)
         guard (200..<300).contains(response.status.code) else {
             // The body may echo the request: not shown (it could hold the secret).
             throw SinkError(
-                sink: "oauth2 \(config.tokenURL)",
+                sink: "oauth2 \(HTTPSink.redacted(config.tokenURL))",
                 message: "token endpoint answered \(response.status.code): check client_key, client_secret and scopes",
                 retriable: response.status.code >= 500 || response.status.code == 429)
         }
@@ -55,7 +56,8 @@ actor OAuth2TokenSource {
             let json = try? JSONSerialization.jsonObject(with: Data(data.readableBytesView)) as? [String: Any],
             let accessToken = json["access_token"] as? String
         else {
-            throw SinkError(sink: "oauth2 \(config.tokenURL)", message: "the token response has no access_token")
+            throw SinkError(
+                sink: "oauth2 \(HTTPSink.redacted(config.tokenURL))", message: "the token response has no access_token")
         }
         let lifetime = (json["expires_in"] as? Int) ?? Int((json["expires_in"] as? String) ?? "") ?? 3600
         token = accessToken

@@ -62,6 +62,12 @@ final class KafkaDeliveryTracker: Sendable {
         }
     }
 
+    /// Fails every message still waiting for its report (the handle that would report it is gone).
+    func failRemaining(reason: String) {
+        let remaining = state.withLock { $0.remaining }
+        if remaining > 0 { abandon(count: remaining, reason: reason) }
+    }
+
     private func finish(count: Int, _ update: (inout State) -> Void) {
         let done = state.withLock { state -> Bool in
             update(&state)

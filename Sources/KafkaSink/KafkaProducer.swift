@@ -43,8 +43,8 @@ public final class KafkaProducer: @unchecked Sendable {
 
     public func open() async throws {
         try await onProduceQueue { [self] in
-            lifecycle.withLock { $0.users += 1 }
             try createHandleIfNeeded()
+            lifecycle.withLock { $0.users += 1 }
         }
     }
 
@@ -60,11 +60,21 @@ public final class KafkaProducer: @unchecked Sendable {
 
     /// Replaces a handle that hit a fatal error (idempotence state lost): called on the
     /// produce queue before a delivery.
-    func replaceIfFatal() throws {
+    func replaceIfFatal(keeping current: UInt32) throws {
         guard let fatal = fatalError else { return }
         logger.warning("\(description): recreating the producer after a fatal error: \(fatal)")
         destroyHandle(flushFor: .zero)
         lifecycle.withLock { $0.fatalError = nil }
+        // Deliveries of every sink sharing this producer lose their reports with the handle:
+        // fail them (unavailable), so their pipes send them again through the new handle.
+        let orphans = trackers.withLock { trackers -> [KafkaDeliveryTracker] in
+            let all = trackers.filter { $0.key != current }
+            for id in all.keys { trackers.removeValue(forKey: id) }
+            return Array(all.values)
+        }
+        for tracker in orphans {
+            tracker.failRemaining(reason: "the producer was recreated after a fatal error: \(fatal)")
+        }
         try createHandleIfNeeded()
     }
 

@@ -49,7 +49,7 @@ public final class KafkaSink: EventSink {
         let total = batches.reduce(0) { $0 + $1.eventCount }
         let rk: OpaquePointer
         do {
-            try producer.replaceIfFatal()
+            try producer.replaceIfFatal(keeping: trackerID)
             try producer.createHandleIfNeeded()
             guard let handle = producer.handle else { throw SinkError(sink: description, message: "producer closed") }
             rk = handle
@@ -60,13 +60,13 @@ public final class KafkaSink: EventSink {
         var writer = KafkaMessageWriter(config: config, format: format)
         var index = 0
         for batch in batches {
-            batch.forEachEvent { bytes, eventIndex, fields in
+            batch.forEachEvent { bytes, eventIndex, fields, body in
                 let token = UInt(trackerID) << 32 | UInt(UInt32(truncatingIfNeeded: index))
                 let route = Int(batch.route(at: eventIndex))
                 let topic =
                     route > 0 && route <= routeTopics.count ? routeTopics[route - 1] ?? config.topic : config.topic
                 if let failure = writer.produce(
-                    rk, fields, bytes, topic: topic, opaque: UnsafeMutableRawPointer(bitPattern: token))
+                    rk, fields, bytes, body: body, topic: topic, opaque: UnsafeMutableRawPointer(bitPattern: token))
                 {
                     tracker.failed(index, code: failure.code, reason: failure.reason)
                 }
@@ -102,8 +102,8 @@ struct KafkaMessageWriter {
 
     /// Produces one message (copied by librdkafka; blocks while its queue is full).
     mutating func produce(
-        _ rk: OpaquePointer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, topic template: NameTemplate,
-        opaque: UnsafeMutableRawPointer?
+        _ rk: OpaquePointer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
+        body: UnsafeBufferPointer<UInt8>, topic template: NameTemplate, opaque: UnsafeMutableRawPointer?
     ) -> (code: rd_kafka_resp_err_t, reason: String)? {
         topic.removeAll(keepingCapacity: true)
         template.render(fields, bytes, into: &topic)
@@ -127,18 +127,23 @@ struct KafkaMessageWriter {
             scanner.appendUnescaped(name, into: &table)
         }
         let base = bytes.baseAddress!
-        var event = fields.event
+        // The value: the body in the pipe's format (the event itself for native).
+        var valueStart = body.baseAddress!
+        var valueCount = body.count
         cloudEventHeaders.removeAll(keepingCapacity: true)
         if format == .cloudevents, config.contentMode == .binary {
             // Binary content mode (Kafka protocol binding): attributes as ce_ headers, data as the value.
-            let cloudEvent = CloudEventFields.scan(bytes, event: fields.event)
+            let cloudEvent = CloudEventFields.scan(body, event: 0..<body.count)
             for attribute in cloudEvent.attributes {
                 var value: [UInt8] = []
-                JSONScanner(bytes).appendUnescaped(attribute.value, into: &value)
+                JSONScanner(body).appendUnescaped(attribute.value, into: &value)
                 cloudEventHeaders.append(
-                    (Array(("ce_" + String(decoding: bytes[attribute.name], as: UTF8.self)).utf8CString), value))
+                    (Array(("ce_" + String(decoding: body[attribute.name], as: UTF8.self)).utf8CString), value))
             }
-            if let data = cloudEvent.data { event = data }
+            if let data = cloudEvent.data {
+                valueStart = body.baseAddress! + data.lowerBound
+                valueCount = data.count
+            }
         }
         let contentType: [UInt8]? =
             format != .cloudevents
@@ -165,8 +170,8 @@ struct KafkaMessageWriter {
                                         to: CChar.self)
                                 }
                                 add(RD_KAFKA_VTYPE_VALUE) {
-                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: base + event.lowerBound)
-                                    $0.u.mem.size = event.count
+                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: valueStart)
+                                    $0.u.mem.size = valueCount
                                 }
                                 if hasKey {
                                     add(RD_KAFKA_VTYPE_KEY) {

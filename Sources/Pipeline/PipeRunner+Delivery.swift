@@ -7,7 +7,9 @@ extension PipeRunner {
     /// - An unavailable sink (the delivery throws) is retried with backoff without limit: the
     ///   pipe waits and the source is not confirmed meanwhile.
     /// - Events the sink rejected are sent again up to `retries` times with backoff, then go to
-    ///   the dead-letter target with the reason; permanent rejections go there at once.
+    ///   the dead-letter target with the reason; permanent rejections go there at once. Later
+    ///   events of the same key are sent again after a retried event, so the last write of a
+    ///   key stays the last one the sink sees.
     func deliver(_ fullGroup: [EventBatch], to index: Int) async throws {
         let sink = sinks[index]
         let metrics = metrics[index]
@@ -26,30 +28,42 @@ extension PipeRunner {
         var deadLettered = 0
         while !result.rejected.isEmpty {
             metrics.errors.increment(by: result.rejected.count)
-            var letters: [DeadLetter] = []
-            var retry = EventBatch()
+            var letters: [(letter: DeadLetter, position: (batch: Int, event: Int))] = []
+            var retryPositions: [(batch: Int, event: Int)] = []
             for rejection in result.rejected {
-                let event = pending[rejection.batch].event(at: rejection.event)
-                let route = pending[rejection.batch].route(at: rejection.event)
+                let position = (rejection.batch, rejection.event)
                 if rejection.isPermanent || attempt > sink.delivery.retries {
-                    letters.append(
-                        DeadLetter(
-                            sink: sink.name, reason: rejection.reason, attempts: attempt, event: event, route: route))
+                    let letter = DeadLetter(
+                        sink: sink.name, reason: rejection.reason, attempts: attempt,
+                        event: pending[rejection.batch].body(at: rejection.event))
+                    letters.append((letter, position))
                 } else {
-                    retry.appendEvent(event, route: route)
+                    retryPositions.append(position)
                 }
             }
             if !letters.isEmpty {
-                try await sendToDeadLetters(letters, from: sink, retry: &retry)
-                deadLettered += letters.count
-                metrics.deadLetters.increment(by: letters.count)
+                if let deadLetters {
+                    logger.error(
+                        "\(sink.name) rejected \(letters.count) events: \(letters[0].letter.reason); sent to \(deadLetters.description)"
+                    )
+                    try await deadLetters.send(letters.map(\.letter))
+                    deadLettered += letters.count
+                    metrics.deadLetters.increment(by: letters.count)
+                    statsBox.withLock { $0.deadLetters += UInt64(letters.count) }
+                } else {
+                    // No target: never drop, keep sending them.
+                    logger.error(
+                        "\(sink.name) rejected \(letters.count) events for good (\(letters[0].letter.reason)) and the pipe has no dead_letter target: retrying them"
+                    )
+                    retryPositions += letters.map(\.position)
+                }
             }
-            if retry.eventCount == 0 { break }
+            if retryPositions.isEmpty { break }
+            let retry = Self.retryBatch(pending, rejected: retryPositions)
             metrics.retries.increment(by: retry.eventCount)
             statsBox.withLock { $0.retries += UInt64(retry.eventCount) }
-            let sample = result.rejected[0].reason
             logger.warning(
-                "\(sink.name) rejected \(retry.eventCount) events (attempt \(attempt) of \(sink.delivery.retries + 1)): \(sample); retrying in \(delay)"
+                "\(sink.name) rejected \(retryPositions.count) events (attempt \(attempt) of \(sink.delivery.retries + 1)): \(result.rejected[0].reason); retrying in \(delay)"
             )
             let retryAfter = result.rejected.compactMap(\.retryAfter).max() ?? .zero
             try await Task.sleep(for: max(delay.jittered(), min(retryAfter, .seconds(300))))
@@ -58,9 +72,33 @@ extension PipeRunner {
             pending = [retry]
             result = try await withRetries(what, errors: metrics) { try await sink.sink.deliver(pending) }
         }
-        metrics.events.increment(by: events - deadLettered)
+        metrics.events.increment(by: max(0, events - deadLettered))
         metrics.bytes.increment(by: bytes)
         metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+    }
+
+    /// The rejected events, in delivery order, plus every later event with the key of a rejected
+    /// one (already delivered, but it must arrive again after the retried event).
+    static func retryBatch(_ pending: [EventBatch], rejected: [(batch: Int, event: Int)]) -> EventBatch {
+        let rejectedSet = Set(rejected.map { $0.batch << 32 | $0.event })
+        let first = rejected.min { ($0.batch, $0.event) < ($1.batch, $1.event) }!
+        var keys: Set<[UInt8]> = []
+        var retry = EventBatch()
+        for (b, batch) in pending.enumerated() where b >= first.batch {
+            batch.bytes.withUnsafeBufferPointer { bytes in
+                for e in batch.eventEnds.indices where b > first.batch || e >= first.event {
+                    let fields = EventFields.scan(bytes, event: batch.eventRange(at: e))
+                    let key = fields.key.flatMap { JSONScanner(bytes).isNull($0) ? nil : Array(bytes[$0]) }
+                    if rejectedSet.contains(b << 32 | e) {
+                        if let key { keys.insert(key) }
+                        retry.appendEvent(from: batch, at: e)
+                    } else if let key, keys.contains(key) {
+                        retry.appendEvent(from: batch, at: e)
+                    }
+                }
+            }
+        }
+        return retry
     }
 
     /// The events of `group` that routes send to `sink` (all of them without routes).
@@ -74,26 +112,10 @@ extension PipeRunner {
             if routes.allSatisfy(included) { return batch }
             var subset = EventBatch(checkpoint: batch.checkpoint, sequence: batch.sequence)
             for index in batch.eventEnds.indices where included(routes[index]) {
-                subset.appendEvent(batch.event(at: index), route: routes[index])
+                subset.appendEvent(from: batch, at: index)
             }
             return subset
         }
-    }
-
-    /// Hands rejected events to the dead-letter target; without one, they stay in `retry` (and
-    /// are retried until the sink takes them: never a silent drop).
-    private func sendToDeadLetters(_ letters: [DeadLetter], from sink: PipeSink, retry: inout EventBatch) async throws {
-        guard let deadLetters else {
-            logger.error(
-                "\(sink.name) rejected \(letters.count) events for good (\(letters[0].reason)) and the pipe has no dead_letter target: retrying them"
-            )
-            for letter in letters { retry.appendEvent(letter.event, route: letter.route) }
-            return
-        }
-        logger.error(
-            "\(sink.name) rejected \(letters.count) events: \(letters[0].reason); sent to \(deadLetters.description)")
-        statsBox.withLock { $0.deadLetters += UInt64(letters.count) }
-        try await deadLetters.send(letters)
     }
 
     func withRetries<T>(_ what: String, errors: SinkMetrics, _ body: () async throws -> T) async throws -> T {

@@ -51,6 +51,7 @@ public final class EventTransform: Sendable {
         out.bytes.reserveCapacity(batch.bytes.count + batch.bytes.count / 2)
         out.eventEnds.reserveCapacity(batch.eventCount)
         if hasRoutes { out.routes = [] }
+        if encoder.format != .native { out.bodies = EventBatch.Bodies() }
         var encoder = encoder
         encoder.nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
         batch.bytes.withUnsafeBufferPointer { original in
@@ -98,7 +99,14 @@ public final class EventTransform: Sendable {
                 if matched { route = index }
             }
         }
-        withBuffer(rewritten, original) { bytes in encoder.encode(fields, bytes, into: &out.bytes) }
+        withBuffer(rewritten, original) { bytes in
+            out.bytes.append(contentsOf: bytes[fields.event])
+            if out.bodies != nil {
+                encoder.encode(fields, bytes, into: &out.bodies!.bytes)
+                out.bodies!.bytes.append(UInt8(ascii: "\n"))
+                out.bodies!.ends.append(out.bodies!.bytes.count)
+            }
+        }
         out.endEvent()
         if hasRoutes { out.routes!.append(route) }
     }

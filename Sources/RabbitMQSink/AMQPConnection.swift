@@ -93,8 +93,13 @@ final class AMQPConnection {
             state, url.path ?? "/", 131_072, heartbeat, url.user ?? "guest", url.password ?? "guest")
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
             let text = replyText(reply)
+            // Refused credentials or vhost (403) will not fix themselves; a broker that is still
+            // starting or a dropped socket will.
+            let refused = reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && text.hasPrefix("403")
             abandon()
-            throw failure("login failed: \(text): check the user, password and vhost in the URL", retriable: false)
+            throw failure(
+                "login failed: \(text)\(refused ? ": check the user, password and vhost in the URL" : "")",
+                retriable: !refused)
         }
     }
 
@@ -135,18 +140,18 @@ final class AMQPConnection {
     /// Publishes one persistent message; returns its delivery tag.
     func publish(
         exchange: UnsafeRawBufferPointer, routingKey: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer,
-        messageID: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer
+        messageID: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, mandatory: Bool, persistent: Bool
     ) throws -> UInt64 {
         guard let state else { throw failure("not connected") }
         var properties = amqp_basic_properties_t()
         properties._flags = pgbridge_amqp_publish_flags
         properties.content_type = Self.contentType
-        properties.delivery_mode = config.persistent ? 2 : 1
+        properties.delivery_mode = persistent ? 2 : 1
         properties.message_id = Self.bytes(messageID)
         properties.type = Self.bytes(type)
         properties.app_id = Self.appID
         let status = amqp_basic_publish(
-            state, Self.channel, Self.bytes(exchange), Self.bytes(routingKey), config.mandatory ? 1 : 0, 0,
+            state, Self.channel, Self.bytes(exchange), Self.bytes(routingKey), mandatory ? 1 : 0, 0,
             &properties, Self.bytes(body))
         guard status == AMQP_STATUS_OK.rawValue else {
             abandon()
@@ -227,7 +232,7 @@ final class AMQPConnection {
         } catch {
             abandon()
         }
-        amqp_maybe_release_buffers(state)
+        releaseBuffers()
     }
 
     func releaseBuffers() {

@@ -22,11 +22,11 @@ public final class RabbitMQClient: @unchecked Sendable {
     public var description: String { connection.description }
 
     public func open() async throws {
-        users.withLock { $0 += 1 }
         try await run { connection in
             try connection.ready()
             self.startHeartbeatTimer()
         }
+        users.withLock { $0 += 1 }
     }
 
     public func close() async {

@@ -57,7 +57,7 @@ public final class RabbitMQSink: EventSink {
             var routingKey: [UInt8] = []
             let exchange = Array(config.exchange.utf8)
             for (batchIndex, batch) in batches.enumerated() {
-                try batch.forEachEvent { bytes, eventIndex, fields in
+                try batch.forEachEvent { bytes, eventIndex, fields, body in
                     routingKey.removeAll(keepingCapacity: true)
                     let route = Int(batch.route(at: eventIndex))
                     let template =
@@ -71,9 +71,10 @@ public final class RabbitMQSink: EventSink {
                         try routingKey.withUnsafeBytes { keyBytes in
                             try connection.publish(
                                 exchange: exchangeBytes, routingKey: keyBytes,
-                                body: UnsafeRawBufferPointer(rebasing: raw[fields.event]),
+                                body: UnsafeRawBufferPointer(body),
                                 messageID: UnsafeRawBufferPointer(rebasing: raw[id]),
-                                type: UnsafeRawBufferPointer(rebasing: raw[op]))
+                                type: UnsafeRawBufferPointer(rebasing: raw[op]), mandatory: config.mandatory,
+                                persistent: config.persistent)
                         }
                     }
                     tracker.published(tag: tag, batch: batchIndex, event: eventIndex)

@@ -24,8 +24,8 @@ public final class RedisClient: @unchecked Sendable {
 
     /// Connects on first use; later calls only count the user.
     public func open() async throws {
-        users.withLock { $0 += 1 }
         try await run { connection, _ in try connection.connect() }
+        users.withLock { $0 += 1 }
     }
 
     public func close() async {

@@ -120,7 +120,9 @@ final class RedisConnection {
         guard reply.type == REDIS_REPLY_ARRAY, reply.elements == 2, let elements = reply.element,
             let cursor = elements[0], let keys = elements[1]
         else {
-            throw SinkError(sink: description, message: "unexpected SCAN reply", retriable: false)
+            let text = reply.type == REDIS_REPLY_ERROR ? bytes(reply) : []
+            throw SinkError(
+                sink: description, message: "SCAN failed: \(String(decoding: text, as: UTF8.self))", retriable: true)
         }
         var result: [[UInt8]] = []
         for index in 0..<keys.pointee.elements {

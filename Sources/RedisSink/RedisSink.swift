@@ -31,10 +31,10 @@ public final class RedisSink: EventSink {
         return try await client.run { connection, arena in
             var writer = RedisCommandWriter(config: config, connection: connection)
             for (batchIndex, batch) in batches.enumerated() {
-                try batch.forEachEvent { bytes, eventIndex, fields in
+                try batch.forEachEvent { bytes, eventIndex, fields, body in
                     let route = Int(batch.route(at: eventIndex))
                     writer.key = route > 0 && route <= routeKeys.count ? routeKeys[route - 1] ?? config.key : config.key
-                    try writer.write(fields, bytes, event: (batchIndex, eventIndex), arena: &arena)
+                    try writer.write(fields, bytes, body: body, event: (batchIndex, eventIndex), arena: &arena)
                 }
             }
             try writer.flush()
@@ -63,7 +63,8 @@ struct RedisCommandWriter {
     }
 
     mutating func write(
-        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, event: (Int, Int), arena: inout CommandArena
+        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, body: UnsafeBufferPointer<UInt8>,
+        event: (Int, Int), arena: inout CommandArena
     ) throws {
         switch config.mode {
         case .stream:
@@ -83,14 +84,14 @@ struct RedisCommandWriter {
             arena.add("op" as StaticString)
             arena.add(bytes[fields.op ?? 0..<0])
             arena.add("event" as StaticString)
-            arena.add(bytes[fields.event])
+            arena.add(body)
             try send(&arena, event: event)
         case .pubsub:
             arena.begin()
             arena.add("PUBLISH" as StaticString)
             arena.write { key.render(fields, bytes, into: &$0) }
             arena.close()
-            arena.add(bytes[fields.event])
+            arena.add(body)
             try send(&arena, event: event)
         case .hash:
             try writeHash(fields, bytes, event: event, arena: &arena)

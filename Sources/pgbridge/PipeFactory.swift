@@ -39,8 +39,9 @@ final class PipeFactory {
                     sink, pipe: pipe.name, format: pipe.format, routeDestinations: routes.map(\.destination)),
                 delivery: sink.delivery)
         }
-        let deadLetters = DeadLetterQueue(
-            pipe: pipe.name, target: try makeDeadLetterTarget(pipe), logger: logger)
+        let target = try makeDeadLetterTarget(pipe)
+        let fallback: (any EventSink)? = target is FileSink ? nil : try localDeadLetterFile(pipe)
+        let deadLetters = DeadLetterQueue(pipe: pipe.name, target: target, fallback: fallback, logger: logger)
         let transform = EventTransform(
             pipe: pipe.name, processors: pipe.processors, format: pipe.format, version: PGBridge.version)
         return PipeRunner(
@@ -74,12 +75,18 @@ final class PipeFactory {
         }
     }
 
+    /// `<state_dir>/<pipe>.dead_letters.jsonl`: the default target, and where records go that
+    /// another target refuses for good.
+    func localDeadLetterFile(_ pipe: PipeConfig) throws -> FileSink {
+        let path = "\(config.stateDirectory)/\(pipe.name).dead_letters.jsonl"
+        try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+        return FileSink(config: FileSinkConfig(path: path), logger: logger)
+    }
+
     func makeDeadLetterTarget(_ pipe: PipeConfig) throws -> any EventSink {
         switch pipe.deadLetter {
         case nil:
-            let path = "\(config.stateDirectory)/\(pipe.name).dead_letters.jsonl"
-            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
-            return FileSink(config: FileSinkConfig(path: path), logger: logger)
+            return try localDeadLetterFile(pipe)
         case .file(let file):
             return FileSink(config: file, logger: logger)
         case .table:

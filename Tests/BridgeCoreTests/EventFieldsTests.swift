@@ -96,6 +96,10 @@ struct EventFieldsTests {
         #expect(redis.host == "::1" && redis.port == 6380 && redis.path == "2" && redis.password == "pw")
         #expect(!redis.description.contains("pw"))
         #expect(ServiceURL("redis://host:99999") == nil)
+        // an unencoded '/' in the password stays in the password (never in the logged host/path)
+        let slash = try #require(ServiceURL("amqp://app:12/34s3cret@mq:5672/vh"))
+        #expect(slash.host == "mq" && slash.password == "12/34s3cret" && slash.path == "vh")
+        #expect(!slash.description.contains("s3cret"))
         #expect(ServiceURL("no scheme") == nil)
     }
 }

@@ -2,26 +2,17 @@ import BridgeCore
 import Foundation
 import HTTPSink
 import Pipeline
+import Processing
 import Testing
 
 @Suite("HTTP sink against a local Hummingbird receiver", .enabled(if: TestEnvironment.hasPostgres))
 struct HTTPSinkTests {
-    func httpSink(_ yaml: String, retries: Int = 10) throws -> PipeSink {
-        let config = try BridgeConfig.parse(
-            yaml: """
-                postgres: {url: "postgresql://x@127.0.0.1/x"}
-                pipes:
-                  - name: p
-                    source: {tables: [t]}
-                    sinks: [{kind: http, \(yaml)}]
-                """)
-        let sink = config.pipes[0].sinks[0]
+    func httpSink(_ yaml: String, retries: Int = 10, format: EventFormat = .native) throws -> PipeSink {
+        let sink = try SinkFixture.parse("kind: http, \(yaml)", retries: retries)
         guard case .http(let http) = sink.kind else { throw TestFailure("expected an http sink") }
-        var delivery = sink.delivery
-        delivery.retries = retries
-        delivery.retryInterval = .milliseconds(50)
         return PipeSink(
-            name: "http", sink: try HTTPSink(config: http, logger: InProcessPipe.testLogger), delivery: delivery)
+            name: "http", sink: try HTTPSink(config: http, format: format, logger: InProcessPipe.testLogger),
+            delivery: sink.delivery)
     }
 
     func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
@@ -40,9 +31,10 @@ struct HTTPSinkTests {
         let db = try TestDatabase(prefix: "http_basic")
         defer { db.drop() }
         try db.sql("CREATE TABLE prices (id int PRIMARY KEY, name text, price numeric)")
+        let sink = try httpSink("url: \"\(server.url)?secret=q\", headers: {X-Hook-Token: abc123}")
+        #expect(sink.sink.description == "http:POST http://127.0.0.1:\(server.port)/…")  // no path, no query
         let pipe = try InProcessPipe(
-            database: db, name: "http_basic", tables: ["public.prices"],
-            sinks: [try httpSink("url: \"\(server.url)?secret=q\", headers: {X-Hook-Token: abc123}")])
+            database: db, name: "http_basic", tables: ["public.prices"], sinks: [sink])
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
         try db.sql("INSERT INTO prices SELECT g, 'item ' || g, g * 2.5 FROM generate_series(1, 5) g")
@@ -174,6 +166,27 @@ struct HTTPSinkTests {
         #expect((letters.first?["event"] as? [String: Any])?.after?["id"] as? Int == 2)
     }
 
+    @Test func redirectsAreNotFollowed() async throws {
+        var behaviour = HookServer.Behaviour()
+        behaviour.failures = 1
+        behaviour.failureStatus = 301
+        let server = try await HookServer.start(behaviour)
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_301")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_301", tables: ["public.t"], sinks: [try httpSink("url: \"\(server.url)\"")])
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)")
+        let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
+        try await waitFor { server.delivered.count >= 1 }
+        try await pipe.stop()
+        #expect((letters.first?["reason"] as? String)?.hasPrefix("HTTP 301: redirect") == true, "\(letters)")
+        #expect(server.received.count == 2)  // the 301 was not followed
+    }
+
     @Test func parallelLanesKeepPerKeyOrder() async throws {
         let server = try await HookServer.start()
         defer { Task { await server.stop() } }
@@ -201,5 +214,42 @@ struct HTTPSinkTests {
         #expect(server.delivered.count == 220)
         #expect(violations == 0)
         #expect(last.values.allSatisfy { $0 == 10 })
+    }
+
+    @Test func cloudEventsInBinaryAndStructuredMode() async throws {
+        let server = try await HookServer.start()
+        defer { Task { await server.stop() } }
+        let db = try TestDatabase(prefix: "http_ce")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE devices (id int PRIMARY KEY, name text)")
+        let transform = EventTransform(pipe: "http_ce", processors: [], format: .cloudevents, version: "test")
+        let pipe = try InProcessPipe(
+            database: db, name: "http_ce", tables: ["public.devices"],
+            sinks: [
+                try httpSink("url: \"\(server.url)\", content_mode: binary", format: .cloudevents),
+                PipeSink(
+                    name: "structured",
+                    sink: try HTTPSink(
+                        config: HTTPSinkConfig(url: server.url + "?mode=structured"), format: .cloudevents,
+                        logger: InProcessPipe.testLogger)),
+            ], transform: transform)
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO devices VALUES (7, 'boiler')")
+        try await waitFor { server.delivered.count >= 2 }
+        try await pipe.stop()
+        let binary = try #require(server.delivered.first { $0.headers["ce-id"] != nil })
+        #expect(binary.headers["ce-specversion"] == "1.0")
+        #expect(binary.headers["ce-type"] == "io.pgbridge.change.insert")
+        #expect(binary.headers["ce-source"] == "/pgbridge/\(db.name)/http_ce")
+        #expect(binary.headers["ce-subject"] == "public.devices")
+        #expect(binary.headers["content-type"] == "application/json")
+        let data = try #require(json(binary.body) as? [String: Any])
+        #expect(data.after?["name"] as? String == "boiler" && data.eventID == binary.headers["ce-id"])
+        let structured = try #require(server.delivered.first { $0.headers["ce-id"] == nil })
+        #expect(structured.headers["content-type"] == "application/cloudevents+json")
+        let envelope = try #require(json(structured.body) as? [String: Any])
+        #expect(envelope["specversion"] as? String == "1.0" && envelope["id"] as? String == binary.headers["ce-id"])
+        #expect((envelope["data"] as? [String: Any])?.after?["id"] as? Int == 7)
     }
 }

@@ -2,31 +2,24 @@ import BridgeCore
 import Foundation
 import KafkaSink
 import Pipeline
+import Processing
 import Testing
 
 @Suite(
     "Kafka sink against librdkafka's mock cluster",
     .enabled(if: TestEnvironment.hasPostgres && KafkaCLI.brokers != nil && KafkaCLI.controlPath != nil))
 struct KafkaSinkTests {
-    func kafkaSink(_ yaml: String, retries: Int = 5) throws -> PipeSink {
-        let config = try BridgeConfig.parse(
-            yaml: """
-                postgres: {url: "postgresql://x@127.0.0.1/x"}
-                pipes:
-                  - name: p
-                    source: {tables: [t]}
-                    sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", \(yaml)}]
-                """)
-        let sink = config.pipes[0].sinks[0]
+    func kafkaSink(_ yaml: String, retries: Int = 5, format: EventFormat = .native) throws -> PipeSink {
+        let sink = try SinkFixture.parse(
+            "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\", \(yaml)", retries: retries,
+            retryInterval: .milliseconds(100))
         guard case .kafka(let kafka) = sink.kind else { throw TestFailure("expected a kafka sink") }
-        var delivery = sink.delivery
-        delivery.retries = retries
-        delivery.retryInterval = .milliseconds(100)
         let logger = InProcessPipe.testLogger
         return PipeSink(
             name: "kafka",
-            sink: KafkaSink(config: kafka, producer: KafkaProducer(config: kafka, logger: logger), logger: logger),
-            delivery: delivery)
+            sink: KafkaSink(
+                config: kafka, producer: KafkaProducer(config: kafka, logger: logger), format: format, logger: logger),
+            delivery: sink.delivery)
     }
 
     /// 100,000 events (1,000 keys × 100 versions) through three brokers while produce requests
@@ -106,5 +99,29 @@ struct KafkaSinkTests {
         #expect(letters.count == 1)
         #expect((letters.first?["reason"] as? String)?.contains("too large") == true, "\(letters)")
         #expect((letters.first?["event"] as? [String: Any])?.key?["id"] as? Int == 2)
+    }
+
+    @Test func cloudEventsBinaryModeUsesHeaders() async throws {
+        let db = try TestDatabase(prefix: "kafka_ce")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        let topic = "pg.\(db.name).t"
+        try KafkaCLI.control("topic \(topic) 1")
+        let pipe = try InProcessPipe(
+            database: db, name: "kafka_ce", tables: ["public.t"],
+            sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", content_mode: binary", format: .cloudevents)],
+            transform: EventTransform(pipe: "kafka_ce", processors: [], format: .cloudevents, version: "test"))
+        pipe.start()
+        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try db.sql("INSERT INTO t VALUES (1, 'one')")
+        let messages = try await KafkaCLI.waitForMessages(topic, count: 1, timeout: .seconds(30))
+        try await pipe.stop()
+        let message = try #require(messages.first)
+        #expect(message.headers.contains("ce_specversion=1.0"), "\(message.headers)")
+        #expect(message.headers.contains("ce_type=io.pgbridge.change.insert"))
+        #expect(message.headers.contains("content-type=application/json"))
+        let data = try #require(try JSONSerialization.jsonObject(with: Data(message.value.utf8)) as? [String: Any])
+        #expect(data.after?["v"] as? String == "one" && message.headers.contains("ce_id=\(data.eventID ?? "?")"))
+        #expect(message.key == "{\"id\":1}")
     }
 }

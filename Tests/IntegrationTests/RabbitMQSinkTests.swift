@@ -9,25 +9,15 @@ import Testing
     .enabled(if: TestEnvironment.hasPostgres && TestEnvironment.rabbitMQURL != nil))
 struct RabbitMQSinkTests {
     func rabbitSink(_ yaml: String, url: String? = nil, retries: Int = 1) throws -> PipeSink {
-        let config = try BridgeConfig.parse(
-            yaml: """
-                postgres: {url: "postgresql://x@127.0.0.1/x"}
-                pipes:
-                  - name: p
-                    source: {tables: [t]}
-                    sinks: [{kind: rabbitmq, url: "\(url ?? TestEnvironment.rabbitMQURL ?? "")", \(yaml)}]
-                """)
-        let sink = config.pipes[0].sinks[0]
+        let sink = try SinkFixture.parse(
+            "kind: rabbitmq, url: \"\(url ?? TestEnvironment.rabbitMQURL ?? "")\", \(yaml)", retries: retries)
         guard case .rabbitmq(let rabbit) = sink.kind else { throw TestFailure("expected a rabbitmq sink") }
-        var delivery = sink.delivery
-        delivery.retries = retries
-        delivery.retryInterval = .milliseconds(50)
         return PipeSink(
             name: "rabbitmq",
             sink: RabbitMQSink(
                 config: rabbit, client: try RabbitMQClient(config: rabbit), maxInFlight: 500,
                 logger: InProcessPipe.testLogger),
-            delivery: delivery)
+            delivery: sink.delivery)
     }
 
     @Test func publishesConfirmedPersistentMessagesToABoundQueue() async throws {

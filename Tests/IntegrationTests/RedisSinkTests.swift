@@ -11,23 +11,12 @@ struct RedisSinkTests {
     let redisURL = TestEnvironment.redisURL ?? ""
 
     func redisSink(_ yaml: String, url: String? = nil, retries: Int = 1) throws -> PipeSink {
-        let config = try BridgeConfig.parse(
-            yaml: """
-                postgres: {url: "postgresql://x@127.0.0.1/x"}
-                pipes:
-                  - name: p
-                    source: {tables: [t]}
-                    sinks: [{kind: redis, url: "\(url ?? redisURL)", \(yaml)}]
-                """)
-        let sink = config.pipes[0].sinks[0]
+        let sink = try SinkFixture.parse("kind: redis, url: \"\(url ?? redisURL)\", \(yaml)", retries: retries)
         guard case .redis(let redis) = sink.kind else { throw TestFailure("expected a redis sink") }
-        var delivery = sink.delivery
-        delivery.retries = retries
-        delivery.retryInterval = .milliseconds(50)
         return PipeSink(
             name: "redis",
             sink: RedisSink(config: redis, client: try RedisClient(config: redis), logger: InProcessPipe.testLogger),
-            delivery: delivery)
+            delivery: sink.delivery)
     }
 
     @Test func streamModeAppendsEveryEventInCommitOrder() async throws {

@@ -222,4 +222,30 @@ struct DeliveryTests {
                 == #"{"pipe":"p","sink":"k\"s","reason":"line\nbreak","attempts":4,"failed_at":"2026-11-20T10:00:00.500000Z","event":{"id":"e"}}"#
         )
     }
+
+    @Test func retriesCarryLaterEventsOfTheSameKey() {
+        let first = Self.batch(
+            [#"{"id":"1","key":{"id":1}}"#, #"{"id":"2","key":{"id":2}}"#, #"{"id":"3","key":{"id":1}}"#],
+            sequence: 1, checkpoint: 1)
+        let second = Self.batch([#"{"id":"4","key":{"id":1}}"#, #"{"id":"5","key":null}"#], sequence: 2, checkpoint: 2)
+        let retry = PipeRunner.retryBatch([first, second], rejected: [(0, 0)])
+        let ids = retry.eventEnds.indices.map { String(decoding: retry.event(at: $0), as: UTF8.self) }
+        #expect(ids == [#"{"id":"1","key":{"id":1}}"#, #"{"id":"3","key":{"id":1}}"#, #"{"id":"4","key":{"id":1}}"#])
+    }
+
+    @Test func subsetsKeepBodiesAndRoutes() {
+        var batch = Self.batch([#"{"id":"a"}"#, #"{"id":"b"}"#], sequence: 1, checkpoint: 1, routes: [1, 2])
+        var bodies = EventBatch.Bodies()
+        for text in ["A", "B"] {
+            bodies.bytes.append(contentsOf: text.utf8)
+            bodies.bytes.append(10)
+            bodies.ends.append(bodies.bytes.count)
+        }
+        batch.bodies = bodies
+        var copy = EventBatch()
+        copy.appendEvent(from: batch, at: 1)
+        #expect(String(decoding: copy.body(at: 0), as: UTF8.self) == "B")
+        #expect(String(decoding: copy.event(at: 0), as: UTF8.self) == #"{"id":"b"}"#)
+        #expect(copy.routes == [2])
+    }
 }

@@ -21,7 +21,7 @@ struct ProcessingTests {
 
     func events(_ batch: EventBatch) -> [[String: Any]] {
         batch.eventEnds.indices.compactMap {
-            try? JSONSerialization.jsonObject(with: Data(batch.event(at: $0))) as? [String: Any]
+            try? JSONSerialization.jsonObject(with: Data(batch.body(at: $0))) as? [String: Any]
         }
     }
 
@@ -164,7 +164,10 @@ struct ProcessingTests {
         #expect(event["subject"] as? String == "public.conditions")
         #expect(event["time"] as? String == "2026-11-20T10:00:00.123456Z")
         #expect((event["data"] as? [String: Any])?.after?["temp"] as? Double == 21.5)
-        let fields = out.bytes.withUnsafeBufferPointer { CloudEventFields.scan($0, event: out.eventRange(at: 0)) }
+        let body = Array(out.body(at: 0))
+        let fields = body.withUnsafeBufferPointer { CloudEventFields.scan($0, event: 0..<$0.count) }
+        // the native event stays in `bytes` for the sinks' keys and topics
+        #expect(String(decoding: out.event(at: 0), as: UTF8.self) == Self.update)
         #expect(fields.attributes.count == 6 && fields.data != nil)
     }
 
@@ -212,6 +215,20 @@ struct ProcessingTests {
             Issue.record("expected an error")
         } catch let error as ConfigError {
             #expect(error.message.contains("no sink named 'nope'"), "\(error)")
+        }
+        do {
+            _ = try BridgeConfig.parse(
+                yaml: """
+                    postgres: {url: "postgresql://x@h/db"}
+                    pipes:
+                      - name: p
+                        source: {tables: [t]}
+                        processors: [{route: {tables: [t], topic: "all-in-one"}}]
+                        sinks: [{kind: redis, url: "redis://h", mode: hash}]
+                    """)
+            Issue.record("expected an error")
+        } catch let error as ConfigError {
+            #expect(error.message.contains("mirrors rows as hashes"), "\(error)")
         }
     }
 }

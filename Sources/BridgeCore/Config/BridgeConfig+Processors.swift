@@ -1,6 +1,11 @@
 extension BridgeConfig {
-    static func parseProcessors(_ node: ConfigNode, pipe: String, sinkNames: [String]) throws -> [ProcessorConfig] {
-        try node.list().map { item in
+    static func parseProcessors(_ node: ConfigNode, pipe: String, sinks allSinks: [SinkConfig]) throws
+        -> [ProcessorConfig]
+    {
+        let sinkNames = allSinks.map(\.name)
+        let items = try node.list()
+        guard items.count <= 200 else { throw node.error("at most 200 processors per pipe") }
+        return try items.map { item in
             let keys = try item.mapping(allowed: ["filter", "mask", "drop", "route"])
             guard keys.count == 1, let (kind, value) = keys.first else {
                 throw item.error("each processor is one of filter, mask, drop or route (one per list item)")
@@ -54,10 +59,22 @@ extension BridgeConfig {
                 guard sinks != nil || destination != nil else {
                     throw value.error("a route needs sinks, topic or both")
                 }
+                if let destination, !destination.dependsOnRowValues {
+                    let routed = BridgeConfig.routedSinks(sinks, all: sinkNames)
+                    for sink in allSinks where routed.contains(sink.name) {
+                        if case .redis(let redis) = sink.kind, redis.mode == .hash {
+                            throw (route["topic"] ?? value).error(
+                                "sink '\(sink.name)' mirrors rows as hashes: the route's topic must name the row, e.g. \"orders:{key}\""
+                            )
+                        }
+                    }
+                }
                 return .route(RouteConfig(tables: patterns, sinks: sinks, destination: destination))
             }
         }
     }
+
+    static func routedSinks(_ sinks: [String]?, all: [String]) -> [String] { sinks ?? all }
 
     private static func tables(_ node: ConfigNode?) throws -> [TablePattern]? {
         guard let node else { return nil }

@@ -113,7 +113,7 @@ extension BridgeConfig {
         }
         let deadLetter = try keys["dead_letter"].map { try parseDeadLetter($0, pipe: name) }
         let processors =
-            try keys["processors"].map { try parseProcessors($0, pipe: name, sinkNames: sinks.map(\.name)) } ?? []
+            try keys["processors"].map { try parseProcessors($0, pipe: name, sinks: sinks) } ?? []
         return PipeConfig(
             name: name, source: source, format: format, sinks: sinks, deadLetter: deadLetter, processors: processors)
     }

@@ -13,14 +13,19 @@ public struct ServiceURL: Sendable, Equatable, CustomStringConvertible {
         guard let schemeEnd = text.range(of: "://") else { return nil }
         scheme = String(text[..<schemeEnd.lowerBound]).lowercased()
         var rest = Substring(text[schemeEnd.upperBound...])
+        // Credentials first: a password may contain '/' (it should be percent-encoded, but a raw
+        // one must not end up in the host or path, which are logged).
+        var credentials: Substring?
+        if let at = rest.lastIndex(of: "@") {
+            credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+        }
         if let slash = rest.firstIndex(of: "/") {
             let rawPath = rest[rest.index(after: slash)...]
             path = rawPath.isEmpty ? nil : Self.percentDecode(rawPath)
             rest = rest[..<slash]
         }
-        if let at = rest.lastIndex(of: "@") {
-            let credentials = rest[..<at]
-            rest = rest[rest.index(after: at)...]
+        if let credentials {
             if let colon = credentials.firstIndex(of: ":") {
                 let name = Self.percentDecode(credentials[..<colon])
                 user = name.isEmpty ? nil : name

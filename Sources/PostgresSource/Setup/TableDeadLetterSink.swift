@@ -21,24 +21,32 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
     }
 
     public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
-        var array: [UInt8] = [UInt8(ascii: "[")]
-        for batch in batches {
-            for index in batch.eventEnds.indices {
-                if array.count > 1 { array.append(UInt8(ascii: ",")) }
-                array.append(contentsOf: batch.event(at: index))
+        var records: [(batch: Int, event: Int, json: String)] = []
+        for (b, batch) in batches.enumerated() {
+            for e in batch.eventEnds.indices {
+                records.append((b, e, String(decoding: batch.event(at: e), as: UTF8.self)))
             }
         }
-        array.append(UInt8(ascii: "]"))
-        let records = String(decoding: array, as: UTF8.self)
-        try await onQueue { [self] in
+        let all = records
+        return try await onQueue { [self] in
             let connection = try connected()
             do {
-                try connection.execute(
-                    """
-                    INSERT INTO pgbridge.dead_letters (pipe, sink, reason, attempts, event)
-                    SELECT r->>'pipe', r->>'sink', r->>'reason', (r->>'attempts')::int, r->'event'
-                    FROM jsonb_array_elements($1::jsonb) AS r
-                    """, [records])
+                try insert(all.map(\.json), connection)
+                return .delivered
+            } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
+                // A record jsonb refuses (e.g. \u0000 from a NOTIFY payload): insert one by one,
+                // so only the bad ones are refused.
+                var rejected: [Rejection] = []
+                for record in all {
+                    do {
+                        try insert([record.json], connection)
+                    } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
+                        rejected.append(
+                            Rejection(
+                                batch: record.batch, event: record.event, reason: "\(error)", isPermanent: true))
+                    }
+                }
+                return DeliveryResult(rejected: rejected)
             } catch let error as PostgresError {
                 if connection.isBroken { self.connection = nil }
                 let hint =
@@ -46,7 +54,16 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
                 throw SinkError(sink: description, message: "\(error)\(hint)")
             }
         }
-        return .delivered
+    }
+
+    private func insert(_ records: [String], _ connection: PGConnection) throws {
+        let array = "[" + records.joined(separator: ",") + "]"
+        try connection.execute(
+            """
+            INSERT INTO pgbridge.dead_letters (pipe, sink, reason, attempts, event)
+            SELECT r->>'pipe', r->>'sink', r->>'reason', (r->>'attempts')::int, r->'event'
+            FROM jsonb_array_elements($1::jsonb) AS r
+            """, [array])
     }
 
     public func close() async {
