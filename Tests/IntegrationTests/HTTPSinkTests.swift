@@ -8,7 +8,10 @@ import Testing
 @Suite("HTTP sink against a local Hummingbird receiver", .enabled(if: TestEnvironment.hasPostgres))
 struct HTTPSinkTests {
     func httpSink(_ yaml: String, retries: Int = 10, format: EventFormat = .native) throws -> PipeSink {
-        let sink = try SinkFixture.parse("kind: http, \(yaml)", retries: retries)
+        // A generous timeout: in a full parallel run the in-process receiver shares two cores with
+        // every other test and may answer slowly.
+        let timeout = yaml.contains("timeout:") ? "" : ", timeout: 60s"
+        let sink = try SinkFixture.parse("kind: http, \(yaml)\(timeout)", retries: retries)
         guard case .http(let http) = sink.kind else { throw TestFailure("expected an http sink") }
         return PipeSink(
             name: "http", sink: try HTTPSink(config: http, format: format, logger: InProcessPipe.testLogger),
@@ -17,7 +20,7 @@ struct HTTPSinkTests {
 
     func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
 
-    func waitFor(timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+    func waitFor(timeout: Duration = .seconds(120), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
             guard ContinuousClock.now < deadline else { throw TestFailure("condition not met within \(timeout)") }
