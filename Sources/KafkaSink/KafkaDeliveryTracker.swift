@@ -37,7 +37,7 @@ final class KafkaDeliveryTracker: Sendable {
         if done { resume() }
     }
 
-    func delivered(_ index: Int) { finish(count: 1) { _ in } }
+    func delivered(count: Int) { finish(count: count) { _ in } }
 
     func failed(_ index: Int, code: rd_kafka_resp_err_t, reason: String) {
         let kind = KafkaErrorKind(code)

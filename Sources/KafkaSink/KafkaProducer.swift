@@ -19,6 +19,9 @@ public final class KafkaProducer: @unchecked Sendable {
     let produceQueue = DispatchQueue(label: "pgbridge.kafka.produce")
     private let lifecycle = Mutex<Lifecycle>(Lifecycle())
     private let trackers = Mutex<[UInt32: KafkaDeliveryTracker]>([:])
+    /// Topic handles by name (NUL-terminated), created on first use; only touched on the
+    /// produce queue. Naming the topic per message would look it up and refcount it each time.
+    private var topics: [[UInt8]: OpaquePointer] = [:]
     private let nextTrackerID = Atomic<UInt32>(1)
 
     struct Lifecycle {
@@ -115,6 +118,8 @@ public final class KafkaProducer: @unchecked Sendable {
             return $0.pollDone
         }
         done?.wait()
+        for topic in topics.values { rd_kafka_topic_destroy(topic) }
+        topics.removeAll()
         rd_kafka_destroy(rk)
     }
 
@@ -124,6 +129,10 @@ public final class KafkaProducer: @unchecked Sendable {
             ("bootstrap.servers", config.brokers),
             ("client.id", config.clientID),
             ("enable.idempotence", "true"),
+            // A batch that fails for good must not be followed by later messages that succeed
+            // (a gap breaks per-key order): librdkafka then raises a fatal error instead, the
+            // producer is recreated and the whole delivery is sent again.
+            ("enable.gapless.guarantee", "true"),
             ("acks", "all"),
             ("batch.num.messages", "\(config.batchCount)"),
             (
@@ -168,6 +177,16 @@ public final class KafkaProducer: @unchecked Sendable {
         return conf
     }
 
+    /// The handle of a topic (name NUL-terminated); call on the produce queue only.
+    func topicHandle(_ name: [UInt8], _ rk: OpaquePointer) -> OpaquePointer? {
+        if let handle = topics[name] { return handle }
+        let handle = name.withUnsafeBufferPointer { buffer in
+            rd_kafka_topic_new(rk, UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self), nil)
+        }
+        if let handle { topics[name] = handle }
+        return handle
+    }
+
     // MARK: - Trackers
 
     func register(_ tracker: KafkaDeliveryTracker) -> UInt32 {
@@ -202,18 +221,30 @@ public final class KafkaProducer: @unchecked Sendable {
     private func handle(_ event: OpaquePointer) {
         switch rd_kafka_event_type(event) {
         case Int32(RD_KAFKA_EVENT_DR):
+            // One report event carries many messages, mostly of one delivery: look the tracker
+            // up once per run and count successes in bulk.
+            var currentID: UInt32 = 0
+            var current: KafkaDeliveryTracker?
+            var delivered = 0
             while let message = rd_kafka_event_message_next(event) {
                 let token = UInt(bitPattern: message.pointee._private)
                 let trackerID = UInt32(truncatingIfNeeded: token >> 32)
                 let index = Int(UInt32(truncatingIfNeeded: token))
-                guard let tracker = trackers.withLock({ $0[trackerID] }) else { continue }
+                if trackerID != currentID || current == nil {
+                    if delivered > 0 { current?.delivered(count: delivered) }
+                    delivered = 0
+                    currentID = trackerID
+                    current = trackers.withLock { $0[trackerID] }
+                }
+                guard let tracker = current else { continue }
                 let err = message.pointee.err
                 if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    tracker.delivered(index)
+                    delivered += 1
                 } else {
                     tracker.failed(index, code: err, reason: String(cString: rd_kafka_err2str(err)))
                 }
             }
+            if delivered > 0 { current?.delivered(count: delivered) }
         case Int32(RD_KAFKA_EVENT_ERROR):
             let code = rd_kafka_event_error(event)
             let text = String(cString: rd_kafka_event_error_string(event))
@@ -235,7 +266,9 @@ public final class KafkaProducer: @unchecked Sendable {
             guard rd_kafka_event_log(event, &facility, &text, &level) == 0, let text else { return }
             let message =
                 "\(description): librdkafka \(facility.map { String(cString: $0) } ?? ""): \(String(cString: text))"
-            if level <= 3 {
+            if message.contains("enable.gapless.guarantee is experimental") {
+                logger.debug("\(message)")  // set on purpose (see makeConfiguration)
+            } else if level <= 3 {
                 logger.error("\(message)")
             } else if level == 4 {
                 logger.warning("\(message)")

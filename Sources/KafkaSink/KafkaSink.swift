@@ -66,7 +66,8 @@ public final class KafkaSink: EventSink {
                 let topic =
                     route > 0 && route <= routeTopics.count ? routeTopics[route - 1] ?? config.topic : config.topic
                 if let failure = writer.produce(
-                    rk, fields, bytes, body: body, topic: topic, opaque: UnsafeMutableRawPointer(bitPattern: token))
+                    rk, producer, fields, bytes, body: body, topic: topic,
+                    opaque: UnsafeMutableRawPointer(bitPattern: token))
                 {
                     tracker.failed(index, code: failure.code, reason: failure.reason)
                 }
@@ -102,7 +103,7 @@ struct KafkaMessageWriter {
 
     /// Produces one message (copied by librdkafka; blocks while its queue is full).
     mutating func produce(
-        _ rk: OpaquePointer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
+        _ rk: OpaquePointer, _ producer: KafkaProducer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
         body: UnsafeBufferPointer<UInt8>, topic template: NameTemplate, opaque: UnsafeMutableRawPointer?
     ) -> (code: rd_kafka_resp_err_t, reason: String)? {
         topic.removeAll(keepingCapacity: true)
@@ -113,6 +114,9 @@ struct KafkaMessageWriter {
             )
         }
         topic.append(0)
+        guard let topicHandle = producer.topicHandle(topic, rk) else {
+            return (RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot create a handle for this topic name")
+        }
         key.removeAll(keepingCapacity: true)
         if let template = config.key {
             template.render(fields, bytes, into: &key)
@@ -165,10 +169,7 @@ struct KafkaMessageWriter {
                                     fill(&values[count])
                                     count += 1
                                 }
-                                add(RD_KAFKA_VTYPE_TOPIC) {
-                                    $0.u.cstr = UnsafeRawPointer(topicBytes.baseAddress!).assumingMemoryBound(
-                                        to: CChar.self)
-                                }
+                                add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topicHandle }
                                 add(RD_KAFKA_VTYPE_VALUE) {
                                     $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: valueStart)
                                     $0.u.mem.size = valueCount
@@ -213,5 +214,27 @@ struct KafkaMessageWriter {
         guard let error else { return nil }
         defer { rd_kafka_error_destroy(error) }
         return (rd_kafka_error_code(error), String(cString: rd_kafka_error_string(error)))
+    }
+}
+
+extension KafkaSink {
+    /// Asks the cluster for its brokers (librdkafka connects lazily; `pgbridge check` needs an
+    /// answer now).
+    public func checkBrokers() async throws {
+        let producer = producer
+        try await producer.onProduceQueue {
+            try producer.createHandleIfNeeded()
+            guard let rk = producer.handle else { throw SinkError(sink: producer.description, message: "no producer") }
+            var metadata: UnsafePointer<rd_kafka_metadata_t>?
+            let err = rd_kafka_metadata(rk, 0, nil, &metadata, 10_000)
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw SinkError(
+                    sink: producer.description,
+                    message:
+                        "cannot reach the brokers: \(String(cString: rd_kafka_err2str(err))); check brokers, TLS and SASL settings"
+                )
+            }
+        }
     }
 }

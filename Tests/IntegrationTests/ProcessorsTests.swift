@@ -135,4 +135,28 @@ struct BinarySinksTests {
         #expect(feed.count == 3 && feed.allSatisfy { $0.after?["email"] as? String == "***" })
         #expect(!process.stderr.contains("example.com"))
     }
+
+    /// `pgbridge check` connects to network sinks and names the one it cannot reach.
+    @Test func checkReportsUnreachableSinks() async throws {
+        let db = try TestDatabase(prefix: "check_sinks")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let directory = try TestEnvironment.scratchDirectory("check_sinks")
+        let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+        let redisURL = try #require(TestEnvironment.redisURL)
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        pipes:
+          - name: p
+            source: {tables: [public.t], slot: \(db.name), publication: \(db.name)}
+            sinks:
+              - {kind: redis, name: live, url: "\(redisURL)"}
+              - {kind: redis, name: dead, url: "redis://127.0.0.1:1/0", timeout: 2s}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try await BridgeProcess.run(["check", "--config", config], directory: directory)
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("sink dead:") && result.stderr.contains("cannot connect"), "\(result.stderr)")
+        #expect(!result.stderr.contains("sink live:"), "\(result.stderr)")
+    }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import BridgeCore
 import Foundation
+import KafkaSink
+import Logging
 import PostgresSource
 
 struct Check: AsyncParsableCommand {
@@ -31,6 +33,10 @@ struct Check: AsyncParsableCommand {
             }
             for sink in pipe.sinks {
                 if let problem = Self.check(sink) { problems.append("pipe \(pipe.name): \(problem)") }
+                if let problem = await Self.reach(sink, pipe: pipe, config: config) {
+                    problems.append("pipe \(pipe.name): sink \(sink.name): \(problem)")
+                    unreachable = true
+                }
             }
         }
         if let problem = Self.checkWritable(directory: config.stateDirectory, create: true) {
@@ -53,6 +59,38 @@ struct Check: AsyncParsableCommand {
                 .map { "file sink \(file.path): \($0)" }
         case .kafka, .rabbitmq, .redis, .http:
             return nil
+        }
+    }
+
+    /// Connects to a network sink (Kafka, RabbitMQ, Redis; HTTP with OAuth2 fetches a token) and
+    /// disconnects; nil when it answered within 15 s.
+    static func reach(_ sink: SinkConfig, pipe: PipeConfig, config: BridgeConfig) async -> String? {
+        switch sink.kind {
+        case .file: return nil
+        case .http(let http) where http.oauth2 == nil: return nil
+        default: break
+        }
+        var logger = Logger(label: "pgbridge.check")
+        logger.logLevel = .critical
+        do {
+            let made = try PipeFactory(config: config, logger: logger).makeSink(sink, pipe: pipe.name)
+            return try await withThrowingTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    try await made.open()
+                    if case .kafka = sink.kind { try await (made as? KafkaSink)?.checkBrokers() }
+                    await made.close()
+                    return nil
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(15))
+                    return "no answer within 15 s from \(made.description)"
+                }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+        } catch {
+            return "\(error)"
         }
     }
 
