@@ -84,14 +84,6 @@ public final class FileSink: EventSink, @unchecked Sendable {
     }
 
     private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            ioQueue.async {
-                do {
-                    continuation.resume(returning: try body())
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await ioQueue.perform(body)
     }
 }

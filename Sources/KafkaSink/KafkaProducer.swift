@@ -281,15 +281,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     func onProduceQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            produceQueue.async {
-                do {
-                    continuation.resume(returning: try body())
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await produceQueue.perform(body)
     }
 }
 

@@ -44,15 +44,9 @@ public final class RabbitMQClient: @unchecked Sendable {
 
     /// Runs `body` on the client's queue with a ready connection (connected, channel open).
     func run<T: Sendable>(_ body: @escaping @Sendable (AMQPConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { [self] in
-                do {
-                    try connection.ready()
-                    continuation.resume(returning: try body(connection))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        try await queue.perform { [self] in
+            try connection.ready()
+            return try body(connection)
         }
     }
 

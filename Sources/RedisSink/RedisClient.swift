@@ -41,15 +41,9 @@ public final class RedisClient: @unchecked Sendable {
     func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection, inout CommandArena) throws -> T) async throws
         -> T
     {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { [self] in
-                do {
-                    try connection.connect()
-                    continuation.resume(returning: try body(connection, &arena))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        try await queue.perform { [self] in
+            try connection.connect()
+            return try body(connection, &arena)
         }
     }
 }

@@ -78,14 +78,6 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
     }
 
     private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                do {
-                    continuation.resume(returning: try body())
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await queue.perform(body)
     }
 }
