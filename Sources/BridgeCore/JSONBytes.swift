@@ -15,8 +15,15 @@ public enum JSONBytes {
 
     /// Appends `"…"` for a Swift string.
     public static func appendString(_ string: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        appendEscaped(string, into: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends the escaped content of a Swift string without quotes.
+    public static func appendEscaped(_ string: String, into out: inout [UInt8]) {
         var s = string
-        s.withUTF8 { appendString(UnsafeRawBufferPointer($0), into: &out) }
+        s.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), into: &out) }
     }
 
     /// Appends the escaped content of `src` without quotes.

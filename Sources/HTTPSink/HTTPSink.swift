@@ -98,7 +98,9 @@ public final class HTTPSink: EventSink {
         for (batchIndex, batch) in batches.enumerated() {
             batch.forEachEvent { bytes, eventIndex, fields, eventBody in
                 let lane = laneCount == 1 ? 0 : Self.lane(of: fields, bytes, count: laneCount)
-                let id = fields.id.map { String(decoding: bytes[$0], as: UTF8.self) } ?? ""
+                // Only a request's first and last events need their id as text (not every event
+                // of a batch).
+                func idText() -> String { fields.id.map { String(decoding: bytes[$0], as: UTF8.self) } ?? "" }
                 if isBinaryCloudEvents {
                     // Binary content mode: attributes as ce-* headers, the data as the body.
                     let cloudEvent = CloudEventFields.scan(eventBody, event: 0..<eventBody.count)
@@ -115,19 +117,19 @@ public final class HTTPSink: EventSink {
                     let body = cloudEvent.data.map { Array(eventBody[$0]) } ?? Array(eventBody)
                     lanes[lane].append(
                         PlannedRequest(
-                            body: body, events: [(batchIndex, eventIndex)], idempotencyKey: id, headers: headers))
+                            body: body, events: [(batchIndex, eventIndex)], idempotencyKey: idText(), headers: headers))
                     return
                 }
                 if config.batchCount == 1 {
                     var body: [UInt8] = []
                     appendBody(fields, bytes, eventBody, into: &body)
                     lanes[lane].append(
-                        PlannedRequest(body: body, events: [(batchIndex, eventIndex)], idempotencyKey: id))
+                        PlannedRequest(body: body, events: [(batchIndex, eventIndex)], idempotencyKey: idText()))
                     return
                 }
                 if open[lane] == nil {
-                    open[lane] = PlannedRequest(body: [UInt8(ascii: "[")], events: [], idempotencyKey: id)
-                    firstIDs[lane] = id
+                    firstIDs[lane] = idText()
+                    open[lane] = PlannedRequest(body: [UInt8(ascii: "[")], events: [], idempotencyKey: firstIDs[lane])
                 } else {
                     open[lane]!.body.append(UInt8(ascii: ","))
                 }
@@ -135,7 +137,7 @@ public final class HTTPSink: EventSink {
                 open[lane]!.events.append((batchIndex, eventIndex))
                 if open[lane]!.events.count == config.batchCount {
                     open[lane]!.body.append(UInt8(ascii: "]"))
-                    open[lane]!.idempotencyKey = "\(firstIDs[lane])..\(id)"
+                    open[lane]!.idempotencyKey = "\(firstIDs[lane])..\(idText())"
                     lanes[lane].append(open[lane]!)
                     open[lane] = nil
                 }

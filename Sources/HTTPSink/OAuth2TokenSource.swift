@@ -71,10 +71,3 @@ actor OAuth2TokenSource {
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 }
-
-extension Duration {
-    var nanosecondCount: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}

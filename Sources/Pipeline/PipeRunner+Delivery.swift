@@ -74,7 +74,7 @@ extension PipeRunner {
         }
         metrics.events.increment(by: max(0, events - deadLettered))
         metrics.bytes.increment(by: bytes)
-        metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanosecondCount)
     }
 
     /// The rejected events, in delivery order, plus every later event with the key of a rejected
@@ -127,12 +127,5 @@ extension PipeRunner {
                 throw error
             }
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

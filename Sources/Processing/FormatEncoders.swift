@@ -156,7 +156,7 @@ struct FormatEncoder {
         JSONBytes.appendRaw(",\"source\":\"/pgbridge/", into: &out)
         if let db = fields.db { out.append(contentsOf: bytes[db]) }
         out.append(UInt8(ascii: "/"))
-        JSONBytes.appendEscapedString(pipe, into: &out)
+        JSONBytes.appendEscaped(pipe, into: &out)
         JSONBytes.appendRaw("\",\"type\":\"io.pgbridge.change.", into: &out)
         if let op = fields.op { out.append(contentsOf: bytes[op]) }
         out.append(UInt8(ascii: "\""))
@@ -223,12 +223,5 @@ struct FormatEncoder {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis
-    }
-}
-
-extension JSONBytes {
-    static func appendEscapedString(_ string: String, into out: inout [UInt8]) {
-        var copy = string
-        copy.withUTF8 { appendEscaped(UnsafeRawBufferPointer($0), into: &out) }
     }
 }

@@ -187,49 +187,33 @@ struct ProcessingTests {
                     sinks: [{kind: file, path: a, name: orders}, {kind: file, path: b, name: rest}]
                 """)
         #expect(config.pipes[0].processors.count == 4 && config.pipes[0].format == .debezium)
-        do {
-            _ = try BridgeConfig.parse(
-                yaml: """
-                    postgres: {url: "postgresql://x@h/db"}
-                    pipes:
-                      - name: p
-                        source: {tables: [t]}
-                        processors: [{filter: "temp > 30 and"}]
-                        sinks: [{kind: file, path: a}]
-                    """)
-            Issue.record("expected an error")
-        } catch let error as ConfigError {
-            #expect(error.path == "pipes[0].processors[0].filter")
-            #expect(error.message.contains("at position 14"), "\(error)")
-        }
-        do {
-            _ = try BridgeConfig.parse(
-                yaml: """
-                    postgres: {url: "postgresql://x@h/db"}
-                    pipes:
-                      - name: p
-                        source: {tables: [t]}
-                        processors: [{route: {tables: [t], sinks: [nope]}}]
-                        sinks: [{kind: file, path: a}]
-                    """)
-            Issue.record("expected an error")
-        } catch let error as ConfigError {
-            #expect(error.message.contains("no sink named 'nope'"), "\(error)")
-        }
-        do {
-            _ = try BridgeConfig.parse(
-                yaml: """
-                    postgres: {url: "postgresql://x@h/db"}
-                    pipes:
-                      - name: p
-                        source: {tables: [t]}
-                        processors: [{route: {tables: [t], topic: "all-in-one"}}]
-                        sinks: [{kind: redis, url: "redis://h", mode: hash}]
-                    """)
-            Issue.record("expected an error")
-        } catch let error as ConfigError {
-            #expect(error.message.contains("mirrors rows as hashes"), "\(error)")
-        }
+        let filter = configError(processors: #"[{filter: "temp > 30 and"}]"#)
+        #expect(filter?.path == "pipes[0].processors[0].filter")
+        #expect(filter?.message.contains("at position 14") == true, "\(String(describing: filter))")
+        let route = configError(processors: "[{route: {tables: [t], sinks: [nope]}}]")
+        #expect(route?.message.contains("no sink named 'nope'") == true, "\(String(describing: route))")
+        let hash = configError(
+            processors: #"[{route: {tables: [t], topic: "all-in-one"}}]"#,
+            sinks: #"[{kind: redis, url: "redis://h", mode: hash}]"#)
+        #expect(hash?.message.contains("mirrors rows as hashes") == true, "\(String(describing: hash))")
+    }
+}
+
+/// The error of a one-pipe configuration with these processors and sinks (nil: it parsed).
+func configError(processors: String, sinks: String = "[{kind: file, path: a}]") -> ConfigError? {
+    do {
+        _ = try BridgeConfig.parse(
+            yaml: """
+                postgres: {url: "postgresql://x@h/db"}
+                pipes:
+                  - name: p
+                    source: {tables: [t]}
+                    processors: \(processors)
+                    sinks: \(sinks)
+                """)
+        return nil
+    } catch {
+        return error as? ConfigError
     }
 }
 
