@@ -22,12 +22,18 @@ extension PipeRunner {
         let started = ContinuousClock.now
         let what = "deliver to \(sink.name) (\(sink.sink.description))"
         var pending = group
-        var result = try await withRetries(what, errors: metrics) { try await sink.sink.deliver(pending) }
+        var result = try await withRetries(what, errors: metrics, sink: index) { try await sink.sink.deliver(pending) }
         var attempt = 1
         var delay = sink.delivery.retryInterval
         var deadLettered = 0
         while !result.rejected.isEmpty {
             metrics.errors.increment(by: result.rejected.count)
+            let reason = "\(sink.name) rejected \(result.rejected.count) events: \(result.rejected[0].reason)"
+            recordError(reason)
+            statsBox.withLock { stats in
+                stats.sinks[index].errors += UInt64(result.rejected.count)
+                stats.sinks[index].lastError = reason
+            }
             var letters: [(letter: DeadLetter, position: (batch: Int, event: Int))] = []
             var retryPositions: [(batch: Int, event: Int)] = []
             for rejection in result.rejected {
@@ -49,7 +55,10 @@ extension PipeRunner {
                     try await deadLetters.send(letters.map(\.letter))
                     deadLettered += letters.count
                     metrics.deadLetters.increment(by: letters.count)
-                    statsBox.withLock { $0.deadLetters += UInt64(letters.count) }
+                    statsBox.withLock { stats in
+                        stats.deadLetters += UInt64(letters.count)
+                        stats.sinks[index].deadLetters += UInt64(letters.count)
+                    }
                 } else {
                     // No target: never drop, keep sending them.
                     logger.error(
@@ -61,7 +70,10 @@ extension PipeRunner {
             if retryPositions.isEmpty { break }
             let retry = Self.retryBatch(pending, rejected: retryPositions)
             metrics.retries.increment(by: retry.eventCount)
-            statsBox.withLock { $0.retries += UInt64(retry.eventCount) }
+            statsBox.withLock { stats in
+                stats.retries += UInt64(retry.eventCount)
+                stats.sinks[index].retries += UInt64(retry.eventCount)
+            }
             logger.warning(
                 "\(sink.name) rejected \(retryPositions.count) events (attempt \(attempt) of \(sink.delivery.retries + 1)): \(result.rejected[0].reason); retrying in \(delay)"
             )
@@ -70,10 +82,16 @@ extension PipeRunner {
             delay = min(delay * 2, sink.delivery.maxRetryInterval)
             attempt += 1
             pending = [retry]
-            result = try await withRetries(what, errors: metrics) { try await sink.sink.deliver(pending) }
+            result = try await withRetries(what, errors: metrics, sink: index) {
+                try await sink.sink.deliver(pending)
+            }
         }
         metrics.events.increment(by: max(0, events - deadLettered))
         metrics.bytes.increment(by: bytes)
+        statsBox.withLock { stats in
+            stats.sinks[index].events += UInt64(max(0, events - deadLettered))
+            stats.sinks[index].bytes += UInt64(bytes)
+        }
         metrics.latency.recordNanoseconds((ContinuousClock.now - started).nanosecondCount)
     }
 
@@ -118,12 +136,18 @@ extension PipeRunner {
         }
     }
 
-    func withRetries<T>(_ what: String, errors: SinkMetrics, _ body: () async throws -> T) async throws -> T {
+    func withRetries<T>(_ what: String, errors: SinkMetrics, sink index: Int, _ body: () async throws -> T)
+        async throws -> T
+    {
         try await withRetries(what) {
             do {
                 return try await body()
             } catch {
                 errors.errors.increment()
+                statsBox.withLock { stats in
+                    stats.sinks[index].errors += 1
+                    stats.sinks[index].lastError = "\(error)"
+                }
                 throw error
             }
         }

@@ -17,6 +17,8 @@ public final class PipeRunner: Service {
         public var stopAfterEvents: UInt64?
         /// Where sink metrics go; nil = the process's bootstrapped backend.
         public var metricsFactory: (any MetricsFactory)?
+        /// Keeps the most recent delivered events for the pull API; nil = none.
+        public var eventBuffer: PipeEventBuffer?
 
         public init() {}
     }
@@ -29,6 +31,22 @@ public final class PipeRunner: Service {
         public var retries: UInt64 = 0
         public var deadLetters: UInt64 = 0
         public var confirmed: LSN?
+        /// The newest failure (retried or not) and when it happened.
+        public var lastError: String?
+        public var lastErrorAt: ContinuousClock.Instant?
+        public var lastDeliveryAt: ContinuousClock.Instant?
+        public var sinks: [SinkStats] = []
+    }
+
+    /// Counters of one sink of the pipe.
+    public struct SinkStats: Sendable {
+        public var name: String
+        public var events: UInt64 = 0
+        public var bytes: UInt64 = 0
+        public var errors: UInt64 = 0
+        public var retries: UInt64 = 0
+        public var deadLetters: UInt64 = 0
+        public var lastError: String?
     }
 
     public let name: String
@@ -41,7 +59,7 @@ public final class PipeRunner: Service {
     let routeSinks: [[String]?]
     let options: Options
     let logger: Logger
-    let statsBox = Mutex(Stats())
+    let statsBox: Mutex<Stats>
     private let stopping = Atomic<Bool>(false)
 
     /// `deadLetters` nil: rejected events are retried until a sink takes them (never dropped).
@@ -59,6 +77,9 @@ public final class PipeRunner: Service {
         }
         self.deadLetters = deadLetters
         self.options = options
+        var stats = Stats()
+        stats.sinks = sinks.map { SinkStats(name: $0.name) }
+        self.statsBox = Mutex(stats)
         var logger = logger
         logger[metadataKey: "pipe"] = "\(name)"
         self.logger = logger
@@ -123,10 +144,12 @@ public final class PipeRunner: Service {
                 let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first
                 source.acknowledge(through: group[group.count - 1].sequence, checkpoint: checkpoint)
                 let events = group.reduce(0) { $0 + $1.eventCount }
+                options.eventBuffer?.append(group)
                 let total = statsBox.withLock { stats in
                     stats.events += UInt64(events)
                     stats.bytes += UInt64(bytes)
                     stats.deliveries += 1
+                    stats.lastDeliveryAt = .now
                     if let checkpoint { stats.confirmed = checkpoint }
                     return stats.events
                 }
@@ -179,6 +202,7 @@ public final class PipeRunner: Service {
                 if attempt > 0 { logger.info("\(what): recovered after \(attempt) retries") }
                 return result
             } catch {
+                recordError("\(what): \(error)")
                 guard Self.isRetriable(error), !Task.isCancelled else { throw error }
                 attempt += 1
                 statsBox.withLock { $0.retries += 1 }
@@ -186,6 +210,13 @@ public final class PipeRunner: Service {
                 try await Task.sleep(for: delay.jittered())
                 delay = min(delay * 2, options.maxRetryDelay)
             }
+        }
+    }
+
+    func recordError(_ message: String) {
+        statsBox.withLock { stats in
+            stats.lastError = message
+            stats.lastErrorAt = .now
         }
     }
 

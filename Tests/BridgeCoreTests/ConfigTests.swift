@@ -196,3 +196,50 @@ struct ConfigTests {
         #expect(Redaction.redactConnectionString("postgresql://u@h/d") == "postgresql://u@h/d")
     }
 }
+
+@Suite("API configuration")
+struct APIConfigTests {
+    let base = "postgres: {url: \"postgresql://u@127.0.0.1/db\"}\n"
+
+    @Test func parsesTheAPISectionWithoutPipes() throws {
+        let config = try BridgeConfig.parse(
+            yaml: base + """
+                api: {listen: "0.0.0.0:9090", admin_token: "${ADMIN}", jwt_secret: "0123456789abcdef0123456789abcdef",
+                      anonymous_role: web_anon, buffer_events: 500}
+                """, environment: ["ADMIN": "a-very-long-admin-token"])
+        let api = try #require(config.api)
+        #expect(api.host == "0.0.0.0" && api.port == 9090)
+        #expect(api.adminToken == "a-very-long-admin-token")
+        #expect(api.anonymousRole == "web_anon" && api.bufferEvents == 500)
+        #expect(config.pipes.isEmpty)
+        #expect(!"\(api)".contains("a-very-long-admin-token"))
+    }
+
+    @Test func rejectsWeakOrConflictingSettings() {
+        let cases: [(String, String)] = [
+            ("api: {listen: \"localhost\"}", "api.listen"),
+            ("api: {admin_token: short}", "api.admin_token"),
+            ("api: {jwt_secret: tooshort}", "api.jwt_secret"),
+            ("api: {jwt_secret: \"0123456789abcdef0123456789abcdef\", jwt_public_key: x}", "api.jwt_secret"),
+            ("api: {anonymous_writes: true}", "api.anonymous_writes"),
+            ("api: {buffer_event: 5}", "did you mean 'buffer_events'"),
+        ]
+        for (yaml, expected) in cases {
+            #expect(throws: ConfigError.self) { try BridgeConfig.parse(yaml: base + yaml) }
+            do {
+                _ = try BridgeConfig.parse(yaml: base + yaml)
+            } catch {
+                #expect("\(error)".contains(expected), "\(yaml): \(error)")
+            }
+        }
+    }
+
+    @Test func parsesAPipeFromJSON() throws {
+        let pipe = try BridgeConfig.parsePipe(
+            text: #"{"name": "p1", "source": {"tables": ["public.t"]}, "sinks": [{"kind": "file", "path": "-"}]}"#)
+        #expect(pipe.name == "p1")
+        #expect(throws: ConfigError.self) {
+            try BridgeConfig.parsePipe(text: #"{"name": "p1", "source": {"tables": ["public.t"]}, "sinks": []"#)
+        }
+    }
+}

@@ -32,7 +32,7 @@ extension BridgeConfig {
         }
         let top = ConfigNode(node: root, path: "", environment: environment)
         let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire"])
-        for unavailable in ["api", "wire"] {
+        for unavailable in ["wire"] {
             if let node = keys[unavailable] {
                 throw node.error("not available in this version of pgbridge yet: remove the '\(unavailable)' section")
             }
@@ -43,11 +43,17 @@ extension BridgeConfig {
         }
         let postgres = try parsePostgres(postgresNode)
         let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
+        let api = try keys["api"].map(parseAPI)
+        // With the HTTP API, pipes may also be created at run time (POST /v1/pipes).
         guard let pipesNode = keys["pipes"] else {
-            throw ConfigError(path: "pipes", message: "missing: add at least one pipe")
+            if api != nil {
+                return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: [], api: api)
+            }
+            throw ConfigError(
+                path: "pipes", message: "missing: add at least one pipe (or an api section to create them at run time)")
         }
         let pipeNodes = try pipesNode.list()
-        guard !pipeNodes.isEmpty else { throw pipesNode.error("empty: add at least one pipe") }
+        guard !pipeNodes.isEmpty || api != nil else { throw pipesNode.error("empty: add at least one pipe") }
         var pipes: [PipeConfig] = []
         var names: Set<String> = []
         var slots: [String: String] = [:]
@@ -65,7 +71,24 @@ extension BridgeConfig {
             }
             pipes.append(pipe)
         }
-        return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: pipes)
+        return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: pipes, api: api)
+    }
+
+    /// One pipe in the shape of a `pipes:` entry, given as JSON or YAML text (POST /v1/pipes);
+    /// validated exactly like the configuration file. Error paths start at the pipe.
+    public static func parsePipe(text: String, environment: [String: String] = [:]) throws -> PipeConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError(path: "", message: "the pipe is empty: it needs name, source and sinks")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(path: "", message: "malformed JSON: \(describe(error))", line: line(of: error))
+        }
+        return try parsePipe(ConfigNode(node: root, path: "", environment: environment))
     }
 
     private static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {

@@ -4,13 +4,19 @@ public struct BridgeConfig: Sendable {
     /// Where pipes keep their local state (last delivered commit LSN, spill files).
     public var stateDirectory: String
     public var pipes: [PipeConfig]
+    /// The HTTP API; nil = not served.
+    public var api: APIConfig?
 
     public static let defaultStateDirectory = "./pgbridge-state"
 
-    public init(postgres: PostgresConfig, stateDirectory: String = defaultStateDirectory, pipes: [PipeConfig]) {
+    public init(
+        postgres: PostgresConfig, stateDirectory: String = defaultStateDirectory, pipes: [PipeConfig],
+        api: APIConfig? = nil
+    ) {
         self.postgres = postgres
         self.stateDirectory = stateDirectory
         self.pipes = pipes
+        self.api = api
     }
 }
 

@@ -105,6 +105,14 @@ public enum DatabaseAdmin {
         }
     }
 
+    /// Connects and runs `SELECT 1` (readiness checks); throws with the reason otherwise.
+    public static func ping(postgres: PostgresConfig, timeoutSeconds: Int = 3) async throws {
+        try await Blocking.run("pgbridge-ping") {
+            let connection = try PGConnection(url: postgres.url, mode: .normal, connectTimeout: timeoutSeconds)
+            try connection.execute("SELECT 1")
+        }
+    }
+
     public static func listSlots(postgres: PostgresConfig) async throws -> [SlotRow] {
         try await Blocking.run {
             let connection = try PGConnection(url: postgres.url, mode: .normal)

@@ -36,6 +36,19 @@ enum ExtensionSQL {
         COMMENT ON TABLE pgbridge.dead_letters IS
             'Change events a pgbridge sink rejected (with the reason); replay or delete them once handled';
 
+        -- Pipes created through the HTTP API (POST /v1/pipes), and the state (RUNNING or STOPPED) that
+        -- the API set for any pipe, so that they survive restarts and replicas share them. `definition`
+        -- is the pipe as posted (JSON, `${ENV}` references unexpanded); NULL for pipes of the
+        -- configuration file, whose definition lives there.
+        CREATE TABLE pgbridge.pipes (
+            name text PRIMARY KEY,
+            definition jsonb,
+            state text NOT NULL CHECK (state IN ('RUNNING', 'STOPPED')),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        REVOKE ALL ON pgbridge.pipes FROM PUBLIC;
+        COMMENT ON TABLE pgbridge.pipes IS 'Pipes managed through the pgbridge HTTP API and their state';
+
         -- Row and TRUNCATE trigger: writes the change as a native pgbridge event into the outbox in the
         -- same transaction, then NOTIFYs the channel with the row id (a wake-up only: the payload limit
         -- of NOTIFY does not apply to the event, and nothing is lost while pgbridge is away).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import BridgeRuntime
 import Foundation
 import Logging
 import Pipeline
@@ -25,7 +26,7 @@ struct BenchSink: AsyncParsableCommand {
         guard let pipeConfig = pipe.map({ name in config.pipes.first { $0.name == name } }) ?? config.pipes.first else {
             throw ValidationError("no pipe named \(pipe ?? "")")
         }
-        let factory = PipeFactory(config: config, logger: logger)
+        let factory = PipeFactory(config: config, version: PGBridge.version, logger: logger)
         let batches = Self.makeBatches(events: events, perBatch: batchEvents)
         let bytes = batches.reduce(0) { $0 + $1.bytes.count }
         print(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import BridgeRuntime
 import Foundation
 import KafkaSink
 import Logging
@@ -73,7 +74,8 @@ struct Check: AsyncParsableCommand {
         var logger = Logger(label: "pgbridge.check")
         logger.logLevel = .critical
         do {
-            let made = try PipeFactory(config: config, logger: logger).makeSink(sink, pipe: pipe.name)
+            let made = try PipeFactory(config: config, version: PGBridge.version, logger: logger).makeSink(
+                sink, pipe: pipe.name)
             return try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
                     try await made.open()

@@ -1,10 +1,14 @@
 import ArgumentParser
 import BridgeCore
+import BridgeRuntime
 import FileSink
 import Foundation
+import HTTPAPI
 import Logging
+import Metrics
 import Pipeline
 import PostgresSource
+import Prometheus
 import ServiceLifecycle
 
 struct Run: AsyncParsableCommand {
@@ -21,38 +25,32 @@ struct Run: AsyncParsableCommand {
         let config = try options.loadConfig()
         let logger = LoggingSetup.bootstrap(level: options.logLevel)
         signal(SIGPIPE, SIG_IGN)
-        var runners: [PipeRunner] = []
-        let factory = PipeFactory(config: config, logger: logger)
-        for pipe in config.pipes {
-            let source: any ChangeSource
-            switch pipe.source {
-            case .replication(let replication):
-                source = ReplicationSource(
-                    pipeName: pipe.name, config: replication, postgres: config.postgres,
-                    stateDirectory: config.stateDirectory, logger: logger)
-            case .outbox(let outbox):
-                source = OutboxSource(pipeName: pipe.name, config: outbox, postgres: config.postgres, logger: logger)
-            case .notify(let notify):
-                source = NotifySource(pipeName: pipe.name, config: notify, postgres: config.postgres, logger: logger)
-            }
-            var runnerOptions = PipeRunner.Options()
-            runnerOptions.stopAfterEvents = stopAfterEvents
-            do {
-                runners.append(try factory.runner(for: pipe, source: source, options: runnerOptions))
-            } catch {
-                throw ExitCodes.fail(error)
-            }
-        }
+        var runnerOptions = PipeRunner.Options()
+        runnerOptions.stopAfterEvents = stopAfterEvents
+        let supervisor = PipeSupervisor(
+            config: config, version: PGBridge.version,
+            store: config.api.map { _ in PipeStore(postgres: config.postgres) },
+            keepsRunning: config.api != nil, bufferEvents: config.api?.bufferEvents ?? 0,
+            runnerOptions: runnerOptions, logger: logger)
         logger.info(
             "pgbridge \(PGBridge.version) starting",
             metadata: ["postgres": "\(config.postgres.redactedURL)", "pipes": "\(config.pipes.map(\.name))"])
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(
+                service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        if let api = config.api {
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            let server = APIServer(
+                config: api, postgres: config.postgres, supervisor: supervisor, registry: registry,
+                version: PGBridge.version, logger: logger)
+            services.append(.init(service: server, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: runners.map {
-                    .init(
-                        service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup)
-                },
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {

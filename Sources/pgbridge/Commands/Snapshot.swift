@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import BridgeRuntime
 import FileSink
 import Logging
 import Pipeline
@@ -38,7 +39,8 @@ struct Snapshot: AsyncParsableCommand {
         }
         let source = TableSnapshotSource(table: pattern, config: replication, postgres: config.postgres, logger: logger)
         do {
-            let runner = try PipeFactory(config: config, logger: logger).runner(for: pipeConfig, source: source)
+            let runner = try PipeFactory(config: config, version: PGBridge.version, logger: logger).runner(
+                for: pipeConfig, source: source)
             try await runner.run()
             print("snapshot of \(table): \(runner.stats.events) events delivered to pipe \(pipe)")
         } catch {

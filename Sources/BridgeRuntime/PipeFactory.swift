@@ -12,20 +12,36 @@ import RedisSink
 
 /// Builds pipes from the configuration: sinks (sharing clients where the connection settings
 /// are equal) and the dead-letter target.
-final class PipeFactory {
-    let config: BridgeConfig
+public final class PipeFactory {
+    public let config: BridgeConfig
     let logger: Logger
+    let version: String
     /// Clients shared by sinks with equal connection settings, across pipes.
     private var redisClients: [String: RedisClient] = [:]
     private var kafkaProducers: [String: KafkaProducer] = [:]
     private var rabbitMQClients: [String: RabbitMQClient] = [:]
 
-    init(config: BridgeConfig, logger: Logger) {
+    public init(config: BridgeConfig, version: String, logger: Logger) {
         self.config = config
+        self.version = version
         self.logger = logger
     }
 
-    func runner(
+    /// The pipe's source (not started).
+    public func makeSource(for pipe: PipeConfig) -> any ChangeSource {
+        switch pipe.source {
+        case .replication(let replication):
+            return ReplicationSource(
+                pipeName: pipe.name, config: replication, postgres: config.postgres,
+                stateDirectory: config.stateDirectory, logger: logger)
+        case .outbox(let outbox):
+            return OutboxSource(pipeName: pipe.name, config: outbox, postgres: config.postgres, logger: logger)
+        case .notify(let notify):
+            return NotifySource(pipeName: pipe.name, config: notify, postgres: config.postgres, logger: logger)
+        }
+    }
+
+    public func runner(
         for pipe: PipeConfig, source: any ChangeSource, options: PipeRunner.Options = PipeRunner.Options()
     ) throws -> PipeRunner {
         let routes = pipe.processors.compactMap { processor -> RouteConfig? in
@@ -43,13 +59,13 @@ final class PipeFactory {
         let fallback: (any EventSink)? = target is FileSink ? nil : try localDeadLetterFile(pipe)
         let deadLetters = DeadLetterQueue(pipe: pipe.name, target: target, fallback: fallback, logger: logger)
         let transform = EventTransform(
-            pipe: pipe.name, processors: pipe.processors, format: pipe.format, version: PGBridge.version)
+            pipe: pipe.name, processors: pipe.processors, format: pipe.format, version: version)
         return PipeRunner(
             name: pipe.name, source: source, sinks: sinks, deadLetters: deadLetters, transform: transform,
             routeSinks: routes.map(\.sinks), options: options, logger: logger)
     }
 
-    func makeSink(
+    public func makeSink(
         _ sink: SinkConfig, pipe: String, format: EventFormat = .native, routeDestinations: [NameTemplate?] = []
     ) throws -> any EventSink {
         switch sink.kind {
@@ -67,7 +83,7 @@ final class PipeFactory {
                 config: rabbit, client: client, maxInFlight: sink.delivery.maxInFlight, routeKeys: routeDestinations,
                 logger: logger)
         case .http(let http):
-            return try HTTPSink(config: http, format: format, version: PGBridge.version, logger: logger)
+            return try HTTPSink(config: http, format: format, version: version, logger: logger)
         case .redis(let redis):
             let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
             redisClients[redis.connectionIdentity] = client

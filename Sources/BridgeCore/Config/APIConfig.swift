@@ -1,0 +1,61 @@
+/// The HTTP API (`api:` section): health, metrics, pipe management, REST proxy, pull.
+public struct APIConfig: Sendable {
+    public var host: String
+    /// 0 = any free port (tests; the chosen port is logged).
+    public var port: Int
+    /// Bearer token for `/v1/pipes` management; nil = management routes are refused.
+    public var adminToken: String?
+    /// How REST-proxy tokens are verified; nil = no token is accepted (anonymous reads only).
+    public var jwt: JWTKeyConfig?
+    /// Role for requests without a token (reads only unless `anonymousWrites`); nil = refused.
+    public var anonymousRole: String?
+    /// Lets requests without a token write as `anonymousRole` (off by default).
+    public var anonymousWrites: Bool
+    /// Recent events each pipe keeps for the pull API and SSE (0 = none).
+    public var bufferEvents: Int
+    /// PostgreSQL connections the REST proxy uses at most.
+    public var poolSize: Int
+    /// `statement_timeout` of REST proxy requests.
+    public var statementTimeout: Duration
+    /// Largest request body accepted.
+    public var maxBodyBytes: Int
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, jwt: JWTKeyConfig? = nil,
+        anonymousRole: String? = nil, anonymousWrites: Bool = false, bufferEvents: Int = 10_000, poolSize: Int = 8,
+        statementTimeout: Duration = .seconds(30), maxBodyBytes: Int = 16 << 20
+    ) {
+        self.host = host
+        self.port = port
+        self.adminToken = adminToken
+        self.jwt = jwt
+        self.anonymousRole = anonymousRole
+        self.anonymousWrites = anonymousWrites
+        self.bufferEvents = bufferEvents
+        self.poolSize = poolSize
+        self.statementTimeout = statementTimeout
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// The key REST-proxy JWTs are signed with.
+public enum JWTKeyConfig: Sendable {
+    /// HS256 with a shared secret (at least 32 bytes).
+    case hs256(secret: String)
+    /// RS256 with the PEM public key of the issuer.
+    case rs256(publicKeyPEM: String)
+}
+
+extension APIConfig: CustomStringConvertible {
+    /// A summary without secrets.
+    public var description: String {
+        let jwtKind: String
+        switch jwt {
+        case .hs256: jwtKind = "HS256"
+        case .rs256: jwtKind = "RS256"
+        case nil: jwtKind = "none"
+        }
+        return
+            "listen \(host):\(port), admin token \(adminToken == nil ? "unset" : "set"), JWT \(jwtKind), anonymous role \(anonymousRole ?? "none")"
+    }
+}

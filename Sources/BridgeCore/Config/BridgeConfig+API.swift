@@ -1,0 +1,70 @@
+import Foundation
+
+extension BridgeConfig {
+    static func parseAPI(_ node: ConfigNode) throws -> APIConfig {
+        let keys = try node.mapping(allowed: [
+            "listen", "admin_token", "jwt_secret", "jwt_public_key", "anonymous_role", "anonymous_writes",
+            "buffer_events", "pool_size", "statement_timeout", "max_body_bytes",
+        ])
+        var api = APIConfig()
+        if let listen = keys["listen"] {
+            (api.host, api.port) = try parseListen(listen)
+        }
+        if let token = keys["admin_token"] {
+            let text = try token.string()
+            guard text.count >= 16 else {
+                throw token.error("too short: use at least 16 random characters (e.g. openssl rand -hex 24)")
+            }
+            api.adminToken = text
+        }
+        switch (keys["jwt_secret"], keys["jwt_public_key"]) {
+        case (.some(let secret), .some):
+            throw secret.error("set either jwt_secret (HS256) or jwt_public_key (RS256), not both")
+        case (.some(let secret), nil):
+            let text = try secret.string()
+            guard text.utf8.count >= 32 else {
+                throw secret.error("too short for HS256: use at least 32 bytes (e.g. openssl rand -hex 32)")
+            }
+            api.jwt = .hs256(secret: text)
+        case (nil, .some(let key)):
+            let text = try key.string()
+            guard text.contains("-----BEGIN PUBLIC KEY-----") || text.contains("-----BEGIN RSA PUBLIC KEY-----")
+            else {
+                throw key.error("expected a PEM public key (-----BEGIN PUBLIC KEY----- …)")
+            }
+            api.jwt = .rs256(publicKeyPEM: text)
+        case (nil, nil):
+            break
+        }
+        if let role = keys["anonymous_role"], !role.isNull {
+            let text = try role.string()
+            guard !text.isEmpty, text.utf8.count <= 63 else { throw role.error("expected a role name") }
+            api.anonymousRole = text
+        }
+        if let writes = keys["anonymous_writes"] {
+            api.anonymousWrites = try writes.bool()
+            if api.anonymousWrites, api.anonymousRole == nil {
+                throw writes.error("anonymous_writes needs anonymous_role: the role anonymous writes run as")
+            }
+        }
+        api.bufferEvents = try keys["buffer_events"]?.int(range: 0...10_000_000) ?? api.bufferEvents
+        api.poolSize = try keys["pool_size"]?.int(range: 1...256) ?? api.poolSize
+        api.statementTimeout = try keys["statement_timeout"]?.duration() ?? api.statementTimeout
+        api.maxBodyBytes = try keys["max_body_bytes"]?.int(range: 1024...(1 << 30)) ?? api.maxBodyBytes
+        return api
+    }
+
+    /// `host:port`, `[v6]:port` or `:port` (127.0.0.1).
+    static func parseListen(_ node: ConfigNode) throws -> (host: String, port: Int) {
+        let text = try node.string()
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw node.error("expected host:port, e.g. 127.0.0.1:8080, got '\(text)'")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "127.0.0.1" }
+        return (host, port)
+    }
+}

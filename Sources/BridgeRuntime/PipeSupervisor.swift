@@ -1,0 +1,392 @@
+import BridgeCore
+import Foundation
+import Logging
+import Pipeline
+import PostgresSource
+import ServiceLifecycle
+
+/// Runs the pipes of the process and changes them at run time (the HTTP API's pipe management):
+/// STOPPED → RUNNING → DROPPED.
+///
+/// Pipes come from the configuration file and from `pgbridge.pipes` (created through the API).
+/// The state the API sets (running or stopped) is stored there too, so it survives restarts.
+/// Without the API (`keepsRunning` false) the supervisor behaves like a plain group of pipes:
+/// it returns when every pipe ended and throws the first pipe failure.
+public actor PipeSupervisor: Service {
+    public enum State: String, Sendable {
+        case running = "RUNNING"
+        case stopped = "STOPPED"
+        case dropped = "DROPPED"
+    }
+
+    public enum Origin: String, Sendable {
+        case config
+        case api
+    }
+
+    /// What the API shows of a pipe.
+    public struct Status: Sendable {
+        public var name: String
+        public var origin: Origin
+        public var state: State
+        public var config: PipeConfig
+        /// The pipe as posted (API pipes), secrets included: redact before showing it.
+        public var definition: String?
+        public var stats: PipeRunner.Stats?
+        /// Why the pipe is not healthy; nil = healthy (or stopped on purpose).
+        public var problem: String?
+        public var lastError: String?
+    }
+
+    public enum ControlError: Error, CustomStringConvertible {
+        case notFound(String)
+        case conflict(String)
+        case invalid(String)
+        case unavailable(String)
+
+        public var description: String {
+            switch self {
+            case .notFound(let message), .conflict(let message), .invalid(let message), .unavailable(let message):
+                return message
+            }
+        }
+    }
+
+    private enum Event: Sendable {
+        case ended(name: String, generation: Int, error: String?, failure: (any Error)?)
+        case wake
+    }
+
+    private struct Entry {
+        var config: PipeConfig
+        var origin: Origin
+        var definition: String?
+        var desired: State
+        var runner: PipeRunner?
+        var task: Task<Void, Never>?
+        var generation = 0
+        var buffer: PipeEventBuffer?
+        var failure: String?
+        var lastStats: PipeRunner.Stats?
+    }
+
+    private let factory: PipeFactory
+    private let store: PipeStore?
+    private let keepsRunning: Bool
+    private let bufferEvents: Int
+    private let runnerOptions: PipeRunner.Options
+    /// How long a stop request waits for the pipe's delivery before cancelling it.
+    public var stopGracePeriod: Duration = .seconds(10)
+    private let logger: Logger
+    private var entries: [String: Entry] = [:]
+    private var order: [String] = []
+    private var nextGeneration = 0
+    private var shuttingDown = false
+    private var started = false
+    private let events: AsyncStream<Event>
+    private let eventsContinuation: AsyncStream<Event>.Continuation
+
+    /// `store` nil: nothing is loaded or saved (no API). `keepsRunning`: the process serves the
+    /// API, so pipes that end or fail stay listed instead of ending the process.
+    public init(
+        config: BridgeConfig, version: String, store: PipeStore?, keepsRunning: Bool, bufferEvents: Int = 0,
+        runnerOptions: PipeRunner.Options = PipeRunner.Options(), logger: Logger
+    ) {
+        self.factory = PipeFactory(config: config, version: version, logger: logger)
+        self.store = store
+        self.keepsRunning = keepsRunning
+        self.bufferEvents = bufferEvents
+        self.runnerOptions = runnerOptions
+        self.logger = logger
+        (events, eventsContinuation) = AsyncStream<Event>.makeStream()
+        for pipe in config.pipes {
+            entries[pipe.name] = Entry(config: pipe, origin: .config, desired: .running)
+            order.append(pipe.name)
+        }
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        try await loadStoredPipes()
+        started = true
+        for name in order where entries[name]?.desired == .running {
+            do {
+                try startRunner(name)
+            } catch {
+                if !keepsRunning { throw error }
+                entries[name]?.failure = "\(error)"
+                logger.error("pipe \(name) cannot start: \(error)")
+            }
+        }
+        if order.isEmpty && !keepsRunning { return }
+        try await withGracefulShutdownHandler {
+            try await superviseUntilDone()
+        } onGracefulShutdown: { [self] in
+            Task { await self.shutdown() }
+        }
+    }
+
+    private func superviseUntilDone() async throws {
+        var firstFailure: (any Error)?
+        for await event in events {
+            if case .ended(let name, let generation, let error, let failure) = event,
+                var entry = entries[name], entry.generation == generation
+            {
+                entry.lastStats = entry.runner?.stats
+                entry.runner = nil
+                entry.task = nil
+                entry.failure = failure is CancellationError ? nil : error
+                if error == nil, entry.desired == .running, !shuttingDown { entry.desired = .stopped }
+                entries[name] = entry
+                if let failure, !keepsRunning, firstFailure == nil {
+                    firstFailure = failure
+                    shutdown()
+                }
+            }
+            let alive = entries.values.contains { $0.task != nil }
+            if !alive && (shuttingDown || !keepsRunning) { break }
+        }
+        if let firstFailure { throw firstFailure }
+    }
+
+    /// Stops every pipe (each drains and confirms what it delivered); `run` then returns.
+    public func shutdown() {
+        shuttingDown = true
+        for entry in entries.values { entry.runner?.stop() }
+        eventsContinuation.yield(.wake)
+    }
+
+    private func loadStoredPipes() async throws {
+        guard let store else { return }
+        var delay = Duration.milliseconds(500)
+        var records: [PipeStore.Record] = []
+        while true {
+            do {
+                records = try await store.load()
+                break
+            } catch {
+                logger.warning("cannot read pgbridge.pipes (\(error)); retrying in \(delay)")
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        for record in records {
+            if var entry = entries[record.name] {
+                entry.desired = record.running ? .running : .stopped
+                entries[record.name] = entry
+                continue
+            }
+            guard let definition = record.definition else { continue }  // a config pipe no longer configured
+            do {
+                let pipe = try BridgeConfig.parsePipe(
+                    text: definition, environment: ProcessInfo.processInfo.environment)
+                try checkConflicts(pipe)
+                entries[pipe.name] = Entry(
+                    config: pipe, origin: .api, definition: definition, desired: record.running ? .running : .stopped)
+                order.append(pipe.name)
+            } catch {
+                logger.error("stored pipe \(record.name) is not valid any more and is not started: \(error)")
+            }
+        }
+    }
+
+    // MARK: Control
+
+    public var names: [String] { order }
+
+    public func status(_ name: String) -> Status? {
+        guard let entry = entries[name] else { return nil }
+        let stats = entry.runner?.stats ?? entry.lastStats
+        return Status(
+            name: name, origin: entry.origin, state: entry.runner != nil ? .running : .stopped, config: entry.config,
+            definition: entry.definition, stats: stats, problem: problem(entry, stats: stats),
+            lastError: entry.failure ?? stats?.lastError)
+    }
+
+    public func statuses() -> [Status] { order.compactMap(status) }
+
+    public func buffer(_ name: String) -> PipeEventBuffer? { entries[name]?.buffer }
+
+    /// Creates a pipe from its JSON definition, stores it and starts it.
+    public func create(definition: String) async throws(ControlError) -> Status {
+        let pipe: PipeConfig
+        do {
+            pipe = try BridgeConfig.parsePipe(text: definition, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw .invalid("\(error)")
+        }
+        if entries[pipe.name] != nil { throw .conflict("pipe \(pipe.name) already exists") }
+        do {
+            try checkConflicts(pipe)
+            // Builds the sinks once, so that a sink setting only the runtime can check fails here.
+            _ = try factory.runner(for: pipe, source: factory.makeSource(for: pipe))
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw .invalid("\(error)")
+        }
+        try await save(PipeStore.Record(name: pipe.name, definition: definition, running: true), required: true)
+        guard entries[pipe.name] == nil else { throw .conflict("pipe \(pipe.name) already exists") }
+        entries[pipe.name] = Entry(config: pipe, origin: .api, definition: definition, desired: .running)
+        order.append(pipe.name)
+        do {
+            try startRunner(pipe.name)
+        } catch {
+            entries[pipe.name]?.failure = "\(error)"
+        }
+        logger.info("pipe \(pipe.name) created through the API")
+        return status(pipe.name)!
+    }
+
+    public func start(_ name: String) async throws(ControlError) -> Status {
+        guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
+        if entry.runner == nil {
+            try await save(
+                PipeStore.Record(name: name, definition: entry.definition, running: true),
+                required: entry.origin == .api)
+            entries[name]?.desired = .running
+            do {
+                try startRunner(name)
+            } catch {
+                entries[name]?.failure = "\(error)"
+                throw .invalid("pipe \(name) cannot start: \(error)")
+            }
+            logger.info("pipe \(name) started through the API")
+        }
+        return status(name)!
+    }
+
+    /// Stops the pipe once what it captured is delivered and confirmed.
+    public func stop(_ name: String) async throws(ControlError) -> Status {
+        guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
+        try await save(
+            PipeStore.Record(name: name, definition: entry.definition, running: false), required: entry.origin == .api)
+        entries[name]?.desired = .stopped
+        if let runner = entry.runner, let task = entry.task {
+            runner.stop()
+            // A delivery to a sink that is down would wait forever: after a grace period it is
+            // cancelled. Nothing of it was confirmed, so it is sent again when the pipe starts.
+            let grace = stopGracePeriod
+            let logger = logger
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await task.value }
+                group.addTask {
+                    guard (try? await Task.sleep(for: grace)) != nil else { return }
+                    logger.warning(
+                        "pipe \(name) did not finish its delivery within \(grace) of the stop request (a sink is down?): cancelling it; unconfirmed events are sent again when it starts"
+                    )
+                    task.cancel()
+                }
+                await group.next()
+                group.cancelAll()
+            }
+            // The end event may not be processed yet: record the stop here too.
+            if entries[name]?.generation == entry.generation {
+                entries[name]?.lastStats = runner.stats
+                entries[name]?.runner = nil
+                entries[name]?.task = nil
+            }
+            logger.info("pipe \(name) stopped through the API")
+        }
+        return status(name)!
+    }
+
+    /// Stops and removes an API pipe; with `dropSlot`, also drops its replication slot.
+    public func drop(_ name: String, dropSlot: Bool) async throws(ControlError) -> Status {
+        guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
+        guard entry.origin == .api else {
+            throw .conflict(
+                "pipe \(name) is defined in the configuration file: remove it there, or stop it with POST /v1/pipes/\(name)/stop"
+            )
+        }
+        var final = try await stop(name)
+        do {
+            try await store?.delete(name: name)
+        } catch {
+            throw .unavailable("cannot delete pipe \(name) from pgbridge.pipes: \(error)")
+        }
+        entries[name]?.buffer?.close()
+        entries[name] = nil
+        order.removeAll { $0 == name }
+        if dropSlot, case .replication(let source) = entry.config.source {
+            try await dropReplicationSlot(source.slot)
+        }
+        final.state = .dropped
+        logger.info("pipe \(name) dropped through the API\(dropSlot ? " with its slot" : "")")
+        return final
+    }
+
+    // MARK: Internals
+
+    private func startRunner(_ name: String) throws {
+        guard var entry = entries[name], entry.runner == nil else { return }
+        if entry.buffer == nil, bufferEvents > 0 { entry.buffer = PipeEventBuffer(capacity: bufferEvents) }
+        var options = runnerOptions
+        options.eventBuffer = entry.buffer
+        let runner = try factory.runner(
+            for: entry.config, source: factory.makeSource(for: entry.config), options: options)
+        nextGeneration += 1
+        let generation = nextGeneration
+        let continuation = eventsContinuation
+        entry.runner = runner
+        entry.generation = generation
+        entry.failure = nil
+        entry.task = Task {
+            do {
+                try await runner.run()
+                continuation.yield(.ended(name: name, generation: generation, error: nil, failure: nil))
+            } catch {
+                continuation.yield(.ended(name: name, generation: generation, error: "\(error)", failure: error))
+            }
+        }
+        entries[name] = entry
+    }
+
+    private func checkConflicts(_ pipe: PipeConfig) throws(ControlError) {
+        guard case .replication(let source) = pipe.source else { return }
+        for other in entries.values {
+            if case .replication(let existing) = other.config.source, existing.slot == source.slot,
+                other.config.name != pipe.name
+            {
+                throw .conflict(
+                    "slot \(source.slot) is already used by pipe \(other.config.name): each pipe needs its own slot")
+            }
+        }
+    }
+
+    private func save(_ record: PipeStore.Record, required: Bool) async throws(ControlError) {
+        guard let store else { return }
+        do {
+            try await store.save(record)
+        } catch {
+            if required { throw .unavailable("cannot store pipe \(record.name): \(error)") }
+            logger.warning("the state of pipe \(record.name) is not stored and will not survive a restart: \(error)")
+        }
+    }
+
+    private func dropReplicationSlot(_ slot: String) async throws(ControlError) {
+        // The walsender may need a moment to release the slot after the pipe stopped.
+        var lastError: (any Error)?
+        for _ in 0..<50 {
+            do {
+                try await DatabaseAdmin.dropSlot(slot, postgres: factory.config.postgres)
+                return
+            } catch {
+                lastError = error
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        throw .unavailable("the pipe was dropped but its slot \(slot) was not: \(lastError.map { "\($0)" } ?? "")")
+    }
+
+    private func problem(_ entry: Entry, stats: PipeRunner.Stats?) -> String? {
+        if entry.desired == .running, entry.runner == nil, started {
+            return "pipe \(entry.config.name) stopped after an error: \(entry.failure ?? "unknown")"
+        }
+        guard entry.runner != nil, let stats, let errorAt = stats.lastErrorAt else { return nil }
+        if let deliveredAt = stats.lastDeliveryAt, deliveredAt > errorAt { return nil }
+        guard ContinuousClock.now - errorAt < .seconds(60) else { return nil }
+        return "pipe \(entry.config.name) is retrying: \(stats.lastError ?? "")"
+    }
+}

@@ -1,0 +1,74 @@
+import BridgeCore
+import BridgeRuntime
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// The HTTP API (`api.listen`): health, metrics, pipe management, the pull API and SSE.
+/// See docs/http-api.md; the routes are listed in `/v1/openapi.json`.
+public struct APIServer: Service {
+    let config: APIConfig
+    let postgres: PostgresConfig
+    let supervisor: PipeSupervisor
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+    let version: String
+
+    public init(
+        config: APIConfig, postgres: PostgresConfig, supervisor: PipeSupervisor, registry: PrometheusCollectorRegistry,
+        version: String, logger: Logger
+    ) {
+        self.config = config
+        self.postgres = postgres
+        self.supervisor = supervisor
+        self.registry = registry
+        self.version = version
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let logger = logger
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "pgbridge/\(version)"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info(
+                    "HTTP API listening", metadata: ["address": "\(channel.localAddress?.ipAddress ?? "?"):\(port)"])
+            },
+            logger: logger)
+        try await app.run()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        addOperationRoutes(to: router)
+        addPipeRoutes(to: router)
+        addEventRoutes(to: router)
+        router.get("/v1/openapi.json") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        return router
+    }
+
+    /// `Authorization: Bearer <api.admin_token>`, compared in constant time.
+    func requireAdmin(_ request: Request) throws {
+        guard let expected = config.adminToken else {
+            throw APIError.forbidden("pipe management is disabled: set api.admin_token in the configuration")
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError.unauthorized("missing admin token: send Authorization: Bearer <api.admin_token>")
+        }
+        let given = Array(header.utf8.dropFirst(7))
+        let wanted = Array(expected.utf8)
+        var difference = given.count ^ wanted.count
+        for index in wanted.indices { difference |= Int(wanted[index] ^ (index < given.count ? given[index] : 0)) }
+        guard difference == 0 else { throw APIError.unauthorized("wrong admin token") }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+
+/// The HTTP API of the real `pgbridge run` binary, over a real socket, against real PostgreSQL.
+@Suite("HTTP API", .enabled(if: TestEnvironment.hasBinary))
+struct HTTPAPITests {
+    static let adminToken = "test-admin-token-0123456789"
+
+    struct Bridge {
+        let process: BridgeProcess
+        let api: APIClient
+    }
+
+    func start(_ config: String, directory: String) async throws -> Bridge {
+        let process = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        let port = try await APIClient.waitForPort(process)
+        return Bridge(process: process, api: APIClient(base: "http://127.0.0.1:\(port)", token: Self.adminToken))
+    }
+
+    func stop(_ bridge: Bridge) async throws {
+        bridge.process.kill(SIGTERM)
+        let status = try await bridge.process.waitForExit()
+        #expect(status == 0, "pgbridge exited with \(status): \(bridge.process.stderr.suffix(2000))")
+    }
+
+    func waitFor(
+        _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("timed out waiting for \(what)")
+    }
+
+    /// A pipe created through the API runs, serves its events (paging, SSE, metrics), survives
+    /// two restarts with its state (running, then stopped), and is dropped with its slot.
+    @Test func pipeLifecycleThroughTheAPI() async throws {
+        let db = try TestDatabase(prefix: "api_pipes")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
+        let setup = try await BridgeProcess.run(["setup", "--url", db.url], directory: directory)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let hook = try await HookServer.start()
+        let events = "\(directory)/api-events.jsonl"
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken), buffer_events: 1000}
+        pipes:
+          - name: from_config
+            source: {kind: notify, channels: [unused_channel]}
+            sinks: [{kind: file, path: \(directory)/config-events.jsonl}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        var bridge = try await start(config, directory: directory)
+
+        #expect(try await bridge.api.get("/healthz").status == 200)
+        #expect(try await bridge.api.request(.GET, "/v1/pipes", token: .some(nil)).status == 401)
+        #expect(try await bridge.api.request(.GET, "/v1/pipes", token: "wrong-token-wrong-token").status == 401)
+        let initial = try await bridge.api.get("/v1/pipes")
+        #expect(initial.status == 200)
+        #expect((initial.json["pipes"] as? [[String: Any]])?.map { $0["name"] as? String } == ["from_config"])
+
+        let definition = """
+            {"name": "api_pipe",
+             "source": {"tables": ["public.items"], "slot": "api_pipe_\(db.name)", "publication": "api_pipe_pub"},
+             "sinks": [
+               {"kind": "file", "path": "\(events)", "name": "file"},
+               {"kind": "http", "url": "\(hook.url)", "name": "hook", "headers": {"Authorization": "Bearer hook-secret-123"}}
+             ]}
+            """
+        let created = try await bridge.api.request(.POST, "/v1/pipes", body: definition)
+        #expect(created.status == 201, "\(created.body)")
+        #expect(created.json["state"] as? String == "RUNNING")
+        #expect(!created.body.contains("hook-secret-123"), "the header value must be redacted: \(created.body)")
+        #expect(created.body.contains("***"))
+        #expect(try await bridge.api.request(.POST, "/v1/pipes", body: definition).status == 409)
+        let invalid = try await bridge.api.request(
+            .POST, "/v1/pipes",
+            body: #"{"name": "bad", "source": {"tables": ["t"]}, "sinks": [{"kind": "file", "paht": "x"}]}"#)
+        #expect(invalid.status == 422)
+        #expect(invalid.body.contains("paht"), "the error names the key: \(invalid.body)")
+        #expect(try await bridge.api.request(.DELETE, "/v1/pipes/from_config").status == 409)
+        #expect(try await bridge.api.get("/v1/pipes/nope").status == 404)
+
+        try await waitForSlot(db, "api_pipe_\(db.name)")
+        try db.sql("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5) g")
+        try await waitFor("5 events delivered") {
+            let pipe = try await bridge.api.get("/v1/pipes/api_pipe").json
+            return (pipe["events"] as? Int ?? 0) >= 5
+        }
+        let status = try await bridge.api.get("/v1/pipes/api_pipe").json
+        #expect(status["healthy"] as? Bool == true)
+        #expect((status["confirmed_lsn"] as? String)?.contains("/") == true)
+        #expect(status["lag_bytes"] is Int)
+        let sinks = status["sinks"] as? [[String: Any]] ?? []
+        #expect(sinks.map { $0["name"] as? String } == ["file", "hook"])
+        #expect(sinks.allSatisfy { $0["events"] as? Int == 5 })
+
+        // Pull API: two pages, then an unknown cursor is gone.
+        let first = try await bridge.api.get("/v1/pipes/api_pipe/events?limit=2")
+        #expect(first.status == 200, "\(first.body)")
+        let firstEvents = first.json["events"] as? [[String: Any]] ?? []
+        #expect(firstEvents.compactMap { ($0["after"] as? [String: Any])?["id"] as? Int } == [1, 2])
+        let next = try #require(first.json["next"] as? String)
+        let rest = try await bridge.api.get(
+            "/v1/pipes/api_pipe/events?after=\(next.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+        #expect(
+            (rest.json["events"] as? [[String: Any]] ?? []).compactMap {
+                ($0["after"] as? [String: Any])?["id"] as? Int
+            }
+                == [3, 4, 5])
+        let filtered = try await bridge.api.get("/v1/pipes/api_pipe/events?table=items&op=delete")
+        #expect((filtered.json["events"] as? [Any])?.isEmpty == true)
+        #expect(try await bridge.api.get("/v1/pipes/api_pipe/events?after=0%2F1%3A99").status == 410)
+        #expect(try await bridge.api.get("/v1/pipes/api_pipe/events?op=upsert").status == 400)
+
+        // SSE: resumes after Last-Event-ID (events 4 and 5), then sees a new row live.
+        let fourth = try #require(firstEvents.last?["id"] as? String)
+        var seen: [Int] = []
+        try await bridge.api.stream(
+            "/v1/pipes/api_pipe/stream", headers: [("Last-Event-ID", fourth)],
+            onOpen: { try db.sql("INSERT INTO items VALUES (6, 'live')") }
+        ) { id, data in
+            let event = try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]
+            #expect(event?["id"] as? String == id)
+            if let row = (event?["after"] as? [String: Any])?["id"] as? Int { seen.append(row) }
+            return seen.count < 4
+        }
+        #expect(seen == [3, 4, 5, 6])
+
+        let metrics = try await bridge.api.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains(#"pgbridge_sink_events_total{pipe="api_pipe",sink="file"} 6"#), "\(metrics.body)")
+        #expect(metrics.body.contains("pgbridge_slot_lag_bytes{pipe=\"api_pipe\"}"))
+        #expect(metrics.body.contains("pgbridge_sink_delivery_seconds_bucket"))
+        #expect(try await bridge.api.get("/readyz").status == 200)
+
+        // Restart: the pipe comes back from pgbridge.pipes and keeps delivering.
+        try await stop(bridge)
+        bridge = try await start(config, directory: directory)
+        #expect(try await bridge.api.get("/v1/pipes/api_pipe").json["state"] as? String == "RUNNING")
+        try await waitForSlot(db, "api_pipe_\(db.name)")
+        try db.sql("INSERT INTO items VALUES (7, 'after restart')")
+        _ = try await EventFile.waitFor(events, timeout: .seconds(60)) { $0.count >= 7 }
+
+        // Stop: stays stopped across a restart.
+        let stopped = try await bridge.api.request(.POST, "/v1/pipes/api_pipe/stop")
+        #expect(stopped.json["state"] as? String == "STOPPED", "\(stopped.body)")
+        try await stop(bridge)
+        bridge = try await start(config, directory: directory)
+        #expect(try await bridge.api.get("/v1/pipes/api_pipe").json["state"] as? String == "STOPPED")
+        #expect(try await bridge.api.request(.POST, "/v1/pipes/api_pipe/start").json["state"] as? String == "RUNNING")
+
+        // Drop with the slot.
+        let dropped = try await bridge.api.request(.DELETE, "/v1/pipes/api_pipe?drop_slot=true")
+        #expect(dropped.status == 200, "\(dropped.body)")
+        #expect(dropped.json["state"] as? String == "DROPPED")
+        #expect(try await bridge.api.get("/v1/pipes/api_pipe").status == 404)
+        #expect(
+            try db.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'api_pipe_\(db.name)'") == "0")
+        #expect(try db.value("SELECT count(*) FROM pgbridge.pipes WHERE name = 'api_pipe'") == "0")
+        try await stop(bridge)
+        #expect(!bridge.process.stderr.contains("hook-secret-123"), "a secret reached the log")
+    }
+
+    /// /readyz turns 503 while a pipe retries an unreachable sink, and back to 200 once it is dropped.
+    @Test func readinessReportsAFailingPipe() async throws {
+        let db = try TestDatabase(prefix: "api_ready")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE items (id int PRIMARY KEY)")
+        let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
+        #expect(try await BridgeProcess.run(["setup", "--url", db.url], directory: directory).status == 0)
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try await start(config, directory: directory)
+        #expect(try await bridge.api.get("/readyz").status == 200)
+        let created = try await bridge.api.request(
+            .POST, "/v1/pipes",
+            body: """
+                {"name": "unreachable", "source": {"tables": ["public.items"], "slot": "unreachable_\(db.name)"},
+                 "sinks": [{"kind": "http", "url": "http://127.0.0.1:9/hook", "retry_interval": "100ms"}]}
+                """)
+        #expect(created.status == 201, "\(created.body)")
+        try await waitForSlot(db, "unreachable_\(db.name)")
+        try db.sql("INSERT INTO items VALUES (1)")
+        try await waitFor("/readyz to report the pipe") {
+            let ready = try await bridge.api.get("/readyz")
+            return ready.status == 503 && ready.body.contains("unreachable")
+        }
+        #expect(try await bridge.api.request(.DELETE, "/v1/pipes/unreachable?drop_slot=true").status == 200)
+        #expect(try await bridge.api.get("/readyz").status == 200)
+        #expect(try await bridge.api.get("/v1/openapi.json").json["openapi"] as? String == "3.1.0")
+        try await stop(bridge)
+    }
+}
