@@ -76,7 +76,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 /// JSON bodies of management answers (not a hot path: Foundation's serializer is fine here).
 enum JSONBody {
     static func encode(_ object: Any) -> ByteBuffer {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: options)) ?? Data("{}".utf8)
         return ByteBuffer(bytes: data)
     }
 
