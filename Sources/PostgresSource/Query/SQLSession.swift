@@ -1,0 +1,74 @@
+import BridgeCore
+import CLibPQ
+import Dispatch
+
+/// One PostgreSQL connection for request/response work (the REST proxy), used from its own
+/// serial queue so that libpq's blocking calls never hold a thread of the cooperative pool.
+public final class SQLSession: @unchecked Sendable {
+    // @unchecked Sendable: `connection` is only touched on `queue`.
+    private let queue: DispatchQueue
+    private let postgres: PostgresConfig
+    private var connection: PGConnection?
+
+    init(postgres: PostgresConfig, label: String) {
+        self.postgres = postgres
+        self.queue = DispatchQueue(label: label)
+    }
+
+    /// Runs `body` on the session's queue with a connected connection (reconnecting if the
+    /// previous one broke).
+    public func run<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
+        try await queue.perform { [self] in
+            if connection == nil || connection!.isBroken {
+                connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge-api")
+            }
+            return try body(SQLConnection(connection: connection!))
+        }
+    }
+
+    /// Drops the connection (after an error that may have left it in a transaction).
+    public func reset() {
+        queue.async { [self] in connection = nil }
+    }
+}
+
+/// The connection as the body of `SQLSession.run` sees it.
+public struct SQLConnection {
+    let connection: PGConnection
+
+    /// Runs one statement: with parameters through the extended protocol (text values, types
+    /// inferred by the server), else through the simple protocol.
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [String?] = []) throws -> SQLResult {
+        SQLResult(
+            result: parameters.isEmpty ? try connection.execute(sql) : try connection.execute(sql, parameters))
+    }
+}
+
+/// A statement's rows as text.
+public struct SQLResult: @unchecked Sendable {
+    // @unchecked Sendable: the result is immutable once received.
+    let result: PGResult
+
+    public var rowCount: Int { result.rowCount }
+    public var columnCount: Int { result.columnCount }
+
+    public func string(_ row: Int, _ column: Int) -> String? { result.string(row, column) }
+
+    public func columnName(_ column: Int) -> String {
+        PQfname(result.handle, Int32(column)).map { String(cString: $0) } ?? ""
+    }
+
+    /// The affected-row count of INSERT/UPDATE/DELETE.
+    public var affectedRows: Int { PQcmdTuples(result.handle).flatMap { Int(String(cString: $0)) } ?? 0 }
+
+    /// Appends the value's text bytes (nothing for NULL); true when it was not NULL.
+    @discardableResult
+    public func appendValue(_ row: Int, _ column: Int, into out: inout [UInt8]) -> Bool {
+        result.withValue(row, column) { bytes in
+            guard let bytes else { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+    }
+}
