@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import PostgresSource
 import Prometheus
 import ServiceLifecycle
 
@@ -16,6 +17,8 @@ public struct APIServer: Service {
     let registry: PrometheusCollectorRegistry
     let logger: Logger
     let version: String
+    let pool: SQLPool
+    let catalog: TableCatalog
 
     public init(
         config: APIConfig, postgres: PostgresConfig, supervisor: PipeSupervisor, registry: PrometheusCollectorRegistry,
@@ -27,12 +30,15 @@ public struct APIServer: Service {
         self.registry = registry
         self.version = version
         self.logger = logger
+        self.pool = SQLPool(postgres: postgres, size: config.poolSize)
+        self.catalog = TableCatalog(pool: pool)
     }
 
     public func run() async throws {
         let logger = logger
+        let auth = try await ProxyAuth.make(config)
         let app = Application(
-            router: makeRouter(),
+            router: makeRouter(auth: auth),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "pgbridge/\(version)"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -43,12 +49,19 @@ public struct APIServer: Service {
         try await app.run()
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
+    func makeRouter(auth: ProxyAuth = ProxyAuth(keys: nil, anonymousRole: nil, anonymousWrites: false))
+        -> Router<BasicRequestContext>
+    {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware())
         addOperationRoutes(to: router)
         addPipeRoutes(to: router)
         addEventRoutes(to: router)
+        addTableRoutes(
+            to: router,
+            tables: TableRoutes(
+                pool: pool, catalog: catalog, auth: auth, statementTimeout: config.statementTimeout,
+                maxBodyBytes: config.maxBodyBytes, commitLSN: CommitLSNLookup(logger: logger)))
         router.get("/v1/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],

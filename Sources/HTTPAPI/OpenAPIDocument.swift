@@ -7,7 +7,7 @@ enum OpenAPIDocument {
           "info": {
             "title": "pgbridge HTTP API",
             "version": "1",
-            "description": "Health, metrics, pipe management, and the pull API over each pipe's recent change events. See docs/http-api.md."
+            "description": "Health, metrics, pipe management, the pull API over each pipe's recent change events, and a REST proxy over tables. See docs/http-api.md."
           },
           "paths": {
             "/healthz": {
@@ -117,6 +117,63 @@ enum OpenAPIDocument {
                 }
               }
             },
+            "/v1/tables/{table}": {
+              "parameters": [
+                {"name": "table", "in": "path", "required": true, "schema": {"type": "string"}, "description": "schema.table, or a table of schema public; double quotes around names with dots."}
+              ],
+              "get": {
+                "operationId": "readRows", "summary": "Rows of a table (PostgREST-style): select, filters column=op.value, order, limit/offset, bucket+agg.",
+                "security": [{"jwt": []}, {}],
+                "parameters": [
+                  {"name": "select", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Columns, comma-separated."},
+                  {"name": "order", "in": "query", "required": false, "schema": {"type": "string"}, "description": "column[.asc|.desc][.nullsfirst|.nullslast], comma-separated."},
+                  {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                  {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                  {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Time bucket width, e.g. 5m (needs agg)."},
+                  {"name": "agg", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Aggregates, e.g. avg(temp),max(temp)."},
+                  {"name": "time_column", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Time column of bucket (default: the hypertable's time dimension)."}
+                ],
+                "responses": {
+                  "200": {"description": "A JSON array of rows (or CSV with Accept: text/csv)", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}, "text/csv": {"schema": {"type": "string"}}}},
+                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                  "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}
+                }
+              },
+              "post": {
+                "operationId": "insertRows", "summary": "Inserts an object or an array of objects in one INSERT; answers with X-Commit-LSN.",
+                "security": [{"jwt": []}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}}}},
+                "responses": {
+                  "201": {"description": "Inserted (rows in the body with Prefer: return=representation)", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
+                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                  "403": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}
+                }
+              },
+              "patch": {
+                "operationId": "updateRows", "summary": "Updates the rows matching the filters (a filter is required).",
+                "security": [{"jwt": []}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                  "200": {"description": "Updated rows (Prefer: return=representation)", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
+                  "204": {"description": "Updated", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
+                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                  "403": {"$ref": "#/components/responses/Error"}
+                }
+              },
+              "delete": {
+                "operationId": "deleteRows", "summary": "Deletes the rows matching the filters (a filter is required).",
+                "security": [{"jwt": []}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}],
+                "responses": {
+                  "200": {"description": "Deleted rows (Prefer: return=representation)", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
+                  "204": {"description": "Deleted", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
+                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                  "403": {"$ref": "#/components/responses/Error"}
+                }
+              }
+            },
             "/v1/pipes/{name}/stream": {
               "parameters": [{"$ref": "#/components/parameters/PipeName"}],
               "get": {
@@ -135,8 +192,15 @@ enum OpenAPIDocument {
             }
           },
           "components": {
-            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer", "description": "api.admin_token"}},
+            "securitySchemes": {
+              "admin": {"type": "http", "scheme": "bearer", "description": "api.admin_token"},
+              "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256 or RS256 token; its role claim becomes the transaction's role."}
+            },
+            "headers": {
+              "CommitLSN": {"description": "LSN of the transaction's commit record (equals source.commit_lsn of its change events).", "schema": {"type": "string"}}
+            },
             "parameters": {
+              "Prefer": {"name": "Prefer", "in": "header", "required": false, "schema": {"type": "string", "enum": ["return=minimal", "return=representation"]}},
               "PipeName": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9_]+$"}},
               "Table": {"name": "table", "in": "query", "required": false, "schema": {"type": "string"}, "description": "schema.table, or a table name in any schema."},
               "Op": {"name": "op", "in": "query", "required": false, "schema": {"type": "string", "enum": ["insert", "update", "delete", "truncate", "read", "message", "chunk_dropped"]}}

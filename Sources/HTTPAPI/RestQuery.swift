@@ -349,10 +349,12 @@ struct RestQuery: Sendable {
 
     func updateStatement(_ table: TableInfo, body: String, columns: [String], returning: Bool) -> SQLStatement {
         var parameters: [String?] = [body]
-        let assignments = columns.map { "\(SQLText.identifier($0)) = pgbridge_body.\(SQLText.identifier($0))" }
-        let update =
-            "UPDATE \(table.qualified) SET \(assignments.joined(separator: ", ")) FROM json_populate_record(NULL::\(table.qualified), $1::json) AS pgbridge_body"
-            + whereClause(&parameters)
+        // Scalar subqueries rather than UPDATE … FROM: the body's record has every column of the
+        // table, which would make the filters' column names ambiguous.
+        let assignments = columns.map {
+            "\(SQLText.identifier($0)) = (SELECT \(SQLText.identifier($0)) FROM json_populate_record(NULL::\(table.qualified), $1::json))"
+        }
+        let update = "UPDATE \(table.qualified) SET \(assignments.joined(separator: ", "))" + whereClause(&parameters)
         return SQLStatement(text: Self.wrapWrite(update, returning: returning, table: table), parameters: parameters)
     }
 

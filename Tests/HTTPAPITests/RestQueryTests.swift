@@ -58,7 +58,9 @@ struct RestQueryTests {
         }
         let query = try RestQuery(pairs: [("id", "eq.3")], table: table, allowShaping: false)
         let update = query.updateStatement(table, body: #"{"temp":1}"#, columns: ["temp"], returning: true)
-        #expect(update.text.contains(#"SET "temp" = pgbridge_body."temp" FROM json_populate_record"#))
+        #expect(
+            update.text.contains(
+                #"SET "temp" = (SELECT "temp" FROM json_populate_record(NULL::"public"."readings", $1::json))"#))
         #expect(update.text.contains(#"WHERE "id" = $2 RETURNING "public"."readings".*"#))
         #expect(update.parameters == [#"{"temp":1}"#, "3"])
     }

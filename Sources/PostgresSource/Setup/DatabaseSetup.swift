@@ -44,6 +44,14 @@ public enum DatabaseSetup {
                     current = step.to
                     upgraded = true
                 }
+                // X-Commit-LSN of REST-proxy writes reads the commit record with pg_walinspect
+                // (a contrib extension; only a superuser may create it: skipped otherwise).
+                try connection.execute("SAVEPOINT walinspect")
+                do {
+                    try connection.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+                } catch {
+                    try connection.execute("ROLLBACK TO SAVEPOINT walinspect")
+                }
                 try connection.execute("COMMIT")
                 return upgraded ? .installed(version: current ?? ExtensionSQL.version) : outcome
             } catch {

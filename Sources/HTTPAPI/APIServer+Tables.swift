@@ -1,0 +1,373 @@
+import BridgeCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresSource
+import Synchronization
+
+/// The REST read/write proxy: `/v1/tables/{schema}.{table}` (PostgREST-style).
+extension APIServer {
+    static let commitLSNHeader = HTTPField.Name("X-Commit-LSN")!
+    static let preferHeader = HTTPField.Name("Prefer")!
+    static let preferenceAppliedHeader = HTTPField.Name("Preference-Applied")!
+    static let fetchRows = 1000
+
+    func addTableRoutes(to router: Router<BasicRequestContext>, tables: TableRoutes) {
+        router.get("/v1/tables/{table}") { request, context in
+            try await tables.read(request, context)
+        }
+        router.post("/v1/tables/{table}") { request, context in
+            try await tables.write(.insert, request, context)
+        }
+        router.patch("/v1/tables/{table}") { request, context in
+            try await tables.write(.update, request, context)
+        }
+        router.delete("/v1/tables/{table}") { request, context in
+            try await tables.write(.delete, request, context)
+        }
+    }
+}
+
+/// The proxy's state: the pool, the catalog, token verification and the commit-LSN lookup.
+struct TableRoutes: Sendable {
+    enum Write { case insert, update, delete }
+
+    let pool: SQLPool
+    let catalog: TableCatalog
+    let auth: ProxyAuth
+    let statementTimeout: Duration
+    let maxBodyBytes: Int
+    let commitLSN: CommitLSNLookup
+
+    /// `schema.table` (or `table` in `public`; double quotes for names with dots).
+    func table(_ context: BasicRequestContext) async throws -> TableInfo {
+        let raw = try context.parameters.require("table")
+        let text = raw.removingPercentEncoding ?? raw
+        guard let (schema, name) = Self.split(text) else {
+            throw APIError.badRequest("expected /v1/tables/schema.table, got '\(text.prefix(80))'")
+        }
+        do {
+            guard let table = try await catalog.table(schema: schema, name: name) else {
+                throw APIError.notFound("no table \(schema).\(name) (names are case-sensitive)")
+            }
+            return table
+        } catch let error as PostgresError {
+            throw APIError.unavailable("cannot read the catalog: \(error)")
+        }
+    }
+
+    static func split(_ text: String) -> (String, String)? {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        var iterator = Array(text).makeIterator()
+        var previousQuote = false
+        while let character = iterator.next() {
+            if character == "\"" {
+                if quoted, previousQuote {
+                    current.append("\"")
+                    previousQuote = false
+                    continue
+                }
+                quoted.toggle()
+                previousQuote = !quoted
+                continue
+            }
+            previousQuote = false
+            if character == ".", !quoted {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        guard !quoted, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else { return nil }
+        switch parts.count {
+        case 1: return ("public", parts[0])
+        case 2: return (parts[0], parts[1])
+        default: return nil
+        }
+    }
+
+    func settings(_ identity: ProxyIdentity) -> [String?] {
+        [identity.role, "\(Int(statementTimeout.seconds * 1000))", identity.claims]
+    }
+
+    static let setRole =
+        "SELECT set_config('role', $1, true), set_config('statement_timeout', $2, true), set_config('request.jwt.claims', $3, true)"
+
+    // MARK: Reads
+
+    func read(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let table = try await table(context)
+        let query: RestQuery
+        do {
+            query = try RestQuery(pairs: RestQuery.pairs(request.uri.query), table: table)
+        } catch let error as RestQueryError {
+            throw APIError.badRequest(error.message)
+        }
+        let identity = try await auth.identify(authorization: request.headers[.authorization], write: false)
+        let csv = (request.headers[.accept] ?? "").contains("text/csv")
+        let statement: SQLStatement
+        do {
+            statement = try query.selectStatement(table, timeBucket: try await catalog.hasTimescaleDB())
+        } catch let error as RestQueryError {
+            throw APIError.badRequest(error.message)
+        }
+        let sql =
+            csv ? statement.text : "SELECT row_to_json(pgbridge_row)::text FROM (\(statement.text)) pgbridge_row"
+        let settings = settings(identity)
+        let session = await pool.acquire()
+        let first: Chunk
+        do {
+            first = try await session.run { connection in
+                try connection.execute("BEGIN READ ONLY")
+                try connection.execute(Self.setRole, settings)
+                try connection.execute("DECLARE pgbridge_rows NO SCROLL CURSOR FOR \(sql)", statement.parameters)
+                return Self.fetch(
+                    try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows"), csv: csv, header: true,
+                    first: true)
+            }
+        } catch {
+            session.reset()
+            pool.release(session)
+            throw await mapped(error, identity: identity, table: table)
+        }
+        let pool = pool
+        return Response(
+            status: .ok, headers: [.contentType: csv ? "text/csv; charset=utf-8" : "application/json"],
+            body: ResponseBody { writer in
+                do {
+                    var wroteRows = first.rows > 0
+                    try await writer.write(ByteBuffer(bytes: (csv ? [] : Array("[".utf8)) + first.bytes))
+                    var done = first.rows < APIServer.fetchRows
+                    while !done {
+                        let more = wroteRows
+                        let chunk = try await session.run { connection in
+                            Self.fetch(
+                                try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows"), csv: csv,
+                                header: false, first: !more)
+                        }
+                        if chunk.rows > 0 { try await writer.write(ByteBuffer(bytes: chunk.bytes)) }
+                        wroteRows = wroteRows || chunk.rows > 0
+                        done = chunk.rows < APIServer.fetchRows
+                    }
+                    _ = try await session.run { connection in try connection.execute("COMMIT") }
+                    pool.release(session)
+                } catch {
+                    session.reset()
+                    pool.release(session)
+                    throw error
+                }
+                if !csv { try await writer.write(ByteBuffer(string: "]")) }
+                try await writer.finish(nil)
+            })
+    }
+
+    struct Chunk: Sendable {
+        var bytes: [UInt8]
+        var rows: Int
+    }
+
+    /// JSON rows joined by commas, or CSV lines (with the header line first).
+    static func fetch(_ result: SQLResult, csv: Bool, header: Bool, first: Bool) -> Chunk {
+        var bytes: [UInt8] = []
+        if csv {
+            if header {
+                for column in 0..<result.columnCount {
+                    if column > 0 { bytes.append(UInt8(ascii: ",")) }
+                    appendCSV(Array(result.columnName(column).utf8), into: &bytes)
+                }
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            var value: [UInt8] = []
+            for row in 0..<result.rowCount {
+                for column in 0..<result.columnCount {
+                    if column > 0 { bytes.append(UInt8(ascii: ",")) }
+                    value.removeAll(keepingCapacity: true)
+                    if result.appendValue(row, column, into: &value) { appendCSV(value, into: &bytes) }
+                }
+                bytes.append(UInt8(ascii: "\n"))
+            }
+        } else {
+            for row in 0..<result.rowCount {
+                if row > 0 || !first { bytes.append(UInt8(ascii: ",")) }
+                result.appendValue(row, 0, into: &bytes)
+            }
+        }
+        return Chunk(bytes: bytes, rows: result.rowCount)
+    }
+
+    /// RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled.
+    static func appendCSV(_ value: [UInt8], into out: inout [UInt8]) {
+        let needsQuotes = value.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 }
+        guard needsQuotes else {
+            out.append(contentsOf: value)
+            return
+        }
+        out.append(UInt8(ascii: "\""))
+        for byte in value {
+            if byte == UInt8(ascii: "\"") { out.append(byte) }
+            out.append(byte)
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    // MARK: Writes
+
+    func write(_ kind: Write, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let table = try await table(context)
+        let query: RestQuery
+        do {
+            query = try RestQuery(pairs: RestQuery.pairs(request.uri.query), table: table, allowShaping: false)
+        } catch let error as RestQueryError {
+            throw APIError.badRequest(error.message)
+        }
+        if kind != .insert, query.filters.isEmpty {
+            throw APIError.badRequest(
+                "refusing to \(kind == .update ? "PATCH" : "DELETE") every row of \(table.schema).\(table.name): add a filter such as ?id=eq.1"
+            )
+        }
+        let identity = try await auth.identify(authorization: request.headers[.authorization], write: true)
+        let prefer = request.headers[APIServer.preferHeader] ?? ""
+        let representation = prefer.contains("return=representation")
+        let statement: SQLStatement
+        switch kind {
+        case .insert, .update:
+            let body = String(buffer: try await request.body.collect(upTo: maxBodyBytes))
+            let (json, columns) = try Self.bodyColumns(body, table: table, array: kind == .insert)
+            statement =
+                kind == .insert
+                ? RestQuery.insertStatement(table, body: json, columns: columns, returning: representation)
+                : query.updateStatement(table, body: json, columns: columns, returning: representation)
+        case .delete:
+            statement = query.deleteStatement(table, returning: representation)
+        }
+        let settings = settings(identity)
+        let lookup = commitLSN
+        let outcome: (rows: String?, count: Int, lsn: String?)
+        do {
+            outcome = try await pool.withSession { session in
+                try await session.run { connection in
+                    try connection.execute("BEGIN")
+                    try connection.execute(Self.setRole, settings)
+                    let position = try connection.execute(
+                        "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text")
+                    let result = try connection.execute(statement.text, statement.parameters)
+                    try connection.execute("COMMIT")
+                    let xid = position.string(0, 1).flatMap { UInt64($0) }.map { $0 & 0xFFFF_FFFF }
+                    let lsn = lookup.find(
+                        connection, start: position.string(0, 0) ?? "0/0", xid: xid.map { String($0) } ?? "0")
+                    return (result.string(0, 0), Int(result.string(0, 1) ?? "0") ?? 0, lsn)
+                }
+            }
+        } catch {
+            throw await mapped(error, identity: identity, table: table)
+        }
+        var headers: HTTPFields = [:]
+        if let lsn = outcome.lsn { headers[APIServer.commitLSNHeader] = lsn }
+        headers[.contentRange] = "*/\(outcome.count)"
+        headers[APIServer.preferenceAppliedHeader] = representation ? "return=representation" : "return=minimal"
+        let status: HTTPResponse.Status = kind == .insert ? .created : (representation ? .ok : .noContent)
+        guard representation, let rows = outcome.rows else { return Response(status: status, headers: headers) }
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: rows)))
+    }
+
+    /// The body as a JSON array (inserts) or object (updates) and the union of its keys, each a
+    /// column of the table.
+    static func bodyColumns(_ body: String, table: TableInfo, array: Bool) throws -> (String, [String]) {
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(body.utf8)) else {
+            throw APIError.badRequest("the body is not JSON: send an object\(array ? " or an array of objects" : "")")
+        }
+        let objects: [[String: Any]]
+        var json = body
+        if let object = parsed as? [String: Any] {
+            objects = [object]
+            if array { json = "[\(body)]" }
+        } else if array, let list = parsed as? [[String: Any]], list.count == (parsed as? [Any])?.count {
+            objects = list
+        } else {
+            throw APIError.badRequest("expected a JSON object\(array ? " or an array of objects" : "")")
+        }
+        var columns: [String] = []
+        for object in objects {
+            for key in object.keys.sorted() where !columns.contains(key) {
+                guard table.column(key) != nil else {
+                    throw APIError.badRequest(
+                        "unknown column '\(key.prefix(60))' in table \(table.schema).\(table.name)")
+                }
+                columns.append(key)
+            }
+        }
+        guard !columns.isEmpty else { throw APIError.badRequest("the body names no column") }
+        return (json, columns)
+    }
+
+    // MARK: Errors
+
+    /// PostgreSQL's refusal as an HTTP status, with its SQLSTATE and message.
+    func mapped(_ error: any Error, identity: ProxyIdentity, table: TableInfo) async -> any Error {
+        if error is APIError { return error }
+        guard let error = error as? PostgresError else { return error }
+        guard let state = error.sqlState else {
+            return APIError.unavailable("PostgreSQL is not reachable: \(error.message)")
+        }
+        let status: HTTPResponse.Status
+        switch state {
+        case "42501": status = identity.anonymous ? .unauthorized : .forbidden
+        case "42P01":
+            await catalog.invalidate(schema: table.schema, name: table.name)
+            status = .notFound
+        case "42703":
+            await catalog.invalidate(schema: table.schema, name: table.name)
+            status = .badRequest
+        case "23505", "23503", "40001", "40P01": status = .conflict
+        case "57014": status = .gatewayTimeout
+        case "22023" where error.message.contains("role"): status = .forbidden
+        default:
+            if state.hasPrefix("08") || state.hasPrefix("57") {
+                status = .serviceUnavailable
+            } else if state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("42") || state.hasPrefix("P0")
+                || state == "25006"
+            {
+                status = .badRequest
+            } else {
+                status = .internalServerError
+            }
+        }
+        return APIError(status: status, code: "database", message: error.message, sqlState: state)
+    }
+}
+
+/// Finds a committed transaction's commit LSN with pg_walinspect (installed by `pgbridge setup`
+/// as a superuser; the login role needs `pg_read_server_files`). Without it, writes carry no
+/// X-Commit-LSN and one warning says why.
+final class CommitLSNLookup: Sendable {
+    private let disabled = Mutex<Bool>(false)
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func find(_ connection: SQLConnection, start: String, xid: String) -> String? {
+        if disabled.withLock({ $0 }) { return nil }
+        do {
+            return try connection.execute(
+                """
+                SELECT start_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
+                WHERE xid = $2::xid AND resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%'
+                ORDER BY start_lsn DESC LIMIT 1
+                """, [start, xid]
+            ).string(0, 0)
+        } catch {
+            disabled.withLock { $0 = true }
+            logger.warning(
+                "writes carry no X-Commit-LSN: pg_walinspect is not usable (\(error)). Run `pgbridge setup` as a superuser and GRANT pg_read_server_files to pgbridge's login role"
+            )
+            return nil
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import JWTKit
+import Testing
+
+/// The REST proxy of the real binary against real PostgreSQL: reads, aggregates, CSV, writes
+/// with X-Commit-LSN, row-level security for two roles, and an SQL injection corpus.
+@Suite("REST proxy", .enabled(if: TestEnvironment.hasBinary))
+struct RestProxyTests {
+    static let secret = "rest-proxy-test-secret-0123456789abcdef"
+    static let admin = "rest-proxy-admin-token-0123"
+
+    struct Claims: JWTPayload {
+        var role: String
+        var exp: ExpirationClaim
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    func token(_ role: String, secret: String = secret, expires: TimeInterval = 300) async throws -> String {
+        let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        return try await keys.sign(Claims(role: role, exp: .init(value: Date().addingTimeInterval(expires))))
+    }
+
+    func rows(_ reply: APIClient.Reply) -> [[String: Any]] {
+        (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [[String: Any]] ?? []
+    }
+
+    func ids(_ reply: APIClient.Reply) -> [Int] { rows(reply).compactMap { $0["id"] as? Int } }
+
+    @Test func readsWritesSecurityAndInjection() async throws {
+        let db = try TestDatabase(prefix: "rest")
+        defer { db.drop() }
+        try db.sql(
+            """
+            DO $$ BEGIN
+              CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN
+              CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN
+              CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            CREATE TABLE readings (id int PRIMARY KEY, device text, temp float8, time timestamptz NOT NULL, owner text NOT NULL);
+            INSERT INTO readings SELECT g, 'dev-' || (g % 7), (g % 100) + 0.5,
+                TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '1 minute',
+                CASE WHEN g % 2 = 0 THEN 'pgbridge_test_alice' ELSE 'pgbridge_test_bob' END
+              FROM generate_series(1, 1000) g;
+            ALTER TABLE readings REPLICA IDENTITY FULL;
+            ALTER TABLE readings ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY own ON readings USING (owner = current_user) WITH CHECK (owner = current_user);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON readings TO pgbridge_test_alice, pgbridge_test_bob;
+            GRANT SELECT ON readings TO pgbridge_test_anon;
+            CREATE TABLE secrets (id int PRIMARY KEY, value text);
+            INSERT INTO secrets VALUES (1, 'top secret');
+            """)
+        let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
+        #expect(try await BridgeProcess.run(["setup", "--url", db.url], directory: directory).status == 0)
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.admin), jwt_secret: \(Self.secret),
+              anonymous_role: pgbridge_test_anon}
+        pipes:
+          - name: rest_pipe
+            source: {tables: [public.readings], slot: rest_\(db.name)}
+            sinks: [{kind: file, path: \(directory)/events.jsonl}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let port = try await APIClient.waitForPort(bridge)
+        let alice = APIClient(base: "http://127.0.0.1:\(port)", token: try await token("pgbridge_test_alice"))
+        let bob = APIClient(base: "http://127.0.0.1:\(port)", token: try await token("pgbridge_test_bob"))
+        let anonymous = APIClient(base: "http://127.0.0.1:\(port)", token: nil)
+        let path = "/v1/tables/public.readings"
+
+        // Reads: RLS keeps each role to its rows; filters, order, limit, in, select.
+        #expect(ids(try await alice.get("\(path)?select=id&order=id.desc&limit=3")) == [1000, 998, 996])
+        #expect(ids(try await bob.get("\(path)?id=lte.5&order=id")) == [1, 3, 5])
+        #expect(ids(try await alice.get("\(path)?id=in.(2,4,5)&order=id")) == [2, 4])
+        #expect(ids(try await alice.get("/v1/tables/readings?id=lte.4&order=id.asc")) == [2, 4])
+        let warm = try await alice.get("\(path)?temp=gte.50&temp=lt.51&device=like.dev-*&order=id&select=id,temp")
+        let expected = try db.sql(
+            "SELECT id FROM readings WHERE temp >= 50 AND temp < 51 AND owner = 'pgbridge_test_alice' ORDER BY id"
+        ).compactMap { $0[0].flatMap { Int($0) } }
+        #expect(ids(warm) == expected && !expected.isEmpty)
+        #expect(rows(warm).first?.keys.sorted() == ["id", "temp"])
+        #expect(rows(try await anonymous.get(path)).isEmpty, "no policy lets the anonymous role see rows")
+
+        // Aggregates over time buckets equal PostgreSQL's own date_bin.
+        let buckets = rows(try await alice.get("\(path)?bucket=1h&agg=count(*),max(temp)&time_column=time"))
+        let counts = try db.sql(
+            """
+            SELECT count(*) FROM readings WHERE owner = 'pgbridge_test_alice'
+            GROUP BY date_bin('1 hour', time, TIMESTAMPTZ '2000-01-03 00:00:00+00') ORDER BY date_bin('1 hour', time, TIMESTAMPTZ '2000-01-03 00:00:00+00')
+            """
+        ).compactMap { $0[0].flatMap { Int($0) } }
+        #expect(buckets.compactMap { $0["count"] as? Int } == counts)
+        #expect(buckets.allSatisfy { $0["bucket"] is String && $0["max_temp"] is Double })
+
+        // CSV.
+        let csv = try await alice.request(.GET, "\(path)?select=id,device&id=eq.2", headers: [("Accept", "text/csv")])
+        #expect(csv.body == "id,device\n2,dev-2\n")
+        #expect(csv.headers.first(name: "Content-Type")?.hasPrefix("text/csv") == true)
+
+        // Injection corpus: in values, column names, select, order, the table path. No statement
+        // runs besides the intended SELECT, and no row outside the caller's policy comes back.
+        let corpus = [
+            "'", "''", "';DROP TABLE readings;--", "1 OR 1=1", "1' OR '1'='1", "\" OR \"\"=\"", "\\", "/*", "*/", "--",
+            ");SELECT pg_sleep(5);--", "é漢字🙂", "pgbridge_test_bob", "%", "$1", "a\"b",
+        ]
+        for payload in corpus {
+            let encoded = payload.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            for query in ["device=eq.\(encoded)", "owner=eq.\(encoded)", "id=eq.\(encoded)", "device=in.(\(encoded))"] {
+                let reply = try await alice.get("\(path)?\(query)")
+                #expect(reply.status == 200 || reply.status == 400, "\(query): \(reply.status) \(reply.body)")
+                #expect(rows(reply).allSatisfy { $0["owner"] as? String == "pgbridge_test_alice" })
+            }
+            for query in ["\(encoded)=eq.1", "select=\(encoded)", "order=\(encoded)", "agg=\(encoded)&bucket=1h"] {
+                let reply = try await alice.get("\(path)?\(query)")
+                #expect(reply.status == 400, "\(query): \(reply.status) \(reply.body)")
+            }
+            let table = try await alice.get("/v1/tables/\(encoded)")
+            #expect(table.status == 404 || table.status == 400, "table \(payload): \(table.status)")
+        }
+        #expect(try db.value("SELECT count(*) FROM readings") == "1000")
+        #expect(try await alice.get("/v1/tables/public.secrets").status == 403)
+        #expect(try await alice.get("/v1/tables/pgbridge.pipes").status == 404)
+
+        // Writes: a token is required; RLS checks new rows; filters are required.
+        try await waitForSlot(db, "rest_\(db.name)")
+        #expect(try await anonymous.request(.POST, path, body: #"{"id": 5001}"#).status == 401)
+        let forged = APIClient(
+            base: alice.base, token: try await token("pgbridge_test_alice", secret: String(repeating: "x", count: 40)))
+        #expect(try await forged.get(path).status == 401)
+        let expired = APIClient(base: alice.base, token: try await token("pgbridge_test_alice", expires: -60))
+        #expect(try await expired.get(path).status == 401)
+        let inserted = try await alice.request(
+            .POST, path,
+            body:
+                #"{"id": 5001, "device": "new", "temp": 1.5, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_alice"}"#,
+            headers: [("Prefer", "return=representation")])
+        #expect(inserted.status == 201, "\(inserted.body)")
+        #expect(ids(inserted) == [5001])
+        let commitLSN = try #require(inserted.headers.first(name: "X-Commit-LSN"), "\(inserted.headers)")
+        let notMine = try await alice.request(
+            .POST, path, body: #"[{"id": 5002, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_bob"}]"#)
+        #expect(notMine.status == 403, "\(notMine.body)")
+        #expect(try await alice.request(.PATCH, path, body: #"{"temp": 99}"#).status == 400)
+        #expect(try await alice.request(.DELETE, path).status == 400)
+        let patched = try await alice.request(.PATCH, "\(path)?id=eq.2", body: #"{"temp": 99}"#)
+        #expect(patched.status == 204)
+        #expect(patched.headers.first(name: "Content-Range") == "*/1")
+        let hidden = try await bob.request(.PATCH, "\(path)?id=eq.2", body: #"{"temp": -1}"#)
+        #expect(hidden.headers.first(name: "Content-Range") == "*/0", "bob cannot touch alice's row")
+        #expect(try db.value("SELECT temp FROM readings WHERE id = 2") == "99")
+        #expect(try await alice.request(.DELETE, "\(path)?id=eq.4").status == 204)
+        #expect(try db.value("SELECT count(*) FROM readings WHERE id = 4") == "0")
+        let duplicate = try await alice.request(
+            .POST, path, body: #"{"id": 5001, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_alice"}"#)
+        #expect(duplicate.status == 409)
+        #expect(duplicate.json["error"].flatMap { ($0 as? [String: Any])?["sqlstate"] as? String } == "23505")
+
+        // The insert's event carries the same commit LSN as the X-Commit-LSN header.
+        let pipes = APIClient(base: alice.base, token: Self.admin)
+        var event: [String: Any]?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while event == nil, ContinuousClock.now < deadline {
+            let page = try await pipes.get("/v1/pipes/rest_pipe/events?op=insert&limit=100").json
+            event = (page["events"] as? [[String: Any]])?.first {
+                ($0["after"] as? [String: Any])?["id"] as? Int == 5001
+            }
+            if event == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let source = try #require(event?["source"] as? [String: Any], "the insert never reached the pipe")
+        #expect(source["commit_lsn"] as? String == commitLSN)
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+    }
+}
