@@ -96,8 +96,13 @@ struct TableRoutes: Sendable {
         [identity.role, "\(Int(statementTimeout.seconds * 1000))", identity.claims]
     }
 
-    static let setRole =
-        "SELECT set_config('role', $1, true), set_config('statement_timeout', $2, true), set_config('request.jwt.claims', $3, true)"
+    /// Opens the request's transaction as the caller's role, in one round trip.
+    static func begin(_ connection: SQLConnection, _ settings: [String?], readOnly: Bool) throws {
+        let values = try settings.map { try connection.literal($0 ?? "") }
+        try connection.execute(
+            "BEGIN\(readOnly ? " READ ONLY" : ""); SELECT set_config('role', \(values[0]), true), set_config('statement_timeout', \(values[1]), true), set_config('request.jwt.claims', \(values[2]), true)"
+        )
+    }
 
     // MARK: Reads
 
@@ -120,25 +125,46 @@ struct TableRoutes: Sendable {
         let sql =
             csv ? statement.text : "SELECT row_to_json(pgbridge_row)::text FROM (\(statement.text)) pgbridge_row"
         let settings = settings(identity)
+        // A result that fits one fetch is read and committed in the first round trips; a
+        // larger one is streamed from a cursor, 1,000 rows at a time.
+        let direct = query.limit.map { $0 <= APIServer.fetchRows } ?? false
         let session = await pool.acquire()
         let first: Chunk
         do {
             first = try await session.run { connection in
-                try connection.execute("BEGIN READ ONLY")
-                try connection.execute(Self.setRole, settings)
-                try connection.execute("DECLARE pgbridge_rows NO SCROLL CURSOR FOR \(sql)", statement.parameters)
-                return Self.fetch(
-                    try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows"), csv: csv, header: true,
-                    first: true)
+                try Self.begin(connection, settings, readOnly: true)
+                let result: SQLResult
+                if direct {
+                    result = try connection.execute(sql, statement.parameters)
+                } else {
+                    try connection.execute("DECLARE pgbridge_rows NO SCROLL CURSOR FOR \(sql)", statement.parameters)
+                    result = try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows")
+                }
+                var chunk = Self.fetch(result, csv: csv, header: true, first: true)
+                if direct || chunk.rows < APIServer.fetchRows {
+                    try connection.execute("COMMIT")
+                    chunk.complete = true
+                }
+                return chunk
             }
         } catch {
             session.reset()
             pool.release(session)
             throw await mapped(error, identity: identity, table: table)
         }
+        let contentType = csv ? "text/csv; charset=utf-8" : "application/json"
+        if first.complete {
+            pool.release(session)
+            var body = ByteBuffer()
+            body.reserveCapacity(first.bytes.count + 2)
+            if !csv { body.writeString("[") }
+            body.writeBytes(first.bytes)
+            if !csv { body.writeString("]") }
+            return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: body))
+        }
         let pool = pool
         return Response(
-            status: .ok, headers: [.contentType: csv ? "text/csv; charset=utf-8" : "application/json"],
+            status: .ok, headers: [.contentType: contentType],
             body: ResponseBody { writer in
                 do {
                     var wroteRows = first.rows > 0
@@ -170,6 +196,8 @@ struct TableRoutes: Sendable {
     struct Chunk: Sendable {
         var bytes: [UInt8]
         var rows: Int
+        /// The transaction is committed: nothing more to fetch.
+        var complete = false
     }
 
     /// JSON rows joined by commas, or CSV lines (with the header line first).
@@ -252,8 +280,7 @@ struct TableRoutes: Sendable {
         do {
             outcome = try await pool.withSession { session in
                 try await session.run { connection in
-                    try connection.execute("BEGIN")
-                    try connection.execute(Self.setRole, settings)
+                    try Self.begin(connection, settings, readOnly: false)
                     let position = try connection.execute(
                         "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text")
                     let result = try connection.execute(statement.text, statement.parameters)

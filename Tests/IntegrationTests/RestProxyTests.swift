@@ -47,6 +47,9 @@ struct RestProxyTests {
             CREATE POLICY own ON readings USING (owner = current_user) WITH CHECK (owner = current_user);
             GRANT SELECT, INSERT, UPDATE, DELETE ON readings TO pgbridge_test_alice, pgbridge_test_bob;
             GRANT SELECT ON readings TO pgbridge_test_anon;
+            CREATE TABLE big (id int PRIMARY KEY, label text);
+            INSERT INTO big SELECT g, 'label, "quoted" ' || g FROM generate_series(1, 2500) g;
+            GRANT SELECT ON big TO pgbridge_test_alice;
             CREATE TABLE secrets (id int PRIMARY KEY, value text);
             INSERT INTO secrets VALUES (1, 'top secret');
             """)
@@ -94,6 +97,13 @@ struct RestProxyTests {
         ).compactMap { $0[0].flatMap { Int($0) } }
         #expect(buckets.compactMap { $0["count"] as? Int } == counts)
         #expect(buckets.allSatisfy { $0["bucket"] is String && $0["max_temp"] is Double })
+
+        // More rows than one fetch: streamed from a cursor in order, as JSON and as CSV.
+        #expect(ids(try await alice.get("/v1/tables/public.big?order=id")) == Array(1...2500))
+        let bigCSV = try await alice.request(.GET, "/v1/tables/public.big?order=id", headers: [("Accept", "text/csv")])
+        let lines = bigCSV.body.split(separator: "\n")
+        #expect(lines.count == 2501)
+        #expect(lines.last == #"2500,"label, ""quoted"" 2500""#)
 
         // CSV.
         let csv = try await alice.request(.GET, "\(path)?select=id,device&id=eq.2", headers: [("Accept", "text/csv")])

@@ -69,6 +69,15 @@ final class PGConnection {
 
     var serverVersion: Int { Int(PQserverVersion(handle)) }
 
+    /// `text` as a quoted SQL literal, escaped by libpq for this connection's encoding.
+    func escapeLiteral(_ text: String) throws -> String {
+        guard let escaped = PQescapeLiteral(handle, text, text.utf8.count) else {
+            throw PostgresError(.queryFailed, "cannot quote a value: \(errorMessage)")
+        }
+        defer { PQfreemem(escaped) }
+        return String(cString: escaped)
+    }
+
     var socket: Int32 { PQsocket(handle) }
 
     /// Runs one statement (simple protocol) and returns its result; errors become PostgresError.

@@ -45,6 +45,12 @@ public struct SQLConnection {
     }
 }
 
+extension SQLConnection {
+    /// `text` as a quoted SQL literal (libpq's escaping), for statements that cannot take
+    /// parameters (several statements in one simple-protocol message).
+    public func literal(_ text: String) throws -> String { try connection.escapeLiteral(text) }
+}
+
 /// A statement's rows as text.
 public struct SQLResult: @unchecked Sendable {
     // @unchecked Sendable: the result is immutable once received.
