@@ -152,6 +152,8 @@ let package = Package(
             dependencies: [
                 "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline",
                 .product(name: "OpenAPIKit", package: "OpenAPIKit"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

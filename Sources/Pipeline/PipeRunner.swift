@@ -53,6 +53,7 @@ public final class PipeRunner: Service {
     let source: any ChangeSource
     let sinks: [PipeSink]
     let metrics: [SinkMetrics]
+    let sourceLatency: SourceLatency
     let deadLetters: DeadLetterQueue?
     let transform: EventTransform?
     /// Per route (index = route - 1): the sinks its events go to; nil = every sink.
@@ -77,6 +78,7 @@ public final class PipeRunner: Service {
         }
         self.deadLetters = deadLetters
         self.options = options
+        self.sourceLatency = SourceLatency(pipe: name, factory: options.metricsFactory ?? MetricsSystem.factory)
         var stats = Stats()
         stats.sinks = sinks.map { SinkStats(name: $0.name) }
         self.statsBox = Mutex(stats)
@@ -136,6 +138,7 @@ public final class PipeRunner: Service {
                     group.append(more)
                     bytes += more.bytes.count
                 }
+                sourceLatency.record(group)
                 if let transform {
                     group = group.map(transform.apply)
                     bytes = group.reduce(0) { $0 + $1.bytes.count }

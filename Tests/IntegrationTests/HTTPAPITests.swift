@@ -137,6 +137,8 @@ struct HTTPAPITests {
         #expect(metrics.body.contains(#"pgbridge_sink_events_total{pipe="api_pipe",sink="file"} 6"#), "\(metrics.body)")
         #expect(metrics.body.contains("pgbridge_slot_lag_bytes{pipe=\"api_pipe\"}"))
         #expect(metrics.body.contains("pgbridge_sink_delivery_seconds_bucket"))
+        #expect(metrics.body.contains(#"pgbridge_source_latency_seconds_count{pipe="api_pipe"}"#))
+        #expect(metrics.body.contains(#"pgbridge_pipe_confirmed_lsn{pipe="api_pipe"}"#))
         #expect(try await bridge.api.get("/readyz").status == 200)
 
         // Restart: the pipe comes back from pgbridge.pipes and keeps delivering.

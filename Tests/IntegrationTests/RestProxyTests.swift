@@ -1,5 +1,6 @@
 import Foundation
 import JWTKit
+import Synchronization
 import Testing
 
 /// The REST proxy of the real binary against real PostgreSQL: reads, aggregates, CSV, writes
@@ -142,14 +143,31 @@ struct RestProxyTests {
         #expect(try await forged.get(path).status == 401)
         let expired = APIClient(base: alice.base, token: try await token("pgbridge_test_alice", expires: -60))
         #expect(try await expired.get(path).status == 401)
-        let inserted = try await alice.request(
-            .POST, path,
-            body:
-                #"{"id": 5001, "device": "new", "temp": 1.5, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_alice"}"#,
-            headers: [("Prefer", "return=representation")])
-        #expect(inserted.status == 201, "\(inserted.body)")
-        #expect(ids(inserted) == [5001])
-        let commitLSN = try #require(inserted.headers.first(name: "X-Commit-LSN"), "\(inserted.headers)")
+        // The insert appears in the pipe's SSE stream with the commit LSN of X-Commit-LSN.
+        let pipes = APIClient(base: alice.base, token: Self.admin)
+        let written = Mutex<(status: Int, lsn: String?, ids: [Int])>((0, nil, []))
+        var streamed: [String: Any]?
+        try await pipes.stream(
+            "/v1/pipes/rest_pipe/stream?op=insert",
+            onOpen: {
+                let inserted = try await alice.request(
+                    .POST, path,
+                    body:
+                        #"{"id": 5001, "device": "new", "temp": 1.5, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_alice"}"#,
+                    headers: [("Prefer", "return=representation")])
+                written.withLock {
+                    $0 = (inserted.status, inserted.headers.first(name: "X-Commit-LSN"), self.ids(inserted))
+                }
+            }
+        ) { _, data in
+            streamed = try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]
+            return (streamed?["after"] as? [String: Any])?["id"] as? Int != 5001
+        }
+        let inserted = written.withLock { $0 }
+        #expect(inserted.status == 201)
+        #expect(inserted.ids == [5001])
+        let commitLSN = try #require(inserted.lsn, "no X-Commit-LSN header")
+        #expect((streamed?["source"] as? [String: Any])?["commit_lsn"] as? String == commitLSN)
         let notMine = try await alice.request(
             .POST, path, body: #"[{"id": 5002, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_bob"}]"#)
         #expect(notMine.status == 403, "\(notMine.body)")
@@ -168,19 +186,6 @@ struct RestProxyTests {
         #expect(duplicate.status == 409)
         #expect(duplicate.json["error"].flatMap { ($0 as? [String: Any])?["sqlstate"] as? String } == "23505")
 
-        // The insert's event carries the same commit LSN as the X-Commit-LSN header.
-        let pipes = APIClient(base: alice.base, token: Self.admin)
-        var event: [String: Any]?
-        let deadline = ContinuousClock.now + .seconds(60)
-        while event == nil, ContinuousClock.now < deadline {
-            let page = try await pipes.get("/v1/pipes/rest_pipe/events?op=insert&limit=100").json
-            event = (page["events"] as? [[String: Any]])?.first {
-                ($0["after"] as? [String: Any])?["id"] as? Int == 5001
-            }
-            if event == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let source = try #require(event?["source"] as? [String: Any], "the insert never reached the pipe")
-        #expect(source["commit_lsn"] as? String == commitLSN)
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
     }
