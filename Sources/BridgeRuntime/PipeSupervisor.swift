@@ -81,6 +81,10 @@ public actor PipeSupervisor: Service {
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
     private var nextGeneration = 0
+    /// Pipes (and slots) an API request is changing: other requests on them get a conflict
+    /// instead of interleaving at the awaits.
+    private var busy: Set<String> = []
+    private var reservedSlots: Set<String> = []
     private var shuttingDown = false
     private var started = false
     private let events: AsyncStream<Event>
@@ -133,7 +137,7 @@ public actor PipeSupervisor: Service {
             if case .ended(let name, let generation, let error, let failure) = event,
                 var entry = entries[name], entry.generation == generation
             {
-                entry.lastStats = entry.runner?.stats
+                entry.lastStats = entry.runner?.stats ?? entry.lastStats
                 entry.runner = nil
                 entry.task = nil
                 entry.failure = failure is CancellationError ? nil : error
@@ -179,8 +183,7 @@ public actor PipeSupervisor: Service {
             }
             guard let definition = record.definition else { continue }  // a config pipe no longer configured
             do {
-                let pipe = try BridgeConfig.parsePipe(
-                    text: definition, environment: ProcessInfo.processInfo.environment)
+                let pipe = try BridgeConfig.parsePipe(text: definition, environment: Self.pipeEnvironment)
                 try checkConflicts(pipe)
                 entries[pipe.name] = Entry(
                     config: pipe, origin: .api, definition: definition, desired: record.running ? .running : .stopped)
@@ -212,11 +215,24 @@ public actor PipeSupervisor: Service {
     public func create(definition: String) async throws(ControlError) -> Status {
         let pipe: PipeConfig
         do {
-            pipe = try BridgeConfig.parsePipe(text: definition, environment: ProcessInfo.processInfo.environment)
+            pipe = try BridgeConfig.parsePipe(text: definition, environment: Self.pipeEnvironment)
         } catch {
             throw .invalid("\(error)")
         }
-        if entries[pipe.name] != nil { throw .conflict("pipe \(pipe.name) already exists") }
+        if entries[pipe.name] != nil || busy.contains(pipe.name) {
+            throw .conflict("pipe \(pipe.name) already exists")
+        }
+        let slot: String?
+        if case .replication(let source) = pipe.source { slot = source.slot } else { slot = nil }
+        if let slot, reservedSlots.contains(slot) {
+            throw .conflict("slot \(slot) is being taken by another pipe: each pipe needs its own slot")
+        }
+        busy.insert(pipe.name)
+        if let slot { reservedSlots.insert(slot) }
+        defer {
+            busy.remove(pipe.name)
+            if let slot { reservedSlots.remove(slot) }
+        }
         do {
             try checkConflicts(pipe)
             // Builds the sinks once, so that a sink setting only the runtime can check fails here.
@@ -227,7 +243,6 @@ public actor PipeSupervisor: Service {
             throw .invalid("\(error)")
         }
         try await save(PipeStore.Record(name: pipe.name, definition: definition, running: true), required: true)
-        guard entries[pipe.name] == nil else { throw .conflict("pipe \(pipe.name) already exists") }
         entries[pipe.name] = Entry(config: pipe, origin: .api, definition: definition, desired: .running)
         order.append(pipe.name)
         do {
@@ -241,10 +256,13 @@ public actor PipeSupervisor: Service {
 
     public func start(_ name: String) async throws(ControlError) -> Status {
         guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
+        try claim(name)
+        defer { busy.remove(name) }
         if entry.runner == nil {
             try await save(
                 PipeStore.Record(name: name, definition: entry.definition, running: true),
                 required: entry.origin == .api)
+            guard entries[name] != nil else { throw .notFound("no pipe named \(name)") }
             entries[name]?.desired = .running
             do {
                 try startRunner(name)
@@ -259,6 +277,20 @@ public actor PipeSupervisor: Service {
 
     /// Stops the pipe once what it captured is delivered and confirmed.
     public func stop(_ name: String) async throws(ControlError) -> Status {
+        guard entries[name] != nil else { throw .notFound("no pipe named \(name)") }
+        try claim(name)
+        defer { busy.remove(name) }
+        return try await stopClaimed(name)
+    }
+
+    private func claim(_ name: String) throws(ControlError) {
+        guard !busy.contains(name) else {
+            throw .conflict("pipe \(name) is being changed by another request: try again when it is done")
+        }
+        busy.insert(name)
+    }
+
+    private func stopClaimed(_ name: String) async throws(ControlError) -> Status {
         guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
         try await save(
             PipeStore.Record(name: name, definition: entry.definition, running: false), required: entry.origin == .api)
@@ -300,7 +332,9 @@ public actor PipeSupervisor: Service {
                 "pipe \(name) is defined in the configuration file: remove it there, or stop it with POST /v1/pipes/\(name)/stop"
             )
         }
-        var final = try await stop(name)
+        try claim(name)
+        defer { busy.remove(name) }
+        var final = try await stopClaimed(name)
         do {
             try await store?.delete(name: name)
         } catch {
@@ -318,6 +352,13 @@ public actor PipeSupervisor: Service {
     }
 
     // MARK: Internals
+
+    /// What `${NAME}` may expand to in pipes created through the API: only variables named
+    /// `PGBRIDGE_PIPE_*`, so that a definition cannot send the process's other secrets
+    /// (database password, admin token) to a sink of its choosing.
+    static var pipeEnvironment: [String: String] {
+        ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("PGBRIDGE_PIPE_") }
+    }
 
     private func startRunner(_ name: String) throws {
         guard var entry = entries[name], entry.runner == nil else { return }

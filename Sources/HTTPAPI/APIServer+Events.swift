@@ -23,7 +23,8 @@ extension APIServer {
                     }
                     return value
                 } ?? 100
-            let start = try position(in: buffer, after: query.get("after"), default: buffer.startPosition)
+            let after = query.get("after").flatMap { $0.isEmpty ? nil : $0 }
+            let start = try after.map { try position(in: buffer, after: $0, default: 0) }
             let page = try read(buffer, from: start, limit: limit, filter: filter)
             var body = ByteBuffer(string: "{\"events\":[")
             for (index, event) in page.events.enumerated() {
@@ -31,11 +32,12 @@ extension APIServer {
                 body.writeBytes(event.body)
             }
             body.writeString("],\"next\":")
-            if let last = page.events.last {
+            // The last event looked at, matching or not: a rare filter's cursor stays fresh.
+            if let last = page.lastScannedID {
                 body.writeString("\"")
-                body.writeString(Self.jsonEscaped(last.id))
+                body.writeString(Self.jsonEscaped(last))
                 body.writeString("\"")
-            } else if let after = query.get("after") {
+            } else if let after {
                 body.writeString("\"\(Self.jsonEscaped(after))\"")
             } else {
                 body.writeString("null")
@@ -56,9 +58,10 @@ extension APIServer {
                     var position = start
                     try await writer.write(ByteBuffer(string: ": pgbridge change stream\n\n"))
                     try await withThrowingTaskGroup(of: Void.self) { tasks in
-                        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+                        // true = the keepalive timer ticked, false = new events.
+                        let (wakeups, wake) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(2))
                         tasks.addTask {
-                            for await _ in changes { wake.yield() }
+                            for await _ in changes { wake.yield(false) }
                             wake.finish()  // the pipe was dropped
                         }
                         tasks.addTask {
@@ -69,12 +72,12 @@ extension APIServer {
                         tasks.addTask {
                             while true {
                                 try await Task.sleep(for: Self.keepaliveInterval)
-                                wake.yield()
+                                wake.yield(true)
                             }
                         }
-                        var lastWrite = ContinuousClock.now
-                        wake.yield()
-                        for await _ in wakeups {
+                        var wroteSinceTick = true  // the stream's opening comment
+                        wake.yield(false)
+                        for await tick in wakeups {
                             while true {
                                 let page: PipeEventBuffer.Page
                                 do {
@@ -99,11 +102,12 @@ extension APIServer {
                                     chunk.writeString("\n\n")
                                 }
                                 try await writer.write(chunk)
-                                lastWrite = .now
+                                wroteSinceTick = true
                             }
-                            if ContinuousClock.now - lastWrite >= Self.keepaliveInterval {
-                                try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
-                                lastWrite = .now
+                            if tick {
+                                // At least one write per interval: idle proxies keep the stream.
+                                if !wroteSinceTick { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
+                                wroteSinceTick = false
                             }
                         }
                         tasks.cancelAll()
@@ -141,7 +145,7 @@ extension APIServer {
         }
     }
 
-    func read(_ buffer: PipeEventBuffer, from position: UInt64, limit: Int, filter: PipeEventBuffer.Filter) throws
+    func read(_ buffer: PipeEventBuffer, from position: UInt64?, limit: Int, filter: PipeEventBuffer.Filter) throws
         -> PipeEventBuffer.Page
     {
         do {

@@ -53,8 +53,8 @@ struct TableRoutes: Sendable {
                 throw APIError.notFound("no table \(schema).\(name) (names are case-sensitive)")
             }
             return table
-        } catch let error as PostgresError {
-            throw APIError.unavailable("cannot read the catalog: \(error)")
+        } catch is PostgresError {
+            throw APIError.unavailable("the database is not reachable: try again")
         }
     }
 
@@ -62,21 +62,19 @@ struct TableRoutes: Sendable {
         var parts: [String] = []
         var current = ""
         var quoted = false
-        var iterator = Array(text).makeIterator()
-        var previousQuote = false
-        while let character = iterator.next() {
+        let characters = Array(text)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            index += 1
             if character == "\"" {
-                if quoted, previousQuote {
-                    current.append("\"")
-                    previousQuote = false
-                    continue
+                if quoted, index < characters.count, characters[index] == "\"" {
+                    current.append("\"")  // "" inside quotes is one quote
+                    index += 1
+                } else {
+                    quoted.toggle()
                 }
-                quoted.toggle()
-                previousQuote = !quoted
-                continue
-            }
-            previousQuote = false
-            if character == ".", !quoted {
+            } else if character == ".", !quoted {
                 parts.append(current)
                 current = ""
             } else {
@@ -96,17 +94,41 @@ struct TableRoutes: Sendable {
         [identity.role, "\(Int(statementTimeout.seconds * 1000))", identity.claims]
     }
 
-    /// Opens the request's transaction as the caller's role, in one round trip.
+    /// Opens the request's transaction as the caller's role, in one round trip. Refuses roles
+    /// that would escape row-level security or act as pgbridge itself: `none` (back to the login
+    /// role), the login role, superusers, BYPASSRLS and REPLICATION roles.
     static func begin(_ connection: SQLConnection, _ settings: [String?], readOnly: Bool) throws {
         let values = try settings.map { try connection.literal($0 ?? "") }
-        try connection.execute(
-            "BEGIN\(readOnly ? " READ ONLY" : ""); SELECT set_config('role', \(values[0]), true), set_config('statement_timeout', \(values[1]), true), set_config('request.jwt.claims', \(values[2]), true)"
-        )
+        let check = try connection.execute(
+            """
+            BEGIN\(readOnly ? " READ ONLY" : ""); SELECT set_config('role', \(values[0]), true), \
+            set_config('statement_timeout', \(values[1]), true), \
+            set_config('idle_in_transaction_session_timeout', \(values[1]), true), \
+            set_config('request.jwt.claims', \(values[2]), true); \
+            SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
+            FROM pg_roles r WHERE r.rolname = current_user
+            """)
+        if check.string(0, 0) != "f" {
+            throw APIError.forbidden(
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, or has BYPASSRLS or REPLICATION)"
+            )
+        }
+    }
+
+    /// A pooled session, or 503 when every one stays busy.
+    func lease() async throws -> SQLLease {
+        guard let lease = await pool.lease(timeout: .seconds(10)) else {
+            throw APIError.unavailable(
+                "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+        }
+        return lease
     }
 
     // MARK: Reads
 
     func read(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        // Who asks comes first: the catalog answers nothing to an unauthenticated caller.
+        let identity = try await auth.identify(authorization: request.headers[.authorization], write: false)
         let table = try await table(context)
         let query: RestQuery
         do {
@@ -114,13 +136,14 @@ struct TableRoutes: Sendable {
         } catch let error as RestQueryError {
             throw APIError.badRequest(error.message)
         }
-        let identity = try await auth.identify(authorization: request.headers[.authorization], write: false)
         let csv = (request.headers[.accept] ?? "").contains("text/csv")
         let statement: SQLStatement
         do {
             statement = try query.selectStatement(table, timeBucket: try await catalog.hasTimescaleDB())
         } catch let error as RestQueryError {
             throw APIError.badRequest(error.message)
+        } catch is PostgresError {
+            throw APIError.unavailable("the database is not reachable: try again")
         }
         let sql =
             csv ? statement.text : "SELECT row_to_json(pgbridge_row)::text FROM (\(statement.text)) pgbridge_row"
@@ -128,7 +151,8 @@ struct TableRoutes: Sendable {
         // A result that fits one fetch is read and committed in the first round trips; a
         // larger one is streamed from a cursor, 1,000 rows at a time.
         let direct = query.limit.map { $0 <= APIServer.fetchRows } ?? false
-        let session = await pool.acquire()
+        let lease = try await lease()
+        let session = lease.session
         let first: Chunk
         do {
             first = try await session.run { connection in
@@ -148,13 +172,12 @@ struct TableRoutes: Sendable {
                 return chunk
             }
         } catch {
-            session.reset()
-            pool.release(session)
+            lease.release(committed: false)
             throw await mapped(error, identity: identity, table: table)
         }
         let contentType = csv ? "text/csv; charset=utf-8" : "application/json"
         if first.complete {
-            pool.release(session)
+            lease.release(committed: true)
             var body = ByteBuffer()
             body.reserveCapacity(first.bytes.count + 2)
             if !csv { body.writeString("[") }
@@ -162,7 +185,6 @@ struct TableRoutes: Sendable {
             if !csv { body.writeString("]") }
             return Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: body))
         }
-        let pool = pool
         return Response(
             status: .ok, headers: [.contentType: contentType],
             body: ResponseBody { writer in
@@ -182,10 +204,9 @@ struct TableRoutes: Sendable {
                         done = chunk.rows < APIServer.fetchRows
                     }
                     _ = try await session.run { connection in try connection.execute("COMMIT") }
-                    pool.release(session)
+                    lease.release(committed: true)
                 } catch {
-                    session.reset()
-                    pool.release(session)
+                    lease.release(committed: false)
                     throw error
                 }
                 if !csv { try await writer.write(ByteBuffer(string: "]")) }
@@ -247,6 +268,7 @@ struct TableRoutes: Sendable {
     // MARK: Writes
 
     func write(_ kind: Write, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let identity = try await auth.identify(authorization: request.headers[.authorization], write: true)
         let table = try await table(context)
         let query: RestQuery
         do {
@@ -259,7 +281,6 @@ struct TableRoutes: Sendable {
                 "refusing to \(kind == .update ? "PATCH" : "DELETE") every row of \(table.schema).\(table.name): add a filter such as ?id=eq.1"
             )
         }
-        let identity = try await auth.identify(authorization: request.headers[.authorization], write: true)
         let prefer = request.headers[APIServer.preferHeader] ?? ""
         let representation = prefer.contains("return=representation")
         let statement: SQLStatement
@@ -278,7 +299,7 @@ struct TableRoutes: Sendable {
         let lookup = commitLSN
         let outcome: (rows: String?, count: Int, lsn: String?)
         do {
-            outcome = try await pool.withSession { session in
+            let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
                     try Self.begin(connection, settings, readOnly: false)
                     let position = try connection.execute(
@@ -286,11 +307,21 @@ struct TableRoutes: Sendable {
                     let result = try connection.execute(statement.text, statement.parameters)
                     try connection.execute("COMMIT")
                     let xid = position.string(0, 1).flatMap { UInt64($0) }.map { $0 & 0xFFFF_FFFF }
-                    let lsn = lookup.find(
-                        connection, start: position.string(0, 0) ?? "0/0", xid: xid.map { String($0) } ?? "0")
-                    return (result.string(0, 0), Int(result.string(0, 1) ?? "0") ?? 0, lsn)
+                    let count = Int(result.string(0, 1) ?? "0") ?? 0
+                    // A write that changed nothing produces no change event to match.
+                    let lsn =
+                        count == 0
+                        ? nil
+                        : lookup.find(
+                            connection, start: position.string(0, 0) ?? "0/0", xid: xid.map { String($0) } ?? "0")
+                    return (result.string(0, 0), count, lsn)
                 }
             }
+            guard let result else {
+                throw APIError.unavailable(
+                    "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+            }
+            outcome = result
         } catch {
             throw await mapped(error, identity: identity, table: table)
         }
@@ -341,7 +372,7 @@ struct TableRoutes: Sendable {
         if error is APIError { return error }
         guard let error = error as? PostgresError else { return error }
         guard let state = error.sqlState else {
-            return APIError.unavailable("PostgreSQL is not reachable: \(error.message)")
+            return APIError.unavailable("the database is not reachable: try again")
         }
         let status: HTTPResponse.Status
         switch state {
@@ -382,18 +413,30 @@ final class CommitLSNLookup: Sendable {
     func find(_ connection: SQLConnection, start: String, xid: String) -> String? {
         if disabled.withLock({ $0 }) { return nil }
         do {
-            return try connection.execute(
+            // In its own short transaction: a busy server's WAL is not read for long.
+            let start = try connection.literal(start)
+            let xid = try connection.literal(xid)
+            let result = try connection.execute(
                 """
-                SELECT start_lsn::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
-                WHERE xid = $2::xid AND resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%'
+                BEGIN READ ONLY; SET LOCAL statement_timeout = 2000; \
+                SELECT start_lsn::text FROM pg_get_wal_records_info(\(start)::pg_lsn, pg_current_wal_flush_lsn()) \
+                WHERE xid = \(xid)::xid AND resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%' \
                 ORDER BY start_lsn DESC LIMIT 1
-                """, [start, xid]
-            ).string(0, 0)
+                """)
+            let lsn = result.string(0, 0)
+            try connection.execute("COMMIT")
+            return lsn
         } catch {
-            disabled.withLock { $0 = true }
-            logger.warning(
-                "writes carry no X-Commit-LSN: pg_walinspect is not usable (\(error)). Run `pgbridge setup` as a superuser and GRANT pg_read_server_files to pgbridge's login role"
-            )
+            _ = try? connection.execute("ROLLBACK")
+            let state = (error as? PostgresError)?.sqlState
+            if state == "42883" || state == "42501" || state == "3F000" {
+                disabled.withLock { $0 = true }
+                logger.warning(
+                    "writes carry no X-Commit-LSN: pg_walinspect is not usable (\(error)). Run `pgbridge setup` as a superuser and GRANT pg_read_server_files to pgbridge's login role"
+                )
+            } else {
+                logger.debug("no X-Commit-LSN for a write: \(error)")
+            }
             return nil
         }
     }

@@ -22,6 +22,7 @@ enum DefinitionRedaction {
         case let array as [Any]:
             return array.map { redact($0, key: nil) }
         case let string as String:
+            if string.hasPrefix("http://") || string.hasPrefix("https://") { return redactHTTPURL(string) }
             return string.contains("://") || string.contains("password=")
                 ? Redaction.redactConnectionString(string) : string
         default:
@@ -31,8 +32,20 @@ enum DefinitionRedaction {
 
     static func isSecret(_ key: String) -> Bool {
         let lower = key.lowercased()
-        return lower.contains("password") || lower.contains("secret") || lower.contains("token") && lower != "token_url"
-            || lower.hasSuffix(".key") || lower == "authorization"
+        if lower == "token_url" { return false }
+        return ["password", "secret", "token", "credential", "oauthbearer", "jaas", ".pem", "authorization"].contains {
+            lower.contains($0)
+        } || lower.hasSuffix(".key")
+    }
+
+    /// Webhook URLs often carry their secret in the path or query (Slack, `?token=`): only
+    /// the scheme, host and port are shown.
+    static func redactHTTPURL(_ url: String) -> String {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host
+        else { return "***" }
+        let port = components.port.map { ":\($0)" } ?? ""
+        let rest = (components.path.isEmpty || components.path == "/") && components.query == nil ? "" : "/…"
+        return "\(scheme)://\(host)\(port)\(rest)"
     }
 
     /// A value that is only `${NAME}`: it names the secret without holding it.

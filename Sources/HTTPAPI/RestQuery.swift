@@ -62,7 +62,8 @@ struct RestQuery: Sendable {
     struct Aggregate: Sendable, Equatable {
         var function: String
         var column: String
-        var alias: String { "\(function)_\(column)" }
+        /// The output column: `avg_temp`, or `count` for `count(*)`.
+        var alias: String { column == "*" ? function : "\(function)_\(column)" }
     }
 
     static let reserved: Set<String> = ["select", "order", "limit", "offset", "bucket", "agg", "time_column"]
@@ -306,8 +307,7 @@ struct RestQuery: Sendable {
             var items = ["\(expression) AS bucket"] + grouped.map(SQLText.identifier)
             items += aggregates.map { aggregate in
                 let argument = aggregate.column == "*" ? "*" : SQLText.identifier(aggregate.column)
-                let alias = aggregate.column == "*" ? "count" : aggregate.alias
-                return "\(aggregate.function)(\(argument)) AS \(SQLText.identifier(alias))"
+                return "\(aggregate.function)(\(argument)) AS \(SQLText.identifier(aggregate.alias))"
             }
             sql += items.joined(separator: ", ")
         } else if select.isEmpty || select.contains("*") {

@@ -3,52 +3,51 @@ import PostgresSource
 
 /// Tables and columns the REST proxy accepts, read from the catalog and kept for a few seconds.
 actor TableCatalog {
-    private let pool: SQLPool
+    /// A connection of its own: catalog lookups never wait behind busy requests.
+    private let session: SQLSession
     private var cache: [String: (table: TableInfo?, at: ContinuousClock.Instant)] = [:]
     private var timescale: (present: Bool, at: ContinuousClock.Instant)?
     static let lifetime: Duration = .seconds(5)
     /// Schemas that are never served: pgbridge's own objects and the system catalogs.
     static let hiddenSchemas: Set<String> = ["pgbridge", "pg_catalog", "information_schema", "pg_toast"]
 
-    init(pool: SQLPool) { self.pool = pool }
+    init(pool: SQLPool) { self.session = pool.dedicatedSession(label: "pgbridge-api-catalog") }
 
     /// The table, or nil when it does not exist (or is hidden).
     func table(schema: String, name: String) async throws -> TableInfo? {
         if Self.hiddenSchemas.contains(schema) || schema.hasPrefix("_timescaledb") { return nil }
         let key = "\(schema)\u{0}\(name)"
         if let cached = cache[key], ContinuousClock.now - cached.at < Self.lifetime { return cached.table }
-        let table = try await pool.withSession { session in
-            try await session.run { connection -> TableInfo? in
-                let columns = try connection.execute(
+        let table = try await session.run { connection -> TableInfo? in
+            let columns = try connection.execute(
+                """
+                SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+                FROM pg_attribute a
+                JOIN pg_class c ON c.oid = a.attrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                  AND a.attnum > 0 AND NOT a.attisdropped
+                ORDER BY a.attnum
+                """, [schema, name])
+            guard columns.rowCount > 0 else { return nil }
+            var table = TableInfo(
+                schema: schema, name: name,
+                columns: (0..<columns.rowCount).map {
+                    TableInfo.Column(name: columns.string($0, 0) ?? "", type: columns.string($0, 1) ?? "")
+                })
+            let hasDimensions =
+                try connection.execute(
+                    "SELECT to_regclass('timescaledb_information.dimensions') IS NOT NULL"
+                ).string(0, 0) == "t"
+            if hasDimensions {
+                table.timeColumn = try connection.execute(
                     """
-                    SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-                    FROM pg_attribute a
-                    JOIN pg_class c ON c.oid = a.attrelid
-                    JOIN pg_namespace n ON n.oid = c.relnamespace
-                    WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-                      AND a.attnum > 0 AND NOT a.attisdropped
-                    ORDER BY a.attnum
-                    """, [schema, name])
-                guard columns.rowCount > 0 else { return nil }
-                var table = TableInfo(
-                    schema: schema, name: name,
-                    columns: (0..<columns.rowCount).map {
-                        TableInfo.Column(name: columns.string($0, 0) ?? "", type: columns.string($0, 1) ?? "")
-                    })
-                let hasDimensions =
-                    try connection.execute(
-                        "SELECT to_regclass('timescaledb_information.dimensions') IS NOT NULL"
-                    ).string(0, 0) == "t"
-                if hasDimensions {
-                    table.timeColumn = try connection.execute(
-                        """
-                        SELECT column_name::text FROM timescaledb_information.dimensions
-                        WHERE hypertable_schema = $1 AND hypertable_name = $2 ORDER BY dimension_number LIMIT 1
-                        """, [schema, name]
-                    ).string(0, 0)
-                }
-                return table
+                    SELECT column_name::text FROM timescaledb_information.dimensions
+                    WHERE hypertable_schema = $1 AND hypertable_name = $2 ORDER BY dimension_number LIMIT 1
+                    """, [schema, name]
+                ).string(0, 0)
             }
+            return table
         }
         cache[key] = (table, .now)
         return table
@@ -57,11 +56,9 @@ actor TableCatalog {
     /// TimescaleDB is installed: buckets use `time_bucket`, else `date_bin`.
     func hasTimescaleDB() async throws -> Bool {
         if let timescale, ContinuousClock.now - timescale.at < .seconds(60) { return timescale.present }
-        let present = try await pool.withSession { session in
-            try await session.run { connection in
-                try connection.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").string(0, 0)
-                    == "1"
-            }
+        let present = try await session.run { connection in
+            try connection.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").string(0, 0)
+                == "1"
         }
         timescale = (present, .now)
         return present

@@ -32,6 +32,9 @@ public final class PipeEventBuffer: Sendable {
         public var events: [Event]
         /// The position to continue from.
         public var next: UInt64
+        /// The id of the last event looked at (matching the filter or not): the cursor to
+        /// continue after, which stays valid as long as the buffer holds newer events.
+        public var lastScannedID: String?
     }
 
     public enum ReadError: Error, Equatable {
@@ -149,10 +152,13 @@ public final class PipeEventBuffer: Sendable {
 
     /// Up to `limit` events at or after `position` that match `filter`. Throws `gone` when
     /// events at `position` were already dropped.
-    public func read(from position: UInt64, limit: Int, filter: Filter = Filter()) throws(ReadError) -> Page {
+    /// `position` nil: from the oldest buffered event.
+    public func read(from position: UInt64?, limit: Int, filter: Filter = Filter()) throws(ReadError) -> Page {
         let result = state.withLock { state -> Page? in
+            let position = position ?? state.oldest
             if position < state.oldest { return nil }
             var events: [Event] = []
+            var lastScannedID: String?
             var next = max(position, state.oldest)
             var index = state.head
             while index < state.batches.count, state.batches[index].end <= next { index += 1 }
@@ -160,6 +166,7 @@ public final class PipeEventBuffer: Sendable {
                 let batch = state.batches[index]
                 for offset in Int(next - batch.first)..<batch.count {
                     next = batch.first + UInt64(offset) + 1
+                    lastScannedID = batch.ids[offset]
                     if let table = filter.table, !Self.tableMatches(filter: table, qualified: batch.tables[offset]) {
                         continue
                     }
@@ -170,7 +177,7 @@ public final class PipeEventBuffer: Sendable {
                 }
                 index += 1
             }
-            return Page(events: events, next: next)
+            return Page(events: events, next: next, lastScannedID: lastScannedID)
         }
         guard let result else { throw .gone(oldest: oldestID) }
         return result

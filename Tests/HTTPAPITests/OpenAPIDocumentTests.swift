@@ -47,17 +47,21 @@ struct OpenAPIDocumentTests {
                   {"kind": "http", "url": "https://hooks.example.com/x", "headers": {"Authorization": "Bearer abc", "X-Env": "${TOKEN}"},
                    "oauth2": {"client_key": "id", "client_secret": "s3", "token_url": "https://auth/token"}},
                   {"kind": "redis", "url": "redis://:hunter2@127.0.0.1:6379/0"},
+                  {"kind": "http", "url": "https://hooks.slack.com/services/T000/B000/XXXX"},
+                  {"kind": "http", "url": "https://example.com/hook?sig=abc"},
                   {"kind": "kafka", "brokers": "k:9092", "sasl": "plain", "username": "u", "password": "pw",
-                   "properties": {"ssl.key.password": "kp", "linger.ms": "5"}}]}
+                   "properties": {"ssl.key.password": "kp", "ssl.key.pem": "-----BEGIN KEY", "linger.ms": "5"}}]}
                 """#) as? [String: Any])
         let text = String(
             decoding: try JSONSerialization.data(withJSONObject: redacted, options: [.withoutEscapingSlashes]),
             as: UTF8.self)
-        for secret in ["Bearer abc", "\"s3\"", "hunter2", "\"pw\"", "\"kp\""] {
+        for secret in [
+            "Bearer abc", "\"s3\"", "hunter2", "\"pw\"", "\"kp\"", "T000/B000/XXXX", "sig=abc", "-----BEGIN",
+        ] {
             #expect(!text.contains(secret), "\(secret) leaked: \(text)")
         }
         for kept in [
-            "${TOKEN}", "https://auth/token", "hooks.example.com", "\"linger.ms\":\"5\"", "\"username\":\"u\"",
+            "${TOKEN}", "https://auth/…", "https://hooks.example.com/…", "\"linger.ms\":\"5\"", "\"username\":\"u\"",
         ] {
             #expect(text.contains(kept), "\(kept) missing: \(text)")
         }

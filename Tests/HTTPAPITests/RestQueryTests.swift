@@ -46,7 +46,8 @@ struct RestQueryTests {
                 == #"SELECT date_bin($1::interval, "time", TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket, "device", avg("temp") AS "avg_temp", max("temp") AS "max_temp" FROM "public"."readings" GROUP BY 1, 2 ORDER BY "bucket" ASC"#
         )
         #expect(plain.parameters == ["5 minutes"])
-        let timescale = try statement("bucket=1h&agg=count(*)&time_column=time", timeBucket: true)
+        let timescale = try statement("bucket=1h&agg=count(*)&time_column=time&order=count.desc", timeBucket: true)
+        #expect(timescale.text.hasSuffix(#"ORDER BY "count" DESC"#))
         #expect(timescale.text.hasPrefix(#"SELECT time_bucket($1::interval, "time") AS bucket, count(*) AS "count""#))
         #expect(throws: RestQueryError.self) { try statement("bucket=5m&agg=avg(temp)") }  // no time column
         #expect(throws: RestQueryError.self) { try statement("bucket=5m&agg=avg(temp)&time_column=device") }

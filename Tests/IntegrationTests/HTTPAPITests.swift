@@ -198,6 +198,24 @@ struct HTTPAPITests {
             return ready.status == 503 && ready.body.contains("unreachable")
         }
         #expect(try await bridge.api.request(.DELETE, "/v1/pipes/unreachable?drop_slot=true").status == 200)
+
+        // Two concurrent creations on one slot: exactly one wins.
+        let api = bridge.api
+        let slot = "twin_\(db.name)"
+        async let first = api.request(
+            .POST, "/v1/pipes",
+            body:
+                #"{"name": "twin_a", "source": {"tables": ["public.items"], "slot": "\#(slot)"}, "sinks": [{"kind": "file", "path": "-"}]}"#
+        )
+        async let second = api.request(
+            .POST, "/v1/pipes",
+            body:
+                #"{"name": "twin_b", "source": {"tables": ["public.items"], "slot": "\#(slot)"}, "sinks": [{"kind": "file", "path": "-"}]}"#
+        )
+        let outcomes = try await [first, second]
+        #expect(outcomes.map(\.status).sorted() == [201, 409], "\(outcomes.map(\.body))")
+        let winner = outcomes[0].status == 201 ? "twin_a" : "twin_b"
+        #expect(try await bridge.api.request(.DELETE, "/v1/pipes/\(winner)?drop_slot=true").status == 200)
         #expect(try await bridge.api.get("/readyz").status == 200)
         #expect(try await bridge.api.get("/v1/openapi.json").json["openapi"] as? String == "3.1.0")
         try await stop(bridge)

@@ -134,6 +134,14 @@ struct RestProxyTests {
         #expect(try db.value("SELECT count(*) FROM readings") == "1000")
         #expect(try await alice.get("/v1/tables/public.secrets").status == 403)
         #expect(try await alice.get("/v1/tables/pgbridge.pipes").status == 404)
+        // Roles that would escape row-level security are refused, whatever the token says.
+        for role in ["none", "postgres"] {
+            let escalating = APIClient(base: alice.base, token: try await token(role))
+            let reply = try await escalating.get(path)
+            #expect(reply.status == 403, "role \(role): \(reply.status) \(reply.body)")
+        }
+        // Without a token, the catalog tells nothing beyond what the anonymous role may read.
+        #expect(try await anonymous.get("/v1/tables/public.secrets").status == 401)
 
         // Writes: a token is required; RLS checks new rows; filters are required.
         try await waitForSlot(db, "rest_\(db.name)")
