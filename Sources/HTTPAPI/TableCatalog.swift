@@ -35,15 +35,16 @@ actor TableCatalog {
                 columns: (0..<columns.rowCount).map {
                     TableInfo.Column(name: columns.string($0, 0) ?? "", type: columns.string($0, 1) ?? "")
                 })
+            // TimescaleDB's own catalog (the same tables pgbridge's capture reads).
             let hasDimensions =
-                try connection.execute(
-                    "SELECT to_regclass('timescaledb_information.dimensions') IS NOT NULL"
-                ).string(0, 0) == "t"
+                try connection.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL")
+                .string(0, 0) == "t"
             if hasDimensions {
                 table.timeColumn = try connection.execute(
                     """
-                    SELECT column_name::text FROM timescaledb_information.dimensions
-                    WHERE hypertable_schema = $1 AND hypertable_name = $2 ORDER BY dimension_number LIMIT 1
+                    SELECT d.column_name::text FROM _timescaledb_catalog.dimension d
+                    JOIN _timescaledb_catalog.hypertable h ON h.id = d.hypertable_id
+                    WHERE h.schema_name = $1 AND h.table_name = $2 ORDER BY d.id LIMIT 1
                     """, [schema, name]
                 ).string(0, 0)
             }

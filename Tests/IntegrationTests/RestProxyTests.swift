@@ -197,4 +197,40 @@ struct RestProxyTests {
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
     }
+
+    /// A hypertable's time dimension is the default time column of buckets (date_bin without
+    /// the TimescaleDB extension), read from TimescaleDB's catalog (the fixture's stand-in).
+    @Test func hypertableBucketsUseItsTimeDimension() async throws {
+        let db = try TestDatabase(prefix: "rest_ht")
+        defer { db.drop() }
+        try db.sql(TimescaleFixture.sql)
+        try db.sql(
+            """
+            CREATE TABLE conditions (time timestamptz NOT NULL, device text NOT NULL, temp float8, PRIMARY KEY (time, device));
+            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
+            INSERT INTO conditions SELECT TIMESTAMPTZ '2026-03-01 00:00:00+00' + g * INTERVAL '10 minutes', 'd', g
+              FROM generate_series(0, 35) g;
+            DO $$ BEGIN
+              CREATE ROLE pgbridge_test_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            GRANT SELECT ON conditions TO pgbridge_test_reader;
+            GRANT USAGE ON SCHEMA _timescaledb_internal TO pgbridge_test_reader;
+            GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_internal TO pgbridge_test_reader;
+            """)
+        let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", anonymous_role: pgbridge_test_reader}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let api = APIClient(base: "http://127.0.0.1:\(try await APIClient.waitForPort(bridge))", token: nil)
+        let reply = try await api.get("/v1/tables/public.conditions?bucket=1h&agg=count(*),avg(temp)")
+        #expect(reply.status == 200, "\(reply.body)")
+        let buckets = rows(reply)
+        #expect(buckets.compactMap { $0["count"] as? Int } == [6, 6, 6, 6, 6, 6])
+        #expect(buckets.first?["avg_temp"] as? Double == 2.5)
+        #expect(rows(try await api.get("/v1/tables/public.conditions")).count == 36)
+    }
 }
