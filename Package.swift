@@ -119,6 +119,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "WireProtocol",
+            dependencies: ["BridgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "pgbridge",
             dependencies: [
@@ -159,6 +164,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
