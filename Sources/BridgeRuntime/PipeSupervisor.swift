@@ -77,6 +77,8 @@ public actor PipeSupervisor: Service {
     private let runnerOptions: PipeRunner.Options
     /// How long a stop request waits for the pipe's delivery before cancelling it.
     public var stopGracePeriod: Duration = .seconds(10)
+    /// How long shutting down waits for the pipes' deliveries before cancelling them.
+    public var shutdownGracePeriod: Duration = .seconds(20)
     private let logger: Logger
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
@@ -143,7 +145,7 @@ public actor PipeSupervisor: Service {
                 entry.failure = failure is CancellationError ? nil : error
                 if error == nil, entry.desired == .running, !shuttingDown { entry.desired = .stopped }
                 entries[name] = entry
-                if let failure, !keepsRunning, firstFailure == nil {
+                if let failure, !(failure is CancellationError), !keepsRunning, firstFailure == nil {
                     firstFailure = failure
                     shutdown()
                 }
@@ -158,6 +160,22 @@ public actor PipeSupervisor: Service {
     public func shutdown() {
         shuttingDown = true
         for entry in entries.values { entry.runner?.stop() }
+        // A pipe whose sink is down would never finish its delivery: after the grace period it
+        // is cancelled (nothing of it was confirmed, so it is sent again after the restart).
+        let running = entries.values.compactMap { entry in entry.task.map { (entry.config.name, $0) } }
+        if !running.isEmpty {
+            let grace = shutdownGracePeriod
+            let logger = logger
+            Task {
+                try? await Task.sleep(for: grace)
+                for (name, task) in running where !task.isCancelled {
+                    logger.warning(
+                        "pipe \(name) did not finish its delivery within \(grace) of shutting down (a sink is down?): cancelling it; unconfirmed events are sent again after the restart"
+                    )
+                    task.cancel()
+                }
+            }
+        }
         eventsContinuation.yield(.wake)
     }
 

@@ -183,6 +183,7 @@ struct HTTPAPITests {
         api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let bridge = try await start(config, directory: directory)
+        defer { bridge.process.kill(SIGKILL) }
         #expect(try await bridge.api.get("/readyz").status == 200)
         let created = try await bridge.api.request(
             .POST, "/v1/pipes",
@@ -218,6 +219,20 @@ struct HTTPAPITests {
         #expect(try await bridge.api.request(.DELETE, "/v1/pipes/\(winner)?drop_slot=true").status == 200)
         #expect(try await bridge.api.get("/readyz").status == 200)
         #expect(try await bridge.api.get("/v1/openapi.json").json["openapi"] as? String == "3.1.0")
+
+        // Shutting down while a sink is down: the stuck delivery is cancelled, the exit is clean.
+        let stuck = try await bridge.api.request(
+            .POST, "/v1/pipes",
+            body: """
+                {"name": "stuck", "source": {"tables": ["public.items"], "slot": "stuck_\(db.name)"},
+                 "sinks": [{"kind": "http", "url": "http://127.0.0.1:9/hook", "retry_interval": "100ms"}]}
+                """)
+        #expect(stuck.status == 201, "\(stuck.body)")
+        try await waitForSlot(db, "stuck_\(db.name)")
+        try db.sql("INSERT INTO items VALUES (2)")
+        try await waitFor("the stuck pipe to retry") {
+            try await bridge.api.get("/v1/pipes/stuck").json["healthy"] as? Bool == false
+        }
         try await stop(bridge)
     }
 }
