@@ -89,6 +89,7 @@ public actor PipeSupervisor: Service {
     private var reservedSlots: Set<String> = []
     private var shuttingDown = false
     private var started = false
+    private var startWaiters: [CheckedContinuation<Void, Never>] = []
     private let events: AsyncStream<Event>
     private let eventsContinuation: AsyncStream<Event>.Continuation
 
@@ -114,8 +115,9 @@ public actor PipeSupervisor: Service {
     // MARK: Service
 
     public func run() async throws {
+        // API requests wait until the stored pipes are known and started (see `untilStarted`).
+        defer { markStarted() }
         try await loadStoredPipes()
-        started = true
         for name in order where entries[name]?.desired == .running {
             do {
                 try startRunner(name)
@@ -125,6 +127,7 @@ public actor PipeSupervisor: Service {
                 logger.error("pipe \(name) cannot start: \(error)")
             }
         }
+        markStarted()
         if order.isEmpty && !keepsRunning { return }
         try await withGracefulShutdownHandler {
             try await superviseUntilDone()
@@ -214,9 +217,36 @@ public actor PipeSupervisor: Service {
 
     // MARK: Control
 
-    public var names: [String] { order }
+    /// Returns once `run` has loaded the stored pipes and started them (or gave up), so that
+    /// the API never answers from a half-loaded list.
+    private func untilStarted() async {
+        if started { return }
+        await withCheckedContinuation { startWaiters.append($0) }
+    }
 
-    public func status(_ name: String) -> Status? {
+    private func markStarted() {
+        started = true
+        let waiters = startWaiters
+        startWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    public func status(_ name: String) async -> Status? {
+        await untilStarted()
+        return snapshot(name)
+    }
+
+    public func statuses() async -> [Status] {
+        await untilStarted()
+        return order.compactMap(snapshot)
+    }
+
+    public func buffer(_ name: String) async -> PipeEventBuffer? {
+        await untilStarted()
+        return entries[name]?.buffer
+    }
+
+    private func snapshot(_ name: String) -> Status? {
         guard let entry = entries[name] else { return nil }
         let stats = entry.runner?.stats ?? entry.lastStats
         return Status(
@@ -225,12 +255,9 @@ public actor PipeSupervisor: Service {
             lastError: entry.failure ?? stats?.lastError)
     }
 
-    public func statuses() -> [Status] { order.compactMap(status) }
-
-    public func buffer(_ name: String) -> PipeEventBuffer? { entries[name]?.buffer }
-
     /// Creates a pipe from its JSON definition, stores it and starts it.
     public func create(definition: String) async throws(ControlError) -> Status {
+        await untilStarted()
         let pipe: PipeConfig
         do {
             pipe = try BridgeConfig.parsePipe(text: definition, environment: Self.pipeEnvironment)
@@ -269,10 +296,11 @@ public actor PipeSupervisor: Service {
             entries[pipe.name]?.failure = "\(error)"
         }
         logger.info("pipe \(pipe.name) created through the API")
-        return status(pipe.name)!
+        return snapshot(pipe.name)!
     }
 
     public func start(_ name: String) async throws(ControlError) -> Status {
+        await untilStarted()
         guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
         try claim(name)
         defer { busy.remove(name) }
@@ -290,11 +318,12 @@ public actor PipeSupervisor: Service {
             }
             logger.info("pipe \(name) started through the API")
         }
-        return status(name)!
+        return snapshot(name)!
     }
 
     /// Stops the pipe once what it captured is delivered and confirmed.
     public func stop(_ name: String) async throws(ControlError) -> Status {
+        await untilStarted()
         guard entries[name] != nil else { throw .notFound("no pipe named \(name)") }
         try claim(name)
         defer { busy.remove(name) }
@@ -339,11 +368,12 @@ public actor PipeSupervisor: Service {
             }
             logger.info("pipe \(name) stopped through the API")
         }
-        return status(name)!
+        return snapshot(name)!
     }
 
     /// Stops and removes an API pipe; with `dropSlot`, also drops its replication slot.
     public func drop(_ name: String, dropSlot: Bool) async throws(ControlError) -> Status {
+        await untilStarted()
         guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
         guard entry.origin == .api else {
             throw .conflict(
