@@ -59,6 +59,45 @@ public enum PostgresTime {
         return (m <= 2 ? y + 1 : y, m, d)
     }
 
+    /// Howard Hinnant's days-from-civil algorithm, the inverse of `civilFromDays`.
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// Seconds since 1970 of `YYYY-MM-DDTHH:MM:SS[.f…]Z`, the form `writeRFC3339` writes
+    /// (events' `commit_time`); nil for any other shape.
+    public static func unixSeconds(rfc3339 text: UnsafeBufferPointer<UInt8>) -> Double? {
+        guard text.count >= 20, text[text.count - 1] == UInt8(ascii: "Z") else { return nil }
+        func number(_ start: Int, _ length: Int) -> Int? {
+            var value = 0
+            for index in start..<(start + length) {
+                let digit = Int(text[index]) - 48
+                guard (0...9).contains(digit) else { return nil }
+                value = value * 10 + digit
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+            let minute = number(14, 2), let second = number(17, 2), (1...12).contains(month)
+        else { return nil }
+        var fraction = 0.0
+        if text[19] == UInt8(ascii: ".") {
+            var scale = 0.1
+            for index in 20..<(text.count - 1) {
+                let digit = Int(text[index]) - 48
+                guard (0...9).contains(digit) else { return nil }
+                fraction += Double(digit) * scale
+                scale /= 10
+            }
+        }
+        return Double(daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second) + fraction
+    }
+
     @inline(__always)
     static func appendDigits(_ value: Int, _ width: Int, _ out: inout [UInt8]) {
         var divisor = 1

@@ -34,4 +34,15 @@ public enum Redaction {
         }
         return result
     }
+
+    /// `scheme://host:port/…`: webhook URLs often carry their secret in the path or query, and
+    /// credentials in the user part; none of that reaches logs or API answers.
+    public static func redactHTTPURL(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return "(url)" }
+        var authority = url[scheme.upperBound...]
+        let hasPath = authority.contains(where: { $0 == "/" || $0 == "?" })
+        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" }) { authority = authority[..<end] }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        return url[..<scheme.upperBound] + authority + (hasPath ? "/…" : "")
+    }
 }

@@ -60,11 +60,7 @@ extension APIServer {
     func pipeName(_ context: BasicRequestContext) throws -> String {
         let raw = try context.parameters.require("name")
         let name = raw.removingPercentEncoding ?? raw
-        guard !name.isEmpty, name.utf8.count <= 63,
-            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
-        else {
-            throw APIError.notFound("no pipe named \(name.prefix(80))")
-        }
+        guard Identifier.isSimple(name) else { throw APIError.notFound("no pipe named \(name.prefix(80))") }
         return name
     }
 

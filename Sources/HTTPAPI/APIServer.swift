@@ -78,10 +78,8 @@ public struct APIServer: Service {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError.unauthorized("missing admin token: send Authorization: Bearer <api.admin_token>")
         }
-        let given = Array(header.utf8.dropFirst(7))
-        let wanted = Array(expected.utf8)
-        var difference = given.count ^ wanted.count
-        for index in wanted.indices { difference |= Int(wanted[index] ^ (index < given.count ? given[index] : 0)) }
-        guard difference == 0 else { throw APIError.unauthorized("wrong admin token") }
+        guard ConstantTime.equals(Array(header.utf8.dropFirst(7)), Array(expected.utf8)) else {
+            throw APIError.unauthorized("wrong admin token")
+        }
     }
 }

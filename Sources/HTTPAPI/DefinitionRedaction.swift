@@ -22,7 +22,7 @@ enum DefinitionRedaction {
         case let array as [Any]:
             return array.map { redact($0, key: nil) }
         case let string as String:
-            if string.hasPrefix("http://") || string.hasPrefix("https://") { return redactHTTPURL(string) }
+            if string.hasPrefix("http://") || string.hasPrefix("https://") { return Redaction.redactHTTPURL(string) }
             return string.contains("://") || string.contains("password=")
                 ? Redaction.redactConnectionString(string) : string
         default:
@@ -36,16 +36,6 @@ enum DefinitionRedaction {
         return ["password", "secret", "token", "credential", "oauthbearer", "jaas", ".pem", "authorization"].contains {
             lower.contains($0)
         } || lower.hasSuffix(".key")
-    }
-
-    /// Webhook URLs often carry their secret in the path or query (Slack, `?token=`): only
-    /// the scheme, host and port are shown.
-    static func redactHTTPURL(_ url: String) -> String {
-        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host
-        else { return "***" }
-        let port = components.port.map { ":\($0)" } ?? ""
-        let rest = (components.path.isEmpty || components.path == "/") && components.query == nil ? "" : "/…"
-        return "\(scheme)://\(host)\(port)\(rest)"
     }
 
     /// A value that is only `${NAME}`: it names the secret without holding it.

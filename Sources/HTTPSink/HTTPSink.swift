@@ -47,16 +47,7 @@ public final class HTTPSink: EventSink {
         eventLoopGroup: HTTPClient.defaultEventLoopGroup,
         configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
 
-    /// `scheme://host:port/…`: webhook URLs often carry their secret in the path or query, and
-    /// credentials in the user part; none of that reaches logs.
-    static func redacted(_ url: String) -> String {
-        guard let scheme = url.range(of: "://") else { return "(url)" }
-        var authority = url[scheme.upperBound...]
-        let hasPath = authority.contains(where: { $0 == "/" || $0 == "?" })
-        if let end = authority.firstIndex(where: { $0 == "/" || $0 == "?" }) { authority = authority[..<end] }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        return url[..<scheme.upperBound] + authority + (hasPath ? "/…" : "")
-    }
+    static func redacted(_ url: String) -> String { Redaction.redactHTTPURL(url) }
 
     public func open() async throws {
         if let tokens { _ = try await tokens.accessToken() }

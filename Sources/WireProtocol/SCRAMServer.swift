@@ -1,3 +1,4 @@
+import BridgeCore
 import Crypto
 import Foundation
 
@@ -101,9 +102,7 @@ public struct SCRAMServerExchange: Sendable {
             HMAC<SHA256>.authenticationCode(for: authMessage, using: SymmetricKey(data: credentials.storedKey)))
         let clientKey = zip(proof, clientSignature).map { $0 ^ $1 }
         let candidate = Array(SHA256.hash(data: clientKey))
-        var difference: UInt8 = 0
-        for (a, b) in zip(candidate, credentials.storedKey) { difference |= a ^ b }
-        guard difference == 0 else { throw .wrongPassword }
+        guard ConstantTime.equals(candidate, credentials.storedKey) else { throw .wrongPassword }
         let serverSignature = HMAC<SHA256>.authenticationCode(
             for: authMessage, using: SymmetricKey(data: credentials.serverKey))
         return "v=\(Data(serverSignature).base64EncodedString())"

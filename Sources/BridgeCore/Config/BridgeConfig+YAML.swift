@@ -294,8 +294,10 @@ extension TablePattern {
     }
 }
 
-enum Identifier {
-    static func isSimple(_ s: String, maxLength: Int = 40) -> Bool {
+/// Names pgbridge accepts for pipes, slots and publications.
+public enum Identifier {
+    /// Lower-case letters, digits and `_`, at most `maxLength` (pipe names: 40).
+    public static func isSimple(_ s: String, maxLength: Int = 40) -> Bool {
         !s.isEmpty && s.count <= maxLength
             && s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
     }
