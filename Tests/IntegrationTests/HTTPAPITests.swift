@@ -17,21 +17,22 @@ struct HTTPAPITests {
         return Bridge(process: process, api: APIClient(base: "http://127.0.0.1:\(port)", token: Self.adminToken))
     }
 
+    /// A pipe on `items` whose only sink is a closed port (port 9), streaming once this returns.
+    func createUnreachablePipe(_ name: String, _ bridge: Bridge, _ db: TestDatabase) async throws {
+        let created = try await bridge.api.request(
+            .POST, "/v1/pipes",
+            body: """
+                {"name": "\(name)", "source": {"tables": ["public.items"], "slot": "\(name)_\(db.name)"},
+                 "sinks": [{"kind": "http", "url": "http://127.0.0.1:9/hook", "retry_interval": "100ms"}]}
+                """)
+        #expect(created.status == 201, "\(created.body)")
+        try await waitForSlot(db, "\(name)_\(db.name)")
+    }
+
     func stop(_ bridge: Bridge) async throws {
         bridge.process.kill(SIGTERM)
         let status = try await bridge.process.waitForExit()
         #expect(status == 0, "pgbridge exited with \(status): \(bridge.process.stderr.suffix(2000))")
-    }
-
-    func waitFor(
-        _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool
-    ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw TestFailure("timed out waiting for \(what)")
     }
 
     /// A pipe created through the API runs, serves its events (paging, SSE, metrics), survives
@@ -185,14 +186,7 @@ struct HTTPAPITests {
         let bridge = try await start(config, directory: directory)
         defer { bridge.process.kill(SIGKILL) }
         #expect(try await bridge.api.get("/readyz").status == 200)
-        let created = try await bridge.api.request(
-            .POST, "/v1/pipes",
-            body: """
-                {"name": "unreachable", "source": {"tables": ["public.items"], "slot": "unreachable_\(db.name)"},
-                 "sinks": [{"kind": "http", "url": "http://127.0.0.1:9/hook", "retry_interval": "100ms"}]}
-                """)
-        #expect(created.status == 201, "\(created.body)")
-        try await waitForSlot(db, "unreachable_\(db.name)")
+        try await createUnreachablePipe("unreachable", bridge, db)
         try db.sql("INSERT INTO items VALUES (1)")
         try await waitFor("/readyz to report the pipe") {
             let ready = try await bridge.api.get("/readyz")
@@ -221,14 +215,7 @@ struct HTTPAPITests {
         #expect(try await bridge.api.get("/v1/openapi.json").json["openapi"] as? String == "3.1.0")
 
         // Shutting down while a sink is down: the stuck delivery is cancelled, the exit is clean.
-        let stuck = try await bridge.api.request(
-            .POST, "/v1/pipes",
-            body: """
-                {"name": "stuck", "source": {"tables": ["public.items"], "slot": "stuck_\(db.name)"},
-                 "sinks": [{"kind": "http", "url": "http://127.0.0.1:9/hook", "retry_interval": "100ms"}]}
-                """)
-        #expect(stuck.status == 201, "\(stuck.body)")
-        try await waitForSlot(db, "stuck_\(db.name)")
+        try await createUnreachablePipe("stuck", bridge, db)
         try db.sql("INSERT INTO items VALUES (2)")
         try await waitFor("the stuck pipe to retry") {
             try await bridge.api.get("/v1/pipes/stuck").json["healthy"] as? Bool == false

@@ -20,14 +20,6 @@ struct HTTPSinkTests {
 
     func json(_ text: String) -> Any? { try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
 
-    func waitFor(timeout: Duration = .seconds(120), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw TestFailure("condition not met within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
     @Test func eventBodiesHeadersAndIdempotencyKeys() async throws {
         let server = try await HookServer.start()
         defer { Task { await server.stop() } }

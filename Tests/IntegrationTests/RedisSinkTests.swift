@@ -173,12 +173,4 @@ struct RedisSinkTests {
         let firstDeliveries = events.compactMap { $0.after?["id"] as? Int }.filter { seen.insert($0).inserted }
         #expect(firstDeliveries == firstDeliveries.sorted())
     }
-
-    func waitFor(timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try !condition() {
-            guard ContinuousClock.now < deadline else { throw TestFailure("condition not met within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
 }

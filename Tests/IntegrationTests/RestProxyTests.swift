@@ -201,13 +201,10 @@ struct RestProxyTests {
     /// A hypertable's time dimension is the default time column of buckets (date_bin without
     /// the TimescaleDB extension), read from TimescaleDB's catalog (the fixture's stand-in).
     @Test func hypertableBucketsUseItsTimeDimension() async throws {
-        let db = try TestDatabase(prefix: "rest_ht")
+        let db = try TimescaleFixture.conditionsDatabase(prefix: "rest_ht")
         defer { db.drop() }
-        try db.sql(TimescaleFixture.sql)
         try db.sql(
             """
-            CREATE TABLE conditions (time timestamptz NOT NULL, device text NOT NULL, temp float8, PRIMARY KEY (time, device));
-            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
             INSERT INTO conditions SELECT TIMESTAMPTZ '2026-03-01 00:00:00+00' + g * INTERVAL '10 minutes', 'd', g
               FROM generate_series(0, 35) g;
             DO $$ BEGIN

@@ -5,14 +5,7 @@ import Testing
 @Suite("TimescaleDB hypertables (catalog fixture on real PostgreSQL)", .enabled(if: TestEnvironment.hasPostgres))
 struct TimescaleTests {
     func fixtureDatabase(_ prefix: String) throws -> TestDatabase {
-        let db = try TestDatabase(prefix: prefix)
-        try db.sql(TimescaleFixture.sql)
-        try db.sql(
-            """
-            CREATE TABLE conditions (time timestamptz NOT NULL, device text NOT NULL, temp float8, PRIMARY KEY (time, device));
-            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
-            """)
-        return db
+        try TimescaleFixture.conditionsDatabase(prefix: prefix)
     }
 
     @Test func chunkRowsArriveAsTheHypertableIncludingNewChunks() async throws {

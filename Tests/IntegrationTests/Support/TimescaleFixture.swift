@@ -125,4 +125,16 @@ enum TimescaleFixture {
             RETURN hid;
         END $$;
         """#
+
+    /// A database with the fixture and a `conditions (time, device, temp)` hypertable.
+    static func conditionsDatabase(prefix: String) throws -> TestDatabase {
+        let db = try TestDatabase(prefix: prefix)
+        try db.sql(sql)
+        try db.sql(
+            """
+            CREATE TABLE conditions (time timestamptz NOT NULL, device text NOT NULL, temp float8, PRIMARY KEY (time, device));
+            SELECT _timescaledb_catalog.fixture_create_hypertable('conditions');
+            """)
+        return db
+    }
 }
