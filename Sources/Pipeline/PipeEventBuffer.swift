@@ -42,14 +42,20 @@ public final class PipeEventBuffer: Sendable {
         case gone(oldest: String?)
     }
 
+    /// Where an event's id, schema, table and op values lie in its batch's bytes.
+    struct Keys {
+        var id: Range<Int>
+        var schema: Range<Int>
+        var table: Range<Int>
+        var op: Range<Int>
+    }
+
     struct Stored {
         var first: UInt64
         var bytes: [UInt8]
         var ends: [Int]
-        /// Per event: id, schema.table and op, scanned once when stored.
-        var ids: [String]
-        var tables: [String]
-        var ops: [String]
+        /// Per event, scanned once when stored (no per-event allocation).
+        var keys: [Keys]
         var bodies: [UInt8]?
         var bodyEnds: [Int]
 
@@ -62,6 +68,19 @@ public final class PipeEventBuffer: Sendable {
             var end = ends[index]
             if end > start, bytes[end - 1] == UInt8(ascii: "\n") { end -= 1 }
             return bytes[start..<end]
+        }
+
+        func id(at index: Int) -> String { String(decoding: bytes[keys[index].id], as: UTF8.self) }
+
+        func matches(_ index: Int, table: [UInt8]?, tableHasSchema: Bool, op: [UInt8]?) -> Bool {
+            let keys = keys[index]
+            if let op, !bytes[keys.op].elementsEqual(op) { return false }
+            guard let table else { return true }
+            if !tableHasSchema { return bytes[keys.table].elementsEqual(table) }
+            let schemaCount = keys.schema.count
+            return table.count == schemaCount + 1 + keys.table.count
+                && bytes[keys.schema].elementsEqual(table[..<schemaCount]) && table[schemaCount] == UInt8(ascii: ".")
+                && bytes[keys.table].elementsEqual(table[(schemaCount + 1)...])
         }
     }
 
@@ -88,23 +107,25 @@ public final class PipeEventBuffer: Sendable {
     public func append(_ group: [EventBatch]) {
         var stored: [Stored] = []
         for batch in group where batch.eventCount > 0 {
-            var ids: [String] = []
-            var tables: [String] = []
-            var ops: [String] = []
-            ids.reserveCapacity(batch.eventCount)
-            batch.forEachEvent { bytes, _, fields, _ in
-                func text(_ range: Range<Int>?) -> String {
-                    guard let range else { return "" }
-                    return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            var keys: [Keys] = []
+            keys.reserveCapacity(batch.eventCount)
+            let empty = 0..<0
+            batch.bytes.withUnsafeBufferPointer { bytes in
+                for index in batch.eventEnds.indices {
+                    let fields = EventFields.scan(bytes, event: batch.eventRange(at: index))
+                    keys.append(
+                        Keys(
+                            id: fields.id ?? empty, schema: fields.schema ?? empty, table: fields.table ?? empty,
+                            op: fields.op ?? empty))
                 }
-                ids.append(text(fields.id))
-                tables.append("\(text(fields.schema)).\(text(fields.table))")
-                ops.append(text(fields.op))
             }
+            // Exact-size copies: a delivered batch may sit in a much larger buffer.
             stored.append(
                 Stored(
-                    first: 0, bytes: Array(batch.bytes), ends: batch.eventEnds, ids: ids, tables: tables, ops: ops,
-                    bodies: batch.bodies.map { Array($0.bytes) }, bodyEnds: batch.bodies?.ends ?? []))
+                    first: 0, bytes: batch.bytes.withUnsafeBufferPointer { Array($0) },
+                    ends: batch.eventEnds.withUnsafeBufferPointer { Array($0) }, keys: keys,
+                    bodies: batch.bodies.map { bodies in bodies.bytes.withUnsafeBufferPointer { Array($0) } },
+                    bodyEnds: batch.bodies?.ends ?? []))
         }
         guard !stored.isEmpty else { return }
         let subscribers = state.withLock { state -> [AsyncStream<Void>.Continuation] in
@@ -132,7 +153,10 @@ public final class PipeEventBuffer: Sendable {
         let found = state.withLock { state -> UInt64? in
             for index in stride(from: state.batches.count - 1, through: state.head, by: -1) {
                 let batch = state.batches[index]
-                if let offset = batch.ids.lastIndex(of: id) { return batch.first + UInt64(offset) + 1 }
+                let wanted = Array(id.utf8)
+                if let offset = batch.keys.lastIndex(where: { batch.bytes[$0.id].elementsEqual(wanted) }) {
+                    return batch.first + UInt64(offset) + 1
+                }
             }
             return nil
         }
@@ -147,18 +171,21 @@ public final class PipeEventBuffer: Sendable {
     public var startPosition: UInt64 { state.withLock { $0.oldest } }
 
     var oldestID: String? {
-        state.withLock { state in state.head < state.batches.count ? state.batches[state.head].ids.first : nil }
+        state.withLock { state in state.head < state.batches.count ? state.batches[state.head].id(at: 0) : nil }
     }
 
     /// Up to `limit` events at or after `position` that match `filter`. Throws `gone` when
     /// events at `position` were already dropped.
     /// `position` nil: from the oldest buffered event.
     public func read(from position: UInt64?, limit: Int, filter: Filter = Filter()) throws(ReadError) -> Page {
+        let table = filter.table.map { Array($0.utf8) }
+        let tableHasSchema = table?.contains(UInt8(ascii: ".")) ?? false
+        let op = filter.op.map { Array($0.utf8) }
         let result = state.withLock { state -> Page? in
             let position = position ?? state.oldest
             if position < state.oldest { return nil }
             var events: [Event] = []
-            var lastScannedID: String?
+            var lastScanned: (batch: Int, offset: Int)?
             var next = max(position, state.oldest)
             var index = state.head
             while index < state.batches.count, state.batches[index].end <= next { index += 1 }
@@ -166,28 +193,18 @@ public final class PipeEventBuffer: Sendable {
                 let batch = state.batches[index]
                 for offset in Int(next - batch.first)..<batch.count {
                     next = batch.first + UInt64(offset) + 1
-                    lastScannedID = batch.ids[offset]
-                    if let table = filter.table, !Self.tableMatches(filter: table, qualified: batch.tables[offset]) {
-                        continue
-                    }
-                    if let op = filter.op, batch.ops[offset] != op { continue }
-                    events.append(
-                        Event(position: next - 1, id: batch.ids[offset], body: batch.body(at: offset)))
+                    lastScanned = (index, offset)
+                    guard batch.matches(offset, table: table, tableHasSchema: tableHasSchema, op: op) else { continue }
+                    events.append(Event(position: next - 1, id: batch.id(at: offset), body: batch.body(at: offset)))
                     if events.count >= limit { break scan }
                 }
                 index += 1
             }
+            let lastScannedID = lastScanned.map { state.batches[$0.batch].id(at: $0.offset) }
             return Page(events: events, next: next, lastScannedID: lastScannedID)
         }
         guard let result else { throw .gone(oldest: oldestID) }
         return result
-    }
-
-    /// `table` matches `schema.table` exactly, or the table name alone when it has no schema.
-    static func tableMatches(filter table: String, qualified: String) -> Bool {
-        if table == qualified { return true }
-        guard !table.contains("."), let dot = qualified.firstIndex(of: ".") else { return false }
-        return qualified[qualified.index(after: dot)...] == table
     }
 
     /// Wake-ups after each append, until the stream is dropped.
