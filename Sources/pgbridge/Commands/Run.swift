@@ -30,7 +30,7 @@ struct Run: AsyncParsableCommand {
         let supervisor = PipeSupervisor(
             config: config, version: PGBridge.version,
             store: config.api.map { _ in PipeStore(postgres: config.postgres) },
-            keepsRunning: config.api != nil, bufferEvents: config.api?.bufferEvents ?? 0,
+            keepsRunning: config.api != nil && stopAfterEvents == nil, bufferEvents: config.api?.bufferEvents ?? 0,
             runnerOptions: runnerOptions, logger: logger)
         logger.info(
             "pgbridge \(PGBridge.version) starting",
