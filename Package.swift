@@ -55,12 +55,12 @@ let package = Package(
         ),
         .target(
             name: "KafkaSink",
-            dependencies: ["CRdKafka", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRdKafka", "BridgeCore", "WireProtocol", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
             name: "RabbitMQSink",
-            dependencies: ["CRabbitMQ", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRabbitMQ", "BridgeCore", "WireProtocol", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -76,7 +76,7 @@ let package = Package(
         ),
         .target(
             name: "RedisSink",
-            dependencies: ["CHiredis", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CHiredis", "BridgeCore", "WireProtocol", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -98,7 +98,7 @@ let package = Package(
             name: "BridgeRuntime",
             dependencies: [
                 "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "Pipeline", "Processing",
+                "Pipeline", "Processing", "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -121,14 +121,21 @@ let package = Package(
         ),
         .target(
             name: "WireProtocol",
-            dependencies: ["BridgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "BridgeCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "pgbridge",
             dependencies: [
                 "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "Pipeline", "BridgeRuntime", "HTTPAPI",
+                "Pipeline", "BridgeRuntime", "HTTPAPI", "WireProtocol",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -170,7 +177,9 @@ let package = Package(
             dependencies: [
                 "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink", "KafkaSink",
                 "RabbitMQSink",
-                "RedisSink", "CLibPQ", "CHiredis", .product(name: "Hummingbird", package: "hummingbird"),
+                "RedisSink", "CLibPQ", "CHiredis", "WireProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -10,12 +10,16 @@ final class KafkaDeliveryTracker: Sendable {
         /// Set when a report says the cluster could not be reached: the whole delivery is retried.
         var unavailable: String?
         var continuation: CheckedContinuation<DeliveryResult, any Error>?
+        /// Where each message landed, when `recordsPositions`.
+        var positions: [(partition: Int32, offset: Int64)] = []
     }
 
     private let state: Mutex<State>
     /// Global index of each batch's first event.
     private let batchStarts: [Int]
     private let sink: String
+    /// Whether the reports' partitions and offsets are kept (SQL INSERTs return them).
+    let recordsPositions: Bool
 
     init(batches: [EventBatch], sink: String) {
         var starts: [Int] = []
@@ -26,8 +30,25 @@ final class KafkaDeliveryTracker: Sendable {
         }
         batchStarts = starts
         self.sink = sink
+        recordsPositions = false
         state = Mutex(State(remaining: total))
     }
+
+    /// A tracker of `count` single messages that keeps where each landed.
+    init(count: Int, sink: String) {
+        batchStarts = [0]
+        self.sink = sink
+        recordsPositions = true
+        state = Mutex(State(remaining: count, positions: Array(repeating: (-1, -1), count: count)))
+    }
+
+    func recorded(_ index: Int, partition: Int32, offset: Int64) {
+        state.withLock { state in
+            if state.positions.indices.contains(index) { state.positions[index] = (partition, offset) }
+        }
+    }
+
+    var positions: [(partition: Int32, offset: Int64)] { state.withLock { $0.positions } }
 
     func start(_ continuation: CheckedContinuation<DeliveryResult, any Error>) {
         let done = state.withLock { state -> Bool in

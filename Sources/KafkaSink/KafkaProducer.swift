@@ -144,25 +144,7 @@ public final class KafkaProducer: @unchecked Sendable {
             ("queue.buffering.max.messages", "100000"),
             ("log.queue", "true"),
         ]
-        switch config.sasl {
-        case .none:
-            properties.append(("security.protocol", config.tls.enabled ? "ssl" : "plaintext"))
-        case .plain, .scramSHA256, .scramSHA512:
-            properties.append(("security.protocol", config.tls.enabled ? "sasl_ssl" : "sasl_plaintext"))
-            let mechanism = ["plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"]
-            properties.append(("sasl.mechanisms", mechanism[config.sasl.rawValue]!))
-            properties.append(("sasl.username", config.username))
-            properties.append(("sasl.password", config.password))
-        }
-        if config.tls.enabled {
-            if config.tls.skipVerifyServer {
-                properties.append(("enable.ssl.certificate.verification", "false"))
-                properties.append(("ssl.endpoint.identification.algorithm", "none"))
-            }
-            if !config.tls.caFile.isEmpty { properties.append(("ssl.ca.location", config.tls.caFile)) }
-            if !config.tls.certFile.isEmpty { properties.append(("ssl.certificate.location", config.tls.certFile)) }
-            if !config.tls.keyFile.isEmpty { properties.append(("ssl.key.location", config.tls.keyFile)) }
-        }
+        properties += config.securityProperties
         properties += config.properties.sorted { $0.key < $1.key }
         var error = [CChar](repeating: 0, count: 512)
         for (name, value) in properties
@@ -240,6 +222,9 @@ public final class KafkaProducer: @unchecked Sendable {
                 let err = message.pointee.err
                 if err == RD_KAFKA_RESP_ERR_NO_ERROR {
                     delivered += 1
+                    if tracker.recordsPositions {
+                        tracker.recorded(index, partition: message.pointee.partition, offset: message.pointee.offset)
+                    }
                 } else {
                     tracker.failed(index, code: err, reason: String(cString: rd_kafka_err2str(err)))
                 }

@@ -157,6 +157,11 @@ final class AMQPConnection {
             abandon()
             throw failure("publish failed: \(Self.statusText(status))")
         }
+        return takeDeliveryTag()
+    }
+
+    /// The delivery tag of the message just published (confirm mode numbers them from 1).
+    func takeDeliveryTag() -> UInt64 {
         defer { nextDeliveryTag += 1 }
         return nextDeliveryTag
     }

@@ -4,7 +4,7 @@ import Foundation
 
 /// One hiredis connection. Not thread-safe: owned by a `RedisClient`, used on its queue only.
 final class RedisConnection {
-    private var context: UnsafeMutablePointer<redisContext>?
+    private(set) var context: UnsafeMutablePointer<redisContext>?
     let url: ServiceURL
     let timeout: Duration
     /// Shown in errors: the URL without its password.

@@ -32,11 +32,6 @@ extension BridgeConfig {
         }
         let top = ConfigNode(node: root, path: "", environment: environment)
         let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire"])
-        for unavailable in ["wire"] {
-            if let node = keys[unavailable] {
-                throw node.error("not available in this version of pgbridge yet: remove the '\(unavailable)' section")
-            }
-        }
         guard let postgresNode = keys["postgres"] else {
             throw ConfigError(
                 path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
@@ -44,16 +39,20 @@ extension BridgeConfig {
         let postgres = try parsePostgres(postgresNode)
         let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
         let api = try keys["api"].map(parseAPI)
-        // With the HTTP API, pipes may also be created at run time (POST /v1/pipes).
+        let wire = try keys["wire"].map(parseWire)
+        // With the HTTP API, pipes may also be created at run time (POST /v1/pipes); with the
+        // wire protocol alone, pgbridge serves foreign tables only.
         guard let pipesNode = keys["pipes"] else {
-            if api != nil {
-                return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: [], api: api)
+            if api != nil || wire != nil {
+                return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: [], api: api, wire: wire)
             }
             throw ConfigError(
                 path: "pipes", message: "missing: add at least one pipe (or an api section to create them at run time)")
         }
         let pipeNodes = try pipesNode.list()
-        guard !pipeNodes.isEmpty || api != nil else { throw pipesNode.error("empty: add at least one pipe") }
+        guard !pipeNodes.isEmpty || api != nil || wire != nil else {
+            throw pipesNode.error("empty: add at least one pipe")
+        }
         var pipes: [PipeConfig] = []
         var names: Set<String> = []
         var slots: [String: String] = [:]
@@ -71,7 +70,7 @@ extension BridgeConfig {
             }
             pipes.append(pipe)
         }
-        return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: pipes, api: api)
+        return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: pipes, api: api, wire: wire)
     }
 
     /// One pipe in the shape of a `pipes:` entry, given as JSON or YAML text (POST /v1/pipes);

@@ -6,17 +6,20 @@ public struct BridgeConfig: Sendable {
     public var pipes: [PipeConfig]
     /// The HTTP API; nil = not served.
     public var api: APIConfig?
+    /// The PostgreSQL wire protocol for postgres_fdw; nil = not served.
+    public var wire: WireConfig?
 
     public static let defaultStateDirectory = "./pgbridge-state"
 
     public init(
         postgres: PostgresConfig, stateDirectory: String = defaultStateDirectory, pipes: [PipeConfig],
-        api: APIConfig? = nil
+        api: APIConfig? = nil, wire: WireConfig? = nil
     ) {
         self.postgres = postgres
         self.stateDirectory = stateDirectory
         self.pipes = pipes
         self.api = api
+        self.wire = wire
     }
 }
 

@@ -10,6 +10,7 @@ import Pipeline
 import PostgresSource
 import Prometheus
 import ServiceLifecycle
+import WireProtocol
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,8 @@ struct Run: AsyncParsableCommand {
         let supervisor = PipeSupervisor(
             config: config, version: PGBridge.version,
             store: config.api.map { _ in PipeStore(postgres: config.postgres) },
-            keepsRunning: config.api != nil && stopAfterEvents == nil, bufferEvents: config.api?.bufferEvents ?? 0,
+            keepsRunning: (config.api != nil || config.wire != nil) && stopAfterEvents == nil,
+            bufferEvents: config.api?.bufferEvents ?? (config.wire?.pipes == true ? 10_000 : 0),
             runnerOptions: runnerOptions, logger: logger)
         logger.info(
             "pgbridge \(PGBridge.version) starting",
@@ -47,6 +49,13 @@ struct Run: AsyncParsableCommand {
                 config: api, postgres: config.postgres, supervisor: supervisor, registry: registry,
                 version: PGBridge.version, logger: logger)
             services.append(.init(service: server, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if let wire = config.wire {
+            let catalog = try BridgeCatalog(config: wire, supervisor: supervisor, logger: logger)
+            services.append(
+                .init(
+                    service: WireService(config: wire, catalog: catalog, logger: logger),
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
         }
         let group = ServiceGroup(
             configuration: .init(

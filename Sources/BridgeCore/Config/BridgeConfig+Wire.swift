@@ -1,0 +1,97 @@
+import Foundation
+
+extension BridgeConfig {
+    static func parseWire(_ node: ConfigNode) throws -> WireConfig {
+        let keys = try node.mapping(allowed: [
+            "listen", "users", "kafka", "redis", "rabbitmq", "pipes", "max_scan_rows",
+        ])
+        var wire = WireConfig()
+        if let listen = keys["listen"] {
+            (wire.host, wire.port) = try parseListen(listen)
+        }
+        guard let usersNode = keys["users"], case .mapping(let mapping) = usersNode.node, !mapping.isEmpty else {
+            throw (keys["users"] ?? node).error(
+                "missing users: postgres_fdw logs in with a password, e.g. users: {bridge: ${PGBRIDGE_WIRE_PASSWORD}}")
+        }
+        for (key, value) in mapping {
+            guard let user = key.string, !user.isEmpty, user.utf8.count <= 63 else {
+                throw usersNode.error("user names must be non-empty strings of at most 63 bytes")
+            }
+            let passwordNode = usersNode.child(user, value)
+            let password = try passwordNode.string()
+            guard password.utf8.count >= 8 else {
+                throw passwordNode.error("the password of '\(user)' is too short: use at least 8 characters")
+            }
+            wire.users[user] = password
+        }
+        if let kafkaNode = keys["kafka"] {
+            let kafkaKeys = try kafkaNode.mapping(allowed: [
+                "brokers", "topics", "sasl", "username", "password", "tls", "client_id", "properties",
+                "delivery_timeout",
+            ])
+            var connection = try parseKafkaSink(kafkaNode, kafkaKeys, pipe: "wire")
+            connection.linger = .zero
+            var topics: [WireKafkaTopic] = []
+            for topicNode in try requiredList(kafkaKeys["topics"], of: kafkaNode, example: "topics: [sensor_readings]")
+            {
+                var topic: WireKafkaTopic
+                if case .mapping = topicNode.node {
+                    let topicKeys = try topicNode.mapping(allowed: ["name", "value"])
+                    guard let name = topicKeys["name"] else { throw topicNode.error("missing name: the topic") }
+                    topic = WireKafkaTopic(name: try name.string())
+                    topic.value = try enumValue(topicKeys["value"], default: .json)
+                } else {
+                    topic = WireKafkaTopic(name: try topicNode.string())
+                }
+                try checkTableName(topic.name, topicNode, what: "topic")
+                topics.append(topic)
+            }
+            connection.topic = try template(nil, default: topics[0].name, pipe: "wire")
+            wire.kafka = WireKafkaConfig(connection: connection, topics: topics)
+        }
+        if let redisNode = keys["redis"] {
+            let redisKeys = try redisNode.mapping(allowed: ["url", "streams", "timeout"])
+            let connection = try parseRedisSink(redisNode, redisKeys, pipe: "wire")
+            var streams: [String] = []
+            for streamNode in try requiredList(redisKeys["streams"], of: redisNode, example: "streams: [sensor]") {
+                let name = try streamNode.string()
+                try checkTableName(name, streamNode, what: "stream")
+                streams.append(name)
+            }
+            wire.redis = WireRedisConfig(connection: connection, streams: streams)
+        }
+        if let rabbitNode = keys["rabbitmq"] {
+            let rabbitKeys = try rabbitNode.mapping(allowed: ["url", "queues", "exchange", "heartbeat", "tls"])
+            var connection = try parseRabbitMQSink(rabbitNode, rabbitKeys, pipe: "wire")
+            connection.mandatory = false
+            var queues: [String] = []
+            for queueNode in try requiredList(rabbitKeys["queues"], of: rabbitNode, example: "queues: [alerts]") {
+                let name = try queueNode.string()
+                try checkTableName(name, queueNode, what: "queue")
+                queues.append(name)
+            }
+            wire.rabbitmq = WireRabbitMQConfig(
+                connection: connection, queues: queues, exchange: try rabbitKeys["exchange"]?.string() ?? "")
+        }
+        wire.pipes = try keys["pipes"]?.bool() ?? true
+        wire.maxScanRows = try keys["max_scan_rows"]?.int(range: 1...100_000_000) ?? wire.maxScanRows
+        return wire
+    }
+
+    private static func requiredList(_ node: ConfigNode?, of parent: ConfigNode, example: String) throws
+        -> [ConfigNode]
+    {
+        guard let node else { throw parent.error("missing: list what to serve as tables, e.g. \(example)") }
+        let items = try node.list()
+        guard !items.isEmpty else { throw node.error("empty: list at least one, e.g. \(example)") }
+        return items
+    }
+
+    /// Topic, stream and queue names become table names: PostgreSQL limits them to 63 bytes.
+    private static func checkTableName(_ name: String, _ node: ConfigNode, what: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 63, !name.contains("\0") else {
+            throw node.error(
+                "the \(what) name '\(name)' cannot be a table name: it must be 1 to 63 bytes (PostgreSQL's limit)")
+        }
+    }
+}

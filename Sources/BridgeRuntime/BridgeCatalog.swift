@@ -1,0 +1,164 @@
+import BridgeCore
+import KafkaSink
+import Logging
+import Pipeline
+import RabbitMQSink
+import RedisSink
+import WireProtocol
+
+/// The tables pgbridge serves over the wire protocol: the configured Kafka topics, Redis
+/// streams and RabbitMQ queues, and one `pipes.<pipe>` table per pipe (looked up each time:
+/// pipes come and go through the HTTP API).
+public final class BridgeCatalog: ForeignCatalog {
+    private let fixed: [String: [any ForeignTable]]
+    private let supervisor: PipeSupervisor?
+    private let kafkaProducer: KafkaProducer?
+    private let redis: RedisClient?
+    private let rabbitmq: RabbitMQClient?
+    public let schemas: [String]
+
+    public init(config: WireConfig, supervisor: PipeSupervisor?, logger: Logger) throws {
+        var fixed: [String: [any ForeignTable]] = [:]
+        if let kafka = config.kafka {
+            let producer = KafkaProducer(config: kafka.connection, logger: logger)
+            kafkaProducer = producer
+            fixed["kafka"] = kafka.topics.map {
+                KafkaTopicTable(
+                    topic: $0, config: kafka.connection, producer: producer, maxScanRows: config.maxScanRows)
+            }
+        } else {
+            kafkaProducer = nil
+        }
+        if let redisConfig = config.redis {
+            let client = try RedisClient(config: redisConfig.connection)
+            redis = client
+            fixed["redis"] = redisConfig.streams.map {
+                RedisStreamTable(stream: $0, client: client, maxScanRows: config.maxScanRows)
+            }
+        } else {
+            redis = nil
+        }
+        if let rabbitConfig = config.rabbitmq {
+            let client = try RabbitMQClient(config: rabbitConfig.connection)
+            rabbitmq = client
+            fixed["rabbitmq"] = rabbitConfig.queues.map {
+                RabbitMQQueueTable(
+                    queue: $0, exchange: rabbitConfig.exchange, client: client, maxScanRows: config.maxScanRows)
+            }
+        } else {
+            rabbitmq = nil
+        }
+        self.fixed = fixed
+        self.supervisor = config.pipes ? supervisor : nil
+        schemas = ["kafka", "redis", "rabbitmq", "pipes"]
+    }
+
+    /// Connects the clients (they reconnect by themselves later when a connection drops).
+    public func open() async throws {
+        try await kafkaProducer?.open()
+    }
+
+    public func close() async {
+        await kafkaProducer?.close()
+    }
+
+    public func tables(in schema: String) async -> [any ForeignTable] {
+        if schema == "pipes" {
+            guard let supervisor else { return [] }
+            return await supervisor.statuses().map { PipeBufferTable(pipe: $0.name, supervisor: supervisor) }
+        }
+        return fixed[schema] ?? []
+    }
+
+    public func table(_ name: TableName) async -> (any ForeignTable)? {
+        guard let schema = name.schema else { return nil }
+        if schema == "pipes" {
+            guard let supervisor, await supervisor.status(name.name) != nil else { return nil }
+            return PipeBufferTable(pipe: name.name, supervisor: supervisor)
+        }
+        return fixed[schema]?.first { $0.name.name == name.name }
+    }
+}
+
+/// `pipes.<pipe>`: the pipe's recent delivered events (the HTTP API's pull buffer), one row
+/// per event, in the pipe's format (`event`) and split into columns.
+final class PipeBufferTable: ForeignTable {
+    let name: TableName
+    let columns = [
+        ForeignColumn("id", .text, notNull: true), ForeignColumn("op", .text), ForeignColumn("schema", .text),
+        ForeignColumn("table", .text), ForeignColumn("key", .jsonb), ForeignColumn("before", .jsonb),
+        ForeignColumn("after", .jsonb), ForeignColumn("commit_lsn", .pgLSN),
+        ForeignColumn("commit_time", .timestamptz), ForeignColumn("event", .jsonb),
+    ]
+    let pipe: String
+    let supervisor: PipeSupervisor
+
+    init(pipe: String, supervisor: PipeSupervisor) {
+        self.pipe = pipe
+        self.supervisor = supervisor
+        name = TableName(schema: "pipes", name: pipe)
+    }
+
+    func estimatedRows() async -> Int {
+        guard let buffer = await supervisor.buffer(pipe) else { return 0 }
+        return Int(buffer.endPosition - buffer.startPosition)
+    }
+
+    func scan(_ request: ScanRequest) async throws -> any ForeignScan {
+        guard let buffer = await supervisor.buffer(pipe) else {
+            throw WireError(
+                "55000", "pipe \(pipe) keeps no recent events",
+                hint: "it has not started yet, or the event buffer is off (api.buffer_events: 0)")
+        }
+        var rows: [[SQLValue]] = []
+        var position: UInt64? = nil
+        while true {
+            let page: PipeEventBuffer.Page
+            do {
+                page = try buffer.read(from: position, limit: 10_000)
+            } catch {
+                // The oldest events were dropped while reading: continue from the oldest.
+                position = nil
+                continue
+            }
+            for event in page.events { rows.append(Self.row(event)) }
+            if page.events.count < 10_000 { break }
+            position = page.next
+        }
+        return MaterializedScan(rows)
+    }
+
+    func insert(_ rows: [[String: SQLValue]]) async throws -> [[String: SQLValue]] {
+        throw WireError("0A000", "pipes.\(pipe) is read-only: it shows the events the pipe delivered")
+    }
+
+    static func row(_ event: PipeEventBuffer.Event) -> [SQLValue] {
+        guard let document = JSONValue(parsing: String(decoding: event.body, as: UTF8.self)) else {
+            return [.text(event.id), .null, .null, .null, .null, .null, .null, .null, .null, .null]
+        }
+        // Native and Debezium events carry these at the top; CloudEvents in `data`.
+        let body =
+            document["data"].flatMap { data -> JSONValue? in
+                if case .object = data { return data }
+                return nil
+            } ?? document
+        let source = body["source"]
+        func text(_ value: JSONValue?) -> SQLValue { value?.unquotedText.map(SQLValue.text) ?? .null }
+        func json(_ value: JSONValue?) -> SQLValue {
+            guard let value, value != .null else { return .null }
+            return .json(value)
+        }
+        var lsn = SQLValue.null
+        if let commit = source?["commit_lsn"]?.unquotedText, let parsed = LSN(commit) { lsn = .lsn(parsed.value) }
+        var time = SQLValue.null
+        if let commitTime = source?["commit_time"]?.unquotedText,
+            let value = try? SQLValue.parse(commitTime, as: .timestamptz)
+        {
+            time = value
+        }
+        return [
+            .text(event.id), text(body["op"]), text(source?["schema"]), text(source?["table"]), json(body["key"]),
+            json(body["before"]), json(body["after"]), lsn, time, .json(document),
+        ]
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import Logging
+import Testing
+import WireProtocol
+
+/// The wire-protocol server against real clients: psql, and postgres_fdw in a real PostgreSQL.
+@Suite("Wire protocol server", .serialized)
+struct WireServerTests {
+    static let password = "wire-test-password-1"
+
+    static func readings() -> MemoryTable {
+        let start = Int64(1_795_000_000) * 1_000_000
+        var rows: [[SQLValue]] = []
+        for index in 1...40 {
+            rows.append([
+                .int(Int64(index)), .text(index % 3 == 0 ? "dev-c" : (index % 2 == 0 ? "dev-b" : "dev-a")),
+                .timestamp(start + Int64(index) * 60_000_000),
+                index == 13 ? .null : .json(JSONValue(parsing: "{\"temp\": \(20 + index % 7), \"ok\": true}")!),
+            ])
+        }
+        return MemoryTable(
+            schema: "mem", name: "readings",
+            columns: [
+                ForeignColumn("id", .int8, notNull: true), ForeignColumn("device", .text),
+                ForeignColumn("at", .timestamptz), ForeignColumn("payload", .jsonb),
+            ], rows: rows)
+    }
+
+    /// Runs `body` with a server on a free port.
+    static func withServer(
+        _ table: MemoryTable = readings(), _ body: (Int, MemoryTable) async throws -> Void
+    ) async throws {
+        let context = WireServerContext(
+            catalog: MemoryCatalog(tables: [table]),
+            users: ["bridge": SCRAMCredentials(password: password, salt: Array("0123456789abcdef".utf8))])
+        var logger = Logger(label: "wire-test")
+        logger.logLevel = .warning
+        let server = WireServer(host: "127.0.0.1", port: 0, context: context, logger: logger)
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        try await waitFor("the wire server to listen", timeout: .seconds(10)) { server.boundPort != nil }
+        try await body(server.boundPort!, table)
+    }
+
+    static func psql(_ port: Int, _ sql: String, user: String = "bridge", password: String = password) async throws
+        -> (status: Int32, output: String)
+    {
+        let file = try TestEnvironment.scratchDirectory("psql") + "/query.sql"
+        try sql.write(toFile: file, atomically: true, encoding: .utf8)
+        return try await TestEnvironment.shellAsync(
+            "PGPASSWORD='\(password)' PGCONNECT_TIMEOUT=5 psql 'host=127.0.0.1 port=\(port) user=\(user) dbname=pgbridge sslmode=prefer' -X -q -A -t -v ON_ERROR_STOP=1 -f '\(file)'"
+        )
+    }
+
+    @Test func psqlQueriesTheTable() async throws {
+        try await Self.withServer { port, _ in
+            let result = try await Self.psql(
+                port,
+                """
+                SELECT id, device, payload->>'temp' FROM mem.readings WHERE device = 'dev-c' AND id < 10 ORDER BY id DESC;
+                SELECT count(*), max(id) FROM mem.readings WHERE payload IS NULL OR id IN (1, 2);
+                BEGIN;
+                DECLARE c1 CURSOR FOR SELECT id FROM mem.readings WHERE id > 35;
+                DECLARE c2 CURSOR FOR SELECT device FROM mem.readings WHERE id = 1;
+                FETCH 2 FROM c1;
+                FETCH 100 FROM c2;
+                FETCH 100 FROM c1;
+                CLOSE c1;
+                SAVEPOINT s1;
+                SELECT no_such_column FROM mem.readings;
+                """)
+            #expect(result.status != 0)
+            #expect(result.output.contains("9|dev-c|22\n6|dev-c|26\n3|dev-c|23"), "\(result.output)")
+            #expect(result.output.contains("3|13"), "\(result.output)")
+            #expect(result.output.contains("36\n37\ndev-a\n38\n39\n40"), "\(result.output)")
+            #expect(result.output.contains("column \"no_such_column\" does not exist"), "\(result.output)")
+        }
+    }
+
+    @Test func wrongPasswordAndUnknownUserAreRefused() async throws {
+        try await Self.withServer { port, _ in
+            let wrong = try await Self.psql(port, "SELECT 1", password: "not-the-password")
+            #expect(wrong.status != 0)
+            #expect(wrong.output.contains("password authentication failed for user \"bridge\""), "\(wrong.output)")
+            let unknown = try await Self.psql(port, "SELECT 1", user: "mallory")
+            #expect(unknown.status != 0)
+            #expect(unknown.output.contains("password authentication failed for user \"mallory\""), "\(unknown.output)")
+            let unknownTable = try await Self.psql(port, "SELECT * FROM mem.nothing")
+            #expect(unknownTable.output.contains("relation \"mem.nothing\" does not exist"), "\(unknownTable.output)")
+            #expect(unknownTable.output.contains("tables in mem: readings"), "\(unknownTable.output)")
+            let fine = try await Self.psql(port, "SELECT 1 + 1")
+            #expect(fine.status == 0 && fine.output == "2\n", "\(fine.output)")
+        }
+    }
+
+    /// Random bytes, truncated and oversized messages on raw sockets: each gets an error or a
+    /// closed connection, and the server keeps serving.
+    @Test func malformedBytesDoNotHurtTheServer() async throws {
+        try await Self.withServer { port, _ in
+            var generator = SystemRandomNumberGenerator()
+            for round in 0..<60 {
+                var bytes: [UInt8]
+                switch round % 4 {
+                case 0:
+                    bytes = (0..<Int.random(in: 1...300, using: &generator)).map { _ in
+                        UInt8.random(in: 0...255, using: &generator)
+                    }
+                case 1:
+                    // SSLRequest, then junk.
+                    bytes = [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F] + [0x51, 0xFF, 0xFF, 0xFF, 0xFF]
+                case 2:
+                    // A huge startup length.
+                    bytes = [0x7F, 0xFF, 0xFF, 0xFF] + Array(repeating: 1, count: 50)
+                default:
+                    // Truncated startup parameters.
+                    bytes = [0, 0, 0, 9, 0, 3, 0, 0, 0x41]
+                }
+                let reply = try RawSocket.exchange(port: port, bytes: bytes)
+                #expect(reply.count < 1_000_000)
+            }
+            let after = try await Self.psql(port, "SELECT 42")
+            #expect(after.status == 0 && after.output == "42\n", "\(after.output)")
+        }
+    }
+
+    @Test func postgresFDWImportsQueriesAndInserts() async throws {
+        guard TestEnvironment.hasPostgres else { return }
+        let database = try TestDatabase(prefix: "wire_fdw")
+        defer { database.drop() }
+        try await Self.withServer { port, table in
+            try database.sql(
+                """
+                CREATE EXTENSION postgres_fdw;
+                CREATE SERVER bridge FOREIGN DATA WRAPPER postgres_fdw
+                    OPTIONS (host '127.0.0.1', port '\(port)', dbname 'pgbridge', fetch_size '5');
+                CREATE USER MAPPING FOR CURRENT_USER SERVER bridge OPTIONS (user 'bridge', password '\(Self.password)');
+                CREATE SCHEMA ext_mem;
+                IMPORT FOREIGN SCHEMA mem FROM SERVER bridge INTO ext_mem;
+                CREATE TABLE devices (name text PRIMARY KEY, site text);
+                INSERT INTO devices VALUES ('dev-a', 'north'), ('dev-b', 'south');
+                """)
+            let columns = try database.sql(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'ext_mem' AND table_name = 'readings' ORDER BY ordinal_position"
+            )
+            #expect(
+                columns.map { "\($0[0]!):\($0[1]!)" } == [
+                    "id:bigint", "device:text", "at:timestamp with time zone", "payload:jsonb",
+                ])
+            let filtered = try database.sql(
+                "SELECT id FROM ext_mem.readings WHERE id >= 30 AND device <> 'dev-c' AND payload->>'temp' = '22' ORDER BY id DESC LIMIT 3"
+            )
+            #expect(filtered.map { $0[0]! } == ["37"], "\(filtered)")
+            let ranged = try database.sql(
+                "SELECT id FROM ext_mem.readings WHERE at > '2026-11-18 11:06:40+00' AND at <= '2026-11-18 11:09:40+00' ORDER BY id"
+            )
+            #expect(ranged.map { $0[0]! } == ["1", "2", "3"], "\(ranged)")
+            #expect(table.scans.withLock { $0.last?.bounds["at"]?.upper } != nil)
+            let joined = try database.sql(
+                "SELECT d.site, count(*) FROM ext_mem.readings r JOIN devices d ON d.name = r.device WHERE r.id <= 10 GROUP BY d.site ORDER BY d.site"
+            )
+            #expect(joined.map { "\($0[0]!)=\($0[1]!)" } == ["north=3", "south=4"], "\(joined)")
+            let nulls = try database.sql(
+                "SELECT id FROM ext_mem.readings WHERE payload IS NULL OR device IN ('none', 'dev-x') OR NOT (id > 1)")
+            #expect(nulls.map { $0[0]! } == ["1", "13"], "\(nulls)")
+            let liked = try database.value("SELECT count(*) FROM ext_mem.readings WHERE device LIKE '%-b'")
+            #expect(liked == "14")
+            let prepared = try database.sql(
+                """
+                PREPARE q(bigint) AS SELECT device FROM ext_mem.readings WHERE id = $1;
+                EXECUTE q(4);
+                """)
+            #expect(prepared.map { $0[0]! } == ["dev-b"])
+            try database.sql("ANALYZE ext_mem.readings")
+            try database.sql(
+                "INSERT INTO ext_mem.readings (id, device, at, payload) VALUES (100, 'dev-z', now(), '{\"temp\": 1}'), (101, 'dev-z', NULL, NULL)"
+            )
+            #expect(table.rows.withLock { $0.count } == 42)
+            #expect(try database.value("SELECT count(*) FROM ext_mem.readings WHERE device = 'dev-z'") == "2")
+            #expect(throws: (any Error).self) {
+                try database.sql("SELECT id FROM ext_mem.readings WHERE md5(device) = 'x'")
+            }
+            do {
+                try database.sql("SELECT id FROM ext_mem.readings WHERE md5(device) = 'x'")
+            } catch {
+                #expect("\(error)".contains("pgbridge cannot evaluate the function md5()"), "\(error)")
+            }
+            let explained = try database.sql("EXPLAIN (VERBOSE) SELECT id FROM ext_mem.readings WHERE id = 3")
+            #expect(
+                explained.contains {
+                    $0[0]?.contains("Remote SQL: SELECT id FROM mem.readings WHERE ((id = 3))") == true
+                }, "\(explained)")
+            try database.sql("ALTER SERVER bridge OPTIONS (ADD use_remote_estimate 'true')")
+            #expect(try database.value("SELECT count(*) FROM ext_mem.readings WHERE id < 5") == "4")
+        }
+    }
+}
+
+/// A raw TCP client for malformed-input tests.
+enum RawSocket {
+    /// Sends `bytes`, then reads until the server closes or 2 s pass.
+    static func exchange(port: Int, bytes: [UInt8]) throws -> [UInt8] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw TestFailure("connect failed") }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        shutdown(fd, Int32(SHUT_WR))
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            reply += buffer[0..<count]
+        }
+        return reply
+    }
+}
