@@ -118,7 +118,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                     remaining[partition] = nil
                     continue
                 }
-                rows.append(row(message.pointee))
+                rows.append(row(message))
                 rowsRead += 1
                 if offset + 1 >= end { remaining[partition] = nil }
             }
@@ -137,10 +137,12 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
 
     // MARK: - Pieces
 
-    private func row(_ message: rd_kafka_message_t) -> [SQLValue] {
+    /// One row of a message. `pointer` must be librdkafka's own message (timestamp and headers
+    /// are found from its address, not from a copy).
+    private func row(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) -> [SQLValue] {
+        let message = pointer.pointee
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        var pointer = message
-        let milliseconds = rd_kafka_message_timestamp(&pointer, &type)
+        let milliseconds = rd_kafka_message_timestamp(pointer, &type)
         let key: SQLValue =
             message.key.map {
                 .text(String(decoding: UnsafeRawBufferPointer(start: $0, count: message.key_len), as: UTF8.self))
@@ -155,7 +157,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
         }
         var headers: [(String, JSONValue)] = []
         var list: OpaquePointer?
-        if rd_kafka_message_headers(&pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+        if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
             var index = 0
             var name: UnsafePointer<CChar>?
             var data: UnsafeRawPointer?

@@ -30,7 +30,7 @@ struct TriggerCaptureTests {
         let installed = FileManager.default.fileExists(atPath: "/usr/share/postgresql/15/extension/pgbridge.control")
         if installed {
             try db.sql("CREATE EXTENSION pgbridge")
-            #expect(try db.value("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'") == "0.1")
+            #expect(try db.value("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'") == "0.2")
             #expect(try db.value("SELECT to_regprocedure('pgbridge.watch(regclass,text,text[])') IS NOT NULL") == "t")
         }
         let plain = try TestDatabase(prefix: "setup")
@@ -40,8 +40,8 @@ struct TriggerCaptureTests {
             let result = try await BridgeProcess.run(["setup", "--url", plain.url], directory: directory)
             #expect(result.status == 0, "\(result.stderr)")
         }
-        #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.1")
-        #expect(try plain.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgbridge'::regnamespace") == "3")
+        #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.2")
+        #expect(try plain.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgbridge'::regnamespace") == "4")
         try plain.sql(
             "CREATE TABLE t (id int PRIMARY KEY, v text); SELECT pgbridge.watch('t', 'c1', '{id}'); INSERT INTO t VALUES (1, 'x');"
         )

@@ -44,6 +44,9 @@ extension BridgeConfig {
                     topic = WireKafkaTopic(name: try topicNode.string())
                 }
                 try checkTableName(topic.name, topicNode, what: "topic")
+                guard !topics.contains(where: { $0.name == topic.name }) else {
+                    throw topicNode.error("topic '\(topic.name)' is listed twice")
+                }
                 topics.append(topic)
             }
             connection.topic = try template(nil, default: topics[0].name, pipe: "wire")
@@ -56,6 +59,7 @@ extension BridgeConfig {
             for streamNode in try requiredList(redisKeys["streams"], of: redisNode, example: "streams: [sensor]") {
                 let name = try streamNode.string()
                 try checkTableName(name, streamNode, what: "stream")
+                guard !streams.contains(name) else { throw streamNode.error("stream '\(name)' is listed twice") }
                 streams.append(name)
             }
             wire.redis = WireRedisConfig(connection: connection, streams: streams)
@@ -68,6 +72,7 @@ extension BridgeConfig {
             for queueNode in try requiredList(rabbitKeys["queues"], of: rabbitNode, example: "queues: [alerts]") {
                 let name = try queueNode.string()
                 try checkTableName(name, queueNode, what: "queue")
+                guard !queues.contains(name) else { throw queueNode.error("queue '\(name)' is listed twice") }
                 queues.append(name)
             }
             wire.rabbitmq = WireRabbitMQConfig(

@@ -10,8 +10,10 @@ public enum DatabaseSetup {
         case managedByExtension(version: String)
     }
 
-    /// Scripts from one version to the next, applied in order (none yet after 0.1).
-    static let upgrades: [(from: String, to: String, sql: String)] = []
+    /// Scripts from one version to the next, applied in order after the 0.1 install script.
+    static let upgrades: [(from: String, to: String, sql: String)] = [
+        ("0.1", "0.2", ExtensionSQL.upgrade_0_1_to_0_2)
+    ]
 
     public static func run(postgres: PostgresConfig) async throws -> Outcome {
         try await Blocking.run {
@@ -31,8 +33,8 @@ public enum DatabaseSetup {
                 let outcome: Outcome
                 if current == nil {
                     try connection.execute(script(ExtensionSQL.install_0_1))
-                    try connection.execute("INSERT INTO pgbridge.setup VALUES ($1)", [ExtensionSQL.version])
-                    current = ExtensionSQL.version
+                    try connection.execute("INSERT INTO pgbridge.setup VALUES ('0.1')")
+                    current = "0.1"
                     outcome = .installed(version: ExtensionSQL.version)
                 } else {
                     outcome = .alreadyCurrent(version: current!)

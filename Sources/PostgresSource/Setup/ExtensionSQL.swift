@@ -2,7 +2,8 @@
 // `pgbridge setup` can install them where the server's extension directory is not writable.
 // Regenerate after editing the .sql file: the literal must end with the file's final newline.
 enum ExtensionSQL {
-    static let version = "0.1"
+    /// The version `pgbridge setup` brings a database to (0.1, then the upgrades).
+    static let version = "0.2"
 
     static let install_0_1 = #"""
         -- pgbridge 0.1: transactional outbox for trigger-driven change capture.

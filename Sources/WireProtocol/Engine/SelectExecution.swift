@@ -19,6 +19,8 @@ final class SelectExecution {
     private var sourceDone = false
     private var materialized = false
     private(set) var rowsSent = 0
+    /// Set by the session: true once a CancelRequest named it.
+    var isCancelled: () -> Bool = { false }
 
     /// Checks the statement against the catalog (tables, columns, what can be evaluated) and
     /// starts the scan.
@@ -127,7 +129,7 @@ final class SelectExecution {
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
             if sourceDone { break }
-            try Task.checkCancellation()
+            try checkCancelled()
             if isAggregate || !select.orderBy.isEmpty {
                 try await materialize()
             } else {
@@ -136,6 +138,11 @@ final class SelectExecution {
         }
         rowsSent += rows.count
         return rows
+    }
+
+    private func checkCancelled() throws {
+        try Task.checkCancellation()
+        if isCancelled() { throw WireError("57014", "canceling statement due to user request") }
     }
 
     func close() async {
@@ -181,7 +188,7 @@ final class SelectExecution {
     private func materialize() async throws {
         var rows: [[SQLValue]] = []
         while let batch = try await nextSourceBatch() {
-            try Task.checkCancellation()
+            try checkCancelled()
             for row in batch {
                 if let condition = select.whereClause, !(try evaluator.holds(condition, row: row)) { continue }
                 rows.append(row)

@@ -77,6 +77,7 @@ public final class WireServer: Service, Sendable {
         let session = WireSession(context: context, logger: logger)
         do {
             try await connection.executeThenClose { inbound, outbound in
+                session.flush = { try await outbound.write($0) }
                 var output = channel.allocator.buffer(capacity: 4096)
                 do {
                     for try await message in inbound {

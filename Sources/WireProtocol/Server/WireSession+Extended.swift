@@ -110,16 +110,22 @@ extension WireSession {
         switch portal.execution {
         case .rows(let columns, let source, let tag):
             let limit = maxRows > 0 ? Int(maxRows) : nil
-            let rows: [[SQLValue]]
+            var count = 0
             do {
-                rows = try await source.fetch(limit)
+                while true {
+                    let part = min(limit.map { $0 - count } ?? 1_000, 1_000)
+                    let rows = try await source.fetch(part)
+                    output.writeRows(rows)
+                    count += rows.count
+                    try await flushIfLarge(&output)
+                    if rows.count < part || count == limit { break }
+                }
             } catch {
                 await source.close()
                 portals[name]?.execution = .done(tag: tag)
                 throw error
             }
-            output.writeRows(rows)
-            if let limit, rows.count == limit {
+            if let limit, count == limit {
                 output.writeEmpty("s")  // PortalSuspended
                 return
             }

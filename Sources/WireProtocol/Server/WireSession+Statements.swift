@@ -39,6 +39,7 @@ extension WireSession {
                             let rows = try await source.fetch(1_000)
                             try checkCancelled()
                             output.writeRows(rows)
+                            try await flushIfLarge(&output)
                             if rows.count < 1_000 { break }
                         }
                     } catch {
@@ -90,6 +91,7 @@ extension WireSession {
             return .command("")
         case .select(let select):
             let execution = try await SelectExecution.start(select, catalog: context.catalog, parameters: parameters)
+            execution.isCancelled = { [key] in key.isCancelled }
             return .rows(columns: execution.resultColumns, source: RowSource(execution), tag: "SELECT")
         case .explain(let select):
             return try await explain(select, parameters: parameters)
@@ -149,6 +151,7 @@ extension WireSession {
             try requireBlock("DECLARE CURSOR")
             guard cursors[name] == nil else { throw WireError("42P03", "cursor \"\(name)\" already exists") }
             let execution = try await SelectExecution.start(select, catalog: context.catalog, parameters: parameters)
+            execution.isCancelled = { [key] in key.isCancelled }
             cursors[name] = Cursor(execution: execution, depth: savepoints.count)
             return .command("DECLARE CURSOR")
         case .fetch(let name, let count):

@@ -72,6 +72,17 @@ final class WireSession {
     var discardingUntilSync = false
     var user = ""
     var logger: Logger
+    /// Writes output early (set by the connection): large results are sent as they are made,
+    /// not held in memory whole.
+    var flush: ((ByteBuffer) async throws -> Void)?
+    static let flushThreshold = 256 << 10
+
+    /// Sends what `output` holds once it is large.
+    func flushIfLarge(_ output: inout ByteBuffer) async throws {
+        guard output.readableBytes >= Self.flushThreshold, let flush else { return }
+        try await flush(output)
+        output.clear()
+    }
 
     struct Cursor {
         var execution: SelectExecution

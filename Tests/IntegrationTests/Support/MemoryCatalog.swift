@@ -64,9 +64,35 @@ final class BatchedScan: ForeignScan {
 
 struct MemoryCatalog: ForeignCatalog {
     let tables: [MemoryTable]
+    /// Not listed (IMPORT leaves it out), but queryable.
+    var endless: EndlessTable?
     var schemas: [String] { Array(Set(tables.compactMap(\.name.schema))).sorted() }
 
     func tables(in schema: String) async -> [any ForeignTable] { tables.filter { $0.name.schema == schema } }
 
-    func table(_ name: TableName) async -> (any ForeignTable)? { tables.first { $0.name == name } }
+    func table(_ name: TableName) async -> (any ForeignTable)? {
+        if let endless, endless.name == name { return endless }
+        return tables.first { $0.name == name }
+    }
+}
+
+/// A table whose scan delivers one row every 100 ms, forever: for cancellation tests.
+final class EndlessTable: ForeignTable {
+    let name = TableName(schema: "mem", name: "endless")
+    let columns = [ForeignColumn("n", .int8)]
+
+    func estimatedRows() async -> Int { 1_000_000 }
+
+    func scan(_ request: ScanRequest) async throws -> any ForeignScan { EndlessScan() }
+
+    func insert(_ rows: [[String: SQLValue]]) async throws -> [[String: SQLValue]] { rows }
+}
+
+final class EndlessScan: ForeignScan {
+    func next() async throws -> [[SQLValue]]? {
+        try await Task.sleep(for: .milliseconds(100))
+        return [[.int(1)]]
+    }
+
+    func close() async {}
 }

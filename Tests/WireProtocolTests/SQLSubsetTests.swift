@@ -1,0 +1,111 @@
+import Testing
+
+@testable import WireProtocol
+
+@Suite("SQL subset")
+struct SQLSubsetTests {
+    static func select(_ sql: String) throws -> SelectStatement {
+        guard case .declareCursor(_, let select) = try #require(try SQLParser.parse(sql).first) else {
+            guard case .select(let select) = try #require(try SQLParser.parse(sql).first) else {
+                throw WireError.syntax("not a SELECT")
+            }
+            return select
+        }
+        return select
+    }
+
+    /// Statements exactly as postgres_fdw deparses them.
+    @Test func parsesWhatPostgresFDWSends() throws {
+        let scan = try Self.select(
+            """
+            DECLARE c1 CURSOR FOR
+            SELECT partition, "offset", "timestamp", key, value, headers FROM kafka.events WHERE ((partition = ANY ('{0,1}'::integer[]))) AND (("offset" >= $1::bigint)) AND ((key ~~ 'dev-%'::text)) AND (((value ->> 'temp'::text))::numeric > 20::numeric) ORDER BY "offset" ASC NULLS LAST LIMIT 10::bigint
+            """)
+        #expect(scan.from == TableName(schema: "kafka", name: "events"))
+        #expect(scan.targets.count == 6)
+        #expect(scan.orderBy == [OrderTerm(expression: .column("offset"), descending: false, nullsFirst: false)])
+        #expect(scan.limit == .cast(.constant(.int(10)), .int8))
+        var terms: [SQLExpression] = []
+        SelectExecution.conjuncts(try #require(scan.whereClause), into: &terms)
+        #expect(terms.count == 4)
+        #expect(
+            terms[0]
+                == .quantified("=", .column("partition"), all: false, .cast(.untypedString("{0,1}"), .array(.int4))))
+
+        let statements = try SQLParser.parse(
+            "ROLLBACK TO SAVEPOINT s2; RELEASE SAVEPOINT s2; START TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        #expect(statements == [.rollbackToSavepoint("s2"), .releaseSavepoint("s2"), .begin(tag: "START TRANSACTION")])
+        #expect(try SQLParser.parse("FETCH 100 FROM c1") == [.fetch("c1", count: 100)])
+        #expect(try SQLParser.parse("CLOSE c1") == [.closeCursor("c1")])
+        #expect(try SQLParser.parse("SET extra_float_digits = 3") == [.set])
+        guard
+            case .insert(let insert) = try SQLParser.parse(
+                "INSERT INTO kafka.events(partition, \"offset\", key) VALUES ($1, $2, $3), ($4, $5, $6) RETURNING \"offset\""
+            ).first
+        else {
+            Issue.record("not an INSERT")
+            return
+        }
+        #expect(insert.columns == ["partition", "offset", "key"] && insert.rows.count == 2)
+        #expect(insert.returning.count == 1)
+        let size = try Self.select("SELECT pg_catalog.pg_relation_size('kafka.events'::pg_catalog.regclass) / 8192")
+        #expect(SelectExecution.relationSizeArguments(size) == ["kafka.events"])
+    }
+
+    @Test func evaluatesWithSQLNullSemantics() throws {
+        let evaluator = SQLEvaluator(
+            columns: ["a": 0, "b": 1, "doc": 2], columnTypes: [.int8, .text, .jsonb], parameters: [.text("5")])
+        let row: [SQLValue] = [.int(7), .null, .json(JSONValue(parsing: "{\"t\": 21.5, \"tags\": [\"x\"]}")!)]
+        func value(_ sql: String) throws -> SQLValue {
+            var parser = try SQLParser(sql)
+            return try evaluator.evaluate(try parser.expression(), row: row)
+        }
+        #expect(try value("a > $1::int") == .bool(true))
+        #expect(try value("b = 'x'") == .null)
+        #expect(try value("b = 'x' OR a = 7") == .bool(true))
+        #expect(try value("b = 'x' AND a = 7") == .null)
+        #expect(try value("NOT (b IS NULL)") == .bool(false))
+        #expect(try value("a IN (1, 7)") == .bool(true))
+        #expect(try value("a <> ALL ('{1,2}'::bigint[])") == .bool(true))
+        #expect(try value("(doc ->> 't')::numeric >= 21.5") == .bool(true))
+        #expect(try value("doc -> 'tags' ->> 0") == .text("x"))
+        #expect(try value("doc @> '{\"tags\": [\"x\"]}'::jsonb") == .bool(true))
+        #expect(try value("'dev-12' LIKE 'dev-_2'") == .bool(true))
+        #expect(try value("'Dev' ILIKE 'd%'") == .bool(true))
+        #expect(try value("'2026-11-21 10:00:00+02'::timestamptz = '2026-11-21T08:00:00Z'::timestamptz") == .bool(true))
+        #expect(throws: WireError.self) { _ = try value("a / 0") }
+    }
+
+    @Test func refusesWhatItCannotEvaluate() throws {
+        let evaluator = SQLEvaluator(columns: ["key": 0], columnTypes: [.text], parameters: [])
+        for sql in ["md5(key) = 'x'", "key ~ '^a'", "nope = 1"] {
+            var parser = try SQLParser(sql)
+            let expression = try parser.expression()
+            #expect(throws: WireError.self) { try evaluator.check(expression) }
+        }
+        #expect(throws: WireError.self) { _ = try SQLParser.parse("UPDATE kafka.events SET key = 'x'") }
+        #expect(throws: WireError.self) {
+            _ = try SQLParser.parse("SELECT a FROM (kafka.a r1 INNER JOIN kafka.b r2 ON (TRUE))")
+        }
+        #expect(throws: WireError.self) { _ = try SQLParser.parse("SELECT 'unterminated") }
+    }
+
+    @Test func jsonRoundTripsAndRejectsMalformedDocuments() {
+        let document = JSONValue(parsing: #"{"a": [1, 2.5e3, -0.5], "b": "\u00e9\n", "c": null, "d": true}"#)
+        #expect(document?["a"]?[1] == .number("2.5e3"))
+        #expect(document?["b"] == .string("é\n"))
+        #expect(document.map { JSONValue(parsing: $0.text) } == document)
+        for bad in ["{", "[1,]", "01", "\"\\x\"", "{\"a\" 1}", "tru", String(repeating: "[", count: 600)] {
+            #expect(JSONValue(parsing: bad) == nil, "\(bad.prefix(20))")
+        }
+    }
+
+    @Test func timestampsParseAndPrintLikePostgreSQL() throws {
+        #expect(SQLValue.formatTimestamp(0) == "1970-01-01 00:00:00+00")
+        #expect(SQLValue.formatTimestamp(1_795_000_000_123_400) == "2026-11-18 11:06:40.1234+00")
+        #expect(SQLValue.parseTimestamp("2026-11-18 11:06:40.1234+00") == 1_795_000_000_123_400)
+        #expect(SQLValue.parseTimestamp("2026-11-18T12:36:40.1234+01:30") == 1_795_000_000_123_400)
+        #expect(SQLValue.parseTimestamp("1969-12-31 23:59:59") == -1_000_000)
+        #expect(SQLValue.parseTimestamp("2026-13-01") == nil)
+    }
+}
