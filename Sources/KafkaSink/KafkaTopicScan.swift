@@ -4,6 +4,11 @@ import Dispatch
 import Foundation
 import WireProtocol
 
+extension Int64 {
+    /// `self + 1`, or `Int64.max` at the top.
+    var saturatingSuccessor: Int64 { self == .max ? .max : self + 1 }
+}
+
 /// One bounded read of a topic: a consumer assigned to the partitions (no group, no commits),
 /// starting where the WHERE clause's offset and time bounds allow and stopping at each
 /// partition's high watermark as it was when the scan started.
@@ -17,6 +22,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     private let description: String
     private let maxRows: Int
     private var rowsRead = 0
+    private var lastProgress = ContinuousClock.now
     static let batchSize = 500
     static let timeout: Duration = .seconds(30)
 
@@ -27,7 +33,10 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     }
 
     deinit {
-        if let consumer { rd_kafka_destroy(consumer) }
+        // Normally closed by `close()`. Destroying can block: never on the caller's thread.
+        guard let consumer else { return }
+        let address = UInt(bitPattern: consumer)
+        queue.async { rd_kafka_destroy(OpaquePointer(bitPattern: address)) }
     }
 
     /// Finds the partitions, their watermarks and start offsets, and assigns them.
@@ -53,14 +62,16 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                 var end = high
                 if let bounds = request.bounds["offset"] {
                     if case .int(let lower) = bounds.lower {
-                        start = max(start, bounds.lowerInclusive ? lower : lower + 1)
+                        start = max(start, bounds.lowerInclusive ? lower : lower.saturatingSuccessor)
                     }
-                    if case .int(let upper) = bounds.upper { end = min(end, bounds.upperInclusive ? upper + 1 : upper) }
+                    if case .int(let upper) = bounds.upper {
+                        end = min(end, bounds.upperInclusive ? upper.saturatingSuccessor : upper)
+                    }
                     if let values = bounds.values {
                         let offsets = values.compactMap { if case .int(let v) = $0 { v } else { nil } }
                         if let first = offsets.min(), let last = offsets.max() {
                             start = max(start, first)
-                            end = min(end, last + 1)
+                            end = min(end, last.saturatingSuccessor)
                         }
                     }
                 }
@@ -89,16 +100,18 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                     hint: "add a condition on partition, \"offset\" or \"timestamp\", or raise wire.max_scan_rows")
             }
             var rows: [[SQLValue]] = []
-            let deadline = ContinuousClock.now + Self.timeout
+            let batchStart = ContinuousClock.now
             while rows.count < Self.batchSize, !remaining.isEmpty {
                 guard let message = rd_kafka_consumer_poll(rk, 100) else {
-                    if ContinuousClock.now > deadline {
+                    if ContinuousClock.now - lastProgress > Self.timeout {
                         throw WireError(
                             "58000",
                             "\(description): no message from \(topic.name) in \(Self.timeout) while \(remaining.count) partitions were not read to their end"
                         )
                     }
-                    if !rows.isEmpty { break }
+                    // Return what there is (or an empty batch after a second), so that the
+                    // statement can be cancelled while Kafka is slow.
+                    if !rows.isEmpty || ContinuousClock.now - batchStart > .seconds(1) { break }
                     continue
                 }
                 defer { rd_kafka_message_destroy(message) }
@@ -110,6 +123,9 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                     continue
                 }
                 guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    // Connection-level events (a broker reconnecting) are not the partition's
+                    // error: librdkafka retries them; the progress timeout bounds the wait.
+                    if partition < 0 || KafkaErrorKind(error) == .unavailable { continue }
                     throw WireError(
                         "58000", "\(description): reading \(topic.name): \(String(cString: rd_kafka_err2str(error)))")
                 }
@@ -120,6 +136,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                 }
                 rows.append(row(message))
                 rowsRead += 1
+                lastProgress = ContinuousClock.now
                 if offset + 1 >= end { remaining[partition] = nil }
             }
             return rows
@@ -170,7 +187,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
         }
         return [
             .int(Int64(message.partition)), .int(message.offset),
-            milliseconds >= 0 ? .timestamp(milliseconds * 1000) : .null, key, value, .json(.object(headers)),
+            Self.timestamp(milliseconds), key, value, .json(.object(headers)),
         ]
     }
 
@@ -243,6 +260,13 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
             }
         }
         return offsets
+    }
+
+    /// A message time (milliseconds since 1970) as a value; NULL when absent or out of range.
+    static func timestamp(_ milliseconds: Int64) -> SQLValue {
+        guard milliseconds >= 0 else { return .null }
+        let (micros, overflow) = milliseconds.multipliedReportingOverflow(by: 1000)
+        return overflow || micros == Int64.max ? .null : .timestamp(micros)
     }
 
     static func partition(_ partition: Int32, matches bounds: ColumnBounds?) -> Bool {

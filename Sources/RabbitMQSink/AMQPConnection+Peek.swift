@@ -22,19 +22,22 @@ extension AMQPConnection {
         try ready()
         guard let state else { throw failure("not connected") }
         amqp_channel_open(state, Self.peekChannel)
-        try checkPeek(amqp_get_rpc_reply(state), "channel.open")
+        var peekChannelOpen = true
+        try checkPeek(amqp_get_rpc_reply(state), "channel.open", channelOpen: &peekChannelOpen)
         defer {
-            if self.state != nil {
+            // Closing the channel returns every message it got to the queue. A channel the
+            // broker closed (an error) must not be closed again: that is a connection error.
+            if self.state != nil, peekChannelOpen {
                 amqp_channel_close(state, Self.peekChannel, AMQP_REPLY_SUCCESS)
-                amqp_maybe_release_buffers(state)
             }
+            if let current = self.state { amqp_maybe_release_buffers(current) }
         }
         var messages: [PeekedMessage] = []
         while messages.count < limit {
             let reply = queue.withCString { name in
                 amqp_basic_get(state, Self.peekChannel, amqp_cstring_bytes(name), 0)
             }
-            try checkPeek(reply, "basic.get from queue \(queue)")
+            try checkPeek(reply, "basic.get from queue \(queue)", channelOpen: &peekChannelOpen)
             guard reply.reply.id == pgbridge_amqp_basic_get_ok else { break }  // get-empty
             let ok = reply.reply.decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
             var message = amqp_message_t()
@@ -120,8 +123,9 @@ extension AMQPConnection {
         throw failure("no confirmation from RabbitMQ within \(timeout)")
     }
 
-    private func checkPeek(_ reply: amqp_rpc_reply_t, _ what: String) throws {
+    private func checkPeek(_ reply: amqp_rpc_reply_t, _ what: String, channelOpen: inout Bool) throws {
         guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
+        channelOpen = false
         if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, reply.reply.id == pgbridge_amqp_channel_close {
             let close = reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             var closeOK = amqp_channel_close_ok_t()

@@ -28,7 +28,12 @@ public final class RabbitMQQueueTable: ForeignTable {
     public func scan(_ request: ScanRequest) async throws -> any ForeignScan {
         let queue = queue
         let limit = maxScanRows
-        let messages = try await client.run { connection in try connection.peek(queue: queue, limit: limit) }
+        let messages = try await client.run { connection in try connection.peek(queue: queue, limit: limit + 1) }
+        guard messages.count <= limit else {
+            throw WireError(
+                "54000", "the peek of RabbitMQ queue \(queue) passed max_scan_rows (\(limit)) messages",
+                hint: "raise wire.max_scan_rows to look at more of the queue")
+        }
         let rows: [[SQLValue]] = messages.enumerated().map { index, message in
             [
                 .int(Int64(index + 1)), .text(message.exchange), .text(message.routingKey),

@@ -5,123 +5,126 @@ import Pipeline
 import Processing
 import Testing
 
-@Suite(
-    "Kafka sink against librdkafka's mock cluster",
-    .enabled(if: TestEnvironment.hasPostgres && KafkaCLI.brokers != nil && KafkaCLI.controlPath != nil))
-struct KafkaSinkTests {
-    func kafkaSink(_ yaml: String, retries: Int = 5, format: EventFormat = .native) throws -> PipeSink {
-        let sink = try SinkFixture.parse(
-            "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\", \(yaml)", retries: retries,
-            retryInterval: .milliseconds(100))
-        guard case .kafka(let kafka) = sink.kind else { throw TestFailure("expected a kafka sink") }
-        let logger = InProcessPipe.testLogger
-        return PipeSink(
-            name: "kafka",
-            sink: KafkaSink(
-                config: kafka, producer: KafkaProducer(config: kafka, logger: logger), format: format, logger: logger),
-            delivery: sink.delivery)
-    }
-
-    /// 100,000 events (1,000 keys × 100 versions) through three brokers while produce requests
-    /// fail: every event arrives, each key on one partition, in order.
-    @Test func hundredThousandEventsWithInjectedBrokerErrors() async throws {
-        let db = try TestDatabase(prefix: "kafka_bulk")
-        defer { db.drop() }
-        try db.sql("CREATE TABLE sensors (id int PRIMARY KEY, version int, device text)")
-        let topic = "pg.\(db.name).sensors"
-        // The mock keeps at most 5 MiB per partition: 16 partitions hold the ~40 MB of events.
-        try KafkaCLI.control("topic \(topic) 16")
-        let pipe = try InProcessPipe(
-            database: db, name: "kafka_bulk", tables: ["public.sensors"],
-            sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", linger: 5ms")], withFileSink: false)
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        try db.sql("INSERT INTO sensors SELECT g, 0, 'd-' || g FROM generate_series(1, 1000) g")
-        for version in 1...99 {
-            if version == 20 {
-                // Retriable inside librdkafka (it retries the request itself).
-                try KafkaCLI.control("errors 0 19 5")  // NOT_ENOUGH_REPLICAS
-            }
-            if version == 60 {
-                // Not retriable for librdkafka: the messages fail and pgbridge sends them again.
-                try KafkaCLI.control("errors 0 29 2")  // TOPIC_AUTHORIZATION_FAILED
-            }
-            try db.sql("UPDATE sensors SET version = \(version)")
+extension KafkaClusterSuites {
+    @Suite(
+        "Kafka sink against librdkafka's mock cluster",
+        .enabled(if: TestEnvironment.hasPostgres && KafkaCLI.brokers != nil && KafkaCLI.controlPath != nil))
+    struct KafkaSinkTests {
+        func kafkaSink(_ yaml: String, retries: Int = 5, format: EventFormat = .native) throws -> PipeSink {
+            let sink = try SinkFixture.parse(
+                "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\", \(yaml)", retries: retries,
+                retryInterval: .milliseconds(100))
+            guard case .kafka(let kafka) = sink.kind else { throw TestFailure("expected a kafka sink") }
+            let logger = InProcessPipe.testLogger
+            return PipeSink(
+                name: "kafka",
+                sink: KafkaSink(
+                    config: kafka, producer: KafkaProducer(config: kafka, logger: logger), format: format,
+                    logger: logger),
+                delivery: sink.delivery)
         }
-        let messages = try await KafkaCLI.waitForMessages(topic, count: 100_000, timeout: .seconds(120))
-        let stats = pipe.runner.stats
-        try await pipe.stop()
 
-        var firstDelivery: [String: (partition: Int, version: Int)] = [:]
-        var seen: Set<String> = []
-        var violations = 0
-        var partitionsOfKey: [String: Set<Int>] = [:]
-        for message in messages {
-            guard let event = try JSONSerialization.jsonObject(with: Data(message.value.utf8)) as? [String: Any],
-                let id = event.eventID, let version = event.after?["version"] as? Int
-            else { continue }
-            partitionsOfKey[message.key, default: []].insert(message.partition)
-            guard seen.insert(id).inserted else { continue }
-            if let previous = firstDelivery[message.key], previous.version >= version { violations += 1 }
-            firstDelivery[message.key] = (message.partition, version)
+        /// 100,000 events (1,000 keys × 100 versions) through three brokers while produce requests
+        /// fail: every event arrives, each key on one partition, in order.
+        @Test func hundredThousandEventsWithInjectedBrokerErrors() async throws {
+            let db = try TestDatabase(prefix: "kafka_bulk")
+            defer { db.drop() }
+            try db.sql("CREATE TABLE sensors (id int PRIMARY KEY, version int, device text)")
+            let topic = "pg.\(db.name).sensors"
+            // The mock keeps at most 5 MiB per partition: 16 partitions hold the ~40 MB of events.
+            try KafkaCLI.control("topic \(topic) 16")
+            let pipe = try InProcessPipe(
+                database: db, name: "kafka_bulk", tables: ["public.sensors"],
+                sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", linger: 5ms")], withFileSink: false)
+            pipe.start()
+            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try db.sql("INSERT INTO sensors SELECT g, 0, 'd-' || g FROM generate_series(1, 1000) g")
+            for version in 1...99 {
+                if version == 20 {
+                    // Retriable inside librdkafka (it retries the request itself).
+                    try KafkaCLI.control("errors 0 19 5")  // NOT_ENOUGH_REPLICAS
+                }
+                if version == 60 {
+                    // Not retriable for librdkafka: the messages fail and pgbridge sends them again.
+                    try KafkaCLI.control("errors 0 29 2")  // TOPIC_AUTHORIZATION_FAILED
+                }
+                try db.sql("UPDATE sensors SET version = \(version)")
+            }
+            let messages = try await KafkaCLI.waitForMessages(topic, count: 100_000, timeout: .seconds(120))
+            let stats = pipe.runner.stats
+            try await pipe.stop()
+
+            var firstDelivery: [String: (partition: Int, version: Int)] = [:]
+            var seen: Set<String> = []
+            var violations = 0
+            var partitionsOfKey: [String: Set<Int>] = [:]
+            for message in messages {
+                guard let event = try JSONSerialization.jsonObject(with: Data(message.value.utf8)) as? [String: Any],
+                    let id = event.eventID, let version = event.after?["version"] as? Int
+                else { continue }
+                partitionsOfKey[message.key, default: []].insert(message.partition)
+                guard seen.insert(id).inserted else { continue }
+                if let previous = firstDelivery[message.key], previous.version >= version { violations += 1 }
+                firstDelivery[message.key] = (message.partition, version)
+            }
+            #expect(seen.count == 100_000, "distinct events: \(seen.count) of 100000")
+            #expect(firstDelivery.count == 1000 && firstDelivery.values.allSatisfy { $0.version == 99 })
+            #expect(violations == 0)
+            #expect(partitionsOfKey.values.allSatisfy { $0.count == 1 })
+            #expect(Set(messages.map(\.partition)).count == 16)
+            #expect(messages.first?.key == "{\"id\":1}" || messages.contains { $0.key == "{\"id\":1}" })
+            #expect(messages.first?.headers.contains("pgbridge-op=") == true)
+            #expect(messages.first?.headers.contains("pgbridge-table=public.sensors") == true)
+            #expect(stats.retries > 0, "the injected errors should have caused retries")
+            #expect(pipe.deadLetters().isEmpty)
         }
-        #expect(seen.count == 100_000, "distinct events: \(seen.count) of 100000")
-        #expect(firstDelivery.count == 1000 && firstDelivery.values.allSatisfy { $0.version == 99 })
-        #expect(violations == 0)
-        #expect(partitionsOfKey.values.allSatisfy { $0.count == 1 })
-        #expect(Set(messages.map(\.partition)).count == 16)
-        #expect(messages.first?.key == "{\"id\":1}" || messages.contains { $0.key == "{\"id\":1}" })
-        #expect(messages.first?.headers.contains("pgbridge-op=") == true)
-        #expect(messages.first?.headers.contains("pgbridge-table=public.sensors") == true)
-        #expect(stats.retries > 0, "the injected errors should have caused retries")
-        #expect(pipe.deadLetters().isEmpty)
-    }
 
-    @Test func permanentRejectionGoesToDeadLetter() async throws {
-        let db = try TestDatabase(prefix: "kafka_dlq")
-        defer { db.drop() }
-        try db.sql("CREATE TABLE docs (id int PRIMARY KEY, body text)")
-        let topic = "pg.\(db.name).docs"
-        try KafkaCLI.control("topic \(topic) 1")
-        let pipe = try InProcessPipe(
-            database: db, name: "kafka_dlq", tables: ["public.docs"],
-            sinks: [
-                try kafkaSink(
-                    "topic: \"pg.\(db.name).{table}\", properties: {message.max.bytes: \"2000\"}")
-            ])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        try db.sql("INSERT INTO docs VALUES (1, 'small'), (2, repeat('x', 5000)), (3, 'small too')")
-        let messages = try await KafkaCLI.waitForMessages(topic, count: 2, timeout: .seconds(30))
-        let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
-        try await pipe.stop()
-        #expect(messages.count == 2)
-        #expect(letters.count == 1)
-        #expect((letters.first?["reason"] as? String)?.contains("too large") == true, "\(letters)")
-        #expect((letters.first?["event"] as? [String: Any])?.key?["id"] as? Int == 2)
-    }
+        @Test func permanentRejectionGoesToDeadLetter() async throws {
+            let db = try TestDatabase(prefix: "kafka_dlq")
+            defer { db.drop() }
+            try db.sql("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+            let topic = "pg.\(db.name).docs"
+            try KafkaCLI.control("topic \(topic) 1")
+            let pipe = try InProcessPipe(
+                database: db, name: "kafka_dlq", tables: ["public.docs"],
+                sinks: [
+                    try kafkaSink(
+                        "topic: \"pg.\(db.name).{table}\", properties: {message.max.bytes: \"2000\"}")
+                ])
+            pipe.start()
+            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try db.sql("INSERT INTO docs VALUES (1, 'small'), (2, repeat('x', 5000)), (3, 'small too')")
+            let messages = try await KafkaCLI.waitForMessages(topic, count: 2, timeout: .seconds(30))
+            let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
+            try await pipe.stop()
+            #expect(messages.count == 2)
+            #expect(letters.count == 1)
+            #expect((letters.first?["reason"] as? String)?.contains("too large") == true, "\(letters)")
+            #expect((letters.first?["event"] as? [String: Any])?.key?["id"] as? Int == 2)
+        }
 
-    @Test func cloudEventsBinaryModeUsesHeaders() async throws {
-        let db = try TestDatabase(prefix: "kafka_ce")
-        defer { db.drop() }
-        try db.sql("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        let topic = "pg.\(db.name).t"
-        try KafkaCLI.control("topic \(topic) 1")
-        let pipe = try InProcessPipe(
-            database: db, name: "kafka_ce", tables: ["public.t"],
-            sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", content_mode: binary", format: .cloudevents)],
-            transform: EventTransform(pipe: "kafka_ce", processors: [], format: .cloudevents, version: "test"))
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        try db.sql("INSERT INTO t VALUES (1, 'one')")
-        let messages = try await KafkaCLI.waitForMessages(topic, count: 1, timeout: .seconds(30))
-        try await pipe.stop()
-        let message = try #require(messages.first)
-        #expect(message.headers.contains("ce_specversion=1.0"), "\(message.headers)")
-        #expect(message.headers.contains("ce_type=io.pgbridge.change.insert"))
-        #expect(message.headers.contains("content-type=application/json"))
-        let data = try #require(try JSONSerialization.jsonObject(with: Data(message.value.utf8)) as? [String: Any])
-        #expect(data.after?["v"] as? String == "one" && message.headers.contains("ce_id=\(data.eventID ?? "?")"))
-        #expect(message.key == "{\"id\":1}")
+        @Test func cloudEventsBinaryModeUsesHeaders() async throws {
+            let db = try TestDatabase(prefix: "kafka_ce")
+            defer { db.drop() }
+            try db.sql("CREATE TABLE t (id int PRIMARY KEY, v text)")
+            let topic = "pg.\(db.name).t"
+            try KafkaCLI.control("topic \(topic) 1")
+            let pipe = try InProcessPipe(
+                database: db, name: "kafka_ce", tables: ["public.t"],
+                sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", content_mode: binary", format: .cloudevents)],
+                transform: EventTransform(pipe: "kafka_ce", processors: [], format: .cloudevents, version: "test"))
+            pipe.start()
+            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try db.sql("INSERT INTO t VALUES (1, 'one')")
+            let messages = try await KafkaCLI.waitForMessages(topic, count: 1, timeout: .seconds(30))
+            try await pipe.stop()
+            let message = try #require(messages.first)
+            #expect(message.headers.contains("ce_specversion=1.0"), "\(message.headers)")
+            #expect(message.headers.contains("ce_type=io.pgbridge.change.insert"))
+            #expect(message.headers.contains("content-type=application/json"))
+            let data = try #require(try JSONSerialization.jsonObject(with: Data(message.value.utf8)) as? [String: Any])
+            #expect(data.after?["v"] as? String == "one" && message.headers.contains("ce_id=\(data.eventID ?? "?")"))
+            #expect(message.key == "{\"id\":1}")
+        }
     }
 }

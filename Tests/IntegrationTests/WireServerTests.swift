@@ -207,6 +207,14 @@ struct WireServerTests {
                 }, "\(explained)")
             try database.sql("ALTER SERVER bridge OPTIONS (ADD use_remote_estimate 'true')")
             #expect(try database.value("SELECT count(*) FROM ext_mem.readings WHERE id < 5") == "4")
+            // With remote estimates, a join with a local table costs parameterized paths with
+            // `(SELECT null::text)` placeholders.
+            let estimatedJoin = try database.sql(
+                "SELECT d.site, count(*) FROM ext_mem.readings r JOIN devices d ON d.name = r.device WHERE r.id <= 10 GROUP BY d.site ORDER BY d.site"
+            )
+            #expect(estimatedJoin.map { "\($0[0]!)=\($0[1]!)" } == ["north=3", "south=4"], "\(estimatedJoin)")
+            let skipped = try database.sql("SELECT id FROM ext_mem.readings ORDER BY id LIMIT ALL OFFSET 38")
+            #expect(skipped.map { $0[0]! } == ["39", "40", "100", "101"], "\(skipped)")
         }
     }
 }

@@ -83,6 +83,12 @@ struct FrontendDecoderTests {
             $0.writeInteger(Int32(100))
         }
         #expect(throws: ProtocolViolation.self) { _ = try ready.decodeMessage(&truncatedBind) }
+        // Before the login, 10 kB at most.
+        var large = ByteBuffer(bytes: [UInt8(ascii: "Q"), 0, 0, 0x4E, 0x20])  // 20,000 bytes
+        var fresh = FrontendDecoder()
+        var freshStartup = Self.startup([("user", "u")])
+        _ = try fresh.decodeMessage(&freshStartup)
+        #expect(throws: ProtocolViolation.self) { _ = try fresh.decodeMessage(&large) }
         var unterminated = ByteBuffer()
         unterminated.writeMessage(UInt8(ascii: "Q")) { $0.writeString("SELECT 1") }
         #expect(throws: ProtocolViolation.self) { _ = try ready.decodeMessage(&unterminated) }

@@ -109,3 +109,90 @@ struct SQLSubsetTests {
         #expect(SQLValue.parseTimestamp("2026-13-01") == nil)
     }
 }
+
+/// What a hostile or careless client can send must give an error, never a crash or a hang.
+@Suite("SQL subset limits")
+struct SQLSubsetLimitTests {
+    final class Table: ForeignTable {
+        let name = TableName(schema: "t", name: "t")
+        let columns = [ForeignColumn("offset", .int8), ForeignColumn("key", .text)]
+        func estimatedRows() async -> Int { 2 }
+        func scan(_ request: ScanRequest) async throws -> any ForeignScan {
+            MaterializedScan([[.int(1), .text("a")], [.int(2), .text("b")]])
+        }
+        func insert(_ rows: [[String: SQLValue]]) async throws -> [[String: SQLValue]] { rows }
+    }
+
+    struct Catalog: ForeignCatalog {
+        let table = Table()
+        var schemas: [String] { ["t"] }
+        func tables(in schema: String) async -> [any ForeignTable] { [table] }
+        func table(_ name: TableName) async -> (any ForeignTable)? { name == table.name ? table : nil }
+    }
+
+    static func rows(_ sql: String) async throws -> [[SQLValue]] {
+        guard case .select(let select) = try #require(try SQLParser.parse(sql).first) else { return [] }
+        let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [])
+        let rows = try await execution.fetch(nil)
+        await execution.close()
+        return rows
+    }
+
+    @Test func deepOrLongExpressionsAreRefused() {
+        for sql in [
+            "SELECT " + String(repeating: "(", count: 100_000) + "1" + String(repeating: ")", count: 100_000),
+            "SELECT " + String(repeating: "NOT ", count: 100_000) + "true",
+            "SELECT " + String(repeating: "- ", count: 100_000) + "1",
+            "SELECT 1" + String(repeating: " + 1", count: 100_000),
+        ] {
+            #expect(throws: WireError.self) { _ = try SQLParser.parse(sql) }
+        }
+        #expect(throws: WireError.self) { _ = try SQLParser.parse("SELECT $40000") }
+    }
+
+    @Test func overflowingArithmeticIsAnError() async throws {
+        for sql in [
+            "SELECT -(-9223372036854775807 - 1)", "SELECT (-9223372036854775807 - 1) / -1",
+            "SELECT abs(-9223372036854775807 - 1)", "SELECT 9223372036854775807 + 1",
+            "SELECT '294250-01-01'::timestamptz",
+        ] {
+            await #expect(throws: WireError.self, "\(sql)") { _ = try await Self.rows(sql) }
+        }
+        #expect(try await Self.rows("SELECT (-9223372036854775807 - 1) % -1") == [[.int(0)]])
+    }
+
+    @Test func invalidClausesAreRefusedBeforeAnyRow() async throws {
+        for sql in [
+            "SELECT * FROM t.t LIMIT \"offset\"", "SELECT key, count(*) FROM t.t WHERE false",
+            "SELECT count(*) FROM t.t ORDER BY key", "SELECT key::varchar(3) FROM t.t",
+        ] {
+            await #expect(throws: WireError.self, "\(sql)") { _ = try await Self.rows(sql) }
+        }
+        #expect(try await Self.rows("SELECT \"offset\" FROM t.t ORDER BY 1 LIMIT NULL OFFSET 1") == [[.int(2)]])
+        #expect(
+            try await Self.rows("SELECT key, count(*) FROM t.t GROUP BY 1 ORDER BY 1 DESC") == [
+                [.text("b"), .int(1)], [.text("a"), .int(1)],
+            ])
+    }
+
+    @Test func boundsNeverRoundAwayMatchingRows() async throws {
+        let sql = "SELECT 1 FROM t.t WHERE \"offset\" > 1.5 AND \"offset\" <= 9223372036854775807 AND key >= 'b'"
+        guard case .select(let select) = try SQLParser.parse(sql).first else { return }
+        let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], scan: false)
+        let bounds = execution.scanRequest().bounds
+        #expect(bounds["offset"]?.lower == nil)
+        #expect(bounds["offset"]?.upper == .int(Int64.max))
+        #expect(bounds["key"]?.lower == .text("b"))
+        #expect(try await Self.rows("SELECT \"offset\" FROM t.t WHERE \"offset\" > 1.5") == [[.int(2)]])
+    }
+
+    @Test func likeIsLinearOnHostilePatterns() {
+        let text = String(repeating: "a", count: 5_000)
+        let started = ContinuousClock.now
+        #expect(!LikePattern.matches(text, "%a%a%a%a%a%a%a%a%a%a%a%b"))
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(LikePattern.matches("dev-12", "dev-%2"))
+        #expect(LikePattern.matches("a%b", "a\\%b") && !LikePattern.matches("axb", "a\\%b"))
+        #expect(LikePattern.matches("", "%") && !LikePattern.matches("", "_"))
+    }
+}

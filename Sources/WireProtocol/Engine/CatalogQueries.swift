@@ -8,8 +8,8 @@ enum CatalogQueries {
 
     /// The answer to `sql` if it is one of those catalog queries; nil otherwise.
     static func answer(_ sql: String, catalog: any ForeignCatalog) async throws(WireError) -> Result? {
+        guard isCatalogQuery(sql) else { return nil }
         let lowered = sql.lowercased()
-        guard lowered.contains("pg_namespace") else { return nil }
         let tokens = try SQLLexer.tokenize(sql)
         if lowered.contains("pg_attribute") && lowered.contains("pg_class") {
             guard let schema = literal(after: ["nspname", "="], in: tokens) else { return nil }
@@ -76,12 +76,25 @@ enum CatalogQueries {
         for table in tables {
             if let filter, filter.names.contains(table.name.name) == filter.excluded { continue }
             for column in table.columns {
+                // Text compares byte-wise in pgbridge: the columns are declared COLLATE "C", so
+                // that what PostgreSQL does locally agrees with what pgbridge evaluated.
+                let collated = column.type == .text || column.type == .name
                 rows.append([
                     .text(table.name.name), .text(column.name), .text(column.type.description), .bool(column.notNull),
-                    .null, .text(""), .null, .null,
+                    .null, .text(""), collated ? .text("C") : .null, collated ? .text("pg_catalog") : .null,
                 ])
             }
         }
         return Result(columns: columns, rows: rows)
+    }
+}
+
+extension CatalogQueries {
+    /// Whether `sql` reads PostgreSQL's catalogs (the IMPORT FOREIGN SCHEMA queries), not a table
+    /// of pgbridge: a query on a topic that mentions pg_namespace in a literal is not one.
+    static func isCatalogQuery(_ sql: String) -> Bool {
+        let lowered = sql.lowercased()
+        return lowered.contains("from pg_catalog.pg_namespace")
+            || (lowered.contains("from pg_class") && lowered.contains("join pg_namespace"))
     }
 }

@@ -88,6 +88,9 @@ final class SelectExecution {
                 names.append(target.alias ?? Self.defaultName(target.expression))
             }
         }
+        guard targets.count <= 1664 else {
+            throw WireError("54011", "target lists can have at most 1664 entries")
+        }
         self.targets = targets
         isAggregate = !select.groupBy.isEmpty || targets.contains { Self.containsAggregate($0) }
         for target in targets { try evaluator.check(target, allowAggregates: true) }
@@ -96,6 +99,17 @@ final class SelectExecution {
         for term in select.orderBy {
             try evaluator.check(
                 Self.resolveOrder(term.expression, targets, select.targets), allowAggregates: isAggregate)
+        }
+        if isAggregate {
+            let groupTerms = select.groupBy.map { Self.resolvePosition($0, targets) }
+            let ordered = select.orderBy.map { Self.resolveOrder($0.expression, targets, select.targets) }
+            for expression in targets + ordered {
+                if let column = Self.ungroupedColumn(expression, groupTerms) {
+                    throw WireError(
+                        "42803",
+                        "column \"\(column)\" must appear in the GROUP BY clause or be used in an aggregate function")
+                }
+            }
         }
         resultColumns = zip(names, targets).map { ResultColumn($0, Self.staticType($1, columns)) }
         limit = try select.limit.map { expression throws(WireError) in try Self.count(expression, evaluator, "LIMIT") }
@@ -107,6 +121,9 @@ final class SelectExecution {
     private static func count(_ expression: SQLExpression, _ evaluator: SQLEvaluator, _ clause: String)
         throws(WireError) -> Int
     {
+        var columns: Set<String> = []
+        collectColumns(expression, into: &columns)
+        guard columns.isEmpty else { throw WireError("42P10", "argument of \(clause) must not contain variables") }
         try evaluator.check(expression)
         switch try evaluator.evaluate(expression, row: []).cast(to: .int8) {
         case .int(let value) where value >= 0: return Int(value)
@@ -209,7 +226,7 @@ final class SelectExecution {
         }
         if !select.orderBy.isEmpty { try sort(&output) }
         let start = min(offset, output.count)
-        let end = limit.map { min(output.count, start + $0) } ?? output.count
+        let end = limit.map { $0 >= output.count - start ? output.count : start + $0 } ?? output.count
         pending = output[start..<end].map(\.row)
     }
 
@@ -287,6 +304,26 @@ final class SelectExecution {
             var key: [SQLValue] = []
             for term in orderTerms { key.append(try value(term)) }
             return (key, row)
+        }
+    }
+
+    /// A column used outside the aggregates and the GROUP BY terms, if any.
+    static func ungroupedColumn(_ expression: SQLExpression, _ groupTerms: [SQLExpression]) -> String? {
+        if groupTerms.contains(expression) { return nil }
+        switch expression {
+        case .column(let name): return name
+        case .function(let name, let arguments, _, _):
+            if SQLEvaluator.aggregates.contains(SQLEvaluator.bareName(name)) { return nil }
+            return arguments.lazy.compactMap { ungroupedColumn($0, groupTerms) }.first
+        case .cast(let inner, _), .not(let inner), .negate(let inner), .isNull(let inner, _):
+            return ungroupedColumn(inner, groupTerms)
+        case .binary(_, let a, let b), .quantified(_, let a, _, let b):
+            return ungroupedColumn(a, groupTerms) ?? ungroupedColumn(b, groupTerms)
+        case .inList(let a, let list, _):
+            return ungroupedColumn(a, groupTerms) ?? list.lazy.compactMap { ungroupedColumn($0, groupTerms) }.first
+        case .array(let list):
+            return list.lazy.compactMap { ungroupedColumn($0, groupTerms) }.first
+        case .constant, .untypedString, .parameter, .star: return nil
         }
     }
 
@@ -427,7 +464,10 @@ final class SelectExecution {
             guard columns.isEmpty, !Self.containsAggregate(expression),
                 let value = try? evaluator.evaluate(expression, row: []), !value.isNull
             else { return nil }
-            return type == .text ? value : (try? value.cast(to: type))
+            if type == .text { return value }
+            // Only a value the column type holds exactly: `"offset" > 1.5` must not become `> 2`.
+            guard let cast = try? value.cast(to: type), (try? SQLValue.compare(cast, value)) == 0 else { return nil }
+            return cast
         }
         for term in terms {
             switch term {

@@ -45,6 +45,11 @@ public struct FrontendDecoder: ByteToMessageDecoder {
     static let maximumStartupLength = 10_000
 
     private var awaitingStartup = true
+    /// Password messages so far: a SCRAM login takes two. Until then (and for any password
+    /// message) a message may be 10 kB at most, so that clients that have not logged in
+    /// cannot make the server buffer megabytes.
+    private var passwordMessages = 0
+    static let maximumUnauthenticatedLength = 10_000
 
     public init() {}
 
@@ -77,12 +82,16 @@ public struct FrontendDecoder: ByteToMessageDecoder {
         guard buffer.readableBytes >= 5, let type: UInt8 = buffer.getInteger(at: buffer.readerIndex),
             let length: Int32 = buffer.getInteger(at: buffer.readerIndex + 1)
         else { return nil }
-        guard length >= 4, Int(length) <= Self.maximumMessageLength else {
+        let limit =
+            passwordMessages < 2 || type == UInt8(ascii: "p")
+            ? Self.maximumUnauthenticatedLength : Self.maximumMessageLength
+        guard length >= 4, Int(length) <= limit else {
             throw ProtocolViolation("invalid message length \(length) for message type \(Self.describe(type))")
         }
         guard buffer.readableBytes >= Int(length) + 1 else { return nil }
         buffer.moveReaderIndex(forwardBy: 5)
         var body = buffer.readSlice(length: Int(length) - 4)!
+        if type == UInt8(ascii: "p") { passwordMessages += 1 }
         return try Self.decodeTyped(type, &body)
     }
 

@@ -113,7 +113,9 @@ struct SQLEvaluator {
         case .negate(let inner):
             switch try evaluate(inner, row: row) {
             case .null: return .null
-            case .int(let value): return .int(-value)
+            case .int(let value):
+                guard value != Int64.min else { throw WireError("22003", "bigint out of range") }
+                return .int(-value)
             case .double(let value): return .double(-value)
             case let other: throw WireError("42883", "operator does not exist: - \(other.type)")
             }
@@ -279,6 +281,12 @@ struct SQLEvaluator {
                 return .int(result)
             case "/", "%":
                 guard b != 0 else { throw WireError("22012", "division by zero") }
+                if b == -1 {
+                    // Int64.min / -1 overflows; x % -1 is 0.
+                    guard op == "/" else { return .int(0) }
+                    guard a != Int64.min else { throw WireError("22003", "bigint out of range") }
+                    return .int(-a)
+                }
                 return .int(op == "/" ? a / b : a % b)
             default: break
             }
@@ -352,7 +360,9 @@ struct SQLEvaluator {
             return .bool(first.text!.hasPrefix(prefix))
         case "abs":
             switch try Self.numeric(first) {
-            case .int(let value): return .int(abs(value))
+            case .int(let value):
+                guard value != Int64.min else { throw WireError("22003", "bigint out of range") }
+                return .int(abs(value))
             case let other: return .double(abs(other.doubleValue))
             }
         case "jsonb_typeof", "json_typeof":
@@ -393,43 +403,57 @@ extension SQLValue {
     }
 }
 
-/// SQL LIKE: `%` any run, `_` one character, `\` escapes.
+/// SQL LIKE: `%` any run, `_` one character, `\` escapes. Greedy matching that backtracks
+/// only to the last `%`: O(text × pattern), whatever the pattern.
 enum LikePattern {
-    static func matches(_ text: String, _ pattern: String) -> Bool {
-        matches(Array(text.unicodeScalars)[...], Array(pattern.unicodeScalars)[...])
+    private enum Element: Equatable {
+        case any
+        case one
+        case literal(Unicode.Scalar)
     }
 
-    private static func matches(_ text: ArraySlice<Unicode.Scalar>, _ pattern: ArraySlice<Unicode.Scalar>) -> Bool {
-        var t = text.startIndex
-        var p = pattern.startIndex
-        while p < pattern.endIndex {
-            let c = pattern[p]
-            if c == "%" {
-                var next = p + 1
-                while next < pattern.endIndex, pattern[next] == "%" { next += 1 }
-                if next == pattern.endIndex { return true }
-                var start = t
-                while start <= text.endIndex {
-                    if matches(text[start...], pattern[next...]) { return true }
-                    start += 1
-                }
-                return false
+    static func matches(_ text: String, _ pattern: String) -> Bool {
+        var elements: [Element] = []
+        var scalars = pattern.unicodeScalars.makeIterator()
+        while let scalar = scalars.next() {
+            switch scalar {
+            case "%": if elements.last != .any { elements.append(.any) }
+            case "_": elements.append(.one)
+            case "\\": elements.append(.literal(scalars.next() ?? "\\"))
+            default: elements.append(.literal(scalar))
             }
-            guard t < text.endIndex else { return false }
-            if c == "_" {
-                t += 1
-                p += 1
-                continue
-            }
-            var literal = c
-            if c == "\\", p + 1 < pattern.endIndex {
-                p += 1
-                literal = pattern[p]
-            }
-            guard text[t] == literal else { return false }
-            t += 1
-            p += 1
         }
-        return t == text.endIndex
+        let characters = Array(text.unicodeScalars)
+        var t = 0
+        var p = 0
+        var star: Int?
+        var resume = 0
+        while t < characters.count {
+            if p < elements.count {
+                switch elements[p] {
+                case .any:
+                    star = p
+                    resume = t
+                    p += 1
+                    continue
+                case .one:
+                    t += 1
+                    p += 1
+                    continue
+                case .literal(let scalar) where scalar == characters[t]:
+                    t += 1
+                    p += 1
+                    continue
+                default:
+                    break
+                }
+            }
+            guard let star else { return false }
+            p = star + 1
+            resume += 1
+            t = resume
+        }
+        while p < elements.count, elements[p] == .any { p += 1 }
+        return p == elements.count
     }
 }

@@ -67,7 +67,7 @@ struct SQLLexer {
                 digits.unicodeScalars.append(next)
                 index += 1
             }
-            guard let number = Int(digits), number >= 1, number <= 65_535 else {
+            guard let number = Int(digits), number >= 1, number <= 32_767 else {
                 throw .syntax("invalid parameter reference $\(digits)")
             }
             return .parameter(number)

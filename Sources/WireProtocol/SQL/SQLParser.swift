@@ -2,6 +2,12 @@
 struct SQLParser {
     private var tokens: [SQLToken]
     private var position = 0
+    /// Operators and nesting in the statement so far: expression trees are evaluated (and
+    /// freed) recursively, so their depth is bounded where they are built.
+    private var operators = 0
+    private var nesting = 0
+    static let maximumOperators = 500
+    static let maximumNesting = 200
 
     init(_ text: String) throws(WireError) { tokens = try SQLLexer.tokenize(text) }
 
@@ -310,22 +316,50 @@ struct SQLParser {
 
     // MARK: - Expressions
 
-    mutating func expression() throws(WireError) -> SQLExpression { try or() }
+    mutating func expression() throws(WireError) -> SQLExpression {
+        try enter()
+        defer { nesting -= 1 }
+        return try or()
+    }
+
+    /// One level deeper (parentheses, NOT, unary minus); throws past the limit.
+    private mutating func enter() throws(WireError) {
+        nesting += 1
+        guard nesting <= Self.maximumNesting else {
+            nesting -= 1
+            throw WireError("54001", "the expression is nested too deeply (more than \(Self.maximumNesting) levels)")
+        }
+    }
+
+    /// Counts one operator node; throws past the limit.
+    private mutating func counted(_ node: SQLExpression) throws(WireError) -> SQLExpression {
+        operators += 1
+        guard operators <= Self.maximumOperators else {
+            throw WireError(
+                "54001", "the statement has too many operators (more than \(Self.maximumOperators))",
+                hint: "use IN (…) or = ANY ('{…}') for long lists of alternatives")
+        }
+        return node
+    }
 
     private mutating func or() throws(WireError) -> SQLExpression {
         var left = try and()
-        while acceptKeyword("or") { left = .binary("or", left, try and()) }
+        while acceptKeyword("or") { left = try counted(.binary("or", left, try and())) }
         return left
     }
 
     private mutating func and() throws(WireError) -> SQLExpression {
         var left = try not()
-        while acceptKeyword("and") { left = .binary("and", left, try not()) }
+        while acceptKeyword("and") { left = try counted(.binary("and", left, try not())) }
         return left
     }
 
     private mutating func not() throws(WireError) -> SQLExpression {
-        if acceptKeyword("not") { return .not(try not()) }
+        if acceptKeyword("not") {
+            try enter()
+            defer { nesting -= 1 }
+            return try counted(.not(try not()))
+        }
         return try isTest()
     }
 
@@ -334,11 +368,11 @@ struct SQLParser {
         while acceptKeyword("is") {
             let negated = acceptKeyword("not")
             if acceptKeyword("null") {
-                left = .isNull(left, negated: negated)
+                left = try counted(.isNull(left, negated: negated))
             } else if acceptKeyword("true") {
-                left = .binary(negated ? "is not" : "is", left, .constant(.bool(true)))
+                left = try counted(.binary(negated ? "is not" : "is", left, .constant(.bool(true))))
             } else if acceptKeyword("false") {
-                left = .binary(negated ? "is not" : "is", left, .constant(.bool(false)))
+                left = try counted(.binary(negated ? "is not" : "is", left, .constant(.bool(false))))
             } else {
                 throw unexpected(expecting: "NULL, TRUE or FALSE")
             }
@@ -354,11 +388,11 @@ struct SQLParser {
             position += 1
             let normalized = op == "!=" ? "<>" : op
             if acceptKeyword("any") || acceptKeyword("some") {
-                left = .quantified(normalized, left, all: false, try parenthesised())
+                left = try counted(.quantified(normalized, left, all: false, try parenthesised()))
             } else if acceptKeyword("all") {
-                left = .quantified(normalized, left, all: true, try parenthesised())
+                left = try counted(.quantified(normalized, left, all: true, try parenthesised()))
             } else {
-                left = .binary(normalized, left, try pattern())
+                left = try counted(.binary(normalized, left, try pattern()))
             }
         }
         return left
@@ -375,16 +409,16 @@ struct SQLParser {
         let left = try other()
         let negated = acceptKeyword("not")
         if acceptKeyword("like") {
-            return .binary(negated ? "!~~" : "~~", left, try other())
+            return try counted(.binary(negated ? "!~~" : "~~", left, try other()))
         } else if acceptKeyword("ilike") {
-            return .binary(negated ? "!~~*" : "~~*", left, try other())
+            return try counted(.binary(negated ? "!~~*" : "~~*", left, try other()))
         } else if acceptKeyword("in") {
             try expect("(")
             if current.isKeyword("select") { throw .unsupported("IN (SELECT …) is not supported by pgbridge") }
             var list: [SQLExpression] = []
             repeat { list.append(try expression()) } while accept(",")
             try expect(")")
-            return .inList(left, list, negated: negated)
+            return try counted(.inList(left, list, negated: negated))
         } else if acceptKeyword("between") {
             let low = try other()
             try expectKeyword("and")
@@ -405,7 +439,7 @@ struct SQLParser {
         var left = try additive()
         while case .symbol(let op) = current, Self.otherOperators.contains(op) {
             position += 1
-            left = .binary(op, left, try additive())
+            left = try counted(.binary(op, left, try additive()))
         }
         return left
     }
@@ -414,7 +448,7 @@ struct SQLParser {
         var left = try multiplicative()
         while case .symbol(let op) = current, op == "+" || op == "-" {
             position += 1
-            left = .binary(op, left, try multiplicative())
+            left = try counted(.binary(op, left, try multiplicative()))
         }
         return left
     }
@@ -423,19 +457,21 @@ struct SQLParser {
         var left = try unary()
         while case .symbol(let op) = current, op == "*" || op == "/" || op == "%" {
             position += 1
-            left = .binary(op, left, try unary())
+            left = try counted(.binary(op, left, try unary()))
         }
         return left
     }
 
     private mutating func unary() throws(WireError) -> SQLExpression {
+        try enter()
+        defer { nesting -= 1 }
         if accept("-") {
             let operand = try unary()
             if case .constant(.int(let value)) = operand { return .constant(.int(-value)) }
             if case .constant(.double(let value)) = operand { return .constant(.double(-value)) }
-            return .negate(operand)
+            return try counted(.negate(operand))
         }
-        if accept("+") { return try unary() }
+        if accept("+") { return try counted(try unary()) }
         return try postfix()
     }
 
@@ -443,7 +479,7 @@ struct SQLParser {
         var value = try primary()
         while true {
             if accept("::") {
-                value = .cast(value, try typeName())
+                value = try counted(.cast(value, try typeName()))
             } else if accept("[") {
                 throw .unsupported("array subscripts are not supported by pgbridge")
             } else {
@@ -468,8 +504,10 @@ struct SQLParser {
             }
         default: break
         }
-        if accept("(") {
-            while !accept(")") { guard advance() != .end else { throw unexpected(expecting: "\")\"") } }
+        if current == .symbol("(") {
+            throw .unsupported(
+                "casts with a type modifier (\(words.joined(separator: " "))(…)) are not evaluated by pgbridge",
+                hint: "cast without the modifier, or apply it locally")
         }
         var name = words.joined(separator: " ")
         if case .identifier(_, quoted: true) = tokens[position - 1], name == "char" { name = "\"char\"" }
@@ -495,7 +533,17 @@ struct SQLParser {
         case .parameter(let n):
             return .parameter(n)
         case .symbol("("):
-            if current.isKeyword("select") { throw .unsupported("subqueries are not supported by pgbridge") }
+            if current.isKeyword("select") {
+                // postgres_fdw costs parameterized paths (use_remote_estimate) with a placeholder
+                // `((SELECT null::type)::type)`: a typed NULL.
+                if lookahead(1).isKeyword("null"), lookahead(2) == .symbol("::") {
+                    position += 3
+                    let type = try typeName()
+                    try expect(")")
+                    return .cast(.constant(.null), type)
+                }
+                throw .unsupported("subqueries are not supported by pgbridge")
+            }
             let inner = try expression()
             try expect(")")
             return inner

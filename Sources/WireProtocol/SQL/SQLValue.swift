@@ -55,6 +55,8 @@ public indirect enum SQLValue: Sendable, Equatable {
 
     /// `2026-11-21 07:09:16.123456+00`.
     static func formatTimestamp(_ micros: Int64) -> String {
+        if micros == Int64.max { return "infinity" }
+        if micros == Int64.min { return "-infinity" }
         var seconds = micros / 1_000_000
         var fraction = micros % 1_000_000
         if fraction < 0 {
@@ -175,7 +177,10 @@ public indirect enum SQLValue: Sendable, Equatable {
             }
         }
         guard index == bytes.count else { return nil }
-        return seconds * 1_000_000 + micros
+        // Beyond ±292,000 years: not representable (PostgreSQL's own limit is lower still).
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000)
+        guard !overflow, scaled < Int64.max - micros, scaled > Int64.min else { return nil }
+        return scaled + micros
     }
 
     static func parseStreamID(_ text: String) -> (UInt64, UInt64)? {

@@ -29,7 +29,16 @@ public final class WireServer: Service, Sendable {
     /// The port listened on (when configured as 0), once bound.
     public var boundPort: Int? { state.withLock { $0.boundPort } }
 
+    static let loginTimeout = TimeAmount.seconds(60)
+
+    /// Where sessions run (see `DispatchTaskExecutor`).
+    private static let executor = DispatchTaskExecutor(label: "pgbridge.wire")
+
     public func run() async throws {
+        try await withTaskExecutorPreference(Self.executor) { try await serve() }
+    }
+
+    private func serve() async throws {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -43,21 +52,28 @@ public final class WireServer: Service, Sendable {
         let bound = server.channel.localAddress?.port ?? port
         state.withLock { $0.boundPort = bound }
         logger.info("wire protocol (postgres_fdw) listening on \(host):\(bound)")
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await self.serve(connection) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
+        let stop: @Sendable () -> Void = {
             let open = self.state.withLock { state in
                 state.shuttingDown = true
                 return Array(state.connections.values)
             }
             server.channel.close(promise: nil)
             for channel in open { channel.close(promise: nil) }
+        }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { inbound in
+                        for try await connection in inbound {
+                            group.addTask { await self.serve(connection) }
+                        }
+                    }
+                }
+            } onGracefulShutdown: {
+                stop()
+            }
+        } onCancel: {
+            stop()
         }
     }
 
@@ -75,6 +91,12 @@ public final class WireServer: Service, Sendable {
         }
         defer { _ = state.withLock { $0.connections.removeValue(forKey: id) } }
         let session = WireSession(context: context, logger: logger)
+        // A client that has not logged in within a minute is dropped.
+        let loggedIn = Atomic(false)
+        let loginTimeout = channel.eventLoop.scheduleTask(in: Self.loginTimeout) {
+            if !loggedIn.load(ordering: .relaxed) { channel.close(promise: nil) }
+        }
+        defer { loginTimeout.cancel() }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 session.flush = { try await outbound.write($0) }
@@ -96,6 +118,7 @@ public final class WireServer: Service, Sendable {
                             break
                         }
                         let action = await session.handle(message, output: &output)
+                        if session.isLoggedIn { loggedIn.store(true, ordering: .relaxed) }
                         if action == .close || message.endsExchange || output.readableBytes >= 64 << 10 {
                             if output.readableBytes > 0 { try await outbound.write(output) }
                             output.clear()

@@ -25,10 +25,7 @@ extension WireSession {
         output.writeEmpty("1")
     }
 
-    func isCatalogQuery(_ sql: String) -> Bool {
-        let lowered = sql.lowercased()
-        return lowered.contains("pg_namespace")
-    }
+    func isCatalogQuery(_ sql: String) -> Bool { CatalogQueries.isCatalogQuery(sql) }
 
     func bind(
         _ portalName: String, _ statementName: String, _ formats: [Int16], _ values: [ByteBuffer?],
@@ -136,6 +133,8 @@ extension WireSession {
             output.writeCommandComplete(completed)
         case .done(let tag):
             output.writeCommandComplete(tag)
+        case .empty:
+            output.writeEmpty("I")
         case nil:
             break
         }
@@ -150,10 +149,7 @@ extension WireSession {
             }
             return .rows(columns: result.columns, source: RowSource(rows: result.rows), tag: "SELECT")
         }
-        guard let statement = portal.statement.statement else {
-            output.writeEmpty("I")
-            return .done(tag: "")
-        }
+        guard let statement = portal.statement.statement else { return .empty }
         switch try await run(statement, parameters: portal.parameters, output: &output) {
         case .rows(let columns, let source, let tag):
             return .rows(columns: columns, source: source, tag: tag)

@@ -134,6 +134,10 @@ extension WireSession {
                 throw WireError("3B001", "savepoint \"\(name)\" does not exist")
             }
             savepoints.removeSubrange(index...)
+            // Cursors of the released savepoints now belong to the enclosing one.
+            for name in Array(cursors.keys) where cursors[name]!.depth > savepoints.count {
+                cursors[name]!.depth = savepoints.count
+            }
             return .command("RELEASE")
         case .rollbackToSavepoint(let name):
             try requireBlock("ROLLBACK TO SAVEPOINT")
@@ -182,7 +186,7 @@ extension WireSession {
                 throw WireError("25001", "DISCARD ALL cannot run inside a transaction block")
             }
             statements.removeAll()
-            portals.removeAll()
+            await dropAllPortals()
             await closeAllCursors()
             return .command("DISCARD ALL")
         }
@@ -196,7 +200,7 @@ extension WireSession {
     func endTransaction() async {
         status = .idle
         savepoints.removeAll()
-        portals.removeAll()
+        await dropAllPortals()
         await closeAllCursors()
     }
 

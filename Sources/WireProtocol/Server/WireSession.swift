@@ -58,6 +58,8 @@ final class WireSession {
     enum PortalExecution {
         case rows(columns: [ResultColumn], source: RowSource, tag: String)
         case done(tag: String)
+        /// An empty query string: each Execute answers EmptyQueryResponse.
+        case empty
     }
 
     let context: WireServerContext
@@ -96,10 +98,15 @@ final class WireSession {
         self.logger = logger
     }
 
+    var isLoggedIn: Bool {
+        if case .ready = phase { return true }
+        return false
+    }
+
     /// Frees what the session holds; called once when the connection ends.
     func end() async {
         await closeAllCursors()
-        portals.removeAll()
+        await dropAllPortals()
         context.registry.unregister(key)
     }
 
@@ -125,6 +132,8 @@ final class WireSession {
         case .parse(let name, let query, let types):
             extended(output: &output) { session, out throws(WireError) in try session.parse(name, query, types, &out) }
         case .bind(let portal, let statement, let formats, let parameters, let resultFormats):
+            // A new Bind replaces the unnamed portal: its scan ends.
+            if portal.isEmpty { await dropPortal("") }
             extended(output: &output) { session, out throws(WireError) in
                 try session.bind(portal, statement, formats, parameters, resultFormats, &out)
             }
@@ -136,11 +145,11 @@ final class WireSession {
             if kind == UInt8(ascii: "S") {
                 statements[name] = nil
             } else {
-                portals[name] = nil
+                await dropPortal(name)
             }
             output.writeEmpty("3")
         case .sync:
-            if status == .idle { portals.removeAll() }
+            if status == .idle { await dropAllPortals() }
             output.writeReadyForQuery(status.rawValue)
         case .flush:
             break
@@ -198,6 +207,15 @@ final class WireSession {
         if let error = error as? WireError { return error }
         if error is CancellationError { return WireError("57014", "canceling statement due to user request") }
         return WireError("58000", String(describing: error))
+    }
+
+    /// Drops a portal, closing its scan (a Kafka consumer, …) first.
+    func dropPortal(_ name: String) async {
+        if case .rows(_, let source, _) = portals.removeValue(forKey: name)?.execution { await source.close() }
+    }
+
+    func dropAllPortals() async {
+        for name in Array(portals.keys) { await dropPortal(name) }
     }
 
     func closeAllCursors() async {
