@@ -21,6 +21,10 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     private let topic: WireKafkaTopic
     private let description: String
     private let maxRows: Int
+    /// Which of key, value and headers the query uses (the others stay NULL, undecoded).
+    private var decodeKey = true
+    private var decodeValue = true
+    private var decodeHeaders = true
     private var rowsRead = 0
     private var lastProgress = ContinuousClock.now
     static let batchSize = 500
@@ -42,6 +46,9 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     /// Finds the partitions, their watermarks and start offsets, and assigns them.
     func open(config: KafkaSinkConfig, request: ScanRequest) async throws {
         try await queue.perform { [self] in
+            decodeKey = request.columns.contains("key")
+            decodeValue = request.columns.contains("value")
+            decodeHeaders = request.columns.contains("headers")
             let rk = try makeConsumer(config)
             consumer = rk
             let partitions = try partitionIDs(rk).filter { Self.partition($0, matches: request.bounds["partition"]) }
@@ -161,11 +168,13 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let milliseconds = rd_kafka_message_timestamp(pointer, &type)
         let key: SQLValue =
-            message.key.map {
+            !decodeKey
+            ? .null
+            : message.key.map {
                 .text(String(decoding: UnsafeRawBufferPointer(start: $0, count: message.key_len), as: UTF8.self))
             } ?? .null
         var value = SQLValue.null
-        if let payload = message.payload {
+        if decodeValue, let payload = message.payload {
             let text = String(decoding: UnsafeRawBufferPointer(start: payload, count: message.len), as: UTF8.self)
             switch topic.value {
             case .text: value = .text(text)
@@ -174,7 +183,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
         }
         var headers: [(String, JSONValue)] = []
         var list: OpaquePointer?
-        if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+        if decodeHeaders, rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
             var index = 0
             var name: UnsafePointer<CChar>?
             var data: UnsafeRawPointer?
@@ -187,7 +196,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
         }
         return [
             .int(Int64(message.partition)), .int(message.offset),
-            Self.timestamp(milliseconds), key, value, .json(.object(headers)),
+            Self.timestamp(milliseconds), key, value, decodeHeaders ? .json(.object(headers)) : .null,
         ]
     }
 

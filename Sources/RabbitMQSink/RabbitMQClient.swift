@@ -42,10 +42,12 @@ public final class RabbitMQClient: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on the client's queue with a ready connection (connected, channel open).
+    /// Runs `body` on the client's queue with a ready connection (connected, channel open);
+    /// heartbeats are answered from then on, also for users that connect on first use.
     func run<T: Sendable>(_ body: @escaping @Sendable (AMQPConnection) throws -> T) async throws -> T {
         try await queue.perform { [self] in
             try connection.ready()
+            startHeartbeatTimer()
             return try body(connection)
         }
     }

@@ -28,7 +28,16 @@ public final class RabbitMQQueueTable: ForeignTable {
     public func scan(_ request: ScanRequest) async throws -> any ForeignScan {
         let queue = queue
         let limit = maxScanRows
-        let messages = try await client.run { connection in try connection.peek(queue: queue, limit: limit + 1) }
+        let peek: @Sendable (AMQPConnection) throws -> [PeekedMessage] = { connection in
+            try connection.peek(queue: queue, limit: limit + 1)
+        }
+        let messages: [PeekedMessage]
+        do {
+            messages = try await client.run(peek)
+        } catch let error as SinkError where error.isRetriable {
+            // A connection that went stale while idle fails once; a peek is safe to repeat.
+            messages = try await client.run(peek)
+        }
         guard messages.count <= limit else {
             throw WireError(
                 "54000", "the peek of RabbitMQ queue \(queue) passed max_scan_rows (\(limit)) messages",

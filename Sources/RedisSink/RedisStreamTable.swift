@@ -119,8 +119,14 @@ final class RedisStreamScan: ForeignScan {
         }
         let stream = stream
         let end = end
-        let reply = try await client.run { connection, _ in
-            try connection.query(["XRANGE", stream, start, end, "COUNT", String(Self.pageSize)])
+        let command = ["XRANGE", stream, start, end, "COUNT", String(Self.pageSize)]
+        let reply: RedisValue
+        do {
+            reply = try await client.run { connection, _ in try connection.query(command) }
+        } catch {
+            // A connection the server closed while idle fails once; reads are safe to repeat
+            // on a new one.
+            reply = try await client.run { connection, _ in try connection.query(command) }
         }
         guard case .array(let entries) = reply else {
             if case .error(let message) = reply { throw WireError("58000", "XRANGE \(stream) failed: \(message)") }

@@ -31,7 +31,7 @@ public struct ColumnBounds: Sendable, Equatable {
 public struct ScanRequest: Sendable {
     /// Bounds by column name.
     public var bounds: [String: ColumnBounds]
-    /// The columns the query uses (a table may skip work for the others).
+    /// The columns the query uses: a table may leave the others NULL (and skip decoding them).
     public var columns: Set<String>
 
     public init(bounds: [String: ColumnBounds] = [:], columns: Set<String> = []) {

@@ -203,18 +203,24 @@ final class SelectExecution {
     }
 
     private func materialize() async throws {
+        // Aggregates are accumulated as rows arrive; only ORDER BY without them keeps every row.
         var rows: [[SQLValue]] = []
+        var aggregation = isAggregate ? Aggregation(self) : nil
         while let batch = try await nextSourceBatch() {
             try checkCancelled()
             for row in batch {
                 if let condition = select.whereClause, !(try evaluator.holds(condition, row: row)) { continue }
-                rows.append(row)
+                if aggregation != nil {
+                    try aggregation!.add(row, evaluator)
+                } else {
+                    rows.append(row)
+                }
             }
         }
         await finishSource()
         var output: [(sortKey: [SQLValue], row: [SQLValue])]
-        if isAggregate {
-            output = try aggregate(rows)
+        if let aggregation {
+            output = try aggregation.finish(evaluator)
         } else {
             let order = select.orderBy.map { Self.resolveOrder($0.expression, targets, select.targets) }
             output = try rows.map { row throws(WireError) in
@@ -265,14 +271,26 @@ final class SelectExecution {
 
     // MARK: - Aggregates
 
-    private func aggregate(_ rows: [[SQLValue]]) throws(WireError) -> [(sortKey: [SQLValue], row: [SQLValue])] {
-        let groupTerms = select.groupBy.map { Self.resolvePosition($0, targets) }
-        let orderTerms = select.orderBy.map { Self.resolveOrder($0.expression, targets, select.targets) }
+    /// The groups of an aggregate query and their accumulators, fed one row at a time.
+    struct Aggregation {
+        let groupTerms: [SQLExpression]
+        let orderTerms: [SQLExpression]
+        let targets: [SQLExpression]
         var calls: [SQLExpression] = []
-        for expression in targets + orderTerms { Self.collectAggregates(expression, into: &calls) }
         var groups: [String: Int] = [:]
         var states: [(representative: [SQLValue], accumulators: [Accumulator])] = []
-        for row in rows {
+
+        init(_ execution: SelectExecution) {
+            let select = execution.select
+            targets = execution.targets
+            groupTerms = select.groupBy.map { SelectExecution.resolvePosition($0, execution.targets) }
+            orderTerms = select.orderBy.map {
+                SelectExecution.resolveOrder($0.expression, execution.targets, select.targets)
+            }
+            for expression in targets + orderTerms { SelectExecution.collectAggregates(expression, into: &calls) }
+        }
+
+        mutating func add(_ row: [SQLValue], _ evaluator: SQLEvaluator) throws(WireError) {
             var key = ""
             for term in groupTerms {
                 let value = try evaluator.evaluate(term, row: row)
@@ -290,20 +308,24 @@ final class SelectExecution {
                 try states[index].accumulators[position].add(row, evaluator)
             }
         }
-        if states.isEmpty, groupTerms.isEmpty {
-            states.append(([], calls.map { Accumulator(call: $0) }))
-        }
-        return try states.map { state throws(WireError) in
-            let results = state.accumulators.map(\.result)
-            func value(_ expression: SQLExpression) throws(WireError) -> SQLValue {
-                let substituted = Self.substitute(expression, calls, results)
-                return try evaluator.evaluate(substituted, row: state.representative)
+
+        func finish(_ evaluator: SQLEvaluator) throws(WireError) -> [(sortKey: [SQLValue], row: [SQLValue])] {
+            var states = states
+            if states.isEmpty, groupTerms.isEmpty {
+                states.append(([], calls.map { Accumulator(call: $0) }))
             }
-            var row: [SQLValue] = []
-            for target in targets { row.append(try value(target)) }
-            var key: [SQLValue] = []
-            for term in orderTerms { key.append(try value(term)) }
-            return (key, row)
+            return try states.map { state throws(WireError) in
+                let results = state.accumulators.map(\.result)
+                func value(_ expression: SQLExpression) throws(WireError) -> SQLValue {
+                    let substituted = SelectExecution.substitute(expression, calls, results)
+                    return try evaluator.evaluate(substituted, row: state.representative)
+                }
+                var row: [SQLValue] = []
+                for target in targets { row.append(try value(target)) }
+                var key: [SQLValue] = []
+                for term in orderTerms { key.append(try value(term)) }
+                return (key, row)
+            }
         }
     }
 
@@ -452,7 +474,8 @@ final class SelectExecution {
         var used: Set<String> = []
         for target in targets { Self.collectColumns(target, into: &used) }
         if let condition = select.whereClause { Self.collectColumns(condition, into: &used) }
-        for term in select.orderBy + [] { Self.collectColumns(term.expression, into: &used) }
+        for term in select.orderBy { Self.collectColumns(term.expression, into: &used) }
+        for term in select.groupBy { Self.collectColumns(term, into: &used) }
         request.columns = used
         guard let condition = select.whereClause, let table else { return request }
         let types = Dictionary(uniqueKeysWithValues: table.columns.map { ($0.name, $0.type) })
