@@ -228,6 +228,12 @@ extension KafkaClusterSuites {
                     "insert items one t", "insert items two t", "update items uno t",
                 ], "\(events)")
 
+            // mount_bridge again: the same tables, re-imported (a refresh after configuration changes).
+            let before = try db.value("SELECT count(*) FROM pg_foreign_table")
+            try db.sql("SELECT pgbridge.mount_bridge('127.0.0.1', \(setup.port), 'bridge', '\(Self.password)')")
+            #expect(try db.value("SELECT count(*) FROM pg_foreign_table") == before)
+            #expect(try db.value("SELECT count(*) FROM \(queue)") == "0")
+
             // Unknown tables, wrong passwords: clear errors; pgbridge keeps serving.
             try db.sql(
                 "CREATE FOREIGN TABLE ext_kafka.nope (key text) SERVER pgbridge_wire OPTIONS (schema_name 'kafka', table_name 'nope')"
