@@ -46,7 +46,7 @@ public enum PostgresTime {
     }
 
     /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-    static func civilFromDays(_ z0: Int64) -> (Int64, Int, Int) {
+    public static func civilFromDays(_ z0: Int64) -> (Int64, Int, Int) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -60,7 +60,7 @@ public enum PostgresTime {
     }
 
     /// Howard Hinnant's days-from-civil algorithm, the inverse of `civilFromDays`.
-    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+    public static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400

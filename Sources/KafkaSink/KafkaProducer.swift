@@ -124,8 +124,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     private func makeConfiguration() throws -> OpaquePointer {
-        let conf = rd_kafka_conf_new()!
-        var properties: [(String, String)] = [
+        let properties: [(String, String)] = [
             ("bootstrap.servers", config.brokers),
             ("client.id", config.clientID),
             ("enable.idempotence", "true"),
@@ -144,15 +143,12 @@ public final class KafkaProducer: @unchecked Sendable {
             ("queue.buffering.max.messages", "100000"),
             ("log.queue", "true"),
         ]
-        properties += config.securityProperties
-        properties += config.properties.sorted { $0.key < $1.key }
-        var error = [CChar](repeating: 0, count: 512)
-        for (name, value) in properties
-        where rd_kafka_conf_set(conf, name, value, &error, error.count) != RD_KAFKA_CONF_OK {
-            rd_kafka_conf_destroy(conf)
-            // The value is left out: it may be a password.
+        let conf: OpaquePointer
+        do throws(KafkaSinkConfig.RejectedProperty) {
+            conf = try config.librdkafkaConfiguration(properties)
+        } catch {
             throw SinkError(
-                sink: description, message: "librdkafka rejected property \(name): \(cString(error))",
+                sink: description, message: "librdkafka rejected property \(error.name): \(error.reason)",
                 retriable: false)
         }
         rd_kafka_conf_set_events(conf, Int32(RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG))

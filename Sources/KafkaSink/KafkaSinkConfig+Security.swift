@@ -1,4 +1,5 @@
 import BridgeCore
+import CRdKafka
 
 extension KafkaSinkConfig {
     /// librdkafka's security settings (protocol, SASL, TLS) for producers and consumers alike.
@@ -24,5 +25,25 @@ extension KafkaSinkConfig {
             if !tls.keyFile.isEmpty { properties.append(("ssl.key.location", tls.keyFile)) }
         }
         return properties
+    }
+
+    /// A property librdkafka refused: its name and librdkafka's reason (never the value, which
+    /// may be a password).
+    struct RejectedProperty: Error {
+        let name: String
+        let reason: String
+    }
+
+    /// A librdkafka configuration of `base`, then the security settings, then the user's
+    /// `properties` (which win).
+    func librdkafkaConfiguration(_ base: [(String, String)]) throws(RejectedProperty) -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        var error = [CChar](repeating: 0, count: 512)
+        for (name, value) in base + securityProperties + properties.sorted(by: { $0.key < $1.key })
+        where rd_kafka_conf_set(conf, name, value, &error, error.count) != RD_KAFKA_CONF_OK {
+            rd_kafka_conf_destroy(conf)
+            throw RejectedProperty(name: name, reason: cString(error))
+        }
+        return conf
     }
 }

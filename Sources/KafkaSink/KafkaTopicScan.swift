@@ -201,24 +201,21 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     }
 
     private func makeConsumer(_ config: KafkaSinkConfig) throws -> OpaquePointer {
-        let conf = rd_kafka_conf_new()!
-        var properties: [(String, String)] = [
-            ("bootstrap.servers", config.brokers),
-            ("client.id", config.clientID),
-            ("group.id", "pgbridge-wire"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "true"),
-            ("log.queue", "true"),
-        ]
-        properties += config.securityProperties
-        properties += config.properties.sorted { $0.key < $1.key }
-        var error = [CChar](repeating: 0, count: 512)
-        for (name, value) in properties
-        where rd_kafka_conf_set(conf, name, value, &error, error.count) != RD_KAFKA_CONF_OK {
-            rd_kafka_conf_destroy(conf)
-            throw WireError("58000", "\(description): librdkafka rejected property \(name): \(cString(error))")
+        let conf: OpaquePointer
+        do throws(KafkaSinkConfig.RejectedProperty) {
+            conf = try config.librdkafkaConfiguration([
+                ("bootstrap.servers", config.brokers),
+                ("client.id", config.clientID),
+                ("group.id", "pgbridge-wire"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "true"),
+                ("log.queue", "true"),
+            ])
+        } catch {
+            throw WireError("58000", "\(description): librdkafka rejected property \(error.name): \(error.reason)")
         }
+        var error = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &error, error.count) else {
             rd_kafka_conf_destroy(conf)
             throw WireError("58000", "\(description): cannot create a consumer: \(cString(error))")

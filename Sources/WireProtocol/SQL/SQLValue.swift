@@ -69,7 +69,7 @@ public indirect enum SQLValue: Sendable, Equatable {
             secondOfDay += 86_400
             days -= 1
         }
-        let (year, month, day) = civil(fromDays: days)
+        let (year, month, day) = PostgresTime.civilFromDays(days)
         func pad(_ value: Int64, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
@@ -83,27 +83,6 @@ public indirect enum SQLValue: Sendable, Equatable {
             out += "." + digits
         }
         return out + "+00"
-    }
-
-    static func civil(fromDays z0: Int64) -> (Int64, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = Int(doy - (153 * mp + 2) / 5 + 1)
-        let month = Int(mp < 10 ? mp + 3 : mp - 9)
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 
     /// Parses `YYYY-MM-DD[ T]HH:MM[:SS[.ffffff]][Z|±HH[:MM]]` (a date alone is midnight);
@@ -133,7 +112,7 @@ public indirect enum SQLValue: Sendable, Equatable {
         guard let year = number(6), expect(UInt8(ascii: "-")), let month = number(2), (1...12).contains(month),
             expect(UInt8(ascii: "-")), let day = number(2), (1...31).contains(day)
         else { return nil }
-        var seconds = days(fromCivil: year, month, day) * 86_400
+        var seconds = Int64(PostgresTime.daysFromCivil(Int(year), Int(month), Int(day))) * 86_400
         var micros: Int64 = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "T") {
             index += 1
