@@ -144,7 +144,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "BridgeCoreTests", dependencies: ["BridgeCore", "Processing"], swiftSettings: strict),
+        .testTarget(
+            name: "BridgeCoreTests",
+            dependencies: ["BridgeCore", "Processing", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",
             dependencies: ["PostgresSource", "BridgeCore"],

@@ -4,7 +4,7 @@ import PostgresSource
 
 struct Setup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Install or upgrade the pgbridge SQL objects (outbox, capture trigger, watch/unwatch).",
+        abstract: "Install or upgrade the pgbridge SQL objects (outbox, capture trigger, watch/unwatch, mount_bridge).",
         discussion: "Same objects as CREATE EXTENSION pgbridge; safe to run again.")
 
     @OptionGroup var options: GlobalOptions
