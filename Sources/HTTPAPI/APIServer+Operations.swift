@@ -17,8 +17,12 @@ extension APIServer {
             } catch {
                 problems.append("PostgreSQL is not reachable: \(error)")
             }
-            for status in await supervisor.statuses() {
+            let statuses = await supervisor.statuses()
+            for status in statuses {
                 if let problem = status.problem { problems.append(problem) }
+            }
+            if let slots = try? await DatabaseAdmin.listSlots(postgres: postgres) {
+                problems += Self.slotProblems(statuses, slots)
             }
             if problems.isEmpty { return JSONBody.response(["status": "ready"]) }
             return JSONBody.response(["status": "not ready", "problems": problems], status: .serviceUnavailable)
@@ -29,6 +33,27 @@ extension APIServer {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
+    }
+
+    /// Slots a pipe depends on that endanger the database or the pipe: lag above
+    /// `max_lag_bytes`, or invalidated (`wal_status = lost`).
+    static func slotProblems(_ statuses: [PipeSupervisor.Status], _ slots: [DatabaseAdmin.SlotRow]) -> [String] {
+        var problems: [String] = []
+        for status in statuses {
+            guard case .replication(let source) = status.config.source,
+                let slot = slots.first(where: { $0.name == source.slot })
+            else { continue }
+            if slot.walStatus == "lost" {
+                problems.append(
+                    "pipe \(status.name): replication slot \(slot.name) is lost (wal_status = lost): drop it with `pgbridge slots drop \(slot.name)`, restart the pipe and re-sync consumers (see docs/troubleshooting.md)"
+                )
+            } else if let limit = source.maxLagBytes, let lag = slot.lagBytes, lag > limit {
+                problems.append(
+                    "pipe \(status.name): slot \(slot.name) retains \(lag) bytes of WAL, more than max_lag_bytes (\(limit)): a sink is down or too slow, or the pipe is stopped"
+                )
+            }
+        }
+        return problems
     }
 
     /// Slot lag and confirmed position per pipe, read when metrics are scraped.
@@ -45,6 +70,19 @@ extension APIServer {
                 let lag = slots.first(where: { $0.name == source.slot })?.lagBytes
             {
                 Gauge(label: "pgbridge_slot_lag_bytes", dimensions: dimensions).record(Double(lag))
+            }
+            if case .replication(let source) = status.config.source,
+                let slot = slots.first(where: { $0.name == source.slot })
+            {
+                Gauge(label: "pgbridge_slot_lost", dimensions: dimensions).record(slot.walStatus == "lost" ? 1 : 0)
+                if let safe = slot.safeWalSize {
+                    Gauge(label: "pgbridge_slot_safe_wal_size_bytes", dimensions: dimensions).record(Double(safe))
+                }
+                if let limit = source.maxLagBytes {
+                    Gauge(label: "pgbridge_slot_max_lag_bytes", dimensions: dimensions).record(Double(limit))
+                    Gauge(label: "pgbridge_slot_lag_exceeded", dimensions: dimensions).record(
+                        (slot.lagBytes ?? 0) > limit ? 1 : 0)
+                }
             }
         }
     }

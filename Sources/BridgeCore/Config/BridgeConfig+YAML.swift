@@ -149,6 +149,7 @@ extension BridgeConfig {
             let keys = try node.mapping(allowed: [
                 "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
                 "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows",
+                "heartbeat_interval", "max_lag_bytes",
             ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
@@ -212,12 +213,18 @@ extension BridgeConfig {
                 }
             }
             let batchRows = try keys["snapshot_batch_rows"]?.int(range: 1...1_000_000) ?? 5000
+            let heartbeat = try keys["heartbeat_interval"]?.duration() ?? .seconds(30)
+            guard heartbeat == .zero || heartbeat >= .milliseconds(100) else {
+                throw keys["heartbeat_interval"]!.error("must be 0 (off) or at least 100ms")
+            }
+            let maxLag = try keys["max_lag_bytes"].map { Int64(try $0.int(range: 1024...Int(Int64.max))) }
             return .replication(
                 ReplicationSourceConfig(
                     tables: tables, slot: slot, publication: publication, snapshot: snapshot,
                     statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout,
                     continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval,
-                    snapshotRange: snapshotRange, snapshotBatchRows: batchRows))
+                    snapshotRange: snapshotRange, snapshotBatchRows: batchRows, heartbeatInterval: heartbeat,
+                    maxLagBytes: maxLag))
         case "outbox":
             let keys = try node.mapping(allowed: ["kind", "channel", "channels", "batch_rows", "poll_interval"])
             let channels = try parseChannels(keys, node: node, defaultChannel: "pgbridge")
@@ -250,6 +257,7 @@ extension BridgeConfig {
     private static let sourceKeys = [
         "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
         "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
+        "heartbeat_interval", "max_lag_bytes",
         "batch_rows", "poll_interval",
     ]
 

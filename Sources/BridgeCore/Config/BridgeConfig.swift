@@ -111,13 +111,22 @@ public struct ReplicationSourceConfig: Sendable {
     public var snapshotRange: SnapshotRange?
     /// Rows fetched per round trip while snapshotting (memory stays bounded by this).
     public var snapshotBatchRows: Int
+    /// How often a heartbeat (`pg_logical_emit_message`) is written so the slot advances while
+    /// the captured tables are quiet; zero = never.
+    public var heartbeatInterval: Duration
+    /// Slot lag (bytes of WAL the slot retains) above which pgbridge logs an error every minute
+    /// and `/readyz` fails; nil = no limit.
+    public var maxLagBytes: Int64?
 
     public init(
         tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
         statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30),
         continuousAggregates: ContinuousAggregateMode = .view, reconcileInterval: Duration = .seconds(30),
-        snapshotRange: SnapshotRange? = nil, snapshotBatchRows: Int = 5000
+        snapshotRange: SnapshotRange? = nil, snapshotBatchRows: Int = 5000, heartbeatInterval: Duration = .seconds(30),
+        maxLagBytes: Int64? = nil
     ) {
+        self.heartbeatInterval = heartbeatInterval
+        self.maxLagBytes = maxLagBytes
         self.snapshotRange = snapshotRange
         self.snapshotBatchRows = snapshotBatchRows
         self.slotBusyTimeout = slotBusyTimeout

@@ -136,6 +136,8 @@ final class ChangeAssembler {
                 if replayed & 4095 == 0 { keepAlive() }
             }
             endTransaction(endLSN: endLSN)
+        case .message(_, _, _, SlotMonitor.heartbeatPrefix, _) where transaction == nil:
+            return  // pgbridge's own heartbeat: it only moves the WAL position
         case .message(_, false, let messageLSN, _, _) where transaction == nil:
             // Non-transactional message: a one-event unit of its own, not a checkpoint.
             guard messagesEnabled else { return }
@@ -200,6 +202,8 @@ final class ChangeAssembler {
         guard let transaction, !skippingTransaction else { return }
         let changeLSN = lsn == 0 ? transaction.commitLSN : LSN(lsn)
         switch message {
+        case .message(_, _, _, SlotMonitor.heartbeatPrefix, _):
+            return
         case .message(_, _, _, let prefix, _) where prefix.hasPrefix(Self.timescaleMarkerPrefix):
             if prefix.hasSuffix("-start") {
                 timescaleMaintenanceDepth += 1

@@ -56,6 +56,12 @@ public final class ReplicationSource: ChangeSource {
         thread.name = "pgbridge-replication-\(pipeName)"
         thread.stackSize = 1 << 20
         thread.start()
+        let monitor = SlotMonitor(pipe: pipeName, config: config, postgres: postgres, logger: logger)
+        if monitor.isNeeded {
+            let monitorThread = Thread { [self] in monitor.run { shared.withLock { $0.stopRequested } } }
+            monitorThread.name = "pgbridge-slot-monitor-\(pipeName)"
+            monitorThread.start()
+        }
         if !prepared.hypertables.isEmpty {
             let reconciler = Thread { [self] in reconcileUntilStopped(hypertables: prepared.hypertables) }
             reconciler.name = "pgbridge-reconcile-\(pipeName)"

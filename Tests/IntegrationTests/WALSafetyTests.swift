@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+
+/// What keeps a slot from holding WAL without bound: heartbeats for quiet tables, and the lag
+/// guard (`max_lag_bytes`) that makes a stuck pipe visible.
+@Suite("WAL safety", .serialized, .enabled(if: TestEnvironment.hasBinary))
+struct WALSafetyTests {
+    static let adminToken = "test-admin-token-0123456789"
+
+    static func lag(_ db: TestDatabase, _ slot: String) throws -> Int64 {
+        Int64(
+            try db.value(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = '\(slot)'"
+            ) ?? "-1") ?? -1
+    }
+
+    /// A pipe on a table nobody writes, in a database where another table gets 60 MB of WAL:
+    /// with heartbeats its slot's lag comes back under 256 kB within seconds of the writes.
+    @Test func heartbeatsKeepAQuietSlotAdvancing() async throws {
+        let db = try TestDatabase(prefix: "heartbeat")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY, payload text)")
+        let directory = try TestEnvironment.scratchDirectory("heartbeat-\(db.name)")
+        let slot = "hb_\(db.name)"
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        pipes:
+          - name: quiet
+            source: {kind: replication, tables: [public.quiet], slot: \(slot), publication: \(slot), heartbeat_interval: 500ms}
+            sinks: [{kind: file, path: \(directory)/events.jsonl}]
+          - name: quiet_without_heartbeats
+            source: {kind: replication, tables: [public.quiet], slot: \(slot)_nohb, publication: \(slot)_nohb, heartbeat_interval: 0}
+            sinks: [{kind: file, path: \(directory)/events-nohb.jsonl}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer {
+            bridge.kill(SIGTERM)
+            _ = try? TestEnvironment.shell("sleep 1")
+        }
+        try await waitForSlot(db, slot)
+        try await waitForSlot(db, "\(slot)_nohb")
+        let started = ContinuousClock.now
+        var peak: Int64 = 0
+        for part in 0..<6 {
+            try db.sql(
+                "INSERT INTO busy SELECT g, repeat('x', 300) FROM generate_series(\(part * 30_000 + 1), \((part + 1) * 30_000)) g"
+            )
+            peak = max(peak, try Self.lag(db, slot))
+        }
+        let written = try db.value("SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'))") ?? "?"
+        var settled: Int64 = -1
+        try await waitFor("the quiet slot to come back under 256 kB of lag", timeout: .seconds(30)) {
+            settled = try Self.lag(db, slot)
+            return settled >= 0 && settled < 256 * 1024
+        }
+        let withoutHeartbeats = try Self.lag(db, "\(slot)_nohb")
+        print(
+            "heartbeat: peak lag \(peak) bytes during the writes, \(settled) bytes \(ContinuousClock.now - started) after they began (WAL position \(written)); the same pipe without heartbeats: \(withoutHeartbeats) bytes"
+        )
+        #expect(bridge.isRunning)
+        let events = (try? String(contentsOfFile: "\(directory)/events.jsonl", encoding: .utf8)) ?? ""
+        #expect(!events.contains("pgbridge.heartbeat"), "heartbeats are not events")
+    }
+
+    /// A sink held down: the slot's lag passes max_lag_bytes, `/readyz` fails and says so, the
+    /// metrics show it, and the log says it loudly.
+    @Test func lagAboveTheLimitFailsReadiness() async throws {
+        let db = try TestDatabase(prefix: "lagguard")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE items (id int PRIMARY KEY, payload text)")
+        let directory = try TestEnvironment.scratchDirectory("lagguard-\(db.name)")
+        let slot = "lag_\(db.name)"
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
+        pipes:
+          - name: stuck
+            source: {kind: replication, tables: [public.items], slot: \(slot), publication: \(slot), max_lag_bytes: 1048576}
+            sinks: [{kind: http, url: "http://127.0.0.1:9/hook", retry_interval: 100ms}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer {
+            bridge.kill(SIGTERM)
+            _ = try? TestEnvironment.shell("sleep 1")
+        }
+        let port = try await APIClient.waitForPort(bridge)
+        let api = APIClient(base: "http://127.0.0.1:\(port)", token: Self.adminToken)
+        try await waitForSlot(db, slot)
+        try db.sql("INSERT INTO items SELECT g, repeat('y', 500) FROM generate_series(1, 10000) g")
+        var readiness = ""
+        try await waitFor("/readyz to report the slot lag", timeout: .seconds(60)) {
+            let reply = try await api.request(.GET, "/readyz")
+            readiness = reply.body
+            return reply.status == 503 && reply.body.contains("more than max_lag_bytes (1048576)")
+        }
+        #expect(readiness.contains("slot \(slot) retains"), "\(readiness)")
+        let metrics = try await api.request(.GET, "/metrics").body
+        #expect(metrics.contains("pgbridge_slot_lag_exceeded{pipe=\"stuck\"} 1"), "\(metrics.prefix(3000))")
+        #expect(metrics.contains("pgbridge_slot_max_lag_bytes{pipe=\"stuck\"} 1048576"))
+        try await waitFor("the loud log line", timeout: .seconds(30)) {
+            bridge.stderr.contains("more than max_lag_bytes (1048576)")
+        }
+        #expect(try Self.lag(db, slot) > 1_048_576)
+    }
+}
