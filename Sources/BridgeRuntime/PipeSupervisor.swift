@@ -36,7 +36,20 @@ public actor PipeSupervisor: Service {
         /// Why the pipe is not healthy; nil = healthy (or stopped on purpose).
         public var problem: String?
         public var lastError: String?
+        /// With `ha`: whether this replica owns the pipe now (nil without `ha`).
+        public var role: Role?
     }
+
+    /// A replica's part in a pipe under `ha`.
+    public enum Role: String, Sendable {
+        /// This replica runs the pipe.
+        case owner
+        /// Another replica runs it (or is about to); this one takes over when it goes.
+        case standby
+    }
+
+    /// This replica's name under `ha` (nil without it).
+    public nonisolated let replicaID: String?
 
     public enum ControlError: Error, CustomStringConvertible {
         case notFound(String)
@@ -68,6 +81,7 @@ public actor PipeSupervisor: Service {
         var buffer: PipeEventBuffer?
         var failure: String?
         var lastStats: PipeRunner.Stats?
+        var role: Role?
     }
 
     private let factory: PipeFactory
@@ -100,6 +114,7 @@ public actor PipeSupervisor: Service {
         runnerOptions: PipeRunner.Options = PipeRunner.Options(), logger: Logger
     ) {
         self.factory = PipeFactory(config: config, version: version, logger: logger)
+        self.replicaID = config.ha?.replicaID
         self.store = store
         self.keepsRunning = keepsRunning
         self.bufferEvents = bufferEvents
@@ -252,7 +267,7 @@ public actor PipeSupervisor: Service {
         return Status(
             name: name, origin: entry.origin, state: entry.runner != nil ? .running : .stopped, config: entry.config,
             definition: entry.definition, stats: stats, problem: problem(entry, stats: stats),
-            lastError: entry.failure ?? stats?.lastError)
+            lastError: entry.failure ?? stats?.lastError, role: entry.runner == nil ? nil : entry.role)
     }
 
     /// Creates a pipe from its JSON definition, stores it and starts it.
@@ -421,15 +436,44 @@ public actor PipeSupervisor: Service {
         entry.runner = runner
         entry.generation = generation
         entry.failure = nil
+        let lease = factory.config.ha.map {
+            PipeLease(pipe: name, postgres: factory.config.postgres, ha: $0, logger: logger)
+        }
+        entry.role = lease == nil ? nil : .standby
         entry.task = Task {
             do {
-                try await runner.run()
+                if let lease {
+                    try await runOwned(name, generation: generation, runner: runner, lease: lease)
+                } else {
+                    try await runner.run()
+                }
                 continuation.yield(.ended(name: name, generation: generation, error: nil, failure: nil))
             } catch {
                 continuation.yield(.ended(name: name, generation: generation, error: "\(error)", failure: error))
             }
         }
         entries[name] = entry
+    }
+
+    /// Under `ha`: waits until this replica owns the pipe, then runs it while the lease holds.
+    /// A lease lost (its connection broke) stops the pipe with `PipeLease.Lost`.
+    private nonisolated func runOwned(_ name: String, generation: Int, runner: PipeRunner, lease: PipeLease)
+        async throws
+    {
+        defer { lease.release() }
+        guard try await lease.acquire(shouldStop: { runner.isStopping }) else { return }
+        await setRole(.owner, of: name, generation: generation)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await runner.run() }
+            group.addTask { try await lease.watch() }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    private func setRole(_ role: Role, of name: String, generation: Int) {
+        guard entries[name]?.generation == generation else { return }
+        entries[name]?.role = role
     }
 
     private func checkConflicts(_ pipe: PipeConfig) throws(ControlError) {

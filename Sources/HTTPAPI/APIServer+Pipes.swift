@@ -29,7 +29,10 @@ extension APIServer {
             try requireAdmin(request)
             let name = try pipeName(context)
             guard let status = await supervisor.status(name) else { throw APIError.notFound("no pipe named \(name)") }
-            return JSONBody.response(render(status, slots: await slotLags()))
+            // Under `ha`, a standby says which replica runs the pipe.
+            var owner: String?
+            if status.role == .standby { owner = try? await PipeLease.owner(of: name, postgres: postgres) }
+            return JSONBody.response(render(status, slots: await slotLags(), owner: owner))
         }
         router.post("/v1/pipes/{name}/start") { request, context in
             try requireAdmin(request)
@@ -86,7 +89,7 @@ extension APIServer {
         return lags
     }
 
-    func render(_ status: PipeSupervisor.Status, slots: [String: Int64]) -> [String: Any] {
+    func render(_ status: PipeSupervisor.Status, slots: [String: Int64], owner: String? = nil) -> [String: Any] {
         var object: [String: Any] = [
             "name": status.name,
             "state": status.state.rawValue,
@@ -94,6 +97,11 @@ extension APIServer {
             "healthy": status.problem == nil,
             "format": status.config.format.rawValue,
         ]
+        if let replica = supervisor.replicaID {
+            var ha: [String: Any] = ["replica": replica, "role": status.role?.rawValue ?? "none"]
+            if status.role == .owner { ha["owner"] = replica } else if let owner { ha["owner"] = owner }
+            object["ha"] = ha
+        }
         var source: [String: Any] = [:]
         switch status.config.source {
         case .replication(let replication):

@@ -224,7 +224,14 @@ enum OpenAPIDocument {
                   "retries": {"type": "integer"}, "dead_letters": {"type": "integer"},
                   "source": {"type": "object"}, "format": {"type": "string"},
                   "sinks": {"type": "array", "items": {"type": "object"}},
-                  "definition": {"type": "object", "description": "The pipe as posted, secrets redacted (API pipes only)."}
+                  "definition": {"type": "object", "description": "The pipe as posted, secrets redacted (API pipes only)."},
+                  "ha": {
+                    "type": "object", "description": "With an ha section: this replica, its role, and the replica that owns the pipe.",
+                    "properties": {
+                      "replica": {"type": "string"}, "role": {"type": "string", "enum": ["owner", "standby", "none"]},
+                      "owner": {"type": "string"}
+                    }
+                  }
                 }
               }
             }

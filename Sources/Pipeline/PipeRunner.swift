@@ -112,7 +112,8 @@ public final class PipeRunner: Service {
         source.requestStop()
     }
 
-    private var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    /// Whether `stop()` was called.
+    public var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     private func runPipe() async throws {
         try await withRetries("start source") { try await source.start() }

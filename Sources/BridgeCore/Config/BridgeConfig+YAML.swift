@@ -31,7 +31,7 @@ extension BridgeConfig {
             throw ConfigError(path: "", message: "malformed YAML: \(describe(error))", line: line(of: error))
         }
         let top = ConfigNode(node: root, path: "", environment: environment)
-        let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire"])
+        let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire", "ha"])
         guard let postgresNode = keys["postgres"] else {
             throw ConfigError(
                 path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
@@ -40,11 +40,13 @@ extension BridgeConfig {
         let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
         let api = try keys["api"].map(parseAPI)
         let wire = try keys["wire"].map(parseWire)
+        let ha = try keys["ha"].map(parseHA)
         // With the HTTP API, pipes may also be created at run time (POST /v1/pipes); with the
         // wire protocol alone, pgbridge serves foreign tables only.
         guard let pipesNode = keys["pipes"] else {
             if api != nil || wire != nil {
-                return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: [], api: api, wire: wire)
+                return BridgeConfig(
+                    postgres: postgres, stateDirectory: stateDirectory, pipes: [], api: api, wire: wire, ha: ha)
             }
             throw ConfigError(
                 path: "pipes", message: "missing: add at least one pipe (or an api section to create them at run time)")
@@ -70,7 +72,8 @@ extension BridgeConfig {
             }
             pipes.append(pipe)
         }
-        return BridgeConfig(postgres: postgres, stateDirectory: stateDirectory, pipes: pipes, api: api, wire: wire)
+        return BridgeConfig(
+            postgres: postgres, stateDirectory: stateDirectory, pipes: pipes, api: api, wire: wire, ha: ha)
     }
 
     /// One pipe in the shape of a `pipes:` entry, given as JSON or YAML text (POST /v1/pipes);

@@ -8,13 +8,16 @@ public struct BridgeConfig: Sendable {
     public var api: APIConfig?
     /// The PostgreSQL wire protocol for postgres_fdw; nil = not served.
     public var wire: WireConfig?
+    /// Several replicas, one owner per pipe; nil = this process runs every pipe itself.
+    public var ha: HAConfig?
 
     public static let defaultStateDirectory = "./pgbridge-state"
 
     public init(
         postgres: PostgresConfig, stateDirectory: String = defaultStateDirectory, pipes: [PipeConfig],
-        api: APIConfig? = nil, wire: WireConfig? = nil
+        api: APIConfig? = nil, wire: WireConfig? = nil, ha: HAConfig? = nil
     ) {
+        self.ha = ha
         self.postgres = postgres
         self.stateDirectory = stateDirectory
         self.pipes = pipes

@@ -1,0 +1,126 @@
+import BridgeCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Ownership of one pipe among several pgbridge replicas: a session-level advisory lock, held on
+/// a connection of its own for as long as the pipe runs here. When the owner dies, PostgreSQL
+/// drops its connection and the lock with it, and a standby's next attempt takes the pipe over;
+/// the slot's confirmed position says where streaming resumes.
+public final class PipeLease: Sendable {
+    /// The first key of pgbridge's advisory locks ("pgbr"); the second is `hashtext` of the pipe.
+    static let lockClass: Int32 = 0x7067_6272
+    static let livenessInterval: Duration = .seconds(2)
+
+    public struct Lost: Error, CustomStringConvertible {
+        public let pipe: String
+        public let reason: String
+        public var description: String {
+            "lost the ownership of pipe \(pipe) (\(reason)): it stops here so that another replica can take it over"
+        }
+    }
+
+    public let pipe: String
+    let postgres: PostgresConfig
+    let replicaID: String
+    let pollInterval: Duration
+    let logger: Logger
+    /// The lock's connection, owned by whichever blocking call runs (one at a time).
+    private let connection = Mutex<PGConnection?>(nil)
+
+    public init(pipe: String, postgres: PostgresConfig, ha: HAConfig, logger: Logger) {
+        self.pipe = pipe
+        self.postgres = postgres
+        self.replicaID = ha.replicaID
+        self.pollInterval = ha.lockPollInterval
+        self.logger = logger
+    }
+
+    var lockKey: String { "pgbridge pipe \(pipe)" }
+    public var applicationName: String { "pgbridge:\(replicaID)" }
+
+    /// Waits until this replica owns the pipe (true), or `shouldStop` says to give up (false).
+    public func acquire(shouldStop: @escaping @Sendable () -> Bool) async throws -> Bool {
+        var announced = false
+        var failures = 0
+        while !shouldStop() {
+            try Task.checkCancellation()
+            do {
+                if try await Blocking.run("pgbridge-lease", { [self] in try tryLock() }) {
+                    logger.info("pipe \(pipe): this replica (\(replicaID)) owns it")
+                    return true
+                }
+                failures = 0
+                if !announced {
+                    announced = true
+                    let owner = (try? await Self.owner(of: pipe, postgres: postgres)) ?? nil
+                    logger.info(
+                        "pipe \(pipe): owned by \(owner.map { "replica \($0)" } ?? "another replica"); this replica (\(replicaID)) stands by"
+                    )
+                }
+            } catch {
+                failures += 1
+                if failures == 1 { logger.warning("pipe \(pipe): cannot take the ownership lock: \(error) (retrying)") }
+                drop()
+            }
+            try await Task.sleep(for: pollInterval)
+        }
+        return false
+    }
+
+    /// Returns (throwing `Lost`) when the lock's connection breaks; checks every 2 s.
+    public func watch() async throws {
+        while true {
+            try await Task.sleep(for: Self.livenessInterval)
+            do {
+                try await Blocking.run("pgbridge-lease") { [self] in
+                    try connection.withLock { connection in
+                        guard let connection, !connection.isBroken else {
+                            throw PostgresError(.connectionFailed, "the lock's connection is closed")
+                        }
+                        try connection.execute("SELECT 1")
+                    }
+                }
+            } catch {
+                drop()
+                throw Lost(pipe: pipe, reason: "its lock connection to PostgreSQL broke: \(error)")
+            }
+        }
+    }
+
+    /// Gives the pipe up (closing the connection releases the lock).
+    public func release() {
+        drop()
+    }
+
+    private func drop() {
+        connection.withLock { $0 = nil }
+    }
+
+    private func tryLock() throws -> Bool {
+        try connection.withLock { connection in
+            if connection == nil || connection?.isBroken == true {
+                connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: applicationName)
+            }
+            let result = try connection!.execute(
+                "SELECT pg_try_advisory_lock($1::int, hashtext($2))", [String(Self.lockClass), lockKey])
+            return result.string(0, 0) == "t"
+        }
+    }
+
+    /// The replica that owns `pipe` now (from its connection's `application_name`), if any.
+    public static func owner(of pipe: String, postgres: PostgresConfig) async throws -> String? {
+        try await Blocking.run("pgbridge-lease") {
+            let connection = try PGConnection(url: postgres.url, mode: .normal, connectTimeout: 5)
+            let result = try connection.execute(
+                """
+                SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                  AND l.classid = ($1::int)::oid AND l.objid = (hashtext($2))::oid
+                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """, [String(lockClass), "pgbridge pipe \(pipe)"])
+            guard result.rowCount > 0, let name = result.string(0, 0) else { return nil }
+            return name.hasPrefix("pgbridge:") ? String(name.dropFirst("pgbridge:".count)) : name
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+
+/// Two replicas on one pipe: one owns it through an advisory lock, the other stands by and
+/// takes over when the owner is killed.
+@Suite("High availability", .serialized, .enabled(if: TestEnvironment.hasBinary))
+struct HighAvailabilityTests {
+    static let adminToken = "test-admin-token-0123456789"
+
+    static func config(_ db: TestDatabase, _ directory: String, replica: String, slot: String) throws -> String {
+        let path = "\(directory)/\(replica).yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state-\(replica)
+        api: {listen: "127.0.0.1:0", admin_token: \(adminToken)}
+        ha: {replica_id: \(replica), lock_poll_interval: 200ms}
+        pipes:
+          - name: orders
+            source: {kind: replication, tables: [public.orders], slot: \(slot), publication: \(slot), slot_busy_timeout: 60s}
+            sinks: [{kind: file, path: \(directory)/events-\(replica).jsonl}]
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func ids(_ path: String) -> Set<Int> {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var ids: Set<Int> = []
+        for line in text.split(separator: "\n") {
+            if let match = line.firstMatch(of: /"after":\{"id":(\d+)/), let id = Int(match.1) { ids.insert(id) }
+        }
+        return ids
+    }
+
+    @Test func theStandbyTakesOverAfterTheOwnerIsKilled() async throws {
+        let db = try TestDatabase(prefix: "ha")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE orders (id int PRIMARY KEY, amount int)")
+        let directory = try TestEnvironment.scratchDirectory("ha-\(db.name)")
+        let slot = "ha_\(db.name)"
+        let first = try BridgeProcess(
+            arguments: ["run", "--config", try Self.config(db, directory, replica: "alpha", slot: slot)],
+            directory: directory, label: "alpha")
+        let firstAPI = APIClient(
+            base: "http://127.0.0.1:\(try await APIClient.waitForPort(first))", token: Self.adminToken)
+        try await waitForSlot(db, slot)
+        let second = try BridgeProcess(
+            arguments: ["run", "--config", try Self.config(db, directory, replica: "beta", slot: slot)],
+            directory: directory, label: "beta")
+        defer {
+            second.kill(SIGTERM)
+            _ = try? TestEnvironment.shell("sleep 1")
+        }
+        let secondAPI = APIClient(
+            base: "http://127.0.0.1:\(try await APIClient.waitForPort(second))", token: Self.adminToken)
+
+        // alpha owns the pipe, beta stands by and says so.
+        var standby: [String: Any] = [:]
+        try await waitFor("beta to stand by", timeout: .seconds(30)) {
+            standby = try await secondAPI.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any] ?? [:]
+            return standby["role"] as? String == "standby" && standby["owner"] as? String == "alpha"
+        }
+        let owner = try await firstAPI.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any] ?? [:]
+        #expect(owner["role"] as? String == "owner" && owner["replica"] as? String == "alpha", "\(owner)")
+
+        // Rows keep coming while alpha is killed.
+        let writer = Task {
+            for id in 1...400 {
+                try db.sql("INSERT INTO orders VALUES (\(id), \(id * 10))")
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        try await waitFor("alpha to deliver some rows", timeout: .seconds(30)) {
+            Self.ids("\(directory)/events-alpha.jsonl").count >= 50
+        }
+        first.kill(SIGKILL)
+        let killedAt = ContinuousClock.now
+        _ = try? await first.waitForExit(timeout: .seconds(10))
+        try await writer.value
+
+        var tookOver: Duration?
+        try await waitFor("beta to own the pipe", timeout: .seconds(60)) {
+            let ha = try await secondAPI.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any] ?? [:]
+            if ha["role"] as? String == "owner", tookOver == nil { tookOver = ContinuousClock.now - killedAt }
+            return tookOver != nil
+        }
+        try await waitFor("every row in the sinks", timeout: .seconds(60)) {
+            Self.ids("\(directory)/events-alpha.jsonl").union(Self.ids("\(directory)/events-beta.jsonl")).count == 400
+        }
+        let alpha = Self.ids("\(directory)/events-alpha.jsonl")
+        let beta = Self.ids("\(directory)/events-beta.jsonl")
+        print(
+            "ha: beta took over \(tookOver.map { "\($0)" } ?? "?") after the kill; alpha delivered \(alpha.count) rows, beta \(beta.count)"
+        )
+        #expect(alpha.union(beta) == Set(1...400))
+        #expect(tookOver.map { $0 < .seconds(15) } ?? false, "took over within a few seconds")
+        #expect(!beta.isEmpty)
+    }
+}
