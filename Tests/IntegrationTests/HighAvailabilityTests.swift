@@ -74,15 +74,14 @@ struct HighAvailabilityTests {
         }
         first.kill(SIGKILL)
         let killedAt = ContinuousClock.now
-        _ = try? await first.waitForExit(timeout: .seconds(10))
-        try await writer.value
-
         var tookOver: Duration?
         try await waitFor("beta to own the pipe", timeout: .seconds(60)) {
             let ha = try await secondAPI.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any] ?? [:]
             if ha["role"] as? String == "owner", tookOver == nil { tookOver = ContinuousClock.now - killedAt }
             return tookOver != nil
         }
+        try await writer.value
+        _ = try? await first.waitForExit(timeout: .seconds(10))
         try await waitFor("every row in the sinks", timeout: .seconds(60)) {
             Self.ids("\(directory)/events-alpha.jsonl").union(Self.ids("\(directory)/events-beta.jsonl")).count == 400
         }
