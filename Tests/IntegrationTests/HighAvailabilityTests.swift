@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Two replicas on one pipe: one owns it through an advisory lock, the other stands by and
@@ -62,13 +63,17 @@ struct HighAvailabilityTests {
         let owner = try await firstAPI.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any] ?? [:]
         #expect(owner["role"] as? String == "owner" && owner["replica"] as? String == "alpha", "\(owner)")
 
-        // Rows keep coming while alpha is killed.
-        let writer = Task {
+        // Rows keep coming while alpha is killed, from a thread of their own (the test process's
+        // cooperative pool is shared with every other suite).
+        let written = Mutex(0)
+        let writer = Thread {
             for id in 1...400 {
-                try db.sql("INSERT INTO orders VALUES (\(id), \(id * 10))")
-                try await Task.sleep(for: .milliseconds(10))
+                _ = try? db.sql("INSERT INTO orders VALUES (\(id), \(id * 10))")
+                written.withLock { $0 = id }
+                usleep(10_000)
             }
         }
+        writer.start()
         try await waitFor("alpha to deliver some rows", timeout: .seconds(30)) {
             Self.ids("\(directory)/events-alpha.jsonl").count >= 50
         }
@@ -80,7 +85,7 @@ struct HighAvailabilityTests {
             if ha["role"] as? String == "owner", tookOver == nil { tookOver = ContinuousClock.now - killedAt }
             return tookOver != nil
         }
-        try await writer.value
+        try await waitFor("the writer to finish", timeout: .seconds(120)) { written.withLock { $0 } == 400 }
         _ = try? await first.waitForExit(timeout: .seconds(10))
         try await waitFor("every row in the sinks", timeout: .seconds(60)) {
             Self.ids("\(directory)/events-alpha.jsonl").union(Self.ids("\(directory)/events-beta.jsonl")).count == 400
