@@ -12,7 +12,9 @@ WORKDIR /src
 # Dependencies first: this layer is reused while only the sources change.
 COPY Package.swift ./
 RUN swift package resolve
+# SwiftPM checks every target of Package.swift, the test targets included.
 COPY Sources ./Sources
+COPY Tests ./Tests
 COPY sql ./sql
 RUN swift build -c release --product pgbridge --static-swift-stdlib \
     && install -D "$(swift build -c release --show-bin-path)/pgbridge" /out/pgbridge

@@ -160,6 +160,17 @@ public actor PipeSupervisor: Service {
                 entry.lastStats = entry.runner?.stats ?? entry.lastStats
                 entry.runner = nil
                 entry.task = nil
+                if failure is PipeLease.Lost, entry.desired == .running, !shuttingDown {
+                    // Under `ha`, a replica that lost a pipe stands by for it again.
+                    logger.warning("\(error ?? "")")
+                    entries[name] = entry
+                    do {
+                        try startRunner(name)
+                    } catch {
+                        entries[name]?.failure = "\(error)"
+                    }
+                    continue
+                }
                 entry.failure = failure is CancellationError ? nil : error
                 if error == nil, entry.desired == .running, !shuttingDown { entry.desired = .stopped }
                 entries[name] = entry
@@ -437,7 +448,7 @@ public actor PipeSupervisor: Service {
         entry.generation = generation
         entry.failure = nil
         let lease = factory.config.ha.map {
-            PipeLease(pipe: name, postgres: factory.config.postgres, ha: $0, logger: logger)
+            PipeLease(pipe: entry.config, postgres: factory.config.postgres, ha: $0, logger: logger)
         }
         entry.role = lease == nil ? nil : .standby
         entry.task = Task {
@@ -465,7 +476,16 @@ public actor PipeSupervisor: Service {
         await setRole(.owner, of: name, generation: generation)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await runner.run() }
-            group.addTask { try await lease.watch() }
+            group.addTask {
+                do {
+                    try await lease.watch()
+                } catch let lost as PipeLease.Lost {
+                    // Stop streaming at once (cancelling alone would not stop a healthy delivery):
+                    // another replica may own the slot within a second.
+                    runner.stop()
+                    throw lost
+                }
+            }
             defer { group.cancelAll() }
             try await group.next()
         }

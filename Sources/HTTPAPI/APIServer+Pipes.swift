@@ -31,7 +31,9 @@ extension APIServer {
             guard let status = await supervisor.status(name) else { throw APIError.notFound("no pipe named \(name)") }
             // Under `ha`, a standby says which replica runs the pipe.
             var owner: String?
-            if status.role == .standby { owner = try? await PipeLease.owner(of: name, postgres: postgres) }
+            if status.role == .standby {
+                owner = try? await PipeLease.owner(lockKey: PipeLease.lockKey(for: status.config), postgres: postgres)
+            }
             return JSONBody.response(render(status, slots: await slotLags(), owner: owner))
         }
         router.post("/v1/pipes/{name}/start") { request, context in

@@ -62,6 +62,12 @@ struct DeploymentFilesTests {
 
         let kafka = try Self.environment(try Self.service("kafka"))
         #expect(kafka["KAFKA_PROCESS_ROLES"] == "broker,controller", "KRaft mode")
+        let kafkaVolumes = try #require(try Self.service("kafka")["volumes"] as? [String])
+        #expect(
+            kafkaVolumes.contains { $0.hasSuffix(":\(kafka["KAFKA_LOG_DIRS"] ?? "?")") },
+            "the topics live in the volume")
+        let databaseCheck = try #require((database["healthcheck"] as? [String: Any])?["test"] as? [String])
+        #expect(databaseCheck.joined(separator: " ").contains("-h 127.0.0.1"), "ready only once init.sql ran")
         #expect(kafka["KAFKA_ADVERTISED_LISTENERS"]?.contains("kafka:9092") == true)
 
         let bridge = try Self.service("pgbridge")
@@ -140,8 +146,9 @@ struct DeploymentFilesTests {
         #expect(dockerfile.contains("USER pgbridge"))
         #expect(dockerfile.contains("EXPOSE 8080 6433"))
         // What the build copies exists, and the image runs the command compose gives it.
-        for path in ["Package.swift", "Sources", "sql"] {
+        for path in ["Package.swift", "Sources", "Tests", "sql"] {
             #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(path).path))
+            #expect(dockerfile.contains("COPY \(path) "), "the build needs \(path): SwiftPM checks every target")
         }
         let healthcheck = try #require(
             (try Self.service("pgbridge")["healthcheck"] as? [String: Any])?["test"] as? [String])

@@ -100,3 +100,56 @@ struct HighAvailabilityTests {
         #expect(!beta.isEmpty)
     }
 }
+
+extension HighAvailabilityTests {
+    /// The owner's lock connection is terminated (as in a PostgreSQL restart or a partition): it
+    /// stops the pipe and stands by, the other replica takes over, and rows written afterwards
+    /// reach the new owner only.
+    @Test func anOwnerThatLosesItsLockStandsBy() async throws {
+        let db = try TestDatabase(prefix: "halost")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE orders (id int PRIMARY KEY, amount int)")
+        let directory = try TestEnvironment.scratchDirectory("halost-\(db.name)")
+        let slot = "halost_\(db.name)"
+        let alpha = try BridgeProcess(
+            arguments: ["run", "--config", try Self.config(db, directory, replica: "alpha", slot: slot)],
+            directory: directory, label: "alpha")
+        let alphaAPI = APIClient(
+            base: "http://127.0.0.1:\(try await APIClient.waitForPort(alpha))", token: Self.adminToken)
+        try await waitForSlot(db, slot)
+        let beta = try BridgeProcess(
+            arguments: ["run", "--config", try Self.config(db, directory, replica: "beta", slot: slot)],
+            directory: directory, label: "beta")
+        defer {
+            alpha.kill(SIGTERM)
+            beta.kill(SIGTERM)
+            _ = try? TestEnvironment.shell("sleep 1")
+        }
+        let betaAPI = APIClient(
+            base: "http://127.0.0.1:\(try await APIClient.waitForPort(beta))", token: Self.adminToken)
+        func role(_ api: APIClient) async throws -> String? {
+            (try await api.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any])?["role"] as? String
+        }
+        try await waitFor("beta to stand by", timeout: .seconds(30)) { try await role(betaAPI) == "standby" }
+        try db.sql("INSERT INTO orders SELECT g, g FROM generate_series(1, 10) g")
+        try await waitFor("alpha to deliver the first rows", timeout: .seconds(30)) {
+            Self.ids("\(directory)/events-alpha.jsonl").count == 10
+        }
+
+        try db.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgbridge:alpha' AND datname = current_database()"
+        )
+        try await waitFor("beta to own the pipe and alpha to stand by", timeout: .seconds(60)) {
+            let betaRole = try await role(betaAPI)
+            let alphaRole = try await role(alphaAPI)
+            return betaRole == "owner" && alphaRole == "standby"
+        }
+        #expect(alpha.stderr.contains("lost the ownership of pipe orders"))
+        try db.sql("INSERT INTO orders SELECT g, g FROM generate_series(11, 20) g")
+        try await waitFor("beta to deliver the new rows", timeout: .seconds(60)) {
+            Self.ids("\(directory)/events-beta.jsonl").isSuperset(of: Set(11...20))
+        }
+        #expect(Self.ids("\(directory)/events-alpha.jsonl").isDisjoint(with: Set(11...20)), "alpha stopped streaming")
+        #expect(alpha.isRunning && beta.isRunning)
+    }
+}

@@ -72,6 +72,14 @@ extension BridgeConfig {
             }
             pipes.append(pipe)
         }
+        if let haNode = keys["ha"] {
+            for pipe in pipes {
+                guard case .replication(let source) = pipe.source, source.snapshot == .initial else { continue }
+                throw haNode.error(
+                    "pipe '\(pipe.name)' has snapshot: initial, which ha does not support yet: a replica that takes over cannot continue a snapshot another one started. Run pgbridge once without ha until the snapshot is done, then remove snapshot: initial (it only acts when the slot is created) and add ha"
+                )
+            }
+        }
         return BridgeConfig(
             postgres: postgres, stateDirectory: stateDirectory, pipes: pipes, api: api, wire: wire, ha: ha)
     }

@@ -8,7 +8,8 @@ import Synchronization
 /// drops its connection and the lock with it, and a standby's next attempt takes the pipe over;
 /// the slot's confirmed position says where streaming resumes.
 public final class PipeLease: Sendable {
-    /// The first key of pgbridge's advisory locks ("pgbr"); the second is `hashtext` of the pipe.
+    /// The first key of pgbridge's advisory locks ("pgbr"); the second is `hashtext` of what the
+    /// pipe holds: its slot (the unique resource), or its name for trigger-capture pipes.
     static let lockClass: Int32 = 0x7067_6272
     static let livenessInterval: Duration = .seconds(2)
 
@@ -21,6 +22,8 @@ public final class PipeLease: Sendable {
     }
 
     public let pipe: String
+    /// `pgbridge slot <slot>` or `pgbridge pipe <name>`.
+    let lockKey: String
     let postgres: PostgresConfig
     let replicaID: String
     let pollInterval: Duration
@@ -28,15 +31,20 @@ public final class PipeLease: Sendable {
     /// The lock's connection, owned by whichever blocking call runs (one at a time).
     private let connection = Mutex<PGConnection?>(nil)
 
-    public init(pipe: String, postgres: PostgresConfig, ha: HAConfig, logger: Logger) {
-        self.pipe = pipe
+    public init(pipe: PipeConfig, postgres: PostgresConfig, ha: HAConfig, logger: Logger) {
+        self.pipe = pipe.name
+        self.lockKey = Self.lockKey(for: pipe)
         self.postgres = postgres
         self.replicaID = ha.replicaID
         self.pollInterval = ha.lockPollInterval
         self.logger = logger
     }
 
-    var lockKey: String { "pgbridge pipe \(pipe)" }
+    /// Replicas exclude each other on the slot, whatever they call the pipe.
+    public static func lockKey(for pipe: PipeConfig) -> String {
+        if case .replication(let source) = pipe.source { return "pgbridge slot \(source.slot)" }
+        return "pgbridge pipe \(pipe.name)"
+    }
     public var applicationName: String { "pgbridge:\(replicaID)" }
 
     /// Waits until this replica owns the pipe (true), or `shouldStop` says to give up (false).
@@ -53,7 +61,7 @@ public final class PipeLease: Sendable {
                 failures = 0
                 if !announced {
                     announced = true
-                    let owner = (try? await Self.owner(of: pipe, postgres: postgres)) ?? nil
+                    let owner = (try? await Self.owner(lockKey: lockKey, postgres: postgres)) ?? nil
                     logger.info(
                         "pipe \(pipe): owned by \(owner.map { "replica \($0)" } ?? "another replica"); this replica (\(replicaID)) stands by"
                     )
@@ -108,8 +116,8 @@ public final class PipeLease: Sendable {
         }
     }
 
-    /// The replica that owns `pipe` now (from its connection's `application_name`), if any.
-    public static func owner(of pipe: String, postgres: PostgresConfig) async throws -> String? {
+    /// The replica that holds `lockKey` now (from its connection's `application_name`), if any.
+    public static func owner(lockKey: String, postgres: PostgresConfig) async throws -> String? {
         try await Blocking.run("pgbridge-lease") {
             let connection = try PGConnection(url: postgres.url, mode: .normal, connectTimeout: 5)
             let result = try connection.execute(
@@ -118,7 +126,7 @@ public final class PipeLease: Sendable {
                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                   AND l.classid = ($1::int)::oid AND l.objid = (hashtext($2))::oid
                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                """, [String(lockClass), "pgbridge pipe \(pipe)"])
+                """, [String(lockClass), lockKey])
             guard result.rowCount > 0, let name = result.string(0, 0) else { return nil }
             return name.hasPrefix("pgbridge:") ? String(name.dropFirst("pgbridge:".count)) : name
         }
