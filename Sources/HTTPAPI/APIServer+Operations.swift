@@ -59,30 +59,34 @@ extension APIServer {
     /// Slot lag and confirmed position per pipe, read when metrics are scraped.
     func updatePipeGauges() async {
         let statuses = await supervisor.statuses()
-        let slots = (try? await DatabaseAdmin.listSlots(postgres: postgres)) ?? []
+        // nil: PostgreSQL did not answer; the slot gauges keep their values rather than look current.
+        let slots = try? await DatabaseAdmin.listSlots(postgres: postgres)
         for status in statuses {
             let dimensions = [("pipe", status.name)]
             Gauge(label: "pgbridge_pipe_running", dimensions: dimensions).record(status.state == .running ? 1 : 0)
             if let confirmed = status.stats?.confirmed {
                 Gauge(label: "pgbridge_pipe_confirmed_lsn", dimensions: dimensions).record(Double(confirmed.value))
             }
-            if case .replication(let source) = status.config.source,
-                let lag = slots.first(where: { $0.name == source.slot })?.lagBytes
-            {
+            guard case .replication(let source) = status.config.source, let slots else { continue }
+            guard let slot = slots.first(where: { $0.name == source.slot }) else {
+                // No slot (dropped, or not created yet): nothing is lost or lagging.
+                Gauge(label: "pgbridge_slot_lost", dimensions: dimensions).record(0)
+                if source.maxLagBytes != nil {
+                    Gauge(label: "pgbridge_slot_lag_exceeded", dimensions: dimensions).record(0)
+                }
+                continue
+            }
+            if let lag = slot.lagBytes {
                 Gauge(label: "pgbridge_slot_lag_bytes", dimensions: dimensions).record(Double(lag))
             }
-            if case .replication(let source) = status.config.source,
-                let slot = slots.first(where: { $0.name == source.slot })
-            {
-                Gauge(label: "pgbridge_slot_lost", dimensions: dimensions).record(slot.walStatus == "lost" ? 1 : 0)
-                if let safe = slot.safeWalSize {
-                    Gauge(label: "pgbridge_slot_safe_wal_size_bytes", dimensions: dimensions).record(Double(safe))
-                }
-                if let limit = source.maxLagBytes {
-                    Gauge(label: "pgbridge_slot_max_lag_bytes", dimensions: dimensions).record(Double(limit))
-                    Gauge(label: "pgbridge_slot_lag_exceeded", dimensions: dimensions).record(
-                        (slot.lagBytes ?? 0) > limit ? 1 : 0)
-                }
+            Gauge(label: "pgbridge_slot_lost", dimensions: dimensions).record(slot.walStatus == "lost" ? 1 : 0)
+            if let safe = slot.safeWalSize {
+                Gauge(label: "pgbridge_slot_safe_wal_size_bytes", dimensions: dimensions).record(Double(safe))
+            }
+            if let limit = source.maxLagBytes {
+                Gauge(label: "pgbridge_slot_max_lag_bytes", dimensions: dimensions).record(Double(limit))
+                Gauge(label: "pgbridge_slot_lag_exceeded", dimensions: dimensions).record(
+                    (slot.lagBytes ?? 0) > limit ? 1 : 0)
             }
         }
     }
