@@ -23,6 +23,22 @@ struct HighAvailabilityTests {
         return path
     }
 
+    /// A replica: the real binary with its HTTP API.
+    struct Replica {
+        let process: BridgeProcess
+        let api: APIClient
+    }
+
+    /// Starts replica `name` on the pipe `orders` of `db` (the first one creates the slot).
+    static func start(_ name: String, _ db: TestDatabase, _ directory: String, slot: String) async throws -> Replica {
+        let process = try BridgeProcess(
+            arguments: ["run", "--config", try config(db, directory, replica: name, slot: slot)],
+            directory: directory, label: name)
+        let api = APIClient(base: "http://127.0.0.1:\(try await APIClient.waitForPort(process))", token: adminToken)
+        try await waitForSlot(db, slot)
+        return Replica(process: process, api: api)
+    }
+
     static func ids(_ path: String) -> Set<Int> {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         var ids: Set<Int> = []
@@ -38,21 +54,16 @@ struct HighAvailabilityTests {
         try db.sql("CREATE TABLE orders (id int PRIMARY KEY, amount int)")
         let directory = try TestEnvironment.scratchDirectory("ha-\(db.name)")
         let slot = "ha_\(db.name)"
-        let first = try BridgeProcess(
-            arguments: ["run", "--config", try Self.config(db, directory, replica: "alpha", slot: slot)],
-            directory: directory, label: "alpha")
-        let firstAPI = APIClient(
-            base: "http://127.0.0.1:\(try await APIClient.waitForPort(first))", token: Self.adminToken)
-        try await waitForSlot(db, slot)
-        let second = try BridgeProcess(
-            arguments: ["run", "--config", try Self.config(db, directory, replica: "beta", slot: slot)],
-            directory: directory, label: "beta")
+        let alphaReplica = try await Self.start("alpha", db, directory, slot: slot)
+        let first = alphaReplica.process
+        let firstAPI = alphaReplica.api
+        let betaReplica = try await Self.start("beta", db, directory, slot: slot)
+        let second = betaReplica.process
         defer {
             second.kill(SIGTERM)
             _ = try? TestEnvironment.shell("sleep 1")
         }
-        let secondAPI = APIClient(
-            base: "http://127.0.0.1:\(try await APIClient.waitForPort(second))", token: Self.adminToken)
+        let secondAPI = betaReplica.api
 
         // alpha owns the pipe, beta stands by and says so.
         var standby: [String: Any] = [:]
@@ -111,22 +122,16 @@ extension HighAvailabilityTests {
         try db.sql("CREATE TABLE orders (id int PRIMARY KEY, amount int)")
         let directory = try TestEnvironment.scratchDirectory("halost-\(db.name)")
         let slot = "halost_\(db.name)"
-        let alpha = try BridgeProcess(
-            arguments: ["run", "--config", try Self.config(db, directory, replica: "alpha", slot: slot)],
-            directory: directory, label: "alpha")
-        let alphaAPI = APIClient(
-            base: "http://127.0.0.1:\(try await APIClient.waitForPort(alpha))", token: Self.adminToken)
-        try await waitForSlot(db, slot)
-        let beta = try BridgeProcess(
-            arguments: ["run", "--config", try Self.config(db, directory, replica: "beta", slot: slot)],
-            directory: directory, label: "beta")
+        let alphaReplica = try await Self.start("alpha", db, directory, slot: slot)
+        let betaReplica = try await Self.start("beta", db, directory, slot: slot)
+        let (alpha, alphaAPI, beta, betaAPI) = (
+            alphaReplica.process, alphaReplica.api, betaReplica.process, betaReplica.api
+        )
         defer {
             alpha.kill(SIGTERM)
             beta.kill(SIGTERM)
             _ = try? TestEnvironment.shell("sleep 1")
         }
-        let betaAPI = APIClient(
-            base: "http://127.0.0.1:\(try await APIClient.waitForPort(beta))", token: Self.adminToken)
         func role(_ api: APIClient) async throws -> String? {
             (try await api.request(.GET, "/v1/pipes/orders").json["ha"] as? [String: Any])?["role"] as? String
         }
