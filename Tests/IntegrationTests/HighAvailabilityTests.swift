@@ -60,6 +60,8 @@ struct HighAvailabilityTests {
         let betaReplica = try await Self.start("beta", db, directory, slot: slot)
         let second = betaReplica.process
         defer {
+            // alpha too: a failed expectation before the kill must not leave it running.
+            if first.isRunning { first.kill(SIGKILL) }
             second.kill(SIGTERM)
             _ = try? TestEnvironment.shell("sleep 1")
         }
