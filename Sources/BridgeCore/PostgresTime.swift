@@ -8,9 +8,18 @@ public enum PostgresTime {
         micros - epochOffsetSeconds * 1_000_000
     }
 
-    /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ` for a PostgreSQL timestamp (microseconds since 2000).
-    public static func writeRFC3339(_ pgMicros: Int64, into out: inout [UInt8]) {
-        let unixMicros = pgMicros + epochOffsetSeconds * 1_000_000
+    /// The UTC calendar date and time of a Unix time in microseconds.
+    public struct Components: Equatable, Sendable {
+        public var year: Int64
+        public var month: Int
+        public var day: Int
+        /// Seconds since midnight.
+        public var secondOfDay: Int64
+        /// Microseconds within the second (0…999,999).
+        public var micros: Int64
+    }
+
+    public static func components(unixMicros: Int64) -> Components {
         var seconds = unixMicros / 1_000_000
         var micros = unixMicros % 1_000_000
         if micros < 0 {
@@ -24,6 +33,15 @@ public enum PostgresTime {
             days -= 1
         }
         let (year, month, day) = civilFromDays(days)
+        return Components(year: year, month: month, day: day, secondOfDay: secondOfDay, micros: micros)
+    }
+
+    /// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ` for a PostgreSQL timestamp (microseconds since 2000).
+    public static func writeRFC3339(_ pgMicros: Int64, into out: inout [UInt8]) {
+        let parts = components(unixMicros: pgMicros + epochOffsetSeconds * 1_000_000)
+        let (year, month, day, secondOfDay, micros) = (
+            parts.year, parts.month, parts.day, parts.secondOfDay, parts.micros
+        )
         guard year >= 0, year <= 9999 else {
             // Outside what RFC 3339 can express: fall back to the raw microsecond count.
             out.append(contentsOf: String(pgMicros).utf8)
@@ -46,7 +64,7 @@ public enum PostgresTime {
     }
 
     /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-    public static func civilFromDays(_ z0: Int64) -> (Int64, Int, Int) {
+    static func civilFromDays(_ z0: Int64) -> (Int64, Int, Int) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

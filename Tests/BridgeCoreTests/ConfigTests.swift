@@ -224,14 +224,7 @@ struct APIConfigTests {
             ("api: {anonymous_writes: true}", "api.anonymous_writes"),
             ("api: {buffer_event: 5}", "did you mean 'buffer_events'"),
         ]
-        for (yaml, expected) in cases {
-            #expect(throws: ConfigError.self) { try BridgeConfig.parse(yaml: base + yaml) }
-            do {
-                _ = try BridgeConfig.parse(yaml: base + yaml)
-            } catch {
-                #expect("\(error)".contains(expected), "\(yaml): \(error)")
-            }
-        }
+        expectConfigErrors(cases, base: base)
     }
 
     @Test func parsesAPipeFromJSON() throws {

@@ -57,19 +57,10 @@ public indirect enum SQLValue: Sendable, Equatable {
     static func formatTimestamp(_ micros: Int64) -> String {
         if micros == Int64.max { return "infinity" }
         if micros == Int64.min { return "-infinity" }
-        var seconds = micros / 1_000_000
-        var fraction = micros % 1_000_000
-        if fraction < 0 {
-            fraction += 1_000_000
-            seconds -= 1
-        }
-        var days = seconds / 86_400
-        var secondOfDay = seconds % 86_400
-        if secondOfDay < 0 {
-            secondOfDay += 86_400
-            days -= 1
-        }
-        let (year, month, day) = PostgresTime.civilFromDays(days)
+        let parts = PostgresTime.components(unixMicros: micros)
+        let (year, month, day, secondOfDay, fraction) = (
+            parts.year, parts.month, parts.day, parts.secondOfDay, parts.micros
+        )
         func pad(_ value: Int64, _ width: Int) -> String {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
