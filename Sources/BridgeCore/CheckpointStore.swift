@@ -62,21 +62,7 @@ public final class CheckpointStore: @unchecked Sendable {
             return
         }
         let text = "lsn \(record.lsn)\nsystem \(record.systemID)\nslot \(record.slot)\ntimeline \(record.timeline)\n"
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw CheckpointError(path: temporary, operation: "create") }
-        let written = text.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
-        let synced = fsync(fd)
-        close(fd)
-        guard written == text.utf8.count, synced == 0 else {
-            throw CheckpointError(path: temporary, operation: "write")
-        }
-        guard rename(temporary, path) == 0 else { throw CheckpointError(path: path, operation: "rename") }
-        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
+        try DurableFile.replace(path, with: text.utf8)
         cached = record
     }
 }

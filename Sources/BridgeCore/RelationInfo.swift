@@ -45,9 +45,9 @@ public final class RelationInfo: Sendable {
     /// Changes of this relation are not reported (e.g. continuous-aggregate materialisation with
     /// `continuous_aggregates: drop`).
     public let isSuppressed: Bool
-    /// TimescaleDB's `_timescaledb_catalog.chunk`: its deletes are retention (`chunk_dropped`),
-    /// its other changes are not reported.
-    public let isChunkCatalog: Bool
+    /// One of TimescaleDB's catalog tables pgbridge reads from the stream (chunk deletes are
+    /// retention, `chunk_dropped`); its changes are never reported as row changes.
+    public let timescaleCatalog: TimescaleCatalogTable?
 
     /// `"schema":"…","table":"…"` (and `"chunk":"…"`), escaped.
     let sourceNameJSON: [UInt8]
@@ -57,10 +57,10 @@ public final class RelationInfo: Sendable {
     public init(
         oid: UInt32, schema: String, table: String, replicaIdentity: ReplicaIdentity,
         columns: [Column], primaryKey: [String]? = nil, chunk: String? = nil, isSuppressed: Bool = false,
-        isChunkCatalog: Bool = false
+        timescaleCatalog: TimescaleCatalogTable? = nil
     ) {
         self.isSuppressed = isSuppressed
-        self.isChunkCatalog = isChunkCatalog
+        self.timescaleCatalog = timescaleCatalog
         self.oid = oid
         self.schema = schema
         self.table = table
@@ -89,4 +89,23 @@ public final class RelationInfo: Sendable {
     }
 
     public var qualifiedName: String { "\(schema).\(table)" }
+}
+
+/// TimescaleDB catalog tables whose rows pgbridge reads from the stream.
+public enum TimescaleCatalogTable: Sendable, Equatable {
+    /// `_timescaledb_catalog.chunk`: inserted (with hypertable id and name) in the transaction
+    /// that creates a chunk, deleted by `drop_chunks`.
+    case chunk
+    /// `_timescaledb_catalog.dimension_slice`: a chunk's range per dimension (2.28 rows carry the
+    /// chunk's id; older versions link slices through `chunk_constraint`, which has no key).
+    case dimensionSlice
+
+    public static func named(schema: String, table: String) -> TimescaleCatalogTable? {
+        guard schema == "_timescaledb_catalog" else { return nil }
+        switch table {
+        case "chunk": return .chunk
+        case "dimension_slice": return .dimensionSlice
+        default: return nil
+        }
+    }
 }

@@ -47,7 +47,8 @@ struct TimescaleTests {
         )
         #expect(
             published.compactMap { $0[0] } == [
-                "_timescaledb_catalog.chunk", "_timescaledb_internal._hyper_1_1_chunk",
+                "_timescaledb_catalog.chunk", "_timescaledb_catalog.dimension_slice",
+                "_timescaledb_internal._hyper_1_1_chunk",
                 "_timescaledb_internal._hyper_1_2_chunk",
                 "_timescaledb_internal._hyper_1_3_chunk", "public.conditions",
             ])

@@ -1,7 +1,6 @@
 import BridgeCore
 
-/// What pgbridge remembers about a chunk so that retention (`drop_chunks`, seen only as a
-/// key-only delete of its `_timescaledb_catalog.chunk` row) can be reported.
+/// What a `chunk_dropped` event reports about a chunk of a captured hypertable.
 struct ChunkRecord: Sendable, Equatable {
     let id: Int64
     let hypertableSchema: String
@@ -17,19 +16,27 @@ struct ChunkRecord: Sendable, Equatable {
 extension CaptureCatalog {
     static let chunkCatalog = "_timescaledb_catalog.chunk"
 
-    func chunkRowExists(id: Int64) throws -> Bool {
-        try connection.execute(
-            "SELECT EXISTS (SELECT 1 FROM _timescaledb_catalog.chunk WHERE id = $1::int)", [String(id)]
-        )
-        .string(0, 0) == "t"
+    /// Every hypertable in TimescaleDB's catalog; empty when there is no catalog.
+    func hypertableList() throws -> [ChunkMap.Hypertable] {
+        guard try exists("_timescaledb_catalog.hypertable") else { return [] }
+        let result = try connection.execute("SELECT id, schema_name, table_name FROM _timescaledb_catalog.hypertable")
+        return (0..<result.rowCount).compactMap { row in
+            guard let id = result.string(row, 0).flatMap({ Int64($0) }), let schema = result.string(row, 1),
+                let name = result.string(row, 2)
+            else { return nil }
+            return ChunkMap.Hypertable(id: id, schema: schema, name: name)
+        }
     }
 
-    /// Chunks of the given hypertables from TimescaleDB's catalog (2.14–2.28 columns, and the
-    /// 2.29+ `relid` form); empty when the catalog does not exist.
-    func chunkRecords(hypertables: [Table]) throws -> [Int64: ChunkRecord] {
-        guard !hypertables.isEmpty,
-            try connection.execute("SELECT to_regclass('_timescaledb_catalog.chunk') IS NOT NULL").string(0, 0) == "t"
-        else { return [:] }
+    /// Catalog ids of hypertables by `schema.name`.
+    func hypertableIDsByName() throws -> [String: Int64] {
+        Dictionary(try hypertableList().map { ($0.display, $0.id) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Chunks in TimescaleDB's catalog (2.14–2.28 columns, and the 2.29+ `relid` form), with the
+    /// range of their first dimension: all of them, or the one with `id`. Empty without a catalog.
+    func chunkList(id: Int64? = nil) throws -> [ChunkMap.Chunk] {
+        guard try exists("_timescaledb_catalog.chunk") else { return [] }
         let hasNames =
             try connection.execute(
                 """
@@ -38,17 +45,15 @@ extension CaptureCatalog {
                 """
             ).string(0, 0) == "t"
         let hasSlices =
-            try connection.execute(
-                """
-                SELECT to_regclass('_timescaledb_catalog.dimension_slice') IS NOT NULL
-                   AND to_regclass('_timescaledb_catalog.chunk_constraint') IS NOT NULL
-                   AND to_regclass('_timescaledb_catalog.dimension') IS NOT NULL
-                """
-            ).string(0, 0) == "t"
+            try exists("_timescaledb_catalog.dimension_slice") && exists("_timescaledb_catalog.chunk_constraint")
+            && exists("_timescaledb_catalog.dimension")
         let chunkName =
             hasNames
-            ? "c.schema_name || '.' || c.table_name"
-            : "(SELECT n.nspname || '.' || cl.relname FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE cl.oid = c.relid)"
+            ? "c.schema_name::text, c.table_name::text"
+            : """
+            (SELECT n.nspname::text FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE cl.oid = c.relid),
+            (SELECT cl.relname::text FROM pg_class cl WHERE cl.oid = c.relid)
+            """
         // Slice bounds are int64 (microseconds since the Unix epoch for time dimensions); the
         // int64 extremes mean "open".
         func bound(_ column: String) -> String {
@@ -69,22 +74,34 @@ extension CaptureCatalog {
                 WHERE cc.chunk_id = c.id ORDER BY d.id LIMIT 1) r ON true
             """
             : "LEFT JOIN LATERAL (SELECT NULL::bigint AS range_start, NULL::bigint AS range_end, NULL::regtype AS column_type) r ON true"
-        let schemas = SQL.textArray(hypertables.map(\.schema))
-        let names = SQL.textArray(hypertables.map(\.name))
         let result = try connection.execute(
             """
-            SELECT c.id, h.schema_name, h.table_name, \(chunkName), \(bound("range_start")), \(bound("range_end"))
-            FROM _timescaledb_catalog.chunk c JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
-            \(range)
-            WHERE (h.schema_name::text, h.table_name::text) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-            """, [schemas, names])
-        var records: [Int64: ChunkRecord] = [:]
-        for row in 0..<result.rowCount {
-            guard let id = result.string(row, 0).flatMap({ Int64($0) }) else { continue }
-            records[id] = ChunkRecord(
-                id: id, hypertableSchema: result.string(row, 1) ?? "", hypertableName: result.string(row, 2) ?? "",
-                chunk: result.string(row, 3) ?? "", rangeStart: result.string(row, 4), rangeEnd: result.string(row, 5))
+            SELECT c.id, c.hypertable_id, \(chunkName), \(bound("range_start")), \(bound("range_end"))
+            FROM _timescaledb_catalog.chunk c \(range)
+            WHERE $1::int IS NULL OR c.id = $1::int
+            """, [id.map(String.init)])
+        return (0..<result.rowCount).compactMap { row in
+            guard let id = result.string(row, 0).flatMap({ Int64($0) }),
+                let hypertableID = result.string(row, 1).flatMap({ Int64($0) }), let schema = result.string(row, 2),
+                let name = result.string(row, 3)
+            else { return nil }
+            return ChunkMap.Chunk(
+                id: id, hypertableID: hypertableID, schema: schema, name: name, rangeStart: result.string(row, 4),
+                rangeEnd: result.string(row, 5))
         }
-        return records
+    }
+
+    /// Whether the transaction `xid` is still running (its commit may not be visible yet to
+    /// other sessions although it was decoded): a transaction holds a lock on its own id until
+    /// it ends. Used instead of polling for a relation or catalog row that may never appear.
+    func transactionIsRunning(xid: UInt32) throws -> Bool {
+        try connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'transactionid' AND transactionid = $1::xid)",
+            [String(xid)]
+        ).string(0, 0) == "t"
+    }
+
+    func exists(_ relation: String) throws -> Bool {
+        try connection.execute("SELECT to_regclass($1) IS NOT NULL", [relation]).string(0, 0) == "t"
     }
 }

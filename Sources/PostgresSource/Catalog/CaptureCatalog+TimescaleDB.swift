@@ -67,85 +67,70 @@ extension CaptureCatalog {
         }
     }
 
-    /// What to report for a decoded relation: its primary key and, for a chunk, the hypertable
-    /// (or the continuous aggregate's view, or nothing when those are dropped).
+    /// What to report for a decoded relation that exists in the live catalog: its primary key
+    /// and, for a chunk, the hypertable (or the continuous aggregate's view, or nothing when those
+    /// are dropped). `hypertables` maps `schema.name` to catalog ids.
     func metadata(
-        oid: UInt32, schema: String, name: String, continuousAggregates: ContinuousAggregateMode, state: TimescaleState
+        oid: UInt32, schema: String, name: String, continuousAggregates: ContinuousAggregateMode, state: TimescaleState,
+        hypertables: [String: Int64]
     ) throws -> PgOutputDecoder.RelationMetadata {
         var metadata = PgOutputDecoder.RelationMetadata()
         let key = try primaryKey(oid: oid)
         metadata.primaryKey = key.isEmpty ? nil : key
-        if schema == "_timescaledb_catalog" {
-            metadata.isChunkCatalog =
-                try connection.execute(
-                    "SELECT $1::oid = to_regclass('_timescaledb_catalog.chunk')::oid", [String(oid)]
-                ).string(0, 0) == "t"
+        if let table = TimescaleCatalogTable.named(schema: schema, table: name) {
+            metadata.timescaleCatalog = table
             return metadata
         }
         let parent = try connection.execute(
             """
-            SELECT n.nspname, c.relname, c.oid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+            SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhrelid = $1::oid LIMIT 1
             """, [String(oid)])
-        var parentSchema: String
-        var parentName: String
-        var parentOID: UInt32?
-        var hypertableID: String?
-        if parent.rowCount == 1, let foundSchema = parent.string(0, 0), let foundName = parent.string(0, 1) {
-            parentSchema = foundSchema
-            parentName = foundName
-            parentOID = parent.string(0, 2).flatMap { UInt32($0) }
-            metadata.parent = (parentSchema, parentName)
-            guard state.isPresent || schema == Self.chunkSchema else { return metadata }
-            if state.hasHypertableCatalog {
-                let hypertable = try connection.execute(
-                    "SELECT id FROM _timescaledb_catalog.hypertable WHERE schema_name = $1 AND table_name = $2",
-                    [parentSchema, parentName])
-                guard hypertable.rowCount == 1 else { return metadata }  // plain inheritance or a partition
-                hypertableID = hypertable.string(0, 0)
-            } else if schema != Self.chunkSchema {
-                return metadata
-            }
-        } else if schema == Self.chunkSchema, state.hasHypertableCatalog,
-            let id = Self.hypertableID(fromChunkName: name)
-        {
-            // The chunk is gone (dropped since this change was written): TimescaleDB names
-            // chunks _hyper_<hypertable id>_<chunk id>_chunk.
-            let hypertable = try connection.execute(
-                "SELECT schema_name, table_name FROM _timescaledb_catalog.hypertable WHERE id = $1::int", [id])
-            guard hypertable.rowCount == 1, let foundSchema = hypertable.string(0, 0),
-                let foundName = hypertable.string(0, 1)
-            else { return metadata }
-            parentSchema = foundSchema
-            parentName = foundName
-            hypertableID = id
-            metadata.parent = (parentSchema, parentName)
+        guard parent.rowCount == 1, let parentSchema = parent.string(0, 0), let parentName = parent.string(0, 1) else {
+            return metadata
+        }
+        metadata.parent = (parentSchema, parentName)
+        guard state.isPresent || schema == Self.chunkSchema else { return metadata }
+        let hypertable: ChunkMap.Hypertable
+        if state.hasHypertableCatalog {
+            // Plain inheritance or a partition when the parent is not a hypertable.
+            guard let id = hypertables["\(parentSchema).\(parentName)"] else { return metadata }
+            hypertable = ChunkMap.Hypertable(id: id, schema: parentSchema, name: parentName)
+        } else if schema == Self.chunkSchema {
+            hypertable = ChunkMap.Hypertable(id: -1, schema: parentSchema, name: parentName)
         } else {
             return metadata
         }
-        if metadata.primaryKey == nil, let parentOID {
-            let parentKey = try primaryKey(oid: parentOID)
-            metadata.primaryKey = parentKey.isEmpty ? nil : parentKey
+        var chunk = try chunkMetadata(
+            of: hypertable, continuousAggregates: continuousAggregates, state: state)
+        if metadata.primaryKey != nil { chunk.primaryKey = metadata.primaryKey }
+        return chunk
+    }
+
+    /// What to report for a chunk of `hypertable` (whether or not the chunk still exists): the
+    /// hypertable's name and primary key, or its continuous aggregate's view.
+    func chunkMetadata(
+        of hypertable: ChunkMap.Hypertable, continuousAggregates: ContinuousAggregateMode, state: TimescaleState
+    ) throws -> PgOutputDecoder.RelationMetadata {
+        var metadata = PgOutputDecoder.RelationMetadata()
+        metadata.parent = (hypertable.schema, hypertable.name)
+        metadata.reportAs = (hypertable.schema, hypertable.name)
+        let oid = try connection.execute(
+            "SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2))::oid", [hypertable.schema, hypertable.name]
+        ).string(0, 0).flatMap { UInt32($0) }
+        if let oid {
+            let key = try primaryKey(oid: oid)
+            metadata.primaryKey = key.isEmpty ? nil : key
         }
-        metadata.reportAs = (parentSchema, parentName)
-        if state.hasContinuousAggregateCatalog, let hypertableID {
+        if state.hasContinuousAggregateCatalog, hypertable.id >= 0 {
             let view = try connection.execute(
                 "SELECT user_view_schema, user_view_name FROM _timescaledb_catalog.continuous_agg WHERE mat_hypertable_id = $1::int",
-                [hypertableID])
+                [String(hypertable.id)])
             if view.rowCount == 1, let viewSchema = view.string(0, 0), let viewName = view.string(0, 1) {
                 metadata.reportAs = (viewSchema, viewName)
                 metadata.isSuppressed = continuousAggregates == .drop
             }
         }
         return metadata
-    }
-
-    /// `_hyper_12_345_chunk` → "12".
-    static func hypertableID(fromChunkName name: String) -> String? {
-        let parts = name.split(separator: "_")
-        guard name.hasPrefix("_hyper_"), name.hasSuffix("_chunk"), parts.count == 4, parts[1] == "hyper",
-            parts[2].allSatisfy(\.isNumber), parts[3] != ""
-        else { return nil }
-        return String(parts[2])
     }
 }

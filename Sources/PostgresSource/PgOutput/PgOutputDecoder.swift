@@ -23,24 +23,25 @@ public struct PgOutputDecoder {
         /// For a TimescaleDB chunk: the hypertable (or continuous-aggregate view) to report.
         public var reportAs: (schema: String, table: String)?
         public var isSuppressed: Bool
-        public var isChunkCatalog: Bool
+        /// One of TimescaleDB's catalog tables read from the stream.
+        public var timescaleCatalog: TimescaleCatalogTable?
         /// The inheritance parent (a hypertable for chunks, a partitioned table for partitions).
         public var parent: (schema: String, table: String)?
 
         public init(
             primaryKey: [String]? = nil, reportAs: (schema: String, table: String)? = nil, isSuppressed: Bool = false,
-            isChunkCatalog: Bool = false
+            timescaleCatalog: TimescaleCatalogTable? = nil
         ) {
             self.primaryKey = primaryKey
             self.reportAs = reportAs
             self.isSuppressed = isSuppressed
-            self.isChunkCatalog = isChunkCatalog
+            self.timescaleCatalog = timescaleCatalog
         }
 
         public static func == (a: Self, b: Self) -> Bool {
             a.primaryKey == b.primaryKey && a.reportAs?.schema == b.reportAs?.schema
                 && a.reportAs?.table == b.reportAs?.table && a.isSuppressed == b.isSuppressed
-                && a.isChunkCatalog == b.isChunkCatalog
+                && a.timescaleCatalog == b.timescaleCatalog
         }
     }
 
@@ -265,7 +266,7 @@ public struct PgOutputDecoder {
             info = RelationInfo(
                 oid: oid, schema: schema, table: name, replicaIdentity: identity, columns: columns,
                 primaryKey: metadata?.primaryKey, isSuppressed: metadata?.isSuppressed ?? false,
-                isChunkCatalog: metadata?.isChunkCatalog ?? false)
+                timescaleCatalog: metadata?.timescaleCatalog)
         }
         relations[oid] = info
         return info

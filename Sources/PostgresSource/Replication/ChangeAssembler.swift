@@ -14,13 +14,14 @@ final class ChangeAssembler {
     var flushBatch: () -> Void = {}
     /// Called periodically during long replays so the connection's status updates keep going.
     var keepAlive: () -> Void = {}
-    /// What is known about a TimescaleDB chunk by catalog id (for `chunk_dropped`).
-    var chunkRecord: (Int64) throws -> ChunkRecord? = { _ in nil }
-    /// A dropped chunk that was never seen (created and dropped while pgbridge was away, or of
-    /// a hypertable that is not captured).
-    var unknownChunkDropped: (Int64) -> Void = { _ in }
-    /// A chunk catalog row was inserted or updated (a new chunk): refresh what is known.
-    var chunkCatalogChanged: (Int64?) throws -> Void = { _ in }
+    /// A `_timescaledb_catalog.chunk` or `dimension_slice` row was inserted or updated: a new
+    /// chunk. Called for every transaction, also those skipped as already delivered, so that what
+    /// is known about chunks never depends on where the stream resumed.
+    var timescaleCatalogRowWritten: (TimescaleCatalogRow) throws -> Void = { _ in }
+    /// The chunk's catalog row was deleted by the transaction committing at the given LSN:
+    /// returns what to report as `chunk_dropped` (nil when its hypertable is not captured, or it
+    /// is unknown, which the callee logs).
+    var chunkDropped: (_ chunkID: Int64, _ commitLSN: LSN) throws -> ChunkRecord? = { _, _ in nil }
 
     var batch = EventBatch()
     /// Transactions committed below this were delivered before (dedupe after restarts).
@@ -129,9 +130,9 @@ final class ChangeAssembler {
             var replayed = 0
             try spill.replay(xid: xid) { changeLSN, spilled in
                 // Decode even when skipping: spilled Relation/Type messages must reach the cache,
-                // the server will not send them again.
+                // the server will not send them again (emit skips what was delivered).
                 let message = try decoder.decodeStreamed(spilled)
-                if !skippingTransaction { try emit(message, payload: spilled, lsn: changeLSN) }
+                try emit(message, payload: spilled, lsn: changeLSN)
                 replayed += 1
                 if replayed & 4095 == 0 { keepAlive() }
             }
@@ -177,16 +178,15 @@ final class ChangeAssembler {
 
     /// Retention: the key-only delete of a `_timescaledb_catalog.chunk` row becomes one
     /// `chunk_dropped` event when the chunk belongs to a captured hypertable.
-    private func emitChunkDropped(
+    private func chunkCatalogRowDeleted(
         catalog: RelationInfo, payload: UnsafeRawBufferPointer, lsn: LSN, transaction: TransactionContext
     ) throws {
-        guard let idColumn = catalog.columns.firstIndex(where: { $0.name == "id" }) else { return }
+        guard catalog.timescaleCatalog == .chunk,
+            let idColumn = catalog.columns.firstIndex(where: { $0.name == "id" })
+        else { return }
         let old = TupleView(values: decoder.oldTuple, buffer: payload)
         guard let id = old.string(at: idColumn).flatMap({ Int64($0) }) else { return }
-        guard let record = try chunkRecord(id) else {
-            unknownChunkDropped(id)
-            return
-        }
+        guard let record = try chunkDropped(id, transaction.commitLSN), !skippingTransaction else { return }
         let relation = RelationInfo(
             oid: catalog.oid, schema: record.hypertableSchema, table: record.hypertableName, replicaIdentity: .default,
             columns: [], chunk: record.chunk)
@@ -197,10 +197,34 @@ final class ChangeAssembler {
         ordinal += 1
     }
 
+    /// TimescaleDB catalog rows: learned (inserts and updates) or retention (deletes); never
+    /// reported as row changes. Returns false for other messages.
+    private func handleTimescaleCatalog(
+        _ message: PgOutputMessage, payload: UnsafeRawBufferPointer, lsn: LSN, transaction: TransactionContext
+    ) throws -> Bool {
+        switch message {
+        case .insert(_, let relation), .update(_, let relation, _):
+            guard let table = relation.timescaleCatalog else { return false }
+            let row = TupleView(values: decoder.newTuple, buffer: payload)
+            if let parsed = TimescaleCatalogRow(table: table, columns: relation.columns.map(\.name), row: row) {
+                try timescaleCatalogRowWritten(parsed)
+            }
+            return true
+        case .delete(_, let relation, _):
+            guard relation.timescaleCatalog != nil else { return false }
+            try chunkCatalogRowDeleted(catalog: relation, payload: payload, lsn: lsn, transaction: transaction)
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Encodes the events of a change message into the current batch.
     private func emit(_ message: PgOutputMessage, payload: UnsafeRawBufferPointer, lsn: UInt64) throws {
-        guard let transaction, !skippingTransaction else { return }
+        guard let transaction else { return }
         let changeLSN = lsn == 0 ? transaction.commitLSN : LSN(lsn)
+        if try handleTimescaleCatalog(message, payload: payload, lsn: changeLSN, transaction: transaction) { return }
+        guard !skippingTransaction else { return }
         switch message {
         case .message(_, _, _, SlotMonitor.heartbeatPrefix, _):
             return
@@ -211,20 +235,7 @@ final class ChangeAssembler {
                 timescaleMaintenanceDepth = max(0, timescaleMaintenanceDepth - 1)
             }
             return
-        case .insert(_, let relation), .update(_, let relation, _):
-            if relation.isChunkCatalog {
-                let row = TupleView(values: decoder.newTuple, buffer: payload)
-                let id = relation.columns.firstIndex { $0.name == "id" }.flatMap { row.string(at: $0) }.flatMap {
-                    Int64($0)
-                }
-                try chunkCatalogChanged(id)
-                return
-            }
-            if relation.isSuppressed || timescaleMaintenanceDepth > 0 { return }
-        case .delete(_, let relation, _) where relation.isChunkCatalog:
-            try emitChunkDropped(catalog: relation, payload: payload, lsn: changeLSN, transaction: transaction)
-            return
-        case .delete(_, let relation, _):
+        case .insert(_, let relation), .update(_, let relation, _), .delete(_, let relation, _):
             if relation.isSuppressed || timescaleMaintenanceDepth > 0 { return }
         case .truncate:
             if timescaleMaintenanceDepth > 0 { return }

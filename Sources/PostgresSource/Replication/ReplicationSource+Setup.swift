@@ -113,22 +113,41 @@ extension ReplicationSource {
     }
 
     /// Retention (`drop_chunks`) is visible only as deletes of `_timescaledb_catalog.chunk`
-    /// rows: publish that table so they can become `chunk_dropped` events.
+    /// rows: publish that table so they can become `chunk_dropped` events, and so a chunk's
+    /// hypertable is known from the stream even when the chunk is gone before it is decoded.
+    /// TimescaleDB 2.28 also links `dimension_slice` rows to their chunk (`chunk_id`): published
+    /// too, they give the range of such a chunk.
     private func publishChunkCatalog(catalog: CaptureCatalog, connection: PGConnection) {
+        var wanted = ["_timescaledb_catalog.chunk"]
         do {
+            let slicesHaveChunk =
+                try connection.execute(
+                    """
+                    SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_timescaledb_catalog.dimension_slice')
+                                   AND attname = 'chunk_id' AND NOT attisdropped)
+                    """
+                ).string(0, 0) == "t"
+            if slicesHaveChunk { wanted.append("_timescaledb_catalog.dimension_slice") }
             let publication = try catalog.publication(config.publication)
-            let oid = try connection.execute("SELECT to_regclass('_timescaledb_catalog.chunk')::oid").string(0, 0)
-                .flatMap { UInt32($0) }
-            guard let oid, !publication.allTables, !publication.tables.contains(oid) else { return }
+            guard !publication.allTables else { return }
+            var missing: [String] = []
+            for table in wanted {
+                let oid = try connection.execute("SELECT to_regclass($1)::oid", [table]).string(0, 0).flatMap {
+                    UInt32($0)
+                }
+                if let oid, !publication.tables.contains(oid) { missing.append(table) }
+            }
+            guard !missing.isEmpty else { return }
             try connection.execute(
-                "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk")
+                "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE \(missing.joined(separator: ", "))")
         } catch {
             logger.warning(
                 Logger.Message(
                     stringLiteral:
-                        "cannot add _timescaledb_catalog.chunk to publication \(config.publication): \(error). "
-                        + "Retention (drop_chunks) will not be reported as chunk_dropped events; run ALTER PUBLICATION "
-                        + "\(SQL.identifier(config.publication)) ADD TABLE _timescaledb_catalog.chunk as a superuser to enable it"
+                        "cannot add TimescaleDB's catalog tables to publication \(config.publication): \(error). "
+                        + "Retention (drop_chunks) will not be reported as chunk_dropped events, and rows of chunks dropped "
+                        + "before pgbridge decodes them are mapped by chunk name only; run ALTER PUBLICATION "
+                        + "\(SQL.identifier(config.publication)) ADD TABLE \(wanted.joined(separator: ", ")) as a superuser"
                 ))
         }
     }

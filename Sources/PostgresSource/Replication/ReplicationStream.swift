@@ -23,8 +23,15 @@ final class ReplicationStream: @unchecked Sendable {
     /// hypertables) are not reported.
     lazy var capturedOIDs = Set(prepared.resolvedTables.map(\.oid))
     lazy var capturedNames = Set(prepared.resolvedTables.map(\.display))
-    /// TimescaleDB chunks of the captured hypertables by catalog id (nil until first needed).
-    var chunkRecords: [Int64: ChunkRecord]?
+    /// TimescaleDB chunks and hypertables (see `ChunkMap`), kept in the state directory.
+    var chunkMap: ChunkMap
+    let chunkStore: ChunkMapStore
+    /// Dimensions by catalog id: their hypertable and whether they are time columns.
+    var dimensions: [Int64: (hypertableID: Int64, isTime: Bool)] = [:]
+    /// Reporting metadata of captured hypertables' chunks, by hypertable id (per connection).
+    var hypertableMetadata: [Int64: PgOutputDecoder.RelationMetadata] = [:]
+    /// Relations that could not be resolved and were logged (once each).
+    var unresolvedRelations: Set<UInt32> = []
 
     // Batching
     var nextSequence: UInt64 = 1
@@ -71,6 +78,11 @@ final class ReplicationStream: @unchecked Sendable {
                 skip = record.lsn
             }
         }
+        self.chunkStore = ChunkMapStore(directory: source.stateDirectory, pipe: source.pipeName)
+        self.chunkMap = ChunkMap(
+            capturedHypertableNames: Set(
+                prepared.resolvedTables.filter { prepared.hypertables.contains($0.oid) }.map(\.display)))
+        try chunkStore.load(into: &chunkMap)
         self.assembler = ChangeAssembler(
             encoder: NativeEncoder(database: prepared.database), spill: spill, skipThrough: skip,
             messagesEnabled: source.config.messages, maxBatchBytes: source.options.maxBatchBytes)
@@ -83,24 +95,8 @@ final class ReplicationStream: @unchecked Sendable {
         }
         assembler.flushBatch = { [unowned self] in self.pushBlocking() }
         assembler.keepAlive = { [unowned self] in try? self.sendStatusIfDue() }
-        assembler.chunkRecord = { [unowned self] id in
-            if chunkRecords == nil { try reloadChunkRecords() }
-            return chunkRecords?[id]
-        }
-        assembler.chunkCatalogChanged = { [unowned self] id in
-            // The new row may not be visible yet (see relationMetadata): wait for it briefly.
-            if let id, let connection = catalogConnection, !connection.isBroken {
-                let catalog = CaptureCatalog(connection: connection)
-                for _ in 0..<250 where !((try? catalog.chunkRowExists(id: id)) ?? true) {
-                    Thread.sleep(forTimeInterval: 0.02)
-                }
-            }
-            try reloadChunkRecords()
-        }
-        assembler.unknownChunkDropped = { [unowned self] id in
-            logger.debug(
-                "TimescaleDB chunk \(id) was dropped but does not belong to a captured hypertable (or was never seen)")
-        }
+        assembler.timescaleCatalogRowWritten = { [unowned self] row in try learn(row) }
+        assembler.chunkDropped = { [unowned self] id, commitLSN in try chunkDropped(id: id, commitLSN: commitLSN) }
     }
 
     // MARK: - Thread body
@@ -214,7 +210,7 @@ final class ReplicationStream: @unchecked Sendable {
         self.connection = connection
         statusDue = true
         // Chunk catalog rows are gone by the time their deletes are decoded: know them beforehand.
-        if !prepared.hypertables.isEmpty { try reloadChunkRecords() }
+        try loadTimescaleCatalog()
         logger.info(
             "streaming changes",
             metadata: [
@@ -340,6 +336,7 @@ final class ReplicationStream: @unchecked Sendable {
             } catch {
                 logger.warning("\(error)")
             }
+            forgetDroppedChunks(confirmedThrough: flush)
         }
         var message = [UInt8]()
         message.reserveCapacity(34)
@@ -386,71 +383,6 @@ final class ReplicationStream: @unchecked Sendable {
             if replyRequested == 1 { try sendStatus(force: true) }
         default:
             break  // unknown message types are ignored, as the protocol asks
-        }
-    }
-
-    // MARK: - Catalog lookups
-
-    /// Reloads the chunk map, keeping records of chunks that are already gone from the catalog.
-    private func reloadChunkRecords() throws {
-        do {
-            if catalogConnection == nil || catalogConnection?.isBroken == true {
-                catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
-            }
-            let hypertables = prepared.resolvedTables.filter { prepared.hypertables.contains($0.oid) }
-            let fresh = try CaptureCatalog(connection: catalogConnection!).chunkRecords(hypertables: hypertables)
-            chunkRecords = (chunkRecords ?? [:]).merging(fresh) { _, new in new }
-        } catch let error as PostgresError {
-            catalogConnection = nil
-            throw PostgresError(
-                error.code, "reading TimescaleDB's chunk catalog failed: \(error.message)", sqlState: error.sqlState,
-                retriable: error.isRetriable)
-        }
-    }
-
-    /// Primary key and TimescaleDB chunk mapping for a relation, asked on every Relation
-    /// message (rare). A failure is retriable: after the reconnect the server sends the
-    /// Relation message again, so a chunk is never reported under its own name by mistake.
-    private func relationMetadata(oid: UInt32, schema: String, name: String) throws -> PgOutputDecoder.RelationMetadata
-    {
-        do {
-            if catalogConnection == nil || catalogConnection?.isBroken == true {
-                catalogConnection = try PGConnection(url: source.postgres.url, mode: .normal)
-                timescaleState = nil
-            }
-            let catalog = CaptureCatalog(connection: catalogConnection!)
-            // A transaction is sent once its commit record is flushed, a moment before it is
-            // visible to other sessions: a relation created in it (a new chunk) may not be in
-            // pg_class yet. Wait for it (up to 5 s; a relation dropped since stays unmapped).
-            for _ in 0..<50 {
-                if try catalog.relationExists(oid: oid) { break }
-                try? sendStatusIfDue()
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-            let state = try timescaleState ?? catalog.timescaleState()
-            timescaleState = state
-            var metadata = try catalog.metadata(
-                oid: oid, schema: schema, name: name, continuousAggregates: source.config.continuousAggregates,
-                state: state)
-            // Report only what the pipe captures (a shared or FOR ALL TABLES publication may hold more).
-            let captured =
-                metadata.isChunkCatalog || capturedOIDs.contains(oid)
-                || metadata.parent.map { capturedNames.contains("\($0.schema).\($0.table)") } == true
-            if !captured { metadata.isSuppressed = true }
-            logger.debug(
-                "relation metadata",
-                metadata: [
-                    "oid": "\(oid)", "schema": "\(schema)",
-                    "report_as": "\(metadata.reportAs.map { "\($0.schema).\($0.table)" } ?? "-")",
-                ])
-            return metadata
-        } catch let error as PostgresError {
-            catalogConnection = nil
-            // Connection problems are retried (the server resends the Relation message after a
-            // reconnect); a failing query (e.g. no permission on the catalog) stops the pipe.
-            throw PostgresError(
-                error.code, "catalog lookup for relation \(schema) (OID \(oid)) failed: \(error.message)",
-                sqlState: error.sqlState, retriable: error.isRetriable)
         }
     }
 }

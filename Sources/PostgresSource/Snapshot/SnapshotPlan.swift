@@ -27,6 +27,7 @@ extension CaptureCatalog {
         continuousAggregates: ContinuousAggregateMode
     ) throws -> [SnapshotUnit] {
         var units: [SnapshotUnit] = []
+        let hypertableIDs = try hypertableIDsByName()
         for table in tables {
             if hypertables.contains(table.oid) {
                 var filter: String?
@@ -46,8 +47,7 @@ extension CaptureCatalog {
                 for chunk in try chunksInTimeOrder(of: table, state: state) {
                     let metadata = try metadata(
                         oid: chunk.oid, schema: chunk.schema, name: chunk.name,
-                        continuousAggregates: continuousAggregates,
-                        state: state)
+                        continuousAggregates: continuousAggregates, state: state, hypertables: hypertableIDs)
                     if metadata.isSuppressed { continue }
                     units.append(try unit(for: chunk, metadata: metadata, filter: filter, isChunk: true))
                 }

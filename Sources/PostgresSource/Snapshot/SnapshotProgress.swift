@@ -91,15 +91,6 @@ final class SnapshotProgress {
         {
             text += "position\t\(position.unit)\t\(key)\n"
         }
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
-            throw CheckpointError(path: temporary, operation: "write")
-        }
-        let fd = open(temporary, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
-        guard rename(temporary, path) == 0 else { throw CheckpointError(path: path, operation: "rename") }
+        try DurableFile.replace(path, with: text.utf8)
     }
 }

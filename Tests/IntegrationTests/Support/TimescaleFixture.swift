@@ -1,10 +1,26 @@
 /// A plain-PostgreSQL stand-in for TimescaleDB 2.28's catalog shape (see
 /// shared/design/TIMESCALEDB.md, "Testing without TimescaleDB"): hypertables are parent tables
 /// whose chunks are inheritance children in `_timescaledb_internal` with CHECK constraints,
-/// registered in `_timescaledb_catalog.hypertable` / `.chunk` (2.14–2.28 columns). A BEFORE
+/// registered in `_timescaledb_catalog.hypertable` / `.chunk` / `.dimension_slice`. A BEFORE
 /// INSERT trigger routes rows into daily chunks, creating a chunk in the inserting transaction
 /// and, like TimescaleDB >= 2.25 with `timescaledb.enable_chunk_auto_publication = on`, adding it
 /// to every publication of its hypertable in that same transaction.
+///
+/// What it follows, read in TimescaleDB's source at tag 2.28.3 (commit 4a77ff5c):
+/// - catalog columns and keys: `sql/pre_install/tables.sql` (`chunk` l.123 and `hypertable` are
+///   `user_catalog_table`s; `dimension_slice` l.154 has `chunk_id` with `UNIQUE (chunk_id,
+///   dimension_id)` and `ON DELETE CASCADE`); `chunk_constraint` is a compatibility view over
+///   `dimension_slice` since 2.28.0 (`sql/views_compat.sql` l.10,
+///   `sql/updates/2.27.2--2.28.0.sql` l.198); no catalog table sets a REPLICA IDENTITY, so a
+///   delete carries the primary key (`id`) only;
+/// - chunk names: `src/chunk.c` `chunk_create_object` (`"%s_%d_chunk"` with the hypertable's
+///   `associated_table_prefix`, `_hyper_<hypertable id>` by default, `src/hypertable.c` l.881),
+///   ids from `nextval('_timescaledb_catalog.chunk_id_seq')` (`get_next_chunk_id`), never reused;
+/// - creation order, `chunk_create_from_hypercube_after_lock` (src/chunk.c l.1092): CREATE TABLE,
+///   then one INSERT of the `chunk` row with its final name, then one `dimension_slice` row per
+///   dimension, then (auto-publication) `chunk_add_to_publications`, then the user's row;
+/// - `drop_chunks`, `chunk_tuple_delete` (src/chunk.c l.2882): deletes the chunk's
+///   `dimension_slice` rows, then its `chunk` row, then drops the table.
 enum TimescaleFixture {
     static let sql = #"""
         CREATE SCHEMA _timescaledb_catalog;
@@ -14,11 +30,14 @@ enum TimescaleFixture {
             associated_schema_name name NOT NULL DEFAULT '_timescaledb_internal', associated_table_prefix name NOT NULL,
             num_dimensions smallint NOT NULL DEFAULT 1, chunk_sizing_func_schema name, chunk_sizing_func_name name,
             chunk_target_size bigint DEFAULT 0, compression_state smallint DEFAULT 0, compressed_hypertable_id int,
-            status int DEFAULT 0);
+            status int DEFAULT 0) WITH (user_catalog_table = true);
+        CREATE SEQUENCE _timescaledb_catalog.chunk_id_seq;
         CREATE TABLE _timescaledb_catalog.chunk (
-            id serial PRIMARY KEY, hypertable_id int NOT NULL REFERENCES _timescaledb_catalog.hypertable (id),
+            id int PRIMARY KEY DEFAULT nextval('_timescaledb_catalog.chunk_id_seq'),
+            hypertable_id int NOT NULL REFERENCES _timescaledb_catalog.hypertable (id),
             schema_name name NOT NULL, table_name name NOT NULL, compressed_chunk_id int, status int DEFAULT 0,
-            osm_chunk bool DEFAULT false, creation_time timestamptz DEFAULT now());
+            osm_chunk bool DEFAULT false, creation_time timestamptz DEFAULT now(), UNIQUE (schema_name, table_name))
+            WITH (user_catalog_table = true);
         CREATE TABLE _timescaledb_catalog.continuous_agg (
             mat_hypertable_id int PRIMARY KEY, raw_hypertable_id int, parent_mat_hypertable_id int,
             user_view_schema name, user_view_name name, partial_view_schema name, partial_view_name name,
@@ -29,9 +48,14 @@ enum TimescaleFixture {
             interval_length bigint DEFAULT 86400000000, compress_interval_length bigint, integer_now_func_schema name,
             integer_now_func name);
         CREATE TABLE _timescaledb_catalog.dimension_slice (
-            id serial PRIMARY KEY, dimension_id int NOT NULL, range_start bigint NOT NULL, range_end bigint NOT NULL);
-        CREATE TABLE _timescaledb_catalog.chunk_constraint (
-            chunk_id int NOT NULL, dimension_slice_id int, constraint_name name NOT NULL, hypertable_constraint_name name);
+            id serial PRIMARY KEY,
+            chunk_id int NOT NULL REFERENCES _timescaledb_catalog.chunk (id) ON DELETE CASCADE,
+            dimension_id int NOT NULL REFERENCES _timescaledb_catalog.dimension (id) ON DELETE CASCADE,
+            range_start bigint NOT NULL, range_end bigint NOT NULL, UNIQUE (chunk_id, dimension_id));
+        CREATE VIEW _timescaledb_catalog.chunk_constraint AS
+            SELECT ds.chunk_id, ds.id AS dimension_slice_id, 'constraint_' || ds.id AS constraint_name,
+                   NULL::text AS hypertable_constraint_name
+            FROM _timescaledb_catalog.dimension_slice ds;
         CREATE TABLE _timescaledb_catalog.fixture_chunk_range (
             chunk_id int PRIMARY KEY, hypertable_id int NOT NULL, range_start timestamptz NOT NULL, range_end timestamptz NOT NULL);
 
@@ -45,20 +69,17 @@ enum TimescaleFixture {
             SELECT r.chunk_id INTO cid FROM _timescaledb_catalog.fixture_chunk_range r
             WHERE r.hypertable_id = hid AND r.range_start = rs;
             IF cid IS NULL THEN
-                INSERT INTO _timescaledb_catalog.chunk (hypertable_id, schema_name, table_name)
-                VALUES (hid, '_timescaledb_internal', 'pending') RETURNING id INTO cid;
-                cname := format('_hyper_%s_%s_chunk', hid, cid);
-                UPDATE _timescaledb_catalog.chunk SET table_name = cname WHERE id = cid;
-                INSERT INTO _timescaledb_catalog.fixture_chunk_range VALUES (cid, hid, rs, rs + interval '1 day');
-                WITH slice AS (
-                    INSERT INTO _timescaledb_catalog.dimension_slice (dimension_id, range_start, range_end)
-                    SELECT d.id, (extract(epoch FROM rs) * 1000000)::bigint, (extract(epoch FROM rs + interval '1 day') * 1000000)::bigint
-                    FROM _timescaledb_catalog.dimension d WHERE d.hypertable_id = hid ORDER BY d.id LIMIT 1
-                    RETURNING id)
-                INSERT INTO _timescaledb_catalog.chunk_constraint (chunk_id, dimension_slice_id, constraint_name)
-                SELECT cid, slice.id, 'constraint_' || slice.id FROM slice;
+                cid := nextval('_timescaledb_catalog.chunk_id_seq');
+                SELECT format('%s_%s_chunk', h.associated_table_prefix, cid) INTO cname
+                FROM _timescaledb_catalog.hypertable h WHERE h.id = hid;
                 EXECUTE format('CREATE TABLE _timescaledb_internal.%I (CHECK ("time" >= %L AND "time" < %L)) INHERITS (%I.%I)',
                                cname, rs, rs + interval '1 day', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+                INSERT INTO _timescaledb_catalog.chunk (id, hypertable_id, schema_name, table_name)
+                VALUES (cid, hid, '_timescaledb_internal', cname);
+                INSERT INTO _timescaledb_catalog.dimension_slice (chunk_id, dimension_id, range_start, range_end)
+                SELECT cid, d.id, (extract(epoch FROM rs) * 1000000)::bigint, (extract(epoch FROM rs + interval '1 day') * 1000000)::bigint
+                FROM _timescaledb_catalog.dimension d WHERE d.hypertable_id = hid ORDER BY d.id LIMIT 1;
+                INSERT INTO _timescaledb_catalog.fixture_chunk_range VALUES (cid, hid, rs, rs + interval '1 day');
                 SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) INTO keycols
                 FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -91,7 +112,8 @@ enum TimescaleFixture {
             RETURN NULL;
         END $$;
 
-        -- drop_chunks stand-in: drops whole chunks; only the catalog rows' deletes reach the WAL.
+        -- drop_chunks stand-in: drops whole chunks; only the catalog rows' deletes reach the WAL
+        -- (slices first, then the chunk row, then the table, as chunk_tuple_delete and ts_chunk_drop do).
         CREATE FUNCTION _timescaledb_catalog.fixture_drop_chunks(ht regclass, older_than timestamptz) RETURNS int
         LANGUAGE plpgsql AS $$
         DECLARE r record; n int := 0;
@@ -101,12 +123,10 @@ enum TimescaleFixture {
                      JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
                      JOIN pg_class pc ON pc.relname = h.table_name AND pc.oid = ht
                      WHERE fr.range_end <= older_than ORDER BY c.id LOOP
-                EXECUTE format('DROP TABLE _timescaledb_internal.%I', r.table_name);
-                DELETE FROM _timescaledb_catalog.dimension_slice WHERE id IN (
-                    SELECT dimension_slice_id FROM _timescaledb_catalog.chunk_constraint WHERE chunk_id = r.id);
-                DELETE FROM _timescaledb_catalog.chunk_constraint WHERE chunk_id = r.id;
+                DELETE FROM _timescaledb_catalog.dimension_slice WHERE chunk_id = r.id;
                 DELETE FROM _timescaledb_catalog.fixture_chunk_range WHERE chunk_id = r.id;
                 DELETE FROM _timescaledb_catalog.chunk WHERE id = r.id;
+                EXECUTE format('DROP TABLE _timescaledb_internal.%I', r.table_name);
                 n := n + 1;
             END LOOP;
             RETURN n;
@@ -115,9 +135,11 @@ enum TimescaleFixture {
         CREATE FUNCTION _timescaledb_catalog.fixture_create_hypertable(ht regclass) RETURNS int LANGUAGE plpgsql AS $$
         DECLARE hid int;
         BEGIN
-            INSERT INTO _timescaledb_catalog.hypertable (schema_name, table_name, associated_table_prefix)
-            SELECT n.nspname, c.relname, '_hyper' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = ht RETURNING id INTO hid;
+            -- hypertable_insert (src/hypertable.c): the default prefix is "_hyper_<hypertable id>".
+            hid := nextval(pg_get_serial_sequence('_timescaledb_catalog.hypertable', 'id'));
+            INSERT INTO _timescaledb_catalog.hypertable (id, schema_name, table_name, associated_table_prefix)
+            SELECT hid, n.nspname, c.relname, format('_hyper_%s', hid) FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ht;
             INSERT INTO _timescaledb_catalog.dimension (hypertable_id, column_name, column_type)
             VALUES (hid, 'time', 'timestamptz');
             EXECUTE format('CREATE TRIGGER fixture_route BEFORE INSERT ON %s FOR EACH ROW '

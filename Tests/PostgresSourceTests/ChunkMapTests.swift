@@ -1,0 +1,95 @@
+import BridgeCore
+import Foundation
+import Testing
+
+@testable import PostgresSource
+
+@Suite("TimescaleDB chunk map")
+struct ChunkMapTests {
+    @Test func chunkNamesGiveHypertableAndChunkIDs() {
+        #expect(ChunkMap.ids(fromChunkName: "_hyper_4_7_chunk")! == (4, 7))
+        #expect(ChunkMap.ids(fromChunkName: "_hyper_12_345_chunk")! == (12, 345))
+        for name in [
+            "_hyper_4_chunk", "hyper_4_7_chunk", "_hyper_4_7_chunk_x", "_hyper_a_7_chunk", "compress_hyper_2_5_chunk",
+            "_hyper_4_7_8_chunk", "_materialized_hypertable_2",
+        ] {
+            #expect(ChunkMap.ids(fromChunkName: name) == nil, "\(name)")
+        }
+    }
+
+    func map() -> ChunkMap {
+        var map = ChunkMap(capturedHypertableNames: ["public.conditions"])
+        map.learn(hypertables: [
+            .init(id: 1, schema: "public", name: "conditions"), .init(id: 2, schema: "public", name: "other"),
+        ])
+        return map
+    }
+
+    @Test func chunksOfCapturedHypertablesAreReportedAndOthersProvablyNot() throws {
+        var map = map()
+        map.learn(.init(id: 7, hypertableID: 1, schema: "_timescaledb_internal", name: "_hyper_1_7_chunk"))
+        map.learn(.init(id: 8, hypertableID: 2, schema: "_timescaledb_internal", name: "_hyper_2_8_chunk"))
+        map.learn(.init(id: 9, hypertableID: 3, schema: "_timescaledb_internal", name: "_hyper_3_9_chunk"))
+        let captured = try #require(map.chunk(schema: "_timescaledb_internal", name: "_hyper_1_7_chunk"))
+        #expect(map.isCaptured(captured) == true)
+        #expect(map.isCaptured(try #require(map.chunk(id: 8))) == false)
+        #expect(map.isCaptured(try #require(map.chunk(id: 9))) == nil)  // hypertable unknown: not provable
+        #expect(map.record(chunkID: 7)?.hypertableName == "conditions")
+        #expect(map.record(chunkID: 7)?.chunk == "_timescaledb_internal._hyper_1_7_chunk")
+        #expect(map.record(chunkID: 8) == nil)
+    }
+
+    @Test func anUpdateKeepsTheRangeAndARenameMovesTheName() {
+        var map = map()
+        map.learn(.init(id: 7, hypertableID: 1, schema: "s", name: "pending"))
+        map.setRange(chunkID: 7, start: "a", end: "b")
+        map.learn(.init(id: 7, hypertableID: 1, schema: "s", name: "_hyper_1_7_chunk"))
+        #expect(map.chunk(schema: "s", name: "pending") == nil)
+        #expect(map.chunk(schema: "s", name: "_hyper_1_7_chunk")?.rangeStart == "a")
+        #expect(map.record(chunkID: 7)?.rangeEnd == "b")
+    }
+
+    @Test func droppedChunksAreForgottenOnlyOnceTheDropIsConfirmed() {
+        var map = map()
+        map.learn(.init(id: 7, hypertableID: 1, schema: "s", name: "c7"))
+        map.markDropped(chunkID: 7, at: LSN(100))
+        let early = map.forgetDropped(confirmedThrough: LSN(99))
+        #expect(!early)
+        #expect(map.record(chunkID: 7) != nil)  // a replay of the drop still reports it
+        let confirmed = map.forgetDropped(confirmedThrough: LSN(100))
+        #expect(confirmed)
+        #expect(map.chunk(id: 7) == nil && map.chunk(schema: "s", name: "c7") == nil && map.chunkCount == 0)
+    }
+
+    @Test func theMapSurvivesARestart() throws {
+        let directory = NSTemporaryDirectory() + "pgbridge-chunkmap-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ChunkMapStore(directory: directory, pipe: "p")
+        var map = map()
+        map.learn(.init(id: 7, hypertableID: 1, schema: "s", name: "c7", rangeStart: "a", rangeEnd: nil))
+        map.markDropped(chunkID: 7, at: LSN(5))
+        try store.save(map)
+        var loaded = ChunkMap(capturedHypertableNames: ["public.conditions"])
+        try store.load(into: &loaded)
+        #expect(loaded == map)
+        try "{".write(toFile: store.path, atomically: true, encoding: .utf8)
+        #expect(throws: PostgresError.self) { try store.load(into: &loaded) }
+    }
+
+    @Test func catalogRowsAreParsedFromEitherCatalogShape() {
+        #expect(
+            TimescaleCatalogRow.qualifiedName("_timescaledb_internal._hyper_1_2_chunk")! == (
+                "_timescaledb_internal", "_hyper_1_2_chunk"
+            ))
+        #expect(TimescaleCatalogRow.qualifiedName("\"My.Schema\".\"a\"\"b\"")! == ("My.Schema", "a\"b"))
+        #expect(TimescaleCatalogRow.qualifiedName("unqualified") == nil)
+    }
+
+    @Test func sliceBoundsBecomeRFC3339OrIntegersOrOpen() {
+        #expect(ReplicationStream.rangeText(1_767_225_600_000_000, isTime: true) == "2026-01-01T00:00:00.000000Z")
+        #expect(ReplicationStream.rangeText(42, isTime: false) == "42")
+        #expect(ReplicationStream.rangeText(.min, isTime: true) == nil)
+        #expect(ReplicationStream.rangeText(.max, isTime: false) == nil)
+    }
+}
