@@ -174,6 +174,15 @@ public actor PipeSupervisor: Service {
                 entry.failure = failure is CancellationError ? nil : error
                 if error == nil, entry.desired == .running, !shuttingDown { entry.desired = .stopped }
                 entries[name] = entry
+                if let failure, !(failure is CancellationError), keepsRunning {
+                    // Without the API or wire server the process ends with this error (and its
+                    // exit code); with them it keeps running, so the log must say it.
+                    logger.error(
+                        Logger.Message(
+                            stringLiteral:
+                                "pipe \(name) stopped after an error: \(failure). Once it is fixed, start the pipe again "
+                                + "(POST /v1/pipes/\(name)/start) or restart pgbridge"))
+                }
                 if let failure, !(failure is CancellationError), !keepsRunning, firstFailure == nil {
                     firstFailure = failure
                     shutdown()

@@ -35,6 +35,46 @@ struct HTTPAPITests {
         #expect(status == 0, "pgbridge exited with \(status): \(bridge.process.stderr.suffix(2000))")
     }
 
+    /// A pipe that cannot start is an error in the log with its fix, with the API on (the process
+    /// keeps running and /readyz says why) and without it (the process exits 3).
+    @Test func aPipeThatCannotStartIsLoggedWithOrWithoutTheAPI() async throws {
+        let db = try TestDatabase(prefix: "api_broken")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE nokey (id int, name text)")
+        let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
+        let pipe = """
+            pipes:
+              - name: broken
+                source: {kind: replication, tables: [public.nokey], slot: broken_\(db.name), publication: broken_\(db.name)}
+                sinks: [{kind: file, path: \(directory)/events.jsonl}]
+            """
+        let expected = "pipe broken stopped after an error: table public.nokey has no primary key"
+        let withAPI = "\(directory)/with-api.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
+        \(pipe)
+        """.write(toFile: withAPI, atomically: true, encoding: .utf8)
+        let bridge = try await start(withAPI, directory: directory)
+        try await waitFor("the failure in the log") { bridge.process.stderr.contains(expected) }
+        let line = bridge.process.stderr.split(separator: "\n").first { $0.contains(expected) } ?? ""
+        #expect(line.contains(" error ") && line.contains("ALTER TABLE public.nokey REPLICA IDENTITY FULL"), "\(line)")
+        let ready = try await bridge.api.get("/readyz")
+        #expect(ready.status == 503 && ready.body.contains("no primary key"), "\(ready.body)")
+        try await stop(bridge)
+
+        let withoutAPI = "\(directory)/without-api.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        \(pipe)
+        """.write(toFile: withoutAPI, atomically: true, encoding: .utf8)
+        let result = try await BridgeProcess.run(["run", "--config", withoutAPI], directory: directory)
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("table public.nokey has no primary key"), "\(result.stderr)")
+    }
+
     /// A pipe created through the API runs, serves its events (paging, SSE, metrics), survives
     /// two restarts with its state (running, then stopped), and is dropped with its slot.
     @Test func pipeLifecycleThroughTheAPI() async throws {
