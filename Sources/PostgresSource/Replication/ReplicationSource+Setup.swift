@@ -47,9 +47,9 @@ extension ReplicationSource {
         for hypertable in tables where hypertables.contains(hypertable.oid) {
             published += try catalog.chunks(of: hypertable.oid)
         }
-        try ensurePublication(catalog: catalog, connection: connection, tables: published)
+        try ensurePublication(catalog: catalog, tables: published)
         if !hypertables.isEmpty && timescale.hasHypertableCatalog {
-            publishChunkCatalog(catalog: catalog, connection: connection)
+            publishChunkCatalog(catalog: catalog)
         }
 
         var slotConfirmed: LSN?
@@ -77,7 +77,7 @@ extension ReplicationSource {
                     metadata: [
                         "slot": "\(config.slot)", "consistent_point": "\(created.string(0, "consistent_point") ?? "")",
                     ])
-            } catch let error as PostgresError where error.sqlState == "42710" {
+            } catch let error as PostgresError where Self.isConcurrentCreation(error) {
                 // Created concurrently by another replica: fine.
             } catch let error as PostgresError where error.sqlState == "53400" {
                 throw PostgresError(
@@ -110,88 +110,5 @@ extension ReplicationSource {
                         + "as its owner; until then pgbridge adds new chunks to the publication after they appear, and their "
                         + "first rows can be missed"))
         }
-    }
-
-    /// Retention (`drop_chunks`) is visible only as deletes of `_timescaledb_catalog.chunk`
-    /// rows: publish that table so they can become `chunk_dropped` events, and so a chunk's
-    /// hypertable is known from the stream even when the chunk is gone before it is decoded.
-    /// TimescaleDB 2.28 also links `dimension_slice` rows to their chunk (`chunk_id`): published
-    /// too, they give the range of such a chunk.
-    private func publishChunkCatalog(catalog: CaptureCatalog, connection: PGConnection) {
-        var wanted = ["_timescaledb_catalog.chunk"]
-        do {
-            let slicesHaveChunk =
-                try connection.execute(
-                    """
-                    SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('_timescaledb_catalog.dimension_slice')
-                                   AND attname = 'chunk_id' AND NOT attisdropped)
-                    """
-                ).string(0, 0) == "t"
-            if slicesHaveChunk { wanted.append("_timescaledb_catalog.dimension_slice") }
-            let publication = try catalog.publication(config.publication)
-            guard !publication.allTables else { return }
-            var missing: [String] = []
-            for table in wanted {
-                let oid = try connection.execute("SELECT to_regclass($1)::oid", [table]).string(0, 0).flatMap {
-                    UInt32($0)
-                }
-                if let oid, !publication.tables.contains(oid) { missing.append(table) }
-            }
-            guard !missing.isEmpty else { return }
-            try connection.execute(
-                "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE \(missing.joined(separator: ", "))")
-        } catch {
-            logger.warning(
-                Logger.Message(
-                    stringLiteral:
-                        "cannot add TimescaleDB's catalog tables to publication \(config.publication): \(error). "
-                        + "Retention (drop_chunks) will not be reported as chunk_dropped events, and rows of chunks dropped "
-                        + "before pgbridge decodes them are mapped by chunk name only; run ALTER PUBLICATION "
-                        + "\(SQL.identifier(config.publication)) ADD TABLE \(wanted.joined(separator: ", ")) as a superuser"
-                ))
-        }
-    }
-
-    /// Adds chunks of the captured hypertables that are missing from the publication (created
-    /// in a session without auto-publication, or by an older TimescaleDB). Returns their names.
-    func reconcileChunks(hypertables: [UInt32]) throws -> [String] {
-        guard !hypertables.isEmpty else { return [] }
-        let connection = try PGConnection(url: postgres.url, mode: .normal)
-        let catalog = CaptureCatalog(connection: connection)
-        let publication = try catalog.publication(config.publication)
-        guard publication.exists, !publication.allTables else { return [] }
-        var missing: [CaptureCatalog.Table] = []
-        for hypertable in hypertables {
-            missing += try catalog.chunks(of: hypertable).filter { !publication.tables.contains($0.oid) }
-        }
-        guard !missing.isEmpty else { return [] }
-        try connection.execute(
-            "ALTER PUBLICATION \(SQL.identifier(config.publication)) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))"
-        )
-        return missing.map(\.display)
-    }
-
-    private func ensurePublication(catalog: CaptureCatalog, connection: PGConnection, tables: [CaptureCatalog.Table])
-        throws
-    {
-        let publication = try catalog.publication(config.publication)
-        let name = SQL.identifier(config.publication)
-        if !publication.exists {
-            let list = tables.map(\.qualified).joined(separator: ", ")
-            try connection.execute("CREATE PUBLICATION \(name) FOR TABLE \(list)")
-            logger.info(
-                "created publication",
-                metadata: ["publication": "\(config.publication)", "tables": "\(tables.map(\.display))"])
-            return
-        }
-        guard !publication.allTables else { return }
-        // Never drop or recreate a publication under a live slot: only add what is missing.
-        let missing = tables.filter { !publication.tables.contains($0.oid) }
-        guard !missing.isEmpty else { return }
-        try connection.execute(
-            "ALTER PUBLICATION \(name) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
-        logger.info(
-            "added tables to publication",
-            metadata: ["publication": "\(config.publication)", "tables": "\(missing.map(\.display))"])
     }
 }
