@@ -99,15 +99,24 @@ struct TableRoutes: Sendable {
     /// role), the login role, superusers, BYPASSRLS and REPLICATION roles.
     static func begin(_ connection: SQLConnection, _ settings: [String?], readOnly: Bool) throws {
         let values = try settings.map { try connection.literal($0 ?? "") }
-        let check = try connection.execute(
-            """
-            BEGIN\(readOnly ? " READ ONLY" : ""); SELECT set_config('role', \(values[0]), true), \
-            set_config('statement_timeout', \(values[1]), true), \
-            set_config('idle_in_transaction_session_timeout', \(values[1]), true), \
-            set_config('request.jwt.claims', \(values[2]), true); \
-            SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
-            FROM pg_roles r WHERE r.rolname = current_user
-            """)
+        let check: SQLResult
+        do {
+            check = try connection.execute(
+                """
+                BEGIN\(readOnly ? " READ ONLY" : ""); SELECT set_config('role', \(values[0]), true), \
+                set_config('statement_timeout', \(values[1]), true), \
+                set_config('idle_in_transaction_session_timeout', \(values[1]), true), \
+                set_config('request.jwt.claims', \(values[2]), true); \
+                SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
+                FROM pg_roles r WHERE r.rolname = current_user
+                """)
+        } catch let error as PostgresError where error.sqlState == "22023" || error.sqlState == "42704" {
+            // set_config('role', …) of a role that does not exist (invalid_parameter_value); the
+            // lease rolls the transaction back.
+            throw APIError.forbidden(
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") does not exist: the token's role claim must name a database role"
+            )
+        }
         if check.string(0, 0) != "f" {
             throw APIError.forbidden(
                 "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, or has BYPASSRLS or REPLICATION)"
@@ -385,7 +394,6 @@ struct TableRoutes: Sendable {
             status = .badRequest
         case "23505", "23503", "40001", "40P01": status = .conflict
         case "57014": status = .gatewayTimeout
-        case "22023" where error.message.contains("role"): status = .forbidden
         default:
             if state.hasPrefix("08") || state.hasPrefix("57") {
                 status = .serviceUnavailable

@@ -3,6 +3,8 @@ import JWTKit
 import Synchronization
 import Testing
 
+@testable import PostgresSource
+
 /// The REST proxy of the real binary against real PostgreSQL: reads, aggregates, CSV, writes
 /// with X-Commit-LSN, row-level security for two roles, and an SQL injection corpus.
 @Suite("REST proxy", .enabled(if: TestEnvironment.hasBinary))
@@ -200,6 +202,40 @@ struct RestProxyTests {
 
     /// A hypertable's time dimension is the default time column of buckets (date_bin without
     /// the TimescaleDB extension), read from TimescaleDB's catalog (the fixture's stand-in).
+    /// PostgreSQL's messages follow `lc_messages`: refusals are classified by SQLSTATE, so a
+    /// server answering in German is mapped like one answering in English.
+    @Test func refusalsAreClassifiedBySQLStateNotMessageText() async throws {
+        let db = try TestDatabase(prefix: "rest_de")
+        defer { db.drop() }
+        try db.sql(
+            "CREATE TABLE t (id int PRIMARY KEY); ALTER DATABASE \(db.name) SET lc_messages = 'de_DE.UTF-8'")
+        let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
+        let german = db.url
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(german)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.admin), jwt_secret: \(Self.secret)}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let port = try await APIClient.waitForPort(bridge)
+        let ghost = APIClient(base: "http://127.0.0.1:\(port)", token: try await token("pgbridge_ghost"))
+        let reply = try await ghost.get("/v1/tables/public.t")
+        #expect(reply.status == 403, "\(reply.body)")
+        #expect(reply.body.contains("pgbridge_ghost"), "\(reply.body)")
+        // The server did answer in German (the test would prove nothing otherwise).
+        let probe = try PGConnection(url: german, mode: .normal)
+        let message: String
+        do {
+            try probe.execute("SET ROLE pgbridge_ghost")
+            message = "no error"
+        } catch let error as PostgresError {
+            message = error.message
+        }
+        #expect(message.contains("existiert nicht"), "\(message)")
+    }
+
     @Test func hypertableBucketsUseItsTimeDimension() async throws {
         let db = try TimescaleFixture.conditionsDatabase(prefix: "rest_ht")
         defer { db.drop() }

@@ -93,3 +93,33 @@ struct ChunkMapTests {
         #expect(ReplicationStream.rangeText(.max, isTime: false) == nil)
     }
 }
+
+@Suite("START_REPLICATION errors by SQLSTATE")
+struct StartErrorClassificationTests {
+    func state(active: Int? = nil, walStatus: String? = "reserved") -> CaptureCatalog.SlotState {
+        .init(
+            name: "s", plugin: "pgoutput", database: "app", active: active != nil, activePID: active,
+            confirmedFlush: nil, walStatus: walStatus)
+    }
+
+    /// Messages in another language (lc_messages) must classify the same way.
+    @Test func classificationUsesSQLStateAndSlotStateOnly() {
+        let busy = ReplicationStream.classifyStartError(
+            PostgresError(.queryFailed, "Replikations-Slot »s« ist aktiv", sqlState: "55006"), slot: "s",
+            state: state(active: 4242))
+        #expect(busy.code == .slotBusy && busy.message.contains("PID 4242"))
+        let lost = ReplicationStream.classifyStartError(
+            PostgresError(.queryFailed, "kann keine Änderungen mehr lesen", sqlState: "55000"), slot: "s",
+            state: state(walStatus: "lost"))
+        #expect(lost.code == .slotInvalidated && !lost.isRetriable)
+        let other55000 = ReplicationStream.classifyStartError(
+            PostgresError(.queryFailed, "can no longer get changes", sqlState: "55000"), slot: "s", state: state())
+        #expect(other55000.code == .queryFailed)
+        let missing = ReplicationStream.classifyStartError(
+            PostgresError(.queryFailed, "existiert nicht", sqlState: "42704"), slot: "s", state: nil)
+        #expect(missing.code == .prerequisite && missing.message.contains("does not exist any more"))
+        let shutdown = ReplicationStream.classifyStartError(
+            PostgresError(.queryFailed, "Abbruch", sqlState: "57P01"), slot: "s", state: nil)
+        #expect(shutdown.isRetriable)
+    }
+}

@@ -219,20 +219,26 @@ final class ReplicationStream: @unchecked Sendable {
             ])
     }
 
+    /// What a failed START_REPLICATION means, by SQLSTATE and the slot's state in
+    /// `pg_replication_slots`, never by the message text (which follows `lc_messages`).
     private func classifyStartError(_ error: PostgresError) -> PostgresError {
-        let slot = source.config.slot
+        let slotState = error.sqlState.flatMap { _ in try? catalog().slot(source.config.slot) }
+        return Self.classifyStartError(error, slot: source.config.slot, state: slotState)
+    }
+
+    static func classifyStartError(_ error: PostgresError, slot: String, state: CaptureCatalog.SlotState?)
+        -> PostgresError
+    {
         switch error.sqlState {
         case "55006":  // object_in_use
-            let pid = error.message.split(separator: " ").last.flatMap {
-                Int($0.trimmingCharacters(in: .punctuationCharacters))
-            }
-            return PostgresError(.slotBusy, SlotAdvice.busy(slot, pid: pid), sqlState: error.sqlState, retriable: false)
+            return PostgresError(
+                .slotBusy, SlotAdvice.busy(slot, pid: state?.activePID), sqlState: error.sqlState, retriable: false)
         case "42704":  // undefined_object
             return PostgresError(
                 .prerequisite,
                 "replication slot \(slot) does not exist any more (dropped while pgbridge was running?): restart pgbridge to create it; "
                     + "changes made while it was missing were not captured", sqlState: error.sqlState, retriable: false)
-        case "55000" where error.message.contains("can no longer get changes"):
+        case "55000" where state?.walStatus == "lost":  // object_not_in_prerequisite_state
             return PostgresError(.slotInvalidated, SlotAdvice.lost(slot), sqlState: error.sqlState, retriable: false)
         default:
             if error.code == .connectionFailed { return error }
