@@ -239,7 +239,8 @@ public actor PipeSupervisor: Service {
             }
             guard let definition = record.definition else { continue }  // a config pipe no longer configured
             do {
-                let pipe = try BridgeConfig.parsePipe(text: definition, environment: Self.pipeEnvironment)
+                let pipe = try BridgeConfig.parsePipe(
+                    text: definition, environment: Self.pipeEnvironment, trust: apiTrust)
                 try checkConflicts(pipe)
                 entries[pipe.name] = Entry(
                     config: pipe, origin: .api, definition: definition, desired: record.running ? .running : .stopped)
@@ -295,7 +296,8 @@ public actor PipeSupervisor: Service {
         await untilStarted()
         let pipe: PipeConfig
         do {
-            pipe = try BridgeConfig.parsePipe(text: definition, environment: Self.pipeEnvironment)
+            pipe = try BridgeConfig.parsePipe(
+                text: definition, environment: Self.pipeEnvironment, trust: apiTrust)
         } catch {
             throw .invalid("\(error)")
         }
@@ -437,6 +439,9 @@ public actor PipeSupervisor: Service {
     // MARK: Internals
 
     /// What `${NAME}` may expand to in pipes created through the API: only variables named
+    /// What a pipe written through the API may reach: files inside state_dir, tuning properties.
+    var apiTrust: ConfigTrust { .api(stateDirectory: factory.config.stateDirectory) }
+
     /// `PGBRIDGE_PIPE_*`, so that a definition cannot send the process's other secrets
     /// (database password, admin token) to a sink of its choosing.
     static var pipeEnvironment: [String: String] {

@@ -7,7 +7,7 @@ extension BridgeConfig {
         "file": ["path", "fsync"],
         "kafka": [
             "brokers", "topic", "key", "batch_count", "linger", "compression", "sasl", "username", "password", "tls",
-            "client_id", "delivery_timeout", "properties", "content_mode",
+            "client_id", "delivery_timeout", "properties", "allow_unsafe_properties", "content_mode",
         ],
         "rabbitmq": [
             "url", "exchange", "routing_key", "queue", "binding_key", "mandatory", "persistent", "heartbeat", "tls",
@@ -61,8 +61,11 @@ extension BridgeConfig {
         guard let pathNode = keys["path"] else {
             throw node.error("missing path: a file path, or \"-\" for stdout")
         }
-        let path = try pathNode.string()
+        var path = try pathNode.string()
         guard !path.isEmpty else { throw pathNode.error("empty path: a file path, or \"-\" for stdout") }
+        if case .api(let stateDirectory) = node.trust {
+            path = try confined(path, to: stateDirectory, node: pathNode)
+        }
         return FileSinkConfig(path: path, fsync: try keys["fsync"]?.bool() ?? true)
     }
 
@@ -98,13 +101,20 @@ extension BridgeConfig {
         guard config.deliveryTimeout >= .seconds(1) else {
             throw keys["delivery_timeout"]!.error("must be at least 1s")
         }
+        let allowUnsafe = try keys["allow_unsafe_properties"]?.bool() ?? false
+        if allowUnsafe, case .api = node.trust {
+            throw keys["allow_unsafe_properties"]!.error(
+                "not allowed in a pipe created through the API: only the configuration file may allow such properties")
+        }
         if let propertiesNode = keys["properties"] {
             guard case .mapping(let mapping) = propertiesNode.node else {
                 throw propertiesNode.error("expected a mapping of librdkafka properties")
             }
             for (key, value) in mapping {
                 guard let name = key.string else { throw propertiesNode.error("keys must be strings") }
-                config.properties[name] = try propertiesNode.child(name, value).string()
+                let property = propertiesNode.child(name, value)
+                try KafkaPropertyPolicy.check(name, trust: node.trust, allowUnsafe: allowUnsafe, node: property)
+                config.properties[name] = try property.string()
             }
         }
         config.contentMode = try enumValue(keys["content_mode"], default: .structured)

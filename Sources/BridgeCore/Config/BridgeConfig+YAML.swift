@@ -86,7 +86,9 @@ extension BridgeConfig {
 
     /// One pipe in the shape of a `pipes:` entry, given as JSON or YAML text (POST /v1/pipes);
     /// validated exactly like the configuration file. Error paths start at the pipe.
-    public static func parsePipe(text: String, environment: [String: String] = [:]) throws -> PipeConfig {
+    public static func parsePipe(text: String, environment: [String: String] = [:], trust: ConfigTrust = .operatorFile)
+        throws -> PipeConfig
+    {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -98,7 +100,7 @@ extension BridgeConfig {
         } catch let error as YamlError {
             throw ConfigError(path: "", message: "malformed JSON: \(describe(error))", line: line(of: error))
         }
-        return try parsePipe(ConfigNode(node: root, path: "", environment: environment))
+        return try parsePipe(ConfigNode(node: root, path: "", environment: environment, trust: trust))
     }
 
     private static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {

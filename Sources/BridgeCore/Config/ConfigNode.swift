@@ -1,11 +1,21 @@
 import Foundation
 import Yams
 
+/// Who wrote a configuration: the operator's file may do anything the process may; a pipe
+/// created through the HTTP API (an admin token) must not reach beyond pgbridge itself.
+public enum ConfigTrust: Sendable, Equatable {
+    case operatorFile
+    /// File paths must stay inside `stateDirectory`; librdkafka `properties` are limited to
+    /// tuning keys.
+    case api(stateDirectory: String)
+}
+
 /// A YAML node with its key path, for reading configuration with precise errors.
 struct ConfigNode {
     let node: Node
     let path: String
     let environment: [String: String]
+    var trust: ConfigTrust = .operatorFile
 
     var line: Int? { node.mark?.line }
 
@@ -14,7 +24,8 @@ struct ConfigNode {
     }
 
     func child(_ key: String, _ node: Node) -> ConfigNode {
-        ConfigNode(node: node, path: path.isEmpty ? key : "\(path).\(key)", environment: environment)
+        ConfigNode(
+            node: node, path: path.isEmpty ? key : "\(path).\(key)", environment: environment, trust: trust)
     }
 
     var typeName: String {
@@ -106,7 +117,7 @@ struct ConfigNode {
             throw error("expected a list, got \(typeName)")
         }
         return sequence.enumerated().map { index, element in
-            ConfigNode(node: element, path: "\(path)[\(index)]", environment: environment)
+            ConfigNode(node: element, path: "\(path)[\(index)]", environment: environment, trust: trust)
         }
     }
 
