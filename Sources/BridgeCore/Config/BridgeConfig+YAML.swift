@@ -162,7 +162,7 @@ extension BridgeConfig {
             let keys = try node.mapping(allowed: [
                 "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
                 "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows",
-                "heartbeat_interval", "max_lag_bytes",
+                "heartbeat_interval", "max_lag_bytes", "receive_timeout",
             ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
@@ -231,13 +231,19 @@ extension BridgeConfig {
                 throw keys["heartbeat_interval"]!.error("must be 0 (off) or at least 100ms")
             }
             let maxLag = try keys["max_lag_bytes"].map { Int64(try $0.int(range: 1024...Int(Int64.max))) }
+            let receiveTimeout = try keys["receive_timeout"]?.duration() ?? .seconds(60)
+            guard receiveTimeout >= .seconds(1), receiveTimeout > statusInterval else {
+                throw keys["receive_timeout"]!.error(
+                    "must be at least 1s and longer than status_interval (\(statusInterval)); the server's "
+                        + "wal_sender_timeout (60s by default) is a good value")
+            }
             return .replication(
                 ReplicationSourceConfig(
                     tables: tables, slot: slot, publication: publication, snapshot: snapshot,
                     statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout,
                     continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval,
                     snapshotRange: snapshotRange, snapshotBatchRows: batchRows, heartbeatInterval: heartbeat,
-                    maxLagBytes: maxLag))
+                    maxLagBytes: maxLag, receiveTimeout: receiveTimeout))
         case "outbox":
             let keys = try node.mapping(allowed: ["kind", "channel", "channels", "batch_rows", "poll_interval"])
             let channels = try parseChannels(keys, node: node, defaultChannel: "pgbridge")
@@ -270,7 +276,7 @@ extension BridgeConfig {
     private static let sourceKeys = [
         "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
         "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
-        "heartbeat_interval", "max_lag_bytes",
+        "heartbeat_interval", "max_lag_bytes", "receive_timeout",
         "batch_rows", "poll_interval",
     ]
 

@@ -120,14 +120,19 @@ public struct ReplicationSourceConfig: Sendable {
     /// Slot lag (bytes of WAL the slot retains) above which pgbridge logs an error every minute
     /// and `/readyz` fails; nil = no limit.
     public var maxLagBytes: Int64?
+    /// No message from the server for this long means the replication connection is lost
+    /// (a silent peer: failover, a dropped NAT entry, a firewall); also the TCP user timeout.
+    /// Half-way, pgbridge asks the server for a reply.
+    public var receiveTimeout: Duration
 
     public init(
         tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
         statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30),
         continuousAggregates: ContinuousAggregateMode = .view, reconcileInterval: Duration = .seconds(30),
         snapshotRange: SnapshotRange? = nil, snapshotBatchRows: Int = 5000, heartbeatInterval: Duration = .seconds(30),
-        maxLagBytes: Int64? = nil
+        maxLagBytes: Int64? = nil, receiveTimeout: Duration = .seconds(60)
     ) {
+        self.receiveTimeout = receiveTimeout
         self.heartbeatInterval = heartbeatInterval
         self.maxLagBytes = maxLagBytes
         self.snapshotRange = snapshotRange

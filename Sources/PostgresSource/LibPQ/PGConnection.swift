@@ -21,15 +21,24 @@ final class PGConnection {
         "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c standard_conforming_strings=on"
 
     /// Connects (blocking). `url` is a URI or key=value string; later parameters override it.
-    init(url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10) throws {
+    /// - Parameter tcpUserTimeout: how long data sent may stay unacknowledged before the kernel
+    ///   drops the connection (TCP_USER_TIMEOUT); keepalives alone do not fire while data is
+    ///   in flight.
+    init(
+        url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10,
+        tcpUserTimeout: Duration = .seconds(60)
+    ) throws {
         // TCP keepalives: a peer that vanished without closing the connection (failover, network
         // partition) is detected in about a minute instead of TCP's retransmission timeout.
         // Defaults first: keywords after `dbname` (the expanded URL) override the URL's own values.
         var keywords = [
-            "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "connect_timeout",
-            "dbname", "application_name", "options",
+            "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+            "connect_timeout", "dbname", "application_name", "options",
         ]
-        var values = ["1", "30", "10", "3", String(connectTimeout), url, applicationName, Self.sessionOptions]
+        var values = [
+            "1", "30", "10", "3", String(tcpUserTimeout.components.seconds * 1000), String(connectTimeout), url,
+            applicationName, Self.sessionOptions,
+        ]
         if mode == .replication {
             keywords.append("replication")
             values.append("database")

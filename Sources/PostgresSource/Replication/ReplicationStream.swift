@@ -43,6 +43,12 @@ final class ReplicationStream: @unchecked Sendable {
     var lastFlushSent: LSN = .zero
     var lastStatusSent = ContinuousClock.now - .seconds(3600)
     var statusDue = false
+    /// When the server last sent anything (or pgbridge last stopped reading for backpressure):
+    /// a connection silent for `receive_timeout` is treated as lost.
+    var lastServerTraffic = ContinuousClock.now
+    var replyRequested = false
+    /// The walsender serving this pipe's current (or last) replication connection.
+    var walsenderPID: Int?
 
     init(source: ReplicationSource, prepared: ReplicationSource.Prepared) throws {
         self.source = source
@@ -178,6 +184,9 @@ final class ReplicationStream: @unchecked Sendable {
 
     private func resetAfterDisconnect() {
         connection = nil
+        // The catalog connection likely shares the replication connection's fate (a failover, a
+        // silent network path): open a new one rather than wait on it.
+        catalogConnection = nil
         assembler.reset()
     }
 
@@ -185,7 +194,9 @@ final class ReplicationStream: @unchecked Sendable {
 
     /// Opens the replication connection (or reuses the one that created the slot) and starts streaming.
     private func connectAndStart(reusing existing: PGConnection? = nil) throws {
-        let connection = try existing ?? PGConnection(url: source.postgres.url, mode: .replication)
+        let connection =
+            try existing
+            ?? PGConnection(url: source.postgres.url, mode: .replication, tcpUserTimeout: source.config.receiveTimeout)
         let identity = try connection.execute("IDENTIFY_SYSTEM")
         if let systemID = identity.string(0, "systemid"), systemID != prepared.systemID {
             throw PostgresError(
@@ -201,14 +212,18 @@ final class ReplicationStream: @unchecked Sendable {
             (proto_version '2', publication_names \(SQL.literal(publication)), \
             messages 'true', streaming 'on')
             """
+        let pid = try connection.execute("SELECT pg_backend_pid()").string(0, 0).flatMap { Int($0) }
         do {
             try connection.execute(command)
         } catch let error as PostgresError {
             throw classifyStartError(error)
         }
+        walsenderPID = pid
         connection.setNonBlocking()
         self.connection = connection
         statusDue = true
+        lastServerTraffic = .now
+        replyRequested = false
         // Chunk catalog rows are gone by the time their deletes are decoded: know them beforehand.
         try loadTimescaleCatalog()
         logger.info(
@@ -223,7 +238,20 @@ final class ReplicationStream: @unchecked Sendable {
     /// `pg_replication_slots`, never by the message text (which follows `lc_messages`).
     private func classifyStartError(_ error: PostgresError) -> PostgresError {
         let slotState = error.sqlState.flatMap { _ in try? catalog().slot(source.config.slot) }
-        return Self.classifyStartError(error, slot: source.config.slot, state: slotState)
+        let classified = Self.classifyStartError(error, slot: source.config.slot, state: slotState)
+        if classified.code == .slotBusy, let previous = walsenderPID, slotState?.activePID == previous {
+            // Our own walsender from before the connection went silent still holds the slot (the
+            // server notices only after wal_sender_timeout): end it, the next attempt takes over.
+            logger.warning(
+                "the slot is still held by this pipe's previous walsender (PID \(previous)) from a connection that went silent; terminating it"
+            )
+            do {
+                _ = try catalog().connection.execute("SELECT pg_terminate_backend($1::int)", [String(previous)])
+            } catch {
+                logger.warning("cannot terminate walsender PID \(previous): \(error); waiting for the server to end it")
+            }
+        }
+        return classified
     }
 
     static func classifyStartError(_ error: PostgresError, slot: String, state: CaptureCatalog.SlotState?)
@@ -282,6 +310,25 @@ final class ReplicationStream: @unchecked Sendable {
             // After a full batch libpq may already hold more messages: read again at once.
             if filledBatch && assembler.batch.bytes.count < maxBytes { continue }
             try waitForWork(connection)
+            try checkServerSilence()
+        }
+    }
+
+    /// A peer that vanished without closing the connection sends nothing: half-way through
+    /// `receive_timeout` ask the server for a reply, and treat the connection as lost when
+    /// nothing at all arrived by the end.
+    private func checkServerSilence() throws {
+        let timeout = source.config.receiveTimeout
+        let silent = ContinuousClock.now - lastServerTraffic
+        if silent >= timeout {
+            throw PostgresError(
+                .connectionFailed,
+                "no message from PostgreSQL for \(silent.components.seconds)s "
+                    + "(receive_timeout \(timeout)): the replication connection is treated as lost")
+        }
+        if silent >= timeout / 2, !replyRequested {
+            try sendStatus(force: true, requestReply: true)
+            replyRequested = true
         }
     }
 
@@ -289,6 +336,7 @@ final class ReplicationStream: @unchecked Sendable {
     private func waitForWork(_ connection: PGConnection) throws {
         if assembler.batch.bytes.count >= source.options.maxBatchBytes {
             queue.waitForRoom(timeout: .milliseconds(100))
+            lastServerTraffic = .now  // not reading: the server's silence means nothing now
             return
         }
         var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
@@ -301,9 +349,12 @@ final class ReplicationStream: @unchecked Sendable {
     func pushBlocking() {
         var outgoing = assembler.batch
         outgoing.sequence = nextSequence
+        var waited = false
         while !queue.put(outgoing, timeout: .milliseconds(100)) {
+            waited = true
             try? sendStatusIfDue()
         }
+        if waited { lastServerTraffic = .now }  // the socket was not read meanwhile
         lastPushedSequence = nextSequence
         nextSequence += 1
         assembler.batchWasHandedOut()
@@ -323,7 +374,7 @@ final class ReplicationStream: @unchecked Sendable {
     }
 
     /// Standby status update: write = flush = apply = the newest position every sink confirmed.
-    func sendStatus(force: Bool) throws {
+    func sendStatus(force: Bool, requestReply: Bool = false) throws {
         guard let connection else { return }
         let (ackedLSN, ackedSequence) = source.shared.withLock { ($0.ackedLSN, $0.ackedSequence) }
         var flush = max(lastFlushSent, ackedLSN ?? .zero)
@@ -350,7 +401,7 @@ final class ReplicationStream: @unchecked Sendable {
         for value in [flush.value, flush.value, flush.value] { appendBigEndian(value, &message) }
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         appendBigEndian(UInt64(bitPattern: PostgresTime.fromUnixMicroseconds(nowMicros)), &message)
-        message.append(0)
+        message.append(requestReply ? 1 : 0)
         try connection.putCopyData(message)
         if flush != lastFlushSent { logger.trace("confirmed", metadata: ["flush": "\(flush)"]) }
         lastFlushSent = flush
@@ -368,6 +419,8 @@ final class ReplicationStream: @unchecked Sendable {
     /// One CopyData message from the server: XLogData (`w`) or keepalive (`k`).
     func handle(_ message: UnsafeRawBufferPointer) throws {
         guard let kind = message.first else { return }
+        lastServerTraffic = .now
+        replyRequested = false
         var reader = ByteReader(message, position: 1)
         switch kind {
         case UInt8(ascii: "w"):
