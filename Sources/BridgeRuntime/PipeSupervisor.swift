@@ -35,6 +35,8 @@ public actor PipeSupervisor: Service {
         public var stats: PipeRunner.Stats?
         /// Why the pipe is not healthy; nil = healthy (or stopped on purpose).
         public var problem: String?
+        /// `problem` without error text (for callers without the admin token).
+        public var problemSummary: String?
         public var lastError: String?
         /// With `ha`: whether this replica owns the pipe now (nil without `ha`).
         public var role: Role?
@@ -288,6 +290,10 @@ public actor PipeSupervisor: Service {
         return Status(
             name: name, origin: entry.origin, state: entry.runner != nil ? .running : .stopped, config: entry.config,
             definition: entry.definition, stats: stats, problem: problem(entry, stats: stats),
+            problemSummary: problem(entry, stats: stats).map { _ in
+                entry.runner == nil
+                    ? "pipe \(entry.config.name) stopped after an error" : "pipe \(entry.config.name) is retrying"
+            },
             lastError: entry.failure ?? stats?.lastError, role: entry.runner == nil ? nil : entry.role)
     }
 

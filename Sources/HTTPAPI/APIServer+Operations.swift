@@ -10,19 +10,21 @@ extension APIServer {
         router.get("/healthz") { _, _ in
             JSONBody.response(["status": "ok", "version": version])
         }
-        router.get("/readyz") { _, _ in
+        router.get("/readyz") { request, _ in
+            // Unauthenticated callers (probes, anyone who can reach the port) learn what is wrong,
+            // not where: no user, host, database or error text without the admin token.
+            let detailed = (try? requireAdmin(request)) != nil
             var problems: [String] = []
-            do {
-                try await DatabaseAdmin.ping(postgres: postgres)
-            } catch {
-                problems.append("PostgreSQL is not reachable: \(error)")
+            let database = await monitor.snapshot()
+            if let error = database.error {
+                problems.append(detailed ? "PostgreSQL is not reachable: \(error)" : "PostgreSQL is not reachable")
             }
             let statuses = await supervisor.statuses()
             for status in statuses {
-                if let problem = status.problem { problems.append(problem) }
+                if let problem = detailed ? status.problem : status.problemSummary { problems.append(problem) }
             }
-            if let slots = try? await DatabaseAdmin.listSlots(postgres: postgres) {
-                problems += Self.slotProblems(statuses, slots)
+            if let slots = database.slots {
+                problems += Self.slotProblems(statuses, slots, detailed: detailed)
             }
             if problems.isEmpty { return JSONBody.response(["status": "ready"]) }
             return JSONBody.response(["status": "not ready", "problems": problems], status: .serviceUnavailable)
@@ -37,13 +39,21 @@ extension APIServer {
 
     /// Slots a pipe depends on that endanger the database or the pipe: lag above
     /// `max_lag_bytes`, or invalidated (`wal_status = lost`).
-    static func slotProblems(_ statuses: [PipeSupervisor.Status], _ slots: [DatabaseAdmin.SlotRow]) -> [String] {
+    static func slotProblems(_ statuses: [PipeSupervisor.Status], _ slots: [DatabaseAdmin.SlotRow], detailed: Bool)
+        -> [String]
+    {
         var problems: [String] = []
         for status in statuses {
             guard case .replication(let source) = status.config.source,
                 let slot = slots.first(where: { $0.name == source.slot })
             else { continue }
-            if slot.walStatus == "lost" {
+            if !detailed {
+                if slot.walStatus == "lost" {
+                    problems.append("pipe \(status.name): replication slot \(slot.name) is lost")
+                } else if let limit = source.maxLagBytes, let lag = slot.lagBytes, lag > limit {
+                    problems.append("pipe \(status.name): slot \(slot.name) retains more WAL than max_lag_bytes")
+                }
+            } else if slot.walStatus == "lost" {
                 problems.append(
                     "pipe \(status.name): replication slot \(slot.name) is lost (wal_status = lost): drop it with `pgbridge slots drop \(slot.name)`, restart the pipe and re-sync consumers (see docs/troubleshooting.md)"
                 )
@@ -60,7 +70,7 @@ extension APIServer {
     func updatePipeGauges() async {
         let statuses = await supervisor.statuses()
         // nil: PostgreSQL did not answer; the slot gauges keep their values rather than look current.
-        let slots = try? await DatabaseAdmin.listSlots(postgres: postgres)
+        let slots = await monitor.snapshot().slots
         for status in statuses {
             let dimensions = [("pipe", status.name)]
             Gauge(label: "pgbridge_pipe_running", dimensions: dimensions).record(status.state == .running ? 1 : 0)

@@ -85,7 +85,8 @@ extension APIServer {
 
     /// Lag in bytes per slot name (empty when PostgreSQL cannot be asked).
     func slotLags() async -> [String: Int64] {
-        guard let slots = try? await DatabaseAdmin.listSlots(postgres: postgres) else { return [:] }
+        // Admin-only routes: a fresh answer (still on the monitor's one connection).
+        guard let slots = await monitor.snapshot(maxAge: .zero).slots else { return [:] }
         var lags: [String: Int64] = [:]
         for slot in slots { if let lag = slot.lagBytes { lags[slot.name] = lag } }
         return lags

@@ -19,6 +19,8 @@ public struct APIServer: Service {
     let version: String
     let pool: SQLPool
     let catalog: TableCatalog
+    /// `/readyz`, `/metrics` and pipe statuses read PostgreSQL through it (one connection, cached).
+    let monitor: DatabaseMonitor
 
     public init(
         config: APIConfig, postgres: PostgresConfig, supervisor: PipeSupervisor, registry: PrometheusCollectorRegistry,
@@ -32,6 +34,7 @@ public struct APIServer: Service {
         self.logger = logger
         self.pool = SQLPool(postgres: postgres, size: config.poolSize)
         self.catalog = TableCatalog(pool: pool)
+        self.monitor = DatabaseMonitor(postgres: postgres)
     }
 
     public func run() async throws {

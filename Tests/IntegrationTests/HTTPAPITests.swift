@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import Synchronization
 import Testing
 
 /// The HTTP API of the real `pgbridge run` binary, over a real socket, against real PostgreSQL.
@@ -62,6 +64,12 @@ struct HTTPAPITests {
         #expect(line.contains(" error ") && line.contains("ALTER TABLE public.nokey REPLICA IDENTITY FULL"), "\(line)")
         let ready = try await bridge.api.get("/readyz")
         #expect(ready.status == 503 && ready.body.contains("no primary key"), "\(ready.body)")
+        // Without the admin token: what is wrong, not where (no error text, user, host, database).
+        let anonymous = try await bridge.api.request(.GET, "/readyz", token: .some(nil))
+        #expect(anonymous.status == 503 && anonymous.body.contains("pipe broken stopped after an error"))
+        for secret in ["nokey", db.name, "postgres@", "127.0.0.1"] {
+            #expect(!anonymous.body.contains(secret), "\(secret) in \(anonymous.body)")
+        }
         try await stop(bridge)
 
         let withoutAPI = "\(directory)/without-api.yaml"
@@ -75,6 +83,71 @@ struct HTTPAPITests {
         #expect(result.stderr.contains("table public.nokey has no primary key"), "\(result.stderr)")
     }
 
+    /// `/readyz` and `/metrics` need no token: a flood of them must not open PostgreSQL
+    /// connections (one monitor connection, answers cached, one query at a time).
+    @Test func unauthenticatedProbesDoNotExhaustTheDatabase() async throws {
+        let db = try TestDatabase(prefix: "api_flood")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE items (id int PRIMARY KEY)")
+        let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
+        pipes:
+          - name: flood
+            source: {tables: [public.items], slot: flood_\(db.name), publication: flood_\(db.name)}
+            sinks: [{kind: file, path: \(directory)/events.jsonl}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try await start(config, directory: directory)
+        try await waitForSlot(db, "flood_\(db.name)")
+        let anonymous = APIClient(base: bridge.api.base, token: nil)
+        #expect(try await anonymous.get("/readyz").status == 200)
+        let count =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(db.name)' AND application_name LIKE 'pgbridge%'"
+        let before = Int(try db.value(count) ?? "") ?? -1
+
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(
+                connectionPool: .init(idleTimeout: .seconds(5), concurrentHTTP1ConnectionsPerHostSoftLimit: 250)))
+        let peak = Mutex(before)
+        let sampling = Task {
+            while !Task.isCancelled {
+                if let now = Int(try db.value(count) ?? "") { peak.withLock { $0 = max($0, now) } }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let statuses = try await withThrowingTaskGroup(of: (String, Int, Bool).self) { group in
+            for index in 0..<500 {
+                let path = index.isMultiple(of: 2) ? "/readyz" : "/metrics"
+                group.addTask {
+                    let response = try await client.execute(
+                        HTTPClientRequest(url: bridge.api.base + path), timeout: .seconds(60))
+                    let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                    let correct =
+                        path == "/readyz"
+                        ? body.contains("\"ready\"") : body.contains("pgbridge_pipe_running{pipe=\"flood\"} 1")
+                    return (path, Int(response.status.code), correct)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        sampling.cancel()
+        _ = try? await sampling.value
+        try await client.shutdown()
+        #expect(
+            statuses.count == 500 && statuses.allSatisfy { $0.1 == 200 && $0.2 },
+            "\(statuses.filter { !$0.2 }.prefix(3))")
+        let after = Int(try db.value(count) ?? "") ?? -1
+        #expect(
+            peak.withLock { $0 } <= before,
+            "pgbridge held \(before) connections, \(peak.withLock { $0 }) during the flood")
+        #expect(after <= before)
+        try await stop(bridge)
+    }
+
     /// A pipe created through the API runs, serves its events (paging, SSE, metrics), survives
     /// two restarts with its state (running, then stopped), and is dropped with its slot.
     @Test func pipeLifecycleThroughTheAPI() async throws {
@@ -85,7 +158,7 @@ struct HTTPAPITests {
         let setup = try await BridgeProcess.run(["setup", "--url", db.url], directory: directory)
         #expect(setup.status == 0, "\(setup.stderr)")
         let hook = try await HookServer.start()
-        let events = "\(directory)/api-events.jsonl"
+        let events = "\(directory)/state/api-events.jsonl"
         let config = "\(directory)/pgbridge.yaml"
         try """
         postgres: {url: "\(db.url)"}
@@ -240,12 +313,12 @@ struct HTTPAPITests {
         async let first = api.request(
             .POST, "/v1/pipes",
             body:
-                #"{"name": "twin_a", "source": {"tables": ["public.items"], "slot": "\#(slot)"}, "sinks": [{"kind": "file", "path": "-"}]}"#
+                #"{"name": "twin_a", "source": {"tables": ["public.items"], "slot": "\#(slot)"}, "sinks": [{"kind": "file", "path": "twins.jsonl"}]}"#
         )
         async let second = api.request(
             .POST, "/v1/pipes",
             body:
-                #"{"name": "twin_b", "source": {"tables": ["public.items"], "slot": "\#(slot)"}, "sinks": [{"kind": "file", "path": "-"}]}"#
+                #"{"name": "twin_b", "source": {"tables": ["public.items"], "slot": "\#(slot)"}, "sinks": [{"kind": "file", "path": "twins.jsonl"}]}"#
         )
         let outcomes = try await [first, second]
         #expect(outcomes.map(\.status).sorted() == [201, 409], "\(outcomes.map(\.body))")

@@ -105,34 +105,29 @@ public enum DatabaseAdmin {
         }
     }
 
-    /// Connects and runs `SELECT 1` (readiness checks); throws with the reason otherwise.
-    public static func ping(postgres: PostgresConfig, timeoutSeconds: Int = 3) async throws {
-        try await Blocking.run("pgbridge-ping") {
-            let connection = try PGConnection(url: postgres.url, mode: .normal, connectTimeout: timeoutSeconds)
-            try connection.execute("SELECT 1")
+    public static func listSlots(postgres: PostgresConfig) async throws -> [SlotRow] {
+        try await Blocking.run {
+            try slots(on: PGConnection(url: postgres.url, mode: .normal))
         }
     }
 
-    public static func listSlots(postgres: PostgresConfig) async throws -> [SlotRow] {
-        try await Blocking.run {
-            let connection = try PGConnection(url: postgres.url, mode: .normal)
-            let result = try connection.execute(
-                """
-                SELECT slot_name, coalesce(plugin, ''), coalesce(database, ''), active, active_pid,
-                       coalesce(confirmed_flush_lsn::text, restart_lsn::text, ''),
-                       CASE WHEN pg_is_in_recovery() THEN NULL
-                            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint END,
-                       coalesce(wal_status, ''), safe_wal_size
-                FROM pg_replication_slots ORDER BY slot_name
-                """)
-            return (0..<result.rowCount).map { row in
-                SlotRow(
-                    name: result.string(row, 0) ?? "", plugin: result.string(row, 1) ?? "",
-                    database: result.string(row, 2) ?? "", active: result.string(row, 3) == "t",
-                    activePID: result.string(row, 4).flatMap { Int($0) }, confirmedFlush: result.string(row, 5) ?? "",
-                    lagBytes: result.string(row, 6).flatMap { Int64($0) }, walStatus: result.string(row, 7) ?? "",
-                    safeWalSize: result.string(row, 8).flatMap { Int64($0) })
-            }
+    static func slots(on connection: PGConnection) throws -> [SlotRow] {
+        let result = try connection.execute(
+            """
+            SELECT slot_name, coalesce(plugin, ''), coalesce(database, ''), active, active_pid,
+                   coalesce(confirmed_flush_lsn::text, restart_lsn::text, ''),
+                   CASE WHEN pg_is_in_recovery() THEN NULL
+                        ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(confirmed_flush_lsn, restart_lsn))::bigint END,
+                   coalesce(wal_status, ''), safe_wal_size
+            FROM pg_replication_slots ORDER BY slot_name
+            """)
+        return (0..<result.rowCount).map { row in
+            SlotRow(
+                name: result.string(row, 0) ?? "", plugin: result.string(row, 1) ?? "",
+                database: result.string(row, 2) ?? "", active: result.string(row, 3) == "t",
+                activePID: result.string(row, 4).flatMap { Int($0) }, confirmedFlush: result.string(row, 5) ?? "",
+                lagBytes: result.string(row, 6).flatMap { Int64($0) }, walStatus: result.string(row, 7) ?? "",
+                safeWalSize: result.string(row, 8).flatMap { Int64($0) })
         }
     }
 
