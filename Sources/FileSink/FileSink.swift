@@ -43,20 +43,44 @@ public final class FileSink: EventSink, @unchecked Sendable {
         }
     }
 
+    /// Appends the batches; on any failure (a full disk, an I/O error) the file is cut back to
+    /// where this delivery started, so no torn line stays in front of the retry. Failures are
+    /// retried by the pipe without limit: it waits, logs, and goes on once there is space.
     public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
         try await onQueue { [self] in
             guard descriptor >= 0 else { throw SinkError(sink: description, message: "the sink is not open") }
-            for batch in batches where !batch.bytes.isEmpty {
-                // The pipe's output format when it is not native.
-                try writeAll(batch.bodies?.bytes ?? batch.bytes)
-            }
-            if config.fsync && !isStandardOutput {
-                guard fsync(descriptor) == 0 else {
-                    throw SinkError(sink: description, message: "fsync failed: \(String(cString: strerror(errno)))")
+            let start = isStandardOutput ? -1 : lseek(descriptor, 0, SEEK_END)
+            do {
+                for batch in batches where !batch.bytes.isEmpty {
+                    // The pipe's output format when it is not native.
+                    try writeAll(batch.bodies?.bytes ?? batch.bytes)
                 }
+                if config.fsync && !isStandardOutput {
+                    guard fsync(descriptor) == 0 else { throw failure("fsync failed") }
+                }
+            } catch {
+                if start >= 0, ftruncate(descriptor, start) != 0 {
+                    logger.error(
+                        "cannot cut \(config.path) back to its last complete line (offset \(start)) after a failed write: \(String(cString: strerror(errno))); the file may hold a partial line"
+                    )
+                }
+                throw error
             }
             return .delivered
         }
+    }
+
+    private func failure(_ what: String) -> SinkError {
+        let code = errno
+        let reason = String(cString: strerror(code))
+        if code == ENOSPC || code == EDQUOT {
+            return SinkError(
+                sink: description,
+                message:
+                    "\(what): \(reason): the disk of \(config.path) is full; pgbridge retries until there is space again"
+            )
+        }
+        return SinkError(sink: description, message: "\(what): \(reason)")
     }
 
     public func close() async {
@@ -76,7 +100,7 @@ public final class FileSink: EventSink, @unchecked Sendable {
                 let n = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw SinkError(sink: description, message: "write failed: \(String(cString: strerror(errno)))")
+                    throw failure("write failed")
                 }
                 offset += n
             }

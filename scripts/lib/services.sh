@@ -42,6 +42,7 @@ services_cleanup() {
             pg:*) pg_stop "${entry#pg:}" || true ;;
             redis:*) redis_stop "${entry#redis:}" || true ;;
             rabbitmq:*) rabbitmq_stop "${entry#rabbitmq:}" || true ;;
+            mount:*) small_fs_stop "${entry#mount:}" || true ;;
         esac
     done
     SERVICES_STARTED=()
@@ -455,4 +456,22 @@ kafka_mock_start() {
     cat -- "$dir/kafka-mock.log" >&2 || true
     svc_err "the Kafka mock cluster did not start within 20 s"
     return 1
+}
+
+# ---------------------------------------------------------------- a small filesystem
+
+# small_fs_start DIR SIZE: mounts a tmpfs of SIZE (e.g. 8m) at DIR, for disk-full tests.
+small_fs_start() {
+    local dir=$1 size=$2 sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    mkdir -p -- "$dir"
+    "${sudo[@]}" mount -t tmpfs -o "size=$size,mode=1777" pgbridge-test-small "$dir"
+    _services_track "mount:$dir"
+}
+
+# small_fs_stop DIR: unmounts it (when mounted).
+small_fs_stop() {
+    local dir=$1 sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    if mountpoint -q -- "$dir"; then "${sudo[@]}" umount -- "$dir"; fi
 }

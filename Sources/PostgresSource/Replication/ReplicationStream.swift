@@ -121,7 +121,10 @@ final class ReplicationStream: @unchecked Sendable {
                 }
                 try connectAndStart(reusing: exporting)
                 busySince = nil
-                attempt = 0
+                // Back off again only when this connection got nowhere: a failure that repeats
+                // right after every connect (a full disk, a bad message) must not become a storm.
+                let progressFrom = assembler.lastEmittedCheckpoint
+                defer { if assembler.lastEmittedCheckpoint > progressFrom { attempt = 0 } }
                 try streamUntilStopped()
             } catch let error as PostgresError where error.code == .slotBusy {
                 let started = busySince ?? .now
@@ -137,7 +140,7 @@ final class ReplicationStream: @unchecked Sendable {
                 resetAfterDisconnect()
                 attempt += 1
                 let delay = Reconnect.delay(attempt: attempt, maximum: source.options.maxReconnectDelay)
-                logger.warning("replication connection lost: \(error.message); reconnecting in \(delay)")
+                logger.warning("replication interrupted: \(error.message); reconnecting in \(delay)")
                 Reconnect.pause(delay) { stopRequested }
             } catch {
                 fail(error)

@@ -44,8 +44,16 @@ final class StreamSpill {
                 return done
             }
             guard written == buffer.count else {
+                let code = errno
+                if code == ENOSPC || code == EDQUOT {
+                    // The server sends the transaction again after a reconnect: wait for space.
+                    throw PostgresError(
+                        .connectionFailed,
+                        "the disk of state_dir is full: cannot write spill file \(path) (\(String(cString: strerror(code)))). "
+                            + "Free space there; pgbridge retries and receives the transaction again", retriable: true)
+                }
                 throw PostgresError(
-                    .protocolViolation, "cannot write spill file \(path): \(String(cString: strerror(errno)))",
+                    .protocolViolation, "cannot write spill file \(path): \(String(cString: strerror(code)))",
                     retriable: false)
             }
             buffer.removeAll(keepingCapacity: true)
