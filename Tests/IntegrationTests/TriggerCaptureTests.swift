@@ -27,12 +27,13 @@ struct TriggerCaptureTests {
     @Test func createExtensionAndSetup() async throws {
         let db = try TestDatabase(prefix: "ext")
         defer { db.drop() }
+        // scripts/test installs the extension files (and fails when it cannot).
         let installed = FileManager.default.fileExists(atPath: "/usr/share/postgresql/15/extension/pgbridge.control")
-        if installed {
-            try db.sql("CREATE EXTENSION pgbridge")
-            #expect(try db.value("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'") == "0.2")
-            #expect(try db.value("SELECT to_regprocedure('pgbridge.watch(regclass,text,text[])') IS NOT NULL") == "t")
-        }
+        try #require(installed, "the pgbridge extension files are not installed: run scripts/test")
+        try db.sql("CREATE EXTENSION pgbridge")
+        #expect(try db.value("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'") == "0.3")
+        #expect(try db.value("SELECT to_regprocedure('pgbridge.watch(regclass,text,text[])') IS NOT NULL") == "t")
+        #expect(try db.value("SELECT has_function_privilege('public', 'pgbridge.capture()', 'EXECUTE')") == "f")
         let plain = try TestDatabase(prefix: "setup")
         defer { plain.drop() }
         let directory = try TestEnvironment.scratchDirectory("setup")
@@ -40,7 +41,7 @@ struct TriggerCaptureTests {
             let result = try await BridgeProcess.run(["setup", "--url", plain.url], directory: directory)
             #expect(result.status == 0, "\(result.stderr)")
         }
-        #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.2")
+        #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.3")
         #expect(try plain.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgbridge'::regnamespace") == "4")
         try plain.sql(
             "CREATE TABLE t (id int PRIMARY KEY, v text); SELECT pgbridge.watch('t', 'c1', '{id}'); INSERT INTO t VALUES (1, 'x');"
@@ -68,6 +69,15 @@ struct TriggerCaptureTests {
             try app.execute("INSERT INTO pgbridge.outbox (channel, event) VALUES ('c2', '{}')")
         }
         #expect(try plain.value("SELECT count(*) FROM pgbridge.outbox WHERE channel = 'c2'") == "1")
+        // Nor attach the SECURITY DEFINER capture function to a table of its own to forge events.
+        try plain.sql("GRANT CREATE ON SCHEMA public TO \(role)")
+        try app.execute("CREATE TABLE mine (id int PRIMARY KEY)")
+        #expect {
+            try app.execute(
+                "CREATE TRIGGER forge AFTER INSERT ON mine FOR EACH ROW EXECUTE FUNCTION pgbridge.capture('c2')")
+        } throws: { error in
+            (error as? PostgresError)?.sqlState == "42501"
+        }
         #expect(throws: PostgresError.self) { try plain.sql("SELECT pgbridge.watch('w', '')") }
     }
 

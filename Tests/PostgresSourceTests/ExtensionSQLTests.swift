@@ -15,6 +15,9 @@ struct ExtensionSQLTests {
         let upgrade = try String(
             contentsOf: root.appendingPathComponent("sql/pgbridge--0.1--0.2.sql"), encoding: .utf8)
         #expect(upgrade == ExtensionSQL.upgrade_0_1_to_0_2)
+        let upgrade3 = try String(
+            contentsOf: root.appendingPathComponent("sql/pgbridge--0.2--0.3.sql"), encoding: .utf8)
+        #expect(upgrade3 == ExtensionSQL.upgrade_0_2_to_0_3)
         #expect(DatabaseSetup.upgrades.last?.to == ExtensionSQL.version)
         let control = try String(contentsOf: root.appendingPathComponent("sql/pgbridge.control"), encoding: .utf8)
         #expect(control.contains("default_version = '\(ExtensionSQL.version)'"))

@@ -12,7 +12,8 @@ public enum DatabaseSetup {
 
     /// Scripts from one version to the next, applied in order after the 0.1 install script.
     static let upgrades: [(from: String, to: String, sql: String)] = [
-        ("0.1", "0.2", ExtensionSQL.upgrade_0_1_to_0_2)
+        ("0.1", "0.2", ExtensionSQL.upgrade_0_1_to_0_2),
+        ("0.2", "0.3", ExtensionSQL.upgrade_0_2_to_0_3),
     ]
 
     public static func run(postgres: PostgresConfig) async throws -> Outcome {
