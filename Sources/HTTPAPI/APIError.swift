@@ -67,8 +67,14 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 message: error.status == .contentTooLarge
                     ? "request body too large (api.max_body_bytes)" : error.status.reasonPhrase)
         } catch {
-            context.logger.error("\(request.method) \(request.uri.path) failed: \(error)")
-            throw APIError(status: .internalServerError, code: "internal", message: "\(error)")
+            // The detail may name hosts, users or files: it goes to the log, the caller gets an id.
+            let requestID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+            context.logger.error(
+                "\(request.method) \(request.uri.path) failed: \(error)", metadata: ["request_id": "\(requestID)"])
+            throw APIError(
+                status: .internalServerError, code: "internal",
+                message: "internal error (request id \(requestID)): pgbridge's log has the details",
+                headers: [HTTPField.Name("X-Request-Id")!: requestID])
         }
     }
 }

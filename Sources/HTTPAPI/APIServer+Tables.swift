@@ -96,9 +96,12 @@ struct TableRoutes: Sendable {
 
     /// Opens the request's transaction as the caller's role, in one round trip. Refuses roles
     /// that would escape row-level security or act as pgbridge itself: `none` (back to the login
-    /// role), the login role, superusers, BYPASSRLS and REPLICATION roles.
-    static func begin(_ connection: SQLConnection, _ settings: [String?], readOnly: Bool) throws {
+    /// role), the login role, superusers, BYPASSRLS and REPLICATION roles, and owners of the table
+    /// (or members of its owner) when it has row-level security without FORCE (owners bypass it).
+    static func begin(_ connection: SQLConnection, _ settings: [String?], table: TableInfo, readOnly: Bool) throws {
         let values = try settings.map { try connection.literal($0 ?? "") }
+        let schema = try connection.literal(table.schema)
+        let name = try connection.literal(table.name)
         let check: SQLResult
         do {
             check = try connection.execute(
@@ -108,6 +111,9 @@ struct TableRoutes: Sendable {
                 set_config('idle_in_transaction_session_timeout', \(values[1]), true), \
                 set_config('request.jwt.claims', \(values[2]), true); \
                 SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
+                    OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                               WHERE n.nspname = \(schema) AND c.relname = \(name) AND c.relrowsecurity \
+                                 AND NOT c.relforcerowsecurity AND pg_has_role(current_user, c.relowner, 'USAGE')) \
                 FROM pg_roles r WHERE r.rolname = current_user
                 """)
         } catch let error as PostgresError where error.sqlState == "22023" || error.sqlState == "42704" {
@@ -119,7 +125,7 @@ struct TableRoutes: Sendable {
         }
         if check.string(0, 0) != "f" {
             throw APIError.forbidden(
-                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, or has BYPASSRLS or REPLICATION)"
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(table.schema).\(table.name), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
             )
         }
     }
@@ -165,7 +171,7 @@ struct TableRoutes: Sendable {
         let first: Chunk
         do {
             first = try await session.run { connection in
-                try Self.begin(connection, settings, readOnly: true)
+                try Self.begin(connection, settings, table: table, readOnly: true)
                 let result: SQLResult
                 if direct {
                     result = try connection.execute(sql, statement.parameters)
@@ -310,7 +316,7 @@ struct TableRoutes: Sendable {
         do {
             let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, readOnly: false)
+                    try Self.begin(connection, settings, table: table, readOnly: false)
                     let position = try connection.execute(
                         "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text")
                     let result = try connection.execute(statement.text, statement.parameters)

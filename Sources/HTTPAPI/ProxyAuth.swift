@@ -15,6 +15,8 @@ struct ProxyClaims: JWTPayload {
     var role: String?
     var exp: ExpirationClaim?
     var nbf: NotBeforeClaim?
+    var aud: AudienceClaim?
+    var iss: IssuerClaim?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp?.verifyNotExpired()
@@ -26,6 +28,9 @@ struct ProxyAuth: Sendable {
     let keys: JWTKeyCollection?
     let anonymousRole: String?
     let anonymousWrites: Bool
+    var requireExp = false
+    var audience: String?
+    var issuer: String?
 
     static func make(_ config: APIConfig) async throws -> ProxyAuth {
         var keys: JWTKeyCollection?
@@ -37,7 +42,9 @@ struct ProxyAuth: Sendable {
         case nil:
             keys = nil
         }
-        return ProxyAuth(keys: keys, anonymousRole: config.anonymousRole, anonymousWrites: config.anonymousWrites)
+        return ProxyAuth(
+            keys: keys, anonymousRole: config.anonymousRole, anonymousWrites: config.anonymousWrites,
+            requireExp: config.jwtRequireExp, audience: config.jwtAudience, issuer: config.jwtIssuer)
     }
 
     /// Verifies the request's bearer token; refuses what the configuration does not allow.
@@ -64,6 +71,15 @@ struct ProxyAuth: Sendable {
             claims = try await keys.verify(token, as: ProxyClaims.self)
         } catch {
             throw APIError.unauthorized("invalid token: \(Self.reason(error))")
+        }
+        if requireExp, claims.exp == nil {
+            throw APIError.unauthorized("invalid token: it has no exp claim (api.jwt_require_exp)")
+        }
+        if let audience, !(claims.aud?.value.contains(audience) ?? false) {
+            throw APIError.unauthorized("invalid token: its aud claim does not name this API (api.jwt_audience)")
+        }
+        if let issuer, claims.iss?.value != issuer {
+            throw APIError.unauthorized("invalid token: its iss claim is not the configured issuer (api.jwt_issuer)")
         }
         guard let role = claims.role ?? anonymousRole, !role.isEmpty else {
             throw APIError.unauthorized("the token has no role claim and no api.anonymous_role is set")

@@ -213,6 +213,15 @@ struct APIConfigTests {
         #expect(api.anonymousRole == "web_anon" && api.bufferEvents == 500)
         #expect(config.pipes.isEmpty)
         #expect(!"\(api)".contains("a-very-long-admin-token"))
+        #expect(!api.jwtRequireExp && api.jwtAudience == nil && api.jwtIssuer == nil)
+        let strict = try BridgeConfig.parse(
+            yaml: base + """
+                api: {jwt_secret: "0123456789abcdef0123456789abcdef", jwt_require_exp: true, jwt_audience: app,
+                      jwt_issuer: "https://id.example"}
+                """
+        ).api
+        #expect(
+            strict?.jwtRequireExp == true && strict?.jwtAudience == "app" && strict?.jwtIssuer == "https://id.example")
     }
 
     @Test func rejectsWeakOrConflictingSettings() {
@@ -223,6 +232,7 @@ struct APIConfigTests {
             ("api: {jwt_secret: \"0123456789abcdef0123456789abcdef\", jwt_public_key: x}", "api.jwt_secret"),
             ("api: {anonymous_writes: true}", "api.anonymous_writes"),
             ("api: {buffer_event: 5}", "did you mean 'buffer_events'"),
+            ("api: {jwt_audience: x}", "api.jwt_audience: needs jwt_secret or jwt_public_key"),
         ]
         expectConfigErrors(cases, base: base)
     }

@@ -70,3 +70,55 @@ struct ProxyAuthTests {
         #expect(await status { _ = try await auth.identify(authorization: nil, write: false) } == 401)
     }
 }
+
+@Suite("REST proxy token policy")
+struct ProxyTokenPolicyTests {
+    struct Claims: JWTPayload {
+        var role: String
+        var exp: ExpirationClaim?
+        var aud: AudienceClaim?
+        var iss: IssuerClaim?
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    static let secret = "0123456789abcdef0123456789abcdef-policy"
+
+    func message(_ auth: ProxyAuth, _ claims: Claims) async throws -> String {
+        let signer = await JWTKeyCollection().add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
+        let token = try await signer.sign(claims)
+        do {
+            _ = try await auth.identify(authorization: "Bearer \(token)", write: false)
+            return "accepted"
+        } catch let error as APIError {
+            return "\(error.status.code) \(error.message)"
+        }
+    }
+
+    @Test func expirationAudienceAndIssuerAreEnforcedWhenConfigured() async throws {
+        var config = APIConfig(jwt: .hs256(secret: Self.secret))
+        config.jwtRequireExp = true
+        config.jwtAudience = "pgbridge-api"
+        config.jwtIssuer = "https://issuer.example"
+        let auth = try await ProxyAuth.make(config)
+        let exp = ExpirationClaim(value: Date().addingTimeInterval(300))
+        let good = Claims(
+            role: "r", exp: exp, aud: .init(value: ["other", "pgbridge-api"]), iss: "https://issuer.example")
+        #expect(try await message(auth, good) == "accepted")
+        var noExp = good
+        noExp.exp = nil
+        #expect(try await message(auth, noExp) == "401 invalid token: it has no exp claim (api.jwt_require_exp)")
+        var wrongAudience = good
+        wrongAudience.aud = .init(value: ["other"])
+        #expect(try await message(auth, wrongAudience).contains("401 invalid token: its aud claim"))
+        var noAudience = good
+        noAudience.aud = nil
+        #expect(try await message(auth, noAudience).contains("api.jwt_audience"))
+        var wrongIssuer = good
+        wrongIssuer.iss = "https://evil.example"
+        #expect(try await message(auth, wrongIssuer).contains("api.jwt_issuer"))
+        // Without the options, the same tokens pass (PostgREST's defaults).
+        let lenient = try await ProxyAuth.make(APIConfig(jwt: .hs256(secret: Self.secret)))
+        #expect(try await message(lenient, noExp) == "accepted")
+        #expect(try await message(lenient, wrongIssuer) == "accepted")
+    }
+}

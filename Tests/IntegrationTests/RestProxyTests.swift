@@ -236,6 +236,42 @@ struct RestProxyTests {
         #expect(message.contains("existiert nicht"), "\(message)")
     }
 
+    /// A table's owner bypasses its row-level security unless it is FORCEd: such a role is
+    /// refused as a token role, like a BYPASSRLS one.
+    @Test func tableOwnersWithoutForcedRowSecurityAreRefused() async throws {
+        let db = try TestDatabase(prefix: "rest_owner")
+        defer { db.drop() }
+        let owner = "pgbridge_test_owner_\(db.name)"
+        try db.sql(
+            """
+            CREATE ROLE \(owner);
+            CREATE TABLE notes (id int PRIMARY KEY, owner text NOT NULL);
+            INSERT INTO notes VALUES (1, 'someone else'), (2, '\(owner)');
+            ALTER TABLE notes OWNER TO \(owner);
+            ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY mine ON notes USING (owner = current_user);
+            """)
+        defer { _ = try? db.sql("DROP TABLE notes; DROP ROLE \(owner)") }
+        let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.admin), jwt_secret: \(Self.secret)}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let port = try await APIClient.waitForPort(bridge)
+        let client = APIClient(base: "http://127.0.0.1:\(port)", token: try await token(owner))
+        let refused = try await client.get("/v1/tables/public.notes")
+        #expect(refused.status == 403, "\(refused.body)")
+        #expect(refused.body.contains("FORCE ROW LEVEL SECURITY"), "\(refused.body)")
+        try db.sql("ALTER TABLE notes FORCE ROW LEVEL SECURITY")
+        let allowed = try await client.get("/v1/tables/public.notes?order=id")
+        #expect(allowed.status == 200, "\(allowed.body)")
+        #expect(ids(allowed) == [2], "the policy applies to the owner now: \(allowed.body)")
+    }
+
     @Test func hypertableBucketsUseItsTimeDimension() async throws {
         let db = try TimescaleFixture.conditionsDatabase(prefix: "rest_ht")
         defer { db.drop() }

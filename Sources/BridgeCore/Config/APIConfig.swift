@@ -19,6 +19,12 @@ public struct APIConfig: Sendable {
     public var statementTimeout: Duration
     /// Largest request body accepted.
     public var maxBodyBytes: Int
+    /// Refuse tokens without an `exp` claim (they would never expire).
+    public var jwtRequireExp: Bool = false
+    /// When set, a token's `aud` must contain it.
+    public var jwtAudience: String?
+    /// When set, a token's `iss` must equal it.
+    public var jwtIssuer: String?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, jwt: JWTKeyConfig? = nil,

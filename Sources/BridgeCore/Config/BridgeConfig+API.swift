@@ -4,7 +4,8 @@ extension BridgeConfig {
     static func parseAPI(_ node: ConfigNode) throws -> APIConfig {
         let keys = try node.mapping(allowed: [
             "listen", "admin_token", "jwt_secret", "jwt_public_key", "anonymous_role", "anonymous_writes",
-            "buffer_events", "pool_size", "statement_timeout", "max_body_bytes",
+            "buffer_events", "pool_size", "statement_timeout", "max_body_bytes", "jwt_require_exp", "jwt_audience",
+            "jwt_issuer",
         ])
         var api = APIConfig()
         if let listen = keys["listen"] {
@@ -51,6 +52,12 @@ extension BridgeConfig {
         api.poolSize = try keys["pool_size"]?.int(range: 1...256) ?? api.poolSize
         api.statementTimeout = try keys["statement_timeout"]?.duration() ?? api.statementTimeout
         api.maxBodyBytes = try keys["max_body_bytes"]?.int(range: 1024...(1 << 30)) ?? api.maxBodyBytes
+        for key in ["jwt_require_exp", "jwt_audience", "jwt_issuer"] where keys[key] != nil && api.jwt == nil {
+            throw keys[key]!.error("needs jwt_secret or jwt_public_key: without them no token is accepted")
+        }
+        api.jwtRequireExp = try keys["jwt_require_exp"]?.bool() ?? false
+        api.jwtAudience = try keys["jwt_audience"]?.string()
+        api.jwtIssuer = try keys["jwt_issuer"]?.string()
         return api
     }
 
