@@ -14,24 +14,9 @@ public enum Redaction {
                 }
             }
         }
-        // key/value and query-string forms: password=secret
-        for marker in ["password=", "sslpassword="] {
-            var searchStart = result.startIndex
-            while let range = result.range(of: marker, options: [], range: searchStart..<result.endIndex) {
-                var end = range.upperBound
-                if end < result.endIndex, result[end] == "'" {
-                    end = result.index(after: end)
-                    while end < result.endIndex, result[end] != "'" { end = result.index(after: end) }
-                    if end < result.endIndex { end = result.index(after: end) }
-                } else {
-                    while end < result.endIndex, result[end] != " ", result[end] != "&" {
-                        end = result.index(after: end)
-                    }
-                }
-                result.replaceSubrange(range.upperBound..<end, with: "***")
-                searchStart = result.index(range.upperBound, offsetBy: 3)
-            }
-        }
+        // key/value and query-string forms: password=secret, password = 'a b', sslpassword=…
+        let pair = #/(?i)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)/#
+        result = result.replacing(pair) { match in "\(match.1)***" }
         return result
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import PostgresSource
 
 @main
 struct PGBridge: AsyncParsableCommand {
@@ -25,6 +26,18 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    /// `--url`: a password in it is visible to every user of the machine (`ps`, `/proc`) and
+    /// stays in shell history, so say so.
+    func postgres(url: String) -> PostgresConfig {
+        if ConnectionString(url)?.hasPassword == true {
+            Terminal.error(
+                "warning: the password in --url can be seen by other users of this machine (ps, /proc) and stays in "
+                    + "your shell history: set PGPASSWORD (or a ~/.pgpass entry) instead, or use postgres.url in the "
+                    + "configuration file with ${VARIABLE} for the password")
+        }
+        return PostgresConfig(url: url)
+    }
 
     /// Loads the configuration; a problem is printed and exits with code 2.
     func loadConfig() throws -> BridgeConfig {

@@ -194,6 +194,12 @@ struct ConfigTests {
             Redaction.redactConnectionString("postgresql://h/d?password=x&user=u")
                 == "postgresql://h/d?password=***&user=u")
         #expect(Redaction.redactConnectionString("postgresql://u@h/d") == "postgresql://u@h/d")
+        // Spaces around '=' and escaped quotes are libpq syntax too.
+        #expect(
+            Redaction.redactConnectionString("host=h password = secret dbname=d") == "host=h password = *** dbname=d")
+        #expect(
+            Redaction.redactConnectionString(#"host=h PASSWORD='it\'s secret' sslpassword=k"#)
+                == "host=h PASSWORD=*** sslpassword=***")
     }
 }
 

@@ -185,6 +185,18 @@ struct CLITests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/db"))
         #expect(!result.stderr.contains("secret"))
+        // A key=value string with spaces around '=' (libpq accepts them) is redacted too.
+        let spaced = try ConfigFile.write(
+            directory: directory, url: "host=127.0.0.1 port=1 user=postgres password = secret dbname=db", tables: ["t"],
+            slot: "s", output: "o.jsonl")
+        let second = try await BridgeProcess.run(["check", "--config", spaced], directory: directory)
+        #expect(second.status == 1 && second.stderr.contains("cannot connect to PostgreSQL at host=127.0.0.1"))
+        #expect(!second.stderr.contains("secret"), "\(second.stderr)")
+        // A password on the command line is visible to other users: pgbridge says so.
+        let cli = try await BridgeProcess.run(
+            ["slots", "--url", "postgresql://postgres:secret@127.0.0.1:1/db"], directory: directory)
+        #expect(cli.stderr.contains("warning: the password in --url can be seen by other users"), "\(cli.stderr)")
+        #expect(!cli.stderr.contains("secret@"))
     }
 
     @Test func slotsListAndDrop() async throws {

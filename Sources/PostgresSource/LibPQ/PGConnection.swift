@@ -35,9 +35,13 @@ final class PGConnection {
             "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
             "connect_timeout", "dbname", "application_name", "options",
         ]
+        // The URL's own `options` (e.g. `-c lc_messages=…`) are kept; pgbridge's session settings
+        // come after them and win where they overlap.
+        let parsed = ConnectionString(url)
+        let options = [parsed?.value("options"), Self.sessionOptions].compactMap { $0 }.joined(separator: " ")
         var values = [
             "1", "30", "10", "3", String(tcpUserTimeout.components.seconds * 1000), String(connectTimeout), url,
-            applicationName, Self.sessionOptions,
+            applicationName, options,
         ]
         if mode == .replication {
             keywords.append("replication")
@@ -55,9 +59,9 @@ final class PGConnection {
             throw PostgresError(.connectionFailed, "cannot allocate a PostgreSQL connection")
         }
         self.handle = connection
-        self.target = Redaction.redactConnectionString(url)
+        self.target = ConnectionString.redact(url)
         if PQstatus(connection) != CONNECTION_OK {
-            let reason = Redaction.redactConnectionString(
+            let reason = ConnectionString.redact(
                 String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines())
             throw PostgresError(
                 .connectionFailed,
@@ -71,7 +75,7 @@ final class PGConnection {
     var handleForNotifications: OpaquePointer { handle }
 
     var errorMessage: String {
-        Redaction.redactConnectionString(String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
+        ConnectionString.redact(String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
     }
 
     var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }

@@ -13,7 +13,7 @@ struct Setup: AsyncParsableCommand {
     var url: String?
 
     func run() async throws {
-        let postgres = try url.map { PostgresConfig(url: $0) } ?? options.loadConfig().postgres
+        let postgres = try url.map { options.postgres(url: $0) } ?? options.loadConfig().postgres
         do {
             switch try await DatabaseSetup.run(postgres: postgres) {
             case .installed(let version): print("installed pgbridge SQL objects, version \(version)")

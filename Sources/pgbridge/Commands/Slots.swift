@@ -15,7 +15,7 @@ struct Slots: AsyncParsableCommand {
         var url: String?
 
         func postgres() throws -> PostgresConfig {
-            if let url { return PostgresConfig(url: url) }
+            if let url { return global.postgres(url: url) }
             return try global.loadConfig().postgres
         }
     }
