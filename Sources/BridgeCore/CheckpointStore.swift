@@ -30,7 +30,11 @@ public final class CheckpointStore: @unchecked Sendable {
 
     public init(directory: String, pipe: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        self.path = (directory as NSString).appendingPathComponent("\(pipe).checkpoint")
+        self.path = Self.path(directory: directory, pipe: pipe)
+    }
+
+    public static func path(directory: String, pipe: String) -> String {
+        (directory as NSString).appendingPathComponent("\(pipe).checkpoint")
     }
 
     /// The stored record, or nil when there is none (or it cannot be parsed).
@@ -51,11 +55,12 @@ public final class CheckpointStore: @unchecked Sendable {
         return cached
     }
 
-    /// Durably replaces the record. Never moves backwards for the same system and slot.
-    public func save(_ record: Record) throws {
+    /// Durably replaces the record. Never moves backwards for the same system and slot, unless
+    /// `resetting` (the server's history changed: a restored backup, a failover).
+    public func save(_ record: Record, resetting: Bool = false) throws {
         lock.lock()
         defer { lock.unlock() }
-        if let cached, cached.systemID == record.systemID, cached.slot == record.slot,
+        if !resetting, let cached, cached.systemID == record.systemID, cached.slot == record.slot,
             cached.timeline == record.timeline,
             cached.lsn >= record.lsn
         {

@@ -15,6 +15,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case slotBusy
         /// The slot lost required WAL (`wal_status = lost`) and cannot resume.
         case slotInvalidated
+        /// The slot existed (pgbridge confirmed positions from it) but is gone now.
+        case slotMissing
         /// The server sent bytes we could not decode.
         case protocolViolation
     }

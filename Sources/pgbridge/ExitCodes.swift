@@ -18,7 +18,7 @@ enum ExitCodes {
         if error is ConfigError { return config }
         if let error = error as? PostgresError {
             switch error.code {
-            case .prerequisite, .slotBusy, .slotInvalidated: return prerequisite
+            case .prerequisite, .slotBusy, .slotInvalidated, .slotMissing: return prerequisite
             default: return runtime
             }
         }

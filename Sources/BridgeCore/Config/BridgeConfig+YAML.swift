@@ -74,7 +74,14 @@ extension BridgeConfig {
         }
         if let haNode = keys["ha"] {
             for pipe in pipes {
-                guard case .replication(let source) = pipe.source, source.snapshot == .initial else { continue }
+                guard case .replication(let source) = pipe.source,
+                    source.snapshot == .initial || source.onSlotLost == .resnapshot
+                else { continue }
+                if source.onSlotLost == .resnapshot {
+                    throw haNode.error(
+                        "pipe '\(pipe.name)' has on_slot_lost: resnapshot, which ha does not support yet: a replica that takes over cannot continue a snapshot another one started. Use on_slot_lost: error with ha"
+                    )
+                }
                 throw haNode.error(
                     "pipe '\(pipe.name)' has snapshot: initial, which ha does not support yet: a replica that takes over cannot continue a snapshot another one started. Run pgbridge once without ha until the snapshot is done, then remove snapshot: initial (it only acts when the slot is created) and add ha"
                 )
@@ -162,7 +169,7 @@ extension BridgeConfig {
             let keys = try node.mapping(allowed: [
                 "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
                 "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows",
-                "heartbeat_interval", "max_lag_bytes", "receive_timeout",
+                "heartbeat_interval", "max_lag_bytes", "receive_timeout", "on_slot_lost",
             ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
@@ -231,6 +238,14 @@ extension BridgeConfig {
                 throw keys["heartbeat_interval"]!.error("must be 0 (off) or at least 100ms")
             }
             let maxLag = try keys["max_lag_bytes"].map { Int64(try $0.int(range: 1024...Int(Int64.max))) }
+            var onSlotLost = SlotLostAction.error
+            if let actionNode = keys["on_slot_lost"] {
+                let text = try actionNode.string()
+                guard let action = SlotLostAction(rawValue: text) else {
+                    throw actionNode.error("unknown action '\(text)'; expected error or resnapshot")
+                }
+                onSlotLost = action
+            }
             let receiveTimeout = try keys["receive_timeout"]?.duration() ?? .seconds(60)
             guard receiveTimeout >= .seconds(1), receiveTimeout > statusInterval else {
                 throw keys["receive_timeout"]!.error(
@@ -243,7 +258,7 @@ extension BridgeConfig {
                     statusInterval: statusInterval, messages: messages, slotBusyTimeout: slotBusyTimeout,
                     continuousAggregates: continuousAggregates, reconcileInterval: reconcileInterval,
                     snapshotRange: snapshotRange, snapshotBatchRows: batchRows, heartbeatInterval: heartbeat,
-                    maxLagBytes: maxLag, receiveTimeout: receiveTimeout))
+                    maxLagBytes: maxLag, receiveTimeout: receiveTimeout, onSlotLost: onSlotLost))
         case "outbox":
             let keys = try node.mapping(allowed: ["kind", "channel", "channels", "batch_rows", "poll_interval"])
             let channels = try parseChannels(keys, node: node, defaultChannel: "pgbridge")
@@ -276,7 +291,7 @@ extension BridgeConfig {
     private static let sourceKeys = [
         "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
         "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
-        "heartbeat_interval", "max_lag_bytes", "receive_timeout",
+        "heartbeat_interval", "max_lag_bytes", "receive_timeout", "on_slot_lost",
         "batch_rows", "poll_interval",
     ]
 

@@ -124,15 +124,19 @@ public struct ReplicationSourceConfig: Sendable {
     /// (a silent peer: failover, a dropped NAT entry, a firewall); also the TCP user timeout.
     /// Half-way, pgbridge asks the server for a reply.
     public var receiveTimeout: Duration
+    /// What to do when the pipe's slot is gone although it existed (a failover to a server
+    /// without it, someone dropped it): stop with an error, or re-read the tables.
+    public var onSlotLost: SlotLostAction
 
     public init(
         tables: [TablePattern], slot: String, publication: String, snapshot: SnapshotMode = .never,
         statusInterval: Duration = .seconds(10), messages: Bool = true, slotBusyTimeout: Duration = .seconds(30),
         continuousAggregates: ContinuousAggregateMode = .view, reconcileInterval: Duration = .seconds(30),
         snapshotRange: SnapshotRange? = nil, snapshotBatchRows: Int = 5000, heartbeatInterval: Duration = .seconds(30),
-        maxLagBytes: Int64? = nil, receiveTimeout: Duration = .seconds(60)
+        maxLagBytes: Int64? = nil, receiveTimeout: Duration = .seconds(60), onSlotLost: SlotLostAction = .error
     ) {
         self.receiveTimeout = receiveTimeout
+        self.onSlotLost = onSlotLost
         self.heartbeatInterval = heartbeatInterval
         self.maxLagBytes = maxLagBytes
         self.snapshotRange = snapshotRange
@@ -147,6 +151,14 @@ public struct ReplicationSourceConfig: Sendable {
         self.statusInterval = statusInterval
         self.messages = messages
     }
+}
+
+public enum SlotLostAction: String, Sendable, CaseIterable {
+    /// Stop the pipe with an error that says what happened and how to heal it.
+    case error
+    /// Create the slot again with an exported snapshot and re-read the captured tables (as
+    /// `snapshot: initial` does), so consumers converge.
+    case resnapshot
 }
 
 public enum ContinuousAggregateMode: String, Sendable, CaseIterable {

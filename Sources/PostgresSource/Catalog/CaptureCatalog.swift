@@ -179,6 +179,14 @@ enum SlotAdvice {
             + "(it creates a new slot; re-sync consumers from the table contents), and raise max_slot_wal_keep_size"
     }
 
+    static func missing(_ slot: String, confirmed: LSN, timeline: String, checkpoint: String) -> String {
+        "replication slot \(slot) is gone although this pipe read from it (it confirmed up to \(confirmed)"
+            + (timeline.isEmpty ? "" : " on timeline \(timeline)")
+            + "): after a failover to a server without the slot, or after someone dropped it, the changes made since "
+            + "cannot be read any more. To re-read the captured tables into the sinks, set on_slot_lost: resnapshot on "
+            + "the pipe; to accept the gap and continue from now, delete \(checkpoint) and restart pgbridge"
+    }
+
     static func busy(_ slot: String, pid: Int?) -> String {
         "replication slot \(slot) is in use by another process\(pid.map { " (PID \($0))" } ?? ""): "
             + "stop the other pgbridge or consumer using it, or give this pipe another slot name"

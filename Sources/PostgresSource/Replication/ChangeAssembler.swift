@@ -68,6 +68,14 @@ final class ChangeAssembler {
         if transactionMark != nil { transactionMark = (0, 0) }
     }
 
+    /// The server's history changed (a promoted standby, a restored backup): positions seen
+    /// before mean nothing there, so nothing is skipped as delivered below `lsn` any more.
+    func resetPositions(to lsn: LSN) {
+        skipThrough = lsn
+        lastEmittedCheckpoint = lsn
+        batch.checkpoint = nil
+    }
+
     /// After a lost connection: forget the open transaction (the server sends it again) and
     /// drop its events from the batch when they have not been handed out yet.
     func reset() {

@@ -18,6 +18,9 @@ extension ReplicationSource {
         let hypertables: [UInt32]
         /// The slot's confirmed position when we started (nil for a new slot).
         let slotConfirmed: LSN?
+        /// The slot existed before and is gone: the stream creates it again with an exported
+        /// snapshot and re-reads the tables (`on_slot_lost: resnapshot`).
+        var resnapshot = false
     }
 
     /// Checks prerequisites, creates the publication and the slot when missing (publication
@@ -66,9 +69,32 @@ extension ReplicationSource {
         let systemID = identity.string(0, "systemid") ?? ""
         let timeline = identity.string(0, "timeline") ?? ""
         let serverWAL = identity.string(0, "xlogpos").flatMap { LSN($0) } ?? .zero
-        // With `snapshot: initial` the replication thread creates the slot itself, exporting the
-        // snapshot it reads the tables under.
-        if slotConfirmed == nil && config.snapshot != .initial {
+        // A slot that existed (this pipe confirmed positions from it on this cluster) and is gone
+        // now: never created again silently at the current position, which would skip every
+        // change made in between.
+        var resnapshot = false
+        if slotConfirmed == nil,
+            let record = (try? CheckpointStore(directory: stateDirectory, pipe: pipeName))?.load(),
+            record.systemID == systemID, record.slot == config.slot
+        {
+            guard config.onSlotLost == .resnapshot || config.snapshot == .initial else {
+                throw PostgresError(
+                    .slotMissing,
+                    SlotAdvice.missing(
+                        config.slot, confirmed: record.lsn, timeline: record.timeline,
+                        checkpoint: CheckpointStore.path(directory: stateDirectory, pipe: pipeName)))
+            }
+            logger.warning(
+                Logger.Message(
+                    stringLiteral:
+                        "replication slot \(config.slot) is gone although this pipe read from it (confirmed up to \(record.lsn)): "
+                        + "creating it again and re-reading the captured tables (on_slot_lost: resnapshot)"))
+            SnapshotProgress.remove(directory: stateDirectory, pipe: pipeName)
+            resnapshot = true
+        }
+        // With `snapshot: initial` (or a resnapshot) the replication thread creates the slot
+        // itself, exporting the snapshot it reads the tables under.
+        if slotConfirmed == nil && config.snapshot != .initial && !resnapshot {
             do {
                 let created = try replication.execute(
                     "CREATE_REPLICATION_SLOT \(SQL.identifier(config.slot)) LOGICAL pgoutput (SNAPSHOT 'nothing')")
@@ -90,7 +116,8 @@ extension ReplicationSource {
         return Prepared(
             database: database, systemID: systemID, timeline: timeline, serverWAL: serverWAL,
             slotCreated: slotConfirmed == nil, tables: tables.map(\.display), resolvedTables: tables,
-            hypertables: tables.filter { hypertables.contains($0.oid) }.map(\.oid), slotConfirmed: slotConfirmed)
+            hypertables: tables.filter { hypertables.contains($0.oid) }.map(\.oid), slotConfirmed: slotConfirmed,
+            resnapshot: resnapshot)
     }
 
     /// TimescaleDB (>= 2.25) adds a new chunk to its hypertable's publications in the chunk's

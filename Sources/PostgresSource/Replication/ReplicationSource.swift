@@ -10,6 +10,9 @@ public final class ReplicationSource: ChangeSource {
     struct Shared {
         var ackedSequence: UInt64 = 0
         var ackedLSN: LSN?
+        /// Batches up to this sequence were read from a history the server no longer has (before
+        /// a failover): their acknowledgements must not confirm positions on the new one.
+        var ignoreCheckpointsThrough: UInt64 = 0
         var stopRequested = false
         /// The pipeline has consumed and acknowledged everything it will (final status may go).
         var finishRequested = false
@@ -99,7 +102,9 @@ public final class ReplicationSource: ChangeSource {
     public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {
         shared.withLock { state in
             state.ackedSequence = max(state.ackedSequence, sequence)
-            if let checkpoint, checkpoint > (state.ackedLSN ?? .zero) { state.ackedLSN = checkpoint }
+            if let checkpoint, sequence > state.ignoreCheckpointsThrough, checkpoint > (state.ackedLSN ?? .zero) {
+                state.ackedLSN = checkpoint
+            }
         }
     }
 

@@ -6,8 +6,9 @@ extension ReplicationStream {
     /// Runs the initial snapshot when `snapshot: initial` asks for one and it is not done yet.
     /// Returns the replication connection that created the slot (START_REPLICATION must run on
     /// it, after the reads, for the stream to begin exactly at the snapshot's consistent point).
-    func runSnapshotIfNeeded() throws -> PGConnection? {
-        guard source.config.snapshot == .initial else { return nil }
+    /// `force`: the slot is being created again (`on_slot_lost: resnapshot`), whatever `snapshot` says.
+    func runSnapshotIfNeeded(force: Bool = false) throws -> PGConnection? {
+        guard source.config.snapshot == .initial || force else { return nil }
         let path = SnapshotProgress.path(directory: source.stateDirectory, pipe: source.pipeName)
         let stored = SnapshotProgress.load(path: path)
         let catalogURL = source.postgres.url

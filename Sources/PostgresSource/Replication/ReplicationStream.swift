@@ -49,6 +49,8 @@ final class ReplicationStream: @unchecked Sendable {
     var replyRequested = false
     /// The walsender serving this pipe's current (or last) replication connection.
     var walsenderPID: Int?
+    /// The server's timeline as last seen (IDENTIFY_SYSTEM on every connect).
+    lazy var currentTimeline = prepared.timeline
 
     init(source: ReplicationSource, prepared: ReplicationSource.Prepared) throws {
         self.source = source
@@ -110,13 +112,15 @@ final class ReplicationStream: @unchecked Sendable {
     func run() {
         var attempt = 0
         var busySince: ContinuousClock.Instant?
-        var snapshotPending = source.config.snapshot == .initial
+        var snapshotPending = source.config.snapshot == .initial || prepared.resnapshot
+        var forceSnapshot = prepared.resnapshot
         while !stopRequested {
             do {
                 var exporting: PGConnection?
                 if snapshotPending {
-                    exporting = try runSnapshotIfNeeded()
+                    exporting = try runSnapshotIfNeeded(force: forceSnapshot)
                     snapshotPending = false
+                    forceSnapshot = false
                     if stopRequested { break }
                 }
                 try connectAndStart(reusing: exporting)
@@ -126,6 +130,21 @@ final class ReplicationStream: @unchecked Sendable {
                 let progressFrom = assembler.lastEmittedCheckpoint
                 defer { if assembler.lastEmittedCheckpoint > progressFrom { attempt = 0 } }
                 try streamUntilStopped()
+            } catch let error as PostgresError
+                where error.code == .slotMissing && source.config.onSlotLost == .resnapshot
+            {
+                // The slot vanished under a running pipe (a failover to a server without it):
+                // create it again with a snapshot and re-read the tables.
+                logger.warning(
+                    Logger.Message(
+                        stringLiteral:
+                            "replication slot \(source.config.slot) is gone (confirmed up to \(lastFlushSent) before): "
+                            + "creating it again and re-reading the captured tables (on_slot_lost: resnapshot)"))
+                resetAfterDisconnect()
+                resetPositions(to: .zero, timeline: currentTimeline)
+                SnapshotProgress.remove(directory: source.stateDirectory, pipe: source.pipeName)
+                snapshotPending = true
+                forceSnapshot = true
             } catch let error as PostgresError where error.code == .slotBusy {
                 let started = busySince ?? .now
                 busySince = started
@@ -207,6 +226,9 @@ final class ReplicationStream: @unchecked Sendable {
                 "the server at \(connection.target) is another cluster now (system id \(systemID), was \(prepared.systemID)): "
                     + "after a failover or restore, check the slot and restart pgbridge", retriable: false)
         }
+        try followServerHistory(
+            timeline: identity.string(0, "timeline") ?? currentTimeline,
+            serverWAL: identity.string(0, "xlogpos").flatMap { LSN($0) })
         let publication = "\"" + source.config.publication.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         // messages is always requested: TimescaleDB's compression markers are logical messages.
         // `messages: false` in the config only keeps message events out of the output.
@@ -241,7 +263,9 @@ final class ReplicationStream: @unchecked Sendable {
     /// `pg_replication_slots`, never by the message text (which follows `lc_messages`).
     private func classifyStartError(_ error: PostgresError) -> PostgresError {
         let slotState = error.sqlState.flatMap { _ in try? catalog().slot(source.config.slot) }
-        let classified = Self.classifyStartError(error, slot: source.config.slot, state: slotState)
+        let missing = SlotAdvice.missing(
+            source.config.slot, confirmed: lastFlushSent, timeline: currentTimeline, checkpoint: checkpointStore.path)
+        let classified = Self.classifyStartError(error, slot: source.config.slot, state: slotState, missing: missing)
         if classified.code == .slotBusy, let previous = walsenderPID, slotState?.activePID == previous {
             // Our own walsender from before the connection went silent still holds the slot (the
             // server notices only after wal_sender_timeout): end it, the next attempt takes over.
@@ -257,18 +281,17 @@ final class ReplicationStream: @unchecked Sendable {
         return classified
     }
 
-    static func classifyStartError(_ error: PostgresError, slot: String, state: CaptureCatalog.SlotState?)
-        -> PostgresError
-    {
+    static func classifyStartError(
+        _ error: PostgresError, slot: String, state: CaptureCatalog.SlotState?, missing: String = ""
+    ) -> PostgresError {
         switch error.sqlState {
         case "55006":  // object_in_use
             return PostgresError(
                 .slotBusy, SlotAdvice.busy(slot, pid: state?.activePID), sqlState: error.sqlState, retriable: false)
         case "42704":  // undefined_object
             return PostgresError(
-                .prerequisite,
-                "replication slot \(slot) does not exist any more (dropped while pgbridge was running?): restart pgbridge to create it; "
-                    + "changes made while it was missing were not captured", sqlState: error.sqlState, retriable: false)
+                .slotMissing, missing.isEmpty ? "replication slot \(slot) does not exist any more" : missing,
+                sqlState: error.sqlState, retriable: false)
         case "55000" where state?.walStatus == "lost":  // object_not_in_prerequisite_state
             return PostgresError(.slotInvalidated, SlotAdvice.lost(slot), sqlState: error.sqlState, retriable: false)
         default:
@@ -392,7 +415,7 @@ final class ReplicationStream: @unchecked Sendable {
             do {
                 try checkpointStore.save(
                     .init(
-                        lsn: flush, systemID: prepared.systemID, slot: source.config.slot, timeline: prepared.timeline))
+                        lsn: flush, systemID: prepared.systemID, slot: source.config.slot, timeline: currentTimeline))
             } catch {
                 logger.warning("\(error)")
             }

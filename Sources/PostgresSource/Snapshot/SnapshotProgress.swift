@@ -46,6 +46,11 @@ final class SnapshotProgress {
         (directory as NSString).appendingPathComponent("\(pipe).snapshot")
     }
 
+    /// Forgets the pipe's snapshot progress (a new slot needs a new snapshot).
+    static func remove(directory: String, pipe: String) {
+        unlink(path(directory: directory, pipe: pipe))
+    }
+
     static func load(path: String) -> SnapshotProgress? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         var status: Status?

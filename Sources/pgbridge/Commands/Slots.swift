@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import Foundation
 import PostgresSource
 
 struct Slots: AsyncParsableCommand {
@@ -67,6 +68,28 @@ struct Slots: AsyncParsableCommand {
                 throw ExitCodes.fail(error)
             }
             print("dropped replication slot \(name)")
+            forgetCheckpoints()
+        }
+
+        /// A pipe whose slot is gone refuses to create it again silently (changes would be
+        /// skipped); dropping it here is the operator's decision, so the pipes of this
+        /// configuration that used it forget their positions and start at the current one.
+        private func forgetCheckpoints() {
+            guard let config = try? BridgeConfig.load(path: connection.global.config) else {
+                print(
+                    "if a pipe used this slot, delete its <state_dir>/<pipe>.checkpoint before starting it again "
+                        + "(or set on_slot_lost: resnapshot on it)")
+                return
+            }
+            for pipe in config.pipes {
+                guard case .replication(let source) = pipe.source, source.slot == name else { continue }
+                let path = CheckpointStore.path(directory: config.stateDirectory, pipe: pipe.name)
+                if unlink(path) == 0 {
+                    print(
+                        "pipe \(pipe.name) forgot its position (\(path)): its next start creates the slot at the current position"
+                    )
+                }
+            }
         }
     }
 }

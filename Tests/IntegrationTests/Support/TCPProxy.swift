@@ -13,15 +13,17 @@ final class TCPProxy: @unchecked Sendable {
         var blackholed: Set<Int> = []
         var connections = 0
         var stopped = false
+        /// Where new connections go.
+        var targetPort: UInt16 = 0
     }
 
     let port: Int
     private let listener: Int32
-    private let targetPort: UInt16
+    private let initialTargetPort: UInt16
     private let state = Mutex(State())
 
     init(targetPort: Int) throws {
-        self.targetPort = UInt16(targetPort)
+        initialTargetPort = UInt16(targetPort)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = Self.loopback(port: 0)
         let bound = withUnsafePointer(to: &address) {
@@ -36,6 +38,7 @@ final class TCPProxy: @unchecked Sendable {
         }
         listener = fd
         port = Int(UInt16(bigEndian: address.sin_port))
+        state.withLock { $0.targetPort = initialTargetPort }
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "test-tcp-proxy"
         thread.start()
@@ -47,6 +50,11 @@ final class TCPProxy: @unchecked Sendable {
     }
 
     var connectionCount: Int { state.withLock { $0.connections } }
+
+    /// New connections go to `port` from now on (a failover behind a stable address).
+    func retarget(_ port: Int) {
+        state.withLock { $0.targetPort = UInt16(port) }
+    }
 
     func stop() {
         let sockets = state.withLock { state -> [Int32] in
@@ -76,7 +84,7 @@ final class TCPProxy: @unchecked Sendable {
                 return
             }
             let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = Self.loopback(port: targetPort)
+            var address = Self.loopback(port: state.withLock { $0.targetPort })
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
