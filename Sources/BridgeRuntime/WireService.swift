@@ -16,7 +16,8 @@ public struct WireService: Service {
         }
         self.catalog = catalog
         server = WireServer(
-            host: config.host, port: config.port, context: WireServerContext(catalog: catalog, users: users),
+            host: config.host, port: config.port,
+            context: WireServerContext(catalog: catalog, users: users, grants: config.grants),
             logger: logger)
     }
 

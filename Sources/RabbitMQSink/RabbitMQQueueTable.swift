@@ -70,6 +70,14 @@ public final class RabbitMQQueueTable: ForeignTable {
             default: throw WireError("22023", "headers must be a JSON object, e.g. '{\"source\": \"sql\"}'")
             }
             let routingKey = row["routing_key"]?.text ?? (exchange.isEmpty ? queue : "")
+            // Through the default exchange the routing key is a queue name: an INSERT into
+            // rabbitmq.<queue> reaches that queue and no other.
+            if exchange.isEmpty, routingKey != queue {
+                throw WireError(
+                    "42501",
+                    "an INSERT into rabbitmq.\(queue) publishes to queue \(queue) only, not to '\(routingKey)'",
+                    hint: "leave routing_key out, or set wire.rabbitmq.exchange to publish through an exchange")
+            }
             let body = Array((row["body"]?.text ?? "").utf8)
             let exchange = exchange
             let published = headers

@@ -4,7 +4,11 @@ import Testing
 extension KafkaClusterSuites {
     /// postgres_fdw in a real PostgreSQL, through the real pgbridge binary, on the mock Kafka
     /// cluster, real Redis and real RabbitMQ.
-    @Suite("Foreign tables through postgres_fdw", .serialized)
+    @Suite(
+        "Foreign tables through postgres_fdw", .serialized,
+        .enabled(
+            if: TestEnvironment.hasBinary && KafkaCLI.brokers != nil && TestEnvironment.redisURL != nil
+                && TestEnvironment.rabbitMQURL != nil))
     struct ForeignTablesTests {
         static let password = "fdw-test-password-1"
 
@@ -17,11 +21,6 @@ extension KafkaClusterSuites {
             let queue: String
             let directory: String
             let events: String
-        }
-
-        static var available: Bool {
-            TestEnvironment.hasBinary && KafkaCLI.brokers != nil && TestEnvironment.redisURL != nil
-                && TestEnvironment.rabbitMQURL != nil
         }
 
         static func waitForWirePort(_ bridge: BridgeProcess) async throws -> Int {
@@ -80,7 +79,8 @@ extension KafkaClusterSuites {
             state_dir: \(directory)/state
             wire:
               listen: 127.0.0.1:0
-              users: {bridge: \(password)}
+              users:
+                bridge: {password: \(password), read: ["*", pipes.items_pipe], write: ["*"]}
               kafka: {brokers: "\(brokers)", topics: [{name: \(topic), value: json}]}
               redis: {url: "\(redis)", streams: ["\(stream)"]}
               rabbitmq: {url: "\(rabbit)", queues: [\(queue)]}
@@ -111,7 +111,6 @@ extension KafkaClusterSuites {
         }
 
         @Test func kafkaTopicsAreTablesForSelectJoinAndInsert() async throws {
-            guard Self.available else { return }
             let setup = try await Self.start("kafka")
             defer { Task { await Self.stop(setup) } }
             let db = setup.database
@@ -189,7 +188,6 @@ extension KafkaClusterSuites {
         }
 
         @Test func redisStreamsRabbitMQQueuesAndPipes() async throws {
-            guard Self.available else { return }
             let setup = try await Self.start("mixed")
             defer { Task { await Self.stop(setup) } }
             let db = setup.database
@@ -212,6 +210,10 @@ extension KafkaClusterSuites {
                         "1 \(setup.queue) {\"i\": 1}", "2 \(setup.queue) {\"i\": 2}", "3 \(setup.queue) {\"i\": 3}",
                     ], "\(peeked)")
             }
+            // Through the default exchange a routing key is a queue name: only this table's queue.
+            let elsewhere = try await TestEnvironment.shellAsync(
+                "psql '\(db.url)' -X -c \"INSERT INTO \(queue) (routing_key, body) VALUES ('another_queue', 'x')\"")
+            #expect(elsewhere.output.contains("publishes to queue \(setup.queue) only"), "\(elsewhere.output)")
             try db.sql("INSERT INTO \(queue) (body, headers) VALUES ('{\"i\": 4}', '{\"origin\": \"sql\"}')")
             let consumed = try await AMQPCLI.consume(TestEnvironment.rabbitMQURL!, queue: setup.queue, count: 4)
             #expect(consumed.compactMap { $0["i"] as? Int } == [1, 2, 3, 4], "\(consumed)")

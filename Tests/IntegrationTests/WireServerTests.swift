@@ -1,7 +1,9 @@
+import BridgeCore
 import Foundation
 import Logging
 import Testing
-import WireProtocol
+
+@testable import WireProtocol
 
 /// The wire-protocol server against real clients: psql, and postgres_fdw in a real PostgreSQL.
 @Suite("Wire protocol server", .serialized)
@@ -139,8 +141,8 @@ struct WireServerTests {
         }
     }
 
-    @Test func postgresFDWImportsQueriesAndInserts() async throws {
-        guard TestEnvironment.hasPostgres else { return }
+    @Test(.enabled(if: TestEnvironment.hasPostgres))
+    func postgresFDWImportsQueriesAndInserts() async throws {
         let database = try TestDatabase(prefix: "wire_fdw")
         defer { database.drop() }
         try await Self.withServer { port, table in
@@ -248,5 +250,62 @@ enum RawSocket {
             reply += buffer[0..<count]
         }
         return reply
+    }
+}
+
+/// Least privilege for wire-protocol users: grants per user, pipe buffers only when granted, and
+/// unknown user names that cannot be told from wrong passwords.
+@Suite("Wire protocol users", .serialized)
+struct WireUserTests {
+    static let password = "wire-test-password-2"
+
+    @Test func grantsDecideWhatEachUserMayReadAndWrite() async throws {
+        let readings = WireServerTests.readings()
+        let pipe = MemoryTable(
+            schema: "pipes", name: "orders", columns: [ForeignColumn("id", .text)], rows: [[.text("1")]])
+        let credentials = { SCRAMCredentials(password: Self.password, salt: Array(UUID().uuidString.utf8.prefix(16))) }
+        let context = WireServerContext(
+            catalog: MemoryCatalog(tables: [readings, pipe]),
+            users: ["plain": credentials(), "reader": credentials(), "auditor": credentials()],
+            grants: [
+                "reader": WireGrants(read: ["mem.readings"], write: []),
+                "auditor": WireGrants(read: ["pipes.orders"], write: []),
+            ])
+        var logger = Logger(label: "wire-test")
+        logger.logLevel = .warning
+        let server = WireServer(host: "127.0.0.1", port: 0, context: context, logger: logger)
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        try await waitFor("the wire server to listen", timeout: .seconds(10)) { server.boundPort != nil }
+        let port = try #require(server.boundPort)
+        func psql(_ user: String, _ sql: String) async throws -> (status: Int32, output: String) {
+            try await WireServerTests.psql(port, sql, user: user, password: Self.password)
+        }
+        // A user without grants reads every table but the pipes' buffers.
+        #expect(try await psql("plain", "SELECT count(*) FROM mem.readings").output.contains("40"))
+        let hidden = try await psql("plain", "SELECT * FROM pipes.orders")
+        #expect(
+            hidden.status != 0 && hidden.output.contains("relation \"pipes.orders\" does not exist"), "\(hidden.output)"
+        )
+        // Granted by name.
+        #expect(try await psql("auditor", "SELECT id FROM pipes.orders").output.contains("1"))
+        let auditorReadings = try await psql("auditor", "SELECT * FROM mem.readings")
+        #expect(auditorReadings.status != 0 && auditorReadings.output.contains("does not exist"))
+        // Read without write.
+        #expect(try await psql("reader", "SELECT count(*) FROM mem.readings").output.contains("40"))
+        let write = try await psql("reader", "INSERT INTO mem.readings (id) VALUES (99)")
+        #expect(
+            write.status != 0 && write.output.contains("permission denied for table mem.readings"), "\(write.output)")
+    }
+
+    /// Unknown users get a salt of their own, stable per name, like real users: the salt does not
+    /// tell which names exist.
+    @Test func unknownUsersGetStablePerNameSalts() {
+        let context = WireServerContext(catalog: MemoryCatalog(tables: []), users: [:])
+        #expect(context.decoy(for: "ghost").salt == context.decoy(for: "ghost").salt)
+        #expect(context.decoy(for: "ghost").salt != context.decoy(for: "other").salt)
+        #expect(context.decoy(for: "ghost").salt.count == 16)
+        let another = WireServerContext(catalog: MemoryCatalog(tables: []), users: [:])
+        #expect(another.decoy(for: "ghost").salt != context.decoy(for: "ghost").salt)
     }
 }

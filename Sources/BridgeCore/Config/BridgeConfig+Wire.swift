@@ -17,7 +17,33 @@ extension BridgeConfig {
             guard let user = key.string, !user.isEmpty, user.utf8.count <= 63 else {
                 throw usersNode.error("user names must be non-empty strings of at most 63 bytes")
             }
-            let passwordNode = usersNode.child(user, value)
+            let userNode = usersNode.child(user, value)
+            var passwordNode = userNode
+            if case .mapping = value {
+                // {password: …, read: [kafka.*, pipes.orders], write: [kafka.audit]}
+                let userKeys = try userNode.mapping(allowed: ["password", "read", "write"])
+                guard let node = userKeys["password"] else { throw userNode.error("missing password") }
+                passwordNode = node
+                func patterns(_ key: String) throws -> [String] {
+                    guard let list = userKeys[key] else { return [] }
+                    return try list.list().map { item in
+                        let text = try item.string()
+                        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+                        guard
+                            text == "*"
+                                || (parts.count == 2
+                                    && ["kafka", "redis", "rabbitmq", "pipes"].contains(String(parts[0]))
+                                    && !parts[1].isEmpty)
+                        else {
+                            throw item.error(
+                                "expected schema.table, schema.* (schema kafka, redis, rabbitmq or pipes) or * (every table but the pipes'), got '\(text)'"
+                            )
+                        }
+                        return text
+                    }
+                }
+                wire.grants[user] = WireGrants(read: try patterns("read"), write: try patterns("write"))
+            }
             let password = try passwordNode.string()
             guard password.utf8.count >= 8 else {
                 throw passwordNode.error("the password of '\(user)' is too short: use at least 8 characters")

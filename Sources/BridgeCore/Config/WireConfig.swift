@@ -6,6 +6,9 @@ public struct WireConfig: Sendable {
     public var port: Int
     /// SCRAM-SHA-256 logins: user → password. Never logged.
     public var users: [String: String]
+    /// What each user may read and write (`schema.table` or `schema.*`); a user without an
+    /// entry reads and writes every table except `pipes.*`.
+    public var grants: [String: WireGrants] = [:]
     public var kafka: WireKafkaConfig?
     public var redis: WireRedisConfig?
     public var rabbitmq: WireRabbitMQConfig?
@@ -91,5 +94,26 @@ extension WireConfig: CustomStringConvertible {
         if let rabbitmq { parts.append("rabbitmq queues \(rabbitmq.queues.joined(separator: ","))") }
         if pipes { parts.append("pipes") }
         return parts.joined(separator: ", ")
+    }
+}
+
+/// The tables one wire-protocol user may read (SELECT, IMPORT FOREIGN SCHEMA) and write
+/// (INSERT), as `schema.table` or `schema.*` patterns.
+public struct WireGrants: Sendable, Equatable {
+    public var read: [String]
+    public var write: [String]
+
+    public init(read: [String], write: [String]) {
+        self.read = read
+        self.write = write
+    }
+
+    /// Without grants in the configuration: every table except the pipes' event buffers, which
+    /// hold row data of the database and must be granted by name (`pipes.*` or `pipes.<pipe>`).
+    public static let unlisted = WireGrants(read: ["*"], write: ["*"])
+
+    /// `*` is every schema but `pipes`.
+    public static func matches(_ patterns: [String], schema: String, table: String) -> Bool {
+        patterns.contains { $0 == "\(schema).*" || $0 == "\(schema).\(table)" || ($0 == "*" && schema != "pipes") }
     }
 }

@@ -10,6 +10,13 @@ public struct SCRAMCredentials: Sendable {
     public let storedKey: [UInt8]
     public let serverKey: [UInt8]
 
+    public init(salt: [UInt8], iterations: Int, storedKey: [UInt8], serverKey: [UInt8]) {
+        self.salt = salt
+        self.iterations = iterations
+        self.storedKey = storedKey
+        self.serverKey = serverKey
+    }
+
     /// Derives the keys from a password (done once per configured user at start-up).
     public init(password: String, salt: [UInt8], iterations: Int = 4096) {
         let salted = Self.pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations)

@@ -144,7 +144,7 @@ extension WireSession {
     private func start(_ portal: Portal, output: inout ByteBuffer) async throws -> PortalExecution {
         if portal.statement.statement == .empty, isCatalogQuery(portal.statement.sql) {
             try checkNotFailed()
-            guard let result = try await CatalogQueries.answer(portal.statement.sql, catalog: context.catalog) else {
+            guard let result = try await CatalogQueries.answer(portal.statement.sql, catalog: catalog) else {
                 throw WireError("42P01", "pgbridge does not serve this catalog query")
             }
             return .rows(columns: result.columns, source: RowSource(rows: result.rows), tag: "SELECT")
@@ -161,12 +161,12 @@ extension WireSession {
     /// The columns a statement returns, without running it (nil: no rows).
     private func resultColumns(_ prepared: PreparedStatement, parameters: [SQLValue]) async throws -> [ResultColumn]? {
         if prepared.statement == .empty, isCatalogQuery(prepared.sql) {
-            return try await CatalogQueries.answer(prepared.sql, catalog: context.catalog)?.columns
+            return try await CatalogQueries.answer(prepared.sql, catalog: catalog)?.columns
         }
         switch prepared.statement {
         case .select(let select):
             return try await SelectExecution.start(
-                select, catalog: context.catalog, parameters: parameters, scan: false
+                select, catalog: catalog, parameters: parameters, scan: false
             ).resultColumns
         case .explain: return [ResultColumn("QUERY PLAN", .text)]
         case .show(let name): return [ResultColumn(name, .text)]
@@ -174,7 +174,7 @@ extension WireSession {
             guard let cursor = cursors[name] else { throw WireError("34000", "cursor \"\(name)\" does not exist") }
             return cursor.execution.resultColumns
         case .insert(let insert) where !insert.returning.isEmpty:
-            let table = try await SelectExecution.resolve(insert.table, catalog: context.catalog)
+            let table = try await SelectExecution.resolve(insert.table, catalog: catalog)
             return insert.returning.flatMap { target -> [ResultColumn] in
                 if target.expression == .star { return table.columns.map { ResultColumn($0.name, $0.type) } }
                 return [

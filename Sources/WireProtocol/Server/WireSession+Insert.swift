@@ -2,7 +2,12 @@ extension WireSession {
     /// INSERT: values are cast to the columns' types, the table writes them (produce, XADD,
     /// publish) and confirms before the command completes.
     func insert(_ insert: InsertStatement, parameters: [SQLValue]) async throws -> StatementResult {
-        let table = try await SelectExecution.resolve(insert.table, catalog: context.catalog)
+        let table = try await SelectExecution.resolve(insert.table, catalog: catalog)
+        guard catalog.canWrite(table.name) else {
+            throw WireError(
+                "42501", "permission denied for table \(table.name)",
+                hint: "user \(user) may read it but not insert into it: grant it in wire.users.\(user).write")
+        }
         let types = Dictionary(uniqueKeysWithValues: table.columns.map { ($0.name, $0.type) })
         let columns = insert.columns.isEmpty ? table.columns.map(\.name) : insert.columns
         for column in columns where types[column] == nil {

@@ -21,7 +21,7 @@ extension WireSession {
             }
             self.user = user
             let credentials = context.users[user]
-            let exchange = SCRAMServerExchange(credentials: credentials ?? context.decoy)
+            let exchange = SCRAMServerExchange(credentials: credentials ?? context.decoy(for: user))
             phase = .awaitingSASLInitial(user: user, exchange: exchange, known: credentials != nil)
             output.writeAuthentication(10, Array("SCRAM-SHA-256".utf8) + [0, 0])
             return .proceed
@@ -66,6 +66,7 @@ extension WireSession {
                 output.writeBackendKeyData(processID: key.processID, secretKey: key.secret)
                 output.writeReadyForQuery(status.rawValue)
                 phase = .ready
+                catalog = context.catalog(for: user)
                 logger.debug("wire: \(user) connected")
                 return .proceed
             } catch .wrongPassword {

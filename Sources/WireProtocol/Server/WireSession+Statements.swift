@@ -15,7 +15,7 @@ extension WireSession {
     func simpleQuery(_ sql: String, output: inout ByteBuffer) async {
         defer { output.writeReadyForQuery(status.rawValue) }
         do {
-            if let catalogResult = try await CatalogQueries.answer(sql, catalog: context.catalog) {
+            if let catalogResult = try await CatalogQueries.answer(sql, catalog: catalog) {
                 try checkNotFailed()
                 output.writeRowDescription(catalogResult.columns)
                 output.writeRows(catalogResult.rows)
@@ -90,7 +90,7 @@ extension WireSession {
         case .empty:
             return .command("")
         case .select(let select):
-            let execution = try await SelectExecution.start(select, catalog: context.catalog, parameters: parameters)
+            let execution = try await SelectExecution.start(select, catalog: catalog, parameters: parameters)
             execution.isCancelled = { [key] in key.isCancelled }
             return .rows(columns: execution.resultColumns, source: RowSource(execution), tag: "SELECT")
         case .explain(let select):
@@ -154,7 +154,7 @@ extension WireSession {
         case .declareCursor(let name, let select):
             try requireBlock("DECLARE CURSOR")
             guard cursors[name] == nil else { throw WireError("42P03", "cursor \"\(name)\" already exists") }
-            let execution = try await SelectExecution.start(select, catalog: context.catalog, parameters: parameters)
+            let execution = try await SelectExecution.start(select, catalog: catalog, parameters: parameters)
             execution.isCancelled = { [key] in key.isCancelled }
             cursors[name] = Cursor(execution: execution, depth: savepoints.count)
             return .command("DECLARE CURSOR")
@@ -206,10 +206,10 @@ extension WireSession {
 
     private func explain(_ select: SelectStatement, parameters: [SQLValue]) async throws -> StatementResult {
         let execution = try await SelectExecution.start(
-            select, catalog: context.catalog, parameters: parameters, scan: false)
+            select, catalog: catalog, parameters: parameters, scan: false)
         var rows = 1
         var name = "Result"
-        if let from = select.from, let table = await context.catalog.table(from) {
+        if let from = select.from, let table = await catalog.table(from) {
             rows = max(1, await table.estimatedRows())
             name = "Foreign Scan on \(from)"
         }

@@ -1,3 +1,5 @@
+import BridgeCore
+import Crypto
 import Logging
 import NIOCore
 import Synchronization
@@ -73,6 +75,8 @@ final class WireSession {
     /// After an error in an extended-protocol sequence: ignore messages until Sync.
     var discardingUntilSync = false
     var user = ""
+    /// The tables this session's user may use (set at login).
+    var catalog = GrantedCatalog(base: EmptyCatalog(), grants: WireGrants(read: [], write: []))
     var logger: Logger
     /// Writes output early (set by the connection): large results are sent as they are made,
     /// not held in memory whole.
@@ -229,19 +233,39 @@ final class WireSession {
 public final class WireServerContext: Sendable {
     let catalog: any ForeignCatalog
     let users: [String: SCRAMCredentials]
-    /// Credentials for unknown users: the exchange runs to its end and fails, as PostgreSQL
-    /// does, so a client cannot tell unknown users from wrong passwords.
-    let decoy: SCRAMCredentials
+    /// Per-user grants; users without an entry get `WireGrants.unlisted`.
+    let grants: [String: WireGrants]
+    /// For unknown users' decoy salts (see `decoy(for:)`).
+    private let decoySecret: SymmetricKey
     let registry = SessionRegistry()
 
-    public init(catalog: any ForeignCatalog, users: [String: SCRAMCredentials]) {
+    public init(catalog: any ForeignCatalog, users: [String: SCRAMCredentials], grants: [String: WireGrants] = [:]) {
         self.catalog = catalog
         self.users = users
-        var generator = SystemRandomNumberGenerator()
-        decoy = SCRAMCredentials(
-            password: SCRAMServerExchange.randomNonce(),
-            salt: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        self.grants = grants
+        decoySecret = SymmetricKey(size: .bits256)
     }
+
+    /// Credentials for an unknown user: the exchange runs to its end and fails, as PostgreSQL
+    /// does. The salt is an HMAC of the name under a secret of this process, so it is the same
+    /// on every attempt for one name and different between names, like real users' salts: a
+    /// client cannot tell unknown users from wrong passwords.
+    func decoy(for user: String) -> SCRAMCredentials {
+        let salt = Array(HMAC<SHA256>.authenticationCode(for: Array(user.utf8), using: decoySecret).prefix(16))
+        let keys = Array(HMAC<SHA256>.authenticationCode(for: salt, using: decoySecret))
+        return SCRAMCredentials(salt: salt, iterations: 4096, storedKey: keys, serverKey: keys.reversed())
+    }
+
+    func catalog(for user: String) -> GrantedCatalog {
+        GrantedCatalog(base: catalog, grants: grants[user] ?? .unlisted)
+    }
+}
+
+/// No tables (a session before login).
+struct EmptyCatalog: ForeignCatalog {
+    var schemas: [String] { [] }
+    func tables(in schema: String) async -> [any ForeignTable] { [] }
+    func table(_ name: TableName) async -> (any ForeignTable)? { nil }
 }
 
 /// BackendKeyData of one session, and its cancel flag.
