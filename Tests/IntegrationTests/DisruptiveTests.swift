@@ -47,7 +47,7 @@ struct DisruptiveTests {
     }
 
     @Test func walLevelNotLogicalIsAClearError() async throws {
-        guard let serverURL = TestEnvironment.disruptivePostgresURL else { return }
+        let serverURL = try #require(TestEnvironment.disruptivePostgresURL)
         let admin = try PGConnection(url: serverURL, mode: .normal)
         // PostgreSQL refuses to start with wal_level below logical while logical slots exist.
         for _ in 0..<50 {

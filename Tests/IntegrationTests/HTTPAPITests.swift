@@ -261,7 +261,10 @@ struct HTTPAPITests {
         #expect(try await bridge.api.get("/v1/pipes/api_pipe").json["state"] as? String == "RUNNING")
         try await waitForSlot(db, "api_pipe_\(db.name)")
         try db.sql("INSERT INTO items VALUES (7, 'after restart')")
-        _ = try await EventFile.waitFor(events, timeout: .seconds(60)) { $0.count >= 7 }
+        let afterRestart = try await EventFile.waitFor(events, timeout: .seconds(60)) { events in
+            events.contains { $0.after?["id"] as? Int == 7 }
+        }
+        #expect(afterRestart.contains { $0.after?["name"] as? String == "after restart" })
 
         // Stop: stays stopped across a restart.
         let stopped = try await bridge.api.request(.POST, "/v1/pipes/api_pipe/stop")

@@ -202,12 +202,16 @@ struct HTTPSinkTests {
         for request in server.delivered {
             guard let event = json(request.body) as? [String: Any], let id = event.after?["id"] as? Int,
                 let n = event.after?["n"] as? Int
-            else { continue }
+            else {
+                Issue.record("an unparsable body: \(request.body.prefix(200))")
+                continue
+            }
             if let previous = last[id], n <= previous { violations += 1 }
             last[id] = n
         }
         #expect(server.delivered.count == 220)
         #expect(violations == 0)
+        #expect(last.count == 20, "\(last.count) keys parsed")
         #expect(last.values.allSatisfy { $0 == 10 })
     }
 

@@ -177,7 +177,10 @@ struct SQLSubsetLimitTests {
 
     @Test func boundsNeverRoundAwayMatchingRows() async throws {
         let sql = "SELECT 1 FROM t.t WHERE \"offset\" > 1.5 AND \"offset\" <= 9223372036854775807 AND key >= 'b'"
-        guard case .select(let select) = try SQLParser.parse(sql).first else { return }
+        guard case .select(let select) = try #require(SQLParser.parse(sql).first) else {
+            Issue.record("not a SELECT: \(sql)")
+            return
+        }
         let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], scan: false)
         let bounds = execution.scanRequest().bounds
         #expect(bounds["offset"]?.lower == nil)

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Reads a JSONL sink file (only complete lines).
 enum EventFile {
@@ -19,7 +20,10 @@ enum EventFile {
         while true {
             let events = read(path)
             if predicate(events) { return events }
-            if ContinuousClock.now > deadline { return events }
+            if ContinuousClock.now > deadline {
+                Issue.record("timed out after \(timeout) waiting for the events in \(path): \(events.count) so far")
+                return events
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Reads Kafka back with kcat (a separate librdkafka consumer) and drives the mock cluster.
 enum KafkaCLI {
@@ -43,7 +44,12 @@ enum KafkaCLI {
         let deadline = ContinuousClock.now + timeout
         while true {
             let messages = try await consume(topic)
-            if messages.count >= count || ContinuousClock.now > deadline { return messages }
+            if messages.count >= count { return messages }
+            if ContinuousClock.now > deadline {
+                Issue.record(
+                    "timed out after \(timeout) waiting for \(count) messages in \(topic): \(messages.count) so far")
+                return messages
+            }
             try await Task.sleep(for: .milliseconds(500))
         }
     }

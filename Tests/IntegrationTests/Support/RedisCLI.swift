@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Reads Redis back with its standard client, `redis-cli`.
 enum RedisCLI {
@@ -53,7 +54,11 @@ enum RedisCLI {
         let deadline = ContinuousClock.now + timeout
         while true {
             let length = Int(try run(url, ["XLEN", key]).first ?? "0") ?? 0
-            if length >= count || ContinuousClock.now > deadline { return try streamEvents(url, key) }
+            if length >= count { return try streamEvents(url, key) }
+            if ContinuousClock.now > deadline {
+                Issue.record("timed out after \(timeout) waiting for \(count) entries in \(key): \(length) so far")
+                return try streamEvents(url, key)
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }
