@@ -109,6 +109,7 @@ let package = Package(
             dependencies: [
                 "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresSource",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import BridgeCore
 import BridgeRuntime
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import PostgresSource
@@ -40,9 +41,16 @@ public struct APIServer: Service {
     public func run() async throws {
         let logger = logger
         let auth = try await ProxyAuth.make(config)
+        let writeTimeout = TimeAmount.nanoseconds(config.writeTimeout.nanosecondCount)
         let app = Application(
             router: makeRouter(auth: auth),
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "pgbridge/\(version)"),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [WriteTimeoutHandler(timeout: writeTimeout)],
+                    idleTimeout: .nanoseconds(config.idleTimeout.nanosecondCount))),
+            configuration: .init(
+                address: .hostname(config.host, port: config.port), serverName: "pgbridge/\(version)",
+                availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info(

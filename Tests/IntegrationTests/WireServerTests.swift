@@ -35,13 +35,18 @@ struct WireServerTests {
         let context = WireServerContext(
             catalog: MemoryCatalog(tables: [table], endless: EndlessTable()),
             users: ["bridge": SCRAMCredentials(password: password, salt: Array("0123456789abcdef".utf8))])
+        try await withServer(context) { port in try await body(port, table) }
+    }
+
+    /// Runs `body` with a server of `context` on a free port.
+    static func withServer(_ context: WireServerContext, _ body: (Int) async throws -> Void) async throws {
         var logger = Logger(label: "wire-test")
         logger.logLevel = .warning
         let server = WireServer(host: "127.0.0.1", port: 0, context: context, logger: logger)
         let task = Task { try await server.run() }
         defer { task.cancel() }
         try await waitFor("the wire server to listen", timeout: .seconds(10)) { server.boundPort != nil }
-        try await body(server.boundPort!, table)
+        try await body(server.boundPort!)
     }
 
     static func psql(_ port: Int, _ sql: String, user: String = "bridge", password: String = password) async throws
@@ -271,13 +276,12 @@ struct WireUserTests {
                 "reader": WireGrants(read: ["mem.readings"], write: []),
                 "auditor": WireGrants(read: ["pipes.orders"], write: []),
             ])
-        var logger = Logger(label: "wire-test")
-        logger.logLevel = .warning
-        let server = WireServer(host: "127.0.0.1", port: 0, context: context, logger: logger)
-        let task = Task { try await server.run() }
-        defer { task.cancel() }
-        try await waitFor("the wire server to listen", timeout: .seconds(10)) { server.boundPort != nil }
-        let port = try #require(server.boundPort)
+        try await WireServerTests.withServer(context) { port in
+            try await Self.checkGrants(port)
+        }
+    }
+
+    static func checkGrants(_ port: Int) async throws {
         func psql(_ user: String, _ sql: String) async throws -> (status: Int32, output: String) {
             try await WireServerTests.psql(port, sql, user: user, password: Self.password)
         }

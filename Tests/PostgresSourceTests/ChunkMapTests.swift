@@ -117,7 +117,7 @@ struct StartErrorClassificationTests {
         #expect(other55000.code == .queryFailed)
         let missing = ReplicationStream.classifyStartError(
             PostgresError(.queryFailed, "existiert nicht", sqlState: "42704"), slot: "s", state: nil)
-        #expect(missing.code == .prerequisite && missing.message.contains("does not exist any more"))
+        #expect(missing.code == .slotMissing && missing.message.contains("does not exist any more"))
         let shutdown = ReplicationStream.classifyStartError(
             PostgresError(.queryFailed, "Abbruch", sqlState: "57P01"), slot: "s", state: nil)
         #expect(shutdown.isRetriable)

@@ -19,6 +19,13 @@ public struct APIConfig: Sendable {
     public var statementTimeout: Duration
     /// Largest request body accepted.
     public var maxBodyBytes: Int
+    /// Open HTTP connections at most; more wait in the listen backlog.
+    public var maxConnections: Int = 512
+    /// A keep-alive connection with no request for this long is closed.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A response whose written data has not reached a client for this long is abandoned and its
+    /// connection closed (a client that stopped reading must not hold a REST-proxy session).
+    public var writeTimeout: Duration = .seconds(30)
     /// Refuse tokens without an `exp` claim (they would never expire).
     public var jwtRequireExp: Bool = false
     /// When set, a token's `aud` must contain it.

@@ -5,7 +5,7 @@ extension BridgeConfig {
         let keys = try node.mapping(allowed: [
             "listen", "admin_token", "jwt_secret", "jwt_public_key", "anonymous_role", "anonymous_writes",
             "buffer_events", "pool_size", "statement_timeout", "max_body_bytes", "jwt_require_exp", "jwt_audience",
-            "jwt_issuer",
+            "jwt_issuer", "max_connections", "idle_timeout", "write_timeout",
         ])
         var api = APIConfig()
         if let listen = keys["listen"] {
@@ -54,6 +54,12 @@ extension BridgeConfig {
         api.maxBodyBytes = try keys["max_body_bytes"]?.int(range: 1024...(1 << 30)) ?? api.maxBodyBytes
         for key in ["jwt_require_exp", "jwt_audience", "jwt_issuer"] where keys[key] != nil && api.jwt == nil {
             throw keys[key]!.error("needs jwt_secret or jwt_public_key: without them no token is accepted")
+        }
+        api.maxConnections = try keys["max_connections"]?.int(range: 1...1_000_000) ?? api.maxConnections
+        api.idleTimeout = try keys["idle_timeout"]?.duration() ?? api.idleTimeout
+        api.writeTimeout = try keys["write_timeout"]?.duration() ?? api.writeTimeout
+        for key in ["idle_timeout", "write_timeout"] {
+            if let node = keys[key], try node.duration() < .seconds(1) { throw node.error("must be at least 1s") }
         }
         api.jwtRequireExp = try keys["jwt_require_exp"]?.bool() ?? false
         api.jwtAudience = try keys["jwt_audience"]?.string()
