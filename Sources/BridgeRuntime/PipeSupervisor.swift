@@ -90,6 +90,7 @@ public actor PipeSupervisor: Service {
     private let store: PipeStore?
     private let keepsRunning: Bool
     private let bufferEvents: Int
+    private let bufferBytes: Int
     private let runnerOptions: PipeRunner.Options
     /// How long a stop request waits for the pipe's delivery before cancelling it.
     public var stopGracePeriod: Duration = .seconds(10)
@@ -113,6 +114,7 @@ public actor PipeSupervisor: Service {
     /// API, so pipes that end or fail stay listed instead of ending the process.
     public init(
         config: BridgeConfig, version: String, store: PipeStore?, keepsRunning: Bool, bufferEvents: Int = 0,
+        bufferBytes: Int = 64 << 20,
         runnerOptions: PipeRunner.Options = PipeRunner.Options(), logger: Logger
     ) {
         self.factory = PipeFactory(config: config, version: version, logger: logger)
@@ -120,6 +122,7 @@ public actor PipeSupervisor: Service {
         self.store = store
         self.keepsRunning = keepsRunning
         self.bufferEvents = bufferEvents
+        self.bufferBytes = bufferBytes
         self.runnerOptions = runnerOptions
         self.logger = logger
         (events, eventsContinuation) = AsyncStream<Event>.makeStream()
@@ -456,7 +459,9 @@ public actor PipeSupervisor: Service {
 
     private func startRunner(_ name: String) throws {
         guard var entry = entries[name], entry.runner == nil else { return }
-        if entry.buffer == nil, bufferEvents > 0 { entry.buffer = PipeEventBuffer(capacity: bufferEvents) }
+        if entry.buffer == nil, bufferEvents > 0 {
+            entry.buffer = PipeEventBuffer(capacity: bufferEvents, byteCapacity: bufferBytes)
+        }
         var options = runnerOptions
         options.eventBuffer = entry.buffer
         let runner = try factory.runner(

@@ -4,7 +4,8 @@ import Synchronization
 /// The most recent events a pipe delivered, for the pull API (`/v1/pipes/{name}/events`) and
 /// Server-Sent Events (`/v1/pipes/{name}/stream`).
 ///
-/// Bounded by event count: the oldest batches are dropped first. Each batch is copied once into
+/// Bounded by event count and by bytes (events of 1 MiB rows must not hold gigabytes): the
+/// oldest batches are dropped first, the newest batch is always kept. Each batch is copied once into
 /// exact-size storage (a delivered batch may sit in a much larger buffer). Every event gets a
 /// position (1, 2, …); readers page by position, and a cursor that fell out of the buffer is
 /// reported as gone rather than silently skipped.
@@ -60,6 +61,8 @@ public final class PipeEventBuffer: Sendable {
         var bodyEnds: [Int]
 
         var count: Int { ends.count }
+        /// What it holds in memory (its bytes, and the formatted bodies when there are any).
+        var size: Int { bytes.count + (bodies?.count ?? 0) }
         var end: UInt64 { first + UInt64(ends.count) }
 
         func body(at index: Int) -> ArraySlice<UInt8> {
@@ -88,6 +91,7 @@ public final class PipeEventBuffer: Sendable {
         var batches: [Stored] = []
         var head = 0
         var count = 0
+        var bytes = 0
         var nextPosition: UInt64 = 1
         var subscribers: [UInt64: AsyncStream<Void>.Continuation] = [:]
         var nextSubscriber: UInt64 = 0
@@ -96,12 +100,17 @@ public final class PipeEventBuffer: Sendable {
     }
 
     public let capacity: Int
+    public let byteCapacity: Int
     private let state = Mutex(State())
 
-    public init(capacity: Int) {
-        precondition(capacity > 0)
+    public init(capacity: Int, byteCapacity: Int = .max) {
+        precondition(capacity > 0 && byteCapacity > 0)
         self.capacity = capacity
+        self.byteCapacity = byteCapacity
     }
+
+    /// Bytes of the buffered events now.
+    public var storedBytes: Int { state.withLock { $0.bytes } }
 
     /// Adds a delivered group (called by the pipe after its sinks confirmed it).
     public func append(_ group: [EventBatch]) {
@@ -133,10 +142,16 @@ public final class PipeEventBuffer: Sendable {
                 batch.first = state.nextPosition
                 state.nextPosition += UInt64(batch.count)
                 state.count += batch.count
+                state.bytes += batch.size
                 state.batches.append(batch)
             }
-            while state.count - state.batches[state.head].count >= capacity {
+            while state.head < state.batches.count - 1,
+                state.count - state.batches[state.head].count >= capacity || state.bytes > byteCapacity
+            {
                 state.count -= state.batches[state.head].count
+                state.bytes -= state.batches[state.head].size
+                state.batches[state.head] = Stored(
+                    first: state.batches[state.head].first, bytes: [], ends: [], keys: [], bodies: nil, bodyEnds: [])
                 state.head += 1
             }
             if state.head > 64, state.head * 2 > state.batches.count {

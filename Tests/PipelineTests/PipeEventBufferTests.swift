@@ -44,6 +44,27 @@ struct PipeEventBufferTests {
         #expect(page.events.last?.id == "0/10:50")
     }
 
+    /// Events of 1 MiB rows: the buffer holds at most its byte capacity (plus the newest batch),
+    /// whatever its event capacity, and readers behind it are told their cursor is gone.
+    @Test func largeEventsAreBoundedByBytes() throws {
+        let buffer = PipeEventBuffer(capacity: 10_000, byteCapacity: 8 << 20)
+        let pad = String(repeating: "x", count: 1 << 20)
+        for id in 1...40 {
+            var batch = EventBatch()
+            batch.bytes += Array(
+                #"{"id":"0/10:\#(id)","op":"insert","source":{"schema":"public","table":"t"},"after":{"pad":"\#(pad)"}}"#
+                    .utf8)
+            batch.endEvent()
+            buffer.append([batch])
+            #expect(
+                buffer.storedBytes <= (8 << 20) + (1 << 20) + 1024, "\(buffer.storedBytes) bytes after \(id) events")
+        }
+        let page = try buffer.read(from: buffer.startPosition, limit: 100)
+        // Seven events of a little over 1 MiB fit in 8 MiB.
+        #expect(page.events.count == 7 && page.events.last?.id == "0/10:40", "\(page.events.map(\.id))")
+        #expect(throws: PipeEventBuffer.ReadError.self) { try buffer.position(after: "0/10:1") }
+    }
+
     @Test func subscribersAreWoken() async throws {
         let buffer = PipeEventBuffer(capacity: 10)
         let changes = buffer.changes()

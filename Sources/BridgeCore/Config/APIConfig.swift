@@ -19,6 +19,8 @@ public struct APIConfig: Sendable {
     public var statementTimeout: Duration
     /// Largest request body accepted.
     public var maxBodyBytes: Int
+    /// Bytes each pipe's recent-event buffer holds at most (besides `bufferEvents`).
+    public var bufferBytes: Int = 64 << 20
     /// Open HTTP connections at most; more wait in the listen backlog.
     public var maxConnections: Int = 512
     /// A keep-alive connection with no request for this long is closed.

@@ -5,7 +5,7 @@ extension BridgeConfig {
         let keys = try node.mapping(allowed: [
             "listen", "admin_token", "jwt_secret", "jwt_public_key", "anonymous_role", "anonymous_writes",
             "buffer_events", "pool_size", "statement_timeout", "max_body_bytes", "jwt_require_exp", "jwt_audience",
-            "jwt_issuer", "max_connections", "idle_timeout", "write_timeout",
+            "jwt_issuer", "max_connections", "idle_timeout", "write_timeout", "buffer_bytes",
         ])
         var api = APIConfig()
         if let listen = keys["listen"] {
@@ -55,6 +55,7 @@ extension BridgeConfig {
         for key in ["jwt_require_exp", "jwt_audience", "jwt_issuer"] where keys[key] != nil && api.jwt == nil {
             throw keys[key]!.error("needs jwt_secret or jwt_public_key: without them no token is accepted")
         }
+        api.bufferBytes = try keys["buffer_bytes"]?.int(range: (1 << 20)...(1 << 40)) ?? api.bufferBytes
         api.maxConnections = try keys["max_connections"]?.int(range: 1...1_000_000) ?? api.maxConnections
         api.idleTimeout = try keys["idle_timeout"]?.duration() ?? api.idleTimeout
         api.writeTimeout = try keys["write_timeout"]?.duration() ?? api.writeTimeout

@@ -33,6 +33,7 @@ struct Run: AsyncParsableCommand {
             store: config.api.map { _ in PipeStore(postgres: config.postgres) },
             keepsRunning: (config.api != nil || config.wire != nil) && stopAfterEvents == nil,
             bufferEvents: config.api?.bufferEvents ?? (config.wire?.pipes == true ? 10_000 : 0),
+            bufferBytes: config.api?.bufferBytes ?? 64 << 20,
             runnerOptions: runnerOptions, logger: logger)
         logger.info(
             "pgbridge \(PGBridge.version) starting",
