@@ -56,12 +56,17 @@ struct SlowClientTests {
         let port = try await APIClient.waitForPort(bridge)
         let stalled = try (0..<8).map { _ in try Self.stalledRequest(port: port, path: "/v1/tables/public.big") }
         defer { stalled.forEach { close($0) } }
-        // Every pooled session is now streaming to a client that does not read.
+        // Every stalled request got a pooled session: its answer has begun to arrive.
+        try await waitFor("8 answers to begin", timeout: .seconds(60)) {
+            stalled.allSatisfy { fd in
+                var byte: UInt8 = 0
+                return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
+            }
+        }
         let sessions = """
             SELECT count(*) FROM pg_stat_activity WHERE datname = '\(db.name)' AND query LIKE 'FETCH%'
               AND state = 'idle in transaction'
             """
-        try await waitFor("8 sessions streaming", timeout: .seconds(30)) { Int(try db.value(sessions) ?? "") ?? 0 >= 8 }
 
         let started = ContinuousClock.now
         let ninth = try await APIClient(base: "http://127.0.0.1:\(port)", token: nil).get(
