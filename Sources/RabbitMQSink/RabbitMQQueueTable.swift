@@ -27,9 +27,12 @@ public final class RabbitMQQueueTable: ForeignTable {
 
     public func scan(_ request: ScanRequest) async throws -> any ForeignScan {
         let queue = queue
+        // A peek takes messages off the queue until it ends (they go back when it closes): never
+        // more than the query can use.
+        let wanted = request.rowLimit.map { min($0, maxScanRows) }
         let limit = maxScanRows
         let peek: @Sendable (AMQPConnection) throws -> [PeekedMessage] = { connection in
-            try connection.peek(queue: queue, limit: limit + 1)
+            try connection.peek(queue: queue, limit: wanted ?? (limit + 1))
         }
         let messages: [PeekedMessage]
         do {

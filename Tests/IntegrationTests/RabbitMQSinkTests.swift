@@ -3,6 +3,7 @@ import Foundation
 import Pipeline
 import RabbitMQSink
 import Testing
+import WireProtocol
 
 @Suite(
     "RabbitMQ sink against a real rabbitmq-server",
@@ -18,6 +19,30 @@ struct RabbitMQSinkTests {
                 config: rabbit, client: try RabbitMQClient(config: rabbit), maxInFlight: 500,
                 logger: InProcessPipe.testLogger),
             delivery: sink.delivery)
+    }
+
+    /// A peek takes messages off the queue until it ends: with a LIMIT it takes no more than
+    /// that (max_scan_rows 3 and 10 messages: LIMIT 2 works, an unlimited peek is refused).
+    @Test func peeksTakeNoMoreThanTheQueryUses() async throws {
+        let url = try #require(TestEnvironment.rabbitMQURL)
+        let queue = "peek.\(UUID().uuidString.prefix(8))"
+        _ = try TestEnvironment.shell("amqp-declare-queue --url=\(url) -q \(queue) -d")
+        for index in 1...10 {
+            _ = try TestEnvironment.shell("amqp-publish --url=\(url) -r \(queue) -b 'm\(index)'")
+        }
+        let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\", queue: \(queue)", retries: 1)
+        guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
+        let table = RabbitMQQueueTable(
+            queue: queue, exchange: "", client: try RabbitMQClient(config: rabbit), maxScanRows: 3)
+        let limited = try await table.scan(ScanRequest(rowLimit: 2))
+        let rows = try await limited.next() ?? []
+        await limited.close()
+        #expect(rows.count == 2 && rows.first?[4] == .text("m1"), "\(rows)")
+        await #expect(throws: WireError.self) { _ = try await table.scan(ScanRequest()) }
+        // Nothing was consumed: the ten messages are all still there.
+        let left = try TestEnvironment.shell(
+            "amqp-get --url=\(url) -q \(queue) >/dev/null && echo got")
+        #expect(left.output.contains("got"))
     }
 
     @Test func publishesConfirmedPersistentMessagesToABoundQueue() async throws {

@@ -189,6 +189,24 @@ struct SQLSubsetLimitTests {
         #expect(try await Self.rows("SELECT \"offset\" FROM t.t WHERE \"offset\" > 1.5") == [[.int(2)]])
     }
 
+    /// LIMIT reaches the table only when nothing needs every row first.
+    @Test func rowLimitsArePushedOnlyWhenSafe() async throws {
+        func rowLimit(_ sql: String) async throws -> Int? {
+            guard case .select(let select) = try #require(SQLParser.parse(sql).first) else {
+                Issue.record("not a SELECT: \(sql)")
+                return nil
+            }
+            let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], scan: false)
+            return execution.scanRequest().rowLimit
+        }
+        #expect(try await rowLimit("SELECT * FROM t.t LIMIT 2") == 2)
+        #expect(try await rowLimit("SELECT key FROM t.t LIMIT 2 OFFSET 3") == 5)
+        #expect(try await rowLimit("SELECT * FROM t.t WHERE key = 'a' LIMIT 2") == nil)
+        #expect(try await rowLimit("SELECT * FROM t.t ORDER BY 1 LIMIT 2") == nil)
+        #expect(try await rowLimit("SELECT count(*) FROM t.t LIMIT 1") == nil)
+        #expect(try await rowLimit("SELECT * FROM t.t") == nil)
+    }
+
     @Test func likeIsLinearOnHostilePatterns() {
         let text = String(repeating: "a", count: 5_000)
         let started = ContinuousClock.now

@@ -33,10 +33,14 @@ public struct ScanRequest: Sendable {
     public var bounds: [String: ColumnBounds]
     /// The columns the query uses: a table may leave the others NULL (and skip decoding them).
     public var columns: Set<String>
+    /// The most rows the query can use, when it has LIMIT (and OFFSET) and nothing that needs
+    /// every row first (WHERE, ORDER BY, GROUP BY, aggregates): a table may read no more.
+    public var rowLimit: Int?
 
-    public init(bounds: [String: ColumnBounds] = [:], columns: Set<String> = []) {
+    public init(bounds: [String: ColumnBounds] = [:], columns: Set<String> = [], rowLimit: Int? = nil) {
         self.bounds = bounds
         self.columns = columns
+        self.rowLimit = rowLimit
     }
 }
 

@@ -477,6 +477,10 @@ final class SelectExecution {
         for term in select.orderBy { Self.collectColumns(term.expression, into: &used) }
         for term in select.groupBy { Self.collectColumns(term, into: &used) }
         request.columns = used
+        if let limit, select.whereClause == nil, select.orderBy.isEmpty, !isAggregate {
+            let (sum, overflow) = limit.addingReportingOverflow(offset)
+            request.rowLimit = overflow ? nil : sum
+        }
         guard let condition = select.whereClause, let table else { return request }
         let types = Dictionary(uniqueKeysWithValues: table.columns.map { ($0.name, $0.type) })
         var terms: [SQLExpression] = []

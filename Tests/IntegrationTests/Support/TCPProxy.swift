@@ -56,11 +56,15 @@ final class TCPProxy: @unchecked Sendable {
         state.withLock { $0.targetPort = UInt16(port) }
     }
 
+    /// Stops listening and ends every connection. Once only: closing a descriptor twice would
+    /// close whatever the process opened under that number meanwhile (another test's file).
     func stop() {
-        let sockets = state.withLock { state -> [Int32] in
+        let sockets = state.withLock { state -> [Int32]? in
+            guard !state.stopped else { return nil }
             state.stopped = true
             return state.sockets
         }
+        guard let sockets else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
