@@ -299,6 +299,8 @@ unix_socket_directories = '$root'
 wal_level = logical
 max_replication_slots = 64
 max_wal_senders = 64
+# The suite runs many pgbridge processes and pools at once (the default of 100 was reached).
+max_connections = 300
 wal_sender_timeout = 60s
 fsync = on
 max_prepared_transactions = 10
