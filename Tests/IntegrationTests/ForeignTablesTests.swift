@@ -21,6 +21,7 @@ extension KafkaClusterSuites {
             let queue: String
             let directory: String
             let events: String
+            let slot: String
         }
 
         static func waitForWirePort(_ bridge: BridgeProcess) async throws -> Int {
@@ -101,7 +102,7 @@ extension KafkaClusterSuites {
                 """)
             return Setup(
                 database: database, bridge: bridge, port: port, topic: topic, stream: stream, queue: queue,
-                directory: directory, events: events)
+                directory: directory, events: events, slot: slot)
         }
 
         static func stop(_ setup: Setup) async {
@@ -218,6 +219,9 @@ extension KafkaClusterSuites {
             let consumed = try await AMQPCLI.consume(TestEnvironment.rabbitMQURL!, queue: setup.queue, count: 4)
             #expect(consumed.compactMap { $0["i"] as? Int } == [1, 2, 3, 4], "\(consumed)")
 
+            // Changes count from the moment the pipe streams (its slot may wait for other
+            // transactions of the cluster before it exists).
+            try await waitForSlot(db, setup.slot)
             try db.sql("INSERT INTO items VALUES (1, 'one'), (2, 'two'); UPDATE items SET name = 'uno' WHERE id = 1")
             try await waitFor("the pipe's events in pipes.items_pipe", timeout: .seconds(60)) {
                 (try? db.value("SELECT count(*) FROM ext_pipes.items_pipe")) == "3"

@@ -37,7 +37,7 @@ struct SlowClientTests {
             """
             CREATE ROLE \(role);
             CREATE TABLE big (id int PRIMARY KEY, pad text);
-            INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g;
+            INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 100000) g;
             CREATE TABLE small (id int PRIMARY KEY);
             INSERT INTO small VALUES (1), (2);
             GRANT SELECT ON big, small TO \(role);
