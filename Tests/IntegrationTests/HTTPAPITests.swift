@@ -59,6 +59,7 @@ struct HTTPAPITests {
         \(pipe)
         """.write(toFile: withAPI, atomically: true, encoding: .utf8)
         let bridge = try await start(withAPI, directory: directory)
+        defer { bridge.process.kill(SIGKILL) }  // also when an expectation throws first
         try await waitFor("the failure in the log") { bridge.process.stderr.contains(expected) }
         let line = bridge.process.stderr.split(separator: "\n").first { $0.contains(expected) } ?? ""
         #expect(line.contains(" error ") && line.contains("ALTER TABLE public.nokey REPLICA IDENTITY FULL"), "\(line)")
@@ -101,6 +102,7 @@ struct HTTPAPITests {
             sinks: [{kind: file, path: \(directory)/events.jsonl}]
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let bridge = try await start(config, directory: directory)
+        defer { bridge.process.kill(SIGKILL) }  // also when an expectation throws first
         try await waitForSlot(db, "flood_\(db.name)")
         let anonymous = APIClient(base: bridge.api.base, token: nil)
         #expect(try await anonymous.get("/readyz").status == 200)
@@ -170,6 +172,7 @@ struct HTTPAPITests {
             sinks: [{kind: file, path: \(directory)/config-events.jsonl}]
         """.write(toFile: config, atomically: true, encoding: .utf8)
         var bridge = try await start(config, directory: directory)
+        defer { bridge.process.kill(SIGKILL) }  // the last one, also when an expectation throws first
 
         #expect(try await bridge.api.get("/healthz").status == 200)
         #expect(try await bridge.api.request(.GET, "/v1/pipes", token: .some(nil)).status == 401)

@@ -32,7 +32,10 @@ final class BridgeProcess: @unchecked Sendable {
         return nil
     }
 
-    func kill(_ signal: Int32) { Foundation.kill(pid, signal) }
+    /// Signals the process while it runs (never a reaped pid, which may belong to another process by now).
+    func kill(_ signal: Int32) {
+        if process.isRunning { Foundation.kill(pid, signal) }
+    }
 
     /// Waits for exit; returns the exit status (SIGKILL'ed: 128+9 style is not reported, -1).
     @discardableResult
