@@ -83,11 +83,13 @@ struct CaptureTests {
         pipe.start()
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
         try db.sql("INSERT INTO other VALUES (1); INSERT INTO watched VALUES (2); INSERT INTO other VALUES (3);")
-        _ = try await pipe.waitForEvents(count: 1)
-        try await Task.sleep(for: .milliseconds(300))
+        // A later transaction: once it arrives, everything before it has (nothing more may come).
+        try db.sql("INSERT INTO watched VALUES (4)")
+        _ = try await EventFile.waitFor(pipe.outputPath) { events in events.contains { $0.after?["id"] as? Int == 4 } }
         try await pipe.stop()
         let events = pipe.events()
-        #expect(events.map(\.table) == ["watched"])
+        #expect(events.map(\.table) == ["watched", "watched"])
+        #expect(events.compactMap { $0.after?["id"] as? Int } == [2, 4])
     }
 
     @Test func typeMatrixRoundTrips() async throws {
