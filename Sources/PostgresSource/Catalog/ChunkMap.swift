@@ -34,6 +34,8 @@ struct ChunkMap: Sendable, Equatable {
     /// `schema.name` of the hypertables whose chunks the pipe reports.
     let capturedHypertableNames: Set<String>
     private(set) var hypertables: [Int64: Hypertable] = [:]
+    /// Catalog ids by `schema.name` (kept with `hypertables`, asked on every Relation message).
+    private(set) var hypertableIDsByName: [String: Int64] = [:]
     private(set) var chunks: [Int64: Chunk] = [:]
     private var chunkIDByName: [String: Int64] = [:]
 
@@ -47,7 +49,10 @@ struct ChunkMap: Sendable, Equatable {
 
     /// Hypertables as the catalog lists them (an id's name does not change while it exists).
     mutating func learn(hypertables list: [Hypertable]) {
-        for hypertable in list { hypertables[hypertable.id] = hypertable }
+        for hypertable in list {
+            hypertables[hypertable.id] = hypertable
+            hypertableIDsByName[hypertable.display] = hypertable.id
+        }
     }
 
     /// A chunk from the catalog or the stream. An update of a known chunk keeps what the new row

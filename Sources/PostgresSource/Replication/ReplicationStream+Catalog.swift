@@ -186,9 +186,7 @@ extension ReplicationStream {
                 metadata = try catalog.metadata(
                     oid: oid, schema: schema, name: name, continuousAggregates: source.config.continuousAggregates,
                     state: state,
-                    hypertables: Dictionary(
-                        chunkMap.hypertables.values.map { ($0.display, $0.id) }, uniquingKeysWith: { first, _ in first }
-                    ))
+                    hypertables: chunkMap.hypertableIDsByName)
                 captured =
                     metadata.timescaleCatalog != nil || capturedOIDs.contains(oid)
                     || metadata.parent.map { capturedNames.contains("\($0.schema).\($0.table)") } == true
