@@ -62,6 +62,9 @@ struct RecoveryTests {
         if let problem = try sampler.check(db: db, slot: slot, output: output, commits: inserter.commits) {
             violations.append(problem)
         }
+        // A SIGTERM before the signal handlers exist ends the process with 143: the last one
+        // launched may have had nothing left to deliver, so wait until it runs.
+        try await waitFor("the last pgbridge streaming") { bridge.stderr.contains("streaming changes") }
         bridge.kill(SIGTERM)
         let status = try await bridge.waitForExit()
         #expect(status == 0, "SIGTERM exit status \(status): \(bridge.stderr.suffix(1500))")

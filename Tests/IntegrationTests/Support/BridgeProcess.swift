@@ -1,26 +1,37 @@
 import Foundation
+import Synchronization
 
-/// The real `pgbridge` binary as a child process (crash, memory and CLI tests).
-final class BridgeProcess: @unchecked Sendable {
-    // @unchecked Sendable: `process` is created in init and only read afterwards.
-    let process = Process()
+/// The real `pgbridge` binary as a child process (crash, memory and CLI tests), spawned with
+/// `ChildSpawn` (not Foundation's `Process`, whose exit detection other children can delay).
+final class BridgeProcess: Sendable {
+    let pid: pid_t
     let stderrPath: String
+    /// The exit status once `waitpid` reaped the process. Signalling and reaping happen under this
+    /// lock, so a signal never reaches a pid that was reaped (and maybe reused).
+    private let exitStatus = Mutex<Int32?>(nil)
 
     init(arguments: [String], directory: String, label: String = "pgbridge") throws {
         guard let binary = TestEnvironment.binary else {
             throw TestFailure("PGBRIDGE_TEST_BINARY is not set: run scripts/test")
         }
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
         stderrPath = (directory as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(6)).stderr")
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        pid = try ChildSpawn.start(binary, arguments, stdout: .null, stderr: .file(stderrPath))
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { exitStatus.withLock { reap(&$0) == nil } }
+
+    /// Reaps the process if it exited; its status, or nil while it runs.
+    private func reap(_ status: inout Int32?) -> Int32? {
+        if let status { return status }
+        var raw: Int32 = 0
+        let result = waitpid(pid, &raw, WNOHANG)
+        if result == pid {
+            status = ChildSpawn.terminationStatus(raw)
+        } else if result < 0 && errno != EINTR {
+            status = -1  // not our child any more: nothing to wait for
+        }
+        return status
+    }
 
     /// Peak resident set size so far (VmHWM), in bytes.
     func peakRSS() -> Int? {
@@ -34,21 +45,33 @@ final class BridgeProcess: @unchecked Sendable {
 
     /// Signals the process while it runs (never a reaped pid, which may belong to another process by now).
     func kill(_ signal: Int32) {
-        if process.isRunning { Foundation.kill(pid, signal) }
+        exitStatus.withLock { status in
+            if reap(&status) == nil { _ = Foundation.kill(pid, signal) }
+        }
     }
 
-    /// Waits for exit; returns the exit status (SIGKILL'ed: 128+9 style is not reported, -1).
+    /// Waits for exit; returns the exit code, or the signal's number when a signal ended it.
     @discardableResult
     func waitForExit(timeout: Duration = .seconds(60)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
+        while true {
+            if let status = exitStatus.withLock({ reap(&$0) }) { return status }
             if ContinuousClock.now > deadline {
+                let state = Self.processState(pid)
                 kill(SIGKILL)
-                throw TestFailure("pgbridge did not exit within \(timeout); stderr: \(stderr.suffix(2000))")
+                throw TestFailure(
+                    "pgbridge did not exit within \(timeout) (process state: \(state)); stderr: \(stderr.suffix(2000))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return process.terminationStatus
+    }
+
+    /// The state letter and kernel wait channel of a process, for failure messages.
+    private static func processState(_ pid: pid_t) -> String {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "?"
+        let channel = (try? String(contentsOfFile: "/proc/\(pid)/wchan", encoding: .utf8)) ?? "?"
+        return "\(state), wchan \(channel)"
     }
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }

@@ -69,17 +69,11 @@ extension TestEnvironment {
         }
     }
 
-    /// Runs a shell command (posix_spawn + waitpid) and returns its exit status and output.
+    /// Runs a shell command (`ChildSpawn` + waitpid) and returns its exit status and output.
     static func shell(_ command: String) throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "pgbridge-shell-\(UUID().uuidString)"
         defer { unlink(log) }
-        let argv: [UnsafeMutablePointer<CChar>?] =
-            [String](["/bin/sh", "-c", "\(command) >'\(log)' 2>&1"]).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0 else {
-            throw TestFailure("cannot run \(command)")
-        }
+        let pid = try ChildSpawn.start("/bin/sh", ["-c", "\(command) >'\(log)' 2>&1"], stdout: .null, stderr: .null)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
