@@ -106,40 +106,43 @@ struct RabbitMQSinkTests {
 
     @Test(.enabled(if: AMQPCLI.control2 != nil && AMQPCLI.url2 != nil))
     func brokerStoppedForTwentySecondsLosesNothing() async throws {
-        let url = try #require(AMQPCLI.url2)
-        let db = try TestDatabase(prefix: "amqp_outage")
-        defer { db.drop() }
-        try db.sql("CREATE TABLE ticks (id int PRIMARY KEY, v int)")
-        let queue = "test.\(db.name)"
-        let pipe = try InProcessPipe(
-            database: db, name: "amqp_outage", tables: ["public.ticks"],
-            sinks: [try rabbitSink("queue: \(queue)", url: url)])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        let inserter = Inserter(url: db.url)
-        inserter.start(transactions: 200, rowsPerTransaction: 10, pause: .milliseconds(20), table: "ticks") {
-            _, first in
-            "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
+        try await OutageLock.holding([.rabbitMQ2]) {
+            let url = try #require(AMQPCLI.url2)
+            let db = try TestDatabase(prefix: "amqp_outage")
+            defer { db.drop() }
+            try db.sql("CREATE TABLE ticks (id int PRIMARY KEY, v int)")
+            let queue = "test.\(db.name)"
+            let pipe = try InProcessPipe(
+                database: db, name: "amqp_outage", tables: ["public.ticks"],
+                sinks: [try rabbitSink("queue: \(queue)", url: url)])
+            pipe.start()
+            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            let inserter = Inserter(url: db.url)
+            inserter.start(transactions: 200, rowsPerTransaction: 10, pause: .milliseconds(20), table: "ticks") {
+                _, first in
+                "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
+            }
+            try await Task.sleep(for: .seconds(1))
+            try await AMQPCLI.control("stop")
+            try await Task.sleep(for: .seconds(15))
+            // The sink is down, but the slot's walsender still gets status updates (no timeout, no
+            // reconnect) while the pipe waits.
+            let replyAge = try db.value(
+                """
+                SELECT extract(epoch FROM now() - r.reply_time) FROM pg_stat_replication r
+                JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = 'pgbridge_\(db.name)'
+                """)
+            #expect(
+                replyAge.flatMap(Double.init).map { $0 < 5 } == true, "last status update \(replyAge ?? "never") s ago")
+            try await Task.sleep(for: .seconds(5))
+            try await AMQPCLI.control("start")
+            try await inserter.waitUntilDone()
+            let messages = try await waitForQueue(url, queue: queue, distinct: 2000)
+            try await pipe.stop()
+            let ids = Set(messages.compactMap { $0.after?["id"] as? Int })
+            #expect(ids == Set(1...2000), "missing \(Set(1...2000).subtracting(ids).count) rows")
+            #expect(pipe.deadLetters().isEmpty)
         }
-        try await Task.sleep(for: .seconds(1))
-        try await AMQPCLI.control("stop")
-        try await Task.sleep(for: .seconds(15))
-        // The sink is down, but the slot's walsender still gets status updates (no timeout, no
-        // reconnect) while the pipe waits.
-        let replyAge = try db.value(
-            """
-            SELECT extract(epoch FROM now() - r.reply_time) FROM pg_stat_replication r
-            JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = 'pgbridge_\(db.name)'
-            """)
-        #expect(replyAge.flatMap(Double.init).map { $0 < 5 } == true, "last status update \(replyAge ?? "never") s ago")
-        try await Task.sleep(for: .seconds(5))
-        try await AMQPCLI.control("start")
-        try await inserter.waitUntilDone()
-        let messages = try await waitForQueue(url, queue: queue, distinct: 2000)
-        try await pipe.stop()
-        let ids = Set(messages.compactMap { $0.after?["id"] as? Int })
-        #expect(ids == Set(1...2000), "missing \(Set(1...2000).subtracting(ids).count) rows")
-        #expect(pipe.deadLetters().isEmpty)
     }
 
     /// Consumes until `distinct` different events arrived (redeliveries after the outage may

@@ -143,34 +143,36 @@ struct RedisSinkTests {
 
     @Test(.enabled(if: RedisCLI.redis2Control != nil))
     func redisKilledAndRestartedMidStreamLosesNothing() async throws {
-        let url = try #require(RedisCLI.redis2URL)
-        let db = try TestDatabase(prefix: "redis_kill")
-        defer { db.drop() }
-        try db.sql("CREATE TABLE ticks (id int PRIMARY KEY, v int)")
-        let key = "test:\(db.name)"
-        let pipe = try InProcessPipe(
-            database: db, name: "redis_kill", tables: ["public.ticks"],
-            sinks: [try redisSink("mode: stream, key: \"\(key)\", timeout: 2s", url: url)])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
-        let inserter = Inserter(url: db.url)
-        inserter.start(transactions: 300, rowsPerTransaction: 10, pause: .milliseconds(10), table: "ticks") {
-            _, first in
-            "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
+        try await OutageLock.holding([.redis2]) {
+            let url = try #require(RedisCLI.redis2URL)
+            let db = try TestDatabase(prefix: "redis_kill")
+            defer { db.drop() }
+            try db.sql("CREATE TABLE ticks (id int PRIMARY KEY, v int)")
+            let key = "test:\(db.name)"
+            let pipe = try InProcessPipe(
+                database: db, name: "redis_kill", tables: ["public.ticks"],
+                sinks: [try redisSink("mode: stream, key: \"\(key)\", timeout: 2s", url: url)])
+            pipe.start()
+            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            let inserter = Inserter(url: db.url)
+            inserter.start(transactions: 300, rowsPerTransaction: 10, pause: .milliseconds(10), table: "ticks") {
+                _, first in
+                "INSERT INTO ticks SELECT g, g FROM generate_series(\(first), \(first + 9)) g"
+            }
+            try await Task.sleep(for: .seconds(1))
+            try await RedisCLI.control("kill")
+            try await Task.sleep(for: .seconds(2))
+            try await RedisCLI.control("start")
+            try await inserter.waitUntilDone()
+            let events = try await RedisCLI.waitForStream(url, key, count: 3000, timeout: .seconds(60))
+            try await pipe.stop()
+            let ids = Set(events.compactMap { $0.after?["id"] as? Int })
+            #expect(ids.count == 3000, "missing \(3000 - ids.count) rows")
+            #expect(ids == Set(1...3000))
+            // Commit order: taking each row's first delivery, ids only grow.
+            var seen: Set<Int> = []
+            let firstDeliveries = events.compactMap { $0.after?["id"] as? Int }.filter { seen.insert($0).inserted }
+            #expect(firstDeliveries == firstDeliveries.sorted())
         }
-        try await Task.sleep(for: .seconds(1))
-        try await RedisCLI.control("kill")
-        try await Task.sleep(for: .seconds(2))
-        try await RedisCLI.control("start")
-        try await inserter.waitUntilDone()
-        let events = try await RedisCLI.waitForStream(url, key, count: 3000, timeout: .seconds(60))
-        try await pipe.stop()
-        let ids = Set(events.compactMap { $0.after?["id"] as? Int })
-        #expect(ids.count == 3000, "missing \(3000 - ids.count) rows")
-        #expect(ids == Set(1...3000))
-        // Commit order: taking each row's first delivery, ids only grow.
-        var seen: Set<Int> = []
-        let firstDeliveries = events.compactMap { $0.after?["id"] as? Int }.filter { seen.insert($0).inserted }
-        #expect(firstDeliveries == firstDeliveries.sorted())
     }
 }

@@ -38,6 +38,8 @@ final class PostgresPair: @unchecked Sendable {
     func restartStandby() throws { try run("start", "\(directory)/standby", String(standbyPort)) }
     func stopStandby() throws { try run("stop", "\(directory)/standby") }
     func killPrimary() throws { try run("kill", "\(directory)/primary") }
+    /// Stops the primary (fast shutdown) and starts it again on the same port.
+    func restartPrimary() throws { try run("start", "\(directory)/primary", String(primaryPort)) }
     func promoteStandby() throws { try run("promote", "\(directory)/standby") }
 
     /// Waits until the standby has replayed everything the primary has written so far.
