@@ -19,6 +19,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case slotMissing
         /// The server sent bytes we could not decode.
         case protocolViolation
+        /// The sinks took nothing for too long while the stream had stopped reading: the
+        /// replication connection is closed until they catch up.
+        case readPaused
     }
 
     public var code: Code

@@ -11,7 +11,7 @@ final class ChangeAssembler {
     let messagesEnabled: Bool
     let maxBatchBytes: Int
     /// Called when the batch is full; it must hand the batch out and call `batchWasHandedOut()`.
-    var flushBatch: () -> Void = {}
+    var flushBatch: () throws -> Void = {}
     /// Called periodically during long replays so the connection's status updates keep going.
     var keepAlive: () -> Void = {}
     /// A `_timescaledb_catalog.chunk` or `dimension_slice` row was inserted or updated: a new
@@ -126,7 +126,7 @@ final class ChangeAssembler {
         case .begin(let finalLSN, let commitTime, let xid):
             beginTransaction(commitLSN: finalLSN, xid: xid, commitTime: commitTime)
         case .commit(_, _, let endLSN, _):
-            endTransaction(endLSN: endLSN)
+            try endTransaction(endLSN: endLSN)
         case .streamStart(let xid, _):
             streamXid = xid
         case .streamStop:
@@ -144,7 +144,7 @@ final class ChangeAssembler {
                 replayed += 1
                 if replayed & 4095 == 0 { keepAlive() }
             }
-            endTransaction(endLSN: endLSN)
+            try endTransaction(endLSN: endLSN)
         case .message(_, _, _, SlotMonitor.heartbeatPrefix, _) where transaction == nil:
             return  // pgbridge's own heartbeat: it only moves the WAL position
         case .message(_, false, let messageLSN, _, _) where transaction == nil:
@@ -174,14 +174,14 @@ final class ChangeAssembler {
         timescaleMaintenanceDepth = 0
     }
 
-    private func endTransaction(endLSN: LSN) {
+    private func endTransaction(endLSN: LSN) throws {
         transaction = nil
         timescaleMaintenanceDepth = 0
         transactionMark = nil
         skippingTransaction = false
         if endLSN > lastEmittedCheckpoint { lastEmittedCheckpoint = endLSN }
         batch.checkpoint = lastEmittedCheckpoint
-        if batch.bytes.count >= maxBatchBytes { flushBatch() }
+        if batch.bytes.count >= maxBatchBytes { try flushBatch() }
     }
 
     /// Retention: the key-only delete of a `_timescaledb_catalog.chunk` row becomes one
@@ -293,7 +293,7 @@ final class ChangeAssembler {
         ordinal += 1
         if batch.bytes.count >= maxBatchBytes * 4 {
             // A huge transaction: hand out what we have (its events are not a checkpoint yet).
-            flushBatch()
+            try flushBatch()
         }
     }
 }

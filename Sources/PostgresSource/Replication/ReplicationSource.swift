@@ -24,6 +24,9 @@ public final class ReplicationSource: ChangeSource {
         public var queueCapacity = 4
         public var maxBatchBytes = 1 << 20
         public var maxReconnectDelay: Duration = .seconds(10)
+        /// How long the stream may wait for the sinks without reading before it closes the
+        /// replication connection (see `ReplicationStream.checkReadPause`).
+        public var maxReadPause: Duration = .seconds(10)
 
         public init() {}
     }

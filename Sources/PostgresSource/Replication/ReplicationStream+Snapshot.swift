@@ -98,7 +98,9 @@ extension ReplicationStream {
                     assembler.encoder.encode(change, in: context, into: &assembler.batch.bytes)
                     assembler.batch.endEvent()
                     progress.ordinal += 1
-                    if assembler.batch.bytes.count >= source.options.maxBatchBytes { pushBlocking() }
+                    if assembler.batch.bytes.count >= source.options.maxBatchBytes {
+                        try pushBlocking(whileStreaming: false)
+                    }
                 },
                 afterFetch: { rows, lastKey in
                     rowsDone += rows
@@ -133,7 +135,7 @@ extension ReplicationStream {
 
     /// Hands out what is batched, waits until every sink acknowledged it, then saves progress.
     private func persist(_ progress: SnapshotProgress) throws {
-        if !assembler.batch.isEmpty { pushBlocking() }
+        if !assembler.batch.isEmpty { try pushBlocking(whileStreaming: false) }
         let target = lastPushedSequence
         while source.shared.withLock({ $0.ackedSequence }) < target {
             if source.shared.withLock({ $0.finishRequested }) {

@@ -46,6 +46,8 @@ final class ReplicationStream: @unchecked Sendable {
     /// When the server last sent anything (or pgbridge last stopped reading for backpressure):
     /// a connection silent for `receive_timeout` is treated as lost.
     var lastServerTraffic = ContinuousClock.now
+    /// When the stream stopped reading because its batch is full and the queue has no room.
+    var readPausedSince: ContinuousClock.Instant?
     var replyRequested = false
     /// The walsender serving this pipe's current (or last) replication connection.
     var walsenderPID: Int?
@@ -101,7 +103,7 @@ final class ReplicationStream: @unchecked Sendable {
         assembler.decoder.relationLookup = { [unowned self] oid, schema, name in
             try self.relationMetadata(oid: oid, schema: schema, name: name)
         }
-        assembler.flushBatch = { [unowned self] in self.pushBlocking() }
+        assembler.flushBatch = { [unowned self] in try self.pushBlocking(whileStreaming: true) }
         assembler.keepAlive = { [unowned self] in try? self.sendStatusIfDue() }
         assembler.timescaleCatalogRowWritten = { [unowned self] row in try learn(row) }
         assembler.chunkDropped = { [unowned self] id, commitLSN in try chunkDropped(id: id, commitLSN: commitLSN) }
@@ -145,6 +147,13 @@ final class ReplicationStream: @unchecked Sendable {
                 SnapshotProgress.remove(directory: source.stateDirectory, pipe: source.pipeName)
                 snapshotPending = true
                 forceSnapshot = true
+            } catch let error as PostgresError where error.code == .readPaused {
+                logger.warning(Logger.Message(stringLiteral: error.message))
+                resetAfterDisconnect()
+                if let lost = waitForQueueRoom() {
+                    fail(lost)
+                    return
+                }
             } catch let error as PostgresError where error.code == .slotBusy {
                 let started = busySince ?? .now
                 busySince = started
@@ -184,7 +193,7 @@ final class ReplicationStream: @unchecked Sendable {
     private func shutDown() {
         assembler.dropOpenTransaction()  // an incomplete transaction is resent on the next start
         if !assembler.batch.isEmpty, connection != nil {
-            pushBlocking()
+            try? pushBlocking(whileStreaming: false)
         }
         queue.finish()
         let deadline = ContinuousClock.now + .seconds(30)
@@ -307,9 +316,11 @@ final class ReplicationStream: @unchecked Sendable {
     private func streamUntilStopped() throws {
         guard let connection else { return }
         let maxBytes = source.options.maxBatchBytes
+        readPausedSince = nil
         while !stopRequested {
             var ended = false
             if assembler.batch.bytes.count < maxBytes {
+                readPausedSince = nil
                 try connection.consumeInput()
                 reading: while true {
                     switch try connection.getCopyData() {
@@ -330,7 +341,7 @@ final class ReplicationStream: @unchecked Sendable {
             }
             let filledBatch = assembler.batch.bytes.count >= maxBytes
             if assembler.hasDeliverableBatch, queue.hasRoom {
-                pushBlocking()
+                try pushBlocking(whileStreaming: true)
             }
             try sendStatusIfDue()
             // After a full batch libpq may already hold more messages: read again at once.
@@ -361,6 +372,9 @@ final class ReplicationStream: @unchecked Sendable {
     /// Waits until the socket is readable (or the queue has room again), at most ~100 ms.
     private func waitForWork(_ connection: PGConnection) throws {
         if assembler.batch.bytes.count >= source.options.maxBatchBytes {
+            let since = readPausedSince ?? .now
+            readPausedSince = since
+            try checkReadPause(since: since)
             queue.waitForRoom(timeout: .milliseconds(100))
             lastServerTraffic = .now  // not reading: the server's silence means nothing now
             return
@@ -372,19 +386,55 @@ final class ReplicationStream: @unchecked Sendable {
     }
 
     /// Hands the current batch to the pipeline, waiting for room while still answering the server.
-    func pushBlocking() {
+    /// `whileStreaming`: the replication connection is not read meanwhile, so after
+    /// `maxReadPause` the wait ends with a `readPaused` error (see `checkReadPause`).
+    func pushBlocking(whileStreaming: Bool) throws {
         var outgoing = assembler.batch
         outgoing.sequence = nextSequence
         var waited = false
+        let since = ContinuousClock.now
         while !queue.put(outgoing, timeout: .milliseconds(100)) {
             waited = true
             try? sendStatusIfDue()
+            if whileStreaming { try checkReadPause(since: readPausedSince ?? since) }
         }
         if waited { lastServerTraffic = .now }  // the socket was not read meanwhile
         lastPushedSequence = nextSequence
         nextSequence += 1
         assembler.batchWasHandedOut()
         try? sendStatusIfDue()  // long replays push often but never wait: keep the server informed
+    }
+
+    /// PostgreSQL cannot end a walsender whose client stops reading: the walsender's last
+    /// message waits in the full socket, so a CHECKPOINT that invalidates the slot, a
+    /// `pg_terminate_backend` or a fast shutdown would wait for pgbridge's sinks. When the sinks
+    /// took nothing for `maxReadPause` while the stream was not reading, the connection is closed
+    /// (what it had not handed out is sent again after the reconnect) until the queue has room.
+    func checkReadPause(since: ContinuousClock.Instant) throws {
+        guard connection != nil, ContinuousClock.now - since >= source.options.maxReadPause else { return }
+        throw PostgresError(
+            .readPaused,
+            "the sinks took no events for \(source.options.maxReadPause.components.seconds)s while the replication "
+                + "stream waited for them: closing the replication connection until they take events again, so that "
+                + "PostgreSQL can end its walsender (a checkpoint or shutdown would otherwise wait for it). Streaming "
+                + "resumes from the last confirmed position; check the sinks' errors above",
+            retriable: true)
+    }
+
+    /// After a read pause: waits until the pipeline took a batch (the sinks work again). Every
+    /// few seconds it looks at the slot: one that PostgreSQL invalidated meanwhile (its WAL was
+    /// removed while the sinks were down) is returned as the error that stops the pipe.
+    private func waitForQueueRoom() -> PostgresError? {
+        var nextSlotCheck = ContinuousClock.now + .seconds(5)
+        while !stopRequested && !queue.hasRoom {
+            queue.waitForRoom(timeout: .milliseconds(100))
+            guard ContinuousClock.now >= nextSlotCheck else { continue }
+            nextSlotCheck = ContinuousClock.now + .seconds(5)
+            if let state = try? catalog().slot(source.config.slot), state.walStatus == "lost" {
+                return PostgresError(.slotInvalidated, SlotAdvice.lost(source.config.slot), retriable: false)
+            }
+        }
+        return nil
     }
 
     // MARK: - Feedback
