@@ -109,7 +109,8 @@ struct HighAvailabilityTests {
             "ha: beta took over \(tookOver.map { "\($0)" } ?? "?") after the kill; alpha delivered \(alpha.count) rows, beta \(beta.count)"
         )
         #expect(alpha.union(beta) == Set(1...400))
-        #expect(tookOver.map { $0 < .seconds(15) } ?? false, "took over within a few seconds")
+        // Measured 2.8–3.8 s in full runs (docs/operations.md); 8 s leaves room for a loaded machine.
+        #expect(tookOver.map { $0 < .seconds(8) } ?? false, "took over after \(tookOver.map { "\($0)" } ?? "never")")
         #expect(!beta.isEmpty)
     }
 }

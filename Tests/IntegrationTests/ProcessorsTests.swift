@@ -61,8 +61,14 @@ struct ProcessorsTests {
         let orders = try await RedisCLI.waitForStream(redisURL, "test:\(db.name):orders-only", count: 2)
         let readings = try await RedisCLI.waitForStream(redisURL, "test:\(db.name):readings", count: 2)
         let file = try await pipe.waitForEvents(count: 2)
-        try await Task.sleep(for: .milliseconds(300))
+        // A sentinel row in a later transaction: once both sinks have it, anything the filter
+        // or the route let through by mistake would have arrived before it.
+        try db.sql("INSERT INTO readings VALUES (99, 0, 'sentinel')")
+        let settledFile = try await pipe.waitForEvents(count: 3)
+        let settledReadings = try await RedisCLI.waitForStream(redisURL, "test:\(db.name):readings", count: 3)
         try await pipe.stop()
+        #expect(settledFile.count == 3 && settledReadings.count == 3, "\(settledFile)")
+        #expect(try RedisCLI.stream(redisURL, "test:\(db.name):orders-only").count == 2)
 
         // readings: the delete is filtered out; both sinks get the inserts, without `secret`
         #expect(readings.count == 2 && file.count == 2)
@@ -74,7 +80,7 @@ struct ProcessorsTests {
         let email = (orders.first?["after"] as? [String: Any])?["email"] as? String
         #expect(email == "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976")
         #expect(try RedisCLI.run(redisURL, ["EXISTS", "test:\(db.name):orders"]) == ["0"])
-        #expect(pipe.events().count == 2)
+        #expect(pipe.events().count == 3)
     }
 }
 

@@ -53,7 +53,8 @@ struct SnapshotTests {
             default: return "DELETE FROM snap WHERE id = \(index * 104_729 % 100_000 + 1)"
             }
         }
-        try await Task.sleep(for: .milliseconds(300))
+        // The snapshot starts while the writes are under way.
+        try await waitFor("the first writes") { writer.commits.count >= 100 }
         let (bridge, output, directory) = try start(
             db, tables: ["public.snap"], name: "snap", extra: "snapshot_batch_rows: 2000")
         try await writer.waitUntilDone()
@@ -248,7 +249,12 @@ struct SnapshotTests {
             db, tables: ["public.conditions", "public.plain"], name: "snaprange",
             extra: "snapshot_range: {start: '2026-01-02T00:00:00Z', end: '2026-01-04T00:00:00Z'}")
         let events = try await EventFile.waitFor(output) { $0.filter { $0.op == "read" }.count >= 25 }
-        try await Task.sleep(for: .milliseconds(300))
+        // A streamed sentinel comes after the whole snapshot: a row read beyond the range would
+        // be in the file by then.
+        try db.sql("INSERT INTO plain VALUES (100)")
+        _ = try await EventFile.waitFor(output) { events in
+            events.contains { $0.op == "insert" && $0.after?["id"] as? Int == 100 }
+        }
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
         let reads = EventFile.read(output).filter { $0.op == "read" }

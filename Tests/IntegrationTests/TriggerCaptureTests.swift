@@ -151,6 +151,13 @@ struct TriggerCaptureTests {
             outputs.append(output)
             bridges.append(try BridgeProcess(arguments: ["run", "--config", config], directory: replicaDirectory))
         }
+        // Both replicas poll the outbox before the rows come, so that both can take some.
+        for bridge in bridges {
+            try await waitFor("both replicas running", timeout: .seconds(60)) {
+                guard bridge.isRunning else { throw TestFailure("pgbridge exited: \(bridge.stderr.suffix(2000))") }
+                return bridge.stderr.contains("pipe running")
+            }
+        }
         let writer = Inserter(url: db.url)
         writer.start(transactions: 500, rowsPerTransaction: 10, pause: .milliseconds(1), table: "t") { _, first in
             "INSERT INTO t SELECT generate_series(\(first), \(first + 9))"
@@ -169,6 +176,8 @@ struct TriggerCaptureTests {
         #expect(Set(first).isDisjoint(with: second), "\(Set(first).intersection(second).count) rows delivered by both")
         #expect(Set(first).union(second).count == 5000)
         #expect(first.count + second.count == 5000)
+        // Both replicas drained: a replica that never took a row would pass the checks above.
+        #expect(!first.isEmpty && !second.isEmpty, "rows per replica: \(first.count) and \(second.count)")
     }
 
     @Test func largeEventAndHypertableThroughTheOutbox() async throws {
@@ -242,7 +251,7 @@ struct TriggerCaptureTests {
         let events = try await EventFile.waitFor(output) { $0.count >= 4 }
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
-        #expect(events.count == 4)
+        try #require(events.count == 4, "\(events)")
         #expect(events.allSatisfy { $0.op == "message" })
         let channels = events.compactMap { ($0["source"] as? [String: Any])?["channel"] as? String }
         #expect(channels == ["sales_data_channel", "alerts", "alerts", "alerts"])

@@ -14,34 +14,56 @@ struct WALSafetyTests {
             ) ?? "-1") ?? -1
     }
 
-    /// A pipe on a table nobody writes, in a database where another table gets 60 MB of WAL:
-    /// with heartbeats its slot confirms past the end of that burst within seconds (the test
-    /// cluster is shared, so the lag itself never reaches zero while other tests write).
-    @Test func heartbeatsKeepAQuietSlotAdvancing() async throws {
-        let db = try TestDatabase(prefix: "heartbeat")
-        defer { db.drop() }
-        try db.sql("CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY, payload text)")
-        let directory = try TestEnvironment.scratchDirectory("heartbeat-\(db.name)")
-        let slot = "hb_\(db.name)"
+    /// Heartbeat messages (prefix `pgbridge.heartbeat`) written into the WAL of `db` so far,
+    /// read through a test_decoding probe slot that nobody consumes.
+    static func heartbeats(_ db: TestDatabase, probe: String) throws -> Int {
+        Int(
+            try db.value(
+                "SELECT count(*) FROM pg_logical_slot_peek_changes('\(probe)', NULL, NULL) WHERE data LIKE 'message:%prefix: pgbridge.heartbeat%'"
+            ) ?? "0") ?? 0
+    }
+
+    static func quietPipe(_ db: TestDatabase, _ directory: String, slot: String, heartbeat: String) throws -> String {
         let config = "\(directory)/pgbridge.yaml"
         try """
         postgres: {url: "\(db.url)"}
         state_dir: \(directory)/state
         pipes:
           - name: quiet
-            source: {kind: replication, tables: [public.quiet], slot: \(slot), publication: \(slot), heartbeat_interval: 500ms}
+            source: {kind: replication, tables: [public.quiet], slot: \(slot), publication: \(slot), heartbeat_interval: \(heartbeat)}
             sinks: [{kind: file, path: \(directory)/events.jsonl}]
-          - name: quiet_without_heartbeats
-            source: {kind: replication, tables: [public.quiet], slot: \(slot)_nohb, publication: \(slot)_nohb, heartbeat_interval: 0}
-            sinks: [{kind: file, path: \(directory)/events-nohb.jsonl}]
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        return config
+    }
+
+    /// A pipe on a table nobody writes, in a database where another table gets 60 MB of WAL:
+    /// with heartbeats its slot confirms past the end of that burst within seconds (the test
+    /// cluster is shared, so the lag itself never reaches zero while other tests write). The
+    /// heartbeats themselves are proven by a test_decoding probe slot in the pipe's database; the
+    /// same pipe with `heartbeat_interval: 0`, in a database of its own, writes none.
+    @Test func heartbeatsKeepAQuietSlotAdvancing() async throws {
+        let db = try TestDatabase(prefix: "heartbeat")
+        defer { db.drop() }
+        let control = try TestDatabase(prefix: "heartbeat_off")
+        defer { control.drop() }
+        var bridges: [BridgeProcess] = []
+        var directories: [String] = []
         defer {
-            bridge.kill(SIGTERM)
+            for bridge in bridges { bridge.kill(SIGTERM) }
             _ = try? TestEnvironment.shell("sleep 1")
         }
-        try await waitForSlot(db, slot)
-        try await waitForSlot(db, "\(slot)_nohb")
+        let slot = "hb_\(db.name)"
+        let controlSlot = "hb_\(control.name)"
+        for (database, pipeSlot, heartbeat) in [(db, slot, "500ms"), (control, controlSlot, "0")] {
+            try database.sql(
+                "CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY, payload text)")
+            try database.sql("SELECT pg_create_logical_replication_slot('probe_\(database.name)', 'test_decoding')")
+            let directory = try TestEnvironment.scratchDirectory("heartbeat-\(database.name)")
+            directories.append(directory)
+            let config = try Self.quietPipe(database, directory, slot: pipeSlot, heartbeat: heartbeat)
+            bridges.append(try BridgeProcess(arguments: ["run", "--config", config], directory: directory))
+            try await waitForSlot(database, pipeSlot)
+        }
         let started = ContinuousClock.now
         var peak: Int64 = 0
         for part in 0..<6 {
@@ -58,14 +80,21 @@ struct WALSafetyTests {
                 "SELECT confirmed_flush_lsn >= '\(burstEnd)' FROM pg_replication_slots WHERE slot_name = '\(slot)'")
                 == "t"
         }
-        let written = "the burst ended at \(burstEnd)"
-        let withoutHeartbeats = try Self.lag(db, "\(slot)_nohb")
         #expect(settled < peak, "the lag fell after the burst")
+
+        // Heartbeats every 500 ms: at least three within a few seconds; none without them. The
+        // probe skips the burst (decoding 60 MB on every look would be slow).
+        _ = try db.value("SELECT pg_replication_slot_advance('probe_\(db.name)', '\(burstEnd)')")
+        try await waitFor("three heartbeats in the pipe's database", timeout: .seconds(20)) {
+            try Self.heartbeats(db, probe: "probe_\(db.name)") >= 3
+        }
+        let controlHeartbeats = try Self.heartbeats(control, probe: "probe_\(control.name)")
+        #expect(controlHeartbeats == 0, "heartbeat_interval: 0 wrote \(controlHeartbeats) heartbeats")
         print(
-            "heartbeat: peak lag \(peak) bytes during the writes, \(settled) bytes \(ContinuousClock.now - started) after they began (\(written)); the same pipe without heartbeats: \(withoutHeartbeats) bytes"
+            "heartbeat: peak lag \(peak) bytes during the writes, \(settled) bytes \(ContinuousClock.now - started) after they began (the burst ended at \(burstEnd)); \(try Self.heartbeats(db, probe: "probe_\(db.name)")) heartbeats seen by the probe, \(controlHeartbeats) without heartbeats"
         )
-        #expect(bridge.isRunning)
-        let events = (try? String(contentsOfFile: "\(directory)/events.jsonl", encoding: .utf8)) ?? ""
+        #expect(bridges.allSatisfy { $0.isRunning })
+        let events = (try? String(contentsOfFile: "\(directories[0])/events.jsonl", encoding: .utf8)) ?? ""
         #expect(!events.contains("pgbridge.heartbeat"), "heartbeats are not events")
     }
 

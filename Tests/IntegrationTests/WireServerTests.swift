@@ -1,4 +1,5 @@
 import BridgeCore
+import CLibPQ
 import Foundation
 import Logging
 import Testing
@@ -122,8 +123,11 @@ struct WireServerTests {
                     // Truncated startup parameters.
                     bytes = [0, 0, 0, 9, 0, 3, 0, 0, 0x41]
                 }
-                let reply = try RawSocket.exchange(port: port, bytes: bytes)
-                #expect(reply.count < 1_000_000)
+                let exchange = try RawSocket.exchange(port: port, bytes: bytes)
+                #expect(
+                    exchange.closed,
+                    "round \(round): the server neither closed nor answered within 2 s \(bytes.prefix(16))")
+                #expect(exchange.reply.count < 1_000_000)
             }
             let after = try await Self.psql(port, "SELECT 42")
             #expect(after.status == 0 && after.output == "42\n", "\(after.output)")
@@ -143,6 +147,13 @@ struct WireServerTests {
             )
             #expect(result.output.contains("canceling statement due to user request"), "\(result.output)")
             #expect(ContinuousClock.now - started < .seconds(10))
+
+            // psql ends a script on SIGINT; libpq shows that the connection itself goes on.
+            let outcome = try await CancelProbe.run(
+                conninfo: "host=127.0.0.1 port=\(port) user=bridge password=\(Self.password) dbname=pgbridge",
+                endless: "SELECT count(*) FROM mem.endless", then: "SELECT 'after'")
+            #expect(outcome.sqlState == "57014")
+            #expect(outcome.after == "after", "the connection did not go on after the cancel")
         }
     }
 
@@ -227,9 +238,65 @@ struct WireServerTests {
 }
 
 /// A raw TCP client for malformed-input tests.
+/// Cancels a running query with libpq's `PQcancel` (a CancelRequest on a second connection),
+/// then runs another query on the same connection. Blocking: runs on a thread of its own.
+enum CancelProbe {
+    struct Outcome {
+        var sqlState: String?
+        var after: String?
+    }
+
+    static func run(conninfo: String, endless: String, then follow: String) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(
+                    with: Result { try runBlocking(conninfo: conninfo, endless: endless, then: follow) })
+            }
+            thread.start()
+        }
+    }
+
+    private static func runBlocking(conninfo: String, endless: String, then follow: String) throws -> Outcome {
+        guard let connection = PQconnectdb(conninfo) else { throw TestFailure("PQconnectdb returned nothing") }
+        defer { PQfinish(connection) }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            throw TestFailure("cannot connect: \(String(cString: PQerrorMessage(connection)))")
+        }
+        guard PQsendQuery(connection, endless) == 1 else { throw TestFailure("PQsendQuery failed") }
+        Thread.sleep(forTimeInterval: 1)
+        guard let cancel = PQgetCancel(connection) else { throw TestFailure("PQgetCancel returned nothing") }
+        defer { PQfreeCancel(cancel) }
+        var error = [CChar](repeating: 0, count: 256)
+        guard PQcancel(cancel, &error, Int32(error.count)) == 1 else {
+            let message = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw TestFailure("PQcancel failed: \(message)")
+        }
+        var outcome = Outcome()
+        while let result = PQgetResult(connection) {
+            if let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) {
+                outcome.sqlState = String(cString: state)
+            }
+            PQclear(result)
+        }
+        if let result = PQexec(connection, follow) {
+            if PQresultStatus(result) == PGRES_TUPLES_OK, PQntuples(result) == 1 {
+                outcome.after = String(cString: PQgetvalue(result, 0, 0))
+            }
+            PQclear(result)
+        }
+        return outcome
+    }
+}
+
 enum RawSocket {
-    /// Sends `bytes`, then reads until the server closes or 2 s pass.
-    static func exchange(port: Int, bytes: [UInt8]) throws -> [UInt8] {
+    struct Exchange {
+        var reply: [UInt8]
+        /// The server closed the connection (end of stream or reset) rather than going silent.
+        var closed: Bool
+    }
+
+    /// Sends `bytes` and half-closes, then reads until the server closes or 2 s pass.
+    static func exchange(port: Int, bytes: [UInt8]) throws -> Exchange {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket failed") }
         defer { close(fd) }
@@ -251,10 +318,15 @@ enum RawSocket {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            reply += buffer[0..<count]
+            if count > 0 {
+                reply += buffer[0..<count]
+            } else if count == 0 {
+                return Exchange(reply: reply, closed: true)
+            } else if errno != EINTR {
+                // EAGAIN: 2 s of silence on a connection the client already half-closed.
+                return Exchange(reply: reply, closed: errno != EAGAIN && errno != EWOULDBLOCK)
+            }
         }
-        return reply
     }
 }
 

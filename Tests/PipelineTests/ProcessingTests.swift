@@ -81,6 +81,22 @@ struct ProcessingTests {
         #expect(like("aXbXc", "a%b%c") && !like("aXbX", "a%b%c"))
     }
 
+    /// The filter's LIKE, as the wire server's: at most (text + 1) × (pattern + 1) steps on
+    /// hostile patterns, and linear in the text for a fixed pattern.
+    @Test func filterLikeIsLinearOnHostilePatterns() {
+        for pattern in ["%a%a%a%a%a%a%a%a%a%a%a%b", "%_%_%_%_%_%_%_%b", "a%a%a%a%a%a%a%a%a%a%a%a%c"] {
+            var costs: [Int] = []
+            for length in [1_000, 2_000, 4_000] {
+                var steps = 0
+                let text = Array(repeating: UInt8(ascii: "a"), count: length)
+                #expect(!LikePattern.matches(text[...], Array(pattern.utf8)[...], caseInsensitive: true, steps: &steps))
+                #expect(steps <= (length + 1) * (pattern.utf8.count + 1), "\(pattern) on \(length): \(steps) steps")
+                costs.append(steps)
+            }
+            #expect(costs[1] <= costs[0] * 5 / 2 && costs[2] <= costs[1] * 5 / 2, "\(pattern): \(costs)")
+        }
+    }
+
     @Test func maskAndDropRewriteRows() throws {
         let transform = EventTransform(
             pipe: "p",

@@ -119,16 +119,45 @@ struct FrontendDecoderTests {
                 }
                 bytes = Array(bytes.prefix(Int(generator.next() % UInt64(bytes.count + 1))))
             }
-            var decoder = FrontendDecoder()
-            var buffer = ByteBuffer(bytes: bytes)
-            do {
-                while let _ = try decoder.decodeMessage(&buffer) { outcomes.decoded += 1 }
-            } catch {
-                outcomes.violations += 1
-            }
-            #expect(buffer.readerIndex <= bytes.count)
+            // Whole or in pieces, the same bytes decode to the same messages and the same
+            // violation: the decoder never consumes part of a message it cannot finish.
+            let whole = Self.decode(bytes, pieces: bytes.count)
+            let pieces = Self.decode(bytes, pieces: 1 + Int(generator.next() % 7))
+            #expect(whole == pieces, "round \(round): \(bytes)")
+            outcomes.decoded += whole.messages.count
+            if whole.violation != nil { outcomes.violations += 1 }
         }
         #expect(outcomes.decoded > 1_000 && outcomes.violations > 1_000, "\(outcomes)")
+    }
+}
+
+extension FrontendDecoderTests {
+    struct Decoded: Equatable {
+        var messages: [FrontendMessage] = []
+        var violation: ProtocolViolation?
+        /// Bytes left unread at the end (without a violation): a message still incomplete.
+        var leftover = 0
+    }
+
+    /// Feeds `bytes` to one decoder `pieces` bytes at a time, decoding after each piece.
+    static func decode(_ bytes: [UInt8], pieces: Int) -> Decoded {
+        var decoder = FrontendDecoder()
+        var buffer = ByteBuffer()
+        var decoded = Decoded()
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + max(1, pieces))
+            buffer.writeBytes(bytes[offset..<end])
+            offset = end
+            do throws(ProtocolViolation) {
+                while let message = try decoder.decodeMessage(&buffer) { decoded.messages.append(message) }
+            } catch {
+                decoded.violation = error
+                return decoded
+            }
+        }
+        decoded.leftover = buffer.readableBytes
+        return decoded
     }
 }
 

@@ -143,12 +143,22 @@ public struct FilterError: Error, Sendable, CustomStringConvertible {
 enum LikePattern {
     /// SQL LIKE: `%` any run, `_` one character (byte-wise; `\` escapes).
     static func matches(_ text: ArraySlice<UInt8>, _ pattern: ArraySlice<UInt8>, caseInsensitive: Bool) -> Bool {
+        var steps = 0
+        return matches(text, pattern, caseInsensitive: caseInsensitive, steps: &steps)
+    }
+
+    /// Greedy matching that backtracks only to the last `%`: O(text × pattern) whatever the
+    /// pattern. `steps` counts the loop's iterations (tests check the bound).
+    static func matches(
+        _ text: ArraySlice<UInt8>, _ pattern: ArraySlice<UInt8>, caseInsensitive: Bool, steps: inout Int
+    ) -> Bool {
         func fold(_ b: UInt8) -> UInt8 { caseInsensitive && b >= 65 && b <= 90 ? b + 32 : b }
         var t = text.startIndex
         var p = pattern.startIndex
         var starP: Int?
         var starT = 0
         while t < text.endIndex {
+            steps += 1
             if p < pattern.endIndex {
                 var c = pattern[p]
                 if c == UInt8(ascii: "%") {

@@ -413,6 +413,12 @@ enum LikePattern {
     }
 
     static func matches(_ text: String, _ pattern: String) -> Bool {
+        var steps = 0
+        return matches(text, pattern, steps: &steps)
+    }
+
+    /// `steps` counts the loop's iterations (tests check the bound).
+    static func matches(_ text: String, _ pattern: String, steps: inout Int) -> Bool {
         var elements: [Element] = []
         var scalars = pattern.unicodeScalars.makeIterator()
         while let scalar = scalars.next() {
@@ -429,6 +435,7 @@ enum LikePattern {
         var star: Int?
         var resume = 0
         while t < characters.count {
+            steps += 1
             if p < elements.count {
                 switch elements[p] {
                 case .any:
