@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline",
+                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresSource",
                 .product(name: "OpenAPIKit", package: "OpenAPIKit"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

@@ -15,9 +15,11 @@ public final class BridgeCatalog: ForeignCatalog {
     private let kafkaProducer: KafkaProducer?
     private let redis: RedisClient?
     private let rabbitmq: RabbitMQClient?
+    private let maxScanBytes: Int
     public let schemas: [String]
 
     public init(config: WireConfig, supervisor: PipeSupervisor?, logger: Logger) throws {
+        maxScanBytes = config.maxScanBytes
         var fixed: [String: [any ForeignTable]] = [:]
         if let kafka = config.kafka {
             let producer = KafkaProducer(config: kafka.connection, logger: logger)
@@ -65,7 +67,9 @@ public final class BridgeCatalog: ForeignCatalog {
     public func tables(in schema: String) async -> [any ForeignTable] {
         if schema == "pipes" {
             guard let supervisor else { return [] }
-            return await supervisor.statuses().map { PipeBufferTable(pipe: $0.name, supervisor: supervisor) }
+            return await supervisor.statuses().map {
+                PipeBufferTable(pipe: $0.name, supervisor: supervisor, maxBytes: maxScanBytes)
+            }
         }
         return fixed[schema] ?? []
     }
@@ -74,7 +78,7 @@ public final class BridgeCatalog: ForeignCatalog {
         guard let schema = name.schema else { return nil }
         if schema == "pipes" {
             guard let supervisor, await supervisor.status(name.name) != nil else { return nil }
-            return PipeBufferTable(pipe: name.name, supervisor: supervisor)
+            return PipeBufferTable(pipe: name.name, supervisor: supervisor, maxBytes: maxScanBytes)
         }
         return fixed[schema]?.first { $0.name.name == name.name }
     }
@@ -92,10 +96,12 @@ final class PipeBufferTable: ForeignTable {
     ]
     let pipe: String
     let supervisor: PipeSupervisor
+    let maxBytes: Int
 
-    init(pipe: String, supervisor: PipeSupervisor) {
+    init(pipe: String, supervisor: PipeSupervisor, maxBytes: Int) {
         self.pipe = pipe
         self.supervisor = supervisor
+        self.maxBytes = maxBytes
         name = TableName(schema: "pipes", name: pipe)
     }
 
@@ -110,22 +116,52 @@ final class PipeBufferTable: ForeignTable {
                 "55000", "pipe \(pipe) keeps no recent events",
                 hint: "it has not started yet, or the event buffer is off (api.buffer_events: 0)")
         }
+        let rows = try Self.readAll(buffer, pipe: pipe, rowLimit: request.rowLimit, maxBytes: maxBytes)
+        return MaterializedScan(rows)
+    }
+
+    /// Every buffered event as a row (up to `rowLimit`), read page by page. When the oldest
+    /// events are dropped while a later page is read, reading starts over without the rows read
+    /// so far (they would come twice); a buffer that changes faster than it is read, or rows past
+    /// `maxBytes`, fail the query with a hint. `betweenPages` is a seam for tests.
+    static func readAll(
+        _ buffer: PipeEventBuffer, pipe: String, rowLimit: Int?, maxBytes: Int, pageSize: Int = 1_000,
+        betweenPages: () -> Void = {}
+    ) throws -> [[SQLValue]] {
         var rows: [[SQLValue]] = []
+        var bytes = 0
         var position: UInt64? = nil
+        var restarts = 0
         while true {
             let page: PipeEventBuffer.Page
             do {
-                page = try buffer.read(from: position, limit: 10_000)
+                page = try buffer.read(from: position, limit: pageSize)
             } catch {
-                // The oldest events were dropped while reading: continue from the oldest.
+                restarts += 1
+                guard restarts <= 3 else {
+                    throw WireError(
+                        "55000", "the event buffer of pipe \(pipe) changed faster than it could be read",
+                        hint: "query again, or read fewer events (a LIMIT)")
+                }
+                rows.removeAll(keepingCapacity: true)
+                bytes = 0
                 position = nil
                 continue
             }
-            for event in page.events { rows.append(Self.row(event)) }
-            if page.events.count < 10_000 { break }
+            for event in page.events {
+                bytes += 64 + event.body.count * 3  // the event, and its columns parsed
+                if bytes > maxBytes {
+                    throw WireError(
+                        "54000", "the scan of pipes.\(pipe) passed wire.max_scan_bytes (\(maxBytes) bytes)",
+                        hint: "add a LIMIT, or raise wire.max_scan_bytes")
+                }
+                rows.append(row(event))
+                if let rowLimit, rows.count >= rowLimit { return rows }
+            }
+            if page.events.count < pageSize { return rows }
             position = page.next
+            betweenPages()
         }
-        return MaterializedScan(rows)
     }
 
     func insert(_ rows: [[String: SQLValue]]) async throws -> [[String: SQLValue]] {

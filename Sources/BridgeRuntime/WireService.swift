@@ -15,10 +15,9 @@ public struct WireService: Service {
                 password: password, salt: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
         }
         self.catalog = catalog
-        server = WireServer(
-            host: config.host, port: config.port,
-            context: WireServerContext(catalog: catalog, users: users, grants: config.grants),
-            logger: logger)
+        let context = WireServerContext(
+            catalog: catalog, users: users, grants: config.grants, maxScanBytes: config.maxScanBytes)
+        server = WireServer(host: config.host, port: config.port, context: context, logger: logger)
     }
 
     public func run() async throws {

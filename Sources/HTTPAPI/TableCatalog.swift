@@ -8,10 +8,19 @@ actor TableCatalog {
     private var cache: [String: (table: TableInfo?, at: ContinuousClock.Instant)] = [:]
     private var timescale: (present: Bool, at: ContinuousClock.Instant)?
     static let lifetime: Duration = .seconds(5)
+    /// The most tables (found or not) kept at once: requests for ever new names must not grow
+    /// memory. When full, expired entries go first, then the oldest.
+    let maxEntries: Int
     /// Schemas that are never served: pgbridge's own objects and the system catalogs.
     static let hiddenSchemas: Set<String> = ["pgbridge", "pg_catalog", "information_schema", "pg_toast"]
 
-    init(pool: SQLPool) { self.session = pool.dedicatedSession(label: "pgbridge-api-catalog") }
+    init(pool: SQLPool, maxEntries: Int = 1_024) {
+        self.session = pool.dedicatedSession(label: "pgbridge-api-catalog")
+        self.maxEntries = maxEntries
+    }
+
+    /// Tables kept now (tests).
+    var cachedCount: Int { cache.count }
 
     /// The table, or nil when it does not exist (or is hidden).
     func table(schema: String, name: String) async throws -> TableInfo? {
@@ -50,8 +59,19 @@ actor TableCatalog {
             }
             return table
         }
-        cache[key] = (table, .now)
+        store(table, key: key)
         return table
+    }
+
+    private func store(_ table: TableInfo?, key: String) {
+        let now = ContinuousClock.now
+        if cache[key] == nil, cache.count >= maxEntries {
+            cache = cache.filter { now - $0.value.at < Self.lifetime }
+            while cache.count >= maxEntries, let oldest = cache.min(by: { $0.value.at < $1.value.at }) {
+                cache[oldest.key] = nil
+            }
+        }
+        cache[key] = (table, now)
     }
 
     /// TimescaleDB is installed: buckets use `time_bucket`, else `date_bin`.

@@ -138,6 +138,21 @@ struct SQLSubsetLimitTests {
         return rows
     }
 
+    /// ORDER BY keeps every row: past the byte budget the query fails with 54000 and a hint,
+    /// instead of holding whatever the table has.
+    @Test func sortingIsBoundedByBytes() async throws {
+        guard case .select(let select) = try #require(try SQLParser.parse("SELECT * FROM t.t ORDER BY key").first)
+        else { throw WireError("XX000", "not a select") }
+        do {
+            _ = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], maxBytes: 64).fetch(nil)
+            Issue.record("a sort over the byte budget succeeded")
+        } catch let error as WireError {
+            #expect(error.code == "54000" && error.message.contains("wire.max_scan_bytes"), "\(error)")
+        }
+        let enough = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], maxBytes: 4_096)
+        #expect(try await enough.fetch(nil).count == 2)
+    }
+
     @Test func deepOrLongExpressionsAreRefused() {
         for sql in [
             "SELECT " + String(repeating: "(", count: 100_000) + "1" + String(repeating: ")", count: 100_000),

@@ -3,7 +3,7 @@ import Foundation
 extension BridgeConfig {
     static func parseWire(_ node: ConfigNode) throws -> WireConfig {
         let keys = try node.mapping(allowed: [
-            "listen", "users", "kafka", "redis", "rabbitmq", "pipes", "max_scan_rows",
+            "listen", "users", "kafka", "redis", "rabbitmq", "pipes", "max_scan_rows", "max_scan_bytes",
         ])
         var wire = WireConfig()
         if let listen = keys["listen"] {
@@ -106,6 +106,7 @@ extension BridgeConfig {
         }
         wire.pipes = try keys["pipes"]?.bool() ?? true
         wire.maxScanRows = try keys["max_scan_rows"]?.int(range: 1...100_000_000) ?? wire.maxScanRows
+        wire.maxScanBytes = try keys["max_scan_bytes"]?.int(range: 1 << 20...(64 << 30)) ?? wire.maxScanBytes
         return wire
     }
 

@@ -16,6 +16,8 @@ public struct WireConfig: Sendable {
     public var pipes: Bool
     /// The most rows one scan reads (a bound for unfiltered scans of large topics and streams).
     public var maxScanRows: Int
+    /// The most bytes one query holds at once (rows to sort, a pipe's buffer read whole).
+    public var maxScanBytes = 256 << 20
 
     public init(
         host: String = "127.0.0.1", port: Int = 6433, users: [String: String] = [:], kafka: WireKafkaConfig? = nil,

@@ -4,8 +4,21 @@ import BridgeCore
 ///
 /// Not thread-safe: one decoder belongs to one replication stream.
 public struct PgOutputDecoder {
-    /// Relations by OID, replaced on every Relation message (ALTER TABLE, new chunks).
+    /// Relations by OID, replaced on every Relation message (ALTER TABLE, new chunks). At most
+    /// `maxRelations`: beyond, the relation announced longest ago is evicted (TimescaleDB makes
+    /// a relation per chunk, forever). A change for an evicted relation throws
+    /// `unknownRelation` with `evictions > 0`; the stream then reconnects, and the server
+    /// announces every relation again on the new connection.
     public private(set) var relations: [UInt32: RelationInfo] = [:]
+    public var maxRelations = 4_096
+    /// Relations evicted so far (see `relations`).
+    public private(set) var evictions = 0
+    /// OIDs in the order they were (last) announced, with the announcement number; entries
+    /// whose number is not the relation's current one are stale.
+    private var announced: [(oid: UInt32, number: UInt64)] = []
+    private var announcedHead = 0
+    private var announcement: [UInt32: UInt64] = [:]
+    private var announcements: UInt64 = 0
     /// Non-built-in types announced by Type messages: OID → (schema, name).
     public private(set) var types: [UInt32: (schema: String, name: String)] = [:]
     /// Between Stream Start and Stream Stop, change messages carry the (sub)transaction xid.
@@ -268,8 +281,37 @@ public struct PgOutputDecoder {
                 primaryKey: metadata?.primaryKey, isSuppressed: metadata?.isSuppressed ?? false,
                 timescaleCatalog: metadata?.timescaleCatalog)
         }
-        relations[oid] = info
+        remember(info)
         return info
+    }
+
+    private mutating func remember(_ info: RelationInfo) {
+        announcements += 1
+        relations[info.oid] = info
+        announcement[info.oid] = announcements
+        announced.append((info.oid, announcements))
+        while relations.count > maxRelations, announcedHead < announced.count {
+            let oldest = announced[announcedHead]
+            announcedHead += 1
+            guard announcement[oldest.oid] == oldest.number else { continue }  // announced again since
+            relations[oldest.oid] = nil
+            announcement[oldest.oid] = nil
+            evictions += 1
+        }
+        if announcedHead > 1_024 && announcedHead * 2 > announced.count {
+            announced.removeFirst(announcedHead)
+            announcedHead = 0
+        }
+    }
+
+    /// Forgets relations that cannot send changes any more (a dropped TimescaleDB chunk),
+    /// by the chunk name they were reported with (`schema.name`).
+    public mutating func forgetChunk(_ qualifiedName: String) {
+        for (oid, info) in relations where info.chunk == qualifiedName {
+            relations[oid] = nil
+            announcement[oid] = nil
+            evictions += 1
+        }
     }
 
     /// TupleData: Int16 count, then per column a kind byte and, for 't'/'b', Int32 length + bytes.

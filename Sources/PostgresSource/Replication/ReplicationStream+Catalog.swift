@@ -126,6 +126,8 @@ extension ReplicationStream {
         }
         chunkMap.markDropped(chunkID: id, at: commitLSN)
         saveChunkMap()
+        // Its table is dropped in the same transaction: no change for it can follow.
+        assembler.decoder.forgetChunk("\(chunk.schema).\(chunk.name)")
         guard let record = chunkMap.record(chunkID: id) else {
             logger.debug(
                 "TimescaleDB chunk dropped, not of a captured hypertable",

@@ -414,10 +414,10 @@ final class ReplicationStream: @unchecked Sendable {
         guard connection != nil, ContinuousClock.now - since >= source.options.maxReadPause else { return }
         throw PostgresError(
             .readPaused,
-            "the sinks took no events for \(source.options.maxReadPause.components.seconds)s while the replication "
-                + "stream waited for them: closing the replication connection until they take events again, so that "
-                + "PostgreSQL can end its walsender (a checkpoint or shutdown would otherwise wait for it). Streaming "
-                + "resumes from the last confirmed position; check the sinks' errors above",
+            "the sinks took no events for \(source.options.maxReadPause.components.seconds)s"
+                + " while the replication stream waited for them: closing the replication connection until they take"
+                + " events again, so that PostgreSQL can end its walsender (a checkpoint or shutdown would otherwise"
+                + " wait for it). Streaming resumes from the last confirmed position; check the sinks' errors above",
             retriable: true)
     }
 
@@ -508,7 +508,17 @@ final class ReplicationStream: @unchecked Sendable {
                     "message",
                     metadata: ["type": "\(Character(UnicodeScalar(message[25])))", "lsn": "\(LSN(dataStart))"])
             }
-            try assembler.handle(UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart, serverTime: sendTime)
+            do {
+                try assembler.handle(
+                    UnsafeRawBufferPointer(rebasing: message[25...]), lsn: dataStart, serverTime: sendTime)
+            } catch PgOutputError.unknownRelation(let oid) where assembler.decoder.evictions > 0 {
+                throw PostgresError(
+                    .connectionFailed,
+                    "a change for relation OID \(oid) arrived after pgbridge evicted that relation from its cache "
+                        + "(more than \(assembler.decoder.maxRelations) relations announced on this connection, or a "
+                        + "dropped chunk): reconnecting, so that PostgreSQL announces it again",
+                    retriable: true)
+            }
         case UInt8(ascii: "k"):
             let walEnd = try reader.uint64("keepalive WAL end")
             _ = try reader.int64("keepalive time")

@@ -19,13 +19,16 @@ final class SelectExecution {
     private var sourceDone = false
     private var materialized = false
     private(set) var rowsSent = 0
+    /// The most bytes of rows `materialize` keeps (ORDER BY without aggregates).
+    var maxBytes = 256 << 20
     /// Set by the session: true once a CancelRequest named it.
     var isCancelled: () -> Bool = { false }
 
     /// Checks the statement against the catalog (tables, columns, what can be evaluated) and
     /// starts the scan.
     static func start(
-        _ select: SelectStatement, catalog: any ForeignCatalog, parameters: [SQLValue], scan: Bool = true
+        _ select: SelectStatement, catalog: any ForeignCatalog, parameters: [SQLValue], scan: Bool = true,
+        maxBytes: Int = 256 << 20
     ) async throws -> SelectExecution {
         var table: (any ForeignTable)?
         if let name = select.from {
@@ -38,6 +41,7 @@ final class SelectExecution {
             }
         }
         let execution = try SelectExecution(select, table: table, parameters: parameters, sizes: sizes)
+        execution.maxBytes = maxBytes
         if let table, scan {
             execution.scan = try await table.scan(execution.scanRequest())
         }
@@ -205,6 +209,7 @@ final class SelectExecution {
     private func materialize() async throws {
         // Aggregates are accumulated as rows arrive; only ORDER BY without them keeps every row.
         var rows: [[SQLValue]] = []
+        var bytes = 0
         var aggregation = isAggregate ? Aggregation(self) : nil
         while let batch = try await nextSourceBatch() {
             try checkCancelled()
@@ -213,6 +218,13 @@ final class SelectExecution {
                 if aggregation != nil {
                     try aggregation!.add(row, evaluator)
                 } else {
+                    bytes += row.reduce(16) { $0 + $1.approximateBytes }
+                    if bytes > maxBytes {
+                        await finishSource()
+                        throw WireError(
+                            "54000", "the rows to sort passed wire.max_scan_bytes (\(maxBytes) bytes)",
+                            hint: "add a condition or a LIMIT without ORDER BY, or raise wire.max_scan_bytes")
+                    }
                     rows.append(row)
                 }
             }

@@ -90,7 +90,8 @@ extension WireSession {
         case .empty:
             return .command("")
         case .select(let select):
-            let execution = try await SelectExecution.start(select, catalog: catalog, parameters: parameters)
+            let execution = try await SelectExecution.start(
+                select, catalog: catalog, parameters: parameters, maxBytes: context.maxScanBytes)
             execution.isCancelled = { [key] in key.isCancelled }
             return .rows(columns: execution.resultColumns, source: RowSource(execution), tag: "SELECT")
         case .explain(let select):
@@ -154,7 +155,8 @@ extension WireSession {
         case .declareCursor(let name, let select):
             try requireBlock("DECLARE CURSOR")
             guard cursors[name] == nil else { throw WireError("42P03", "cursor \"\(name)\" already exists") }
-            let execution = try await SelectExecution.start(select, catalog: catalog, parameters: parameters)
+            let execution = try await SelectExecution.start(
+                select, catalog: catalog, parameters: parameters, maxBytes: context.maxScanBytes)
             execution.isCancelled = { [key] in key.isCancelled }
             cursors[name] = Cursor(execution: execution, depth: savepoints.count)
             return .command("DECLARE CURSOR")

@@ -238,8 +238,15 @@ public final class WireServerContext: Sendable {
     /// For unknown users' decoy salts (see `decoy(for:)`).
     private let decoySecret: SymmetricKey
     let registry = SessionRegistry()
+    /// The most bytes a query may hold at once: the rows an ORDER BY sorts, or a table that
+    /// must read everything first (`wire.max_scan_bytes`).
+    public let maxScanBytes: Int
 
-    public init(catalog: any ForeignCatalog, users: [String: SCRAMCredentials], grants: [String: WireGrants] = [:]) {
+    public init(
+        catalog: any ForeignCatalog, users: [String: SCRAMCredentials], grants: [String: WireGrants] = [:],
+        maxScanBytes: Int = 256 << 20
+    ) {
+        self.maxScanBytes = maxScanBytes
         self.catalog = catalog
         self.users = users
         self.grants = grants
