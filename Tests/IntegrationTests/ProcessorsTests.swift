@@ -142,6 +142,52 @@ struct BinarySinksTests {
         #expect(!process.stderr.contains("example.com"))
     }
 
+    /// `format: debezium` and processors (filter, mask, drop) built by the binary from the config.
+    @Test func debeziumFormatAndProcessorsThroughTheBinary() async throws {
+        let db = try TestDatabase(prefix: "bin_dbz")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE users (id int PRIMARY KEY, email text, secret text, active bool)")
+        let directory = try TestEnvironment.scratchDirectory("bin_dbz")
+        let output = "\(directory)/events.jsonl"
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        pipes:
+          - name: users
+            source: {tables: [public.users], slot: \(db.name), publication: \(db.name)}
+            format: debezium
+            processors:
+              - filter: "op != 'delete'"
+              - mask: {columns: [email], with: sha256}
+              - drop: [secret]
+            sinks: [{kind: file, path: \(output)}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        try await waitForSlot(db, db.name)
+        try db.sql("INSERT INTO users VALUES (1, 'alice@example.com', 'hidden', true)")
+        try db.sql("UPDATE users SET active = false WHERE id = 1")
+        try db.sql("DELETE FROM users WHERE id = 1")
+        try db.sql("INSERT INTO users VALUES (2, 'bob@example.com', 'hidden', true)")  // the sentinel
+        let events = try await EventFile.waitFor(output) { events in
+            events.contains { $0.after?["id"] as? Int == 2 }
+        }
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0, "\(bridge.stderr.suffix(2000))")
+        // Debezium's envelope: op c/u (the delete is filtered out), ts_ms, source.table.
+        try #require(events.count == 3, "\(events)")
+        #expect(events.map { $0["op"] as? String } == ["c", "u", "c"])
+        #expect(events.allSatisfy { $0["ts_ms"] is Int && $0.table == "users" })
+        #expect(events.allSatisfy { $0.after?["secret"] == nil && $0.after?["email"] is String })
+        // sha256("alice@example.com")
+        #expect(
+            events.first?.after?["email"] as? String
+                == "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976")
+        #expect(events[1].after?["active"] as? Bool == false)
+        #expect(!bridge.stderr.contains("example.com"))
+    }
+
     /// `pgbridge check` connects to network sinks and names the one it cannot reach.
     @Test func checkReportsUnreachableSinks() async throws {
         let db = try TestDatabase(prefix: "check_sinks")

@@ -38,7 +38,9 @@ enum TestEnvironment {
 
     /// Runs a control command (`pgctl2 restart` …) and waits for it.
     static func control(_ arguments: [String]) throws {
-        guard let tool = disruptivePostgresControl else { return }
+        guard let tool = disruptivePostgresControl else {
+            throw TestFailure("PGBRIDGE_TEST_PG2_CTL is not set: run scripts/test")
+        }
         let result = try shell(([tool] + arguments).map { "'\($0)'" }.joined(separator: " "))
         guard result.status == 0 else {
             throw TestFailure(
