@@ -61,6 +61,23 @@ struct ChunkMapTests {
         #expect(map.chunk(id: 7) == nil && map.chunk(schema: "s", name: "c7") == nil && map.chunkCount == 0)
     }
 
+    /// Retention that creates and drops 10,000 chunks: the map holds only the live ones once
+    /// the drops are confirmed, however long the pipe runs.
+    @Test func tenThousandChunksCreatedAndDroppedLeaveTheMapSmall() {
+        var map = map()
+        for id in Int64(1)...10_000 {
+            map.learn(.init(id: id, hypertableID: 1, schema: "_timescaledb_internal", name: "_hyper_1_\(id)_chunk"))
+            if id > 10 {
+                // Retention keeps the newest ten chunks.
+                map.markDropped(chunkID: id - 10, at: LSN(UInt64(id)))
+                _ = map.forgetDropped(confirmedThrough: LSN(UInt64(id)))
+            }
+            #expect(map.chunkCount <= 11)
+        }
+        #expect(map.chunkCount == 10)
+        #expect(map.chunk(schema: "_timescaledb_internal", name: "_hyper_1_1_chunk") == nil)
+    }
+
     @Test func theMapSurvivesARestart() throws {
         let directory = NSTemporaryDirectory() + "pgbridge-chunkmap-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
