@@ -95,7 +95,7 @@ public actor PipeSupervisor: Service {
     /// How long a stop request waits for the pipe's delivery before cancelling it.
     public var stopGracePeriod: Duration = .seconds(10)
     /// How long shutting down waits for the pipes' deliveries before cancelling them.
-    public var shutdownGracePeriod: Duration = .seconds(20)
+    public var shutdownGracePeriod: Duration = .seconds(8)
     private let logger: Logger
     private var entries: [String: Entry] = [:]
     private var order: [String] = []

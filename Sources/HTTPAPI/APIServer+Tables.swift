@@ -48,6 +48,11 @@ struct TableRoutes: Sendable {
         guard let (schema, name) = Self.split(text) else {
             throw APIError.badRequest("expected /v1/tables/schema.table, got '\(text.prefix(80))'")
         }
+        if TableCatalog.isHidden(schema: schema) {
+            throw APIError.notFound(
+                "the schema \(schema) is never served by the REST proxy (pgbridge's own objects and the system catalogs)"
+            )
+        }
         do {
             guard let table = try await catalog.table(schema: schema, name: name) else {
                 throw APIError.notFound("no table \(schema).\(name) (names are case-sensitive)")
@@ -419,13 +424,42 @@ struct TableRoutes: Sendable {
 /// as a superuser; the login role needs `pg_read_server_files`). Without it, writes carry no
 /// X-Commit-LSN and one warning says why.
 final class CommitLSNLookup: Sendable {
-    private let disabled = Mutex<Bool>(false)
+    /// After pg_walinspect was not usable, the lookup is off until this instant, then tried
+    /// again: a `pgbridge setup` or a GRANT made later takes effect without a restart.
+    private let offUntil = Mutex<ContinuousClock.Instant?>(nil)
+    let recheckInterval: Duration
     let logger: Logger
 
-    init(logger: Logger) { self.logger = logger }
+    init(logger: Logger, recheckInterval: Duration = .seconds(60)) {
+        self.logger = logger
+        self.recheckInterval = recheckInterval
+    }
+
+    /// Whether lookups are off at `now` (pg_walinspect was not usable less than
+    /// `recheckInterval` ago).
+    func isOff(at now: ContinuousClock.Instant = .now) -> Bool {
+        offUntil.withLock { until in until.map { now < $0 } ?? false }
+    }
+
+    /// Records that pg_walinspect is not usable; true when it was usable (or untried) before,
+    /// so the warning is logged once per outage, not once a minute.
+    func markUnusable(at now: ContinuousClock.Instant = .now) -> Bool {
+        offUntil.withLock { until in
+            defer { until = now + recheckInterval }
+            return until == nil
+        }
+    }
+
+    /// Records a lookup that worked; true when it had been off.
+    func markUsable() -> Bool {
+        offUntil.withLock { until in
+            defer { until = nil }
+            return until != nil
+        }
+    }
 
     func find(_ connection: SQLConnection, start: String, xid: String) -> String? {
-        if disabled.withLock({ $0 }) { return nil }
+        if isOff() { return nil }
         do {
             // In its own short transaction: a busy server's WAL is not read for long.
             let start = try connection.literal(start)
@@ -439,15 +473,17 @@ final class CommitLSNLookup: Sendable {
                 """)
             let lsn = result.string(0, 0)
             try connection.execute("COMMIT")
+            if markUsable() { logger.info("writes carry X-Commit-LSN again: pg_walinspect is usable now") }
             return lsn
         } catch {
             _ = try? connection.execute("ROLLBACK")
             let state = (error as? PostgresError)?.sqlState
             if state == "42883" || state == "42501" || state == "3F000" {
-                disabled.withLock { $0 = true }
-                logger.warning(
-                    "writes carry no X-Commit-LSN: pg_walinspect is not usable (\(error)). Run `pgbridge setup` as a superuser and GRANT pg_read_server_files to pgbridge's login role"
-                )
+                if markUnusable() {
+                    logger.warning(
+                        "writes carry no X-Commit-LSN: pg_walinspect is not usable (\(error)). Run `pgbridge setup` as a superuser and GRANT pg_read_server_files to pgbridge's login role; pgbridge tries again every \(recheckInterval.components.seconds)s"
+                    )
+                }
             } else {
                 logger.debug("no X-Commit-LSN for a write: \(error)")
             }

@@ -22,9 +22,14 @@ actor TableCatalog {
     /// Tables kept now (tests).
     var cachedCount: Int { cache.count }
 
+    /// Schemas the proxy never serves: pgbridge's own, the system catalogs, TimescaleDB's internals.
+    static func isHidden(schema: String) -> Bool {
+        hiddenSchemas.contains(schema) || schema.hasPrefix("_timescaledb")
+    }
+
     /// The table, or nil when it does not exist (or is hidden).
     func table(schema: String, name: String) async throws -> TableInfo? {
-        if Self.hiddenSchemas.contains(schema) || schema.hasPrefix("_timescaledb") { return nil }
+        if Self.isHidden(schema: schema) { return nil }
         let key = "\(schema)\u{0}\(name)"
         if let cached = cache[key], ContinuousClock.now - cached.at < Self.lifetime { return cached.table }
         let table = try await session.run { connection -> TableInfo? in

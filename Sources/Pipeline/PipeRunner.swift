@@ -116,9 +116,23 @@ public final class PipeRunner: Service {
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     private func runPipe() async throws {
-        try await withRetries("start source") { try await source.start() }
+        // Stopped before it started (PostgreSQL or a sink unreachable at start): nothing was
+        // read, so there is nothing to deliver; end at once instead of retrying.
+        guard try await withRetries("start source", untilStopped: true, { try await source.start() }) != nil else {
+            logger.info("pipe stopped before it started")
+            return
+        }
         for sink in sinks {
-            try await withRetries("open \(sink.sink.description)") { try await sink.sink.open() }
+            guard
+                try await withRetries(
+                    "open \(sink.sink.description)", untilStopped: true, { try await sink.sink.open() })
+                    != nil
+            else {
+                logger.info("pipe stopped before it started")
+                await source.finish()
+                await closeSinks()
+                return
+            }
         }
         if let deadLetters {
             try await withRetries("open dead-letter target \(deadLetters.description)") { try await deadLetters.open() }
@@ -198,9 +212,17 @@ public final class PipeRunner: Service {
     /// Retries retriable failures with exponential backoff and jitter until they succeed, a
     /// non-retriable error occurs, or the task is cancelled.
     func withRetries<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        // Never nil: without `untilStopped` only success ends the loop.
+        try await withRetries(what, untilStopped: false, body)!
+    }
+
+    /// As `withRetries`; with `untilStopped`, a `stop()` also ends the retries (within 100 ms
+    /// of a backoff pause), returning nil.
+    func withRetries<T>(_ what: String, untilStopped: Bool, _ body: () async throws -> T) async throws -> T? {
         var delay = options.initialRetryDelay
         var attempt = 0
         while true {
+            if untilStopped && isStopping { return nil }
             do {
                 let result = try await body()
                 if attempt > 0 { logger.info("\(what): recovered after \(attempt) retries") }
@@ -208,10 +230,15 @@ public final class PipeRunner: Service {
             } catch {
                 recordError("\(what): \(error)")
                 guard Self.isRetriable(error), !Task.isCancelled else { throw error }
+                if untilStopped && isStopping { return nil }
                 attempt += 1
                 statsBox.withLock { $0.retries += 1 }
                 logger.warning("\(what) failed (attempt \(attempt)): \(error); retrying in \(delay)")
-                try await Task.sleep(for: delay.jittered())
+                let until = ContinuousClock.now + delay.jittered()
+                while ContinuousClock.now < until {
+                    if untilStopped && isStopping { return nil }
+                    try await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
+                }
                 delay = min(delay * 2, options.maxRetryDelay)
             }
         }

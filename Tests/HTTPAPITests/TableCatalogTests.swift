@@ -1,5 +1,6 @@
 import BridgeCore
 import Foundation
+import Logging
 import PostgresSource
 import Testing
 
@@ -20,5 +21,23 @@ struct TableCatalogTests {
             #expect(await catalog.cachedCount <= 50)
         }
         #expect(await catalog.cachedCount == 50)
+    }
+}
+
+/// X-Commit-LSN's lookup: off after pg_walinspect was not usable, tried again after the
+/// interval (a later `pgbridge setup` or GRANT works without a restart), warned once per outage.
+@Suite("X-Commit-LSN lookup")
+struct CommitLSNLookupTests {
+    @Test func anUnusableLookupIsTriedAgainLater() {
+        let lookup = CommitLSNLookup(logger: Logger(label: "test"), recheckInterval: .seconds(60))
+        let start = ContinuousClock.now
+        #expect(!lookup.isOff(at: start))
+        #expect(lookup.markUnusable(at: start), "the first failure warns")
+        #expect(lookup.isOff(at: start + .seconds(30)))
+        #expect(!lookup.isOff(at: start + .seconds(61)), "tried again after the interval")
+        #expect(!lookup.markUnusable(at: start + .seconds(61)), "still unusable: no second warning")
+        #expect(lookup.isOff(at: start + .seconds(90)))
+        #expect(lookup.markUsable(), "usable again: said once")
+        #expect(!lookup.isOff(at: start + .seconds(90)) && !lookup.markUsable())
     }
 }

@@ -89,6 +89,33 @@ struct CLITests {
         return path
     }
 
+    /// PostgreSQL unreachable at start: a SIGTERM during the connection retries ends the
+    /// process at once (nothing was read), with exit code 0, well inside `docker stop`'s 10 s.
+    @Test func sigtermWhileWaitingForPostgreSQLStopsAtOnce() async throws {
+        let directory = try TestEnvironment.scratchDirectory("cli-unreachable")
+        let config = try write(
+            """
+            postgres: {url: "postgresql://u@127.0.0.1:1/db"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: p
+                source: {tables: [public.t]}
+                sinks: [{kind: file, path: "\(directory)/events.jsonl"}]
+            """, in: directory)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        try await waitFor("the second connection attempt", timeout: .seconds(30)) {
+            bridge.stderr.contains("start source failed (attempt 2)")
+        }
+        let signalled = ContinuousClock.now
+        bridge.kill(SIGTERM)
+        let status = try await bridge.waitForExit(timeout: .seconds(10))
+        let took = ContinuousClock.now - signalled
+        #expect(status == 0, "\(bridge.stderr.suffix(1500))")
+        #expect(took < .seconds(2), "SIGTERM took \(took)")
+        #expect(bridge.stderr.contains("pipe stopped before it started"))
+    }
+
     @Test func configErrorsExitTwo() async throws {
         let directory = try TestEnvironment.scratchDirectory("cli")
         let cases: [(String, String)] = [

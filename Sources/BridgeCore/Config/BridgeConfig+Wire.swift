@@ -11,7 +11,8 @@ extension BridgeConfig {
         }
         guard let usersNode = keys["users"], case .mapping(let mapping) = usersNode.node, !mapping.isEmpty else {
             throw (keys["users"] ?? node).error(
-                "missing users: postgres_fdw logs in with a password, e.g. users: {bridge: ${PGBRIDGE_WIRE_PASSWORD}}")
+                "missing users: postgres_fdw logs in with a password, e.g. users: {bridge: \"${PGBRIDGE_WIRE_PASSWORD}\"}"
+            )
         }
         for (key, value) in mapping {
             guard let user = key.string, !user.isEmpty, user.utf8.count <= 63 else {
