@@ -116,6 +116,35 @@ struct CLITests {
         #expect(bridge.stderr.contains("pipe stopped before it started"))
     }
 
+    /// `dead_letter: {kind: table}` before `pgbridge setup`: `check` names the missing table and
+    /// the fix, and `run` refuses to start the pipe (exit 3) instead of retrying the first
+    /// rejected event forever.
+    @Test func aMissingDeadLetterTableIsFoundBeforeTheFirstRejection() async throws {
+        let db = try TestDatabase(prefix: "dl_table")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let directory = try TestEnvironment.scratchDirectory("cli-dl-table")
+        let config = try write(
+            """
+            postgres: {url: "\(db.url)"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: p
+                source: {tables: [public.t], slot: \(db.name), publication: \(db.name)}
+                sinks: [{kind: file, path: "\(directory)/events.jsonl"}]
+                dead_letter: {kind: table}
+            """, in: directory)
+        let expected = "dead_letter: {kind: table} needs the table pgbridge.dead_letters: run `pgbridge setup`"
+        let check = try await BridgeProcess.run(["check", "--config", config], directory: directory)
+        #expect(check.status == 3 && check.stderr.contains(expected), "\(check.status): \(check.stderr)")
+        let run = try await BridgeProcess.run(["run", "--config", config], directory: directory)
+        #expect(run.status == 3 && run.stderr.contains(expected), "\(run.status): \(run.stderr.suffix(1500))")
+        // After setup both are happy.
+        #expect(try await BridgeProcess.run(["setup", "--config", config], directory: directory).status == 0)
+        let fixed = try await BridgeProcess.run(["check", "--config", config], directory: directory)
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+    }
+
     @Test func configErrorsExitTwo() async throws {
         let directory = try TestEnvironment.scratchDirectory("cli")
         let cases: [(String, String)] = [

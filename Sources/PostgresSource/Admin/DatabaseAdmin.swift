@@ -29,6 +29,19 @@ public enum DatabaseAdmin {
     public static func checkPipe(
         _ pipe: PipeConfig, index: Int, postgres: PostgresConfig
     ) async throws -> PipeReport {
+        var report = try await checkSource(pipe, index: index, postgres: postgres)
+        if case .table = pipe.deadLetter {
+            let problem = try await Blocking.run {
+                try TableDeadLetterSink.problem(try PGConnection(url: postgres.url, mode: .normal))
+            }
+            if let problem { report.problems.append(problem) }
+        }
+        return report
+    }
+
+    private static func checkSource(
+        _ pipe: PipeConfig, index: Int, postgres: PostgresConfig
+    ) async throws -> PipeReport {
         let source: ReplicationSourceConfig
         switch pipe.source {
         case .replication(let replication):
