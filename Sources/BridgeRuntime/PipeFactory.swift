@@ -35,7 +35,14 @@ public final class PipeFactory {
                 pipeName: pipe.name, config: replication, postgres: config.postgres,
                 stateDirectory: config.stateDirectory, logger: logger)
         case .outbox(let outbox):
-            return OutboxSource(pipeName: pipe.name, config: outbox, postgres: config.postgres, logger: logger)
+            var listened = Set<String>()
+            for other in config.pipes {
+                if case .outbox(let source) = other.source { listened.formUnion(source.channels) }
+            }
+            listened.formUnion(outbox.channels)  // a pipe created through the API is not in the file
+            return OutboxSource(
+                pipeName: pipe.name, config: outbox, postgres: config.postgres, listenedChannels: listened,
+                logger: logger)
         case .notify(let notify):
             return NotifySource(pipeName: pipe.name, config: notify, postgres: config.postgres, logger: logger)
         }

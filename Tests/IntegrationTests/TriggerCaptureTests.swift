@@ -180,6 +180,32 @@ struct TriggerCaptureTests {
         #expect(!first.isEmpty && !second.isEmpty, "rows per replica: \(first.count) and \(second.count)")
     }
 
+    /// A table watched on a channel no pipe listens to: its rows would stay in the outbox for
+    /// good; pgbridge says so once, with the channel and the fix, and delivers the rest.
+    @Test func rowsOnAChannelNobodyListensToAreReported() async throws {
+        let db = try TestDatabase(prefix: "outboxorphan")
+        defer { db.drop() }
+        let directory = try TestEnvironment.scratchDirectory("outboxorphan")
+        _ = try await BridgeProcess.run(["setup", "--url", db.url], directory: directory)
+        try db.sql(
+            """
+            CREATE TABLE orders (id int PRIMARY KEY); SELECT pgbridge.watch('orders');
+            CREATE TABLE users (id int PRIMARY KEY); SELECT pgbridge.watch('users', 'users');
+            """)
+        let (config, output) = try outboxConfig(db, directory: directory)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        try db.sql("INSERT INTO users VALUES (1), (2); INSERT INTO orders VALUES (1)")
+        let events = try await EventFile.waitFor(output) { $0.count >= 1 }
+        let expected = "2 rows of pgbridge.outbox wait on channel users, which no pipe of this pgbridge listens to"
+        try await waitFor("the warning", timeout: .seconds(30)) { bridge.stderr.contains(expected) }
+        #expect(bridge.stderr.components(separatedBy: "wait on channel users").count == 2, "warned once")
+        #expect(events.map(\.table) == ["orders"])
+        #expect(try db.value("SELECT count(*) FROM pgbridge.outbox WHERE channel = 'users'") == "2")
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+    }
+
     @Test func largeEventAndHypertableThroughTheOutbox() async throws {
         let db = try TestDatabase(prefix: "outboxbig")
         defer { db.drop() }

@@ -16,8 +16,17 @@ public final class OutboxSource: ChangeSource {
     let logger: Logger
     let queue = BatchQueue(capacity: 4)
     private let state = Mutex<(acked: UInt64, stop: Bool, finished: Bool, exited: Bool)>((0, false, false, false))
+    /// Every channel some outbox pipe of this pgbridge listens to: rows on other channels are
+    /// never delivered, which is said in the log (see `warnAboutUnreadChannels`).
+    let listenedChannels: Set<String>
 
-    public init(pipeName: String, config: OutboxSourceConfig, postgres: PostgresConfig, logger: Logger) {
+    /// `listenedChannels`: the channels of every outbox pipe of the configuration (this one's
+    /// when nil).
+    public init(
+        pipeName: String, config: OutboxSourceConfig, postgres: PostgresConfig, listenedChannels: Set<String>? = nil,
+        logger: Logger
+    ) {
+        self.listenedChannels = listenedChannels ?? Set(config.channels)
         self.config = config
         self.postgres = postgres
         var logger = logger
@@ -69,6 +78,7 @@ public final class OutboxSource: ChangeSource {
 
     private func run() {
         var sequence: UInt64 = 0
+        var warnedChannels: Set<String> = []  // once per channel and process
         Reconnect.loop(
             queue: queue, logger: logger, what: "outbox drain", lostHint: "unacknowledged rows stay in the outbox",
             stopped: { stopRequested }
@@ -83,12 +93,37 @@ public final class OutboxSource: ChangeSource {
             while !stopRequested {
                 // Drain on (re)connect, on a wake-up and on the timer.
                 try drain(worker, listener: listener, sequence: &sequence)
+                try warnAboutUnreadChannels(worker, warned: &warnedChannels)
                 let nextPoll = ContinuousClock.now + config.pollInterval
                 while !stopRequested && ContinuousClock.now < nextPoll {
                     listener.waitReadable(timeout: .milliseconds(100))
                     if !(try listener.notifications()).isEmpty { break }
                 }
             }
+        }
+    }
+
+    /// Rows that wait (longer than two poll intervals) on a channel no outbox pipe of this
+    /// pgbridge listens to stay in the outbox for good: a watch() on a channel missing from
+    /// `channels`. Said once per channel, at warning level, with the fix.
+    private func warnAboutUnreadChannels(_ worker: PGConnection, warned warnedChannels: inout Set<String>) throws {
+        let age = max(config.pollInterval * 2, .seconds(1))
+        let result = try worker.execute(
+            """
+            SELECT channel, count(*), min(created_at)::text FROM pgbridge.outbox
+            WHERE channel <> ALL($1::text[]) AND created_at < now() - make_interval(secs => $2)
+            GROUP BY channel ORDER BY channel
+            """, [SQL.textArray(listenedChannels.sorted()), String(age.seconds)])
+        for row in 0..<result.rowCount {
+            guard let channel = result.string(row, 0), !warnedChannels.contains(channel) else { continue }
+            warnedChannels.insert(channel)
+            logger.warning(
+                Logger.Message(
+                    stringLiteral:
+                        "\(result.string(row, 1) ?? "?") rows of pgbridge.outbox wait on channel \(channel)"
+                        + ", which no pipe of this pgbridge listens to"
+                        + " (the oldest since \(result.string(row, 2) ?? "?")): add it to a pipe's source.channels,"
+                        + " or unwatch the tables that write to it (SELECT pgbridge.unwatch('schema.table'))"))
         }
     }
 
