@@ -145,6 +145,36 @@ struct CLITests {
         #expect(fixed.status == 0, "\(fixed.stderr)")
     }
 
+    /// `slots` reads only what it uses of the configuration: a `${VAR}` of a sink that is not
+    /// set does not stop it (it stops `run`, which needs the sink).
+    @Test func slotsNeedOnlyThePostgresSection() async throws {
+        let db = try TestDatabase(prefix: "slots_view")
+        defer { db.drop() }
+        let slot = "view_\(db.name)"
+        try db.sql("SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput')")
+        let directory = try TestEnvironment.scratchDirectory("cli-slots-view")
+        let config = try write(
+            """
+            postgres: {url: "\(db.url)"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: p
+                source: {tables: [public.t], slot: \(slot)}
+                sinks: [{kind: redis, url: "redis://:${PGBRIDGE_TEST_UNSET_PASSWORD}@127.0.0.1:1/0"}]
+            """, in: directory)
+        try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+        try "{}".write(toFile: "\(directory)/state/p.checkpoint", atomically: true, encoding: .utf8)
+        let run = try await BridgeProcess.run(["run", "--config", config], directory: directory)
+        #expect(run.status == 2 && run.stderr.contains("PGBRIDGE_TEST_UNSET_PASSWORD"), "\(run.stderr)")
+        let list = try await BridgeProcess.run(["slots", "--config", config], directory: directory)
+        #expect(list.status == 0, "\(list.stderr)")
+        let drop = try await BridgeProcess.run(["slots", "drop", slot, "--config", config], directory: directory)
+        #expect(drop.status == 0, "\(drop.stderr)")
+        #expect(
+            !FileManager.default.fileExists(atPath: "\(directory)/state/p.checkpoint"), "the pipe forgot its position")
+        #expect(try db.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '\(slot)'") == "0")
+    }
+
     @Test func configErrorsExitTwo() async throws {
         let directory = try TestEnvironment.scratchDirectory("cli")
         let cases: [(String, String)] = [

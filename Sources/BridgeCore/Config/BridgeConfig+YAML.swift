@@ -110,7 +110,7 @@ extension BridgeConfig {
         return try parsePipe(ConfigNode(node: root, path: "", environment: environment, trust: trust))
     }
 
-    private static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {
+    static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {
         let keys = try node.mapping(allowed: ["url"])
         guard let urlNode = keys["url"] else {
             throw node.error("missing url: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")

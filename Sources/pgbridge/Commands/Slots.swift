@@ -17,7 +17,11 @@ struct Slots: AsyncParsableCommand {
 
         func postgres() throws -> PostgresConfig {
             if let url { return global.postgres(url: url) }
-            return try global.loadConfig().postgres
+            do {
+                return try SlotsConfigView.load(path: global.config).postgres
+            } catch {
+                throw ExitCodes.fail(error)
+            }
         }
     }
 
@@ -75,18 +79,17 @@ struct Slots: AsyncParsableCommand {
         /// skipped); dropping it here is the operator's decision, so the pipes of this
         /// configuration that used it forget their positions and start at the current one.
         private func forgetCheckpoints() {
-            guard let config = try? BridgeConfig.load(path: connection.global.config) else {
+            guard let config = try? SlotsConfigView.load(path: connection.global.config) else {
                 print(
                     "if a pipe used this slot, delete its <state_dir>/<pipe>.checkpoint before starting it again "
                         + "(or set on_slot_lost: resnapshot on it)")
                 return
             }
-            for pipe in config.pipes {
-                guard case .replication(let source) = pipe.source, source.slot == name else { continue }
-                let path = CheckpointStore.path(directory: config.stateDirectory, pipe: pipe.name)
+            for (pipe, slot) in config.slots where slot == name {
+                let path = CheckpointStore.path(directory: config.stateDirectory, pipe: pipe)
                 if unlink(path) == 0 {
                     print(
-                        "pipe \(pipe.name) forgot its position (\(path)): its next start creates the slot at the current position"
+                        "pipe \(pipe) forgot its position (\(path)): its next start creates the slot at the current position"
                     )
                 }
             }
