@@ -175,6 +175,59 @@ struct CLITests {
         #expect(try db.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '\(slot)'") == "0")
     }
 
+    /// A role that may log in and replicate but not create the publication or publish a table
+    /// it does not own: `check` names each missing privilege with the SQL that grants it, and
+    /// `run` exits 3 with the same words instead of `permission denied`. Without REPLICATION,
+    /// `check` says so too.
+    @Test func checkFindsThePrivilegesRunNeeds() async throws {
+        let db = try TestDatabase(prefix: "privileges")
+        defer { db.drop() }
+        try db.sql(
+            """
+            DO $$ BEGIN CREATE ROLE pgbridge_test_repl LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN CREATE ROLE pgbridge_test_plain LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            CREATE TABLE t (id int PRIMARY KEY);
+            """)
+        let directory = try TestEnvironment.scratchDirectory("cli-privileges")
+        func config(user: String, snapshot: Bool = false) throws -> String {
+            let url = db.url.replacingOccurrences(of: "postgresql://postgres@", with: "postgresql://\(user)@")
+            return try write(
+                """
+                postgres: {url: "\(url)"}
+                state_dir: \(directory)/state
+                pipes:
+                  - name: p
+                    source: {tables: [public.t], slot: \(db.name), publication: pub_\(db.name)\(snapshot ? ", snapshot: initial" : "")}
+                    sinks: [{kind: file, path: "\(directory)/events.jsonl"}]
+                """, in: directory)
+        }
+        let limited = try config(user: "pgbridge_test_repl", snapshot: true)
+        let check = try await BridgeProcess.run(["check", "--config", limited], directory: directory)
+        #expect(check.status == 3, "\(check.stderr)")
+        for expected in [
+            "role pgbridge_test_repl may not create publication pub_\(db.name) in database \(db.name): GRANT CREATE ON DATABASE",
+            "role pgbridge_test_repl must own table public.t to publish it",
+            "role pgbridge_test_repl may not read table public.t for the initial snapshot: GRANT SELECT ON",
+        ] {
+            #expect(check.stderr.contains(expected), "missing \(expected) in \(check.stderr)")
+        }
+        let run = try await BridgeProcess.run(
+            ["run", "--config", try config(user: "pgbridge_test_repl")], directory: directory)
+        #expect(run.status == 3, "\(run.stderr.suffix(2000))")
+        #expect(run.stderr.contains("may not create publication pub_\(db.name)"), "\(run.stderr.suffix(2000))")
+        #expect(!run.stderr.contains("permission denied"), "\(run.stderr.suffix(2000))")
+
+        let plain = try await BridgeProcess.run(
+            ["check", "--config", try config(user: "pgbridge_test_plain")], directory: directory)
+        #expect(plain.stderr.contains("role pgbridge_test_plain lacks REPLICATION"), "\(plain.stderr)")
+
+        // With the publication made in advance by a superuser, the replication role is enough.
+        try db.sql("CREATE PUBLICATION pub_\(db.name) FOR TABLE public.t")
+        let ready = try await BridgeProcess.run(
+            ["check", "--config", try config(user: "pgbridge_test_repl")], directory: directory)
+        #expect(ready.status == 0, "\(ready.stderr)")
+    }
+
     @Test func configErrorsExitTwo() async throws {
         let directory = try TestEnvironment.scratchDirectory("cli")
         let cases: [(String, String)] = [

@@ -80,6 +80,9 @@ public enum DatabaseAdmin {
             report.problems += missing
             report.problems += CaptureCatalog.replicaIdentityProblems(tables)
             let publication = try catalog.publication(source.publication)
+            report.problems += try catalog.privilegeProblems(
+                tables: tables, publicationName: source.publication, publication: publication,
+                snapshot: source.snapshot == .initial)
             let timescale = try catalog.timescaleState()
             let hypertables = try catalog.hypertables(among: tables, state: timescale)
             if publication.exists && !publication.allTables {

@@ -36,6 +36,18 @@ extension ReplicationSource {
                 try catalog.connection.execute(
                     "ALTER PUBLICATION \(name) ADD TABLE \(missing.map(\.qualified).joined(separator: ", "))")
                 return (false, missing)
+            } catch let error as PostgresError where error.sqlState == "42501" {
+                // insufficient_privilege: say which privilege, and the SQL that grants it.
+                let problems =
+                    (try? catalog.privilegeProblems(
+                        tables: tables, publicationName: config.publication, publication: publication, snapshot: false))
+                    ?? []
+                throw PostgresError(
+                    .prerequisite,
+                    problems.isEmpty
+                        ? "cannot publish the pipe's tables in \(config.publication): \(error.message)"
+                        : problems.joined(separator: "\n"),
+                    sqlState: error.sqlState, retriable: false)
             } catch let error as PostgresError where Self.isConcurrentCreation(error) && attempt < 10 {
                 logger.debug(
                     "publication changed concurrently; reading it again",
