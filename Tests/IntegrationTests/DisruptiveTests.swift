@@ -89,6 +89,25 @@ struct CLITests {
         return path
     }
 
+    /// `check --offline` validates the configuration without connecting to anything.
+    @Test func checkOfflineConnectsToNothing() async throws {
+        let directory = try TestEnvironment.scratchDirectory("cli-offline")
+        let valid = try write(
+            """
+            postgres: {url: "postgresql://u@127.0.0.1:1/db"}
+            pipes:
+              - name: p
+                source: {tables: [public.t]}
+                sinks: [{kind: kafka, brokers: "127.0.0.1:1", topic: t}]
+            """, in: directory)
+        let ok = try await BridgeProcess.run(["check", "--offline", "--config", valid], directory: directory)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let invalid = try write(
+            "postgres: {url: \"postgresql://u@h/db\"}\npipes: [{name: p, source: {tabels: [t]}}]", in: directory)
+        let bad = try await BridgeProcess.run(["check", "--offline", "--config", invalid], directory: directory)
+        #expect(bad.status == 2 && bad.stderr.contains("did you mean 'tables'"), "\(bad.stderr)")
+    }
+
     /// PostgreSQL unreachable at start: a SIGTERM during the connection retries ends the
     /// process at once (nothing was read), with exit code 0, well inside `docker stop`'s 10 s.
     @Test func sigtermWhileWaitingForPostgreSQLStopsAtOnce() async throws {

@@ -15,8 +15,15 @@ struct Check: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
+    @Flag(help: "Validate the configuration only: no connection to PostgreSQL or the sinks.")
+    var offline = false
+
     func run() async throws {
         let config = try options.loadConfig()
+        if offline {
+            print("ok: configuration valid, \(config.pipes.count) pipe(s) (offline: nothing was connected)")
+            return
+        }
         var problems: [String] = []
         var unreachable = false
         for (index, pipe) in config.pipes.enumerated() {
