@@ -108,8 +108,8 @@ struct CLITests {
         #expect(bad.status == 2 && bad.stderr.contains("did you mean 'tables'"), "\(bad.stderr)")
     }
 
-    /// PostgreSQL unreachable at start: a SIGTERM during the connection retries ends the
-    /// process at once (nothing was read), with exit code 0, well inside `docker stop`'s 10 s.
+    /// PostgreSQL unreachable at start: a SIGTERM during the connection retries ends the pipe
+    /// on the stop itself (nothing was read), with exit code 0, not after the grace period.
     @Test func sigtermWhileWaitingForPostgreSQLStopsAtOnce() async throws {
         let directory = try TestEnvironment.scratchDirectory("cli-unreachable")
         let config = try write(
@@ -126,12 +126,12 @@ struct CLITests {
         try await waitFor("the second connection attempt", timeout: .seconds(30)) {
             bridge.stderr.contains("start source failed (attempt 2)")
         }
-        let signalled = ContinuousClock.now
         bridge.kill(SIGTERM)
-        let status = try await bridge.waitForExit(timeout: .seconds(10))
-        let took = ContinuousClock.now - signalled
+        // Not timed here (the test process's scheduling would be measured too): the pipe must end
+        // on the stop itself, not through the grace period that cancels a stuck delivery.
+        let status = try await bridge.waitForExit(timeout: .seconds(30))
         #expect(status == 0, "\(bridge.stderr.suffix(1500))")
-        #expect(took < .seconds(2), "SIGTERM took \(took)")
+        #expect(!bridge.stderr.contains("did not finish its delivery"), "\(bridge.stderr.suffix(1500))")
         #expect(bridge.stderr.contains("pipe stopped before it started"))
     }
 

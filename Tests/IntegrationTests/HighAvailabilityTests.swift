@@ -109,8 +109,10 @@ struct HighAvailabilityTests {
             "ha: beta took over \(tookOver.map { "\($0)" } ?? "?") after the kill; alpha delivered \(alpha.count) rows, beta \(beta.count)"
         )
         #expect(alpha.union(beta) == Set(1...400))
-        // Measured 2.8–3.8 s in full runs (docs/operations.md); 8 s leaves room for a loaded machine.
-        #expect(tookOver.map { $0 < .seconds(8) } ?? false, "took over after \(tookOver.map { "\($0)" } ?? "never")")
+        // Measured 2.8–3.8 s in full runs (docs/operations.md). The bound is the test process's
+        // view (its scheduling under a full suite adds seconds); it still tells "at once" from the
+        // 60 s a walsender timeout would take.
+        #expect(tookOver.map { $0 < .seconds(10) } ?? false, "took over after \(tookOver.map { "\($0)" } ?? "never")")
         #expect(!beta.isEmpty)
     }
 }
