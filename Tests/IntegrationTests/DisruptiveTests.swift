@@ -247,6 +247,33 @@ struct CLITests {
         #expect(ready.status == 0, "\(ready.stderr)")
     }
 
+    /// With an `api` section, `check` notes what the API will miss: the table of pipes created
+    /// through it, until `pgbridge setup` ran (which also installs pg_walinspect for X-Commit-LSN).
+    @Test func checkNotesWhatTheAPIWillMiss() async throws {
+        let db = try TestDatabase(prefix: "api_notes")
+        defer { db.drop() }
+        try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let directory = try TestEnvironment.scratchDirectory("cli-api-notes")
+        let config = try write(
+            """
+            postgres: {url: "\(db.url)"}
+            state_dir: \(directory)/state
+            api: {listen: "127.0.0.1:0", admin_token: test-admin-token-0123456789, jwt_secret: api-notes-secret-0123456789abcdef0123}
+            """, in: directory)
+        func check() async throws -> String {
+            let process = try BridgeProcess(
+                arguments: ["check", "--config", config], directory: directory, keepStdout: true)
+            #expect(try await process.waitForExit() == 0, "\(process.stderr)")
+            return process.stdout
+        }
+        let before = try await check()
+        #expect(before.contains("note: api: table pgbridge.pipes does not exist"), "\(before)")
+        #expect(before.contains("X-Commit-LSN: pg_walinspect is not installed"), "\(before)")
+        #expect(try await BridgeProcess.run(["setup", "--config", config], directory: directory).status == 0)
+        let after = try await check()
+        #expect(!after.contains("note: api:"), "\(after)")
+    }
+
     @Test func configErrorsExitTwo() async throws {
         let directory = try TestEnvironment.scratchDirectory("cli")
         let cases: [(String, String)] = [

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// What `pgbridge slots` needs of a configuration file: the connection, the state directory and
 /// which pipe reads which slot. Read without the other sections, so their `${VAR}`s need not
@@ -13,24 +12,7 @@ public struct SlotsConfigView: Sendable {
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws -> SlotsConfigView
     {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(
-                path: "", message: "cannot read config file \(path): check the path, pass --config FILE, or use --url")
-        }
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else {
-                throw ConfigError(path: "", message: "the configuration is empty: it needs at least postgres.url")
-            }
-            root = node
-        } catch let error as ConfigError {
-            throw error
-        } catch let error as YamlError {
-            throw ConfigError(path: "", message: "malformed YAML: \(error)")
-        }
+        let root = try BridgeConfig.compose(try BridgeConfig.readFile(path))
         let top = ConfigNode(node: root, path: "", environment: environment)
         let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire", "ha"])
         guard let postgresNode = keys["postgres"] else {

@@ -6,31 +6,37 @@ extension BridgeConfig {
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws -> BridgeConfig
     {
-        let text: String
+        try parse(yaml: try readFile(path), environment: environment)
+    }
+
+    /// The text of a configuration file, or an error that says what to do.
+    static func readFile(_ path: String) throws -> String {
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            return try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw ConfigError(
                 path: "", message: "cannot read config file \(path): check the path or pass --config FILE")
         }
-        return try parse(yaml: text, environment: environment)
     }
 
-    /// Parses and validates configuration text.
-    public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
-        let root: Node
+    /// The YAML tree of configuration text, with YAML errors as configuration errors.
+    static func compose(_ yaml: String) throws -> Node {
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
                 throw ConfigError(
                     path: "", message: "the configuration is empty: it needs at least postgres.url and pipes")
             }
-            root = node
+            return node
         } catch let error as ConfigError {
             throw error
         } catch let error as YamlError {
             throw ConfigError(path: "", message: "malformed YAML: \(describe(error))", line: line(of: error))
         }
-        let top = ConfigNode(node: root, path: "", environment: environment)
+    }
+
+    /// Parses and validates configuration text.
+    public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
+        let top = ConfigNode(node: try compose(yaml), path: "", environment: environment)
         let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire", "ha"])
         guard let postgresNode = keys["postgres"] else {
             throw ConfigError(

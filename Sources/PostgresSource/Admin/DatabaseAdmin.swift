@@ -167,3 +167,36 @@ public enum DatabaseAdmin {
         }
     }
 }
+
+extension DatabaseAdmin {
+    /// What the `api` section will miss in this database, for `check`: the table of pipes
+    /// created through the API, and (with the REST proxy) what `X-Commit-LSN` needs.
+    public static func apiNotes(postgres: PostgresConfig, restProxy: Bool) async throws -> [String] {
+        try await Blocking.run {
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            var notes: [String] = []
+            if try !PipeStore.tableExists(connection) {
+                notes.append(
+                    "table pgbridge.pipes does not exist: pipes created through the HTTP API cannot be saved "
+                        + "(POST /v1/pipes fails) until `pgbridge setup` runs in this database")
+            }
+            guard restProxy else { return notes }
+            let walinspect = try connection.execute(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_walinspect'),
+                       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                         OR pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')
+                """)
+            if walinspect.string(0, 0) != "t" {
+                notes.append(
+                    "writes through the REST proxy will carry no X-Commit-LSN: pg_walinspect is not installed "
+                        + "(run `pgbridge setup` as a superuser)")
+            } else if walinspect.string(0, 1) != "t" {
+                notes.append(
+                    "writes through the REST proxy will carry no X-Commit-LSN: the login role is not a member of "
+                        + "pg_read_server_files (GRANT pg_read_server_files TO it)")
+            }
+            return notes
+        }
+    }
+}

@@ -47,6 +47,11 @@ struct Check: AsyncParsableCommand {
                 }
             }
         }
+        if let api = config.api, !unreachable {
+            let notes = try? await DatabaseAdmin.apiNotes(
+                postgres: config.postgres, restProxy: api.jwt != nil || api.anonymousRole != nil)
+            for note in notes ?? [] { print("note: api: \(note)") }
+        }
         if let problem = Self.checkWritable(directory: config.stateDirectory, create: true) {
             problems.append("state_dir: \(problem)")
         }

@@ -10,13 +10,21 @@ final class BridgeProcess: Sendable {
     /// lock, so a signal never reaches a pid that was reaped (and maybe reused).
     private let exitStatus = Mutex<Int32?>(nil)
 
-    init(arguments: [String], directory: String, label: String = "pgbridge") throws {
+    /// Where standard output goes when the caller keeps it (`keepStdout`); else nil (discarded).
+    let stdoutPath: String?
+
+    init(arguments: [String], directory: String, label: String = "pgbridge", keepStdout: Bool = false) throws {
         guard let binary = TestEnvironment.binary else {
             throw TestFailure("PGBRIDGE_TEST_BINARY is not set: run scripts/test")
         }
-        stderrPath = (directory as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(6)).stderr")
-        pid = try ChildSpawn.start(binary, arguments, stdout: .null, stderr: .file(stderrPath))
+        let base = (directory as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(6))")
+        stderrPath = base + ".stderr"
+        stdoutPath = keepStdout ? base + ".stdout" : nil
+        pid = try ChildSpawn.start(
+            binary, arguments, stdout: stdoutPath.map { .file($0) } ?? .null, stderr: .file(stderrPath))
     }
+
+    var stdout: String { stdoutPath.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) } ?? "" }
 
     var isRunning: Bool { exitStatus.withLock { reap(&$0) == nil } }
 
