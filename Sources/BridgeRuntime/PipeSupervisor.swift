@@ -170,7 +170,7 @@ public actor PipeSupervisor: Service {
                     logger.warning("\(error ?? "")")
                     entries[name] = entry
                     do {
-                        try startRunner(name)
+                        try startRunner(name, yielding: true)
                     } catch {
                         entries[name]?.failure = "\(error)"
                     }
@@ -457,7 +457,8 @@ public actor PipeSupervisor: Service {
         ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("PGBRIDGE_PIPE_") }
     }
 
-    private func startRunner(_ name: String) throws {
+    /// `yielding`: under `ha`, after this replica lost the pipe, let a standby take it first.
+    private func startRunner(_ name: String, yielding: Bool = false) throws {
         guard var entry = entries[name], entry.runner == nil else { return }
         if entry.buffer == nil, bufferEvents > 0 {
             entry.buffer = PipeEventBuffer(capacity: bufferEvents, byteCapacity: bufferBytes)
@@ -479,7 +480,7 @@ public actor PipeSupervisor: Service {
         entry.task = Task {
             do {
                 if let lease {
-                    try await runOwned(name, generation: generation, runner: runner, lease: lease)
+                    try await runOwned(name, generation: generation, runner: runner, lease: lease, yielding: yielding)
                 } else {
                     try await runner.run()
                 }
@@ -493,11 +494,11 @@ public actor PipeSupervisor: Service {
 
     /// Under `ha`: waits until this replica owns the pipe, then runs it while the lease holds.
     /// A lease lost (its connection broke) stops the pipe with `PipeLease.Lost`.
-    private nonisolated func runOwned(_ name: String, generation: Int, runner: PipeRunner, lease: PipeLease)
-        async throws
-    {
+    private nonisolated func runOwned(
+        _ name: String, generation: Int, runner: PipeRunner, lease: PipeLease, yielding: Bool = false
+    ) async throws {
         defer { lease.release() }
-        guard try await lease.acquire(shouldStop: { runner.isStopping }) else { return }
+        guard try await lease.acquire(yielding: yielding, shouldStop: { runner.isStopping }) else { return }
         await setRole(.owner, of: name, generation: generation)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await runner.run() }

@@ -155,6 +155,8 @@ extension HighAvailabilityTests {
             return betaRole == "owner" && alphaRole == "standby"
         }
         #expect(alpha.stderr.contains("lost the ownership of pipe orders"))
+        // It let the standby take the pipe instead of racing it for the lock.
+        #expect(alpha.stderr.contains("before it tries the lock again, so that a standby takes it over"))
         try db.sql("INSERT INTO orders SELECT g, g FROM generate_series(11, 20) g")
         try await waitFor("beta to deliver the new rows", timeout: .seconds(60)) {
             Self.ids("\(directory)/events-beta.jsonl").isSuperset(of: Set(11...20))

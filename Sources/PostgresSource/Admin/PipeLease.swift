@@ -48,7 +48,18 @@ public final class PipeLease: Sendable {
     public var applicationName: String { "pgbridge:\(replicaID)" }
 
     /// Waits until this replica owns the pipe (true), or `shouldStop` says to give up (false).
-    public func acquire(shouldStop: @escaping @Sendable () -> Bool) async throws -> Bool {
+    /// `yielding`: wait five poll intervals first, so that a replica already standing by takes
+    /// the pipe (after this replica lost its lock, its connection may be the unhealthy one).
+    public func acquire(yielding: Bool = false, shouldStop: @escaping @Sendable () -> Bool) async throws -> Bool {
+        if yielding {
+            logger.info(
+                "pipe \(pipe): this replica (\(replicaID)) waits \(pollInterval * 5) before it tries the lock again, so that a standby takes it over"
+            )
+            let until = ContinuousClock.now + pollInterval * 5
+            while ContinuousClock.now < until && !shouldStop() {
+                try await Task.sleep(for: min(.milliseconds(100), until - ContinuousClock.now))
+            }
+        }
         var announced = false
         var failures = 0
         while !shouldStop() {
