@@ -34,16 +34,23 @@ extension BridgeConfig {
         }
     }
 
-    /// Parses and validates configuration text.
-    public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
+    /// The top-level sections of configuration text, with `postgres` and `state_dir` read
+    /// (the others are left unread: their `${VAR}`s are expanded only when they are parsed).
+    static func topLevel(yaml: String, environment: [String: String]) throws -> (
+        sections: [String: ConfigNode], postgres: PostgresConfig, stateDirectory: String
+    ) {
         let top = ConfigNode(node: try compose(yaml), path: "", environment: environment)
         let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire", "ha"])
         guard let postgresNode = keys["postgres"] else {
             throw ConfigError(
                 path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
         }
-        let postgres = try parsePostgres(postgresNode)
-        let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
+        return (keys, try parsePostgres(postgresNode), try keys["state_dir"]?.string() ?? defaultStateDirectory)
+    }
+
+    /// Parses and validates configuration text.
+    public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
+        let (keys, postgres, stateDirectory) = try topLevel(yaml: yaml, environment: environment)
         let api = try keys["api"].map(parseAPI)
         let wire = try keys["wire"].map(parseWire)
         let ha = try keys["ha"].map(parseHA)

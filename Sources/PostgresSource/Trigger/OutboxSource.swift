@@ -79,6 +79,7 @@ public final class OutboxSource: ChangeSource {
     private func run() {
         var sequence: UInt64 = 0
         var warnedChannels: Set<String> = []  // once per channel and process
+        var nextUnreadCheck = ContinuousClock.now  // at most once per poll interval, not per wake-up
         Reconnect.loop(
             queue: queue, logger: logger, what: "outbox drain", lostHint: "unacknowledged rows stay in the outbox",
             stopped: { stopRequested }
@@ -93,7 +94,10 @@ public final class OutboxSource: ChangeSource {
             while !stopRequested {
                 // Drain on (re)connect, on a wake-up and on the timer.
                 try drain(worker, listener: listener, sequence: &sequence)
-                try warnAboutUnreadChannels(worker, warned: &warnedChannels)
+                if ContinuousClock.now >= nextUnreadCheck {
+                    nextUnreadCheck = ContinuousClock.now + config.pollInterval
+                    try warnAboutUnreadChannels(worker, warned: &warnedChannels)
+                }
                 let nextPoll = ContinuousClock.now + config.pollInterval
                 while !stopRequested && ContinuousClock.now < nextPoll {
                     listener.waitReadable(timeout: .milliseconds(100))
