@@ -147,7 +147,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", "Processing", "PostgresSource", .product(name: "Yams", package: "Yams")],
+            dependencies: ["BridgeCore", "Processing", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",

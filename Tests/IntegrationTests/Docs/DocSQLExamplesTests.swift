@@ -33,7 +33,7 @@ struct DocSQLExamplesTests {
         let slash = try #require(server.range(of: "/", options: .backwards))
         let url = String(server[..<slash.upperBound]) + name
         let connection = try PGConnection(url: url, mode: .normal)
-        let blocks = try DocExamplesTests.blocks(of: page).filter { $0.language == "sql" && $0.illustrative == nil }
+        let blocks = try DocPages.blocks(of: page).filter { $0.language == "sql" && $0.illustrative == nil }
         #expect(!blocks.isEmpty, "\(page) has no SQL block to run")
         for block in blocks {
             do {
