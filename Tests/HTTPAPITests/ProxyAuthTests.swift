@@ -21,6 +21,16 @@ struct ProxyAuthTests {
         Claims(role: role, exp: .init(value: Date().addingTimeInterval(seconds)), sub: "user-7")
     }
 
+    /// The message of the APIError `body` throws.
+    func message(_ body: () async throws -> Void) async -> String? {
+        do {
+            try await body()
+            return nil
+        } catch {
+            return (error as? APIError)?.message
+        }
+    }
+
     func status(_ body: () async throws -> Void) async -> Int? {
         do {
             try await body()
@@ -51,6 +61,9 @@ struct ProxyAuthTests {
         #expect(await status { _ = try await auth.identify(authorization: "Bearer \(forged)", write: false) } == 401)
         #expect(await status { _ = try await auth.identify(authorization: "Bearer not.a.token", write: false) } == 401)
         #expect(await status { _ = try await auth.identify(authorization: nil, write: true) } == 401)
+        #expect(
+            await message { _ = try await auth.identify(authorization: nil, write: true) }
+                == "writes need Authorization: Bearer <JWT> (api.anonymous_writes is off)")
         #expect(try await auth.identify(authorization: nil, write: false).anonymous)
     }
 
@@ -68,6 +81,9 @@ struct ProxyAuthTests {
         #expect(await status { _ = try await auth.identify(authorization: "Bearer \(attack)", write: false) } == 401)
         // Without an anonymous role, a request without a token is refused.
         #expect(await status { _ = try await auth.identify(authorization: nil, write: false) } == 401)
+        #expect(
+            await message { _ = try await auth.identify(authorization: nil, write: false) }
+                == "this endpoint needs Authorization: Bearer <JWT> (no api.anonymous_role is set)")
     }
 }
 

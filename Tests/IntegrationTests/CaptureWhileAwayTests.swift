@@ -79,6 +79,42 @@ struct CaptureWhileAwayTests {
             !map.contains("_hyper_1_1_chunk") && !map.contains("_hyper_1_2_chunk") && map.contains("_hyper_1_3_chunk"))
     }
 
+    /// The pipe's chunk map was lost (state_dir deleted) and a chunk it had seen was dropped
+    /// meanwhile: the drop cannot be reported with its range, and pgbridge says so.
+    @Test func aDropOfAChunkTheMapLostIsReported() async throws {
+        let db = try TimescaleFixture.conditionsDatabase(prefix: "ts_lost_map")
+        defer { db.drop() }
+        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'before', 1)")  // chunk 1
+        let directory = try TestEnvironment.scratchDirectory("ts_lost_map")
+        let output = (directory as NSString).appendingPathComponent("events.jsonl")
+        let slot = "pgbridge_\(db.name)"
+        let config = try ConfigFile.write(
+            directory: directory, url: db.url, tables: ["public.conditions"], slot: slot, output: output)
+        let first = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        try await waitForSlot(db, slot)
+        try db.reconnect()
+        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 11:00+00', 'running', 2)")
+        _ = try await EventFile.waitFor(output) { $0.contains { $0.after?["device"] as? String == "running" } }
+        first.kill(SIGTERM)
+        #expect(try await first.waitForExit() == 0, "\(first.stderr.suffix(1500))")
+
+        try FileManager.default.removeItem(atPath: "\(directory)/state/test.chunks.json")
+        try db.sql(
+            """
+            SELECT _timescaledb_catalog.fixture_drop_chunks('conditions', '2026-01-02 00:00+00');
+            INSERT INTO conditions VALUES ('2026-01-07 10:00+00', 'after', 3);
+            """)
+        let second = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        _ = try await EventFile.waitFor(output) { $0.contains { $0.after?["device"] as? String == "after" } }
+        second.kill(SIGTERM)
+        #expect(try await second.waitForExit() == 0)
+        let line = second.stderr.split(separator: "\n").first { $0.contains("was dropped, but pgbridge never saw it") }
+        #expect(
+            line?.contains("TimescaleDB chunk 1 was dropped, but pgbridge never saw it") == true,
+            "\(second.stderr.suffix(2000))")
+        #expect(line?.contains(" warning ") == true, "logged as a warning: \(line ?? "")")
+    }
+
     @Test func aDroppedTableThatCannotBeResolvedIsDeliveredUnderItsName() async throws {
         let db = try TestDatabase(prefix: "gone_rel")
         defer { db.drop() }
@@ -110,5 +146,6 @@ struct CaptureWhileAwayTests {
         #expect(events.first?.after?["note"] as? String == "lost?")
         let errors = second.stderr.components(separatedBy: "cannot resolve relation public.gone").count - 1
         #expect(errors == 1, "\(second.stderr.suffix(1500))")
+        #expect(second.stderr.contains(") of publication \(slot)"), "\(second.stderr.suffix(1500))")
     }
 }

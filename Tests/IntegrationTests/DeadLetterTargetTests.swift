@@ -62,7 +62,11 @@ extension KafkaClusterSuites {
                 }
                 let refused = try await EventFile.waitFor(fallback) { $0.count >= 1 }
                 #expect(refused.compactMap { ($0["event"] as? [String: Any])?.after?["id"] as? Int } == [4])
-                #expect(bridge.stderr.contains("refused 1 records for good"), "\(bridge.stderr.suffix(2000))")
+                #expect(
+                    bridge.stderr.contains("dead-letter target ")
+                        && bridge.stderr.contains("refused 1 records for good (")
+                        && bridge.stderr.contains("): writing them to file:\(fallback)"),
+                    "\(bridge.stderr.suffix(2000))")
             case "rabbitmq":
                 letters = try await AMQPCLI.consume(
                     try #require(TestEnvironment.rabbitMQURL), queue: "dl.\(db.name)", count: 2, timeout: .seconds(30))

@@ -56,7 +56,7 @@ struct DiskFullTests {
         try db.sql("INSERT INTO t SELECT g, repeat('y', 1500) FROM generate_series(201, 3200) g")
         do {
             try await waitFor("the file sink to report the full disk", timeout: .seconds(60)) {
-                bridge.stderr.contains("the disk of \(output) is full")
+                bridge.stderr.contains("the disk of \(output) is full; pgbridge retries until there is space again")
             }
             try await waitFor("the spill file to report the full disk", timeout: .seconds(60)) {
                 bridge.stderr.contains("the disk of state_dir is full: cannot write spill file")

@@ -162,6 +162,26 @@ struct CLITests {
         #expect(try await BridgeProcess.run(["setup", "--config", config], directory: directory).status == 0)
         let fixed = try await BridgeProcess.run(["check", "--config", config], directory: directory)
         #expect(fixed.status == 0, "\(fixed.stderr)")
+        // A replication role that sees the table but may not insert into it is told the GRANT.
+        try db.sql(
+            """
+            DO $$ BEGIN CREATE ROLE pgbridge_test_repl LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = '\(db.name)') THEN
+                CREATE PUBLICATION \(db.name) FOR TABLE t;
+              END IF;
+            END $$;
+            GRANT USAGE ON SCHEMA pgbridge TO pgbridge_test_repl;
+            """)
+        let limited = try write(
+            try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+                of: "postgresql://postgres@", with: "postgresql://pgbridge_test_repl@"), in: directory)
+        let denied = try await BridgeProcess.run(["check", "--config", limited], directory: directory)
+        #expect(
+            denied.status == 3
+                && denied.stderr.contains(
+                    "dead_letter: {kind: table}: role pgbridge_test_repl may not insert into pgbridge.dead_letters: GRANT INSERT ON pgbridge.dead_letters TO pgbridge_test_repl"
+                ), "\(denied.status): \(denied.stderr)")
     }
 
     /// `slots` reads only what it uses of the configuration: a `${VAR}` of a sink that is not
@@ -225,7 +245,7 @@ struct CLITests {
         #expect(check.status == 3, "\(check.stderr)")
         for expected in [
             "role pgbridge_test_repl may not create publication pub_\(db.name) in database \(db.name): GRANT CREATE ON DATABASE",
-            "role pgbridge_test_repl must own table public.t to publish it",
+            "role pgbridge_test_repl must own table public.t to publish it in pub_\(db.name)",
             "role pgbridge_test_repl may not read table public.t for the initial snapshot: GRANT SELECT ON",
         ] {
             #expect(check.stderr.contains(expected), "missing \(expected) in \(check.stderr)")
@@ -238,7 +258,9 @@ struct CLITests {
 
         let plain = try await BridgeProcess.run(
             ["check", "--config", try config(user: "pgbridge_test_plain")], directory: directory)
-        #expect(plain.stderr.contains("role pgbridge_test_plain lacks REPLICATION"), "\(plain.stderr)")
+        #expect(
+            plain.stderr.contains("role pgbridge_test_plain lacks REPLICATION, which logical replication needs"),
+            "\(plain.stderr)")
 
         // With the publication made in advance by a superuser, the replication role is enough.
         try db.sql("CREATE PUBLICATION pub_\(db.name) FOR TABLE public.t")
@@ -312,7 +334,9 @@ struct CLITests {
         try db.sql("CREATE TABLE nopk (a int, b text); CREATE TABLE ok (id int PRIMARY KEY)")
         let directory = try TestEnvironment.scratchDirectory("cli-db")
         for (tables, message) in [
-            (["public.nope"], "table public.nope does not exist"),
+            // (run names the pipe, check its index: pipes[test] / pipes[0])
+            (["public.nope"], "table public.nope does not exist (pipes["),
+            (["public.nope"], "].source.tables): create it, or fix or remove it in the config"),
             (["public.nopk"], "table public.nopk has no primary key and REPLICA IDENTITY DEFAULT"),
         ] {
             let config = try ConfigFile.write(
@@ -368,7 +392,8 @@ struct CLITests {
             output: "o.jsonl")
         let result = try await BridgeProcess.run(["check", "--config", config], directory: directory)
         #expect(result.status == 1)
-        #expect(result.stderr.contains("cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/db"))
+        #expect(result.stderr.contains("cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/db: "))
+        #expect(result.stderr.contains(". Check postgres.url and that the server is running"))
         #expect(!result.stderr.contains("secret"))
         // A key=value string with spaces around '=' (libpq accepts them) is redacted too.
         let spaced = try ConfigFile.write(

@@ -79,7 +79,7 @@ struct FailoverTests {
             setup.ids().isSuperset(of: 101...150)
         }
         #expect(
-            bridge.stderr.contains("a failover or restore changed the server's history"),
+            bridge.stderr.contains(": a failover or restore changed the server's history"),
             "\(bridge.stderr.suffix(2000))")
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)

@@ -108,7 +108,12 @@ struct HTTPAPITests {
         #expect(try await anonymous.get("/readyz").status == 200)
         let count =
             "SELECT count(*) FROM pg_stat_activity WHERE datname = '\(db.name)' AND application_name LIKE 'pgbridge%'"
-        let before = Int(try db.value(count) ?? "") ?? -1
+        // The steady count: connections opened once after the start (the slot monitor's) included.
+        var before = -1
+        for _ in 0..<30 {
+            before = max(before, Int(try db.value(count) ?? "") ?? -1)
+            try await Task.sleep(for: .milliseconds(100))
+        }
 
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton,
@@ -175,8 +180,11 @@ struct HTTPAPITests {
         defer { bridge.process.kill(SIGKILL) }  // the last one, also when an expectation throws first
 
         #expect(try await bridge.api.get("/healthz").status == 200)
-        #expect(try await bridge.api.request(.GET, "/v1/pipes", token: .some(nil)).status == 401)
-        #expect(try await bridge.api.request(.GET, "/v1/pipes", token: "wrong-token-wrong-token").status == 401)
+        let missing = try await bridge.api.request(.GET, "/v1/pipes", token: .some(nil))
+        #expect(missing.status == 401)
+        #expect(missing.body.contains("missing admin token: send Authorization: Bearer <api.admin_token>"))
+        let wrong = try await bridge.api.request(.GET, "/v1/pipes", token: "wrong-token-wrong-token")
+        #expect(wrong.status == 401 && wrong.body.contains("wrong admin token"), "\(wrong.body)")
         let initial = try await bridge.api.get("/v1/pipes")
         #expect(initial.status == 200)
         #expect((initial.json["pipes"] as? [[String: Any]])?.map { $0["name"] as? String } == ["from_config"])
@@ -309,7 +317,7 @@ struct HTTPAPITests {
         try db.sql("INSERT INTO items VALUES (1)")
         try await waitFor("/readyz to report the pipe") {
             let ready = try await bridge.api.get("/readyz")
-            return ready.status == 503 && ready.body.contains("unreachable")
+            return ready.status == 503 && ready.body.contains("pipe unreachable is retrying: ")
         }
         #expect(try await bridge.api.request(.DELETE, "/v1/pipes/unreachable?drop_slot=true").status == 200)
 

@@ -4,6 +4,7 @@ import KafkaSink
 import Pipeline
 import Processing
 import Testing
+import WireProtocol
 
 extension KafkaClusterSuites {
     @Suite(
@@ -22,6 +23,31 @@ extension KafkaClusterSuites {
                     config: kafka, producer: KafkaProducer(config: kafka, logger: logger), format: format,
                     logger: logger),
                 delivery: sink.delivery)
+        }
+
+        /// A foreign-table scan that would read more than `wire.max_scan_rows` is refused with the
+        /// fix instead of filling memory (600 messages, a limit of 5).
+        @Test func aScanPastMaxScanRowsIsRefused() async throws {
+            let brokers = try #require(KafkaCLI.brokers)
+            let topic = "scan_limit_\(UUID().uuidString.prefix(8).lowercased())"
+            try KafkaCLI.control("topic \(topic) 1")
+            let produced = try await TestEnvironment.shellAsync(
+                "seq 1 600 | sed 's/.*/k|{\"n\": &}/' | kcat -P -b '\(brokers)' -t '\(topic)' -K '|'")
+            #expect(produced.status == 0, "\(produced.output)")
+            let sink = try SinkFixture.parse("kind: kafka, brokers: \"\(brokers)\"", retries: 0)
+            guard case .kafka(let kafka) = sink.kind else { throw TestFailure("expected a kafka sink") }
+            let table = KafkaTopicTable(
+                topic: WireKafkaTopic(name: topic), config: kafka,
+                producer: KafkaProducer(config: kafka, logger: InProcessPipe.testLogger), maxScanRows: 5)
+            let scan = try await table.scan(ScanRequest())
+            var refusal = ""
+            do {
+                while try await scan.next() != nil {}
+            } catch {
+                refusal = "\(error)"
+            }
+            await scan.close()
+            #expect(refusal.contains("the scan of Kafka topic \(topic) passed max_scan_rows (5) rows"), "\(refusal)")
         }
 
         /// 100,000 events (1,000 keys × 100 versions) through three brokers while produce requests

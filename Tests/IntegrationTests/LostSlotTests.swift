@@ -60,6 +60,14 @@ struct LostSlotTests {
                 .string(0, 0) == "lost"
         }
 
+        // The stream let go of the walsender it could not read from (the sink is down), which is
+        // what let the CHECKPOINT above return.
+        let pause = bridge.stderr.split(separator: "\n").first { $0.contains("the sinks took no events for") } ?? ""
+        #expect(
+            pause.contains(
+                "the sinks took no events for 10s while the replication stream waited for them: closing the replication connection until they take events again"
+            ), "\(bridge.stderr.suffix(2000))")
+        #expect(pause.contains(" warning "), "logged as a warning: \(pause)")
         let reason = "replication slot \(slot) was invalidated (wal_status = lost)"
         try await waitFor("the pipe to stop with the reason", timeout: .seconds(60)) {
             bridge.stderr.contains(reason)

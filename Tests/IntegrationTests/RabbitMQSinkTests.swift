@@ -21,6 +21,73 @@ struct RabbitMQSinkTests {
             delivery: sink.delivery)
     }
 
+    /// A wrong password is named as such, with the fix.
+    @Test func aWrongPasswordIsALoginFailure() async throws {
+        let url = try #require(TestEnvironment.rabbitMQURL)
+        var components = try #require(URLComponents(string: url))
+        components.password = "not-the-password"
+        let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(components.string!)\", queue: q", retries: 0)
+        guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
+        do {
+            try await RabbitMQClient(config: rabbit).open()
+            Issue.record("logged in with a wrong password")
+        } catch {
+            #expect("\(error)".contains("login failed: "), "\(error)")
+            #expect("\(error)".contains("check the user, password and vhost in the URL"), "\(error)")
+            #expect(!"\(error)".contains("not-the-password"), "the password stays out of the message")
+        }
+    }
+
+    /// An INSERT the broker refuses (a full queue that rejects publishes) is an error naming the
+    /// refusal, not a silent loss.
+    @Test(.enabled(if: AMQPCLI.url2 != nil && AMQPCLI.control2 != nil))
+    func aRefusedPublishIsAnError() async throws {
+        let url = try #require(AMQPCLI.url2)
+        let control = try #require(AMQPCLI.control2)
+        try await OutageLock.holding([.rabbitMQ2]) {
+            let queue = "pgbridge-full.\(UUID().uuidString.prefix(8))"
+            let declared = try TestEnvironment.shell("amqp-declare-queue --url='\(url)' -q '\(queue)'")
+            #expect(declared.status == 0, "\(declared.output)")
+            let policy = try TestEnvironment.shell(
+                "'\(control)' policy pgbridge-full '^pgbridge-full\\.' '{\"max-length\": 0, \"overflow\": \"reject-publish\"}'"
+            )
+            #expect(policy.status == 0, "\(policy.output)")
+            let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\", queue: q", retries: 0)
+            guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
+            let table = RabbitMQQueueTable(
+                queue: queue, exchange: "", client: try RabbitMQClient(config: rabbit), maxScanRows: 3)
+            var refusal = ""
+            // The policy reaches the queue within moments.
+            try await waitFor("the broker to refuse a publish", timeout: .seconds(30)) {
+                do {
+                    _ = try await table.insert([["body": .text("x")]])
+                    return false
+                } catch {
+                    refusal = "\(error)"
+                    return true
+                }
+            }
+            #expect(refusal.contains("RabbitMQ refused the message (nack)"), "\(refusal)")
+
+            // A pipe's sink gets the same refusal: retried, then dead-lettered with the reason, and
+            // the pipe goes on.
+            let db = try TestDatabase(prefix: "amqp_nack")
+            defer { db.drop() }
+            try db.sql("CREATE TABLE orders (id int PRIMARY KEY)")
+            let pipe = try InProcessPipe(
+                database: db, name: "amqp_nack", tables: ["public.orders"],
+                sinks: [try rabbitSink("routing_key: \"\(queue)\"", url: url, retries: 1)])
+            pipe.start()
+            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try db.sql("INSERT INTO orders VALUES (1)")
+            let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
+            try await pipe.stop()
+            #expect(
+                (letters.first?["reason"] as? String)?.contains("RabbitMQ did not accept the message (basic.nack)")
+                    == true, "\(letters)")
+        }
+    }
+
     /// A peek takes messages off the queue until it ends: with a LIMIT it takes no more than
     /// that (max_scan_rows 3 and 10 messages: LIMIT 2 works, an unlimited peek is refused).
     @Test func peeksTakeNoMoreThanTheQueryUses() async throws {

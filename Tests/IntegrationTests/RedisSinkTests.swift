@@ -19,6 +19,19 @@ struct RedisSinkTests {
             delivery: sink.delivery)
     }
 
+    /// Nothing listens on port 1: the message says so and what to check.
+    @Test func anUnreachableServerIsNamed() async throws {
+        let config = try SinkFixture.parse("kind: redis, url: \"redis://127.0.0.1:1/0\"", retries: 0)
+        guard case .redis(let redis) = config.kind else { throw TestFailure("expected a redis sink") }
+        do {
+            try await RedisClient(config: redis).open()
+            Issue.record("connected to port 1")
+        } catch {
+            #expect(
+                "\(error)".contains("cannot connect: Connection refused. Is Redis running and reachable?"), "\(error)")
+        }
+    }
+
     @Test func streamModeAppendsEveryEventInCommitOrder() async throws {
         let db = try TestDatabase(prefix: "redis_stream")
         defer { db.drop() }
@@ -55,7 +68,7 @@ struct RedisSinkTests {
         let channel = "test:\(db.name):orders"
         let output = try TestEnvironment.scratchDirectory("pubsub") + "/messages.txt"
         _ = try TestEnvironment.shell(
-            "(timeout 60 stdbuf -oL redis-cli -u '\(redisURL)' SUBSCRIBE '\(channel)' > '\(output)' 2>&1 &)")
+            "(timeout 180 stdbuf -oL redis-cli -u '\(redisURL)' SUBSCRIBE '\(channel)' > '\(output)' 2>&1 &)")
         defer { _ = try? TestEnvironment.shell("pkill -f 'SUBSCRIBE \(channel)'") }
         let deadline = ContinuousClock.now + .seconds(10)
         while (try? String(contentsOfFile: output, encoding: .utf8))?.contains("subscribe") != true {
@@ -69,7 +82,8 @@ struct RedisSinkTests {
         try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
         try db.sql("INSERT INTO orders SELECT g, g * 10.5 FROM generate_series(1, 50) g")
         var messages: [[String: Any]] = []
-        while messages.count < 50, ContinuousClock.now < deadline + .seconds(20) {
+        let readDeadline = ContinuousClock.now + .seconds(30)  // from the insert: start-up can be slow under load
+        while messages.count < 50, ContinuousClock.now < readDeadline {
             let lines = (try? String(contentsOfFile: output, encoding: .utf8))?.components(separatedBy: "\n") ?? []
             messages = lines.enumerated().compactMap { index, line in
                 guard line == "message", index + 2 < lines.count else { return nil }

@@ -179,6 +179,46 @@ struct TimescaleTests {
         #expect(catalogRows.isEmpty)
     }
 
+    /// A replication role that may not change the publication (a superuser made it in advance)
+    /// streams, and says that retention will not be reported, with the statement that fixes it.
+    @Test func aRoleThatCannotPublishTheChunkCatalogIsToldTheFix() async throws {
+        let db = try fixtureDatabase("ts_catalog_denied")
+        defer { db.drop() }
+        let publication = "pub_\(db.name)"
+        try db.sql(
+            """
+            DO $$ BEGIN CREATE ROLE pgbridge_test_repl LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 20.5);
+            CREATE PUBLICATION \(publication) FOR TABLE conditions, _timescaledb_internal._hyper_1_1_chunk;
+            """)
+        let directory = try TestEnvironment.scratchDirectory("ts-catalog-denied")
+        let url = db.url.replacingOccurrences(of: "postgresql://postgres@", with: "postgresql://pgbridge_test_repl@")
+        let config = try ConfigFile.write(
+            directory: directory, url: url, tables: ["public.conditions"], slot: db.name,
+            output: "\(directory)/events.jsonl")
+        try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "publication: \(db.name)", with: "publication: \(publication)")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        try await waitFor("pgbridge to stream") {
+            guard bridge.isRunning else { throw TestFailure("pgbridge exited: \(bridge.stderr.suffix(2000))") }
+            return bridge.stderr.contains("streaming changes")
+        }
+        let line = bridge.stderr.split(separator: "\n").first {
+            $0.contains("cannot add TimescaleDB's catalog tables to publication")
+        }
+        #expect(
+            line?.contains("cannot add TimescaleDB's catalog tables to publication \(publication): ") == true,
+            "\(bridge.stderr.suffix(2000))")
+        #expect(line?.contains(" warning ") == true, "logged as a warning: \(line ?? "")")
+        #expect(
+            line?.contains("ADD TABLE _timescaledb_catalog.chunk, _timescaledb_catalog.dimension_slice as a superuser")
+                == true, "the fix, on the same line: \(line ?? "")")
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+    }
+
     @Test func reconcilerAddsChunksCreatedWithoutAutoPublication() async throws {
         let db = try fixtureDatabase("ts_reconcile")
         defer { db.drop() }

@@ -98,6 +98,13 @@ struct WireServerTests {
             #expect(unknownTable.output.contains("tables in mem: readings"), "\(unknownTable.output)")
             let fine = try await Self.psql(port, "SELECT 1 + 1")
             #expect(fine.status == 0 && fine.output == "2\n", "\(fine.output)")
+            // A client in another encoding is told the fix before it sends anything.
+            let latin1 = try await TestEnvironment.shellAsync(
+                "PGCLIENTENCODING=LATIN1 PGPASSWORD='\(Self.password)' psql 'host=127.0.0.1 port=\(port) user=bridge dbname=pgbridge' -X -c 'SELECT 1'"
+            )
+            #expect(latin1.status != 0)
+            #expect(
+                latin1.output.contains("pgbridge speaks UTF8 only, not client_encoding \"LATIN1\""), "\(latin1.output)")
         }
     }
 

@@ -76,6 +76,15 @@ struct SQLSubsetTests {
         #expect(throws: WireError.self) { _ = try value("a / 0") }
     }
 
+    func message(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch {
+            return (error as? WireError)?.message
+        }
+    }
+
     @Test func refusesWhatItCannotEvaluate() throws {
         let evaluator = SQLEvaluator(columns: ["key": 0], columnTypes: [.text], parameters: [])
         for sql in ["md5(key) = 'x'", "key ~ '^a'", "nope = 1"] {
@@ -88,6 +97,18 @@ struct SQLSubsetTests {
             _ = try SQLParser.parse("SELECT a FROM (kafka.a r1 INNER JOIN kafka.b r2 ON (TRUE))")
         }
         #expect(throws: WireError.self) { _ = try SQLParser.parse("SELECT 'unterminated") }
+        // The words of docs/troubleshooting.md.
+        var function = try SQLParser("md5(key) = 'x'")
+        #expect(
+            message { try evaluator.check(try function.expression()) }
+                == "pgbridge cannot evaluate the function md5() in a query on its tables")
+        var regex = try SQLParser("key ~ '^a'")
+        #expect(
+            message { try evaluator.check(try regex.expression()) }
+                == "pgbridge cannot evaluate the operator ~ in a query on its tables")
+        #expect(
+            message { _ = try SQLParser.parse("SELECT a FROM kafka.a, kafka.b") }
+                == "joins are not evaluated by pgbridge")
     }
 
     @Test func jsonRoundTripsAndRejectsMalformedDocuments() {

@@ -97,10 +97,12 @@ extension ReplicationSource {
             }
             try publish(tables, catalog: catalog, create: false)
         } catch {
+            // One log line (the error lists each table's problem on a line of its own).
             logger.warning(
                 Logger.Message(
                     stringLiteral:
-                        "cannot add TimescaleDB's catalog tables to publication \(config.publication): \(error). "
+                        "cannot add TimescaleDB's catalog tables to publication \(config.publication): "
+                        + "\(String(describing: error).split(separator: "\n").joined(separator: "; ")). "
                         + "Retention (drop_chunks) will not be reported as chunk_dropped events, and rows of chunks dropped "
                         + "before pgbridge decodes them are mapped by chunk name only; run ALTER PUBLICATION "
                         + "\(SQL.identifier(config.publication)) ADD TABLE \(wanted.joined(separator: ", ")) as a superuser"

@@ -49,6 +49,13 @@ final class TCPProxy: @unchecked Sendable {
         state.withLock { $0.blackholed.formUnion(0..<$0.connections) }
     }
 
+    /// Every connection open now is closed at both ends (a network drop that both sides notice);
+    /// the proxy goes on accepting new ones.
+    func closeExistingConnections() {
+        let sockets = state.withLock { $0.stopped ? [] : $0.sockets }
+        for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+    }
+
     var connectionCount: Int { state.withLock { $0.connections } }
 
     /// New connections go to `port` from now on (a failover behind a stable address).

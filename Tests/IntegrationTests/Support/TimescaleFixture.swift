@@ -21,6 +21,9 @@
 ///   dimension, then (auto-publication) `chunk_add_to_publications`, then the user's row;
 /// - `drop_chunks`, `chunk_tuple_delete` (src/chunk.c l.2882): deletes the chunk's
 ///   `dimension_slice` rows, then its `chunk` row, then drops the table.
+/// - permissions: every role may read the catalog (`sql/pre_install/tables.sql`, "Set table
+///   permissions": `GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_catalog TO PUBLIC`, with
+///   USAGE on the schemas granted to PUBLIC); only the extension's owner may change it.
 enum TimescaleFixture {
     static let sql = #"""
         CREATE SCHEMA _timescaledb_catalog;
@@ -146,6 +149,9 @@ enum TimescaleFixture {
                            'EXECUTE FUNCTION _timescaledb_catalog.fixture_route()', ht);
             RETURN hid;
         END $$;
+
+        GRANT USAGE ON SCHEMA _timescaledb_catalog, _timescaledb_internal TO PUBLIC;
+        GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_catalog TO PUBLIC;
         """#
 
     /// A database with the fixture and a `conditions (time, device, temp)` hypertable.
