@@ -61,8 +61,8 @@ extension KafkaClusterSuites {
             #expect(try db.value("SELECT count(*) FROM pgbridge.dead_letters") == "0")
         }
 
-        /// getting-started: the role and publication a superuser creates, then `check` and `run`
-        /// as that role with the file sink on standard output.
+        /// getting-started: the role and publication a superuser creates, `pgbridge setup`, then
+        /// `check` and `run` as that role with the file sink on standard output.
         @Test func gettingStarted() async throws {
             let db = try TestDatabase(prefix: "doc_start")
             let role = "doc_start_\(Self.suffix())"
@@ -77,6 +77,7 @@ extension KafkaClusterSuites {
             let roleURL = db.url.replacing(/\/\/[^@\/]*@/, with: "//\(role):${PGPASSWORD}@")
             run.rewrite(#"postgresql://pgbridge:\$\{PGPASSWORD\}@db\.internal:5432/app"#, roleURL)
             run.rewrite(#"\$\{PGPASSWORD\}"#, "change-me")
+            run.rewrite(#"postgresql://postgres@db\.internal:5432/app"#, db.url)
             run.rewrite("/var/lib/pgbridge", run.directory)
             try run.yaml(containing: "pipes:").write(
                 toFile: run.directory + "/pgbridge.yaml", atomically: true, encoding: .utf8)
@@ -96,6 +97,7 @@ extension KafkaClusterSuites {
             let line = try #require(printed.split(separator: "\n").first { $0.contains("\"id\":42") })
             let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             #expect(event.op == "insert" && event.table == "orders")
+            #expect(try db.value("SELECT to_regclass('pgbridge.dead_letters') IS NOT NULL") == "t", "setup ran")
         }
 
         struct Claims: JWTPayload {
