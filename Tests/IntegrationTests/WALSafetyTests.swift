@@ -137,7 +137,9 @@ struct WALSafetyTests {
         #expect(metrics.contains("pgbridge_slot_max_lag_bytes{pipe=\"stuck\"} 1048576"))
         try await waitFor("the loud log line", timeout: .seconds(30)) {
             bridge.stderr.contains("slot \(slot) retains ")
-                && bridge.stderr.contains(" bytes of WAL, more than max_lag_bytes (1048576)")
+                && bridge.stderr.contains(
+                    " bytes of WAL, more than max_lag_bytes (1048576): a sink is down or too slow, or the pipe is stopped"
+                )
         }
         #expect(try Self.lag(db, slot) > 1_048_576)
         // The sink is still down: SIGTERM gives its delivery up after the 8 s grace and exits 0.
