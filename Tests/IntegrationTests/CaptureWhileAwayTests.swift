@@ -7,22 +7,31 @@ import Testing
 /// Nothing of it may be lost or reported under a wrong name.
 @Suite("Relations gone before they are decoded", .enabled(if: TestEnvironment.hasPostgres))
 struct CaptureWhileAwayTests {
-    @Test func chunksCreatedAndDroppedWhilePgbridgeWasStoppedAreReported() async throws {
-        let db = try TimescaleFixture.conditionsDatabase(prefix: "ts_away")
-        defer { db.drop() }
-        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'before', 1)")  // chunk 1
-        let directory = try TestEnvironment.scratchDirectory("ts_away")
+    /// pgbridge streams `conditions` until a row written while it runs arrives, then stops.
+    static func runOnce(_ db: TestDatabase, label: String) async throws -> (
+        directory: String, output: String, config: String, slot: String
+    ) {
+        let directory = try TestEnvironment.scratchDirectory(label)
         let output = (directory as NSString).appendingPathComponent("events.jsonl")
         let slot = "pgbridge_\(db.name)"
         let config = try ConfigFile.write(
             directory: directory, url: db.url, tables: ["public.conditions"], slot: slot, output: output)
         let first = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { first.kill(SIGKILL) }
         try await waitForSlot(db, slot)
         try db.reconnect()  // picks up the database-level auto-publication setting
         try db.sql("INSERT INTO conditions VALUES ('2026-01-01 11:00+00', 'running', 2)")
         _ = try await EventFile.waitFor(output) { $0.contains { $0.after?["device"] as? String == "running" } }
         first.kill(SIGTERM)
         #expect(try await first.waitForExit() == 0, "\(first.stderr.suffix(1500))")
+        return (directory, output, config, slot)
+    }
+
+    @Test func chunksCreatedAndDroppedWhilePgbridgeWasStoppedAreReported() async throws {
+        let db = try TimescaleFixture.conditionsDatabase(prefix: "ts_away")
+        defer { db.drop() }
+        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'before', 1)")  // chunk 1
+        let (directory, output, config, slot) = try await Self.runOnce(db, label: "ts_away")
 
         // While pgbridge is stopped: a new chunk (2) gets rows and is dropped with chunk 1.
         try db.sql(
@@ -85,18 +94,7 @@ struct CaptureWhileAwayTests {
         let db = try TimescaleFixture.conditionsDatabase(prefix: "ts_lost_map")
         defer { db.drop() }
         try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'before', 1)")  // chunk 1
-        let directory = try TestEnvironment.scratchDirectory("ts_lost_map")
-        let output = (directory as NSString).appendingPathComponent("events.jsonl")
-        let slot = "pgbridge_\(db.name)"
-        let config = try ConfigFile.write(
-            directory: directory, url: db.url, tables: ["public.conditions"], slot: slot, output: output)
-        let first = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
-        try await waitForSlot(db, slot)
-        try db.reconnect()
-        try db.sql("INSERT INTO conditions VALUES ('2026-01-01 11:00+00', 'running', 2)")
-        _ = try await EventFile.waitFor(output) { $0.contains { $0.after?["device"] as? String == "running" } }
-        first.kill(SIGTERM)
-        #expect(try await first.waitForExit() == 0, "\(first.stderr.suffix(1500))")
+        let (directory, output, config, _) = try await Self.runOnce(db, label: "ts_lost_map")
 
         try FileManager.default.removeItem(atPath: "\(directory)/state/test.chunks.json")
         try db.sql(

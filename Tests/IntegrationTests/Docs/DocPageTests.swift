@@ -66,10 +66,7 @@ extension KafkaClusterSuites {
         @Test func gettingStarted() async throws {
             let db = try TestDatabase(prefix: "doc_start")
             let role = "doc_start_\(Self.suffix())"
-            defer {
-                db.drop()
-                _ = try? PGConnection(url: db.serverURL, mode: .normal).execute("DROP ROLE IF EXISTS \(role)")
-            }
+            defer { db.drop(roles: [role]) }
             try db.sql("CREATE TABLE public.orders (id int PRIMARY KEY)")
             let run = try DocPageRun(page: "docs/getting-started.md", label: "start")
             run.rewrite(#"ROLE pgbridge\b"#, "ROLE \(role)")
@@ -112,10 +109,7 @@ extension KafkaClusterSuites {
         @Test func httpAPI() async throws {
             let db = try TestDatabase(prefix: "doc_http")
             let webUser = "doc_web_\(Self.suffix())"
-            defer {
-                db.drop()
-                _ = try? PGConnection(url: db.serverURL, mode: .normal).execute("DROP ROLE IF EXISTS \(webUser)")
-            }
+            defer { db.drop(roles: [webUser]) }
             try db.sql("CREATE TABLE public.orders (id int PRIMARY KEY, total numeric)")
             let run = try DocPageRun(page: "docs/http-api.md", label: "http")
             #expect(try await BridgeProcess.run(["setup", "--url", db.url], directory: run.directory).status == 0)
@@ -214,9 +208,8 @@ extension KafkaClusterSuites {
             let stream = "doc_sensor_\(suffix)"
             let queue = "doc_alerts_\(suffix)"
             defer {
-                db.drop()
                 manual.drop()
-                _ = try? PGConnection(url: db.serverURL, mode: .normal).execute("DROP ROLE IF EXISTS \(owner)")
+                db.drop(roles: [owner])
             }
             let brokers = try #require(KafkaCLI.brokers)
             let redis = try #require(TestEnvironment.redisURL)

@@ -43,8 +43,9 @@ final class TestDatabase: @unchecked Sendable {
         connection = try PGConnection(url: url, mode: .normal)
     }
 
-    /// Drops the database's slots (so WAL is released) and the database.
-    func drop() {
+    /// Drops the database's slots (so WAL is released), the database, and then `roles` (cluster
+    /// objects a test created for it).
+    func drop(roles: [String] = []) {
         lock.lock()
         defer { lock.unlock() }
         guard let admin = try? PGConnection(url: serverURL, mode: .normal) else { return }
@@ -59,6 +60,7 @@ final class TestDatabase: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.1)
         }
         _ = try? admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        for role in roles { _ = try? admin.execute("DROP ROLE IF EXISTS \(role)") }
     }
 
     func slotConfirmedLSN(_ slot: String) throws -> LSN? {
