@@ -30,26 +30,12 @@ struct SQLEvaluator {
             guard columns[name] != nil else {
                 throw WireError("42703", "column \"\(name)\" does not exist")
             }
-        case .constant, .untypedString, .star: break
         case .parameter(let n):
             guard n <= parameters.count else {
                 throw WireError("08P01", "there is no parameter $\(n)")
             }
-        case .cast(let inner, _), .not(let inner), .negate(let inner), .isNull(let inner, _):
-            try check(inner, allowAggregates: allowAggregates)
-        case .binary(let op, let a, let b):
+        case .binary(let op, _, _), .quantified(let op, _, _, _):
             guard Self.binaryOperators.contains(op) else { throw Self.refused(operator: op) }
-            try check(a, allowAggregates: allowAggregates)
-            try check(b, allowAggregates: allowAggregates)
-        case .quantified(let op, let a, _, let b):
-            guard Self.binaryOperators.contains(op) else { throw Self.refused(operator: op) }
-            try check(a, allowAggregates: allowAggregates)
-            try check(b, allowAggregates: allowAggregates)
-        case .inList(let a, let list, _):
-            try check(a, allowAggregates: allowAggregates)
-            for item in list { try check(item, allowAggregates: allowAggregates) }
-        case .array(let list):
-            for item in list { try check(item, allowAggregates: allowAggregates) }
         case .function(let name, let arguments, let star, let distinct):
             let bare = Self.bareName(name)
             if Self.aggregates.contains(bare) {
@@ -60,7 +46,7 @@ struct SQLEvaluator {
                 guard star ? bare == "count" : arguments.count == 1 else {
                     throw WireError("42883", "function \(bare) with \(arguments.count) arguments does not exist")
                 }
-                for argument in arguments { try check(argument, allowAggregates: false) }
+                for argument in arguments { try check(argument, allowAggregates: false) }  // no nesting
                 return
             }
             guard Self.scalarFunctions.contains(bare) else {
@@ -70,8 +56,10 @@ struct SQLEvaluator {
                         "filter on the table's columns with comparisons, IN, LIKE, IS NULL, AND/OR/NOT and jsonb -> / ->>, or compute it locally (e.g. in a MATERIALIZED CTE)"
                 )
             }
-            for argument in arguments { try check(argument, allowAggregates: allowAggregates) }
+        default:
+            break
         }
+        for child in expression.children { try check(child, allowAggregates: allowAggregates) }
     }
 
     static func refused(operator op: String) -> WireError {

@@ -85,35 +85,18 @@ public enum SQLStatement: Sendable, Equatable {
 
     /// The highest `$n` the statement uses.
     var parameterCount: Int {
-        var highest = 0
-        func visit(_ expression: SQLExpression?) {
-            guard let expression else { return }
-            switch expression {
-            case .parameter(let n): highest = max(highest, n)
-            case .cast(let inner, _), .not(let inner), .negate(let inner), .isNull(let inner, _): visit(inner)
-            case .binary(_, let a, let b), .quantified(_, let a, _, let b):
-                visit(a)
-                visit(b)
-            case .inList(let a, let list, _):
-                visit(a)
-                list.forEach(visit)
-            case .array(let list), .function(_, let list, _, _): list.forEach(visit)
-            case .column, .constant, .untypedString, .star: break
-            }
-        }
-        func visit(_ select: SelectStatement) {
-            select.targets.forEach { visit($0.expression) }
-            visit(select.whereClause)
-            select.groupBy.forEach(visit)
-            select.orderBy.forEach { visit($0.expression) }
-            visit(select.limit)
-            visit(select.offset)
-        }
+        let expressions: [SQLExpression]
         switch self {
-        case .select(let select), .explain(let select), .declareCursor(_, let select): visit(select)
-        case .insert(let insert):
-            insert.rows.forEach { $0.forEach(visit) }
-        default: break
+        case .select(let select), .explain(let select), .declareCursor(_, let select): expressions = select.expressions
+        case .insert(let insert): expressions = insert.expressions
+        default: expressions = []
+        }
+        var highest = 0
+        for expression in expressions {
+            expression.visit { node in
+                if case .parameter(let n) = node { highest = max(highest, n) }
+                return true
+            }
         }
         return highest
     }
