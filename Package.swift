@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "RabbitMQSink",
-            dependencies: ["CRabbitMQ", "BridgeCore", "WireProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AMQPClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -74,11 +74,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Client modules: each owns one C library and every connection to its system.
+        .target(name: "RedisClient", dependencies: ["CHiredis", "BridgeCore"], swiftSettings: strict),
+        .target(name: "AMQPClient", dependencies: ["CRabbitMQ", "BridgeCore"], swiftSettings: strict),
         .target(
             name: "RedisSink",
-            dependencies: ["CHiredis", "BridgeCore", "WireProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RedisClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The wire protocol's tables over Kafka topics, Redis streams and RabbitMQ queues.
+        .target(
+            name: "ForeignTables", dependencies: ["WireProtocol", "RedisClient", "AMQPClient", "BridgeCore"],
+            swiftSettings: strict),
         .target(
             name: "Processing",
             dependencies: ["BridgeCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -98,7 +105,7 @@ let package = Package(
             name: "BridgeRuntime",
             dependencies: [
                 "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "Pipeline", "Processing", "WireProtocol",
+                "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing", "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -182,7 +189,7 @@ let package = Package(
             dependencies: [
                 "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink", "KafkaSink",
                 "RabbitMQSink",
-                "RedisSink", "CLibPQ", "CHiredis", "WireProtocol",
+                "RedisSink", "RedisClient", "AMQPClient", "ForeignTables", "CLibPQ", "WireProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,8 +1,11 @@
+import AMQPClient
 import BridgeCore
+import ForeignTables
 import KafkaSink
 import Logging
 import Pipeline
 import RabbitMQSink
+import RedisClient
 import RedisSink
 import WireProtocol
 

@@ -1,3 +1,4 @@
+import AMQPClient
 import BridgeCore
 import FileSink
 import Foundation
@@ -8,6 +9,7 @@ import Pipeline
 import PostgresSource
 import Processing
 import RabbitMQSink
+import RedisClient
 import RedisSink
 
 /// Builds pipes from the configuration: sinks (sharing clients where the connection settings

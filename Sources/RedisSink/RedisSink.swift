@@ -1,5 +1,6 @@
 import BridgeCore
 import Logging
+import RedisClient
 
 /// Forwards events to Redis: a stream entry (XADD), a PUBLISH, or a hash mirroring each row.
 ///

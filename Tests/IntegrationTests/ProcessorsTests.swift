@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Pipeline
 import Processing
+import RedisClient
 import RedisSink
 import Testing
 

@@ -1,4 +1,6 @@
+import AMQPClient
 import BridgeCore
+import ForeignTables
 import Foundation
 import Pipeline
 import RabbitMQSink

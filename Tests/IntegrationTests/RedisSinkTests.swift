@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Pipeline
+import RedisClient
 import RedisSink
 import Testing
 

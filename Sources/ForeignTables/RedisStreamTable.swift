@@ -1,4 +1,5 @@
 import BridgeCore
+import RedisClient
 import Synchronization
 import WireProtocol
 

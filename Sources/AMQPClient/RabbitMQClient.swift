@@ -44,7 +44,7 @@ public final class RabbitMQClient: @unchecked Sendable {
 
     /// Runs `body` on the client's queue with a ready connection (connected, channel open);
     /// heartbeats are answered from then on, also for users that connect on first use.
-    func run<T: Sendable>(_ body: @escaping @Sendable (AMQPConnection) throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @escaping @Sendable (AMQPConnection) throws -> T) async throws -> T {
         try await queue.perform { [self] in
             try connection.ready()
             startHeartbeatTimer()

@@ -3,7 +3,7 @@ import CHiredis
 import Foundation
 
 /// One hiredis connection. Not thread-safe: owned by a `RedisClient`, used on its queue only.
-final class RedisConnection {
+public final class RedisConnection {
     private(set) var context: UnsafeMutablePointer<redisContext>?
     let url: ServiceURL
     let timeout: Duration
@@ -18,15 +18,15 @@ final class RedisConnection {
 
     deinit { disconnect() }
 
-    var isConnected: Bool { context != nil }
+    public var isConnected: Bool { context != nil }
 
-    func disconnect() {
+    public func disconnect() {
         if let context { redisFree(context) }
         context = nil
     }
 
     /// Connects, authenticates and selects the database of the URL.
-    func connect() throws {
+    public func connect() throws {
         if context != nil { return }
         guard url.scheme == "redis" else {
             throw SinkError(
@@ -67,13 +67,13 @@ final class RedisConnection {
         }
     }
 
-    enum Reply: Equatable {
+    public enum Reply: Equatable, Sendable {
         case ok
         case error(String)
     }
 
     /// Runs one command and waits for its reply (setup and tests; not the hot path).
-    func command(_ args: [String]) throws -> Reply {
+    public func command(_ args: [String]) throws -> Reply {
         var arena = CommandArena()
         arena.begin()
         for arg in args { arena.add(arg) }
@@ -82,7 +82,7 @@ final class RedisConnection {
     }
 
     /// Queues a command in the output buffer (sent by the next `readReply`).
-    func append(_ arena: inout CommandArena) throws {
+    public func append(_ arena: inout CommandArena) throws {
         guard let context else { throw SinkError(sink: description, message: "not connected") }
         let status = arena.withArguments { count, pointers, lengths in
             redisAppendCommandArgv(context, count, pointers, lengths)
@@ -91,7 +91,7 @@ final class RedisConnection {
     }
 
     /// Reads the next reply (flushing queued commands first).
-    func readReply() throws -> Reply {
+    public func readReply() throws -> Reply {
         guard let context else { throw SinkError(sink: description, message: "not connected") }
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw connectionLost() }
@@ -107,7 +107,7 @@ final class RedisConnection {
     }
 
     /// Reads a SCAN reply: the next cursor and the keys.
-    func readScanReply() throws -> (cursor: String, keys: [[UInt8]]) {
+    public func readScanReply() throws -> (cursor: String, keys: [[UInt8]]) {
         guard let context else { throw SinkError(sink: description, message: "not connected") }
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw connectionLost() }
@@ -154,40 +154,42 @@ final class RedisConnection {
 }
 
 /// Builds one command's arguments in reused buffers: no allocation per command once warm.
-struct CommandArena {
-    private(set) var bytes: [UInt8] = []
+public struct CommandArena {
+    public private(set) var bytes: [UInt8] = []
     private var ends: [Int] = []
     private var pointers: [UnsafePointer<CChar>?] = []
     private var lengths: [Int] = []
 
-    mutating func begin() {
+    public init() {}
+
+    public mutating func begin() {
         bytes.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
     }
 
-    mutating func add(_ text: String) {
+    public mutating func add(_ text: String) {
         bytes.append(contentsOf: text.utf8)
         ends.append(bytes.count)
     }
 
-    mutating func add(_ literal: StaticString) {
+    public mutating func add(_ literal: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
         ends.append(bytes.count)
     }
 
-    mutating func add(_ raw: some Sequence<UInt8>) {
+    public mutating func add(_ raw: some Sequence<UInt8>) {
         bytes.append(contentsOf: raw)
         ends.append(bytes.count)
     }
 
     /// Appends to the current argument (then `close()` ends it).
-    mutating func write(_ body: (inout [UInt8]) -> Void) {
+    public mutating func write(_ body: (inout [UInt8]) -> Void) {
         body(&bytes)
     }
 
-    mutating func close() { ends.append(bytes.count) }
+    public mutating func close() { ends.append(bytes.count) }
 
-    var argumentCount: Int { ends.count }
+    public var argumentCount: Int { ends.count }
 
     /// Pointers into `bytes` are valid only inside `body` (hiredis copies the command).
     mutating func withArguments<T>(

@@ -38,7 +38,8 @@ public final class RedisClient: @unchecked Sendable {
     }
 
     /// Runs `body` on the client's queue with a connected connection and the shared argument arena.
-    func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection, inout CommandArena) throws -> T) async throws
+    public func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection, inout CommandArena) throws -> T)
+        async throws
         -> T
     {
         try await queue.perform { [self] in

@@ -2,14 +2,14 @@ import BridgeCore
 import CHiredis
 
 /// A Redis reply as a value tree (RESP2), for commands whose answer is read (XRANGE, XADD).
-enum RedisValue: Equatable {
+public enum RedisValue: Equatable, Sendable {
     case null
     case integer(Int64)
     case string([UInt8])
     case error(String)
     case array([RedisValue])
 
-    var text: String? {
+    public var text: String? {
         if case .string(let bytes) = self { return String(decoding: bytes, as: UTF8.self) }
         return nil
     }
@@ -17,7 +17,7 @@ enum RedisValue: Equatable {
 
 extension RedisConnection {
     /// Runs one command and returns its whole reply.
-    func query(_ args: [String]) throws -> RedisValue {
+    public func query(_ args: [String]) throws -> RedisValue {
         var arena = CommandArena()
         arena.begin()
         for arg in args { arena.add(arg) }
@@ -25,7 +25,7 @@ extension RedisConnection {
         return try readValue()
     }
 
-    func readValue() throws -> RedisValue {
+    public func readValue() throws -> RedisValue {
         guard isConnected else { throw SinkError(sink: description, message: "not connected") }
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else {

@@ -4,16 +4,16 @@ import Foundation
 
 /// One rabbitmq-c connection with one confirm-mode channel. Not thread-safe: owned by a
 /// `RabbitMQClient` and used on its queue only.
-final class AMQPConnection {
+public final class AMQPConnection {
     private(set) var state: amqp_connection_state_t?
     private var channelOpen = false
     /// Delivery tag of the next publish on the current channel (confirm mode numbers from 1).
-    private(set) var nextDeliveryTag: UInt64 = 1
+    public private(set) var nextDeliveryTag: UInt64 = 1
     /// Queues and bindings declared on the current connection.
     private var declared: Set<String> = []
     let url: ServiceURL
     let config: RabbitMQSinkConfig
-    let description: String
+    public let description: String
     static let channel: amqp_channel_t = 1
 
     init(url: ServiceURL, config: RabbitMQSinkConfig) {
@@ -35,7 +35,7 @@ final class AMQPConnection {
     }
 
     /// Drops the connection without the closing handshake (after I/O errors).
-    func abandon() {
+    public func abandon() {
         guard let state else { return }
         amqp_destroy_connection(state)
         self.state = nil
@@ -44,7 +44,7 @@ final class AMQPConnection {
     }
 
     /// Connects, logs in and opens the confirm-mode channel, as needed.
-    func ready() throws {
+    public func ready() throws {
         if state == nil { try connect() }
         if !channelOpen { try openChannel() }
     }
@@ -115,7 +115,7 @@ final class AMQPConnection {
     }
 
     /// Declares a durable queue (and binds it to `exchange`) once per connection.
-    func declare(queue: String, exchange: String, bindingKey: String) throws {
+    public func declare(queue: String, exchange: String, bindingKey: String) throws {
         let name = "\(queue)\u{0}\(exchange)\u{0}\(bindingKey)"
         guard !declared.contains(name), let state else { return }
         _ = queue.withCString { queueName in
@@ -138,7 +138,7 @@ final class AMQPConnection {
     }
 
     /// Publishes one persistent message; returns its delivery tag.
-    func publish(
+    public func publish(
         exchange: UnsafeRawBufferPointer, routingKey: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer,
         messageID: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, mandatory: Bool, persistent: Bool
     ) throws -> UInt64 {
@@ -166,7 +166,7 @@ final class AMQPConnection {
         return nextDeliveryTag
     }
 
-    enum Event {
+    public enum Event {
         case ack(tag: UInt64, multiple: Bool)
         case nack(tag: UInt64, multiple: Bool)
         /// An unroutable message came back (mandatory): its message id and the broker's reason.
@@ -174,7 +174,7 @@ final class AMQPConnection {
     }
 
     /// The next confirm-related event, waiting at most `timeout`; nil on timeout.
-    func nextEvent(timeout: Duration) throws -> Event? {
+    public func nextEvent(timeout: Duration) throws -> Event? {
         guard let state else { throw failure("not connected") }
         while true {
             var frame = amqp_frame_t()
@@ -240,7 +240,7 @@ final class AMQPConnection {
         releaseBuffers()
     }
 
-    func releaseBuffers() {
+    public func releaseBuffers() {
         if let state { amqp_maybe_release_buffers(state) }
     }
 
@@ -277,7 +277,7 @@ final class AMQPConnection {
         }
     }
 
-    func failure(_ message: String, retriable: Bool = true) -> SinkError {
+    public func failure(_ message: String, retriable: Bool = true) -> SinkError {
         SinkError(sink: description, message: message, retriable: retriable)
     }
 

@@ -1,3 +1,4 @@
+import AMQPClient
 import BridgeCore
 import WireProtocol
 

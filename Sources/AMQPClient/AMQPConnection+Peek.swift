@@ -3,12 +3,12 @@ import CRabbitMQ
 import Foundation
 
 /// A message seen by a peek (and returned to its queue).
-struct PeekedMessage: Sendable {
-    var exchange: String
-    var routingKey: String
-    var redelivered: Bool
-    var headers: [(String, String?)]
-    var body: [UInt8]
+public struct PeekedMessage: Sendable {
+    public var exchange: String
+    public var routingKey: String
+    public var redelivered: Bool
+    public var headers: [(String, String?)]
+    public var body: [UInt8]
 }
 
 extension AMQPConnection {
@@ -18,7 +18,7 @@ extension AMQPConnection {
     /// Up to `limit` messages from the head of `queue`, without consuming them: they are
     /// fetched unacknowledged on a separate channel, which is then closed, so RabbitMQ puts
     /// them back in their places (marked redelivered).
-    func peek(queue: String, limit: Int) throws -> [PeekedMessage] {
+    public func peek(queue: String, limit: Int) throws -> [PeekedMessage] {
         try ready()
         guard let state else { throw failure("not connected") }
         amqp_channel_open(state, Self.peekChannel)
@@ -60,7 +60,7 @@ extension AMQPConnection {
 
     /// Publishes one message and waits for the broker's confirmation; an unroutable message
     /// (no queue bound for its routing key) is an error.
-    func publishConfirmed(
+    public func publishConfirmed(
         exchange: String, routingKey: String, body: [UInt8], headers: [(String, String)], timeout: Duration
     ) throws {
         try ready()
