@@ -55,7 +55,7 @@ let package = Package(
         ),
         .target(
             name: "KafkaSink",
-            dependencies: ["CRdKafka", "BridgeCore", "WireProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KafkaClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -78,13 +78,18 @@ let package = Package(
         .target(name: "RedisClient", dependencies: ["CHiredis", "BridgeCore"], swiftSettings: strict),
         .target(name: "AMQPClient", dependencies: ["CRabbitMQ", "BridgeCore"], swiftSettings: strict),
         .target(
+            name: "KafkaClient",
+            dependencies: ["CRdKafka", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
             name: "RedisSink",
             dependencies: ["RedisClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The wire protocol's tables over Kafka topics, Redis streams and RabbitMQ queues.
         .target(
-            name: "ForeignTables", dependencies: ["WireProtocol", "RedisClient", "AMQPClient", "BridgeCore"],
+            name: "ForeignTables",
+            dependencies: ["WireProtocol", "KafkaClient", "RedisClient", "AMQPClient", "BridgeCore"],
             swiftSettings: strict),
         .target(
             name: "Processing",
@@ -105,7 +110,7 @@ let package = Package(
             name: "BridgeRuntime",
             dependencies: [
                 "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing", "WireProtocol",
+                "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing", "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -189,7 +194,7 @@ let package = Package(
             dependencies: [
                 "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink", "KafkaSink",
                 "RabbitMQSink",
-                "RedisSink", "RedisClient", "AMQPClient", "ForeignTables", "CLibPQ", "WireProtocol",
+                "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "CLibPQ", "WireProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import AMQPClient
 import BridgeCore
 import ForeignTables
+import KafkaClient
 import KafkaSink
 import Logging
 import Pipeline

@@ -3,6 +3,7 @@ import BridgeCore
 import FileSink
 import Foundation
 import HTTPSink
+import KafkaClient
 import KafkaSink
 import Logging
 import Pipeline

@@ -1,5 +1,5 @@
 import BridgeCore
-import CRdKafka
+import KafkaClient
 import Logging
 
 /// Forwards events to Kafka topics through a shared idempotent producer (`acks=all`).
@@ -38,7 +38,7 @@ public final class KafkaSink: EventSink {
         defer { producer.unregister(trackerID) }
         return try await withCheckedThrowingContinuation { continuation in
             tracker.start(continuation)
-            producer.produceQueue.async { [self] in
+            producer.onProduceQueueAsync { [self] in
                 produce(batches, tracker: tracker, trackerID: trackerID)
             }
         }
@@ -46,15 +46,10 @@ public final class KafkaSink: EventSink {
 
     /// Runs on the producer's queue.
     private func produce(_ batches: [EventBatch], tracker: KafkaDeliveryTracker, trackerID: UInt32) {
-        let total = batches.reduce(0) { $0 + $1.eventCount }
-        let rk: OpaquePointer
         do {
-            try producer.replaceIfFatal(keeping: trackerID)
-            try producer.createHandleIfNeeded()
-            guard let handle = producer.handle else { throw SinkError(sink: description, message: "producer closed") }
-            rk = handle
+            try producer.prepareHandle(keeping: trackerID)
         } catch {
-            tracker.abandon(count: total, reason: "\(error)")
+            tracker.abandon(count: batches.reduce(0) { $0 + $1.eventCount }, reason: "\(error)")
             return
         }
         var writer = KafkaMessageWriter(config: config, format: format)
@@ -66,10 +61,10 @@ public final class KafkaSink: EventSink {
                 let topic =
                     route > 0 && route <= routeTopics.count ? routeTopics[route - 1] ?? config.topic : config.topic
                 if let failure = writer.produce(
-                    rk, producer, fields, bytes, body: body, topic: topic,
+                    producer, fields, bytes, body: body, topic: topic,
                     opaque: UnsafeMutableRawPointer(bitPattern: token))
                 {
-                    tracker.failed(index, code: failure.code, reason: failure.reason)
+                    tracker.failed(index, failure)
                 }
                 index += 1
             }
@@ -77,13 +72,14 @@ public final class KafkaSink: EventSink {
     }
 }
 
-/// Builds and produces one message at a time from reused buffers.
+/// Turns one event into the parts of its message (topic, key, value, headers) in reused buffers
+/// and hands them to the client's `KafkaMessageBuilder`.
 struct KafkaMessageWriter {
     let config: KafkaSinkConfig
     private var topic: [UInt8] = []
     private var key: [UInt8] = []
     private var table: [UInt8] = []
-    private var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
+    private var builder = KafkaMessageBuilder()
 
     static let idHeader = Array("pgbridge-id\0".utf8CString)
     static let opHeader = Array("pgbridge-op\0".utf8CString)
@@ -103,20 +99,15 @@ struct KafkaMessageWriter {
 
     /// Produces one message (copied by librdkafka; blocks while its queue is full).
     mutating func produce(
-        _ rk: OpaquePointer, _ producer: KafkaProducer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
+        _ producer: KafkaProducer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
         body: UnsafeBufferPointer<UInt8>, topic template: NameTemplate, opaque: UnsafeMutableRawPointer?
-    ) -> (code: rd_kafka_resp_err_t, reason: String)? {
+    ) -> KafkaProduceFailure? {
         topic.removeAll(keepingCapacity: true)
         template.render(fields, bytes, into: &topic)
         guard !topic.isEmpty else {
-            return (
-                RD_KAFKA_RESP_ERR__INVALID_ARG, "the topic template \(template) gives an empty name for this event"
-            )
+            return .invalid("the topic template \(template) gives an empty name for this event")
         }
         topic.append(0)
-        guard let topicHandle = producer.topicHandle(topic, rk) else {
-            return (RD_KAFKA_RESP_ERR__INVALID_ARG, "cannot create a handle for this topic name")
-        }
         key.removeAll(keepingCapacity: true)
         if let template = config.key {
             template.render(fields, bytes, into: &key)
@@ -130,111 +121,46 @@ struct KafkaMessageWriter {
             table.append(UInt8(ascii: "."))
             scanner.appendUnescaped(name, into: &table)
         }
-        let base = bytes.baseAddress!
         // The value: the body in the pipe's format (the event itself for native).
-        var valueStart = body.baseAddress!
-        var valueCount = body.count
+        var value = UnsafeRawBufferPointer(body)
         cloudEventHeaders.removeAll(keepingCapacity: true)
         if format == .cloudevents, config.contentMode == .binary {
             // Binary content mode (Kafka protocol binding): attributes as ce_ headers, data as the value.
             let cloudEvent = CloudEventFields.scan(body, event: 0..<body.count)
             for attribute in cloudEvent.attributes {
-                var value: [UInt8] = []
-                JSONScanner(body).appendUnescaped(attribute.value, into: &value)
+                var text: [UInt8] = []
+                JSONScanner(body).appendUnescaped(attribute.value, into: &text)
                 cloudEventHeaders.append(
-                    (Array(("ce_" + String(decoding: body[attribute.name], as: UTF8.self)).utf8CString), value))
+                    (Array(("ce_" + String(decoding: body[attribute.name], as: UTF8.self)).utf8CString), text))
             }
-            if let data = cloudEvent.data {
-                valueStart = body.baseAddress! + data.lowerBound
-                valueCount = data.count
-            }
+            if let data = cloudEvent.data { value = UnsafeRawBufferPointer(rebasing: value[data]) }
         }
         let contentType: [UInt8]? =
             format != .cloudevents
             ? nil : (config.contentMode == .binary ? Self.jsonContentType : Self.structuredContentType)
         let cloudEventHeaders = cloudEventHeaders
-        let id = fields.id ?? 0..<0
-        let op = fields.op ?? 0..<0
-        let hasKey = !key.isEmpty
-        let hasTable = !table.isEmpty
-        let error: OpaquePointer? = topic.withUnsafeBufferPointer { topicBytes in
-            key.withUnsafeBufferPointer { keyBytes in
-                table.withUnsafeBufferPointer { tableBytes in
-                    Self.idHeader.withUnsafeBufferPointer { idName in
-                        Self.opHeader.withUnsafeBufferPointer { opName in
-                            Self.tableHeader.withUnsafeBufferPointer { tableName in
-                                var count = 0
-                                func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
-                                    values[count].vtype = type
-                                    fill(&values[count])
-                                    count += 1
-                                }
-                                add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topicHandle }
-                                add(RD_KAFKA_VTYPE_VALUE) {
-                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: valueStart)
-                                    $0.u.mem.size = valueCount
-                                }
-                                if hasKey {
-                                    add(RD_KAFKA_VTYPE_KEY) {
-                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: keyBytes.baseAddress!)
-                                        $0.u.mem.size = keyBytes.count
-                                    }
-                                }
-                                add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
-                                add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK }
-                                // Headers owned by us until produceva succeeds: librdkafka
-                                // 2.0's own VTYPE_HEADER list is freed twice on some errors
-                                // (confluentinc/librdkafka#4627).
-                                let headers = rd_kafka_headers_new(3)!
-                                rd_kafka_header_add(headers, idName.baseAddress, -1, base + id.lowerBound, id.count)
-                                rd_kafka_header_add(headers, opName.baseAddress, -1, base + op.lowerBound, op.count)
-                                for (name, value) in cloudEventHeaders {
-                                    rd_kafka_header_add(headers, name, -1, value, value.count)
-                                }
-                                if let contentType {
-                                    rd_kafka_header_add(
-                                        headers, Self.contentTypeHeader, -1, contentType, contentType.count)
-                                }
-                                if hasTable {
-                                    rd_kafka_header_add(
-                                        headers, tableName.baseAddress, -1, tableBytes.baseAddress, tableBytes.count)
-                                }
-                                add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers }
-                                let error = values.withUnsafeBufferPointer {
-                                    rd_kafka_produceva(rk, $0.baseAddress, count)
-                                }
-                                if error != nil { rd_kafka_headers_destroy(headers) }
-                                return error
-                            }
-                        }
+        let id = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[fields.id ?? 0..<0]))
+        let op = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[fields.op ?? 0..<0]))
+        let topic = topic
+        return key.withUnsafeBytes { key in
+            table.withUnsafeBytes { table in
+                builder.produce(
+                    producer, topic: topic, key: key.count > 0 ? key : nil, value: value, opaque: opaque
+                ) { headers in
+                    headers.add(Self.idHeader, id)
+                    headers.add(Self.opHeader, op)
+                    for (name, text) in cloudEventHeaders {
+                        text.withUnsafeBytes { headers.add(name, $0) }
                     }
+                    if let contentType { contentType.withUnsafeBytes { headers.add(Self.contentTypeHeader, $0) } }
+                    if table.count > 0 { headers.add(Self.tableHeader, table) }
                 }
             }
         }
-        guard let error else { return nil }
-        defer { rd_kafka_error_destroy(error) }
-        return (rd_kafka_error_code(error), String(cString: rd_kafka_error_string(error)))
     }
 }
 
 extension KafkaSink {
-    /// Asks the cluster for its brokers (librdkafka connects lazily; `pgbridge check` needs an
-    /// answer now).
-    public func checkBrokers() async throws {
-        let producer = producer
-        try await producer.onProduceQueue {
-            try producer.createHandleIfNeeded()
-            guard let rk = producer.handle else { throw SinkError(sink: producer.description, message: "no producer") }
-            var metadata: UnsafePointer<rd_kafka_metadata_t>?
-            let err = rd_kafka_metadata(rk, 0, nil, &metadata, 10_000)
-            if let metadata { rd_kafka_metadata_destroy(metadata) }
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                throw SinkError(
-                    sink: producer.description,
-                    message:
-                        "cannot reach the brokers: \(String(cString: rd_kafka_err2str(err))); check brokers, TLS and SASL settings"
-                )
-            }
-        }
-    }
+    /// Asks the cluster for its brokers (see `KafkaProducer.checkBrokers`).
+    public func checkBrokers() async throws { try await producer.checkBrokers() }
 }

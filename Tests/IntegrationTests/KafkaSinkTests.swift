@@ -1,5 +1,7 @@
 import BridgeCore
+import ForeignTables
 import Foundation
+import KafkaClient
 import KafkaSink
 import Pipeline
 import Processing

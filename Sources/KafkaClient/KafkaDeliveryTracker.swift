@@ -3,7 +3,7 @@ import CRdKafka
 import Synchronization
 
 /// Collects the delivery reports of one delivery and resumes it when the last one arrived.
-final class KafkaDeliveryTracker: Sendable {
+public final class KafkaDeliveryTracker: Sendable {
     private struct State {
         var remaining: Int
         var rejections: [Rejection] = []
@@ -21,7 +21,7 @@ final class KafkaDeliveryTracker: Sendable {
     /// Whether the reports' partitions and offsets are kept (SQL INSERTs return them).
     let recordsPositions: Bool
 
-    init(batches: [EventBatch], sink: String) {
+    public init(batches: [EventBatch], sink: String) {
         var starts: [Int] = []
         var total = 0
         for batch in batches {
@@ -50,7 +50,7 @@ final class KafkaDeliveryTracker: Sendable {
 
     var positions: [(partition: Int32, offset: Int64)] { state.withLock { $0.positions } }
 
-    func start(_ continuation: CheckedContinuation<DeliveryResult, any Error>) {
+    public func start(_ continuation: CheckedContinuation<DeliveryResult, any Error>) {
         let done = state.withLock { state -> Bool in
             state.continuation = continuation
             return state.remaining == 0
@@ -59,6 +59,11 @@ final class KafkaDeliveryTracker: Sendable {
     }
 
     func delivered(count: Int) { finish(count: count) { _ in } }
+
+    /// Message `index` was not taken (librdkafka refused it, or it could not be built).
+    public func failed(_ index: Int, _ failure: KafkaProduceFailure) {
+        failed(index, code: failure.code, reason: failure.reason)
+    }
 
     func failed(_ index: Int, code: rd_kafka_resp_err_t, reason: String) {
         let kind = KafkaErrorKind(code)
@@ -77,7 +82,7 @@ final class KafkaDeliveryTracker: Sendable {
     }
 
     /// The produce loop stopped early: the `count` messages it did not produce fail the delivery.
-    func abandon(count: Int, reason: String) {
+    public func abandon(count: Int, reason: String) {
         finish(count: count) { state in
             if state.unavailable == nil { state.unavailable = reason }
         }

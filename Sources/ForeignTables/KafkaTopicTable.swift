@@ -1,5 +1,5 @@
 import BridgeCore
-import Logging
+import KafkaClient
 import WireProtocol
 
 /// `kafka.<topic>` over the wire protocol: reads are bounded scans, INSERT produces and waits

@@ -15,7 +15,7 @@ public final class KafkaProducer: @unchecked Sendable {
     // the poll thread reads it under `lifecycle`, which also guards the thread's lifetime.
     let config: KafkaSinkConfig
     let logger: Logger
-    let description: String
+    public let description: String
     let produceQueue = DispatchQueue(label: "pgbridge.kafka.produce")
     private let lifecycle = Mutex<Lifecycle>(Lifecycle())
     private let trackers = Mutex<[UInt32: KafkaDeliveryTracker]>([:])
@@ -167,14 +167,14 @@ public final class KafkaProducer: @unchecked Sendable {
 
     // MARK: - Trackers
 
-    func register(_ tracker: KafkaDeliveryTracker) -> UInt32 {
+    public func register(_ tracker: KafkaDeliveryTracker) -> UInt32 {
         var id = nextTrackerID.add(1, ordering: .relaxed).newValue
         if id == 0 { id = nextTrackerID.add(1, ordering: .relaxed).newValue }
         trackers.withLock { $0[id] = tracker }
         return id
     }
 
-    func unregister(_ id: UInt32) {
+    public func unregister(_ id: UInt32) {
         _ = trackers.withLock { $0.removeValue(forKey: id) }
     }
 
