@@ -41,9 +41,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ", "BridgeCore"],
+            swiftSettings: strict),
+        .target(
             name: "PostgresSource",
             dependencies: [
-                "CLibPQ", "BridgeCore",
+                "PostgresClient", "BridgeCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -119,7 +123,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresSource",
+                "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "PostgresSource",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -147,8 +151,8 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "Pipeline", "BridgeRuntime", "HTTPAPI", "WireProtocol",
+                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink",
+                "RedisSink", "Pipeline", "BridgeRuntime", "HTTPAPI", "WireProtocol",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -163,7 +167,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",
-            dependencies: ["PostgresSource", "BridgeCore"],
+            dependencies: ["PostgresClient", "PostgresSource", "BridgeCore"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
@@ -178,7 +182,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresSource",
+                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "PostgresSource",
                 .product(name: "OpenAPIKit", package: "OpenAPIKit"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -192,7 +196,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink", "KafkaSink",
+                "PostgresClient", "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink",
+                "KafkaSink",
                 "RabbitMQSink",
                 "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "CLibPQ", "WireProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import PostgresClient
 import PostgresSource
 import Synchronization
 

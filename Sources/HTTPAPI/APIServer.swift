@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import PostgresClient
 import PostgresSource
 import Prometheus
 import ServiceLifecycle

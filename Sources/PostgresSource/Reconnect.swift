@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 
 /// Reconnection for the blocking source threads: exponential backoff with jitter, sleeps that
 /// notice a stop request, and the session loop the outbox and notify sources share.

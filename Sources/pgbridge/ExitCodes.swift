@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import PostgresClient
 import PostgresSource
 
 /// The documented exit codes (docs/cli.md).

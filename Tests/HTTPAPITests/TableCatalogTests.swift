@@ -5,6 +5,7 @@ import PostgresSource
 import Testing
 
 @testable import HTTPAPI
+@testable import PostgresClient
 
 /// The REST proxy's table cache against a real PostgreSQL: requests for ever new table names
 /// (found or not) do not grow it without bound, and what it keeps still answers.

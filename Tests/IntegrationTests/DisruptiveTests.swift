@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// Tests that restart or reconfigure the second PostgreSQL cluster; serialised.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// A standby promoted after its primary died (asynchronous streaming, so it lacks the primary's

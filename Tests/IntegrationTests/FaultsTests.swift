@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 extension KafkaClusterSuites {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// A slot whose WAL PostgreSQL removed (`max_slot_wal_keep_size` exceeded, `wal_status = lost`)

@@ -3,6 +3,7 @@ import JWTKit
 import Synchronization
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// The REST proxy of the real binary against real PostgreSQL: reads, aggregates, CSV, writes

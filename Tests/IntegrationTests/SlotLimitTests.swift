@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// Every replication slot of the server is taken: `run` exits 3 with the fix instead of

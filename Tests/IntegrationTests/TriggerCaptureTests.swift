@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// Trigger capture: the SQL extension, the outbox source and raw NOTIFY channels.

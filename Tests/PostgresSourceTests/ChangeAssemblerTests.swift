@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// Feeds captured messages through the assembler and parses the JSON events it produces.

@@ -1,5 +1,6 @@
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 @Suite("Connection strings read by libpq")

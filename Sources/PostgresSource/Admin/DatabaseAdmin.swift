@@ -1,5 +1,6 @@
 import BridgeCore
 import Foundation
+import PostgresClient
 
 /// Read-only checks and slot administration for the CLI (`pgbridge check`, `pgbridge slots`).
 public enum DatabaseAdmin {

@@ -1,6 +1,7 @@
 import BridgeCore
 import Dispatch
 import Foundation
+import PostgresClient
 
 /// What `/readyz` and `/metrics` ask PostgreSQL, from one connection of its own: answers are
 /// cached for `maxAge` and at most one query runs at a time, so any number of (unauthenticated)

@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 import Synchronization
 
 /// Ownership of one pipe among several pgbridge replicas: a session-level advisory lock, held on

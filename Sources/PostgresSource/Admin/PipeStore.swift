@@ -1,4 +1,5 @@
 import BridgeCore
+import PostgresClient
 
 /// `pgbridge.pipes`: pipes created through the HTTP API and the state the API set for any pipe.
 public struct PipeStore: Sendable {

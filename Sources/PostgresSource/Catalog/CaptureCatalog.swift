@@ -1,5 +1,6 @@
 import BridgeCore
 import Foundation
+import PostgresClient
 
 /// Catalog questions asked before capture starts (and by `pgbridge check`).
 struct CaptureCatalog {

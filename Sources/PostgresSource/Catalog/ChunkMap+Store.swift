@@ -1,5 +1,6 @@
 import BridgeCore
 import Foundation
+import PostgresClient
 
 /// Keeps a pipe's `ChunkMap` in the state directory, so that a chunk that existed before a
 /// restart and was dropped while pgbridge was away is still reported as `chunk_dropped` of its

@@ -1,4 +1,5 @@
 import BridgeCore
+import PostgresClient
 
 /// Turns pgoutput messages into batches of encoded events: transaction boundaries and
 /// checkpoints, streamed transactions (spilled until they commit), and skipping of transactions

@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 
 /// The pipe's publication: created when missing, and tables added to it, never dropped or
 /// recreated under a live slot. Several pipes (or replicas) commonly share one publication and

@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 
 extension ReplicationSource {
     /// What the stream needs from setup.

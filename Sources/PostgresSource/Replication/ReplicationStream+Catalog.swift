@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 
 /// Catalog lookups of the replication thread: what to report for each relation, and what is
 /// known about TimescaleDB chunks (see `ChunkMap`).

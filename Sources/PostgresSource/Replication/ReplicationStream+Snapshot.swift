@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 
 extension ReplicationStream {
     /// Runs the initial snapshot when `snapshot: initial` asks for one and it is not done yet.

@@ -1,8 +1,8 @@
 import BridgeCore
-import CLibPQ
 import Foundation
 import Glibc
 import Logging
+import PostgresClient
 
 /// The replication thread: owns the replication connection, decodes pgoutput, encodes events
 /// into batches and answers the server. Every field is confined to this one thread; the

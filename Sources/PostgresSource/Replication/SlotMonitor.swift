@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 
 /// Keeps a pipe's slot moving and watched, on a thread and a connection of its own:
 /// - writes a heartbeat (`pg_logical_emit_message`, not transactional) every

@@ -1,4 +1,5 @@
 import Foundation
+import PostgresClient
 
 /// Disk spill for transactions the server streams before they commit (pgoutput `streaming`).
 ///

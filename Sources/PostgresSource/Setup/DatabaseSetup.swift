@@ -1,5 +1,6 @@
 import BridgeCore
 import Foundation
+import PostgresClient
 
 /// `pgbridge setup`: installs or upgrades the pgbridge SQL objects without CREATE EXTENSION.
 public enum DatabaseSetup {

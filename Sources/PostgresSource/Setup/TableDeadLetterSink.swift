@@ -1,6 +1,7 @@
 import BridgeCore
 import Dispatch
 import Foundation
+import PostgresClient
 
 /// Stores dead-letter records as rows of `pgbridge.dead_letters` (`dead_letter: {kind: table}`).
 /// libpq calls run on the sink's own queue, never on Swift's cooperative pool.

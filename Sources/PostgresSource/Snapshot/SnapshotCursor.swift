@@ -1,4 +1,5 @@
 import BridgeCore
+import PostgresClient
 
 /// Reads one snapshot unit through a server-side cursor, `batchRows` rows per round trip, and
 /// hands each row to `onRow` as a TupleView (memory is bounded by one fetch).

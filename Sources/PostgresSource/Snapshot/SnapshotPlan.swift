@@ -1,4 +1,5 @@
 import BridgeCore
+import PostgresClient
 
 /// What an initial snapshot reads: one unit per plain table, and per chunk (in time order)
 /// for hypertables, each reported under the name streaming uses.

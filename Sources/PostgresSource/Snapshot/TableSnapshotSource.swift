@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 import Synchronization
 
 /// A one-shot source for `pgbridge snapshot PIPE TABLE`: reads one table (a hypertable chunk by

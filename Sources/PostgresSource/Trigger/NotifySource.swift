@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 import Synchronization
 
 /// Turns NOTIFYs on raw channels into `message` events (best effort: notifications sent while

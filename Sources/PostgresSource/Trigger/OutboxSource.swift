@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 import Logging
+import PostgresClient
 import Synchronization
 
 /// Reads `pgbridge.outbox` (rows written by `pgbridge.capture()` in the changing transaction).

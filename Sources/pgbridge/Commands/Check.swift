@@ -4,6 +4,7 @@ import BridgeRuntime
 import Foundation
 import KafkaSink
 import Logging
+import PostgresClient
 import PostgresSource
 
 struct Check: AsyncParsableCommand {

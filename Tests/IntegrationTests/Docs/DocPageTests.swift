@@ -2,6 +2,7 @@ import Foundation
 import JWTKit
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 extension KafkaClusterSuites {

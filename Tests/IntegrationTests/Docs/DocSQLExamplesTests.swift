@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// The SQL examples of pages whose SQL needs only PostgreSQL: each block runs, after the

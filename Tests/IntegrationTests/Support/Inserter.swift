@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import Synchronization
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// Writes small transactions from its own thread while a test disturbs pgbridge or PostgreSQL.

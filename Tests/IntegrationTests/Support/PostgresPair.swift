@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// A throwaway primary and its asynchronous streaming standby (`pg_basebackup -R`), for failover

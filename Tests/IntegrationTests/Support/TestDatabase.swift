@@ -1,6 +1,7 @@
 import BridgeCore
 import Foundation
 
+@testable import PostgresClient
 @testable import PostgresSource
 
 /// A throwaway database on a real PostgreSQL cluster, with a plain SQL client.

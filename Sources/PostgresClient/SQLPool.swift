@@ -79,7 +79,7 @@ public final class SQLPool: Sendable {
         return session.map { SQLLease(session: $0, pool: self) }
     }
 
-    func release(_ session: SQLSession) {
+    public func release(_ session: SQLSession) {
         let waiter = state.withLock { state -> CheckedContinuation<SQLSession?, Never>? in
             if state.waiters.isEmpty {
                 state.idle.append(session)
@@ -99,7 +99,7 @@ public final class SQLLease: Sendable {
     private let pool: SQLPool
     private let released = Mutex(false)
 
-    init(session: SQLSession, pool: SQLPool) {
+    public init(session: SQLSession, pool: SQLPool) {
         self.session = session
         self.pool = pool
     }

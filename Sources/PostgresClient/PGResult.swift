@@ -1,29 +1,29 @@
 import CLibPQ
 
 /// One libpq result, freed when the object goes away. Values are copied out as Swift strings.
-final class PGResult {
-    let handle: OpaquePointer
+public final class PGResult {
+    public let handle: OpaquePointer
 
-    init(_ handle: OpaquePointer) { self.handle = handle }
+    public init(_ handle: OpaquePointer) { self.handle = handle }
     deinit { PQclear(handle) }
 
     var status: ExecStatusType { PQresultStatus(handle) }
-    var rowCount: Int { Int(PQntuples(handle)) }
-    var columnCount: Int { Int(PQnfields(handle)) }
+    public var rowCount: Int { Int(PQntuples(handle)) }
+    public var columnCount: Int { Int(PQnfields(handle)) }
 
-    func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(handle, Int32(row), Int32(column)) != 0 }
+    public func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(handle, Int32(row), Int32(column)) != 0 }
 
-    func string(_ row: Int, _ column: Int) -> String? {
+    public func string(_ row: Int, _ column: Int) -> String? {
         guard row < rowCount, column < columnCount, !isNull(row, column) else { return nil }
         return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
     }
 
-    func string(_ row: Int, _ name: String) -> String? {
+    public func string(_ row: Int, _ name: String) -> String? {
         let column = Int(PQfnumber(handle, name))
         return column < 0 ? nil : string(row, column)
     }
 
-    var errorField: (sqlState: String?, message: String) {
+    public var errorField: (sqlState: String?, message: String) {
         let state = PQresultErrorField(handle, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
         let primary = PQresultErrorField(handle, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
         let detail = PQresultErrorField(handle, Int32(UInt8(ascii: "D"))).map { String(cString: $0) }
@@ -36,7 +36,7 @@ final class PGResult {
 }
 
 extension String {
-    func trimmingTrailingNewlines() -> String {
+    public func trimmingTrailingNewlines() -> String {
         var s = self
         while s.hasSuffix("\n") { s.removeLast() }
         return s
@@ -45,7 +45,7 @@ extension String {
 
 extension PGResult {
     /// The raw text bytes of a value, valid while the result lives; nil for SQL NULL.
-    func withValue<T>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T {
+    public func withValue<T>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) rethrows -> T {
         if PQgetisnull(handle, Int32(row), Int32(column)) != 0 { return try body(nil) }
         let pointer = PQgetvalue(handle, Int32(row), Int32(column))
         let length = Int(PQgetlength(handle, Int32(row), Int32(column)))

@@ -6,14 +6,14 @@ import Foundation
 /// (`PQconninfoParse`), so that what pgbridge redacts or merges is exactly what libpq would use:
 /// `password = secret` with spaces, quoting and URI parameters included.
 public struct ConnectionString: Sendable {
-    struct Option: Sendable {
+    public struct Option: Sendable {
         let keyword: String
         let value: String
         /// libpq's `dispchar`: "*" for secrets (password), "D" for debug options.
         let display: String
     }
 
-    let options: [Option]
+    public let options: [Option]
 
     /// nil when libpq cannot parse the text.
     public init?(_ text: String) {
@@ -37,7 +37,7 @@ public struct ConnectionString: Sendable {
         self.options = options
     }
 
-    func value(_ keyword: String) -> String? {
+    public func value(_ keyword: String) -> String? {
         options.first { $0.keyword == keyword }?.value
     }
 
@@ -86,7 +86,7 @@ public struct ConnectionString: Sendable {
         return isURI ? parsed.redactedURI : parsed.redacted
     }
 
-    static func percentEncoded(_ text: String) -> String {
+    public static func percentEncoded(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             let unreserved =
@@ -97,7 +97,7 @@ public struct ConnectionString: Sendable {
         return out
     }
 
-    static func quoted(_ value: String) -> String {
+    public static func quoted(_ value: String) -> String {
         let plain = !value.isEmpty && !value.contains { $0 == " " || $0 == "'" || $0 == "\\" || $0 == "\t" }
         if plain { return value }
         return "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"

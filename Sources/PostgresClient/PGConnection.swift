@@ -4,12 +4,12 @@ import Glibc
 
 /// Owns one libpq connection. Not thread-safe: it is used from one thread at a time (the
 /// replication thread, or a blocking task), never shared concurrently.
-final class PGConnection {
+public final class PGConnection {
     private let handle: OpaquePointer
     /// The redacted target, for messages.
-    let target: String
+    public let target: String
 
-    enum Mode {
+    public enum Mode {
         case normal
         /// `replication=database`: simple query protocol only.
         case replication
@@ -17,14 +17,14 @@ final class PGConnection {
 
     /// Session settings that make value text forms stable for the encoders.
     /// (standard_conforming_strings: the quoting of literals pgbridge builds relies on it.)
-    static let sessionOptions =
+    public static let sessionOptions =
         "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c standard_conforming_strings=on"
 
     /// Connects (blocking). `url` is a URI or key=value string; later parameters override it.
     /// - Parameter tcpUserTimeout: how long data sent may stay unacknowledged before the kernel
     ///   drops the connection (TCP_USER_TIMEOUT); keepalives alone do not fire while data is
     ///   in flight.
-    init(
+    public init(
         url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10,
         tcpUserTimeout: Duration = .seconds(60)
     ) throws {
@@ -72,18 +72,18 @@ final class PGConnection {
 
     deinit { PQfinish(handle) }
 
-    var handleForNotifications: OpaquePointer { handle }
+    public var handleForNotifications: OpaquePointer { handle }
 
-    var errorMessage: String {
+    public var errorMessage: String {
         ConnectionString.redact(String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
     }
 
-    var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+    public var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
 
-    var serverVersion: Int { Int(PQserverVersion(handle)) }
+    public var serverVersion: Int { Int(PQserverVersion(handle)) }
 
     /// `text` as a quoted SQL literal, escaped by libpq for this connection's encoding.
-    func escapeLiteral(_ text: String) throws -> String {
+    public func escapeLiteral(_ text: String) throws -> String {
         guard let escaped = PQescapeLiteral(handle, text, text.utf8.count) else {
             throw PostgresError(.queryFailed, "cannot quote a value: \(errorMessage)")
         }
@@ -91,11 +91,11 @@ final class PGConnection {
         return String(cString: escaped)
     }
 
-    var socket: Int32 { PQsocket(handle) }
+    public var socket: Int32 { PQsocket(handle) }
 
     /// Runs one statement (simple protocol) and returns its result; errors become PostgresError.
     @discardableResult
-    func execute(_ sql: String) throws -> PGResult {
+    public func execute(_ sql: String) throws -> PGResult {
         guard let raw = PQexec(handle, sql) else {
             throw PostgresError(.connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
         }
@@ -104,7 +104,7 @@ final class PGConnection {
 
     /// Runs one statement with text parameters (normal connections only).
     @discardableResult
-    func execute(_ sql: String, _ parameters: [String?]) throws -> PGResult {
+    public func execute(_ sql: String, _ parameters: [String?]) throws -> PGResult {
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         var pointers: [UnsafePointer<CChar>?] = cValues.map { $0.map { UnsafePointer($0) } }
@@ -131,7 +131,7 @@ final class PGConnection {
 
     // MARK: - COPY BOTH (replication stream)
 
-    enum CopyData {
+    public enum CopyData {
         /// One message; the pointer is valid until `freeCopyBuffer` is called.
         case message(UnsafeMutablePointer<CChar>, Int)
         /// Nothing buffered yet: wait for the socket.
@@ -140,16 +140,16 @@ final class PGConnection {
         case done
     }
 
-    func setNonBlocking() { PQsetnonblocking(handle, 1) }
+    public func setNonBlocking() { PQsetnonblocking(handle, 1) }
 
     /// Reads available bytes from the socket into libpq's buffer.
-    func consumeInput() throws {
+    public func consumeInput() throws {
         if PQconsumeInput(handle) == 0 {
             throw PostgresError(.connectionFailed, "lost the replication connection to \(target): \(errorMessage)")
         }
     }
 
-    func getCopyData() throws -> CopyData {
+    public func getCopyData() throws -> CopyData {
         var buffer: UnsafeMutablePointer<CChar>?
         let n = PQgetCopyData(handle, &buffer, 1)
         if n > 0, let buffer { return .message(buffer, Int(n)) }
@@ -171,10 +171,10 @@ final class PGConnection {
         throw PostgresError(.connectionFailed, "lost the replication connection to \(target): \(errorMessage)")
     }
 
-    func freeCopyBuffer(_ pointer: UnsafeMutablePointer<CChar>) { PQfreemem(pointer) }
+    public func freeCopyBuffer(_ pointer: UnsafeMutablePointer<CChar>) { PQfreemem(pointer) }
 
     /// Queues bytes to the server and tries to flush them (non-blocking).
-    func putCopyData(_ bytes: [UInt8]) throws {
+    public func putCopyData(_ bytes: [UInt8]) throws {
         let status = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
         }
@@ -187,7 +187,7 @@ final class PGConnection {
 
     /// Returns true when everything was sent, false when the socket must become writable first.
     @discardableResult
-    func flush() throws -> Bool {
+    public func flush() throws -> Bool {
         let status = PQflush(handle)
         if status < 0 {
             throw PostgresError(
@@ -196,21 +196,21 @@ final class PGConnection {
         return status == 0
     }
 
-    func endCopy() {
+    public func endCopy() {
         _ = PQputCopyEnd(handle, nil)
         _ = PQflush(handle)
     }
 }
 
 extension PGConnection {
-    struct Notification {
-        let channel: String
-        let payload: [UInt8]
-        let backendPID: Int32
+    public struct Notification {
+        public let channel: String
+        public let payload: [UInt8]
+        public let backendPID: Int32
     }
 
     /// Reads the socket and returns pending notifications (LISTEN).
-    func notifications() throws -> [Notification] {
+    public func notifications() throws -> [Notification] {
         try consumeInput()
         var result: [Notification] = []
         while let notify = PQnotifies(handleForNotifications) {
@@ -228,7 +228,7 @@ extension PGConnection {
     }
 
     /// Waits up to `timeout` for the socket to become readable.
-    func waitReadable(timeout: Duration) {
+    public func waitReadable(timeout: Duration) {
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         _ = poll(&descriptor, 1, Int32(max(1, timeout.seconds * 1000)))
     }

@@ -10,7 +10,7 @@ public final class SQLSession: @unchecked Sendable {
     private let postgres: PostgresConfig
     private var connection: PGConnection?
 
-    init(postgres: PostgresConfig, label: String) {
+    public init(postgres: PostgresConfig, label: String) {
         self.postgres = postgres
         self.queue = DispatchQueue(label: label)
     }
@@ -34,7 +34,7 @@ public final class SQLSession: @unchecked Sendable {
 
 /// The connection as the body of `SQLSession.run` sees it.
 public struct SQLConnection {
-    let connection: PGConnection
+    public let connection: PGConnection
 
     /// Runs one statement: with parameters through the extended protocol (text values, types
     /// inferred by the server), else through the simple protocol.
@@ -54,7 +54,7 @@ extension SQLConnection {
 /// A statement's rows as text.
 public struct SQLResult: @unchecked Sendable {
     // @unchecked Sendable: the result is immutable once received.
-    let result: PGResult
+    public let result: PGResult
 
     public var rowCount: Int { result.rowCount }
     public var columnCount: Int { result.columnCount }
