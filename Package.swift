@@ -113,8 +113,9 @@ let package = Package(
         .target(
             name: "BridgeRuntime",
             dependencies: [
-                "BridgeCore", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink", "RedisSink",
-                "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing", "WireProtocol",
+                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink",
+                "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing",
+                "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -123,7 +124,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "PostgresSource",
+                "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -182,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "PostgresSource",
+                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient",
                 .product(name: "OpenAPIKit", package: "OpenAPIKit"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

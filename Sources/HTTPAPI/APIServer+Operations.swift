@@ -3,7 +3,7 @@ import BridgeRuntime
 import Hummingbird
 import Metrics
 import NIOCore
-import PostgresSource
+import PostgresClient
 
 extension APIServer {
     func addOperationRoutes(to router: Router<BasicRequestContext>) {
@@ -39,7 +39,7 @@ extension APIServer {
 
     /// Slots a pipe depends on that endanger the database or the pipe: lag above
     /// `max_lag_bytes`, or invalidated (`wal_status = lost`).
-    static func slotProblems(_ statuses: [PipeSupervisor.Status], _ slots: [DatabaseAdmin.SlotRow], detailed: Bool)
+    static func slotProblems(_ statuses: [PipeSupervisor.Status], _ slots: [ReplicationSlotRow], detailed: Bool)
         -> [String]
     {
         var problems: [String] = []

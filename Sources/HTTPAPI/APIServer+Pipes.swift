@@ -3,7 +3,6 @@ import BridgeRuntime
 import Foundation
 import Hummingbird
 import NIOCore
-import PostgresSource
 
 extension APIServer {
     func addPipeRoutes(to router: Router<BasicRequestContext>) {

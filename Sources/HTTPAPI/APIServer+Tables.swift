@@ -5,7 +5,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import PostgresClient
-import PostgresSource
 import Synchronization
 
 /// The REST read/write proxy: `/v1/tables/{schema}.{table}` (PostgREST-style).

@@ -6,7 +6,6 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import PostgresClient
-import PostgresSource
 import Prometheus
 import ServiceLifecycle
 

@@ -1,6 +1,5 @@
 import BridgeCore
 import PostgresClient
-import PostgresSource
 
 /// Tables and columns the REST proxy accepts, read from the catalog and kept for a few seconds.
 actor TableCatalog {

@@ -1,7 +1,6 @@
 import BridgeCore
 import Foundation
 import Logging
-import PostgresSource
 import Testing
 
 @testable import HTTPAPI

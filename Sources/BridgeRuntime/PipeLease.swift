@@ -31,6 +31,8 @@ public final class PipeLease: Sendable {
     let logger: Logger
     /// The lock's connection, owned by whichever blocking call runs (one at a time).
     private let connection = Mutex<PGConnection?>(nil)
+    /// Where the lock's blocking calls run (never on the cooperative pool).
+    private let queue = DispatchQueue(label: "pgbridge.lease")
 
     public init(pipe: PipeConfig, postgres: PostgresConfig, ha: HAConfig, logger: Logger) {
         self.pipe = pipe.name
@@ -66,7 +68,7 @@ public final class PipeLease: Sendable {
         while !shouldStop() {
             try Task.checkCancellation()
             do {
-                if try await Blocking.run("pgbridge-lease", { [self] in try tryLock() }) {
+                if try await queue.perform({ [self] in try tryLock() }) {
                     logger.info("pipe \(pipe): this replica (\(replicaID)) owns it")
                     return true
                 }
@@ -93,7 +95,7 @@ public final class PipeLease: Sendable {
         while true {
             try await Task.sleep(for: Self.livenessInterval)
             do {
-                try await Blocking.run("pgbridge-lease") { [self] in
+                try await queue.perform { [self] in
                     try connection.withLock { connection in
                         guard let connection, !connection.isBroken else {
                             throw PostgresError(.connectionFailed, "the lock's connection is closed")
@@ -130,7 +132,7 @@ public final class PipeLease: Sendable {
 
     /// The replica that holds `lockKey` now (from its connection's `application_name`), if any.
     public static func owner(lockKey: String, postgres: PostgresConfig) async throws -> String? {
-        try await Blocking.run("pgbridge-lease") {
+        try await DispatchQueue(label: "pgbridge.lease.owner").perform {
             let connection = try PGConnection(url: postgres.url, mode: .normal, connectTimeout: 5)
             let result = try connection.execute(
                 """

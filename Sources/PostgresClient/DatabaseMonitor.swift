@@ -1,7 +1,6 @@
 import BridgeCore
 import Dispatch
 import Foundation
-import PostgresClient
 
 /// What `/readyz` and `/metrics` ask PostgreSQL, from one connection of its own: answers are
 /// cached for `maxAge` and at most one query runs at a time, so any number of (unauthenticated)
@@ -11,7 +10,7 @@ public actor DatabaseMonitor {
         /// Why PostgreSQL could not be asked; nil when it answered.
         public let error: String?
         /// Every replication slot; nil when PostgreSQL did not answer.
-        public let slots: [DatabaseAdmin.SlotRow]?
+        public let slots: [ReplicationSlotRow]?
         let takenAt: ContinuousClock.Instant
     }
 
@@ -57,7 +56,7 @@ public actor DatabaseMonitor {
                             tcpUserTimeout: .seconds(10))
                         try box.connection?.execute("SET statement_timeout = '5s'")
                     }
-                    return try DatabaseAdmin.slots(on: box.connection!)
+                    return try ReplicationSlotRow.all(on: box.connection!)
                 } catch {
                     box.connection = nil
                     throw error
