@@ -48,9 +48,9 @@ struct RabbitMQSinkTests {
         let control = try #require(AMQPCLI.control2)
         try await OutageLock.holding([.rabbitMQ2]) {
             let queue = "pgbridge-full.\(UUID().uuidString.prefix(8))"
-            let declared = try TestEnvironment.shell("amqp-declare-queue --url='\(url)' -q '\(queue)'")
+            let declared = try await TestEnvironment.shellAsync("amqp-declare-queue --url='\(url)' -q '\(queue)'")
             #expect(declared.status == 0, "\(declared.output)")
-            let policy = try TestEnvironment.shell(
+            let policy = try await TestEnvironment.shellAsync(
                 "'\(control)' policy pgbridge-full '^pgbridge-full\\.' '{\"max-length\": 0, \"overflow\": \"reject-publish\"}'"
             )
             #expect(policy.status == 0, "\(policy.output)")

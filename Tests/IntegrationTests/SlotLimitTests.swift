@@ -11,14 +11,18 @@ struct SlotLimitTests {
     @Test func aFullServerIsRefusedWithTheFix() async throws {
         let pair = try PostgresPair(name: "slotlimit")
         defer { pair.destroy() }
-        let admin = try PGConnection(url: pair.primaryURL, mode: .normal)
-        try admin.execute("CREATE TABLE items (id int PRIMARY KEY)")
-        // (A slot cannot be created in a transaction that wrote: a statement of its own.)
-        try admin.execute(
-            """
-            SELECT pg_create_logical_replication_slot('filler_' || g, 'pgoutput')
-              FROM generate_series(1, current_setting('max_replication_slots')::int) g
-            """)
+        let url = pair.primaryURL
+        // Many slots take seconds to create: off the cooperative pool.
+        try await TestEnvironment.offPool {
+            let admin = try PGConnection(url: url, mode: .normal)
+            try admin.execute("CREATE TABLE items (id int PRIMARY KEY)")
+            // (A slot cannot be created in a transaction that wrote: a statement of its own.)
+            try admin.execute(
+                """
+                SELECT pg_create_logical_replication_slot('filler_' || g, 'pgoutput')
+                  FROM generate_series(1, current_setting('max_replication_slots')::int) g
+                """)
+        }
         let directory = try TestEnvironment.scratchDirectory("slotlimit")
         let config = try ConfigFile.write(
             directory: directory, url: pair.primaryURL, tables: ["public.items"], slot: "pgbridge_slotlimit",
@@ -31,7 +35,7 @@ struct SlotLimitTests {
             ),
             "\(full.stderr.suffix(2000))")
 
-        try admin.execute("SELECT pg_drop_replication_slot('filler_1')")
+        try PGConnection(url: url, mode: .normal).execute("SELECT pg_drop_replication_slot('filler_1')")
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         defer { bridge.kill(SIGKILL) }
         try await waitFor("pgbridge to stream once a slot is free") {

@@ -46,7 +46,8 @@ struct WireServerTests {
         let server = WireServer(host: "127.0.0.1", port: 0, context: context, logger: logger)
         let task = Task { try await server.run() }
         defer { task.cancel() }
-        try await waitFor("the wire server to listen", timeout: .seconds(10)) { server.boundPort != nil }
+        // (Generous: under the full suite the test process's few threads are often busy.)
+        try await waitFor("the wire server to listen", timeout: .seconds(60)) { server.boundPort != nil }
         try await body(server.boundPort!)
     }
 

@@ -71,6 +71,20 @@ extension TestEnvironment {
         }
     }
 
+    /// Runs blocking work (a long SQL statement …) on a thread of its own, off Swift's
+    /// cooperative pool, which in-process servers of other tests need.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                do {
+                    continuation.resume(returning: try body())
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+
     /// Runs a shell command (`ChildSpawn` + waitpid) and returns its exit status and output.
     static func shell(_ command: String) throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "pgbridge-shell-\(UUID().uuidString)"
