@@ -5,6 +5,9 @@ import Pipeline
 import PostgresSource
 import ServiceLifecycle
 
+// One piece (over 400 lines) for now: issue 16 turns it into a `StateMachine` value returning
+// actions plus a small executor, which splits it.
+
 /// Runs the pipes of the process and changes them at run time (the HTTP API's pipe management):
 /// STOPPED → RUNNING → DROPPED.
 ///

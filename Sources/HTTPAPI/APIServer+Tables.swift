@@ -5,7 +5,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import PostgresClient
-import Synchronization
 
 /// The REST read/write proxy: `/v1/tables/{schema}.{table}` (PostgREST-style).
 extension APIServer {
@@ -383,111 +382,5 @@ struct TableRoutes: Sendable {
         }
         guard !columns.isEmpty else { throw APIError.badRequest("the body names no column") }
         return (json, columns)
-    }
-
-    // MARK: Errors
-
-    /// PostgreSQL's refusal as an HTTP status, with its SQLSTATE and message.
-    func mapped(_ error: any Error, identity: ProxyIdentity, table: TableInfo) async -> any Error {
-        if error is APIError { return error }
-        guard let error = error as? PostgresError else { return error }
-        guard let state = error.sqlState else {
-            return APIError.unavailable("the database is not reachable: try again")
-        }
-        let status: HTTPResponse.Status
-        switch state {
-        case "42501": status = identity.anonymous ? .unauthorized : .forbidden
-        case "42P01":
-            await catalog.invalidate(schema: table.schema, name: table.name)
-            status = .notFound
-        case "42703":
-            await catalog.invalidate(schema: table.schema, name: table.name)
-            status = .badRequest
-        case "23505", "23503", "40001", "40P01": status = .conflict
-        case "57014": status = .gatewayTimeout
-        default:
-            if state.hasPrefix("08") || state.hasPrefix("57") {
-                status = .serviceUnavailable
-            } else if state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("42") || state.hasPrefix("P0")
-                || state == "25006"
-            {
-                status = .badRequest
-            } else {
-                status = .internalServerError
-            }
-        }
-        return APIError(status: status, code: "database", message: error.message, sqlState: state)
-    }
-}
-
-/// Finds a committed transaction's commit LSN with pg_walinspect (installed by `pgbridge setup`
-/// as a superuser; the login role needs `pg_read_server_files`). Without it, writes carry no
-/// X-Commit-LSN and one warning says why.
-final class CommitLSNLookup: Sendable {
-    /// After pg_walinspect was not usable, the lookup is off until this instant, then tried
-    /// again: a `pgbridge setup` or a GRANT made later takes effect without a restart.
-    private let offUntil = Mutex<ContinuousClock.Instant?>(nil)
-    let recheckInterval: Duration
-    let logger: Logger
-
-    init(logger: Logger, recheckInterval: Duration = .seconds(60)) {
-        self.logger = logger
-        self.recheckInterval = recheckInterval
-    }
-
-    /// Whether lookups are off at `now` (pg_walinspect was not usable less than
-    /// `recheckInterval` ago).
-    func isOff(at now: ContinuousClock.Instant = .now) -> Bool {
-        offUntil.withLock { until in until.map { now < $0 } ?? false }
-    }
-
-    /// Records that pg_walinspect is not usable; true when it was usable (or untried) before,
-    /// so the warning is logged once per outage, not once a minute.
-    func markUnusable(at now: ContinuousClock.Instant = .now) -> Bool {
-        offUntil.withLock { until in
-            defer { until = now + recheckInterval }
-            return until == nil
-        }
-    }
-
-    /// Records a lookup that worked; true when it had been off.
-    func markUsable() -> Bool {
-        offUntil.withLock { until in
-            defer { until = nil }
-            return until != nil
-        }
-    }
-
-    func find(_ connection: SQLConnection, start: String, xid: String) -> String? {
-        if isOff() { return nil }
-        do {
-            // In its own short transaction: a busy server's WAL is not read for long.
-            let start = try connection.literal(start)
-            let xid = try connection.literal(xid)
-            let result = try connection.execute(
-                """
-                BEGIN READ ONLY; SET LOCAL statement_timeout = 2000; \
-                SELECT start_lsn::text FROM pg_get_wal_records_info(\(start)::pg_lsn, pg_current_wal_flush_lsn()) \
-                WHERE xid = \(xid)::xid AND resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%' \
-                ORDER BY start_lsn DESC LIMIT 1
-                """)
-            let lsn = result.string(0, 0)
-            try connection.execute("COMMIT")
-            if markUsable() { logger.info("writes carry X-Commit-LSN again: pg_walinspect is usable now") }
-            return lsn
-        } catch {
-            _ = try? connection.execute("ROLLBACK")
-            let state = (error as? PostgresError)?.sqlState
-            if state == "42883" || state == "42501" || state == "3F000" {
-                if markUnusable() {
-                    logger.warning(
-                        "writes carry no X-Commit-LSN: pg_walinspect is not usable (\(error)). Run `pgbridge setup` as a superuser and GRANT pg_read_server_files to pgbridge's login role; pgbridge tries again every \(recheckInterval.components.seconds)s"
-                    )
-                }
-            } else {
-                logger.debug("no X-Commit-LSN for a write: \(error)")
-            }
-            return nil
-        }
     }
 }

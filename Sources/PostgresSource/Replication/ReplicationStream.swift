@@ -4,6 +4,9 @@ import Glibc
 import Logging
 import PostgresClient
 
+// One piece (over 400 lines): the replication loop and its connection state machine share
+// the thread-confined state below; the catalog, snapshot and history parts are extensions.
+
 /// The replication thread: owns the replication connection, decodes pgoutput, encodes events
 /// into batches and answers the server. Every field is confined to this one thread; the
 /// pipeline talks to it only through `ReplicationSource.shared` and the batch queue.

@@ -1,5 +1,8 @@
 import Foundation
 
+// One piece (over 400 lines): `check` and `evaluate` must agree case by case on what is
+// evaluated, so they stay side by side.
+
 /// Evaluates expressions against one row of a table. `check` runs first (once per statement),
 /// so that a condition pgbridge cannot evaluate is refused before any row is read.
 struct SQLEvaluator {

@@ -1,3 +1,5 @@
+// One piece (over 400 lines): a recursive-descent parser whose productions call each other;
+// split across files they would have to share its cursor state.
 /// Parses the SQL subset: what postgres_fdw sends, and the same statements typed in psql.
 struct SQLParser {
     private var tokens: [SQLToken]
