@@ -59,16 +59,7 @@ extension TestEnvironment {
     /// they do not hold one of the few threads of Swift's cooperative pool (which in-process
     /// servers such as the HTTP test receiver need).
     static func shellAsync(_ command: String) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do {
-                    continuation.resume(returning: try shell(command))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.start()
-        }
+        try await offPool { try shell(command) }
     }
 
     /// Runs blocking work (a long SQL statement …) on a thread of its own, off Swift's
