@@ -65,10 +65,10 @@ final class DocPageRun: @unchecked Sendable {
     }
 
     /// Runs a shell block with bash (`set -euo pipefail`). `curl` fails on an HTTP error status
-    /// (`--fail-with-body`); `curl -N` (a stream) is ended after `streamSeconds` and counts as a
-    /// success when the server answered 200. Returns the block's output.
+    /// (`--fail-with-body`); `curl -N` (a stream) is ended once a change event arrived, or after
+    /// `streamSeconds`; the caller checks what it printed. Returns the block's output.
     @discardableResult
-    func shell(_ text: String, streamSeconds: Int = 4) async throws -> String {
+    func shell(_ text: String, streamSeconds: Int = 60) async throws -> String {
         let exported = exports.sorted { $0.key < $1.key }.map { "export \($0.key)=\(Self.quoted($0.value))" }
         let script = """
             set -euo pipefail
@@ -78,7 +78,16 @@ final class DocPageRun: @unchecked Sendable {
               local arg
               for arg in "$@"; do
                 if [ "$arg" = -N ]; then
-                  command curl -S --fail-with-body --max-time \(streamSeconds) "$@" || [ $? = 28 ]
+                  local out
+                  out=$(mktemp)
+                  command curl -S --fail-with-body --max-time \(streamSeconds) "$@" >"$out" 2>&1 &
+                  local pid=$!
+                  while kill -0 "$pid" 2>/dev/null && ! grep -q '^event: change' "$out"; do
+                    sleep 0.1
+                  done
+                  kill "$pid" 2>/dev/null || true
+                  wait "$pid" 2>/dev/null || true
+                  cat "$out"
                   echo
                   return 0
                 fi

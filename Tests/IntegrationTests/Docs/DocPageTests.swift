@@ -161,14 +161,24 @@ extension KafkaClusterSuites {
                     let cursor = try #require(next.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
                     text = text.replacing(/after=[^&']*/, with: "after=\(cursor)")
                 }
+                var updates: Task<Void, any Error>?
                 if text.contains("curl -N") {
-                    // A change while the stream is open.
+                    // Changes while the stream is open (it shows live changes only): one a second
+                    // until the block ends.
                     let url = db.url
-                    Task.detached {
-                        try await Task.sleep(for: .seconds(1))
-                        _ = try PGConnection(url: url, mode: .normal).execute("UPDATE public.orders SET total = 11")
+                    updates = Task {
+                        var total = 11
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(1))
+                            let statement = "UPDATE public.orders SET total = \(total)"
+                            try await TestEnvironment.offPool {
+                                _ = try PGConnection(url: url, mode: .normal).execute(statement)
+                            }
+                            total += 1
+                        }
                     }
                 }
+                defer { updates?.cancel() }
                 if text.contains("/readyz") {
                     try await waitFor("/metrics to report the slot lag") {
                         try await api.get("/metrics").body.contains("pgbridge_slot_lag_bytes")
