@@ -78,6 +78,11 @@ extension KafkaClusterSuites {
                 }
                 try db.sql("UPDATE sensors SET version = \(version)")
             }
+            // Every event delivered (acks=all: in Kafka) before reading: resent messages count
+            // twice in the topic, so its size alone does not say that the last events are there.
+            try await waitFor("the pipe to deliver 100,000 events", timeout: .seconds(180)) {
+                pipe.runner.stats.events >= 100_000
+            }
             let messages = try await KafkaCLI.waitForMessages(topic, count: 100_000, timeout: .seconds(120))
             let stats = pipe.runner.stats
             try await pipe.stop()
