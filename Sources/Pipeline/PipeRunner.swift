@@ -135,7 +135,16 @@ public final class PipeRunner: Service {
             }
         }
         if let deadLetters {
-            try await withRetries("open dead-letter target \(deadLetters.description)") { try await deadLetters.open() }
+            do {
+                try await withRetries("open dead-letter target \(deadLetters.description)") {
+                    try await deadLetters.open()
+                }
+            } catch {
+                // The source runs threads of its own: end them before the error ends the process.
+                await source.finish()
+                await closeSinks()
+                throw error
+            }
         }
         logger.info(
             "pipe running",

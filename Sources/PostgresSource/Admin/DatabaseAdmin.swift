@@ -23,7 +23,7 @@ public enum DatabaseAdmin {
         var report = try await checkSource(pipe, index: index, postgres: postgres)
         if case .table = pipe.deadLetter {
             let problem = try await Blocking.run {
-                try TableDeadLetterSink.problem(try PGConnection(url: postgres.url, mode: .normal))
+                try PgbridgeSchema.deadLetterTableProblem(try PGConnection(url: postgres.url, mode: .normal))
             }
             if let problem { report.problems.append(problem) }
         }
@@ -146,7 +146,7 @@ extension DatabaseAdmin {
         try await Blocking.run {
             let connection = try PGConnection(url: postgres.url, mode: .normal)
             var notes: [String] = []
-            if try !PipeStore.tableExists(connection) {
+            if try !PgbridgeSchema.pipesTableExists(connection) {
                 notes.append(
                     "table pgbridge.pipes does not exist: pipes created through the HTTP API cannot be saved "
                         + "(POST /v1/pipes fails) until `pgbridge setup` runs in this database")

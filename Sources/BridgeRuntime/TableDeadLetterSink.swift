@@ -2,6 +2,7 @@ import BridgeCore
 import Dispatch
 import Foundation
 import PostgresClient
+import PostgresSource
 
 /// Stores dead-letter records as rows of `pgbridge.dead_letters` (`dead_letter: {kind: table}`).
 /// libpq calls run on the sink's own queue, never on Swift's cooperative pool.
@@ -21,31 +22,10 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
     /// rejected event would otherwise be retried forever.
     public func open() async throws {
         try await onQueue { [self] in
-            if let problem = try Self.problem(try connected()) {
+            if let problem = try PgbridgeSchema.deadLetterTableProblem(try connected()) {
                 throw PostgresError(.prerequisite, problem, retriable: false)
             }
         }
-    }
-
-    /// Why `dead_letter: {kind: table}` cannot work on this database, or nil.
-    static func problem(_ connection: PGConnection) throws -> String? {
-        let result = try connection.execute(
-            """
-            SELECT to_regclass('pgbridge.dead_letters') IS NOT NULL,
-                   to_regclass('pgbridge.dead_letters') IS NOT NULL
-                     AND has_table_privilege('pgbridge.dead_letters', 'INSERT'),
-                   current_user
-            """)
-        if result.string(0, 0) != "t" {
-            return "dead_letter: {kind: table} needs the table pgbridge.dead_letters: run `pgbridge setup` "
-                + "(or CREATE EXTENSION pgbridge) in this database"
-        }
-        if result.string(0, 1) != "t" {
-            let role = result.string(0, 2) ?? "?"
-            return "dead_letter: {kind: table}: role \(role)"
-                + " may not insert into pgbridge.dead_letters: GRANT INSERT ON pgbridge.dead_letters TO \(role)"
-        }
-        return nil
     }
 
     public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {

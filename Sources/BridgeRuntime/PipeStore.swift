@@ -1,5 +1,7 @@
 import BridgeCore
+import Dispatch
 import PostgresClient
+import PostgresSource
 
 /// `pgbridge.pipes`: pipes created through the HTTP API and the state the API set for any pipe.
 public struct PipeStore: Sendable {
@@ -26,13 +28,16 @@ public struct PipeStore: Sendable {
 
     let postgres: PostgresConfig
 
+    /// Where its blocking libpq calls run (never on the cooperative pool).
+    private let queue = DispatchQueue(label: "pgbridge.pipe-store")
+
     public init(postgres: PostgresConfig) { self.postgres = postgres }
 
     /// Every stored pipe; an empty list when the table does not exist yet.
     public func load() async throws -> [Record] {
-        try await Blocking.run("pgbridge-pipe-store") { [postgres] in
+        try await queue.perform { [postgres] in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
-            guard try Self.tableExists(connection) else { return [] }
+            guard try PgbridgeSchema.pipesTableExists(connection) else { return [] }
             let result = try connection.execute(
                 "SELECT name, definition::text, state FROM pgbridge.pipes ORDER BY name")
             return (0..<result.rowCount).map { row in
@@ -45,9 +50,9 @@ public struct PipeStore: Sendable {
 
     /// Inserts or replaces a record.
     public func save(_ record: Record) async throws {
-        try await Blocking.run("pgbridge-pipe-store") { [postgres] in
+        try await queue.perform { [postgres] in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
-            guard try Self.tableExists(connection) else { throw StoreError.missingTable }
+            guard try PgbridgeSchema.pipesTableExists(connection) else { throw StoreError.missingTable }
             try connection.execute(
                 """
                 INSERT INTO pgbridge.pipes (name, definition, state) VALUES ($1, $2::jsonb, $3)
@@ -58,14 +63,10 @@ public struct PipeStore: Sendable {
     }
 
     public func delete(name: String) async throws {
-        try await Blocking.run("pgbridge-pipe-store") { [postgres] in
+        try await queue.perform { [postgres] in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
-            guard try Self.tableExists(connection) else { return }
+            guard try PgbridgeSchema.pipesTableExists(connection) else { return }
             try connection.execute("DELETE FROM pgbridge.pipes WHERE name = $1", [name])
         }
-    }
-
-    static func tableExists(_ connection: PGConnection) throws -> Bool {
-        try connection.execute("SELECT to_regclass('pgbridge.pipes') IS NOT NULL").string(0, 0) == "t"
     }
 }
