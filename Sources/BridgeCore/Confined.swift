@@ -21,6 +21,11 @@ public final class Confined<Resource>: @unchecked Sendable {
         try await queue.perform { [self] in try body(resource) }
     }
 
+    /// Runs `body` with the resource on its queue without waiting for it.
+    public func enqueue(_ body: @escaping @Sendable (Resource) -> Void) {
+        queue.async { [self] in body(resource) }
+    }
+
     /// Adds a user once `prepare` (connecting on first use) succeeded.
     public func retain(_ prepare: @escaping @Sendable (Resource) throws -> Void) async throws {
         try await run(prepare)

@@ -1,34 +1,36 @@
 import BridgeCore
 import CLibPQ
-import Dispatch
 
 /// One PostgreSQL connection for request/response work (the REST proxy), used from its own
 /// serial queue so that libpq's blocking calls never hold a thread of the cooperative pool.
-public final class SQLSession: @unchecked Sendable {
-    // @unchecked Sendable: `connection` is only touched on `queue`.
-    private let queue: DispatchQueue
+public final class SQLSession: Sendable {
+    /// The session's connection, confined to its queue; nil until first used or after a reset.
+    final class State {
+        var connection: PGConnection?
+    }
+
+    private let confined: Confined<State>
     private let postgres: PostgresConfig
-    private var connection: PGConnection?
 
     public init(postgres: PostgresConfig, label: String) {
         self.postgres = postgres
-        self.queue = DispatchQueue(label: label)
+        confined = Confined(State(), label: label)
     }
 
     /// Runs `body` on the session's queue with a connected connection (reconnecting if the
     /// previous one broke).
     public func run<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
-        try await queue.perform { [self] in
-            if connection == nil || connection!.isBroken {
-                connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge-api")
+        try await confined.run { [postgres] state in
+            if state.connection == nil || state.connection!.isBroken {
+                state.connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge-api")
             }
-            return try body(SQLConnection(connection: connection!))
+            return try body(SQLConnection(connection: state.connection!))
         }
     }
 
     /// Drops the connection (after an error that may have left it in a transaction).
     public func reset() {
-        queue.async { [self] in connection = nil }
+        confined.enqueue { $0.connection = nil }
     }
 }
 
