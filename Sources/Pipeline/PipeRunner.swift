@@ -122,69 +122,11 @@ public final class PipeRunner: Service {
             logger.info("pipe stopped before it started")
             return
         }
-        for sink in sinks {
-            guard
-                try await withRetries(
-                    "open \(sink.sink.description)", untilStopped: true, { try await sink.sink.open() })
-                    != nil
-            else {
-                logger.info("pipe stopped before it started")
-                await source.finish()
-                await closeSinks()
-                return
-            }
-        }
-        if let deadLetters {
-            do {
-                try await withRetries("open dead-letter target \(deadLetters.description)") {
-                    try await deadLetters.open()
-                }
-            } catch {
-                // The source runs threads of its own: end them before the error ends the process.
-                await source.finish()
-                await closeSinks()
-                throw error
-            }
-        }
-        logger.info(
-            "pipe running",
-            metadata: [
-                "sinks": "\(sinks.map(\.sink.description))",
-                "dead_letters": "\(deadLetters?.description ?? "-")",
-            ])
+        // From here the source runs threads of its own: every way out ends them and closes the
+        // sinks first (an error may end the process next).
+        let streamed: Bool
         do {
-            while let first = try await source.next() {
-                var group = [first]
-                var bytes = first.bytes.count
-                while group.count < options.maxGroupBatches, bytes < options.maxGroupBytes,
-                    let more = source.nextIfReady()
-                {
-                    group.append(more)
-                    bytes += more.bytes.count
-                }
-                sourceLatency.record(group)
-                if let transform {
-                    group = group.map(transform.apply)
-                    bytes = group.reduce(0) { $0 + $1.bytes.count }
-                }
-                try await deliver(group)
-                let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first
-                source.acknowledge(through: group[group.count - 1].sequence, checkpoint: checkpoint)
-                let events = group.reduce(0) { $0 + $1.eventCount }
-                options.eventBuffer?.append(group)
-                let total = statsBox.withLock { stats in
-                    stats.events += UInt64(events)
-                    stats.bytes += UInt64(bytes)
-                    stats.deliveries += 1
-                    stats.lastDeliveryAt = .now
-                    if let checkpoint { stats.confirmed = checkpoint }
-                    return stats.events
-                }
-                if let limit = options.stopAfterEvents, total >= limit, !isStopping {
-                    logger.info("delivered \(total) events (--stop-after-events \(limit)): stopping")
-                    stop()
-                }
-            }
+            streamed = try await openTargetsAndStream()
         } catch {
             await source.finish()
             await closeSinks()
@@ -192,10 +134,68 @@ public final class PipeRunner: Service {
         }
         await source.finish()
         await closeSinks()
+        guard streamed else {
+            logger.info("pipe stopped before it started")
+            return
+        }
         let final = stats
         logger.info(
             "pipe stopped",
             metadata: ["events": "\(final.events)", "confirmed_lsn": "\(final.confirmed.map { "\($0)" } ?? "-")"])
+    }
+
+    /// Opens the sinks and the dead-letter target, then delivers until the source ends; false
+    /// when the pipe was stopped while a sink could not be opened yet.
+    private func openTargetsAndStream() async throws -> Bool {
+        for sink in sinks {
+            guard
+                try await withRetries(
+                    "open \(sink.sink.description)", untilStopped: true, { try await sink.sink.open() })
+                    != nil
+            else { return false }
+        }
+        if let deadLetters {
+            try await withRetries("open dead-letter target \(deadLetters.description)") { try await deadLetters.open() }
+        }
+        logger.info(
+            "pipe running",
+            metadata: [
+                "sinks": "\(sinks.map(\.sink.description))",
+                "dead_letters": "\(deadLetters?.description ?? "-")",
+            ])
+        while let first = try await source.next() {
+            var group = [first]
+            var bytes = first.bytes.count
+            while group.count < options.maxGroupBatches, bytes < options.maxGroupBytes,
+                let more = source.nextIfReady()
+            {
+                group.append(more)
+                bytes += more.bytes.count
+            }
+            sourceLatency.record(group)
+            if let transform {
+                group = group.map(transform.apply)
+                bytes = group.reduce(0) { $0 + $1.bytes.count }
+            }
+            try await deliver(group)
+            let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first
+            source.acknowledge(through: group[group.count - 1].sequence, checkpoint: checkpoint)
+            let events = group.reduce(0) { $0 + $1.eventCount }
+            options.eventBuffer?.append(group)
+            let total = statsBox.withLock { stats in
+                stats.events += UInt64(events)
+                stats.bytes += UInt64(bytes)
+                stats.deliveries += 1
+                stats.lastDeliveryAt = .now
+                if let checkpoint { stats.confirmed = checkpoint }
+                return stats.events
+            }
+            if let limit = options.stopAfterEvents, total >= limit, !isStopping {
+                logger.info("delivered \(total) events (--stop-after-events \(limit)): stopping")
+                stop()
+            }
+        }
+        return true
     }
 
     private func closeSinks() async {

@@ -18,7 +18,7 @@ public struct SlotsConfigView: Sendable {
         for pipe in try keys["pipes"]?.list() ?? [] {
             guard let name = pipe.node["name"]?.string, let source = pipe.node["source"] else { continue }
             guard (source["kind"]?.string ?? "replication") == "replication" else { continue }
-            view.slots.append((name, source["slot"]?.string ?? "pgbridge_\(name)"))
+            view.slots.append((name, source["slot"]?.string ?? ReplicationSourceConfig.defaultName(pipe: name)))
         }
         return view
     }

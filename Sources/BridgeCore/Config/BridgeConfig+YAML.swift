@@ -196,12 +196,12 @@ extension BridgeConfig {
                 }
                 return pattern
             }
-            let slot = try keys["slot"]?.string() ?? "pgbridge_\(pipeName)"
+            let slot = try keys["slot"]?.string() ?? ReplicationSourceConfig.defaultName(pipe: pipeName)
             guard Identifier.isSlotName(slot) else {
                 throw keys["slot"]!.error(
                     "'\(slot)' is not a valid slot name: use lower-case letters, digits and _ (at most 63)")
             }
-            let publication = try keys["publication"]?.string() ?? "pgbridge_\(pipeName)"
+            let publication = try keys["publication"]?.string() ?? ReplicationSourceConfig.defaultName(pipe: pipeName)
             guard Identifier.isSlotName(publication) else {
                 throw keys["publication"]!.error(
                     "'\(publication)' is not a valid publication name: use lower-case letters, digits and _ (at most 63)"

@@ -96,6 +96,9 @@ public struct NotifySourceConfig: Sendable {
 }
 
 public struct ReplicationSourceConfig: Sendable {
+    /// The slot and publication of pipe `pipe` when the configuration names none.
+    public static func defaultName(pipe: String) -> String { "pgbridge_\(pipe)" }
+
     public var tables: [TablePattern]
     public var slot: String
     public var publication: String

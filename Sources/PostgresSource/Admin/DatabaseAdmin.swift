@@ -17,99 +17,89 @@ public enum DatabaseAdmin {
         }
     }
 
+    /// What `pgbridge check` finds for one pipe, on one connection.
     public static func checkPipe(
         _ pipe: PipeConfig, index: Int, postgres: PostgresConfig
     ) async throws -> PipeReport {
-        var report = try await checkSource(pipe, index: index, postgres: postgres)
-        if case .table = pipe.deadLetter {
-            let problem = try await Blocking.run {
-                try PgbridgeSchema.deadLetterTableProblem(try PGConnection(url: postgres.url, mode: .normal))
-            }
-            if let problem { report.problems.append(problem) }
-        }
-        return report
-    }
-
-    private static func checkSource(
-        _ pipe: PipeConfig, index: Int, postgres: PostgresConfig
-    ) async throws -> PipeReport {
-        let source: ReplicationSourceConfig
-        switch pipe.source {
-        case .replication(let replication):
-            source = replication
-        case .outbox:
-            return try await Blocking.run {
-                var report = PipeReport()
-                let connection = try PGConnection(url: postgres.url, mode: .normal)
+        try await Blocking.run {
+            let connection = try PGConnection(url: postgres.url, mode: .normal)
+            var report: PipeReport
+            switch pipe.source {
+            case .replication(let source):
+                report = try checkReplication(source, index: index, connection: connection)
+            case .outbox:
+                report = PipeReport()
                 if try connection.execute("SELECT to_regclass('pgbridge.outbox') IS NOT NULL").string(0, 0) != "t" {
                     report.problems.append(
                         "table pgbridge.outbox does not exist: run `pgbridge setup` (or CREATE EXTENSION pgbridge), "
                             + "then SELECT pgbridge.watch('schema.table') for each table to capture")
                 }
-                return report
-            }
-        case .notify:
-            return try await Blocking.run {
-                _ = try PGConnection(url: postgres.url, mode: .normal)
-                return PipeReport(notes: [
+            case .notify:
+                report = PipeReport(notes: [
                     "notify pipes are best effort: notifications sent while pgbridge is away are lost"
                 ])
             }
-        }
-        return try await Blocking.run {
-            var report = PipeReport()
-            let connection = try PGConnection(url: postgres.url, mode: .normal)
-            let catalog = CaptureCatalog(connection: connection)
-            let walLevel = try catalog.walLevel()
-            if walLevel != "logical" {
-                report.problems.append(
-                    "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"
-                )
-            }
-            let database = try catalog.currentDatabase()
-            let (tables, missing) = try catalog.resolve(source.tables, configPath: "pipes[\(index)].source.tables")
-            report.problems += missing
-            report.problems += CaptureCatalog.replicaIdentityProblems(tables)
-            let publication = try catalog.publication(source.publication)
-            report.problems += try catalog.privilegeProblems(
-                tables: tables, publicationName: source.publication, publication: publication,
-                snapshot: source.snapshot == .initial)
-            let timescale = try catalog.timescaleState()
-            let hypertables = try catalog.hypertables(among: tables, state: timescale)
-            if publication.exists && !publication.allTables {
-                for hypertable in tables where hypertables.contains(hypertable.oid) {
-                    let absent = try catalog.chunks(of: hypertable.oid).filter { !publication.tables.contains($0.oid) }
-                    guard !absent.isEmpty else { continue }
-                    report.problems.append(
-                        "hypertable \(hypertable.display) has \(absent.count) chunk(s) missing from publication "
-                            + "\(source.publication) (\(absent.prefix(5).map(\.display).joined(separator: ", "))"
-                            + "\(absent.count > 5 ? ", …" : "")): their rows are not captured. pgbridge run adds them; set "
-                            + "timescaledb.enable_chunk_auto_publication = on for the database so new chunks are published at once"
-                    )
-                }
-            }
-            if !publication.exists {
-                report.notes.append("publication \(source.publication) does not exist yet: pgbridge run creates it")
-            } else if !publication.allTables {
-                let absent = tables.filter { !publication.tables.contains($0.oid) }.map(\.display)
-                if !absent.isEmpty {
-                    report.notes.append(
-                        "publication \(source.publication) lacks \(absent.joined(separator: ", ")): pgbridge run adds them"
-                    )
-                }
-            }
-            if let slot = try catalog.slot(source.slot) {
-                report.problems += CaptureCatalog.slotProblems(slot, database: database)
-                if slot.active {
-                    report.notes.append(
-                        "replication slot \(source.slot) is active (PID \(slot.activePID.map(String.init) ?? "?")): another process is streaming from it"
-                    )
-                }
-            } else {
-                report.notes.append("replication slot \(source.slot) does not exist yet: pgbridge run creates it")
+            if case .table = pipe.deadLetter, let problem = try PgbridgeSchema.deadLetterTableProblem(connection) {
+                report.problems.append(problem)
             }
             return report
         }
+    }
+
+    private static func checkReplication(
+        _ source: ReplicationSourceConfig, index: Int, connection: PGConnection
+    ) throws -> PipeReport {
+        var report = PipeReport()
+        let catalog = CaptureCatalog(connection: connection)
+        let walLevel = try catalog.walLevel()
+        if walLevel != "logical" {
+            report.problems.append(
+                "wal_level is '\(walLevel)' but capture needs 'logical': run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"
+            )
+        }
+        let database = try catalog.currentDatabase()
+        let (tables, missing) = try catalog.resolve(source.tables, configPath: "pipes[\(index)].source.tables")
+        report.problems += missing
+        report.problems += CaptureCatalog.replicaIdentityProblems(tables)
+        let publication = try catalog.publication(source.publication)
+        report.problems += try catalog.privilegeProblems(
+            tables: tables, publicationName: source.publication, publication: publication,
+            snapshot: source.snapshot == .initial)
+        let timescale = try catalog.timescaleState()
+        let hypertables = try catalog.hypertables(among: tables, state: timescale)
+        if publication.exists && !publication.allTables {
+            for hypertable in tables where hypertables.contains(hypertable.oid) {
+                let absent = try catalog.chunks(of: hypertable.oid).filter { !publication.tables.contains($0.oid) }
+                guard !absent.isEmpty else { continue }
+                report.problems.append(
+                    "hypertable \(hypertable.display) has \(absent.count) chunk(s) missing from publication "
+                        + "\(source.publication) (\(absent.prefix(5).map(\.display).joined(separator: ", "))"
+                        + "\(absent.count > 5 ? ", …" : "")): their rows are not captured. pgbridge run adds them; set "
+                        + "timescaledb.enable_chunk_auto_publication = on for the database so new chunks are published at once"
+                )
+            }
+        }
+        if !publication.exists {
+            report.notes.append("publication \(source.publication) does not exist yet: pgbridge run creates it")
+        } else if !publication.allTables {
+            let absent = tables.filter { !publication.tables.contains($0.oid) }.map(\.display)
+            if !absent.isEmpty {
+                report.notes.append(
+                    "publication \(source.publication) lacks \(absent.joined(separator: ", ")): pgbridge run adds them"
+                )
+            }
+        }
+        if let slot = try catalog.slot(source.slot) {
+            report.problems += CaptureCatalog.slotProblems(slot, database: database)
+            if slot.active {
+                report.notes.append(
+                    "replication slot \(source.slot) is active (PID \(slot.activePID.map(String.init) ?? "?")): another process is streaming from it"
+                )
+            }
+        } else {
+            report.notes.append("replication slot \(source.slot) does not exist yet: pgbridge run creates it")
+        }
+        return report
     }
 
     public static func listSlots(postgres: PostgresConfig) async throws -> [SlotRow] {

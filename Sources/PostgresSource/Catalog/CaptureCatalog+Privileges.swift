@@ -32,15 +32,24 @@ extension CaptureCatalog {
                     + "GRANT CREATE ON DATABASE \(SQL.identifier(database)) TO \(SQL.identifier(user)), or create it in advance "
                     + "as a superuser: \(create)")
         }
-        // Publishing a table (creating the publication with it, or adding it) needs its owner.
+        // One query for every table: ownership (publishing a table, by creating the publication
+        // with it or adding it, needs its owner) and SELECT (the initial snapshot).
+        let rights = try connection.execute(
+            """
+            SELECT oid, pg_has_role(current_user, relowner, 'USAGE'), has_table_privilege(oid, 'SELECT')
+            FROM pg_class WHERE oid = ANY($1::oid[])
+            """, ["{" + tables.map { String($0.oid) }.joined(separator: ",") + "}"])
+        var owned: Set<UInt32> = []
+        var readable: Set<UInt32> = []
+        for row in 0..<rights.rowCount {
+            guard let oid = rights.string(row, 0).flatMap({ UInt32($0) }) else { continue }
+            if rights.string(row, 1) == "t" { owned.insert(oid) }
+            if rights.string(row, 2) == "t" { readable.insert(oid) }
+        }
         let toPublish =
             publication.exists
             ? (publication.allTables ? [] : tables.filter { !publication.tables.contains($0.oid) }) : tables
-        for table in toPublish {
-            let owned = try connection.execute(
-                "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = $1::oid",
-                [String(table.oid)])
-            guard owned.string(0, 0) != "t" else { continue }
+        for table in toPublish where !owned.contains(table.oid) {
             let fix =
                 publication.exists
                 ? "ALTER PUBLICATION \(SQL.identifier(publicationName)) ADD TABLE \(table.qualified)" : create
@@ -49,10 +58,7 @@ extension CaptureCatalog {
                     + "or a superuser: \(fix)")
         }
         if snapshot {
-            for table in tables {
-                let readable = try connection.execute(
-                    "SELECT has_table_privilege($1::oid, 'SELECT')", [String(table.oid)])
-                guard readable.string(0, 0) != "t" else { continue }
+            for table in tables where !readable.contains(table.oid) {
                 problems.append(
                     "role \(user) may not read table \(table.display) for the initial snapshot: "
                         + "GRANT SELECT ON \(table.qualified) TO \(SQL.identifier(user))")
