@@ -137,10 +137,7 @@ extension KafkaClusterSuites {
 
         /// Waits until `bridge` logged "streaming changes" `times` times (once per connect).
         private func waitForStreaming(_ bridge: BridgeProcess, times: Int) async throws {
-            try await waitFor("pgbridge streaming (connect \(times))", timeout: .seconds(60)) {
-                guard bridge.isRunning else { throw TestFailure("pgbridge exited: \(bridge.stderr.suffix(3000))") }
-                return bridge.stderr.components(separatedBy: "streaming changes").count - 1 >= times
-            }
+            try await bridge.waitForLog("streaming changes", times: times)
         }
 
         private func kafkaIDs(_ topic: String, expected: Set<Int>) async throws -> [Int] {

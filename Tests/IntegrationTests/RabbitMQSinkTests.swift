@@ -45,15 +45,12 @@ struct RabbitMQSinkTests {
     @Test(.enabled(if: AMQPCLI.url2 != nil && AMQPCLI.control2 != nil))
     func aRefusedPublishIsAnError() async throws {
         let url = try #require(AMQPCLI.url2)
-        let control = try #require(AMQPCLI.control2)
         try await OutageLock.holding([.rabbitMQ2]) {
             let queue = "pgbridge-full.\(UUID().uuidString.prefix(8))"
             let declared = try await TestEnvironment.shellAsync("amqp-declare-queue --url='\(url)' -q '\(queue)'")
             #expect(declared.status == 0, "\(declared.output)")
-            let policy = try await TestEnvironment.shellAsync(
-                "'\(control)' policy pgbridge-full '^pgbridge-full\\.' '{\"max-length\": 0, \"overflow\": \"reject-publish\"}'"
-            )
-            #expect(policy.status == 0, "\(policy.output)")
+            try await AMQPCLI.control(
+                "policy pgbridge-full '^pgbridge-full\\.' '{\"max-length\": 0, \"overflow\": \"reject-publish\"}'")
             let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\", queue: q", retries: 0)
             guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
             let table = RabbitMQQueueTable(

@@ -38,10 +38,7 @@ struct SlotLimitTests {
         try PGConnection(url: url, mode: .normal).execute("SELECT pg_drop_replication_slot('filler_1')")
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         defer { bridge.kill(SIGKILL) }
-        try await waitFor("pgbridge to stream once a slot is free") {
-            guard bridge.isRunning else { throw TestFailure("pgbridge exited: \(bridge.stderr.suffix(2000))") }
-            return bridge.stderr.contains("streaming changes")
-        }
+        try await bridge.waitForLog("streaming changes")
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
     }

@@ -201,10 +201,7 @@ struct TimescaleTests {
             .write(toFile: config, atomically: true, encoding: .utf8)
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         defer { bridge.kill(SIGKILL) }
-        try await waitFor("pgbridge to stream") {
-            guard bridge.isRunning else { throw TestFailure("pgbridge exited: \(bridge.stderr.suffix(2000))") }
-            return bridge.stderr.contains("streaming changes")
-        }
+        try await bridge.waitForLog("streaming changes")
         let line = bridge.stderr.split(separator: "\n").first {
             $0.contains("cannot add TimescaleDB's catalog tables to publication")
         }

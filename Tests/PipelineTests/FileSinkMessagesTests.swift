@@ -24,7 +24,6 @@ struct FileSinkMessagesTests {
     @Test func aFullDiskIsReportedAsRetried() async throws {
         let sink = FileSink(config: FileSinkConfig(path: "/dev/full", fsync: false), logger: logger)
         try await sink.open()
-        defer { Task { await sink.close() } }
         do {
             _ = try await sink.deliver([EventBatch(bytes: Array("{}\n".utf8), eventEnds: [3])])
             Issue.record("a write to /dev/full succeeded")
@@ -33,5 +32,6 @@ struct FileSinkMessagesTests {
                 "\(error)".contains("the disk of /dev/full is full; pgbridge retries until there is space again"),
                 "\(error)")
         }
+        await sink.close()
     }
 }

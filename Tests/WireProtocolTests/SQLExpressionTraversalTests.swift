@@ -27,6 +27,27 @@ struct SQLExpressionTraversalTests {
     ]
 
     @Test func everyCaseHasItsChildrenAndKeepsItsShape() {
+        // A new case must be added to `cases`: this switch has no default.
+        var covered: Set<String> = []
+        for (expression, _) in Self.cases {
+            switch expression {
+            case .column: covered.insert("column")
+            case .constant: covered.insert("constant")
+            case .untypedString: covered.insert("untypedString")
+            case .parameter: covered.insert("parameter")
+            case .star: covered.insert("star")
+            case .cast: covered.insert("cast")
+            case .not: covered.insert("not")
+            case .negate: covered.insert("negate")
+            case .isNull: covered.insert("isNull")
+            case .binary: covered.insert("binary")
+            case .quantified: covered.insert("quantified")
+            case .inList: covered.insert("inList")
+            case .array: covered.insert("array")
+            case .function: covered.insert("function")
+            }
+        }
+        #expect(covered.count == 14, "every case of SQLExpression is in `cases`")
         for (expression, children) in Self.cases {
             #expect(expression.children == children, "\(expression)")
             #expect(expression.mapChildren { $0 } == expression, "\(expression)")

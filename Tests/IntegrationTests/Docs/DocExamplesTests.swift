@@ -54,6 +54,11 @@ struct DocExamplesTests {
     /// Every block is checked, run or marked illustrative with a reason: a new example nobody
     /// runs fails here. The counts per page are printed for the record.
     @Test func everyBlockIsRunOrSaysWhyNot() throws {
+        // Every page said to be executed is run by one of the runners, and no page by both.
+        let runners = Set(KafkaClusterSuites.DocPageTests.pages)
+        let sqlOnly = Set(DocSQLExamplesTests.setups.keys)
+        #expect(Set(DocPages.executed.keys) == runners.union(sqlOnly), "DocPages.executed names pages nothing runs")
+        #expect(runners.isDisjoint(with: sqlOnly))
         var summary: [String] = []
         for page in try DocPages.all() {
             let blocks = try DocPages.blocks(of: page)

@@ -136,12 +136,7 @@ final class DocPageRun: @unchecked Sendable {
             let bridge = try BridgeProcess(
                 arguments: arguments, directory: directory, label: arguments[0], keepStdout: true)
             if arguments.first == "run" {
-                try await waitFor("pgbridge run to stream changes", timeout: .seconds(60)) {
-                    guard bridge.isRunning else {
-                        throw TestFailure("pgbridge run exited: \(bridge.stderr.suffix(3000))")
-                    }
-                    return bridge.stderr.contains("streaming changes")
-                }
+                try await bridge.waitForLog("streaming changes")
                 try await whileRunning(bridge)
                 bridge.kill(SIGTERM)
             }

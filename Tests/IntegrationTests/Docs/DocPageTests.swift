@@ -15,6 +15,9 @@ extension KafkaClusterSuites {
             if: TestEnvironment.hasBinary && KafkaCLI.brokers != nil && TestEnvironment.redisURL != nil
                 && TestEnvironment.rabbitMQURL != nil))
     struct DocPageTests {
+        /// The pages whose shell and SQL examples these tests run, in order.
+        static let pages = ["README.md", "docs/getting-started.md", "docs/http-api.md", "docs/foreign-tables.md"]
+
         static func suffix() -> String { String(UUID().uuidString.prefix(8).lowercased()) }
 
         /// README: the configuration (Kafka, Redis and a file; filter, mask, table dead letters)
@@ -280,7 +283,7 @@ extension KafkaClusterSuites {
             defer { bridge.kill(SIGKILL) }
             let port = try await KafkaClusterSuites.ForeignTablesTests.waitForWirePort(bridge)
             run.rewrite(#"\b6433\b"#, String(port))
-            try await waitFor("the pipe to stream") { bridge.stderr.contains("streaming changes") }
+            try await bridge.waitForLog("streaming changes")
             try db.sql("INSERT INTO conditions VALUES (now(), 'dev-0', 20.5)")
             try await waitFor("the pipe's event") { !EventFile.read(run.directory + "/conditions.jsonl").isEmpty }
 

@@ -84,6 +84,14 @@ final class BridgeProcess: Sendable {
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
+    /// Waits until standard error holds `text` `times` times; fails at once if pgbridge exits.
+    func waitForLog(_ text: String, times: Int = 1, timeout: Duration = .seconds(60)) async throws {
+        try await waitFor("pgbridge to log \"\(text)\" (\(times)×)", timeout: timeout) {
+            guard isRunning else { throw TestFailure("pgbridge exited: \(stderr.suffix(3000))") }
+            return stderr.components(separatedBy: text).count - 1 >= times
+        }
+    }
+
     /// Runs the binary to completion (CLI tests).
     static func run(_ arguments: [String], directory: String, timeout: Duration = .seconds(60)) async throws -> (
         status: Int32, stderr: String
