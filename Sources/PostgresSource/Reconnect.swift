@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import PostgresClient
 
-/// Reconnection for the blocking source threads: exponential backoff with jitter, sleeps that
-/// notice a stop request, and the session loop the outbox and notify sources share.
+/// Reconnection for the blocking source threads: exponential backoff with jitter and the session
+/// loop the outbox and notify sources share.
 enum Reconnect {
     /// 0.2 s doubling per attempt up to `maximum`, ±20 % jitter.
     static func delay(attempt: Int, maximum: Duration = .seconds(10)) -> Duration {
@@ -12,36 +12,28 @@ enum Reconnect {
         return .milliseconds(Int64(base * 1000 * Double.random(in: 0.8...1.2)))
     }
 
-    /// Sleeps `duration` in small steps, returning early once `stopped()` is true.
-    static func pause(_ duration: Duration, until stopped: () -> Bool) {
-        let deadline = ContinuousClock.now + duration
-        while ContinuousClock.now < deadline && !stopped() {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-    }
-
-    /// Runs `session` until `stopped()`: after a retriable error it waits with backoff and runs
+    /// Runs `session` until `thread` is asked to stop: after a retriable error it waits with backoff and runs
     /// it again; any other error ends the queue with that error. `session` calls its argument
     /// once connected, which resets the backoff. `lostHint` says what a reconnect means for data.
     static func loop(
-        queue: BatchQueue, logger: Logger, what: String, lostHint: String, stopped: () -> Bool,
+        _ thread: SourceThread, logger: Logger, what: String, lostHint: String,
         session: (_ connected: () -> Void) throws -> Void
     ) {
         var attempt = 0
-        while !stopped() {
+        while !thread.stopRequested {
             do {
                 try session { attempt = 0 }
             } catch let error as PostgresError where error.isRetriable {
                 attempt += 1
                 let wait = delay(attempt: attempt)
                 logger.warning("\(what) failed: \(error.message); retrying in \(wait) (\(lostHint))")
-                pause(wait, until: stopped)
+                thread.pause(wait)
             } catch {
                 logger.error("\(what) stopped: \(error)")
-                queue.finish(error: error)
+                thread.queue.finish(error: error)
                 return
             }
         }
-        queue.finish()
+        thread.queue.finish()
     }
 }

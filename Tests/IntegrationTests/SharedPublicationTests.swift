@@ -36,7 +36,7 @@ struct SharedPublicationTests {
                 for source in sources {
                     group.addTask {
                         do {
-                            _ = try await Blocking.run("prepare") { try source.prepare() }
+                            _ = try await Blocking.run { try source.prepare() }
                         } catch {
                             throw TestFailure("round \(round), pipe \(source.pipeName): \(error)")
                         }

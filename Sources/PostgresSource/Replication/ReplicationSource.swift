@@ -5,18 +5,14 @@ import Synchronization
 
 /// Captures a pipe's tables from a logical replication slot (pgoutput) and hands out batches of
 /// encoded events. The libpq loop runs on its own thread (see `ReplicationStream`).
-public final class ReplicationSource: ChangeSource {
-    /// State shared between the replication thread and the pipeline.
+public final class ReplicationSource: ThreadedChangeSource {
+    /// Positions shared between the replication thread and the pipeline (the acknowledged
+    /// sequence, the stop and the exit are the `SourceThread`'s).
     struct Shared {
-        var ackedSequence: UInt64 = 0
         var ackedLSN: LSN?
         /// Batches up to this sequence were read from a history the server no longer has (before
         /// a failover): their acknowledgements must not confirm positions on the new one.
         var ignoreCheckpointsThrough: UInt64 = 0
-        var stopRequested = false
-        /// The pipeline has consumed and acknowledged everything it will (final status may go).
-        var finishRequested = false
-        var threadExited = false
     }
 
     public struct Options: Sendable {
@@ -37,7 +33,7 @@ public final class ReplicationSource: ChangeSource {
     let stateDirectory: String
     let options: Options
     let logger: Logger
-    let queue: BatchQueue
+    public let thread: SourceThread
     let shared = Mutex(Shared())
 
     public init(
@@ -52,36 +48,25 @@ public final class ReplicationSource: ChangeSource {
         var logger = logger
         logger[metadataKey: "pipe"] = "\(pipeName)"
         self.logger = logger
-        self.queue = BatchQueue(capacity: options.queueCapacity)
+        thread = SourceThread(name: "pgbridge-replication-\(pipeName)", queueCapacity: options.queueCapacity)
     }
 
     public func start() async throws {
-        let prepared = try await Blocking.run("pgbridge-setup") { [self] in try prepare() }
+        let prepared = try await Blocking.run { [self] in try prepare() }
         let stream = try ReplicationStream(source: self, prepared: prepared)
-        let thread = Thread { stream.run() }
-        thread.name = "pgbridge-replication-\(pipeName)"
-        thread.stackSize = 1 << 20
-        thread.start()
+        thread.start(stackSize: 1 << 20) { stream.run() }
         let monitor = SlotMonitor(pipe: pipeName, config: config, postgres: postgres, logger: logger)
         if monitor.isNeeded {
-            let monitorThread = Thread { [self] in monitor.run { shared.withLock { $0.stopRequested } } }
-            monitorThread.name = "pgbridge-slot-monitor-\(pipeName)"
-            monitorThread.start()
+            thread.startCompanion("slot-monitor") { [thread] in monitor.run(on: thread) }
         }
         if !prepared.hypertables.isEmpty {
-            let reconciler = Thread { [self] in reconcileUntilStopped(hypertables: prepared.hypertables) }
-            reconciler.name = "pgbridge-reconcile-\(pipeName)"
-            reconciler.start()
+            thread.startCompanion("reconcile") { [self] in reconcileUntilStopped(hypertables: prepared.hypertables) }
         }
     }
 
     /// Every `reconcile_interval`, adds hypertable chunks missing from the publication and says so.
     private func reconcileUntilStopped(hypertables: [UInt32]) {
-        var next = ContinuousClock.now + config.reconcileInterval
-        while !shared.withLock({ $0.stopRequested }) {
-            Thread.sleep(forTimeInterval: 0.1)
-            guard ContinuousClock.now >= next else { continue }
-            next = ContinuousClock.now + config.reconcileInterval
+        while thread.pause(config.reconcileInterval) {
             do {
                 let added = try reconcileChunks(hypertables: hypertables)
                 if !added.isEmpty {
@@ -98,31 +83,14 @@ public final class ReplicationSource: ChangeSource {
         }
     }
 
-    public func next() async throws -> EventBatch? { try await queue.next() }
-
-    public func nextIfReady() -> EventBatch? { queue.poll() }
-
+    /// The checkpoint is recorded before the sequence, so that the replication thread, which
+    /// reads the sequence first, never sees a sequence newer than the checkpoint that came with it.
     public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {
         shared.withLock { state in
-            state.ackedSequence = max(state.ackedSequence, sequence)
             if let checkpoint, sequence > state.ignoreCheckpointsThrough, checkpoint > (state.ackedLSN ?? .zero) {
                 state.ackedLSN = checkpoint
             }
         }
-    }
-
-    public func requestStop() {
-        shared.withLock { $0.stopRequested = true }
-    }
-
-    public func finish() async {
-        shared.withLock {
-            $0.stopRequested = true
-            $0.finishRequested = true
-        }
-        queue.finish()
-        while !shared.withLock({ $0.threadExited }) {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        thread.acknowledge(through: sequence)
     }
 }

@@ -164,7 +164,7 @@ extension ReplicationStream {
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline, try catalog.transactionIsRunning(xid: xid) {
             try? sendStatusIfDue()
-            Thread.sleep(forTimeInterval: 0.005)
+            if !source.thread.pause(.milliseconds(5)) { break }
             if let found = try lookup() { return found }
         }
         return try lookup()

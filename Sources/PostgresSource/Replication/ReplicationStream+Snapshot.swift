@@ -138,11 +138,8 @@ extension ReplicationStream {
     private func persist(_ progress: SnapshotProgress) throws {
         if !assembler.batch.isEmpty { try pushBlocking(whileStreaming: false) }
         let target = lastPushedSequence
-        while source.shared.withLock({ $0.ackedSequence }) < target {
-            if source.shared.withLock({ $0.finishRequested }) {
-                throw PostgresError(.connectionFailed, "the pipe stopped during the snapshot", retriable: false)
-            }
-            Thread.sleep(forTimeInterval: 0.005)
+        if source.thread.waitForAcknowledgement(through: target) == .finishing {
+            throw PostgresError(.connectionFailed, "the pipe stopped during the snapshot", retriable: false)
         }
         try progress.save()
     }

@@ -9,7 +9,7 @@ import PostgresClient
 
 /// The replication thread: owns the replication connection, decodes pgoutput, encodes events
 /// into batches and answers the server. Every field is confined to this one thread; the
-/// pipeline talks to it only through `ReplicationSource.shared` and the batch queue.
+/// pipeline talks to it only through `ReplicationSource.shared` and the source's `SourceThread`.
 // @unchecked Sendable: handed to its thread once at start; from then on only that thread uses it.
 final class ReplicationStream: @unchecked Sendable {
     let source: ReplicationSource
@@ -61,7 +61,7 @@ final class ReplicationStream: @unchecked Sendable {
         self.source = source
         self.prepared = prepared
         self.logger = source.logger
-        self.queue = source.queue
+        self.queue = source.thread.queue
         self.checkpointStore = try CheckpointStore(directory: source.stateDirectory, pipe: source.pipeName)
         let spill = try StreamSpill(
             directory: (source.stateDirectory as NSString).appendingPathComponent("spill/\(source.pipeName)"))
@@ -166,13 +166,13 @@ final class ReplicationStream: @unchecked Sendable {
                 }
                 logger.warning("\(error.message); retrying")
                 resetAfterDisconnect()
-                Reconnect.pause(.seconds(1)) { stopRequested }
+                source.thread.pause(.seconds(1))
             } catch let error as PostgresError where error.isRetriable {
                 resetAfterDisconnect()
                 attempt += 1
                 let delay = Reconnect.delay(attempt: attempt, maximum: source.options.maxReconnectDelay)
                 logger.warning("replication interrupted: \(error.message); reconnecting in \(delay)")
-                Reconnect.pause(delay) { stopRequested }
+                source.thread.pause(delay)
             } catch {
                 fail(error)
                 return
@@ -181,14 +181,13 @@ final class ReplicationStream: @unchecked Sendable {
         shutDown()
     }
 
-    var stopRequested: Bool { source.shared.withLock { $0.stopRequested } }
+    var stopRequested: Bool { source.thread.stopRequested }
 
     private func fail(_ error: any Error) {
         logger.error("replication stopped: \(error)")
         connection = nil
         catalogConnection = nil
         queue.finish(error: error)
-        source.shared.withLock { $0.threadExited = true }
     }
 
     /// Stop: hand out what is batched, wait until the pipeline has acknowledged it, send the
@@ -201,10 +200,9 @@ final class ReplicationStream: @unchecked Sendable {
         queue.finish()
         let deadline = ContinuousClock.now + .seconds(30)
         while connection != nil && ContinuousClock.now < deadline {
-            let (acked, finishing) = source.shared.withLock { ($0.ackedSequence, $0.finishRequested) }
-            if acked >= lastPushedSequence || finishing { break }
+            let wait = source.thread.waitForAcknowledgement(through: lastPushedSequence, timeout: .milliseconds(100))
+            if wait != .timedOut { break }
             try? sendStatusIfDue()
-            Thread.sleep(forTimeInterval: 0.02)
         }
         if let connection {
             try? sendStatus(force: true)
@@ -213,7 +211,6 @@ final class ReplicationStream: @unchecked Sendable {
         connection = nil
         catalogConnection = nil
         logger.info("replication stopped", metadata: ["confirmed_lsn": "\(lastFlushSent)"])
-        source.shared.withLock { $0.threadExited = true }
     }
 
     private func resetAfterDisconnect() {
@@ -444,7 +441,7 @@ final class ReplicationStream: @unchecked Sendable {
 
     func sendStatusIfDue() throws {
         let interval = source.config.statusInterval
-        let (ackedLSN, _) = source.shared.withLock { ($0.ackedLSN, $0.ackedSequence) }
+        let ackedLSN = source.shared.withLock { $0.ackedLSN }
         let now = ContinuousClock.now
         let ackAdvanced = (ackedLSN ?? .zero) > lastFlushSent && now - lastStatusSent >= .milliseconds(200)
         if statusDue || ackAdvanced || now - lastStatusSent >= interval {
@@ -455,7 +452,9 @@ final class ReplicationStream: @unchecked Sendable {
     /// Standby status update: write = flush = apply = the newest position every sink confirmed.
     func sendStatus(force: Bool, requestReply: Bool = false) throws {
         guard let connection else { return }
-        let (ackedLSN, ackedSequence) = source.shared.withLock { ($0.ackedLSN, $0.ackedSequence) }
+        // The sequence first: `acknowledge` records the checkpoint before the sequence.
+        let ackedSequence = source.thread.acknowledged
+        let ackedLSN = source.shared.withLock { $0.ackedLSN }
         var flush = max(lastFlushSent, ackedLSN ?? .zero)
         // Nothing in flight (every handed-out batch acknowledged, no open transaction): advance to
         // the server's position so WAL of unpublished tables is released.

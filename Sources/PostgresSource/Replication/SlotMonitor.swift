@@ -22,8 +22,8 @@ struct SlotMonitor {
 
     var isNeeded: Bool { config.heartbeatInterval > .zero || config.maxLagBytes != nil }
 
-    /// Runs until `stopRequested` says so.
-    func run(stopRequested: () -> Bool) {
+    /// Runs until the pipe's source thread is asked to stop.
+    func run(on thread: SourceThread) {
         var connection: PGConnection?
         let clock = ContinuousClock()
         var nextHeartbeat = clock.now + config.heartbeatInterval
@@ -31,8 +31,7 @@ struct SlotMonitor {
         var lastWarning: ContinuousClock.Instant?
         var connectionFailures = 0
         var heartbeatInterval = config.heartbeatInterval
-        while !stopRequested() {
-            Thread.sleep(forTimeInterval: 0.1)
+        while thread.pause(.milliseconds(100)) {
             let now = clock.now
             let heartbeatDue = heartbeatInterval > .zero && now >= nextHeartbeat
             let lagDue = config.maxLagBytes != nil && now >= nextLagCheck

@@ -7,13 +7,12 @@ import Synchronization
 /// A one-shot source for `pgbridge snapshot PIPE TABLE`: reads one table (a hypertable chunk by
 /// chunk) under a fresh REPEATABLE READ snapshot as `read` events, then finishes. The events'
 /// `commit_lsn` is the server's WAL position when the snapshot was taken.
-public final class TableSnapshotSource: ChangeSource {
+public final class TableSnapshotSource: ThreadedChangeSource {
     let table: TablePattern
     let config: ReplicationSourceConfig
     let postgres: PostgresConfig
     let logger: Logger
-    let queue = BatchQueue(capacity: 4)
-    private let stop = Atomic<Bool>(false)
+    public let thread = SourceThread(name: "pgbridge-table-snapshot")
     private let rows = Atomic<Int>(0)
 
     public init(table: TablePattern, config: ReplicationSourceConfig, postgres: PostgresConfig, logger: Logger) {
@@ -27,23 +26,15 @@ public final class TableSnapshotSource: ChangeSource {
     public var rowCount: Int { rows.load(ordering: .relaxed) }
 
     public func start() async throws {
-        let thread = Thread { [self] in
+        thread.start { [self] in
             do {
                 try read()
-                queue.finish()
+                thread.queue.finish()
             } catch {
-                queue.finish(error: error)
+                thread.queue.finish(error: error)
             }
         }
-        thread.name = "pgbridge-table-snapshot"
-        thread.start()
     }
-
-    public func next() async throws -> EventBatch? { try await queue.next() }
-    public func nextIfReady() -> EventBatch? { queue.poll() }
-    public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {}
-    public func requestStop() { stop.store(true, ordering: .relaxed) }
-    public func finish() async { queue.finish() }
 
     private func read() throws {
         let reader = try PGConnection(url: postgres.url, mode: .normal)
@@ -71,7 +62,7 @@ public final class TableSnapshotSource: ChangeSource {
         func handOut() {
             sequence += 1
             batch.sequence = sequence
-            while !queue.put(batch, timeout: .milliseconds(100)) {}
+            thread.put(batch)
             batch = EventBatch()
         }
         for unit in units {
@@ -88,7 +79,7 @@ public final class TableSnapshotSource: ChangeSource {
                 },
                 afterFetch: { count, _ in
                     rows.add(count, ordering: .relaxed)
-                    return !stop.load(ordering: .relaxed)
+                    return !thread.stopRequested
                 })
             if !finished { break }
         }

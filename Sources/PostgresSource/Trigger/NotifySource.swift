@@ -2,16 +2,14 @@ import BridgeCore
 import Foundation
 import Logging
 import PostgresClient
-import Synchronization
 
 /// Turns NOTIFYs on raw channels into `message` events (best effort: notifications sent while
 /// pgbridge is not listening are lost, as NOTIFY itself guarantees nothing more).
-public final class NotifySource: ChangeSource {
+public final class NotifySource: ThreadedChangeSource {
     let config: NotifySourceConfig
     let postgres: PostgresConfig
     let logger: Logger
-    let queue = BatchQueue(capacity: 4)
-    private let state = Mutex<(stop: Bool, exited: Bool)>((false, false))
+    public let thread = SourceThread(name: "pgbridge-notify")
 
     public init(pipeName: String, config: NotifySourceConfig, postgres: PostgresConfig, logger: Logger) {
         self.config = config
@@ -22,26 +20,8 @@ public final class NotifySource: ChangeSource {
     }
 
     public func start() async throws {
-        let thread = Thread { [self] in
-            run()
-            state.withLock { $0.exited = true }
-        }
-        thread.name = "pgbridge-notify"
-        thread.start()
+        thread.start { [self] in run() }
     }
-
-    public func next() async throws -> EventBatch? { try await queue.next() }
-    public func nextIfReady() -> EventBatch? { queue.poll() }
-    public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {}
-    public func requestStop() { state.withLock { $0.stop = true } }
-
-    public func finish() async {
-        state.withLock { $0.stop = true }
-        queue.finish()
-        while !state.withLock({ $0.exited }) { try? await Task.sleep(for: .milliseconds(20)) }
-    }
-
-    private var stopRequested: Bool { state.withLock { $0.stop } }
 
     private func run() {
         var sequence: UInt64 = 0
@@ -49,15 +29,14 @@ public final class NotifySource: ChangeSource {
         let started = Int64(Date().timeIntervalSince1970 * 1000)
         var counter = 0
         Reconnect.loop(
-            queue: queue, logger: logger, what: "notify listener", lostHint: "notifications sent meanwhile are lost",
-            stopped: { stopRequested }
+            thread, logger: logger, what: "notify listener", lostHint: "notifications sent meanwhile are lost"
         ) { connected in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
             let database = try connection.execute("SELECT current_database()").string(0, 0) ?? ""
             for channel in config.channels { try connection.execute("LISTEN \(SQL.identifier(channel))") }
             connected()
             logger.info("listening for notifications", metadata: ["channels": "\(config.channels)"])
-            while !stopRequested {
+            while !thread.stopRequested {
                 connection.waitReadable(timeout: .milliseconds(100))
                 let notifications = try connection.notifications()
                 guard !notifications.isEmpty else { continue }
@@ -71,7 +50,7 @@ public final class NotifySource: ChangeSource {
                 }
                 sequence += 1
                 batch.sequence = sequence
-                while !queue.put(batch, timeout: .milliseconds(100)) && !stopRequested {}
+                thread.put(batch)
             }
         }
     }

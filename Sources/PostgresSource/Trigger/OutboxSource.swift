@@ -2,7 +2,6 @@ import BridgeCore
 import Foundation
 import Logging
 import PostgresClient
-import Synchronization
 
 /// Reads `pgbridge.outbox` (rows written by `pgbridge.capture()` in the changing transaction).
 ///
@@ -11,12 +10,11 @@ import Synchronization
 /// `batch_rows` rows (`FOR UPDATE SKIP LOCKED`, so replicas never deliver a row concurrently),
 /// hands them to the pipe, waits until every sink acknowledged them, then deletes them and
 /// commits. A crash before the commit releases the rows for the next drain: at least once.
-public final class OutboxSource: ChangeSource {
+public final class OutboxSource: ThreadedChangeSource {
     let config: OutboxSourceConfig
     let postgres: PostgresConfig
     let logger: Logger
-    let queue = BatchQueue(capacity: 4)
-    private let state = Mutex<(acked: UInt64, stop: Bool, finished: Bool, exited: Bool)>((0, false, false, false))
+    public let thread = SourceThread(name: "pgbridge-outbox")
     /// Every channel some outbox pipe of this pgbridge listens to: rows on other channels are
     /// never delivered, which is said in the log (see `warnAboutUnreadChannels`).
     let listenedChannels: Set<String>
@@ -47,33 +45,8 @@ public final class OutboxSource: ChangeSource {
                         + "then SELECT pgbridge.watch('schema.table') for each table to capture")
             }
         }
-        let thread = Thread { [self] in
-            run()
-            state.withLock { $0.exited = true }
-        }
-        thread.name = "pgbridge-outbox"
-        thread.start()
+        thread.start { [self] in run() }
     }
-
-    public func next() async throws -> EventBatch? { try await queue.next() }
-    public func nextIfReady() -> EventBatch? { queue.poll() }
-
-    public func acknowledge(through sequence: UInt64, checkpoint: LSN?) {
-        state.withLock { $0.acked = max($0.acked, sequence) }
-    }
-
-    public func requestStop() { state.withLock { $0.stop = true } }
-
-    public func finish() async {
-        state.withLock {
-            $0.stop = true
-            $0.finished = true
-        }
-        queue.finish()
-        while !state.withLock({ $0.exited }) { try? await Task.sleep(for: .milliseconds(20)) }
-    }
-
-    private var stopRequested: Bool { state.withLock { $0.stop } }
 
     // MARK: - Thread
 
@@ -82,8 +55,7 @@ public final class OutboxSource: ChangeSource {
         var warnedChannels: Set<String> = []  // once per channel and process
         var nextUnreadCheck = ContinuousClock.now  // at most once per poll interval, not per wake-up
         Reconnect.loop(
-            queue: queue, logger: logger, what: "outbox drain", lostHint: "unacknowledged rows stay in the outbox",
-            stopped: { stopRequested }
+            thread, logger: logger, what: "outbox drain", lostHint: "unacknowledged rows stay in the outbox"
         ) { connected in
             let listener = try PGConnection(url: postgres.url, mode: .normal)
             for channel in config.channels { try listener.execute("LISTEN \(SQL.identifier(channel))") }
@@ -92,7 +64,7 @@ public final class OutboxSource: ChangeSource {
             try worker.execute("SET idle_in_transaction_session_timeout = 0")
             connected()
             logger.info("listening for outbox events", metadata: ["channels": "\(config.channels)"])
-            while !stopRequested {
+            while !thread.stopRequested {
                 // Drain on (re)connect, on a wake-up and on the timer.
                 try drain(worker, listener: listener, sequence: &sequence)
                 if ContinuousClock.now >= nextUnreadCheck {
@@ -100,7 +72,7 @@ public final class OutboxSource: ChangeSource {
                     try warnAboutUnreadChannels(worker, warned: &warnedChannels)
                 }
                 let nextPoll = ContinuousClock.now + config.pollInterval
-                while !stopRequested && ContinuousClock.now < nextPoll {
+                while !thread.stopRequested && ContinuousClock.now < nextPoll {
                     listener.waitReadable(timeout: .milliseconds(100))
                     if !(try listener.notifications()).isEmpty { break }
                 }
@@ -136,7 +108,7 @@ public final class OutboxSource: ChangeSource {
     private func drain(_ worker: PGConnection, listener: PGConnection, sequence: inout UInt64) throws {
         let channels = SQL.textArray(config.channels)
         let drainLock = SQL.literal("pgbridge outbox " + config.channels.sorted().joined(separator: ","))
-        while !stopRequested {
+        while !thread.stopRequested {
             try worker.execute("BEGIN")
             // One drainer per channel set at a time: replicas keep per-key order (a second replica
             // delivering newer rows while the first still holds older ones would reorder a key).
@@ -173,21 +145,16 @@ public final class OutboxSource: ChangeSource {
             }
             sequence += 1
             batch.sequence = sequence
-            while !queue.put(batch, timeout: .milliseconds(100)) {
-                if state.withLock({ $0.finished }) { break }
-            }
+            thread.put(batch)
             // Delete only what every sink acknowledged; the row locks keep other replicas away meanwhile.
-            var waited = 0
-            while state.withLock({ $0.acked }) < sequence {
-                if state.withLock({ $0.finished }) {
+            while thread.waitForAcknowledgement(through: sequence, timeout: .milliseconds(100)) != .acknowledged {
+                if thread.finishRequested {
                     _ = try? worker.execute("ROLLBACK")
                     return
                 }
-                Thread.sleep(forTimeInterval: 0.002)
-                waited += 1
                 // Keep reading wake-ups so the server's notification queue does not back up; the
                 // drain continues until the outbox is empty anyway.
-                if waited % 50 == 0 { _ = try? listener.notifications() }
+                _ = try? listener.notifications()
             }
             try worker.execute(
                 "DELETE FROM pgbridge.outbox WHERE id = ANY($1::bigint[])", ["{" + ids.joined(separator: ",") + "}"])
