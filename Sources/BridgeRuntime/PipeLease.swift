@@ -29,10 +29,12 @@ public final class PipeLease: Sendable {
     let replicaID: String
     let pollInterval: Duration
     let logger: Logger
-    /// The lock's connection, owned by whichever blocking call runs (one at a time).
-    private let connection = Mutex<PGConnection?>(nil)
-    /// Where the lock's blocking calls run (never on the cooperative pool).
-    private let queue = DispatchQueue(label: "pgbridge.lease")
+    /// The connection that holds the lock, confined to its queue (never on the cooperative pool).
+    final class LockConnection {
+        var connection: PGConnection?
+    }
+
+    private let lock = Confined(LockConnection(), label: "pgbridge.lease")
 
     public init(pipe: PipeConfig, postgres: PostgresConfig, ha: HAConfig, logger: Logger) {
         self.pipe = pipe.name
@@ -68,7 +70,7 @@ public final class PipeLease: Sendable {
         while !shouldStop() {
             try Task.checkCancellation()
             do {
-                if try await queue.perform({ [self] in try tryLock() }) {
+                if try await lock.run({ [self] held in try tryLock(held) }) {
                     logger.info("pipe \(pipe): this replica (\(replicaID)) owns it")
                     return true
                 }
@@ -95,13 +97,11 @@ public final class PipeLease: Sendable {
         while true {
             try await Task.sleep(for: Self.livenessInterval)
             do {
-                try await queue.perform { [self] in
-                    try connection.withLock { connection in
-                        guard let connection, !connection.isBroken else {
-                            throw PostgresError(.connectionFailed, "the lock's connection is closed")
-                        }
-                        try connection.execute("SELECT 1")
+                try await lock.run { held in
+                    guard let connection = held.connection, !connection.isBroken else {
+                        throw PostgresError(.connectionFailed, "the lock's connection is closed")
                     }
+                    try connection.execute("SELECT 1")
                 }
             } catch {
                 drop()
@@ -115,24 +115,23 @@ public final class PipeLease: Sendable {
         drop()
     }
 
+    /// Closes the connection (after whatever runs on it now), which releases the lock.
     private func drop() {
-        connection.withLock { $0 = nil }
+        lock.enqueue { $0.connection = nil }
     }
 
-    private func tryLock() throws -> Bool {
-        try connection.withLock { connection in
-            if connection == nil || connection?.isBroken == true {
-                connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: applicationName)
-            }
-            let result = try connection!.execute(
-                "SELECT pg_try_advisory_lock($1::int, hashtext($2))", [String(Self.lockClass), lockKey])
-            return result.string(0, 0) == "t"
+    private func tryLock(_ held: LockConnection) throws -> Bool {
+        if held.connection == nil || held.connection?.isBroken == true {
+            held.connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: applicationName)
         }
+        let result = try held.connection!.execute(
+            "SELECT pg_try_advisory_lock($1::int, hashtext($2))", [String(Self.lockClass), lockKey])
+        return result.string(0, 0) == "t"
     }
 
     /// The replica that holds `lockKey` now (from its connection's `application_name`), if any.
     public static func owner(lockKey: String, postgres: PostgresConfig) async throws -> String? {
-        try await DispatchQueue(label: "pgbridge.lease.owner").perform {
+        try await Blocking.run {
             let connection = try PGConnection(url: postgres.url, mode: .normal, connectTimeout: 5)
             let result = try connection.execute(
                 """

@@ -1,5 +1,4 @@
 import BridgeCore
-import Dispatch
 import PostgresClient
 import PostgresSource
 
@@ -26,16 +25,14 @@ public struct PipeStore: Sendable {
         }
     }
 
+    /// Each call opens a connection of its own on `Blocking` (never on the cooperative pool).
     let postgres: PostgresConfig
-
-    /// Where its blocking libpq calls run (never on the cooperative pool).
-    private let queue = DispatchQueue(label: "pgbridge.pipe-store")
 
     public init(postgres: PostgresConfig) { self.postgres = postgres }
 
     /// Every stored pipe; an empty list when the table does not exist yet.
     public func load() async throws -> [Record] {
-        try await queue.perform { [postgres] in
+        try await Blocking.run { [postgres] in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
             guard try PgbridgeSchema.pipesTableExists(connection) else { return [] }
             let result = try connection.execute(
@@ -50,7 +47,7 @@ public struct PipeStore: Sendable {
 
     /// Inserts or replaces a record.
     public func save(_ record: Record) async throws {
-        try await queue.perform { [postgres] in
+        try await Blocking.run { [postgres] in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
             guard try PgbridgeSchema.pipesTableExists(connection) else { throw StoreError.missingTable }
             try connection.execute(
@@ -63,7 +60,7 @@ public struct PipeStore: Sendable {
     }
 
     public func delete(name: String) async throws {
-        try await queue.perform { [postgres] in
+        try await Blocking.run { [postgres] in
             let connection = try PGConnection(url: postgres.url, mode: .normal)
             guard try PgbridgeSchema.pipesTableExists(connection) else { return }
             try connection.execute("DELETE FROM pgbridge.pipes WHERE name = $1", [name])

@@ -1,19 +1,16 @@
 import BridgeCore
-import Dispatch
 import Foundation
 import PostgresClient
 import PostgresSource
 
-/// Stores dead-letter records as rows of `pgbridge.dead_letters` (`dead_letter: {kind: table}`).
-/// libpq calls run on the sink's own queue, never on Swift's cooperative pool.
-public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
-    // @unchecked Sendable: `connection` is only touched on `queue`.
-    private let postgres: PostgresConfig
-    private let queue = DispatchQueue(label: "pgbridge.dead-letter-table")
-    private var connection: PGConnection?
+/// Stores dead-letter records as rows of `pgbridge.dead_letters` (`dead_letter: {kind: table}`),
+/// through one `SQLSession` (libpq calls on its queue, never on Swift's cooperative pool).
+public final class TableDeadLetterSink: EventSink {
+    private let session: SQLSession
 
     public init(postgres: PostgresConfig) {
-        self.postgres = postgres
+        session = SQLSession(
+            postgres: postgres, label: "pgbridge.dead-letter-table", applicationName: "pgbridge dead letters")
     }
 
     public var description: String { "table:pgbridge.dead_letters" }
@@ -21,8 +18,8 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
     /// Refuses to start without `pgbridge.dead_letters` (or without INSERT on it): the first
     /// rejected event would otherwise be retried forever.
     public func open() async throws {
-        try await onQueue { [self] in
-            if let problem = try PgbridgeSchema.deadLetterTableProblem(try connected()) {
+        try await session.run { sql in
+            if let problem = try PgbridgeSchema.deadLetterTableProblem(sql.connection) {
                 throw PostgresError(.prerequisite, problem, retriable: false)
             }
         }
@@ -36,10 +33,10 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
             }
         }
         let all = records
-        return try await onQueue { [self] in
-            let connection = try connected()
+        let description = description
+        return try await session.run { sql in
             do {
-                try insert(all.map(\.json), connection)
+                try Self.insert(all.map(\.json), sql)
                 return .delivered
             } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
                 // A record jsonb refuses (e.g. \u0000 from a NOTIFY payload): insert one by one,
@@ -47,7 +44,7 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
                 var rejected: [Rejection] = []
                 for record in all {
                     do {
-                        try insert([record.json], connection)
+                        try Self.insert([record.json], sql)
                     } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
                         rejected.append(
                             Rejection(
@@ -56,7 +53,7 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
                 }
                 return DeliveryResult(rejected: rejected)
             } catch let error as PostgresError {
-                if connection.isBroken { self.connection = nil }
+                // A broken connection is replaced by the session on the next delivery.
                 let hint =
                     error.sqlState == "42P01" ? ": create it with `pgbridge setup` or CREATE EXTENSION pgbridge" : ""
                 throw SinkError(sink: description, message: "\(error)\(hint)")
@@ -64,9 +61,9 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
         }
     }
 
-    private func insert(_ records: [String], _ connection: PGConnection) throws {
+    private static func insert(_ records: [String], _ sql: SQLConnection) throws {
         let array = "[" + records.joined(separator: ",") + "]"
-        try connection.execute(
+        try sql.execute(
             """
             INSERT INTO pgbridge.dead_letters (pipe, sink, reason, attempts, event)
             SELECT r->>'pipe', r->>'sink', r->>'reason', (r->>'attempts')::int, r->'event'
@@ -75,17 +72,6 @@ public final class TableDeadLetterSink: EventSink, @unchecked Sendable {
     }
 
     public func close() async {
-        try? await onQueue { [self] in connection = nil }
-    }
-
-    private func connected() throws -> PGConnection {
-        if let connection, !connection.isBroken { return connection }
-        let connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge dead letters")
-        self.connection = connection
-        return connection
-    }
-
-    private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await queue.perform(body)
+        session.reset()
     }
 }

@@ -6,19 +6,21 @@ import Logging
 /// Appends events as JSON lines to a file (or standard output for path `-`).
 ///
 /// A delivery is acknowledged after the bytes are written and, for files, fsynced: one fsync
-/// covers every transaction of the delivered batches. Writes run on the sink's own dispatch
-/// queue, never on the cooperative pool.
-public final class FileSink: EventSink, @unchecked Sendable {
-    // @unchecked Sendable: `descriptor` is only touched on `ioQueue`, which is serial.
+/// covers every transaction of the delivered batches. The descriptor is confined to the sink's
+/// queue: writes never run on the cooperative pool.
+public final class FileSink: EventSink {
+    /// The open file, touched only on its queue.
+    final class OpenFile {
+        var descriptor: Int32 = -1
+    }
+
     public let config: FileSinkConfig
-    private let ioQueue: DispatchQueue
-    private var descriptor: Int32 = -1
+    private let file = Confined(OpenFile(), label: "pgbridge.file-sink")
     private let logger: Logger
 
     public init(config: FileSinkConfig, logger: Logger) {
         self.config = config
         self.logger = logger
-        self.ioQueue = DispatchQueue(label: "pgbridge.file-sink")
     }
 
     public var description: String { config.path == "-" ? "file:stdout" : "file:\(config.path)" }
@@ -26,10 +28,10 @@ public final class FileSink: EventSink, @unchecked Sendable {
     private var isStandardOutput: Bool { config.path == "-" }
 
     public func open() async throws {
-        try await onQueue { [self] in
-            if descriptor >= 0 { return }
+        try await file.run { [self] file in
+            if file.descriptor >= 0 { return }
             if isStandardOutput {
-                descriptor = STDOUT_FILENO
+                file.descriptor = STDOUT_FILENO
                 return
             }
             let fd = Foundation.open(config.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -39,7 +41,7 @@ public final class FileSink: EventSink, @unchecked Sendable {
                     message: "cannot open \(config.path) for appending: \(String(cString: strerror(errno))). "
                         + "Check the path and that its directory exists and is writable")
             }
-            descriptor = fd
+            file.descriptor = fd
         }
     }
 
@@ -47,13 +49,14 @@ public final class FileSink: EventSink, @unchecked Sendable {
     /// where this delivery started, so no torn line stays in front of the retry. Failures are
     /// retried by the pipe without limit: it waits, logs, and goes on once there is space.
     public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
-        try await onQueue { [self] in
+        try await file.run { [self] file in
+            let descriptor = file.descriptor
             guard descriptor >= 0 else { throw SinkError(sink: description, message: "the sink is not open") }
             let start = isStandardOutput ? -1 : lseek(descriptor, 0, SEEK_END)
             do {
                 for batch in batches where !batch.bytes.isEmpty {
                     // The pipe's output format when it is not native.
-                    try writeAll(batch.bodies?.bytes ?? batch.bytes)
+                    try writeAll(batch.bodies?.bytes ?? batch.bytes, to: descriptor)
                 }
                 if config.fsync && !isStandardOutput {
                     guard fsync(descriptor) == 0 else { throw failure("fsync failed") }
@@ -84,16 +87,16 @@ public final class FileSink: EventSink, @unchecked Sendable {
     }
 
     public func close() async {
-        try? await onQueue { [self] in
-            if descriptor >= 0 && !isStandardOutput {
-                fsync(descriptor)
-                Foundation.close(descriptor)
+        try? await file.run { [isStandardOutput] file in
+            if file.descriptor >= 0 && !isStandardOutput {
+                fsync(file.descriptor)
+                Foundation.close(file.descriptor)
             }
-            descriptor = -1
+            file.descriptor = -1
         }
     }
 
-    private func writeAll(_ bytes: [UInt8]) throws {
+    private func writeAll(_ bytes: [UInt8], to descriptor: Int32) throws {
         try bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -105,9 +108,5 @@ public final class FileSink: EventSink, @unchecked Sendable {
                 offset += n
             }
         }
-    }
-
-    private func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await ioQueue.perform(body)
     }
 }

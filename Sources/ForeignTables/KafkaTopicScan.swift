@@ -1,5 +1,4 @@
 import BridgeCore
-import Dispatch
 import Foundation
 import KafkaClient
 import WireProtocol
@@ -12,21 +11,24 @@ extension Int64 {
 /// One bounded read of a topic: a consumer assigned to the partitions (no group, no commits),
 /// starting where the WHERE clause's offset and time bounds allow and stopping at each
 /// partition's high watermark as it was when the scan started.
-final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
-    // @unchecked Sendable: `consumer` and `remaining` are only touched on `queue`.
-    private let queue = DispatchQueue(label: "pgbridge.wire.kafka.scan")
-    private var consumer: KafkaConsumer?
-    /// Partition → the offset the scan stops before.
-    private var remaining: [Int32: Int64] = [:]
+final class KafkaTopicScan: ForeignScan {
+    /// The consumer and where the scan stands, confined to the scan's queue.
+    final class Cursor {
+        var consumer: KafkaConsumer?
+        /// Partition → the offset the scan stops before.
+        var remaining: [Int32: Int64] = [:]
+        /// Which of key, value and headers the query uses (the others stay NULL, undecoded).
+        var decodeKey = true
+        var decodeValue = true
+        var decodeHeaders = true
+        var rowsRead = 0
+        var lastProgress = ContinuousClock.now
+    }
+
+    private let cursor = Confined(Cursor(), label: "pgbridge.wire.kafka.scan")
     private let topic: WireKafkaTopic
     private let description: String
     private let maxRows: Int
-    /// Which of key, value and headers the query uses (the others stay NULL, undecoded).
-    private var decodeKey = true
-    private var decodeValue = true
-    private var decodeHeaders = true
-    private var rowsRead = 0
-    private var lastProgress = ContinuousClock.now
     static let batchSize = 500
     static let timeout: Duration = .seconds(30)
 
@@ -38,17 +40,15 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
 
     deinit {
         // Normally closed by `close()`. Destroying can block: never on the caller's thread.
-        guard let consumer else { return }
-        nonisolated(unsafe) let closing = consumer
-        queue.async { closing.close() }
+        cursor.enqueue { $0.consumer?.close() }
     }
 
     /// Finds the partitions, their watermarks and start offsets, and assigns them.
     func open(config: KafkaSinkConfig, request: ScanRequest) async throws {
-        try await queue.perform { [self] in
-            decodeKey = request.columns.contains("key")
-            decodeValue = request.columns.contains("value")
-            decodeHeaders = request.columns.contains("headers")
+        try await cursor.run { [self] cursor in
+            cursor.decodeKey = request.columns.contains("key")
+            cursor.decodeValue = request.columns.contains("value")
+            cursor.decodeHeaders = request.columns.contains("headers")
             do throws(KafkaConsumer.Failure) {
                 let consumer = try KafkaConsumer(
                     config: config,
@@ -56,7 +56,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                         ("group.id", "pgbridge-wire"), ("enable.auto.commit", "false"),
                         ("enable.auto.offset.store", "false"), ("enable.partition.eof", "true"), ("log.queue", "true"),
                     ], description: description)
-                self.consumer = consumer
+                cursor.consumer = consumer
                 let partitions = try consumer.partitions(of: topic.name).filter {
                     Self.partition($0, matches: request.bounds["partition"])
                 }
@@ -85,7 +85,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                         }
                     }
                     guard start < end else { continue }
-                    remaining[partition] = end
+                    cursor.remaining[partition] = end
                     starts.append((partition, start))
                 }
                 try consumer.assign(topic.name, from: starts)
@@ -96,27 +96,27 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     }
 
     func next() async throws -> [[SQLValue]]? {
-        try await queue.perform { [self] () throws -> [[SQLValue]]? in
-            guard let consumer, !remaining.isEmpty else { return nil }
-            guard rowsRead < maxRows else {
+        try await cursor.run { [self] cursor throws -> [[SQLValue]]? in
+            guard let consumer = cursor.consumer, !cursor.remaining.isEmpty else { return nil }
+            guard cursor.rowsRead < maxRows else {
                 throw WireError(
                     "54000", "the scan of Kafka topic \(topic.name) passed max_scan_rows (\(maxRows)) rows",
                     hint: "add a condition on partition, \"offset\" or \"timestamp\", or raise wire.max_scan_rows")
             }
             var rows: [[SQLValue]] = []
             let batchStart = ContinuousClock.now
-            polling: while rows.count < Self.batchSize, !remaining.isEmpty {
+            polling: while rows.count < Self.batchSize, !cursor.remaining.isEmpty {
                 let polled: KafkaConsumer.Polled
                 do {
                     polled = try consumer.poll(timeoutMilliseconds: 100) { polled in
-                        if case .message(let message) = polled, let end = remaining[message.partition] {
+                        if case .message(let message) = polled, let end = cursor.remaining[message.partition] {
                             if message.offset >= end {
-                                remaining[message.partition] = nil
+                                cursor.remaining[message.partition] = nil
                             } else {
-                                rows.append(row(message))
-                                rowsRead += 1
-                                lastProgress = ContinuousClock.now
-                                if message.offset + 1 >= end { remaining[message.partition] = nil }
+                                rows.append(row(message, cursor))
+                                cursor.rowsRead += 1
+                                cursor.lastProgress = ContinuousClock.now
+                                if message.offset + 1 >= end { cursor.remaining[message.partition] = nil }
                             }
                         }
                         return polled
@@ -126,16 +126,16 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
                 }
                 switch polled {
                 case .nothing:
-                    if ContinuousClock.now - lastProgress > Self.timeout {
+                    if ContinuousClock.now - cursor.lastProgress > Self.timeout {
                         throw WireError(
                             "58000",
-                            "\(description): no message from \(topic.name) in \(Self.timeout) while \(remaining.count) partitions were not read to their end"
+                            "\(description): no message from \(topic.name) in \(Self.timeout) while \(cursor.remaining.count) partitions were not read to their end"
                         )
                     }
                     // Return what there is (or an empty batch after a second), so that the
                     // statement can be cancelled while Kafka is slow.
                     if !rows.isEmpty || ContinuousClock.now - batchStart > .seconds(1) { break polling }
-                case .partitionEnd(let partition): remaining[partition] = nil
+                case .partitionEnd(let partition): cursor.remaining[partition] = nil
                 case .message, .transient: continue
                 }
             }
@@ -144,20 +144,20 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
     }
 
     func close() async {
-        try? await queue.perform { [self] in
-            consumer?.close()
-            consumer = nil
+        try? await cursor.run { cursor in
+            cursor.consumer?.close()
+            cursor.consumer = nil
         }
     }
 
     // MARK: - Pieces
 
     /// One row of a message, read in place.
-    private func row(_ message: KafkaReceivedMessage) -> [SQLValue] {
+    private func row(_ message: KafkaReceivedMessage, _ cursor: Cursor) -> [SQLValue] {
         let key: SQLValue =
-            !decodeKey ? .null : message.key.map { .text(String(decoding: $0, as: UTF8.self)) } ?? .null
+            !cursor.decodeKey ? .null : message.key.map { .text(String(decoding: $0, as: UTF8.self)) } ?? .null
         var value = SQLValue.null
-        if decodeValue, let payload = message.payload {
+        if cursor.decodeValue, let payload = message.payload {
             let text = String(decoding: payload, as: UTF8.self)
             switch topic.value {
             case .text: value = .text(text)
@@ -165,7 +165,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
             }
         }
         var headers: [(String, JSONValue)] = []
-        if decodeHeaders {
+        if cursor.decodeHeaders {
             message.forEachHeader { name, data in
                 headers.append((name, data.map { .string(String(decoding: $0, as: UTF8.self)) } ?? .null))
             }
@@ -173,7 +173,7 @@ final class KafkaTopicScan: ForeignScan, @unchecked Sendable {
         return [
             .int(Int64(message.partition)), .int(message.offset),
             message.timestampMilliseconds.map(Self.timestamp) ?? .null, key, value,
-            decodeHeaders ? .json(.object(headers)) : .null,
+            cursor.decodeHeaders ? .json(.object(headers)) : .null,
         ]
     }
 

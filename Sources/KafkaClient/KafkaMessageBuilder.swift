@@ -46,14 +46,15 @@ public struct KafkaMessageBuilder {
     /// the name, NUL-terminated; a nil key or value is absent (a nil value is a tombstone); no
     /// partition lets the partitioner choose; `opaque` comes back with the delivery report.
     public mutating func produce(
-        _ producer: KafkaProducer, topic: [UInt8], key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        _ producer: KafkaProducer, _ topics: KafkaProducer.TopicHandles, topic: [UInt8], key: UnsafeRawBufferPointer?,
+        value: UnsafeRawBufferPointer?,
         partition: Int32? = nil, timestamp: Int64? = nil, opaque: UnsafeMutableRawPointer?,
         headers fill: (KafkaHeaders) -> Void
     ) -> KafkaProduceFailure? {
         guard let rk = producer.handle else {
             return KafkaProduceFailure(code: RD_KAFKA_RESP_ERR__STATE, reason: "the producer is closed")
         }
-        guard let topicHandle = producer.topicHandle(topic, rk) else {
+        guard let topicHandle = producer.topicHandle(topic, rk, topics) else {
             return .invalid("cannot create a handle for this topic name")
         }
         count = 0
@@ -92,21 +93,21 @@ public struct KafkaMessageBuilder {
 extension KafkaProducer {
     /// Makes sure a usable handle exists (a fatal one is replaced, failing the other deliveries
     /// that shared it); on the produce queue, before a delivery's messages.
-    public func prepareHandle(keeping trackerID: UInt32) throws {
-        try replaceIfFatal(keeping: trackerID)
+    public func prepareHandle(keeping trackerID: UInt32, _ topics: TopicHandles) throws {
+        try replaceIfFatal(keeping: trackerID, topics)
         try createHandleIfNeeded()
         guard handle != nil else { throw SinkError(sink: description, message: "producer closed") }
     }
 
     /// Runs `body` on the produce queue, without waiting for it.
-    public func onProduceQueueAsync(_ body: @escaping @Sendable () -> Void) {
-        produceQueue.async(execute: body)
+    public func onProduceQueueAsync(_ body: @escaping @Sendable (TopicHandles) -> Void) {
+        produce.enqueue(body)
     }
 
     /// Asks the cluster for its brokers (librdkafka connects lazily; `pgbridge check` needs an
     /// answer now).
     public func checkBrokers() async throws {
-        try await onProduceQueue { [self] in
+        try await onProduceQueue { [self] _ in
             try createHandleIfNeeded()
             guard let rk = handle else { throw SinkError(sink: description, message: "no producer") }
             var metadata: UnsafePointer<rd_kafka_metadata_t>?

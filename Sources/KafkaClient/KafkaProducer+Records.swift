@@ -34,8 +34,8 @@ extension KafkaProducer {
         defer { unregister(trackerID) }
         let result = try await withCheckedThrowingContinuation { continuation in
             tracker.start(continuation)
-            produceQueue.async { [self] in
-                produceRecords(records, tracker: tracker, trackerID: trackerID)
+            produce.enqueue { [self] topics in
+                produceRecords(records, topics, tracker: tracker, trackerID: trackerID)
             }
         }
         if let rejection = result.rejected.first {
@@ -45,7 +45,9 @@ extension KafkaProducer {
     }
 
     /// Runs on the produce queue.
-    private func produceRecords(_ records: [KafkaRecord], tracker: KafkaDeliveryTracker, trackerID: UInt32) {
+    private func produceRecords(
+        _ records: [KafkaRecord], _ topics: TopicHandles, tracker: KafkaDeliveryTracker, trackerID: UInt32
+    ) {
         do {
             try createHandleIfNeeded()
             guard handle != nil else { throw SinkError(sink: description, message: "producer closed") }
@@ -59,7 +61,7 @@ extension KafkaProducer {
             let failure = withOptionalBytes(record.key) { key in
                 withOptionalBytes(record.value) { value in
                     builder.produce(
-                        self, topic: Array(record.topic.utf8) + [0], key: key, value: value,
+                        self, topics, topic: Array(record.topic.utf8) + [0], key: key, value: value,
                         partition: record.partition, timestamp: record.timestamp,
                         opaque: UnsafeMutableRawPointer(bitPattern: token)
                     ) { headers in

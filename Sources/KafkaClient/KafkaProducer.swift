@@ -6,28 +6,31 @@ import Synchronization
 
 /// One librdkafka producer shared by every Kafka sink with the same connection settings.
 ///
-/// Messages are produced on the producer's serial queue; delivery reports, errors and logs
+/// Messages are produced on the producer's queue (its handle and topic handles are `Confined`
+/// there, and counted per sink that opened it); delivery reports, errors and logs
 /// arrive as events on librdkafka's main queue, which a dedicated thread polls (no C callbacks
 /// into Swift). Each delivery registers a `KafkaDeliveryTracker`; a message's opaque value
 /// names its tracker and its position.
 public final class KafkaProducer: @unchecked Sendable {
-    // @unchecked Sendable: `handle` is created, replaced and destroyed on `produceQueue` only;
-    // the poll thread reads it under `lifecycle`, which also guards the thread's lifetime.
+    // @unchecked Sendable: `handle` is created, replaced and destroyed on the produce queue
+    // only; the poll thread reads it under `lifecycle`, which also guards the thread's lifetime.
     let config: KafkaSinkConfig
     let logger: Logger
     public let description: String
-    let produceQueue = DispatchQueue(label: "pgbridge.kafka.produce")
+    let produce = Confined(TopicHandles(), label: "pgbridge.kafka.produce")
     private let lifecycle = Mutex<Lifecycle>(Lifecycle())
     private let trackers = Mutex<[UInt32: KafkaDeliveryTracker]>([:])
-    /// Topic handles by name (NUL-terminated), created on first use; only touched on the
-    /// produce queue. Naming the topic per message would look it up and refcount it each time.
-    private var topics: [[UInt8]: OpaquePointer] = [:]
     private let nextTrackerID = Atomic<UInt32>(1)
+
+    /// Topic handles by name (NUL-terminated), created on first use and confined to the produce
+    /// queue. Naming the topic per message would look it up and refcount it each time.
+    public final class TopicHandles {
+        var byName: [[UInt8]: OpaquePointer] = [:]
+    }
 
     struct Lifecycle {
         /// The rd_kafka_t handle's address (0: none).
         var handleAddress: UInt = 0
-        var users = 0
         /// Signalled when the poll thread of the current handle has returned.
         var pollDone: DispatchSemaphore?
         var fatalError: String?
@@ -44,29 +47,22 @@ public final class KafkaProducer: @unchecked Sendable {
     /// The fatal error of the idempotent producer, if one occurred (the handle is then replaced).
     var fatalError: String? { lifecycle.withLock { $0.fatalError } }
 
+    /// One more sink uses the producer (the first creates the handle).
     public func open() async throws {
-        try await onProduceQueue { [self] in
-            try createHandleIfNeeded()
-            lifecycle.withLock { $0.users += 1 }
-        }
+        try await produce.retain { [self] _ in try createHandleIfNeeded() }
     }
 
+    /// The last sink to close flushes and destroys the handle.
     public func close() async {
-        try? await onProduceQueue { [self] in
-            let last = lifecycle.withLock {
-                $0.users -= 1
-                return $0.users <= 0
-            }
-            if last { destroyHandle(flushFor: .seconds(10)) }
-        }
+        await produce.release { [self] topics in destroyHandle(topics, flushFor: .seconds(10)) }
     }
 
     /// Replaces a handle that hit a fatal error (idempotence state lost): called on the
     /// produce queue before a delivery.
-    func replaceIfFatal(keeping current: UInt32) throws {
+    func replaceIfFatal(keeping current: UInt32, _ topics: TopicHandles) throws {
         guard let fatal = fatalError else { return }
         logger.warning("\(description): recreating the producer after a fatal error: \(fatal)")
-        destroyHandle(flushFor: .zero)
+        destroyHandle(topics, flushFor: .zero)
         lifecycle.withLock { $0.fatalError = nil }
         // Deliveries of every sink sharing this producer lose their reports with the handle:
         // fail them (unavailable), so their pipes send them again through the new handle.
@@ -105,7 +101,7 @@ public final class KafkaProducer: @unchecked Sendable {
         thread.start()
     }
 
-    private func destroyHandle(flushFor timeout: Duration) {
+    private func destroyHandle(_ topics: TopicHandles, flushFor timeout: Duration) {
         guard let rk = handle else { return }
         if timeout > .zero {
             let result = rd_kafka_flush(rk, Int32(timeout.components.seconds * 1000))
@@ -118,8 +114,8 @@ public final class KafkaProducer: @unchecked Sendable {
             return $0.pollDone
         }
         done?.wait()
-        for topic in topics.values { rd_kafka_topic_destroy(topic) }
-        topics.removeAll()
+        for topic in topics.byName.values { rd_kafka_topic_destroy(topic) }
+        topics.byName.removeAll()
         rd_kafka_destroy(rk)
     }
 
@@ -156,12 +152,12 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// The handle of a topic (name NUL-terminated); call on the produce queue only.
-    func topicHandle(_ name: [UInt8], _ rk: OpaquePointer) -> OpaquePointer? {
-        if let handle = topics[name] { return handle }
+    func topicHandle(_ name: [UInt8], _ rk: OpaquePointer, _ topics: TopicHandles) -> OpaquePointer? {
+        if let handle = topics.byName[name] { return handle }
         let handle = name.withUnsafeBufferPointer { buffer in
             rd_kafka_topic_new(rk, UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self), nil)
         }
-        if let handle { topics[name] = handle }
+        if let handle { topics.byName[name] = handle }
         return handle
     }
 
@@ -261,8 +257,8 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
-    func onProduceQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await produceQueue.perform(body)
+    func onProduceQueue<T: Sendable>(_ body: @escaping @Sendable (TopicHandles) throws -> T) async throws -> T {
+        try await produce.run(body)
     }
 }
 

@@ -38,16 +38,18 @@ public final class KafkaSink: EventSink {
         defer { producer.unregister(trackerID) }
         return try await withCheckedThrowingContinuation { continuation in
             tracker.start(continuation)
-            producer.onProduceQueueAsync { [self] in
-                produce(batches, tracker: tracker, trackerID: trackerID)
+            producer.onProduceQueueAsync { [self] topics in
+                produce(batches, topics, tracker: tracker, trackerID: trackerID)
             }
         }
     }
 
     /// Runs on the producer's queue.
-    private func produce(_ batches: [EventBatch], tracker: KafkaDeliveryTracker, trackerID: UInt32) {
+    private func produce(
+        _ batches: [EventBatch], _ topics: KafkaProducer.TopicHandles, tracker: KafkaDeliveryTracker, trackerID: UInt32
+    ) {
         do {
-            try producer.prepareHandle(keeping: trackerID)
+            try producer.prepareHandle(keeping: trackerID, topics)
         } catch {
             tracker.abandon(count: batches.reduce(0) { $0 + $1.eventCount }, reason: "\(error)")
             return
@@ -61,7 +63,7 @@ public final class KafkaSink: EventSink {
                 let topic =
                     route > 0 && route <= routeTopics.count ? routeTopics[route - 1] ?? config.topic : config.topic
                 if let failure = writer.produce(
-                    producer, fields, bytes, body: body, topic: topic,
+                    producer, topics, fields, bytes, body: body, topic: topic,
                     opaque: UnsafeMutableRawPointer(bitPattern: token))
                 {
                     tracker.failed(index, failure)
@@ -99,7 +101,8 @@ struct KafkaMessageWriter {
 
     /// Produces one message (copied by librdkafka; blocks while its queue is full).
     mutating func produce(
-        _ producer: KafkaProducer, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>,
+        _ producer: KafkaProducer, _ topics: KafkaProducer.TopicHandles, _ fields: EventFields,
+        _ bytes: UnsafeBufferPointer<UInt8>,
         body: UnsafeBufferPointer<UInt8>, topic template: NameTemplate, opaque: UnsafeMutableRawPointer?
     ) -> KafkaProduceFailure? {
         topic.removeAll(keepingCapacity: true)
@@ -145,7 +148,7 @@ struct KafkaMessageWriter {
         return key.withUnsafeBytes { key in
             table.withUnsafeBytes { table in
                 builder.produce(
-                    producer, topic: topic, key: key.count > 0 ? key : nil, value: value, opaque: opaque
+                    producer, topics, topic: topic, key: key.count > 0 ? key : nil, value: value, opaque: opaque
                 ) { headers in
                     headers.add(Self.idHeader, id)
                     headers.add(Self.opHeader, op)

@@ -1,5 +1,4 @@
 import BridgeCore
-import Dispatch
 import Foundation
 
 /// What `/readyz` and `/metrics` ask PostgreSQL, from one connection of its own: answers are
@@ -14,16 +13,14 @@ public actor DatabaseMonitor {
         let takenAt: ContinuousClock.Instant
     }
 
-    /// The libpq connection, used only on `queue`.
-    // @unchecked Sendable: `connection` is touched only by blocks running on the serial `queue`.
-    private final class Connection: @unchecked Sendable {
+    /// The libpq connection, confined to its queue.
+    private final class Connection {
         var connection: PGConnection?
     }
 
     private let postgres: PostgresConfig
     private let maxAge: Duration
-    private let queue = DispatchQueue(label: "pgbridge-database-monitor")
-    private let box = Connection()
+    private let box = Confined(Connection(), label: "pgbridge-database-monitor")
     private var cached: Snapshot?
     private var inFlight: Task<Snapshot, Never>?
 
@@ -37,8 +34,8 @@ public actor DatabaseMonitor {
     public func snapshot(maxAge requested: Duration? = nil) async -> Snapshot {
         if let cached, ContinuousClock.now - cached.takenAt < requested ?? maxAge { return cached }
         if let inFlight { return await inFlight.value }
-        let (queue, box, postgres) = (queue, box, postgres)
-        let task = Task { await Self.query(queue: queue, box: box, postgres: postgres) }
+        let (box, postgres) = (box, postgres)
+        let task = Task { await Self.query(box, postgres: postgres) }
         inFlight = task
         let snapshot = await task.value
         cached = snapshot
@@ -46,9 +43,9 @@ public actor DatabaseMonitor {
         return snapshot
     }
 
-    private static func query(queue: DispatchQueue, box: Connection, postgres: PostgresConfig) async -> Snapshot {
+    private static func query(_ box: Confined<Connection>, postgres: PostgresConfig) async -> Snapshot {
         do {
-            let slots = try await queue.perform {
+            let slots = try await box.run { box in
                 do {
                     if box.connection == nil || box.connection?.isBroken == true {
                         box.connection = try PGConnection(

@@ -1,8 +1,8 @@
 import BridgeCore
 import CLibPQ
 
-/// One PostgreSQL connection for request/response work (the REST proxy), used from its own
-/// serial queue so that libpq's blocking calls never hold a thread of the cooperative pool.
+/// One PostgreSQL connection for request/response work (the REST proxy, the table dead-letter
+/// sink), used from its own serial queue so that libpq's blocking calls never hold a thread of the cooperative pool.
 public final class SQLSession: Sendable {
     /// The session's connection, confined to its queue; nil until first used or after a reset.
     final class State {
@@ -11,18 +11,20 @@ public final class SQLSession: Sendable {
 
     private let confined: Confined<State>
     private let postgres: PostgresConfig
+    private let applicationName: String
 
-    public init(postgres: PostgresConfig, label: String) {
+    public init(postgres: PostgresConfig, label: String, applicationName: String = "pgbridge-api") {
         self.postgres = postgres
+        self.applicationName = applicationName
         confined = Confined(State(), label: label)
     }
 
     /// Runs `body` on the session's queue with a connected connection (reconnecting if the
     /// previous one broke).
     public func run<T: Sendable>(_ body: @escaping @Sendable (SQLConnection) throws -> T) async throws -> T {
-        try await confined.run { [postgres] state in
+        try await confined.run { [postgres, applicationName] state in
             if state.connection == nil || state.connection!.isBroken {
-                state.connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge-api")
+                state.connection = try PGConnection(url: postgres.url, mode: .normal, applicationName: applicationName)
             }
             return try body(SQLConnection(connection: state.connection!))
         }
