@@ -194,6 +194,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"], swiftSettings: strict),
+        .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -4,42 +4,31 @@
 # (pg_logical_slot_peek_binary_changes). Each row of that function's output is
 # exactly one pgoutput message (the payload of an XLogData 'w' message).
 #
-# Must run as root (the server runs as the `postgres` user via runuser).
+# The cluster is started with scripts/lib/services.sh's pg_start (as the `postgres` user when
+# run as root) and removed on exit.
 # Usage: scripts/capture-pgoutput-fixtures.sh [output-dir]
 # Only the listed scenarios' files in output-dir are overwritten.
 set -euo pipefail
 
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-PORT=${PORT:-55999}
-OUT=${1:-$(cd "$(dirname "$0")/.." && pwd)/Tests/PostgresSourceTests/Fixtures}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
+PG_BIN=${PGBIN:-$PG_BIN}
+PORT=${PORT:-$(free_port)}
+OUT=${1:-$ROOT/Tests/PostgresSourceTests/Fixtures}
 D=$(mktemp -d /tmp/fixpg.XXXXXX)
-chown postgres "$D"
 export PGCLIENTENCODING=UTF8
 
-cleanup() {
-  if [ -f "$D/data/postmaster.pid" ]; then
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$D/data" -w -t 30 -m fast stop >/dev/null || true
-  fi
-  rm -rf "$D"
-}
-trap cleanup EXIT
+# shellcheck disable=SC2317  # invoked by the exit trap (services_traps)
+remove_cluster() { pg_destroy "$D/pg"; rm -rf -- "$D"; }
+services_traps scripts/capture-pgoutput-fixtures.sh remove_cluster
 
-runuser -u postgres -- "$PGBIN/initdb" -D "$D/data" -U postgres --auth=trust \
-  --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$D/data/postgresql.conf" <<EOF
-listen_addresses='127.0.0.1'
-port=$PORT
-unix_socket_directories='$D'
-wal_level=logical
-max_replication_slots=20
-max_wal_senders=20
-max_prepared_transactions=10
-logical_decoding_work_mem=64kB
-EOF
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$D/data" -l "$D/server.log" -w -t 30 start >/dev/null
-SERVER_VERSION=$("$PGBIN/psql" -h "$D" -p "$PORT" -U postgres -XAtqc "SHOW server_version")
+# Small decoding memory, so that the streaming scenarios stream.
+PG_EXTRA_CONF="max_replication_slots = 20
+logical_decoding_work_mem = 64kB" pg_start "$D/pg" "$PORT"
+SERVER_VERSION=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -XAtqc "SHOW server_version")
 
-PSQL() { "$PGBIN/psql" -h "$D" -p "$PORT" -U postgres -X -v ON_ERROR_STOP=1 -Atq "$@"; }
+PSQL() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -X -v ON_ERROR_STOP=1 -Atq "$@"; }
 
 OPTS_V2="'proto_version','2','publication_names','pub','messages','true','streaming','on'"
 OPTS_V3_2PC="'proto_version','3','publication_names','pub','messages','true','streaming','on','two_phase','on'"
@@ -291,4 +280,4 @@ DELETE FROM v1t WHERE id = 1;
 SQL
 )"
 
-echo "server log: $(grep -c ERROR "$D/server.log" || true) ERROR lines"
+echo "server log: $(grep -c ERROR "$(pg_log "$D/pg")" || true) ERROR lines"

@@ -5,9 +5,6 @@ import Pipeline
 import PostgresSource
 import ServiceLifecycle
 
-// One piece (over 400 lines) for now: issue 16 turns it into a `StateMachine` value returning
-// actions plus a small executor, which splits it.
-
 /// Runs the pipes of the process and changes them at run time (the HTTP API's pipe management):
 /// STOPPED → RUNNING → DROPPED.
 ///
@@ -15,6 +12,10 @@ import ServiceLifecycle
 /// The state the API sets (running or stopped) is stored there too, so it survives restarts.
 /// Without the API (`keepsRunning` false) the supervisor behaves like a plain group of pipes:
 /// it returns when every pipe ended and throws the first pipe failure.
+///
+/// The decisions are a value (`StateMachine`, unit-tested transition by transition); this actor
+/// carries them out. Every pipe runs as a child task of the task group that `run()` owns, so
+/// cancelling `run()` cancels every pipe.
 public actor PipeSupervisor: Service {
     public enum State: String, Sendable {
         case running = "RUNNING"
@@ -71,27 +72,28 @@ public actor PipeSupervisor: Service {
     }
 
     private enum Event: Sendable {
-        case ended(name: String, generation: Int, error: String?, failure: (any Error)?)
-        case wake
+        /// A run to add to the task group.
+        case launch(PipeRun)
+        case ended(PipeRun, Outcome)
+        case shutdown
+        /// The shutdown grace period is over: cancel what still runs.
+        case shutdownGraceOver
     }
 
-    private struct Entry {
+    /// What the supervisor keeps of a pipe besides its lifecycle (which is the state machine's).
+    struct Entry {
         var config: PipeConfig
         var origin: Origin
         var definition: String?
-        var desired: State
         var runner: PipeRunner?
-        var task: Task<Void, Never>?
-        var generation = 0
+        var run: PipeRun?
         var buffer: PipeEventBuffer?
-        var failure: String?
         var lastStats: PipeRunner.Stats?
         var role: Role?
     }
 
-    private let factory: PipeFactory
-    private let store: PipeStore?
-    private let keepsRunning: Bool
+    let factory: PipeFactory
+    let store: PipeStore?
     private let bufferEvents: Int
     private let bufferBytes: Int
     private let runnerOptions: PipeRunner.Options
@@ -99,17 +101,16 @@ public actor PipeSupervisor: Service {
     public var stopGracePeriod: Duration = .seconds(10)
     /// How long shutting down waits for the pipes' deliveries before cancelling them.
     public var shutdownGracePeriod: Duration = .seconds(8)
-    private let logger: Logger
-    private var entries: [String: Entry] = [:]
-    private var order: [String] = []
-    private var nextGeneration = 0
+    let logger: Logger
+    var machine: StateMachine
+    var entries: [String: Entry] = [:]
+    var order: [String] = []
     /// Pipes (and slots) an API request is changing: other requests on them get a conflict
     /// instead of interleaving at the awaits.
-    private var busy: Set<String> = []
-    private var reservedSlots: Set<String> = []
-    private var shuttingDown = false
-    private var started = false
-    private var startWaiters: [CheckedContinuation<Void, Never>] = []
+    var busy: Set<String> = []
+    var reservedSlots: Set<String> = []
+    var started = false
+    var startWaiters: [CheckedContinuation<Void, Never>] = []
     private let events: AsyncStream<Event>
     private let eventsContinuation: AsyncStream<Event>.Continuation
 
@@ -123,14 +124,15 @@ public actor PipeSupervisor: Service {
         self.factory = PipeFactory(config: config, version: version, logger: logger)
         self.replicaID = config.ha?.replicaID
         self.store = store
-        self.keepsRunning = keepsRunning
+        self.machine = StateMachine(keepsRunning: keepsRunning)
         self.bufferEvents = bufferEvents
         self.bufferBytes = bufferBytes
         self.runnerOptions = runnerOptions
         self.logger = logger
         (events, eventsContinuation) = AsyncStream<Event>.makeStream()
         for pipe in config.pipes {
-            entries[pipe.name] = Entry(config: pipe, origin: .config, desired: .running)
+            entries[pipe.name] = Entry(config: pipe, origin: .config)
+            machine.add(pipe.name, desired: .running)
             order.append(pipe.name)
         }
     }
@@ -141,17 +143,18 @@ public actor PipeSupervisor: Service {
         // API requests wait until the stored pipes are known and started (see `untilStarted`).
         defer { markStarted() }
         try await loadStoredPipes()
-        for name in order where entries[name]?.desired == .running {
+        for name in order where machine.pipes[name]?.desired == .running {
             do {
-                try startRunner(name)
+                try launch(name)
             } catch {
-                if !keepsRunning { throw error }
-                entries[name]?.failure = "\(error)"
+                if !machine.keepsRunning { throw error }
+                machine.launchFailed(name, PipeFailure(error))
                 logger.error("pipe \(name) cannot start: \(error)")
             }
         }
         markStarted()
-        if order.isEmpty && !keepsRunning { return }
+        let initial = machine.launchedInitialPipes()
+        if initial.contains(where: { if case .finish = $0 { true } else { false } }) { return }
         try await withGracefulShutdownHandler {
             try await superviseUntilDone()
         } onGracefulShutdown: { [self] in
@@ -159,70 +162,84 @@ public actor PipeSupervisor: Service {
         }
     }
 
+    /// Runs the pipes as children of one task group until the state machine says to finish.
     private func superviseUntilDone() async throws {
-        var firstFailure: (any Error)?
-        for await event in events {
-            if case .ended(let name, let generation, let error, let failure) = event,
-                var entry = entries[name], entry.generation == generation
-            {
-                entry.lastStats = entry.runner?.stats ?? entry.lastStats
-                entry.runner = nil
-                entry.task = nil
-                if failure is PipeLease.Lost, entry.desired == .running, !shuttingDown {
-                    // Under `ha`, a replica that lost a pipe stands by for it again.
-                    logger.warning("\(error ?? "")")
-                    entries[name] = entry
-                    do {
-                        try startRunner(name, yielding: true)
-                    } catch {
-                        entries[name]?.failure = "\(error)"
+        let continuation = eventsContinuation
+        let failure: PipeFailure? = await withDiscardingTaskGroup(returning: PipeFailure?.self) { group in
+            for await event in events {
+                var actions: [StateMachine.Action] = []
+                switch event {
+                case .launch(let run):
+                    group.addTask {
+                        let outcome = await run.execute()
+                        continuation.yield(.ended(run, outcome))
                     }
-                    continue
+                case .ended(let run, let outcome):
+                    if var entry = entries[run.name], entry.run === run {
+                        entry.lastStats = entry.runner?.stats ?? entry.lastStats
+                        entry.runner = nil
+                        entry.run = nil
+                        entries[run.name] = entry
+                    }
+                    actions = machine.ended(run.name, generation: run.generation, outcome)
+                case .shutdown:
+                    actions = machine.shutdown()
+                case .shutdownGraceOver:
+                    cancelRunsAfterShutdownGrace()
                 }
-                entry.failure = failure is CancellationError ? nil : error
-                if error == nil, entry.desired == .running, !shuttingDown { entry.desired = .stopped }
-                entries[name] = entry
-                if let failure, !(failure is CancellationError), keepsRunning {
-                    // Without the API or wire server the process ends with this error (and its
-                    // exit code); with them it keeps running, so the log must say it.
-                    logger.error(
-                        Logger.Message(
-                            stringLiteral:
-                                "pipe \(name) stopped after an error: \(failure). Once it is fixed, start the pipe again "
-                                + "(POST /v1/pipes/\(name)/start) or restart pgbridge"))
-                }
-                if let failure, !(failure is CancellationError), !keepsRunning, firstFailure == nil {
-                    firstFailure = failure
-                    shutdown()
+                for action in actions {
+                    switch action {
+                    case .relaunch(let name):
+                        do {
+                            try launch(name, yielding: true)
+                        } catch {
+                            machine.launchFailed(name, PipeFailure(error))
+                        }
+                    case .reportLeaseLost(_, let failure):
+                        logger.warning("\(failure)")
+                    case .reportFailure(let name, let failure):
+                        // Without the API or wire server the process ends with this error (and its
+                        // exit code); with them it keeps running, so the log must say it.
+                        logger.error(
+                            Logger.Message(
+                                stringLiteral:
+                                    "pipe \(name) stopped after an error: \(failure). Once it is fixed, start the pipe again "
+                                    + "(POST /v1/pipes/\(name)/start) or restart pgbridge"))
+                    case .stopAll(let names):
+                        for name in names { entries[name]?.runner?.stop() }
+                        // A pipe whose sink is down would never finish its delivery: after the grace
+                        // period it is cancelled (nothing of it was confirmed, so it is sent again
+                        // after the restart).
+                        let grace = shutdownGracePeriod
+                        group.addTask {
+                            guard (try? await Task.sleep(for: grace)) != nil else { return }
+                            continuation.yield(.shutdownGraceOver)
+                        }
+                    case .finish(let failure):
+                        group.cancelAll()  // a grace timer that is still waiting
+                        return failure
+                    }
                 }
             }
-            let alive = entries.values.contains { $0.task != nil }
-            if !alive && (shuttingDown || !keepsRunning) { break }
+            return nil  // `run()` was cancelled: the group cancels every pipe and waits for it
         }
-        if let firstFailure { throw firstFailure }
+        if let failure { throw failure.error }
     }
 
     /// Stops every pipe (each drains and confirms what it delivered); `run` then returns.
     public func shutdown() {
-        shuttingDown = true
-        for entry in entries.values { entry.runner?.stop() }
-        // A pipe whose sink is down would never finish its delivery: after the grace period it
-        // is cancelled (nothing of it was confirmed, so it is sent again after the restart).
-        let running = entries.values.compactMap { entry in entry.task.map { (entry.config.name, $0) } }
-        if !running.isEmpty {
-            let grace = shutdownGracePeriod
-            let logger = logger
-            Task {
-                try? await Task.sleep(for: grace)
-                for (name, task) in running where !task.isCancelled {
-                    logger.warning(
-                        "pipe \(name) did not finish its delivery within \(grace) of shutting down (a sink is down?): cancelling it; unconfirmed events are sent again after the restart"
-                    )
-                    task.cancel()
-                }
-            }
+        // The run loop carries it out: it owns the task group.
+        eventsContinuation.yield(.shutdown)
+    }
+
+    private func cancelRunsAfterShutdownGrace() {
+        for name in order {
+            guard let run = entries[name]?.run, !run.isCancelled else { continue }
+            logger.warning(
+                "pipe \(name) did not finish its delivery within \(shutdownGracePeriod) of shutting down (a sink is down?): cancelling it; unconfirmed events are sent again after the restart"
+            )
+            run.cancel()
         }
-        eventsContinuation.yield(.wake)
     }
 
     private func loadStoredPipes() async throws {
@@ -240,9 +257,8 @@ public actor PipeSupervisor: Service {
             }
         }
         for record in records {
-            if var entry = entries[record.name] {
-                entry.desired = record.running ? .running : .stopped
-                entries[record.name] = entry
+            if entries[record.name] != nil {
+                machine.setDesired(record.name, record.running ? .running : .stopped)
                 continue
             }
             guard let definition = record.definition else { continue }  // a config pipe no longer configured
@@ -250,8 +266,8 @@ public actor PipeSupervisor: Service {
                 let pipe = try BridgeConfig.parsePipe(
                     text: definition, environment: Self.pipeEnvironment, trust: apiTrust)
                 try checkConflicts(pipe)
-                entries[pipe.name] = Entry(
-                    config: pipe, origin: .api, definition: definition, desired: record.running ? .running : .stopped)
+                entries[pipe.name] = Entry(config: pipe, origin: .api, definition: definition)
+                machine.add(pipe.name, desired: record.running ? .running : .stopped)
                 order.append(pipe.name)
             } catch {
                 logger.error("stored pipe \(record.name) is not valid any more and is not started: \(error)")
@@ -259,210 +275,12 @@ public actor PipeSupervisor: Service {
         }
     }
 
-    // MARK: Control
+    // MARK: Runs
 
-    /// Returns once `run` has loaded the stored pipes and started them (or gave up), so that
-    /// the API never answers from a half-loaded list.
-    private func untilStarted() async {
-        if started { return }
-        await withCheckedContinuation { startWaiters.append($0) }
-    }
-
-    private func markStarted() {
-        started = true
-        let waiters = startWaiters
-        startWaiters = []
-        for waiter in waiters { waiter.resume() }
-    }
-
-    public func status(_ name: String) async -> Status? {
-        await untilStarted()
-        return snapshot(name)
-    }
-
-    public func statuses() async -> [Status] {
-        await untilStarted()
-        return order.compactMap(snapshot)
-    }
-
-    public func buffer(_ name: String) async -> PipeEventBuffer? {
-        await untilStarted()
-        return entries[name]?.buffer
-    }
-
-    private func snapshot(_ name: String) -> Status? {
-        guard let entry = entries[name] else { return nil }
-        let stats = entry.runner?.stats ?? entry.lastStats
-        return Status(
-            name: name, origin: entry.origin, state: entry.runner != nil ? .running : .stopped, config: entry.config,
-            definition: entry.definition, stats: stats, problem: problem(entry, stats: stats),
-            problemSummary: problem(entry, stats: stats).map { _ in
-                entry.runner == nil
-                    ? "pipe \(entry.config.name) stopped after an error" : "pipe \(entry.config.name) is retrying"
-            },
-            lastError: entry.failure ?? stats?.lastError, role: entry.runner == nil ? nil : entry.role)
-    }
-
-    /// Creates a pipe from its JSON definition, stores it and starts it.
-    public func create(definition: String) async throws(ControlError) -> Status {
-        await untilStarted()
-        let pipe: PipeConfig
-        do {
-            pipe = try BridgeConfig.parsePipe(
-                text: definition, environment: Self.pipeEnvironment, trust: apiTrust)
-        } catch {
-            throw .invalid("\(error)")
-        }
-        if entries[pipe.name] != nil || busy.contains(pipe.name) {
-            throw .conflict("pipe \(pipe.name) already exists")
-        }
-        let slot: String?
-        if case .replication(let source) = pipe.source { slot = source.slot } else { slot = nil }
-        if let slot, reservedSlots.contains(slot) {
-            throw .conflict("slot \(slot) is being taken by another pipe: each pipe needs its own slot")
-        }
-        busy.insert(pipe.name)
-        if let slot { reservedSlots.insert(slot) }
-        defer {
-            busy.remove(pipe.name)
-            if let slot { reservedSlots.remove(slot) }
-        }
-        do {
-            try checkConflicts(pipe)
-            // Builds the sinks once, so that a sink setting only the runtime can check fails here.
-            _ = try factory.runner(for: pipe, source: factory.makeSource(for: pipe))
-        } catch let error as ControlError {
-            throw error
-        } catch {
-            throw .invalid("\(error)")
-        }
-        try await save(PipeStore.Record(name: pipe.name, definition: definition, running: true), required: true)
-        entries[pipe.name] = Entry(config: pipe, origin: .api, definition: definition, desired: .running)
-        order.append(pipe.name)
-        do {
-            try startRunner(pipe.name)
-        } catch {
-            entries[pipe.name]?.failure = "\(error)"
-        }
-        logger.info("pipe \(pipe.name) created through the API")
-        return snapshot(pipe.name)!
-    }
-
-    public func start(_ name: String) async throws(ControlError) -> Status {
-        await untilStarted()
-        guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
-        try claim(name)
-        defer { busy.remove(name) }
-        if entry.runner == nil {
-            try await save(
-                PipeStore.Record(name: name, definition: entry.definition, running: true),
-                required: entry.origin == .api)
-            guard entries[name] != nil else { throw .notFound("no pipe named \(name)") }
-            entries[name]?.desired = .running
-            do {
-                try startRunner(name)
-            } catch {
-                entries[name]?.failure = "\(error)"
-                throw .invalid("pipe \(name) cannot start: \(error)")
-            }
-            logger.info("pipe \(name) started through the API")
-        }
-        return snapshot(name)!
-    }
-
-    /// Stops the pipe once what it captured is delivered and confirmed.
-    public func stop(_ name: String) async throws(ControlError) -> Status {
-        await untilStarted()
-        guard entries[name] != nil else { throw .notFound("no pipe named \(name)") }
-        try claim(name)
-        defer { busy.remove(name) }
-        return try await stopClaimed(name)
-    }
-
-    private func claim(_ name: String) throws(ControlError) {
-        guard !busy.contains(name) else {
-            throw .conflict("pipe \(name) is being changed by another request: try again when it is done")
-        }
-        busy.insert(name)
-    }
-
-    private func stopClaimed(_ name: String) async throws(ControlError) -> Status {
-        guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
-        try await save(
-            PipeStore.Record(name: name, definition: entry.definition, running: false), required: entry.origin == .api)
-        entries[name]?.desired = .stopped
-        if let runner = entry.runner, let task = entry.task {
-            runner.stop()
-            // A delivery to a sink that is down would wait forever: after a grace period it is
-            // cancelled. Nothing of it was confirmed, so it is sent again when the pipe starts.
-            let grace = stopGracePeriod
-            let logger = logger
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await task.value }
-                group.addTask {
-                    guard (try? await Task.sleep(for: grace)) != nil else { return }
-                    logger.warning(
-                        "pipe \(name) did not finish its delivery within \(grace) of the stop request (a sink is down?): cancelling it; unconfirmed events are sent again when it starts"
-                    )
-                    task.cancel()
-                }
-                await group.next()
-                group.cancelAll()
-            }
-            // The end event may not be processed yet: record the stop here too.
-            if entries[name]?.generation == entry.generation {
-                entries[name]?.lastStats = runner.stats
-                entries[name]?.runner = nil
-                entries[name]?.task = nil
-            }
-            logger.info("pipe \(name) stopped through the API")
-        }
-        return snapshot(name)!
-    }
-
-    /// Stops and removes an API pipe; with `dropSlot`, also drops its replication slot.
-    public func drop(_ name: String, dropSlot: Bool) async throws(ControlError) -> Status {
-        await untilStarted()
-        guard let entry = entries[name] else { throw .notFound("no pipe named \(name)") }
-        guard entry.origin == .api else {
-            throw .conflict(
-                "pipe \(name) is defined in the configuration file: remove it there, or stop it with POST /v1/pipes/\(name)/stop"
-            )
-        }
-        try claim(name)
-        defer { busy.remove(name) }
-        var final = try await stopClaimed(name)
-        do {
-            try await store?.delete(name: name)
-        } catch {
-            throw .unavailable("cannot delete pipe \(name) from pgbridge.pipes: \(error)")
-        }
-        entries[name]?.buffer?.close()
-        entries[name] = nil
-        order.removeAll { $0 == name }
-        if dropSlot, case .replication(let source) = entry.config.source {
-            try await dropReplicationSlot(source.slot)
-        }
-        final.state = .dropped
-        logger.info("pipe \(name) dropped through the API\(dropSlot ? " with its slot" : "")")
-        return final
-    }
-
-    // MARK: Internals
-
-    /// What `${NAME}` may expand to in pipes created through the API: only variables named
-    /// What a pipe written through the API may reach: files inside state_dir, tuning properties.
-    var apiTrust: ConfigTrust { .api(stateDirectory: factory.config.stateDirectory) }
-
-    /// `PGBRIDGE_PIPE_*`, so that a definition cannot send the process's other secrets
-    /// (database password, admin token) to a sink of its choosing.
-    static var pipeEnvironment: [String: String] {
-        ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("PGBRIDGE_PIPE_") }
-    }
-
-    /// `yielding`: under `ha`, after this replica lost the pipe, let a standby take it first.
-    private func startRunner(_ name: String, yielding: Bool = false) throws {
-        guard var entry = entries[name], entry.runner == nil else { return }
+    /// Builds the pipe's runner and hands a run of it to the task group. `yielding`: under
+    /// `ha`, after this replica lost the pipe, let a standby take it first.
+    func launch(_ name: String, yielding: Bool = false) throws {
+        guard var entry = entries[name], entry.run == nil else { return }
         if entry.buffer == nil, bufferEvents > 0 {
             entry.buffer = PipeEventBuffer(capacity: bufferEvents, byteCapacity: bufferBytes)
         }
@@ -470,29 +288,24 @@ public actor PipeSupervisor: Service {
         options.eventBuffer = entry.buffer
         let runner = try factory.runner(
             for: entry.config, source: factory.makeSource(for: entry.config), options: options)
-        nextGeneration += 1
-        let generation = nextGeneration
-        let continuation = eventsContinuation
-        entry.runner = runner
-        entry.generation = generation
-        entry.failure = nil
+        guard let generation = machine.launch(name) else {
+            throw ControlError.unavailable("pgbridge is shutting down: pipe \(name) is not started")
+        }
         let lease = factory.config.ha.map {
             PipeLease(pipe: entry.config, postgres: factory.config.postgres, ha: $0, logger: logger)
         }
-        entry.role = lease == nil ? nil : .standby
-        entry.task = Task {
-            do {
-                if let lease {
-                    try await runOwned(name, generation: generation, runner: runner, lease: lease, yielding: yielding)
-                } else {
-                    try await runner.run()
-                }
-                continuation.yield(.ended(name: name, generation: generation, error: nil, failure: nil))
-            } catch {
-                continuation.yield(.ended(name: name, generation: generation, error: "\(error)", failure: error))
+        let run = PipeRun(name: name, generation: generation) { [self] in
+            if let lease {
+                try await runOwned(name, generation: generation, runner: runner, lease: lease, yielding: yielding)
+            } else {
+                try await runner.run()
             }
         }
+        entry.runner = runner
+        entry.run = run
+        entry.role = lease == nil ? nil : .standby
         entries[name] = entry
+        eventsContinuation.yield(.launch(run))
     }
 
     /// Under `ha`: waits until this replica owns the pipe, then runs it while the lease holds.
@@ -521,54 +334,36 @@ public actor PipeSupervisor: Service {
     }
 
     private func setRole(_ role: Role, of name: String, generation: Int) {
-        guard entries[name]?.generation == generation else { return }
+        guard entries[name]?.run?.generation == generation else { return }
         entries[name]?.role = role
     }
 
-    private func checkConflicts(_ pipe: PipeConfig) throws(ControlError) {
-        guard case .replication(let source) = pipe.source else { return }
-        for other in entries.values {
-            if case .replication(let existing) = other.config.source, existing.slot == source.slot,
-                other.config.name != pipe.name
-            {
-                throw .conflict(
-                    "slot \(source.slot) is already used by pipe \(other.config.name): each pipe needs its own slot")
+    /// Stops a pipe's run: once what it captured is delivered and confirmed, or, when that
+    /// takes longer than `stopGracePeriod` (a sink is down), by cancelling it.
+    func stopRun(_ name: String) async {
+        guard let entry = entries[name], let runner = entry.runner, let run = entry.run else { return }
+        runner.stop()
+        // Nothing of a cancelled delivery was confirmed, so it is sent again when the pipe starts.
+        let grace = stopGracePeriod
+        let logger = logger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await run.waitUntilEnded() }
+            group.addTask {
+                guard (try? await Task.sleep(for: grace)) != nil else { return }
+                logger.warning(
+                    "pipe \(name) did not finish its delivery within \(grace) of the stop request (a sink is down?): cancelling it; unconfirmed events are sent again when it starts"
+                )
+                run.cancel()
             }
+            await group.next()
+            group.cancelAll()
         }
-    }
-
-    private func save(_ record: PipeStore.Record, required: Bool) async throws(ControlError) {
-        guard let store else { return }
-        do {
-            try await store.save(record)
-        } catch {
-            if required { throw .unavailable("cannot store pipe \(record.name): \(error)") }
-            logger.warning("the state of pipe \(record.name) is not stored and will not survive a restart: \(error)")
+        // The end of the run may not be processed yet: record the stop here too.
+        if entries[name]?.run === run {
+            entries[name]?.lastStats = runner.stats
+            entries[name]?.runner = nil
+            entries[name]?.run = nil
+            machine.stopped(name, generation: run.generation)
         }
-    }
-
-    private func dropReplicationSlot(_ slot: String) async throws(ControlError) {
-        // The walsender may need a moment to release the slot after the pipe stopped.
-        var lastError: (any Error)?
-        for _ in 0..<50 {
-            do {
-                try await DatabaseAdmin.dropSlot(slot, postgres: factory.config.postgres)
-                return
-            } catch {
-                lastError = error
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        throw .unavailable("the pipe was dropped but its slot \(slot) was not: \(lastError.map { "\($0)" } ?? "")")
-    }
-
-    private func problem(_ entry: Entry, stats: PipeRunner.Stats?) -> String? {
-        if entry.desired == .running, entry.runner == nil, started {
-            return "pipe \(entry.config.name) stopped after an error: \(entry.failure ?? "unknown")"
-        }
-        guard entry.runner != nil, let stats, let errorAt = stats.lastErrorAt else { return nil }
-        if let deliveredAt = stats.lastDeliveryAt, deliveredAt > errorAt { return nil }
-        guard ContinuousClock.now - errorAt < .seconds(60) else { return nil }
-        return "pipe \(entry.config.name) is retrying: \(stats.lastError ?? "")"
     }
 }

@@ -3,9 +3,9 @@
 # Debian packages, throwaway PostgreSQL clusters, Redis, free ports and
 # process groups. Source it; do not run it.
 #
-# Everything started here is recorded in SERVICES_STARTED. The caller sets
-#   trap services_cleanup EXIT   (plus INT/TERM traps that call `exit`)
-# so that nothing is left running, whatever happens.
+# Everything started here is recorded in SERVICES_STARTED. The caller runs
+#   services_traps NAME [HOOK]
+# once (see below), so that nothing is left running, whatever happens.
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
@@ -46,6 +46,32 @@ services_cleanup() {
         esac
     done
     SERVICES_STARTED=()
+}
+
+# services_traps NAME [HOOK]: the exit handling every script shares. On exit (normal, an
+# error under `set -e`, Ctrl-C = 130, SIGTERM = 143) it stops every service started through
+# this library, calls HOOK with the exit status (the script's own cleanup and last words),
+# says "NAME: FAILED (exit status N)" unless HOOK printed its own verdict (it returns 1 to
+# say so), and exits with the status. A script may set its own INT/TERM
+# traps afterwards (they must end in `exit`).
+services_traps() {
+    _SERVICES_SCRIPT=$1
+    _SERVICES_HOOK=${2:-}
+    trap _services_on_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317  # invoked by the trap
+_services_on_exit() {
+    local rc=$? reported=0
+    if ((${#SERVICES_STARTED[@]} > 0)); then svc_log "stopping the services"; fi
+    services_cleanup
+    if [[ -n $_SERVICES_HOOK ]]; then "$_SERVICES_HOOK" "$rc" || reported=1; fi
+    if ((rc != 0 && !reported)); then
+        printf '%s: FAILED (exit status %d)\n' "$_SERVICES_SCRIPT" "$rc" >&2
+    fi
+    exit "$rc"
 }
 
 # ---------------------------------------------------------------- packages
@@ -293,6 +319,7 @@ pg_start() {
     # Rewritten on every start: the port changes from run to run.
     cat >"$data/pgbridge.conf" <<EOF
 # Written by scripts/lib/services.sh (pg_start); overwritten on every start.
+# PG_EXTRA_CONF (settings, one per line) comes last and overrides what is above.
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$root'
@@ -305,6 +332,7 @@ wal_sender_timeout = 60s
 fsync = on
 max_prepared_transactions = 10
 logical_decoding_work_mem = 64MB
+${PG_EXTRA_CONF:-}
 EOF
     if ((EUID == 0)); then chown postgres:postgres -- "$data/pgbridge.conf"; fi
 

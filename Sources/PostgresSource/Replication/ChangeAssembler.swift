@@ -5,14 +5,14 @@ import PostgresClient
 /// checkpoints, streamed transactions (spilled until they commit), and skipping of transactions
 /// that were delivered before a restart. No I/O besides the spill files, so it is unit-tested
 /// with captured server output.
-final class ChangeAssembler {
+package final class ChangeAssembler {
     var decoder = PgOutputDecoder()
     var encoder: NativeEncoder
     let spill: StreamSpill
     let messagesEnabled: Bool
     let maxBatchBytes: Int
     /// Called when the batch is full; it must hand the batch out and call `batchWasHandedOut()`.
-    var flushBatch: () throws -> Void = {}
+    package var flushBatch: () throws -> Void = {}
     /// Called periodically during long replays so the connection's status updates keep going.
     var keepAlive: () -> Void = {}
     /// A `_timescaledb_catalog.chunk` or `dimension_slice` row was inserted or updated: a new
@@ -24,7 +24,7 @@ final class ChangeAssembler {
     /// is unknown, which the callee logs).
     var chunkDropped: (_ chunkID: Int64, _ commitLSN: LSN) throws -> ChunkRecord? = { _, _ in nil }
 
-    var batch = EventBatch()
+    package var batch = EventBatch()
     /// Transactions committed below this were delivered before (dedupe after restarts).
     var skipThrough: LSN
     /// End LSN of the newest transaction put into a batch (or skipped as already delivered).
@@ -42,7 +42,9 @@ final class ChangeAssembler {
 
     static let timescaleMarkerPrefix = "::timescaledb-"
 
-    init(encoder: NativeEncoder, spill: StreamSpill, skipThrough: LSN, messagesEnabled: Bool, maxBatchBytes: Int) {
+    package init(
+        encoder: NativeEncoder, spill: StreamSpill, skipThrough: LSN, messagesEnabled: Bool, maxBatchBytes: Int
+    ) {
         self.encoder = encoder
         self.spill = spill
         self.skipThrough = skipThrough
@@ -62,7 +64,7 @@ final class ChangeAssembler {
         !batch.isEmpty && (transaction == nil || batch.eventCount > 0)
     }
 
-    func batchWasHandedOut() {
+    package func batchWasHandedOut() {
         batch.bytes.removeAll(keepingCapacity: true)
         batch.eventEnds.removeAll(keepingCapacity: true)
         batch.checkpoint = nil
@@ -113,7 +115,7 @@ final class ChangeAssembler {
     /// One pgoutput message; `lsn` is the WAL position from the XLogData header (0 if unknown)
     /// and `serverTime` its send time (PostgreSQL microseconds), used for messages outside a
     /// transaction.
-    func handle(_ payload: UnsafeRawBufferPointer, lsn: UInt64, serverTime: Int64 = 0) throws {
+    package func handle(_ payload: UnsafeRawBufferPointer, lsn: UInt64, serverTime: Int64 = 0) throws {
         guard let type = payload.first else { throw PgOutputError.empty }
         // Inside a stream segment, changes are spilled until Stream Commit / Abort.
         if let xid = streamXid, Self.carriesStreamXid(type) {

@@ -7,7 +7,7 @@ import PostgresClient
 /// emitted before Stream Commit, so an aborted transaction never reaches a sink, and memory stays
 /// bounded whatever the transaction's size. A subtransaction abort truncates the file back to the
 /// subtransaction's first message (as PostgreSQL's own apply worker does).
-final class StreamSpill {
+package final class StreamSpill {
     private final class SpillFile {
         let path: String
         let fd: Int32
@@ -64,7 +64,7 @@ final class StreamSpill {
     private let directory: String
     private var files: [UInt32: SpillFile] = [:]
 
-    init(directory: String) throws {
+    package init(directory: String) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Leftovers of a previous run belong to transactions the server will stream again.

@@ -1,19 +1,20 @@
 import BridgeCore
 import Foundation
+import PostgresSource
 
 /// Measures pgoutput decode + native JSON encode in-process, through the same ChangeAssembler
 /// the replication thread uses (batches included, no I/O).
-public enum DecodeBenchmark {
-    public struct Result: Sendable {
-        public let events: Int
-        public let seconds: Double
-        public let outputBytes: Int
-        public var eventsPerSecond: Double { Double(events) / seconds }
+enum DecodeBenchmark {
+    struct Result: Sendable {
+        let events: Int
+        let seconds: Double
+        let outputBytes: Int
+        var eventsPerSecond: Double { Double(events) / seconds }
     }
 
     /// Runs `events` inserts of a 5-column row (bigint, text, float8, timestamptz, text) in
     /// transactions of `transactionSize` rows.
-    public static func run(events: Int, transactionSize: Int = 1000) throws -> Result {
+    static func run(events: Int, transactionSize: Int = 1000) throws -> Result {
         let directory = NSTemporaryDirectory() + "pgbridge-bench-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let assembler = ChangeAssembler(
