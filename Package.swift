@@ -152,8 +152,8 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink",
-                "RedisSink", "Pipeline", "BridgeRuntime", "HTTPAPI", "WireProtocol",
+                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "KafkaSink", "Pipeline", "BridgeRuntime",
+                "HTTPAPI", "WireProtocol",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -164,7 +164,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", "Processing", .product(name: "Yams", package: "Yams")],
+            dependencies: ["BridgeCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",
@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient",
+                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "WireProtocol",
                 .product(name: "OpenAPIKit", package: "OpenAPIKit"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -193,7 +193,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "WireProtocolTests",
+            dependencies: ["WireProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict),
         .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",

@@ -82,9 +82,7 @@ public final class PipeRunner: Service {
         var stats = Stats()
         stats.sinks = sinks.map { SinkStats(name: $0.name) }
         self.statsBox = Mutex(stats)
-        var logger = logger
-        logger[metadataKey: "pipe"] = "\(name)"
-        self.logger = logger
+        self.logger = logger.forPipe(name)
     }
 
     /// Sinks with default delivery settings, named after their descriptions.

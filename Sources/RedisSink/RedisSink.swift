@@ -69,10 +69,7 @@ struct RedisCommandWriter {
     ) throws {
         switch config.mode {
         case .stream:
-            arena.begin()
-            arena.add("XADD" as StaticString)
-            arena.write { key.render(fields, bytes, into: &$0) }
-            arena.close()
+            beginKeyed("XADD", fields, bytes, arena: &arena)
             if let maxLength = config.maxLength {
                 arena.add("MAXLEN" as StaticString)
                 arena.add("~" as StaticString)
@@ -88,10 +85,7 @@ struct RedisCommandWriter {
             arena.add(body)
             try send(&arena, event: event)
         case .pubsub:
-            arena.begin()
-            arena.add("PUBLISH" as StaticString)
-            arena.write { key.render(fields, bytes, into: &$0) }
-            arena.close()
+            beginKeyed("PUBLISH", fields, bytes, arena: &arena)
             arena.add(body)
             try send(&arena, event: event)
         case .hash:
@@ -121,10 +115,7 @@ struct RedisCommandWriter {
                     try send(&arena, event: event)
                 }
             }
-            arena.begin()
-            arena.add("HSET" as StaticString)
-            arena.write { key.render(fields, bytes, into: &$0) }
-            arena.close()
+            beginKeyed("HSET", fields, bytes, arena: &arena)
             nullColumns.removeAll(keepingCapacity: true)
             scanner.forEachMember(of: after) { name, value in
                 if scanner.isNull(value) {
@@ -139,10 +130,7 @@ struct RedisCommandWriter {
             }
             if arena.argumentCount > 2 { try send(&arena, event: event) }
             if !nullColumns.isEmpty {
-                arena.begin()
-                arena.add("HDEL" as StaticString)
-                arena.write { key.render(fields, bytes, into: &$0) }
-                arena.close()
+                beginKeyed("HDEL", fields, bytes, arena: &arena)
                 for name in nullColumns {
                     arena.write { scanner.appendUnescaped(name, into: &$0) }
                     arena.close()
@@ -150,10 +138,7 @@ struct RedisCommandWriter {
                 try send(&arena, event: event)
             }
         case .delete:
-            arena.begin()
-            arena.add("DEL" as StaticString)
-            arena.write { key.render(fields, bytes, into: &$0) }
-            arena.close()
+            beginKeyed("DEL", fields, bytes, arena: &arena)
             try send(&arena, event: event)
         case .truncate:
             try flush()
@@ -185,6 +170,16 @@ struct RedisCommandWriter {
                 try flush()
             }
         } while cursor != "0"
+    }
+
+    /// Starts the command `name` with the event's key as its first argument.
+    private func beginKeyed(
+        _ name: StaticString, _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, arena: inout CommandArena
+    ) {
+        arena.begin()
+        arena.add(name)
+        arena.write { key.render(fields, bytes, into: &$0) }
+        arena.close()
     }
 
     private mutating func send(_ arena: inout CommandArena, event: (Int, Int)) throws {

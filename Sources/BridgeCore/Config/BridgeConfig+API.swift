@@ -2,11 +2,10 @@ import Foundation
 
 extension BridgeConfig {
     static func parseAPI(_ node: ConfigNode) throws -> APIConfig {
-        let keys = try node.mapping(allowed: [
-            "listen", "admin_token", "jwt_secret", "jwt_public_key", "anonymous_role", "anonymous_writes",
-            "buffer_events", "pool_size", "statement_timeout", "max_body_bytes", "jwt_require_exp", "jwt_audience",
-            "jwt_issuer", "max_connections", "idle_timeout", "write_timeout", "buffer_bytes",
-        ])
+        try node.withKeys { keys in try parseAPI(node, keys) }
+    }
+
+    private static func parseAPI(_ node: ConfigNode, _ keys: ConfigKeys) throws -> APIConfig {
         var api = APIConfig()
         if let listen = keys["listen"] {
             (api.host, api.port) = try parseListen(listen)

@@ -2,44 +2,55 @@ extension BridgeConfig {
     static func parseProcessors(_ node: ConfigNode, pipe: String, sinks allSinks: [SinkConfig]) throws
         -> [ProcessorConfig]
     {
-        let sinkNames = allSinks.map(\.name)
         let items = try node.list()
         guard items.count <= 200 else { throw node.error("at most 200 processors per pipe") }
         return try items.map { item in
-            let keys = try item.mapping(allowed: ["filter", "mask", "drop", "route"])
-            guard keys.count == 1, let (kind, value) = keys.first else {
-                throw item.error("each processor is one of filter, mask, drop or route (one per list item)")
+            try item.withKeys { keys in try parseProcessor(item, keys, pipe: pipe, sinks: allSinks) }
+        }
+    }
+
+    private static func parseProcessor(
+        _ item: ConfigNode, _ keys: ConfigKeys, pipe: String, sinks allSinks: [SinkConfig]
+    )
+        throws -> ProcessorConfig
+    {
+        let sinkNames = allSinks.map(\.name)
+        let given = ["filter", "mask", "drop", "route"].compactMap { kind in keys[kind].map { (kind, $0) } }
+        guard given.count == 1, keys.present.count == 1, let (kind, value) = given.first else {
+            throw item.error("each processor is one of filter, mask, drop or route (one per list item)")
+        }
+        switch kind {
+        case "filter":
+            let text = try value.string()
+            let result = Result { () throws(FilterError) in try FilterExpression(text) }
+            switch result {
+            case .success(let expression):
+                return .filter(expression)
+            case .failure(let error):
+                throw value.error("invalid filter: \(error.message) at position \(error.position) of \"\(text)\"")
             }
-            switch kind {
-            case "filter":
-                let text = try value.string()
-                let result = Result { () throws(FilterError) in try FilterExpression(text) }
-                switch result {
-                case .success(let expression):
-                    return .filter(expression)
-                case .failure(let error):
-                    throw value.error("invalid filter: \(error.message) at position \(error.position) of \"\(text)\"")
-                }
-            case "mask":
-                let mask = try value.mapping(allowed: ["columns", "with", "tables"])
+        case "mask":
+            return try value.withKeys { mask in
                 guard let columns = try mask["columns"]?.list(orCommaSeparated: true), !columns.isEmpty else {
                     throw value.error("missing columns: the columns to mask, e.g. {columns: [email], with: sha256}")
                 }
                 let method: MaskMethod = try enumValue(mask["with"], default: .sha256)
                 return .mask(MaskConfig(columns: columns, method: method, tables: try tables(mask["tables"])))
-            case "drop":
-                if case .mapping = value.node {
-                    let drop = try value.mapping(allowed: ["columns", "tables"])
+            }
+        case "drop":
+            if case .mapping = value.node {
+                return try value.withKeys { drop in
                     guard let columns = try drop["columns"]?.list(orCommaSeparated: true), !columns.isEmpty else {
                         throw value.error("missing columns: the columns to remove")
                     }
                     return .drop(DropConfig(columns: columns, tables: try tables(drop["tables"])))
                 }
-                let columns = try value.list(orCommaSeparated: true)
-                guard !columns.isEmpty else { throw value.error("empty: list the columns to remove") }
-                return .drop(DropConfig(columns: columns))
-            default:
-                let route = try value.mapping(allowed: ["table", "tables", "sinks", "topic"])
+            }
+            let columns = try value.list(orCommaSeparated: true)
+            guard !columns.isEmpty else { throw value.error("empty: list the columns to remove") }
+            return .drop(DropConfig(columns: columns))
+        default:
+            return try value.withKeys { route in
                 var patterns = try tables(route["tables"]) ?? []
                 patterns += try tables(route["table"]) ?? []
                 guard !patterns.isEmpty else {

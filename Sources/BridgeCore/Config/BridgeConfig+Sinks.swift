@@ -2,36 +2,24 @@ import Foundation
 
 extension BridgeConfig {
     static let sinkKinds = ["file", "kafka", "rabbitmq", "redis", "http"]
-    static let deliveryKeys = ["name", "kind", "retries", "retry_interval", "max_retry_interval", "max_in_flight"]
-    static let kindKeys: [String: [String]] = [
-        "file": ["path", "fsync"],
-        "kafka": [
-            "brokers", "topic", "key", "batch_count", "linger", "compression", "sasl", "username", "password", "tls",
-            "client_id", "delivery_timeout", "properties", "allow_unsafe_properties", "content_mode",
-        ],
-        "rabbitmq": [
-            "url", "exchange", "routing_key", "queue", "binding_key", "mandatory", "persistent", "heartbeat", "tls",
-        ],
-        "redis": ["url", "mode", "key", "maxlen", "pipeline", "timeout"],
-        "http": [
-            "url", "method", "headers", "template", "preset", "batch_count", "parallelism", "timeout", "oauth2",
-            "content_mode",
-        ],
-    ]
 
+    /// A sink: its kind's settings and the delivery settings every kind has. The keys allowed are
+    /// the ones these parsers read (see `ConfigNode.withKeys`).
     static func parseSink(_ node: ConfigNode, pipe: String, index: Int, count: Int) throws -> SinkConfig {
-        guard case .mapping = node.node else { throw node.error("expected a mapping, got \(node.typeName)") }
-        let everyKey = deliveryKeys + Set(kindKeys.values.joined()).sorted()
-        let all = try node.mapping(allowed: everyKey)
-        guard let kindNode = all["kind"] else {
+        try node.withKeys { keys in try parseSink(node, keys, pipe: pipe, index: index, count: count) }
+    }
+
+    static func parseSink(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String, index: Int, count: Int) throws
+        -> SinkConfig
+    {
+        guard let kindNode = keys["kind"] else {
             throw node.error("missing kind: one of \(sinkKinds.joined(separator: ", "))")
         }
         let kindText = try kindNode.string()
-        guard let allowed = kindKeys[kindText] else {
+        guard sinkKinds.contains(kindText) else {
             throw kindNode.error(
                 "unknown sink kind '\(kindText)'; expected one of: \(sinkKinds.joined(separator: ", "))")
         }
-        let keys = try node.mapping(allowed: deliveryKeys + allowed)
         let name = try keys["name"]?.string() ?? (count == 1 ? kindText : "\(kindText)_\(index + 1)")
         guard Identifier.isSimple(name, maxLength: 63) else {
             throw keys["name"]!.error("'\(name)' is not a valid sink name: use lower-case letters, digits and _")
@@ -57,7 +45,7 @@ extension BridgeConfig {
         return SinkConfig(name: name, kind: kind, delivery: delivery)
     }
 
-    static func parseFileSink(_ node: ConfigNode, _ keys: [String: ConfigNode]) throws -> FileSinkConfig {
+    static func parseFileSink(_ node: ConfigNode, _ keys: ConfigKeys) throws -> FileSinkConfig {
         guard let pathNode = keys["path"] else {
             throw node.error("missing path: a file path, or \"-\" for stdout")
         }
@@ -69,17 +57,19 @@ extension BridgeConfig {
         return FileSinkConfig(path: path, fsync: try keys["fsync"]?.bool() ?? true)
     }
 
-    static func parseKafkaSink(_ node: ConfigNode, _ keys: [String: ConfigNode], pipe: String) throws
+    static func parseKafkaSink(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
         -> KafkaSinkConfig
     {
-        guard let brokersNode = keys["brokers"] else {
-            throw node.error("missing brokers: the bootstrap servers, e.g. kafka1:9092,kafka2:9092")
-        }
-        let brokers = try brokersNode.list(orCommaSeparated: true).joined(separator: ",")
-        guard !brokers.isEmpty else { throw brokersNode.error("empty: list at least one broker as host:port") }
-        var config = KafkaSinkConfig(
-            brokers: brokers, topic: try template(keys["topic"], default: "pg.{schema}.{table}", pipe: pipe))
+        var config = try parseKafkaConnection(node, keys, pipe: pipe)
+        config.topic = try template(keys["topic"], default: "pg.{schema}.{table}", pipe: pipe)
         if let keyNode = keys["key"] { config.key = try template(keyNode, default: "", pipe: pipe) }
+        try parseKafkaProducerTuning(keys, into: &config)
+        config.contentMode = try enumValue(keys["content_mode"], default: .structured)
+        return config
+    }
+
+    /// Batching and compression of a producer that sends change events.
+    static func parseKafkaProducerTuning(_ keys: ConfigKeys, into config: inout KafkaSinkConfig) throws {
         config.batchCount = try keys["batch_count"]?.int(range: 1...1_000_000) ?? config.batchCount
         config.linger = try keys["linger"]?.duration() ?? config.linger
         if let compressionNode = keys["compression"] {
@@ -89,6 +79,18 @@ extension BridgeConfig {
             }
             config.compression = text
         }
+    }
+
+    /// How to reach and log in to the cluster: what a Kafka sink and the wire protocol's Kafka
+    /// tables share.
+    static func parseKafkaConnection(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws -> KafkaSinkConfig {
+        guard let brokersNode = keys["brokers"] else {
+            throw node.error("missing brokers: the bootstrap servers, e.g. kafka1:9092,kafka2:9092")
+        }
+        let brokers = try brokersNode.list(orCommaSeparated: true).joined(separator: ",")
+        guard !brokers.isEmpty else { throw brokersNode.error("empty: list at least one broker as host:port") }
+        var config = KafkaSinkConfig(
+            brokers: brokers, topic: try template(nil, default: "pg.{schema}.{table}", pipe: pipe))
         config.sasl = try enumValue(keys["sasl"], default: .none)
         config.username = try keys["username"]?.string() ?? ""
         config.password = try keys["password"]?.string() ?? ""
@@ -117,17 +119,14 @@ extension BridgeConfig {
                 config.properties[name] = try property.string()
             }
         }
-        config.contentMode = try enumValue(keys["content_mode"], default: .structured)
         return config
     }
 
-    static func parseRabbitMQSink(_ node: ConfigNode, _ keys: [String: ConfigNode], pipe: String) throws
+    static func parseRabbitMQSink(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
         -> RabbitMQSinkConfig
     {
-        let url = try serviceURL(
-            keys["url"], of: node, schemes: ["amqp", "amqps"], example: "amqp://guest:guest@127.0.0.1:5672/")
-        var config = RabbitMQSinkConfig(
-            url: url, routingKey: try template(keys["routing_key"], default: "{schema}.{table}.{op}", pipe: pipe))
+        var config = try parseRabbitMQConnection(node, keys, pipe: pipe)
+        config.routingKey = try template(keys["routing_key"], default: "{schema}.{table}.{op}", pipe: pipe)
         config.exchange = try keys["exchange"]?.string() ?? ""
         config.queue = try keys["queue"]?.string()
         if let queue = config.queue, keys["routing_key"] == nil, config.exchange.isEmpty {
@@ -136,24 +135,32 @@ extension BridgeConfig {
         config.bindingKey = try keys["binding_key"]?.string() ?? config.bindingKey
         config.mandatory = try keys["mandatory"]?.bool() ?? true
         config.persistent = try keys["persistent"]?.bool() ?? true
+        return config
+    }
+
+    /// The broker's URL, heartbeat and TLS: what a RabbitMQ sink and the wire protocol's queue
+    /// tables share.
+    static func parseRabbitMQConnection(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
+        -> RabbitMQSinkConfig
+    {
+        let url = try serviceURL(
+            keys["url"], of: node, schemes: ["amqp", "amqps"], example: "amqp://guest:guest@127.0.0.1:5672/")
+        var config = RabbitMQSinkConfig(
+            url: url, routingKey: try template(nil, default: "{schema}.{table}.{op}", pipe: pipe))
         config.heartbeat = try keys["heartbeat"]?.duration() ?? config.heartbeat
         config.tls = try parseTLS(keys["tls"])
         if url.lowercased().hasPrefix("amqps://") { config.tls.enabled = true }
         return config
     }
 
-    static func parseRedisSink(_ node: ConfigNode, _ keys: [String: ConfigNode], pipe: String) throws
+    static func parseRedisSink(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
         -> RedisSinkConfig
     {
-        let url = try serviceURL(
-            keys["url"], of: node, schemes: ["redis", "rediss"], example: "redis://127.0.0.1:6379/0")
-        if let parsed = ServiceURL(url), let db = parsed.path, Int(db) == nil {
-            throw keys["url"]!.error("'/\(db)' is not a database number: write redis://host:port/0")
-        }
+        var config = try parseRedisConnection(node, keys, pipe: pipe)
         let mode: RedisMode = try enumValue(keys["mode"], default: .stream)
         let defaultKey = mode == .hash ? "pg:{schema}.{table}:{key}" : "pg:{schema}.{table}"
-        var config = RedisSinkConfig(
-            url: url, mode: mode, key: try template(keys["key"], default: defaultKey, pipe: pipe))
+        config.mode = mode
+        config.key = try template(keys["key"], default: defaultKey, pipe: pipe)
         if mode == .hash, !config.key.dependsOnRowValues {
             throw (keys["key"] ?? node).error(
                 "a hash key must name the row, e.g. \"pg:{schema}.{table}:{key}\": otherwise every row overwrites one hash"
@@ -164,11 +171,24 @@ extension BridgeConfig {
             throw keys["maxlen"]!.error("maxlen applies to mode: stream only")
         }
         config.pipeline = try keys["pipeline"]?.int(range: 1...100_000) ?? config.pipeline
+        return config
+    }
+
+    /// The server's URL and the command timeout: what a Redis sink and the wire protocol's
+    /// stream tables share.
+    static func parseRedisConnection(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws -> RedisSinkConfig {
+        let url = try serviceURL(
+            keys["url"], of: node, schemes: ["redis", "rediss"], example: "redis://127.0.0.1:6379/0")
+        if let parsed = ServiceURL(url), let db = parsed.path, Int(db) == nil {
+            throw keys["url"]!.error("'/\(db)' is not a database number: write redis://host:port/0")
+        }
+        var config = RedisSinkConfig(
+            url: url, mode: .stream, key: try template(nil, default: "pg:{schema}.{table}", pipe: pipe))
         config.timeout = try keys["timeout"]?.duration() ?? config.timeout
         return config
     }
 
-    static func parseHTTPSink(_ node: ConfigNode, _ keys: [String: ConfigNode]) throws -> HTTPSinkConfig {
+    static func parseHTTPSink(_ node: ConfigNode, _ keys: ConfigKeys) throws -> HTTPSinkConfig {
         guard let urlNode = keys["url"] else { throw node.error("missing url, e.g. https://hooks.example.com/pg") }
         let url = try urlNode.string()
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
@@ -214,19 +234,18 @@ extension BridgeConfig {
         config.parallelism = try keys["parallelism"]?.int(range: 1...1024) ?? 1
         config.timeout = try keys["timeout"]?.duration() ?? config.timeout
         if let oauthNode = keys["oauth2"] {
-            let oauth = try oauthNode.mapping(allowed: [
-                "enabled", "client_key", "client_secret", "token_url", "scopes",
-            ])
-            if try oauth["enabled"]?.bool() ?? true {
-                guard let tokenURL = try oauth["token_url"]?.string(), !tokenURL.isEmpty else {
-                    throw oauthNode.error("missing token_url: the OAuth2 token endpoint")
-                }
-                guard let clientKey = try oauth["client_key"]?.string(), !clientKey.isEmpty else {
-                    throw oauthNode.error("missing client_key")
-                }
-                config.oauth2 = OAuth2Config(
-                    clientKey: clientKey, clientSecret: try oauth["client_secret"]?.string() ?? "", tokenURL: tokenURL,
-                    scopes: try oauth["scopes"]?.list(orCommaSeparated: false) ?? [])
+            config.oauth2 = try oauthNode.withKeys { oauth in
+                // Every key is read (and checked) even when disabled: none is accepted and ignored.
+                let enabled = try oauth["enabled"]?.bool() ?? true
+                let tokenURL = try oauth["token_url"]?.string() ?? ""
+                let clientKey = try oauth["client_key"]?.string() ?? ""
+                let clientSecret = try oauth["client_secret"]?.string() ?? ""
+                let scopes = try oauth["scopes"]?.list(orCommaSeparated: false) ?? []
+                guard enabled else { return nil }
+                guard !tokenURL.isEmpty else { throw oauthNode.error("missing token_url: the OAuth2 token endpoint") }
+                guard !clientKey.isEmpty else { throw oauthNode.error("missing client_key") }
+                return OAuth2Config(
+                    clientKey: clientKey, clientSecret: clientSecret, tokenURL: tokenURL, scopes: scopes)
             }
         }
         config.contentMode = try enumValue(keys["content_mode"], default: .structured)
@@ -234,17 +253,20 @@ extension BridgeConfig {
     }
 
     static func parseDeadLetter(_ node: ConfigNode, pipe: String) throws -> DeadLetterConfig {
-        let keys = try node.mapping(allowed: deliveryKeys + Set(kindKeys.values.joined()).sorted())
+        try node.withKeys { keys in try parseDeadLetter(node, keys, pipe: pipe) }
+    }
+
+    private static func parseDeadLetter(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
+        -> DeadLetterConfig
+    {
         let kind = try keys["kind"]?.string() ?? "file"
         switch kind {
         case "file":
-            _ = try node.mapping(allowed: ["kind", "path", "fsync"])
             return .file(try parseFileSink(node, keys))
         case "table":
-            _ = try node.mapping(allowed: ["kind"])
             return .table
         case "kafka", "rabbitmq", "redis":
-            var sink = try parseSink(node, pipe: pipe, index: 0, count: 1)
+            var sink = try parseSink(node, keys, pipe: pipe, index: 0, count: 1)
             // Dead-letter records are not change events: default names that need no event fields.
             switch sink.kind {
             case .kafka(var kafka):
@@ -302,12 +324,13 @@ extension BridgeConfig {
 
     static func parseTLS(_ node: ConfigNode?) throws -> TLSOptions {
         guard let node else { return TLSOptions() }
-        let keys = try node.mapping(allowed: ["disable", "skip_verify_server", "ca_file", "cert_file", "key_file"])
-        return TLSOptions(
-            enabled: !(try keys["disable"]?.bool() ?? false),
-            skipVerifyServer: try keys["skip_verify_server"]?.bool() ?? false,
-            caFile: try keys["ca_file"]?.string() ?? "", certFile: try keys["cert_file"]?.string() ?? "",
-            keyFile: try keys["key_file"]?.string() ?? "")
+        return try node.withKeys { keys in
+            TLSOptions(
+                enabled: !(try keys["disable"]?.bool() ?? false),
+                skipVerifyServer: try keys["skip_verify_server"]?.bool() ?? false,
+                caFile: try keys["ca_file"]?.string() ?? "", certFile: try keys["cert_file"]?.string() ?? "",
+                keyFile: try keys["key_file"]?.string() ?? "")
+        }
     }
 
     static func enumValue<T: RawRepresentable & CaseIterable>(_ node: ConfigNode?, default value: T) throws -> T

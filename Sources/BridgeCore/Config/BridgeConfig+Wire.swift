@@ -2,9 +2,10 @@ import Foundation
 
 extension BridgeConfig {
     static func parseWire(_ node: ConfigNode) throws -> WireConfig {
-        let keys = try node.mapping(allowed: [
-            "listen", "users", "kafka", "redis", "rabbitmq", "pipes", "max_scan_rows", "max_scan_bytes",
-        ])
+        try node.withKeys { keys in try parseWire(node, keys) }
+    }
+
+    private static func parseWire(_ node: ConfigNode, _ keys: ConfigKeys) throws -> WireConfig {
         var wire = WireConfig()
         if let listen = keys["listen"] {
             (wire.host, wire.port) = try parseListen(listen)
@@ -14,6 +15,25 @@ extension BridgeConfig {
                 "missing users: postgres_fdw logs in with a password, e.g. users: {bridge: \"${PGBRIDGE_WIRE_PASSWORD}\"}"
             )
         }
+        /// `read:`/`write:` grants: schema.table, schema.* or *.
+        func patterns(_ list: ConfigNode?) throws -> [String] {
+            guard let list else { return [] }
+            return try list.list().map { item in
+                let text = try item.string()
+                let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+                guard
+                    text == "*"
+                        || (parts.count == 2
+                            && ["kafka", "redis", "rabbitmq", "pipes"].contains(String(parts[0]))
+                            && !parts[1].isEmpty)
+                else {
+                    throw item.error(
+                        "expected schema.table, schema.* (schema kafka, redis, rabbitmq or pipes) or * (every table but the pipes'), got '\(text)'"
+                    )
+                }
+                return text
+            }
+        }
         for (key, value) in mapping {
             guard let user = key.string, !user.isEmpty, user.utf8.count <= 63 else {
                 throw usersNode.error("user names must be non-empty strings of at most 63 bytes")
@@ -22,28 +42,12 @@ extension BridgeConfig {
             var passwordNode = userNode
             if case .mapping = value {
                 // {password: …, read: [kafka.*, pipes.orders], write: [kafka.audit]}
-                let userKeys = try userNode.mapping(allowed: ["password", "read", "write"])
-                guard let node = userKeys["password"] else { throw userNode.error("missing password") }
-                passwordNode = node
-                func patterns(_ key: String) throws -> [String] {
-                    guard let list = userKeys[key] else { return [] }
-                    return try list.list().map { item in
-                        let text = try item.string()
-                        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-                        guard
-                            text == "*"
-                                || (parts.count == 2
-                                    && ["kafka", "redis", "rabbitmq", "pipes"].contains(String(parts[0]))
-                                    && !parts[1].isEmpty)
-                        else {
-                            throw item.error(
-                                "expected schema.table, schema.* (schema kafka, redis, rabbitmq or pipes) or * (every table but the pipes'), got '\(text)'"
-                            )
-                        }
-                        return text
-                    }
+                passwordNode = try userNode.withKeys { userKeys in
+                    guard let node = userKeys["password"] else { throw userNode.error("missing password") }
+                    wire.grants[user] = WireGrants(
+                        read: try patterns(userKeys["read"]), write: try patterns(userKeys["write"]))
+                    return node
                 }
-                wire.grants[user] = WireGrants(read: try patterns("read"), write: try patterns("write"))
             }
             let password = try passwordNode.string()
             guard password.utf8.count >= 8 else {
@@ -52,63 +56,68 @@ extension BridgeConfig {
             wire.users[user] = password
         }
         if let kafkaNode = keys["kafka"] {
-            let kafkaKeys = try kafkaNode.mapping(allowed: [
-                "brokers", "topics", "sasl", "username", "password", "tls", "client_id", "properties",
-                "delivery_timeout",
-            ])
-            var connection = try parseKafkaSink(kafkaNode, kafkaKeys, pipe: "wire")
-            connection.linger = .zero
-            var topics: [WireKafkaTopic] = []
-            for topicNode in try requiredList(kafkaKeys["topics"], of: kafkaNode, example: "topics: [sensor_readings]")
-            {
-                var topic: WireKafkaTopic
-                if case .mapping = topicNode.node {
-                    let topicKeys = try topicNode.mapping(allowed: ["name", "value"])
-                    guard let name = topicKeys["name"] else { throw topicNode.error("missing name: the topic") }
-                    topic = WireKafkaTopic(name: try name.string())
-                    topic.value = try enumValue(topicKeys["value"], default: .json)
-                } else {
-                    topic = WireKafkaTopic(name: try topicNode.string())
-                }
-                try checkTableName(topic.name, topicNode, what: "topic")
-                guard !topics.contains(where: { $0.name == topic.name }) else {
-                    throw topicNode.error("topic '\(topic.name)' is listed twice")
-                }
-                topics.append(topic)
-            }
-            connection.topic = try template(nil, default: topics[0].name, pipe: "wire")
-            wire.kafka = WireKafkaConfig(connection: connection, topics: topics)
+            wire.kafka = try kafkaNode.withKeys { kafkaKeys in try parseWireKafka(kafkaNode, kafkaKeys) }
         }
         if let redisNode = keys["redis"] {
-            let redisKeys = try redisNode.mapping(allowed: ["url", "streams", "timeout"])
-            let connection = try parseRedisSink(redisNode, redisKeys, pipe: "wire")
-            var streams: [String] = []
-            for streamNode in try requiredList(redisKeys["streams"], of: redisNode, example: "streams: [sensor]") {
-                let name = try streamNode.string()
-                try checkTableName(name, streamNode, what: "stream")
-                guard !streams.contains(name) else { throw streamNode.error("stream '\(name)' is listed twice") }
-                streams.append(name)
+            wire.redis = try redisNode.withKeys { redisKeys in
+                let connection = try parseRedisConnection(redisNode, redisKeys, pipe: "wire")
+                var streams: [String] = []
+                for streamNode in try requiredList(redisKeys["streams"], of: redisNode, example: "streams: [sensor]") {
+                    let name = try streamNode.string()
+                    try checkTableName(name, streamNode, what: "stream")
+                    guard !streams.contains(name) else { throw streamNode.error("stream '\(name)' is listed twice") }
+                    streams.append(name)
+                }
+                return WireRedisConfig(connection: connection, streams: streams)
             }
-            wire.redis = WireRedisConfig(connection: connection, streams: streams)
         }
         if let rabbitNode = keys["rabbitmq"] {
-            let rabbitKeys = try rabbitNode.mapping(allowed: ["url", "queues", "exchange", "heartbeat", "tls"])
-            var connection = try parseRabbitMQSink(rabbitNode, rabbitKeys, pipe: "wire")
-            connection.mandatory = false
-            var queues: [String] = []
-            for queueNode in try requiredList(rabbitKeys["queues"], of: rabbitNode, example: "queues: [alerts]") {
-                let name = try queueNode.string()
-                try checkTableName(name, queueNode, what: "queue")
-                guard !queues.contains(name) else { throw queueNode.error("queue '\(name)' is listed twice") }
-                queues.append(name)
+            wire.rabbitmq = try rabbitNode.withKeys { rabbitKeys in
+                var connection = try parseRabbitMQConnection(rabbitNode, rabbitKeys, pipe: "wire")
+                connection.mandatory = false
+                connection.exchange = try rabbitKeys["exchange"]?.string() ?? ""
+                var queues: [String] = []
+                for queueNode in try requiredList(rabbitKeys["queues"], of: rabbitNode, example: "queues: [alerts]") {
+                    let name = try queueNode.string()
+                    try checkTableName(name, queueNode, what: "queue")
+                    guard !queues.contains(name) else { throw queueNode.error("queue '\(name)' is listed twice") }
+                    queues.append(name)
+                }
+                return WireRabbitMQConfig(connection: connection, queues: queues, exchange: connection.exchange)
             }
-            wire.rabbitmq = WireRabbitMQConfig(
-                connection: connection, queues: queues, exchange: try rabbitKeys["exchange"]?.string() ?? "")
         }
         wire.pipes = try keys["pipes"]?.bool() ?? true
         wire.maxScanRows = try keys["max_scan_rows"]?.int(range: 1...100_000_000) ?? wire.maxScanRows
         wire.maxScanBytes = try keys["max_scan_bytes"]?.int(range: 1 << 20...(64 << 30)) ?? wire.maxScanBytes
         return wire
+    }
+
+    /// `wire.kafka`: the connection of a Kafka sink (no topic, batching or format settings: each
+    /// INSERT is sent at once) and the topics served as tables.
+    private static func parseWireKafka(_ kafkaNode: ConfigNode, _ kafkaKeys: ConfigKeys) throws -> WireKafkaConfig {
+        var connection = try parseKafkaConnection(kafkaNode, kafkaKeys, pipe: "wire")
+        connection.linger = .zero
+        var topics: [WireKafkaTopic] = []
+        for topicNode in try requiredList(kafkaKeys["topics"], of: kafkaNode, example: "topics: [sensor_readings]") {
+            var topic: WireKafkaTopic
+            if case .mapping = topicNode.node {
+                topic = try topicNode.withKeys { topicKeys in
+                    guard let name = topicKeys["name"] else { throw topicNode.error("missing name: the topic") }
+                    var topic = WireKafkaTopic(name: try name.string())
+                    topic.value = try enumValue(topicKeys["value"], default: .json)
+                    return topic
+                }
+            } else {
+                topic = WireKafkaTopic(name: try topicNode.string())
+            }
+            try checkTableName(topic.name, topicNode, what: "topic")
+            guard !topics.contains(where: { $0.name == topic.name }) else {
+                throw topicNode.error("topic '\(topic.name)' is listed twice")
+            }
+            topics.append(topic)
+        }
+        connection.topic = try template(nil, default: topics[0].name, pipe: "wire")
+        return WireKafkaConfig(connection: connection, topics: topics)
     }
 
     private static func requiredList(_ node: ConfigNode?, of parent: ConfigNode, example: String) throws

@@ -40,12 +40,18 @@ extension BridgeConfig {
         sections: [String: ConfigNode], postgres: PostgresConfig, stateDirectory: String
     ) {
         let top = ConfigNode(node: try compose(yaml), path: "", environment: environment)
-        let keys = try top.mapping(allowed: ["postgres", "state_dir", "pipes", "api", "wire", "ha"])
-        guard let postgresNode = keys["postgres"] else {
-            throw ConfigError(
-                path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
+        return try top.withKeys { keys in
+            guard let postgresNode = keys["postgres"] else {
+                throw ConfigError(
+                    path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
+            }
+            let postgres = try parsePostgres(postgresNode)
+            let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
+            // The sections `parse` reads (their `${VAR}`s are expanded only then).
+            var sections: [String: ConfigNode] = [:]
+            for section in ["pipes", "api", "wire", "ha"] { sections[section] = keys[section] }
+            return (sections, postgres, stateDirectory)
         }
-        return (keys, try parsePostgres(postgresNode), try keys["state_dir"]?.string() ?? defaultStateDirectory)
     }
 
     /// Parses and validates configuration text.
@@ -124,7 +130,10 @@ extension BridgeConfig {
     }
 
     static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {
-        let keys = try node.mapping(allowed: ["url"])
+        try node.withKeys { keys in try parsePostgres(node, keys) }
+    }
+
+    private static func parsePostgres(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PostgresConfig {
         guard let urlNode = keys["url"] else {
             throw node.error("missing url: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
         }
@@ -136,7 +145,10 @@ extension BridgeConfig {
     }
 
     static func parsePipe(_ node: ConfigNode) throws -> PipeConfig {
-        let keys = try node.mapping(allowed: ["name", "source", "processors", "format", "sinks", "dead_letter"])
+        try node.withKeys { keys in try parsePipe(node, keys) }
+    }
+
+    private static func parsePipe(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PipeConfig {
         guard let nameNode = keys["name"] else { throw node.error("missing name: every pipe needs a name") }
         let name = try nameNode.string()
         guard Identifier.isSimple(name) else {
@@ -174,16 +186,14 @@ extension BridgeConfig {
     }
 
     static func parseSource(_ node: ConfigNode, pipeName: String) throws -> SourceConfig {
-        guard case .mapping = node.node else { throw node.error("expected a mapping, got \(node.typeName)") }
-        let kindNode = try node.mapping(allowed: sourceKeys)["kind"]
+        try node.withKeys { keys in try parseSource(node, keys, pipeName: pipeName) }
+    }
+
+    private static func parseSource(_ node: ConfigNode, _ keys: ConfigKeys, pipeName: String) throws -> SourceConfig {
+        let kindNode = keys["kind"]
         let kind = try kindNode?.string() ?? "replication"
         switch kind {
         case "replication":
-            let keys = try node.mapping(allowed: [
-                "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
-                "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows",
-                "heartbeat_interval", "max_lag_bytes", "receive_timeout", "on_slot_lost",
-            ])
             guard let tablesNode = keys["tables"] else {
                 throw node.error("missing tables: list the tables to capture, e.g. [public.orders, \"public.*\"]")
             }
@@ -237,10 +247,11 @@ extension BridgeConfig {
             }
             var snapshotRange: SnapshotRange?
             if let rangeNode = keys["snapshot_range"] {
-                let range = try rangeNode.mapping(allowed: ["start", "end", "column"])
-                snapshotRange = SnapshotRange(
-                    start: try range["start"]?.string(), end: try range["end"]?.string(),
-                    column: try range["column"]?.string())
+                snapshotRange = try rangeNode.withKeys { range in
+                    SnapshotRange(
+                        start: try range["start"]?.string(), end: try range["end"]?.string(),
+                        column: try range["column"]?.string())
+                }
                 guard snapshotRange?.start != nil || snapshotRange?.end != nil else {
                     throw rangeNode.error("give start, end or both (timestamps such as 2026-01-01T00:00:00Z)")
                 }
@@ -273,13 +284,11 @@ extension BridgeConfig {
                     snapshotRange: snapshotRange, snapshotBatchRows: batchRows, heartbeatInterval: heartbeat,
                     maxLagBytes: maxLag, receiveTimeout: receiveTimeout, onSlotLost: onSlotLost))
         case "outbox":
-            let keys = try node.mapping(allowed: ["kind", "channel", "channels", "batch_rows", "poll_interval"])
             let channels = try parseChannels(keys, node: node, defaultChannel: "pgbridge")
             let batchRows = try keys["batch_rows"]?.int(range: 1...100_000) ?? 1000
             let pollInterval = try keys["poll_interval"]?.duration() ?? .seconds(5)
             return .outbox(OutboxSourceConfig(channels: channels, batchRows: batchRows, pollInterval: pollInterval))
         case "notify":
-            let keys = try node.mapping(allowed: ["kind", "channel", "channels"])
             let channels = try parseChannels(keys, node: node, defaultChannel: nil)
             return .notify(NotifySourceConfig(channels: channels))
         default:
@@ -287,7 +296,7 @@ extension BridgeConfig {
         }
     }
 
-    private static func parseChannels(_ keys: [String: ConfigNode], node: ConfigNode, defaultChannel: String?) throws
+    private static func parseChannels(_ keys: ConfigKeys, node: ConfigNode, defaultChannel: String?) throws
         -> [String]
     {
         var channels: [String] = []
@@ -300,13 +309,6 @@ extension BridgeConfig {
         }
         return channels
     }
-
-    private static let sourceKeys = [
-        "kind", "tables", "slot", "publication", "snapshot", "status_interval", "messages", "slot_busy_timeout",
-        "continuous_aggregates", "reconcile_interval", "snapshot_range", "snapshot_batch_rows", "channel", "channels",
-        "heartbeat_interval", "max_lag_bytes", "receive_timeout", "on_slot_lost",
-        "batch_rows", "poll_interval",
-    ]
 
     private static func describe(_ error: YamlError) -> String {
         switch error {

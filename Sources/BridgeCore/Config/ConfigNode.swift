@@ -48,28 +48,21 @@ struct ConfigNode {
         return false
     }
 
-    /// The mapping's entries; any key outside `allowed` is an error with a suggestion.
-    func mapping(allowed: [String]) throws -> [String: ConfigNode] {
-        guard case .mapping(let mapping) = node else {
-            throw error("expected a mapping, got \(typeName)")
+    /// Parses this mapping with `body`, which reads its keys through `ConfigKeys`. The keys
+    /// `body` asks for are the allowed keys: a key it never asks for is refused ("unknown key",
+    /// with the closest allowed key), so no key can be accepted and then ignored. When `body`
+    /// fails, a key that looks like a misspelling of one it asked for is the error instead (the
+    /// misspelling is usually why a required key is missing).
+    func withKeys<T>(_ body: (ConfigKeys) throws -> T) throws -> T {
+        let keys = try ConfigKeys(self)
+        let result: T
+        do {
+            result = try body(keys)
+        } catch {
+            if let misspelled = keys.unknownKeyError(misspellingsOnly: true) { throw misspelled }
+            throw error
         }
-        var result: [String: ConfigNode] = [:]
-        for (keyNode, valueNode) in mapping {
-            guard let key = keyNode.string else {
-                throw error("keys must be strings")
-            }
-            let childNode = child(key, valueNode)
-            guard allowed.contains(key) else {
-                var message = "unknown key"
-                if let suggestion = Suggestion.closest(to: key, in: allowed) {
-                    message += "; did you mean '\(suggestion)'?"
-                } else {
-                    message += "; expected one of: \(allowed.joined(separator: ", "))"
-                }
-                throw ConfigError(path: childNode.path, message: message, line: keyNode.mark?.line)
-            }
-            result[key] = childNode
-        }
+        if let unknown = keys.unknownKeyError(misspellingsOnly: false) { throw unknown }
         return result
     }
 
@@ -151,5 +144,55 @@ struct ConfigNode {
             rest = rest[rest.index(after: end)...]
         }
         return result + rest
+    }
+}
+
+/// The keys of one mapping as its parser reads them (see `ConfigNode.withKeys`).
+final class ConfigKeys {
+    let node: ConfigNode
+    /// The mapping's entries in document order.
+    private let entries: [(key: String, value: ConfigNode, line: Int?)]
+    private let values: [String: ConfigNode]
+    /// Every key the parser asked for, in the order it asked.
+    private(set) var asked: [String] = []
+
+    init(_ node: ConfigNode) throws {
+        guard case .mapping(let mapping) = node.node else {
+            throw node.error("expected a mapping, got \(node.typeName)")
+        }
+        self.node = node
+        var entries: [(key: String, value: ConfigNode, line: Int?)] = []
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.string else { throw node.error("keys must be strings") }
+            entries.append((key, node.child(key, valueNode), keyNode.mark?.line))
+        }
+        self.entries = entries
+        values = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The value of `key` (nil when absent); asking makes the key allowed.
+    subscript(key: String) -> ConfigNode? {
+        if !asked.contains(key) { asked.append(key) }
+        return values[key]
+    }
+
+    /// The keys present, in document order (none of them is asked for by this).
+    var present: [String] { entries.map(\.key) }
+
+    /// The first present key nobody asked for, as an error with a hint; with
+    /// `misspellingsOnly`, only a key close to one that was asked for.
+    func unknownKeyError(misspellingsOnly: Bool) -> ConfigError? {
+        for entry in entries where !asked.contains(entry.key) {
+            var message = "unknown key"
+            if let suggestion = Suggestion.closest(to: entry.key, in: asked) {
+                message += "; did you mean '\(suggestion)'?"
+            } else if misspellingsOnly {
+                continue
+            } else {
+                message += "; expected one of: \(asked.joined(separator: ", "))"
+            }
+            return ConfigError(path: entry.value.path, message: message, line: entry.line)
+        }
+        return nil
     }
 }

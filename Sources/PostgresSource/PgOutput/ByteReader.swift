@@ -25,36 +25,29 @@ struct ByteReader {
         return buffer[position]
     }
 
+    /// A big-endian unsigned integer of `T`'s width.
     @inline(__always)
-    mutating func uint16(_ what: StaticString = "int16") throws -> UInt16 {
-        try need(2, what)
-        defer { position += 2 }
-        return UInt16(bigEndian: buffer.loadUnaligned(fromByteOffset: position, as: UInt16.self))
+    mutating func bigEndian<T: FixedWidthInteger & UnsignedInteger>(_ what: StaticString) throws -> T {
+        let size = MemoryLayout<T>.size
+        try need(size, what)
+        defer { position += size }
+        return T(bigEndian: buffer.loadUnaligned(fromByteOffset: position, as: T.self))
     }
 
     @inline(__always)
-    mutating func uint32(_ what: StaticString = "int32") throws -> UInt32 {
-        try need(4, what)
-        defer { position += 4 }
-        return UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: position, as: UInt32.self))
-    }
+    mutating func uint16(_ what: StaticString = "int16") throws -> UInt16 { try bigEndian(what) }
 
     @inline(__always)
-    mutating func int32(_ what: StaticString = "int32") throws -> Int32 {
-        Int32(bitPattern: try uint32(what))
-    }
+    mutating func uint32(_ what: StaticString = "int32") throws -> UInt32 { try bigEndian(what) }
 
     @inline(__always)
-    mutating func uint64(_ what: StaticString = "int64") throws -> UInt64 {
-        try need(8, what)
-        defer { position += 8 }
-        return UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: position, as: UInt64.self))
-    }
+    mutating func int32(_ what: StaticString = "int32") throws -> Int32 { Int32(bitPattern: try uint32(what)) }
 
     @inline(__always)
-    mutating func int64(_ what: StaticString = "int64") throws -> Int64 {
-        Int64(bitPattern: try uint64(what))
-    }
+    mutating func uint64(_ what: StaticString = "int64") throws -> UInt64 { try bigEndian(what) }
+
+    @inline(__always)
+    mutating func int64(_ what: StaticString = "int64") throws -> Int64 { Int64(bitPattern: try uint64(what)) }
 
     @inline(__always)
     mutating func lsn(_ what: StaticString = "LSN") throws -> LSNValue { LSNValue(try uint64(what)) }

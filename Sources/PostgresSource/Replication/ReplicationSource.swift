@@ -45,9 +45,7 @@ public final class ReplicationSource: ThreadedChangeSource {
         self.postgres = postgres
         self.stateDirectory = stateDirectory
         self.options = options
-        var logger = logger
-        logger[metadataKey: "pipe"] = "\(pipeName)"
-        self.logger = logger
+        self.logger = logger.forPipe(pipeName)
         thread = SourceThread(name: "pgbridge-replication-\(pipeName)", queueCapacity: options.queueCapacity)
     }
 

@@ -14,9 +14,7 @@ public final class NotifySource: ThreadedChangeSource {
     public init(pipeName: String, config: NotifySourceConfig, postgres: PostgresConfig, logger: Logger) {
         self.config = config
         self.postgres = postgres
-        var logger = logger
-        logger[metadataKey: "pipe"] = "\(pipeName)"
-        self.logger = logger
+        self.logger = logger.forPipe(pipeName)
     }
 
     public func start() async throws {

@@ -28,9 +28,7 @@ public final class OutboxSource: ThreadedChangeSource {
         self.listenedChannels = listenedChannels ?? Set(config.channels)
         self.config = config
         self.postgres = postgres
-        var logger = logger
-        logger[metadataKey: "pipe"] = "\(pipeName)"
-        self.logger = logger
+        self.logger = logger.forPipe(pipeName)
     }
 
     public func start() async throws {
