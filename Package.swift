@@ -162,13 +162,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What several test targets share (deterministic generators and the like).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: ["BridgeCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",
-            dependencies: ["PostgresClient", "PostgresSource", "BridgeCore"],
+            dependencies: ["PostgresClient", "PostgresSource", "BridgeCore", "TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
@@ -195,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WireProtocolTests",
-            dependencies: ["WireProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["WireProtocol", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime"], swiftSettings: strict),
         .testTarget(

@@ -2,12 +2,9 @@ import AMQPClient
 import BridgeCore
 import ForeignTables
 import KafkaClient
-import KafkaSink
 import Logging
 import Pipeline
-import RabbitMQSink
 import RedisClient
-import RedisSink
 import WireProtocol
 
 /// The tables pgbridge serves over the wire protocol: the configured Kafka topics, Redis
@@ -24,35 +21,24 @@ public final class BridgeCatalog: ForeignCatalog {
 
     public init(config: WireConfig, supervisor: PipeSupervisor?, logger: Logger) throws {
         maxScanBytes = config.maxScanBytes
+        // One client per system, shared by its tables.
+        kafkaProducer = config.kafka.map { KafkaProducer(config: $0.connection, logger: logger) }
+        redis = try config.redis.map { try RedisClient(config: $0.connection) }
+        rabbitmq = try config.rabbitmq.map { try RabbitMQClient(config: $0.connection) }
+        let maxRows = config.maxScanRows
         var fixed: [String: [any ForeignTable]] = [:]
-        if let kafka = config.kafka {
-            let producer = KafkaProducer(config: kafka.connection, logger: logger)
-            kafkaProducer = producer
+        if let kafka = config.kafka, let producer = kafkaProducer {
             fixed["kafka"] = kafka.topics.map {
-                KafkaTopicTable(
-                    topic: $0, config: kafka.connection, producer: producer, maxScanRows: config.maxScanRows)
+                KafkaTopicTable(topic: $0, config: kafka.connection, producer: producer, maxScanRows: maxRows)
             }
-        } else {
-            kafkaProducer = nil
         }
-        if let redisConfig = config.redis {
-            let client = try RedisClient(config: redisConfig.connection)
-            redis = client
-            fixed["redis"] = redisConfig.streams.map {
-                RedisStreamTable(stream: $0, client: client, maxScanRows: config.maxScanRows)
-            }
-        } else {
-            redis = nil
+        if let streams = config.redis?.streams, let client = redis {
+            fixed["redis"] = streams.map { RedisStreamTable(stream: $0, client: client, maxScanRows: maxRows) }
         }
-        if let rabbitConfig = config.rabbitmq {
-            let client = try RabbitMQClient(config: rabbitConfig.connection)
-            rabbitmq = client
-            fixed["rabbitmq"] = rabbitConfig.queues.map {
-                RabbitMQQueueTable(
-                    queue: $0, exchange: rabbitConfig.exchange, client: client, maxScanRows: config.maxScanRows)
+        if let rabbit = config.rabbitmq, let client = rabbitmq {
+            fixed["rabbitmq"] = rabbit.queues.map {
+                RabbitMQQueueTable(queue: $0, exchange: rabbit.exchange, client: client, maxScanRows: maxRows)
             }
-        } else {
-            rabbitmq = nil
         }
         self.fixed = fixed
         self.supervisor = config.pipes ? supervisor : nil

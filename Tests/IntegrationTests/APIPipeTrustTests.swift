@@ -14,12 +14,7 @@ extension KafkaClusterSuites {
             try db.sql("CREATE TABLE items (id int PRIMARY KEY, name text)")
             let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
             #expect(try await BridgeProcess.run(["setup", "--url", db.url], directory: directory).status == 0)
-            let config = "\(directory)/pgbridge.yaml"
-            try """
-            postgres: {url: "\(db.url)"}
-            state_dir: \(directory)/state
-            api: {listen: "127.0.0.1:0", admin_token: \(HTTPAPITests.adminToken)}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let config = try ConfigFile.writeWithAPI(directory: directory, url: db.url)
             let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
             defer { bridge.kill(SIGKILL) }
             let port = try await APIClient.waitForPort(bridge)

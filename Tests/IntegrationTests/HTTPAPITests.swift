@@ -51,13 +51,7 @@ struct HTTPAPITests {
                 sinks: [{kind: file, path: \(directory)/events.jsonl}]
             """
         let expected = "pipe broken stopped after an error: table public.nokey has no primary key"
-        let withAPI = "\(directory)/with-api.yaml"
-        try """
-        postgres: {url: "\(db.url)"}
-        state_dir: \(directory)/state
-        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
-        \(pipe)
-        """.write(toFile: withAPI, atomically: true, encoding: .utf8)
+        let withAPI = try ConfigFile.writeWithAPI(directory: directory, url: db.url, rest: pipe, name: "with-api.yaml")
         let bridge = try await start(withAPI, directory: directory)
         defer { bridge.process.kill(SIGKILL) }  // also when an expectation throws first
         try await waitFor("the failure in the log") { bridge.process.stderr.contains(expected) }
@@ -91,16 +85,14 @@ struct HTTPAPITests {
         defer { db.drop() }
         try db.sql("CREATE TABLE items (id int PRIMARY KEY)")
         let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
-        let config = "\(directory)/pgbridge.yaml"
-        try """
-        postgres: {url: "\(db.url)"}
-        state_dir: \(directory)/state
-        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
-        pipes:
-          - name: flood
-            source: {tables: [public.items], slot: flood_\(db.name), publication: flood_\(db.name)}
-            sinks: [{kind: file, path: \(directory)/events.jsonl}]
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try ConfigFile.writeWithAPI(
+            directory: directory, url: db.url,
+            rest: """
+                pipes:
+                  - name: flood
+                    source: {tables: [public.items], slot: flood_\(db.name), publication: flood_\(db.name)}
+                    sinks: [{kind: file, path: \(directory)/events.jsonl}]
+                """)
         let bridge = try await start(config, directory: directory)
         defer { bridge.process.kill(SIGKILL) }  // also when an expectation throws first
         try await waitForSlot(db, "flood_\(db.name)")
@@ -166,16 +158,14 @@ struct HTTPAPITests {
         #expect(setup.status == 0, "\(setup.stderr)")
         let hook = try await HookServer.start()
         let events = "\(directory)/state/api-events.jsonl"
-        let config = "\(directory)/pgbridge.yaml"
-        try """
-        postgres: {url: "\(db.url)"}
-        state_dir: \(directory)/state
-        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken), buffer_events: 1000}
-        pipes:
-          - name: from_config
-            source: {kind: notify, channels: [unused_channel]}
-            sinks: [{kind: file, path: \(directory)/config-events.jsonl}]
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try ConfigFile.writeWithAPI(
+            directory: directory, url: db.url, api: "buffer_events: 1000",
+            rest: """
+                pipes:
+                  - name: from_config
+                    source: {kind: notify, channels: [unused_channel]}
+                    sinks: [{kind: file, path: \(directory)/config-events.jsonl}]
+                """)
         var bridge = try await start(config, directory: directory)
         defer { bridge.process.kill(SIGKILL) }  // the last one, also when an expectation throws first
 
@@ -304,12 +294,7 @@ struct HTTPAPITests {
         try db.sql("CREATE TABLE items (id int PRIMARY KEY)")
         let directory = try TestEnvironment.scratchDirectory("api-\(db.name)")
         #expect(try await BridgeProcess.run(["setup", "--url", db.url], directory: directory).status == 0)
-        let config = "\(directory)/pgbridge.yaml"
-        try """
-        postgres: {url: "\(db.url)"}
-        state_dir: \(directory)/state
-        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try ConfigFile.writeWithAPI(directory: directory, url: db.url)
         let bridge = try await start(config, directory: directory)
         defer { bridge.process.kill(SIGKILL) }
         #expect(try await bridge.api.get("/readyz").status == 200)

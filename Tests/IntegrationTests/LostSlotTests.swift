@@ -11,7 +11,6 @@ import Testing
 /// cluster, whose settings the test changes.
 @Suite("A lost slot", .enabled(if: PostgresPair.isAvailable))
 struct LostSlotTests {
-    static let adminToken = "test-admin-token-0123456789"
 
     @Test func aLostSlotIsReportedEverywhere() async throws {
         let pair = try PostgresPair(name: "lostslot")
@@ -30,16 +29,12 @@ struct LostSlotTests {
                 source: {kind: replication, tables: [public.items], slot: \(slot), publication: \(slot)}
                 sinks: [{kind: http, url: "http://127.0.0.1:9/hook", retry_interval: 100ms}]
             """
-        let withAPI = "\(directory)/with-api.yaml"
-        try """
-        postgres: {url: "\(pair.primaryURL)"}
-        state_dir: \(directory)/state
-        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
-        \(pipes)
-        """.write(toFile: withAPI, atomically: true, encoding: .utf8)
+        let withAPI = try ConfigFile.writeWithAPI(
+            directory: directory, url: pair.primaryURL, rest: pipes, name: "with-api.yaml")
         let bridge = try BridgeProcess(arguments: ["run", "--config", withAPI], directory: directory)
         defer { bridge.kill(SIGKILL) }
-        let api = APIClient(base: "http://127.0.0.1:\(try await APIClient.waitForPort(bridge))", token: Self.adminToken)
+        let api = APIClient(
+            base: "http://127.0.0.1:\(try await APIClient.waitForPort(bridge))", token: HTTPAPITests.adminToken)
         try await waitFor("the slot", timeout: .seconds(60)) {
             try admin.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '\(slot)' AND active")
                 .string(0, 0) == "1"

@@ -5,7 +5,6 @@ import Testing
 /// guard (`max_lag_bytes`) that makes a stuck pipe visible.
 @Suite("WAL safety", .serialized, .enabled(if: TestEnvironment.hasBinary))
 struct WALSafetyTests {
-    static let adminToken = "test-admin-token-0123456789"
 
     static func lag(_ db: TestDatabase, _ slot: String) throws -> Int64 {
         Int64(
@@ -106,23 +105,21 @@ struct WALSafetyTests {
         try db.sql("CREATE TABLE items (id int PRIMARY KEY, payload text)")
         let directory = try TestEnvironment.scratchDirectory("lagguard-\(db.name)")
         let slot = "lag_\(db.name)"
-        let config = "\(directory)/pgbridge.yaml"
-        try """
-        postgres: {url: "\(db.url)"}
-        state_dir: \(directory)/state
-        api: {listen: "127.0.0.1:0", admin_token: \(Self.adminToken)}
-        pipes:
-          - name: stuck
-            source: {kind: replication, tables: [public.items], slot: \(slot), publication: \(slot), max_lag_bytes: 1048576}
-            sinks: [{kind: http, url: "http://127.0.0.1:9/hook", retry_interval: 100ms}]
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try ConfigFile.writeWithAPI(
+            directory: directory, url: db.url,
+            rest: """
+                pipes:
+                  - name: stuck
+                    source: {kind: replication, tables: [public.items], slot: \(slot), publication: \(slot), max_lag_bytes: 1048576}
+                    sinks: [{kind: http, url: "http://127.0.0.1:9/hook", retry_interval: 100ms}]
+                """)
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         defer {
             bridge.kill(SIGTERM)
             _ = try? TestEnvironment.shell("sleep 1")
         }
         let port = try await APIClient.waitForPort(bridge)
-        let api = APIClient(base: "http://127.0.0.1:\(port)", token: Self.adminToken)
+        let api = APIClient(base: "http://127.0.0.1:\(port)", token: HTTPAPITests.adminToken)
         try await waitForSlot(db, slot)
         try db.sql("INSERT INTO items SELECT g, repeat('y', 500) FROM generate_series(1, 10000) g")
         var readiness = ""

@@ -35,8 +35,8 @@ struct ChunkMapTests {
         #expect(map.isCaptured(captured) == true)
         #expect(map.isCaptured(try #require(map.chunk(id: 8))) == false)
         #expect(map.isCaptured(try #require(map.chunk(id: 9))) == nil)  // hypertable unknown: not provable
-        #expect(map.record(chunkID: 7)?.hypertableName == "conditions")
-        #expect(map.record(chunkID: 7)?.chunk == "_timescaledb_internal._hyper_1_7_chunk")
+        #expect(map.record(chunkID: 7)?.hypertable.name == "conditions")
+        #expect(map.record(chunkID: 7)?.chunk.display == "_timescaledb_internal._hyper_1_7_chunk")
         #expect(map.record(chunkID: 8) == nil)
     }
 
@@ -47,7 +47,7 @@ struct ChunkMapTests {
         map.learn(.init(id: 7, hypertableID: 1, schema: "s", name: "_hyper_1_7_chunk"))
         #expect(map.chunk(schema: "s", name: "pending") == nil)
         #expect(map.chunk(schema: "s", name: "_hyper_1_7_chunk")?.rangeStart == "a")
-        #expect(map.record(chunkID: 7)?.rangeEnd == "b")
+        #expect(map.record(chunkID: 7)?.chunk.rangeEnd == "b")
     }
 
     @Test func droppedChunksAreForgottenOnlyOnceTheDropIsConfirmed() {

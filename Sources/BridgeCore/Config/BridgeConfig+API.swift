@@ -1,11 +1,7 @@
 import Foundation
 
 extension BridgeConfig {
-    static func parseAPI(_ node: ConfigNode) throws -> APIConfig {
-        try node.withKeys { keys in try parseAPI(node, keys) }
-    }
-
-    private static func parseAPI(_ node: ConfigNode, _ keys: ConfigKeys) throws -> APIConfig {
+    static func parseAPI(_ node: ConfigNode, _ keys: ConfigKeys) throws -> APIConfig {
         var api = APIConfig()
         if let listen = keys["listen"] {
             (api.host, api.port) = try parseListen(listen)

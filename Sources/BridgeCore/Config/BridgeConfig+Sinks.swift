@@ -5,10 +5,6 @@ extension BridgeConfig {
 
     /// A sink: its kind's settings and the delivery settings every kind has. The keys allowed are
     /// the ones these parsers read (see `ConfigNode.withKeys`).
-    static func parseSink(_ node: ConfigNode, pipe: String, index: Int, count: Int) throws -> SinkConfig {
-        try node.withKeys { keys in try parseSink(node, keys, pipe: pipe, index: index, count: count) }
-    }
-
     static func parseSink(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String, index: Int, count: Int) throws
         -> SinkConfig
     {
@@ -252,11 +248,7 @@ extension BridgeConfig {
         return config
     }
 
-    static func parseDeadLetter(_ node: ConfigNode, pipe: String) throws -> DeadLetterConfig {
-        try node.withKeys { keys in try parseDeadLetter(node, keys, pipe: pipe) }
-    }
-
-    private static func parseDeadLetter(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
+    static func parseDeadLetter(_ node: ConfigNode, _ keys: ConfigKeys, pipe: String) throws
         -> DeadLetterConfig
     {
         let kind = try keys["kind"]?.string() ?? "file"

@@ -1,11 +1,7 @@
 import Foundation
 
 extension BridgeConfig {
-    static func parseWire(_ node: ConfigNode) throws -> WireConfig {
-        try node.withKeys { keys in try parseWire(node, keys) }
-    }
-
-    private static func parseWire(_ node: ConfigNode, _ keys: ConfigKeys) throws -> WireConfig {
+    static func parseWire(_ node: ConfigNode, _ keys: ConfigKeys) throws -> WireConfig {
         var wire = WireConfig()
         if let listen = keys["listen"] {
             (wire.host, wire.port) = try parseListen(listen)
@@ -56,7 +52,7 @@ extension BridgeConfig {
             wire.users[user] = password
         }
         if let kafkaNode = keys["kafka"] {
-            wire.kafka = try kafkaNode.withKeys { kafkaKeys in try parseWireKafka(kafkaNode, kafkaKeys) }
+            wire.kafka = try kafkaNode.parse(parseWireKafka)
         }
         if let redisNode = keys["redis"] {
             wire.redis = try redisNode.withKeys { redisKeys in
@@ -94,7 +90,7 @@ extension BridgeConfig {
 
     /// `wire.kafka`: the connection of a Kafka sink (no topic, batching or format settings: each
     /// INSERT is sent at once) and the topics served as tables.
-    private static func parseWireKafka(_ kafkaNode: ConfigNode, _ kafkaKeys: ConfigKeys) throws -> WireKafkaConfig {
+    static func parseWireKafka(_ kafkaNode: ConfigNode, _ kafkaKeys: ConfigKeys) throws -> WireKafkaConfig {
         var connection = try parseKafkaConnection(kafkaNode, kafkaKeys, pipe: "wire")
         connection.linger = .zero
         var topics: [WireKafkaTopic] = []

@@ -45,7 +45,7 @@ extension BridgeConfig {
                 throw ConfigError(
                     path: "postgres", message: "missing: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
             }
-            let postgres = try parsePostgres(postgresNode)
+            let postgres = try postgresNode.parse(parsePostgres)
             let stateDirectory = try keys["state_dir"]?.string() ?? defaultStateDirectory
             // The sections `parse` reads (their `${VAR}`s are expanded only then).
             var sections: [String: ConfigNode] = [:]
@@ -57,9 +57,9 @@ extension BridgeConfig {
     /// Parses and validates configuration text.
     public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
         let (keys, postgres, stateDirectory) = try topLevel(yaml: yaml, environment: environment)
-        let api = try keys["api"].map(parseAPI)
-        let wire = try keys["wire"].map(parseWire)
-        let ha = try keys["ha"].map(parseHA)
+        let api = try keys["api"]?.parse(parseAPI)
+        let wire = try keys["wire"]?.parse(parseWire)
+        let ha = try keys["ha"]?.parse(parseHA)
         // With the HTTP API, pipes may also be created at run time (POST /v1/pipes); with the
         // wire protocol alone, pgbridge serves foreign tables only.
         guard let pipesNode = keys["pipes"] else {
@@ -78,7 +78,7 @@ extension BridgeConfig {
         var names: Set<String> = []
         var slots: [String: String] = [:]
         for node in pipeNodes {
-            let pipe = try parsePipe(node)
+            let pipe = try node.parse(parsePipe)
             guard names.insert(pipe.name).inserted else {
                 throw node.error("pipe name '\(pipe.name)' is used twice: pipe names must be unique")
             }
@@ -126,14 +126,10 @@ extension BridgeConfig {
         } catch let error as YamlError {
             throw ConfigError(path: "", message: "malformed JSON: \(describe(error))", line: line(of: error))
         }
-        return try parsePipe(ConfigNode(node: root, path: "", environment: environment, trust: trust))
+        return try ConfigNode(node: root, path: "", environment: environment, trust: trust).parse(parsePipe)
     }
 
-    static func parsePostgres(_ node: ConfigNode) throws -> PostgresConfig {
-        try node.withKeys { keys in try parsePostgres(node, keys) }
-    }
-
-    private static func parsePostgres(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PostgresConfig {
+    static func parsePostgres(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PostgresConfig {
         guard let urlNode = keys["url"] else {
             throw node.error("missing url: add postgres.url (e.g. postgresql://user@127.0.0.1:5432/app)")
         }
@@ -144,11 +140,7 @@ extension BridgeConfig {
         return PostgresConfig(url: url)
     }
 
-    static func parsePipe(_ node: ConfigNode) throws -> PipeConfig {
-        try node.withKeys { keys in try parsePipe(node, keys) }
-    }
-
-    private static func parsePipe(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PipeConfig {
+    static func parsePipe(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PipeConfig {
         guard let nameNode = keys["name"] else { throw node.error("missing name: every pipe needs a name") }
         let name = try nameNode.string()
         guard Identifier.isSimple(name) else {
@@ -156,7 +148,7 @@ extension BridgeConfig {
                 "'\(name)' is not a valid pipe name: use lower-case letters, digits and _ (at most 40)")
         }
         guard let sourceNode = keys["source"] else { throw node.error("missing source") }
-        let source = try parseSource(sourceNode, pipeName: name)
+        let source = try sourceNode.parse { try parseSource($0, $1, pipeName: name) }
         var format = EventFormat.native
         if let formatNode = keys["format"] {
             let text = try formatNode.string()
@@ -172,24 +164,20 @@ extension BridgeConfig {
         guard !sinkNodes.isEmpty else { throw sinksNode.error("empty: add at least one sink") }
         var sinks: [SinkConfig] = []
         for (index, sinkNode) in sinkNodes.enumerated() {
-            let sink = try parseSink(sinkNode, pipe: name, index: index, count: sinkNodes.count)
+            let sink = try sinkNode.parse { try parseSink($0, $1, pipe: name, index: index, count: sinkNodes.count) }
             if sinks.contains(where: { $0.name == sink.name }) {
                 throw sinkNode.error("sink name '\(sink.name)' is used twice in this pipe: give each sink its own name")
             }
             sinks.append(sink)
         }
-        let deadLetter = try keys["dead_letter"].map { try parseDeadLetter($0, pipe: name) }
+        let deadLetter = try keys["dead_letter"]?.parse { try parseDeadLetter($0, $1, pipe: name) }
         let processors =
             try keys["processors"].map { try parseProcessors($0, pipe: name, sinks: sinks) } ?? []
         return PipeConfig(
             name: name, source: source, format: format, sinks: sinks, deadLetter: deadLetter, processors: processors)
     }
 
-    static func parseSource(_ node: ConfigNode, pipeName: String) throws -> SourceConfig {
-        try node.withKeys { keys in try parseSource(node, keys, pipeName: pipeName) }
-    }
-
-    private static func parseSource(_ node: ConfigNode, _ keys: ConfigKeys, pipeName: String) throws -> SourceConfig {
+    static func parseSource(_ node: ConfigNode, _ keys: ConfigKeys, pipeName: String) throws -> SourceConfig {
         let kindNode = keys["kind"]
         let kind = try kindNode?.string() ?? "replication"
         switch kind {
@@ -296,7 +284,7 @@ extension BridgeConfig {
         }
     }
 
-    private static func parseChannels(_ keys: ConfigKeys, node: ConfigNode, defaultChannel: String?) throws
+    static func parseChannels(_ keys: ConfigKeys, node: ConfigNode, defaultChannel: String?) throws
         -> [String]
     {
         var channels: [String] = []

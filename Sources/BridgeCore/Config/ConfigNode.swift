@@ -54,10 +54,15 @@ struct ConfigNode {
     /// fails, a key that looks like a misspelling of one it asked for is the error instead (the
     /// misspelling is usually why a required key is missing).
     func withKeys<T>(_ body: (ConfigKeys) throws -> T) throws -> T {
+        try parse { _, keys in try body(keys) }
+    }
+
+    /// `withKeys` for a parser that also takes the node (`BridgeConfig.parseAPI` and the like).
+    func parse<T>(_ parser: (ConfigNode, ConfigKeys) throws -> T) throws -> T {
         let keys = try ConfigKeys(self)
         let result: T
         do {
-            result = try body(keys)
+            result = try parser(self, keys)
         } catch {
             if let misspelled = keys.unknownKeyError(misspellingsOnly: true) { throw misspelled }
             throw error

@@ -21,11 +21,7 @@ public struct HAConfig: Sendable {
 }
 
 extension BridgeConfig {
-    static func parseHA(_ node: ConfigNode) throws -> HAConfig {
-        try node.withKeys { keys in try parseHA(node, keys) }
-    }
-
-    private static func parseHA(_ node: ConfigNode, _ keys: ConfigKeys) throws -> HAConfig {
+    static func parseHA(_ node: ConfigNode, _ keys: ConfigKeys) throws -> HAConfig {
         var ha = HAConfig()
         if let id = keys["replica_id"] {
             let text = try id.string()

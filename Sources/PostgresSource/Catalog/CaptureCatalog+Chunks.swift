@@ -1,16 +1,11 @@
 import BridgeCore
 
-/// What a `chunk_dropped` event reports about a chunk of a captured hypertable.
+/// What a `chunk_dropped` event reports: a chunk of a captured hypertable, and the hypertable.
+/// The chunk's range is that of the first (time) dimension: RFC 3339 for time columns, the
+/// integer otherwise; nil when open-ended or unknown.
 struct ChunkRecord: Sendable, Equatable {
-    let id: Int64
-    let hypertableSchema: String
-    let hypertableName: String
-    /// `schema.table` of the chunk.
-    let chunk: String
-    /// Range of the first (time) dimension: RFC 3339 for time columns, the integer otherwise;
-    /// nil when open-ended or unknown.
-    let rangeStart: String?
-    let rangeEnd: String?
+    let hypertable: ChunkMap.Hypertable
+    let chunk: ChunkMap.Chunk
 }
 
 extension CaptureCatalog {

@@ -98,9 +98,7 @@ struct ChunkMap: Sendable, Equatable {
         guard let chunk = chunks[chunkID], let hypertable = hypertables[chunk.hypertableID],
             capturedHypertableNames.contains(hypertable.display)
         else { return nil }
-        return ChunkRecord(
-            id: chunk.id, hypertableSchema: hypertable.schema, hypertableName: hypertable.name, chunk: chunk.display,
-            rangeStart: chunk.rangeStart, rangeEnd: chunk.rangeEnd)
+        return ChunkRecord(hypertable: hypertable, chunk: chunk)
     }
 
     // MARK: - Retention

@@ -199,10 +199,11 @@ package final class ChangeAssembler {
         guard let id = old.string(at: idColumn).flatMap({ Int64($0) }) else { return }
         guard let record = try chunkDropped(id, transaction.commitLSN), !skippingTransaction else { return }
         let relation = RelationInfo(
-            oid: catalog.oid, schema: record.hypertableSchema, table: record.hypertableName, replicaIdentity: .default,
-            columns: [], chunk: record.chunk)
+            oid: catalog.oid, schema: record.hypertable.schema, table: record.hypertable.name,
+            replicaIdentity: .default, columns: [], chunk: record.chunk.display)
         encoder.encodeChunkDropped(
-            relation: relation, chunkID: id, rangeStart: record.rangeStart, rangeEnd: record.rangeEnd, lsn: lsn,
+            relation: relation, chunkID: id, rangeStart: record.chunk.rangeStart, rangeEnd: record.chunk.rangeEnd,
+            lsn: lsn,
             ordinal: ordinal, in: transaction, into: &batch.bytes)
         batch.endEvent()
         ordinal += 1

@@ -128,4 +128,19 @@ enum ConfigFile {
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
+
+    /// Writes a configuration with the HTTP API on a free port (the admin token of the API
+    /// tests, plus `api` settings) and `rest` (pipes, other sections) as given; returns its path.
+    static func writeWithAPI(
+        directory: String, url: String, api: String = "", rest: String = "", name: String = "pgbridge.yaml"
+    ) throws -> String {
+        let path = (directory as NSString).appendingPathComponent(name)
+        try """
+        postgres: {url: "\(url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(HTTPAPITests.adminToken)\(api.isEmpty ? "" : ", " + api)}
+        \(rest)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
 }
