@@ -124,12 +124,21 @@ extension AMQPConnection {
     }
 
     private func checkPeek(_ reply: amqp_rpc_reply_t, _ what: String, channelOpen: inout Bool) throws {
+        try checkOnChannel(reply, what, channel: Self.peekChannel, channelOpen: &channelOpen)
+    }
+
+    /// Checks the reply of a call on a channel of its own (peeks, consumers): a channel the
+    /// broker closed is answered and reported (404: the queue does not exist); anything else
+    /// loses the connection.
+    func checkOnChannel(_ reply: amqp_rpc_reply_t, _ what: String, channel: amqp_channel_t, channelOpen: inout Bool)
+        throws
+    {
         guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
         channelOpen = false
         if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, reply.reply.id == pgbridge_amqp_channel_close {
             let close = reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
             var closeOK = amqp_channel_close_ok_t()
-            if let state { amqp_send_method(state, Self.peekChannel, pgbridge_amqp_channel_close_ok, &closeOK) }
+            if let state { amqp_send_method(state, channel, pgbridge_amqp_channel_close_ok, &closeOK) }
             throw failure(
                 "\(what) failed: \(close.reply_code) \(Self.string(close.reply_text))"
                     + (close.reply_code == 404 ? ": the queue does not exist" : ""), retriable: false)

@@ -1,0 +1,111 @@
+import BridgeCore
+import CRabbitMQ
+import Foundation
+
+/// A message delivered to a consumer; acknowledge or reject it by its `deliveryTag`.
+public struct ConsumedMessage: Sendable {
+    public var deliveryTag: UInt64
+    public var exchange: String
+    public var routingKey: String
+    public var redelivered: Bool
+    public var headers: [(String, String?)]
+    public var body: [UInt8]
+}
+
+/// Consuming with manual acknowledgements, on a channel of its own. A consuming connection is
+/// used by an `AMQPConsumer` only: its deliveries must be read by `nextDelivery`, never by the
+/// publisher's event loop.
+extension AMQPConnection {
+    static let consumeChannel: amqp_channel_t = 3
+
+    /// Starts consuming `queue`: at most `prefetch` messages are delivered and not yet
+    /// acknowledged at a time (basic.qos), and each stays with this consumer until it is
+    /// acknowledged or rejected, or the connection ends (then RabbitMQ delivers it again).
+    func startConsuming(queue: String, prefetch: UInt16) throws {
+        try ready()
+        guard let state else { throw failure("not connected") }
+        var open = true
+        amqp_channel_open(state, Self.consumeChannel)
+        try checkOnChannel(amqp_get_rpc_reply(state), "channel.open", channel: Self.consumeChannel, channelOpen: &open)
+        amqp_basic_qos(state, Self.consumeChannel, 0, prefetch, 0)
+        try checkOnChannel(amqp_get_rpc_reply(state), "basic.qos", channel: Self.consumeChannel, channelOpen: &open)
+        _ = queue.withCString { name in
+            amqp_basic_consume(
+                state, Self.consumeChannel, amqp_cstring_bytes(name), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
+        }
+        try checkOnChannel(
+            amqp_get_rpc_reply(state), "basic.consume from queue \(queue)", channel: Self.consumeChannel,
+            channelOpen: &open)
+    }
+
+    /// The next delivery, waiting at most `timeout`; nil when none came.
+    func nextDelivery(timeout: Duration) throws -> ConsumedMessage? {
+        guard let state else { throw failure("not connected") }
+        amqp_maybe_release_buffers(state)
+        var envelope = amqp_envelope_t()
+        var time = timeval(
+            tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
+        let reply = amqp_consume_message(state, &envelope, &time, 0)
+        switch reply.reply_type {
+        case AMQP_RESPONSE_NORMAL:
+            defer { amqp_destroy_envelope(&envelope) }
+            let body = envelope.message.body
+            return ConsumedMessage(
+                deliveryTag: envelope.delivery_tag, exchange: Self.string(envelope.exchange),
+                routingKey: Self.string(envelope.routing_key), redelivered: envelope.redelivered != 0,
+                headers: Self.headers(envelope.message.properties),
+                body: body.bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: body.len)) } ?? [])
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
+            return nil
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue:
+            // A frame that is not a delivery: the broker closing the channel or the connection.
+            try handleNonDeliveryFrame()
+            return nil
+        default:
+            abandon()
+            throw failure("connection lost while consuming: \(Self.statusText(reply.library_error))")
+        }
+    }
+
+    func acknowledge(deliveryTag: UInt64, multiple: Bool) throws {
+        guard let state else { throw failure("not connected: the delivery is sent again") }
+        let status = amqp_basic_ack(state, Self.consumeChannel, deliveryTag, multiple ? 1 : 0)
+        guard status == AMQP_STATUS_OK.rawValue else {
+            abandon()
+            throw failure("basic.ack failed: \(Self.statusText(status)); the delivery is sent again")
+        }
+    }
+
+    /// Rejects a delivery: back to the queue with `requeue`, else dropped (or dead-lettered by
+    /// the queue's own policy).
+    func reject(deliveryTag: UInt64, requeue: Bool) throws {
+        guard let state else { throw failure("not connected: the delivery is sent again") }
+        let status = amqp_basic_nack(state, Self.consumeChannel, deliveryTag, 0, requeue ? 1 : 0)
+        guard status == AMQP_STATUS_OK.rawValue else {
+            abandon()
+            throw failure("basic.nack failed: \(Self.statusText(status))")
+        }
+    }
+
+    private func handleNonDeliveryFrame() throws {
+        guard let state else { return }
+        var frame = amqp_frame_t()
+        var now = timeval(tv_sec: 0, tv_usec: 0)
+        guard amqp_simple_wait_frame_noblock(state, &frame, &now) == AMQP_STATUS_OK.rawValue,
+            frame.frame_type == AMQP_FRAME_METHOD
+        else { return }
+        let method = frame.payload.method
+        if method.id == pgbridge_amqp_channel_close {
+            let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            abandon()
+            throw failure(
+                "RabbitMQ closed the consumer's channel: \(close.reply_code) \(Self.string(close.reply_text))"
+                    + (close.reply_code == 404 ? ": the queue does not exist" : ""))
+        }
+        if method.id == pgbridge_amqp_connection_close {
+            let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            abandon()
+            throw failure("RabbitMQ closed the connection: \(close.reply_code) \(Self.string(close.reply_text))")
+        }
+    }
+}
