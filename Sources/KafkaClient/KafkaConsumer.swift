@@ -1,9 +1,9 @@
 import BridgeCore
 import CRdKafka
 
-/// A librdkafka consumer assigned to partitions by hand (no group rebalancing, no commits):
-/// bounded reads such as the wire protocol's table scans. Not thread-safe: its owner calls it
-/// from one queue, and calls may block.
+/// A librdkafka consumer: assigned to partitions by hand for bounded reads such as the wire
+/// protocol's table scans, or a member of a consumer group (see `KafkaConsumer+Group.swift`).
+/// Not thread-safe: its owner calls it from one queue, and calls may block.
 public final class KafkaConsumer {
     private var rk: OpaquePointer?
     public let description: String
@@ -52,7 +52,7 @@ public final class KafkaConsumer {
         rk = nil
     }
 
-    private func handle() throws(Failure) -> OpaquePointer {
+    func handle() throws(Failure) -> OpaquePointer {
         guard let rk else { throw Failure(description: "\(description): the consumer is closed") }
         return rk
     }
@@ -153,7 +153,7 @@ public final class KafkaConsumer {
 
 /// A message as librdkafka delivered it, read in place (valid only inside `KafkaConsumer.poll`).
 public struct KafkaReceivedMessage {
-    fileprivate let pointer: UnsafeMutablePointer<rd_kafka_message_t>
+    let pointer: UnsafeMutablePointer<rd_kafka_message_t>
 
     public var partition: Int32 { pointer.pointee.partition }
     public var offset: Int64 { pointer.pointee.offset }

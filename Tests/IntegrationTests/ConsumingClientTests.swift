@@ -1,6 +1,7 @@
 import AMQPClient
 import BridgeCore
 import Foundation
+import KafkaClient
 import RedisClient
 import Testing
 
@@ -173,5 +174,86 @@ struct AMQPConsumerTests {
             #expect("\(error)".contains("404") && "\(error)".contains("the queue does not exist"), "\(error)")
         }
         await consumer.close()
+    }
+}
+
+extension KafkaClusterSuites {
+    /// A consumer group on the mock cluster: what one member committed is where the next one
+    /// starts; nothing after the committed position is skipped.
+    @Suite("Kafka consumer groups on KafkaConsumer")
+    struct KafkaConsumerGroupTests {
+        static func connection() throws -> KafkaSinkConfig {
+            guard
+                case .kafka(let config) = try SinkFixture.parse(
+                    "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\"", retries: 0
+                ).kind
+            else { throw TestFailure("expected a kafka sink") }
+            return config
+        }
+
+        static func member(group: String) throws -> KafkaConsumer {
+            try KafkaConsumer(
+                config: try connection(),
+                properties: [
+                    ("group.id", group), ("enable.auto.commit", "false"), ("auto.offset.reset", "earliest"),
+                    ("session.timeout.ms", "6000"), ("log.queue", "true"),
+                ], description: "test consumer")
+        }
+
+        /// Polls until `count` messages came (or 30 s passed): (partition, offset, value).
+        static func read(_ consumer: KafkaConsumer, count: Int) throws -> [(Int32, Int64, String)] {
+            var messages: [(Int32, Int64, String)] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while messages.count < count, ContinuousClock.now < deadline {
+                try consumer.poll(timeoutMilliseconds: 200) { polled in
+                    if case .message(let message) = polled {
+                        messages.append(
+                            (
+                                message.partition, message.offset,
+                                message.payload.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                            ))
+                    }
+                }
+            }
+            return messages
+        }
+
+        @Test func theNextMemberStartsAfterWhatWasCommitted() async throws {
+            let topic = "group_\(UUID().uuidString.prefix(8).lowercased())"
+            let group = "g_\(topic)"
+            try KafkaCLI.control("topic \(topic) 2")
+            let producer = KafkaProducer(config: try Self.connection(), logger: InProcessPipe.testLogger)
+            try await producer.open()
+            _ = try await producer.produce(
+                (0..<10).map { KafkaRecord(topic: topic, partition: Int32($0 % 2), value: Array("m\($0)".utf8)) })
+            await producer.close()
+
+            let firstRead = try await TestEnvironment.offPool {
+                let first = try Self.member(group: group)
+                try first.subscribe([topic])
+                let messages = try Self.read(first, count: 10)
+                // Commit the first three messages of each partition only.
+                let positions = [Int32(0), 1].map { partition in
+                    (topic: topic, partition: partition, next: Int64(3))
+                }
+                try first.commit(positions)
+                let committed = try first.committed(topic, partitions: [0, 1])
+                first.leaveGroup()
+                return (messages.map(\.2), committed)
+            }
+            #expect(Set(firstRead.0) == Set((0..<10).map { "m\($0)" }))
+            #expect(firstRead.1 == [0: 3, 1: 3])
+
+            let secondRead = try await TestEnvironment.offPool {
+                let second = try Self.member(group: group)
+                try second.subscribe(["^group_\(topic.dropFirst("group_".count))"])
+                let messages = try Self.read(second, count: 4)
+                second.leaveGroup()
+                return messages
+            }
+            // Partition 0 holds m0 m2 m4 m6 m8, partition 1 m1 m3 …: offsets 3 and 4 of each.
+            #expect(Set(secondRead.map(\.2)) == ["m6", "m8", "m7", "m9"], "\(secondRead)")
+            #expect(secondRead.allSatisfy { $0.1 >= 3 })
+        }
     }
 }

@@ -1,0 +1,77 @@
+import BridgeCore
+import CRdKafka
+
+/// Consumer groups: what a Kafka source reads with. Join with `group.id` (and
+/// `enable.auto.commit=false`, so that nothing is committed before the sinks confirmed) in the
+/// consumer's properties, `subscribe`, `poll`, and `commit` the positions that were delivered.
+/// librdkafka assigns the partitions on rebalances by itself; a commit for a partition this
+/// consumer lost in a rebalance fails and is not applied.
+extension KafkaConsumer {
+    /// Subscribes to `topics`: names, or patterns starting with `^` (regular expressions).
+    public func subscribe(_ topics: [String]) throws(Failure) {
+        let rk = try handle()
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let error = rd_kafka_subscribe(rk, list)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw Failure(
+                description:
+                    "\(description): cannot subscribe to \(topics): \(String(cString: rd_kafka_err2str(error)))")
+        }
+    }
+
+    /// Commits, and waits for the group coordinator to store, the next offset to read of each
+    /// partition (the offset of the last delivered message + 1).
+    public func commit(_ positions: [(topic: String, partition: Int32, next: Int64)]) throws(Failure) {
+        let rk = try handle()
+        guard !positions.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(positions.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for position in positions {
+            rd_kafka_topic_partition_list_add(list, position.topic, position.partition)!.pointee.offset = position.next
+        }
+        let error = rd_kafka_commit(rk, list, 0)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw Failure(
+                description: "\(description): committing offsets failed: \(String(cString: rd_kafka_err2str(error)))"
+                    + (error == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || error == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS
+                        ? " (a rebalance took partitions away: their messages are read again by their new owner)"
+                        : ""))
+        }
+    }
+
+    /// The group's committed next offsets for `partitions` of `topic` (absent: nothing
+    /// committed yet).
+    public func committed(_ topic: String, partitions: [Int32], timeoutMilliseconds: Int32 = 10_000) throws(Failure)
+        -> [Int32: Int64]
+    {
+        let rk = try handle()
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions { rd_kafka_topic_partition_list_add(list, topic, partition) }
+        let error = rd_kafka_committed(rk, list, timeoutMilliseconds)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw Failure(
+                description:
+                    "\(description): reading committed offsets failed: \(String(cString: rd_kafka_err2str(error)))")
+        }
+        var result: [Int32: Int64] = [:]
+        for index in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[index]
+            if element.offset >= 0 { result[element.partition] = element.offset }
+        }
+        return result
+    }
+
+    /// Leaves the group cleanly (its partitions go to the other members at once), then closes.
+    public func leaveGroup() {
+        if let rk = try? handle() { _ = rd_kafka_consumer_close(rk) }
+        close()
+    }
+}
+
+extension KafkaReceivedMessage {
+    /// The topic the message came from.
+    public var topic: String { rd_kafka_topic_name(pointer.pointee.rkt).map { String(cString: $0) } ?? "" }
+}
