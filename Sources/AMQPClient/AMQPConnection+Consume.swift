@@ -95,17 +95,26 @@ extension AMQPConnection {
             frame.frame_type == AMQP_FRAME_METHOD
         else { return }
         let method = frame.payload.method
+        // The reply text lives in the connection's frame pool: read it before the connection goes.
         if method.id == pgbridge_amqp_channel_close {
             let close = method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-            abandon()
-            throw failure(
+            let message =
                 "RabbitMQ closed the consumer's channel: \(close.reply_code) \(Self.string(close.reply_text))"
-                    + (close.reply_code == 404 ? ": the queue does not exist" : ""))
+                + (close.reply_code == 404 ? ": the queue does not exist" : "")
+            abandon()
+            throw failure(message)
         }
         if method.id == pgbridge_amqp_connection_close {
             let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            let message = "RabbitMQ closed the connection: \(close.reply_code) \(Self.string(close.reply_text))"
             abandon()
-            throw failure("RabbitMQ closed the connection: \(close.reply_code) \(Self.string(close.reply_text))")
+            throw failure(message)
+        }
+        if method.id == pgbridge_amqp_basic_cancel {
+            abandon()
+            throw failure(
+                "RabbitMQ cancelled the consumer (the queue was deleted or its node went away): consuming starts again "
+                    + "when the queue is back")
         }
     }
 }

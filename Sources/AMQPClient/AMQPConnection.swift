@@ -219,10 +219,12 @@ public final class AMQPConnection {
                         + (close.reply_code == 404 ? ": declare the exchange or fix `exchange`" : ""))
             case pgbridge_amqp_connection_close:
                 let close = method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+                // The reply text lives in the connection's frame pool: read it before the connection goes.
+                let message = "RabbitMQ closed the connection: \(close.reply_code) \(Self.string(close.reply_text))"
                 var closeOK = amqp_connection_close_ok_t()
                 amqp_send_method(state, 0, pgbridge_amqp_connection_close_ok, &closeOK)
                 abandon()
-                throw failure("RabbitMQ closed the connection: \(close.reply_code) \(Self.string(close.reply_text))")
+                throw failure(message)
             default:
                 continue
             }

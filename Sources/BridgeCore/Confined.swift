@@ -1,15 +1,14 @@
 import Dispatch
-import Synchronization
 
 /// A resource (a C library's connection and its buffers) confined to one serial queue: every
 /// use runs there, never on Swift's cooperative pool, and the users sharing it are counted so
 /// that the last one to leave closes it. The one implementation of the clients' handles.
 public final class Confined<Resource>: @unchecked Sendable {
-    // @unchecked Sendable: `resource` is only touched on `queue`.
+    // @unchecked Sendable: `resource` and `users` are only touched on `queue`.
     private let resource: Resource
     /// The queue the resource lives on (timers that service it run here too).
     public let queue: DispatchQueue
-    private let users = Mutex(0)
+    private var users = 0
 
     public init(_ resource: Resource, label: String) {
         self.resource = resource
@@ -26,19 +25,23 @@ public final class Confined<Resource>: @unchecked Sendable {
         queue.async { [self] in body(resource) }
     }
 
-    /// Adds a user once `prepare` (connecting on first use) succeeded.
+    /// Adds a user once `prepare` (connecting on first use) succeeded. Counted on the queue,
+    /// so that an open and a close of two users never interleave.
     public func retain(_ prepare: @escaping @Sendable (Resource) throws -> Void) async throws {
-        try await run(prepare)
-        users.withLock { $0 += 1 }
+        try await queue.perform { [self] in
+            try prepare(resource)
+            users += 1
+        }
     }
 
     /// Removes a user; the last one runs `shutdown` on the queue.
     public func release(_ shutdown: @escaping @Sendable (Resource) -> Void) async {
-        let remaining = users.withLock {
-            $0 -= 1
-            return $0
+        try? await queue.perform { [self] in
+            users -= 1
+            if users <= 0 {
+                users = 0
+                shutdown(resource)
+            }
         }
-        guard remaining <= 0 else { return }
-        try? await run(shutdown)
     }
 }

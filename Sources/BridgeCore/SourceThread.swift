@@ -132,6 +132,17 @@ public final class SourceThread: @unchecked Sendable {
         return .acknowledged
     }
 
+    /// Waits `duration`, or less when the pipeline finishes (a stop does not end it: for waits
+    /// whose outcome still matters while the thread drains).
+    public func wait(_ duration: Duration) {
+        let deadline = Date().addingTimeInterval(duration.seconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while !finishFlag {
+            if !condition.wait(until: deadline) { break }
+        }
+    }
+
     /// Waits `duration` or until a stop is requested; false when stopped.
     @discardableResult
     public func pause(_ duration: Duration) -> Bool {

@@ -110,9 +110,10 @@ public final class PipeLease: Sendable {
         }
     }
 
-    /// Gives the pipe up (closing the connection releases the lock).
-    public func release() {
-        drop()
+    /// Gives the pipe up (closing the connection releases the lock) and returns once the lock
+    /// is released, so that a lease taken right after this one does not find it held.
+    public func release() async {
+        try? await lock.run { $0.connection = nil }
     }
 
     /// Closes the connection (after whatever runs on it now), which releases the lock.

@@ -15,6 +15,7 @@ final class PipeRun: Sendable {
         var cancelWatcher: CheckedContinuation<Void, Never>?
         var watcherDone = false
         var ended = false
+        var outcome: PipeSupervisor.Outcome?
         var endWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -56,6 +57,7 @@ final class PipeRun: Sendable {
         }
         let waiters = state.withLock { state in
             state.ended = true
+            state.outcome = outcome
             defer { state.endWaiters = [] }
             return state.endWaiters
         }
@@ -73,6 +75,9 @@ final class PipeRun: Sendable {
     }
 
     var isCancelled: Bool { state.withLock { $0.cancelRequested } }
+
+    /// How the run ended; nil while it runs.
+    var outcome: PipeSupervisor.Outcome? { state.withLock { $0.outcome } }
 
     func waitUntilEnded() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

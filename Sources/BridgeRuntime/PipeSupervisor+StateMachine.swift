@@ -101,13 +101,6 @@ extension PipeSupervisor {
             pipes[name]?.failure = failure
         }
 
-        /// A stop request saw the run end: the pipe is stopped now, even if the end of the run
-        /// is processed later (then it is ignored as stale).
-        mutating func stopped(_ name: String, generation: Int) {
-            guard pipes[name]?.running == generation else { return }
-            pipes[name]?.running = nil
-        }
-
         mutating func ended(_ name: String, generation: Int, _ outcome: Outcome) -> [Action] {
             guard var pipe = pipes[name], pipe.running == generation else { return [] }  // stale
             pipe.running = nil
@@ -143,6 +136,12 @@ extension PipeSupervisor {
             shuttingDown = true
             let running = pipes.filter { $0.value.running != nil }.map(\.key).sorted()
             return (running.isEmpty ? [] : [.stopAll(running)]) + finishIfDone()
+        }
+
+        /// `run()` was cancelled: nothing starts any more, and it ends once the pipes have.
+        mutating func cancelled() {
+            shuttingDown = true
+            finished = true
         }
 
         /// `run()` launched what should run: without the API, having nothing to run ends it.

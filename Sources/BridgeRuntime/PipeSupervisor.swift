@@ -76,8 +76,12 @@ public actor PipeSupervisor: Service {
         case launch(PipeRun)
         case ended(PipeRun, Outcome)
         case shutdown
+        /// Start the shutdown grace period's timer.
+        case armShutdownGrace
         /// The shutdown grace period is over: cancel what still runs.
         case shutdownGraceOver
+        /// Look at the state machine again (it may have finished).
+        case wake
     }
 
     /// What the supervisor keeps of a pipe besides its lifecycle (which is the state machine's).
@@ -167,7 +171,6 @@ public actor PipeSupervisor: Service {
         let continuation = eventsContinuation
         let failure: PipeFailure? = await withDiscardingTaskGroup(returning: PipeFailure?.self) { group in
             for await event in events {
-                var actions: [StateMachine.Action] = []
                 switch event {
                 case .launch(let run):
                     group.addTask {
@@ -175,55 +178,76 @@ public actor PipeSupervisor: Service {
                         continuation.yield(.ended(run, outcome))
                     }
                 case .ended(let run, let outcome):
-                    if var entry = entries[run.name], entry.run === run {
-                        entry.lastStats = entry.runner?.stats ?? entry.lastStats
-                        entry.runner = nil
-                        entry.run = nil
-                        entries[run.name] = entry
-                    }
-                    actions = machine.ended(run.name, generation: run.generation, outcome)
+                    runEnded(run, outcome)
                 case .shutdown:
-                    actions = machine.shutdown()
+                    perform(machine.shutdown())
+                case .armShutdownGrace:
+                    // A pipe whose sink is down would never finish its delivery: after the grace
+                    // period it is cancelled (nothing of it was confirmed, so it is sent again
+                    // after the restart).
+                    let grace = shutdownGracePeriod
+                    group.addTask {
+                        guard (try? await Task.sleep(for: grace)) != nil else { return }
+                        continuation.yield(.shutdownGraceOver)
+                    }
                 case .shutdownGraceOver:
                     cancelRunsAfterShutdownGrace()
+                case .wake:
+                    break
                 }
-                for action in actions {
-                    switch action {
-                    case .relaunch(let name):
-                        do {
-                            try launch(name, yielding: true)
-                        } catch {
-                            machine.launchFailed(name, PipeFailure(error))
-                        }
-                    case .reportLeaseLost(_, let failure):
-                        logger.warning("\(failure)")
-                    case .reportFailure(let name, let failure):
-                        // Without the API or wire server the process ends with this error (and its
-                        // exit code); with them it keeps running, so the log must say it.
-                        logger.error(
-                            Logger.Message(
-                                stringLiteral:
-                                    "pipe \(name) stopped after an error: \(failure). Once it is fixed, start the pipe again "
-                                    + "(POST /v1/pipes/\(name)/start) or restart pgbridge"))
-                    case .stopAll(let names):
-                        for name in names { entries[name]?.runner?.stop() }
-                        // A pipe whose sink is down would never finish its delivery: after the grace
-                        // period it is cancelled (nothing of it was confirmed, so it is sent again
-                        // after the restart).
-                        let grace = shutdownGracePeriod
-                        group.addTask {
-                            guard (try? await Task.sleep(for: grace)) != nil else { return }
-                            continuation.yield(.shutdownGraceOver)
-                        }
-                    case .finish(let failure):
-                        group.cancelAll()  // a grace timer that is still waiting
-                        return failure
-                    }
+                if machine.finished {
+                    group.cancelAll()  // a grace timer that is still waiting
+                    return machine.firstFailure
                 }
             }
-            return nil  // `run()` was cancelled: the group cancels every pipe and waits for it
+            // `run()` was cancelled: stop every pipe (cancelling alone does not end a pipe that
+            // waits for events); the group waits for them.
+            machine.cancelled()
+            for entry in entries.values { entry.runner?.stop() }
+            return nil
         }
         if let failure { throw failure.error }
+    }
+
+    /// A run ended: what the state machine makes of it (a run ended by a stop request is
+    /// processed by `stopRun`, and its end event is then stale).
+    private func runEnded(_ run: PipeRun, _ outcome: Outcome) {
+        if var entry = entries[run.name], entry.run === run {
+            entry.lastStats = entry.runner?.stats ?? entry.lastStats
+            entry.runner = nil
+            entry.run = nil
+            entries[run.name] = entry
+        }
+        perform(machine.ended(run.name, generation: run.generation, outcome))
+    }
+
+    /// Carries out the state machine's actions; what needs the task group goes to the run loop.
+    private func perform(_ actions: [StateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .relaunch(let name):
+                do {
+                    try launch(name, yielding: true)
+                } catch {
+                    machine.launchFailed(name, PipeFailure(error))
+                }
+            case .reportLeaseLost(_, let failure):
+                logger.warning("\(failure)")
+            case .reportFailure(let name, let failure):
+                // Without the API or wire server the process ends with this error (and its exit
+                // code); with them it keeps running, so the log must say it.
+                logger.error(
+                    Logger.Message(
+                        stringLiteral:
+                            "pipe \(name) stopped after an error: \(failure). Once it is fixed, start the pipe again "
+                            + "(POST /v1/pipes/\(name)/start) or restart pgbridge"))
+            case .stopAll(let names):
+                for name in names { entries[name]?.runner?.stop() }
+                eventsContinuation.yield(.armShutdownGrace)
+            case .finish:
+                eventsContinuation.yield(.wake)  // the run loop sees `machine.finished` and returns
+            }
+        }
     }
 
     /// Stops every pipe (each drains and confirms what it delivered); `run` then returns.
@@ -313,7 +337,18 @@ public actor PipeSupervisor: Service {
     private nonisolated func runOwned(
         _ name: String, generation: Int, runner: PipeRunner, lease: PipeLease, yielding: Bool = false
     ) async throws {
-        defer { lease.release() }
+        do {
+            try await runWhileOwned(name, generation: generation, runner: runner, lease: lease, yielding: yielding)
+        } catch {
+            await lease.release()
+            throw error
+        }
+        await lease.release()
+    }
+
+    private nonisolated func runWhileOwned(
+        _ name: String, generation: Int, runner: PipeRunner, lease: PipeLease, yielding: Bool
+    ) async throws {
         guard try await lease.acquire(yielding: yielding, shouldStop: { runner.isStopping }) else { return }
         await setRole(.owner, of: name, generation: generation)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -346,24 +381,30 @@ public actor PipeSupervisor: Service {
         // Nothing of a cancelled delivery was confirmed, so it is sent again when the pipe starts.
         let grace = stopGracePeriod
         let logger = logger
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await run.waitUntilEnded() }
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                guard (try? await Task.sleep(for: grace)) != nil else { return }
+                await run.waitUntilEnded()
+                return true
+            }
+            group.addTask {
+                guard (try? await Task.sleep(for: grace)) != nil else { return false }
                 logger.warning(
                     "pipe \(name) did not finish its delivery within \(grace) of the stop request (a sink is down?): cancelling it; unconfirmed events are sent again when it starts"
                 )
                 run.cancel()
+                return false
             }
-            await group.next()
-            group.cancelAll()
+            // Until the run has ended (after a cancel too): its outcome is processed below.
+            while let ended = await group.next() {
+                if ended {
+                    group.cancelAll()
+                    break
+                }
+            }
         }
-        // The end of the run may not be processed yet: record the stop here too.
-        if entries[name]?.run === run {
-            entries[name]?.lastStats = runner.stats
-            entries[name]?.runner = nil
-            entries[name]?.run = nil
-            machine.stopped(name, generation: run.generation)
-        }
+        // The end event may come later: the stop request processes the run's end itself (the
+        // state machine then ignores the event as stale), so that the pipe is stopped when the
+        // request returns and a start right after it works.
+        if entries[name]?.run === run { runEnded(run, run.outcome ?? .cancelled) }
     }
 }

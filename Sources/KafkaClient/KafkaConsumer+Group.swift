@@ -31,7 +31,14 @@ extension KafkaConsumer {
         for position in positions {
             rd_kafka_topic_partition_list_add(list, position.topic, position.partition)!.pointee.offset = position.next
         }
-        let error = rd_kafka_commit(rk, list, 0)
+        var error = rd_kafka_commit(rk, list, 0)
+        if error == RD_KAFKA_RESP_ERR_NO_ERROR {
+            // The call can succeed while single partitions were refused.
+            for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                error = list.pointee.elems[index].err
+                break
+            }
+        }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw Failure(
                 description: "\(description): committing offsets failed: \(String(cString: rd_kafka_err2str(error)))"

@@ -79,6 +79,29 @@ import Testing
             base: "")
     }
 
+    /// A wrong value is reported as such, not as a misspelling of a key that resembles the one
+    /// the parser stopped at.
+    @Test func aWrongValueIsNotMistakenForAMisspelling() {
+        expectConfigErrors(
+            [
+                (
+                    sinkYAML("kind: file, path: x, retry_interval: soon, max_retry_interval: 1s"),
+                    "pipes[0].sinks[0].retry_interval"
+                ),
+                (
+                    postgres + "api: {idle_timeout: 0s, write_timeout: 5s}\n",
+                    "api.idle_timeout: must be at least 1s"
+                ),
+            ], base: "")
+        do {
+            _ = try BridgeConfig.parse(
+                yaml: sinkYAML("kind: file, path: x, retry_interval: soon, max_retry_interval: 1s"))
+            Issue.record("parsed a wrong retry_interval")
+        } catch {
+            #expect(!"\(error)".contains("unknown key"), "\(error)")
+        }
+    }
+
     /// A failure that has nothing to do with an extra key stays the error.
     @Test func aRealMissingKeyIsStillNamed() {
         expectConfigErrors([(sinkYAML("kind: kafka, topic: t"), "missing brokers")], base: "")

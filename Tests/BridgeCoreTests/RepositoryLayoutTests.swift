@@ -4,7 +4,7 @@ import Testing
 /// The layering of `Sources` and `Package.swift` (see docs/architecture.md, "Modules and
 /// layers"), checked on the checkout itself so that it cannot drift back: which module may
 /// import what, where blocking work may run, and that every declared dependency is used.
-@Suite struct RepositoryLayoutTests {
+@Suite(.serialized) struct RepositoryLayoutTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
@@ -24,14 +24,30 @@ import Testing
 
     static func fileName(_ path: String) -> String { String(path.split(separator: "/").last ?? "") }
 
-    /// Module name → the modules its files import.
+    /// Module name → the modules its files import (read once: the suite's tests share it).
     static func imports(under directory: String) throws -> [String: Set<String>] {
-        let pattern = /^\s*(?:@testable |@_exported |public |package )*import (?:struct |enum |class |func )?(\w+)/
+        directory == "Sources" ? try sourceImports.get() : try testImports.get()
+    }
+
+    static let sourceImports = Result { try scanImports(under: "Sources") }
+    static let testImports = Result { try scanImports(under: "Tests") }
+
+    /// `import X` lines (with attributes such as `@testable` or `public`), by module.
+    static func scanImports(under directory: String) throws -> [String: Set<String>] {
         var result: [String: Set<String>] = [:]
         for file in try swiftFiles(under: directory) {
             let module = String(file.path.split(separator: "/")[1])
-            for line in file.text.split(separator: "\n") {
-                if let match = line.firstMatch(of: pattern) { result[module, default: []].insert(String(match.1)) }
+            for line in file.text.split(separator: "\n") where line.contains("import ") {
+                var words = line.split(separator: " ").map(String.init)
+                while let first = words.first,
+                    first.hasPrefix("@") || ["public", "package", "internal"].contains(first)
+                {
+                    words.removeFirst()
+                }
+                guard words.first == "import", words.count >= 2 else { continue }
+                let name =
+                    ["struct", "enum", "class", "func"].contains(words[1]) && words.count >= 3 ? words[2] : words[1]
+                result[module, default: []].insert(String(name.prefix { $0.isLetter || $0.isNumber || $0 == "_" }))
             }
         }
         return result

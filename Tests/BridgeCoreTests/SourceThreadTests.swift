@@ -55,6 +55,24 @@ import Testing
         #expect(thread.pause(.seconds(3600)) == false)
     }
 
+    /// `wait` is for waits whose outcome matters while the thread drains: a stop does not end
+    /// it, finishing does.
+    @Test func aWaitIsNotEndedByAStopButByFinishing() async {
+        let thread = SourceThread(name: "test-wait")
+        thread.requestStop()
+        let started = ContinuousClock.now
+        thread.wait(.milliseconds(50))
+        #expect(ContinuousClock.now - started >= .milliseconds(45), "a stop does not cut it short")
+        let waited = Mutex<Duration?>(nil)
+        thread.start {
+            let begin = ContinuousClock.now
+            thread.wait(.seconds(3600))
+            waited.withLock { $0 = ContinuousClock.now - begin }
+        }
+        await thread.finish()
+        #expect((waited.withLock { $0 } ?? .seconds(3600)) < .seconds(60))
+    }
+
     @Test func aPauseWithoutAStopRunsItsCourse() {
         let thread = SourceThread(name: "test-pause-course")
         #expect(thread.pause(.milliseconds(1)) == true)

@@ -86,20 +86,39 @@ import Testing
     @Test func theEndOfAnOlderRunIsIgnored() {
         var machine = machine(keepsRunning: true)
         let old = machine.launch("a")!
-        machine.stopped("a", generation: old)  // a stop request saw it end
+        #expect(machine.ended("a", generation: old, .cancelled) == [])
         let new = machine.launch("a")!
         #expect(machine.ended("a", generation: old, .failed(boom)) == [])
         #expect(machine.pipes["a"]?.running == new)
         #expect(machine.pipes["a"]?.failure == nil)
     }
 
-    @Test func aStopRecordedByTheRequestMakesTheLateEndStale() {
+    /// A stop request processes the end of the run it waited for; the run's own end event comes
+    /// later and changes nothing.
+    @Test func anEndProcessedTwiceCountsOnce() {
         var machine = machine(keepsRunning: true)
         let generation = machine.launch("a")!
         machine.setDesired("a", .stopped)
-        machine.stopped("a", generation: generation)
-        #expect(machine.pipes["a"]?.running == nil)
         #expect(machine.ended("a", generation: generation, .finished) == [])
+        #expect(machine.ended("a", generation: generation, .failed(boom)) == [])
+        #expect(machine.pipes["a"] == Machine.Pipe(desired: .stopped, running: nil, failure: nil))
+    }
+
+    /// Without the API, stopping the last running pipe ends the run (nothing else would).
+    @Test func stoppingTheLastPipeWithoutTheAPIFinishes() {
+        var machine = machine(keepsRunning: false, pipes: ["a"])
+        let generation = machine.launch("a")!
+        machine.setDesired("a", .stopped)
+        #expect(machine.ended("a", generation: generation, .cancelled) == [.finish(nil)])
+        #expect(machine.finished)
+    }
+
+    /// Once `run()` is cancelled nothing starts any more.
+    @Test func nothingStartsAfterRunWasCancelled() {
+        var machine = machine(keepsRunning: true)
+        machine.cancelled()
+        #expect(machine.launch("a") == nil)
+        #expect(machine.finished && machine.shuttingDown)
     }
 
     @Test func aCancelledRunIsNotAFailure() {

@@ -16,6 +16,9 @@ extension BridgeConfig {
     {
         let sinkNames = allSinks.map(\.name)
         let given = ["filter", "mask", "drop", "route"].compactMap { kind in keys[kind].map { (kind, $0) } }
+        guard !given.isEmpty else {
+            throw item.error("missing filter, mask, drop or route: each processor is one of them (one per list item)")
+        }
         guard given.count == 1, keys.present.count == 1, let (kind, value) = given.first else {
             throw item.error("each processor is one of filter, mask, drop or route (one per list item)")
         }

@@ -51,8 +51,8 @@ struct ConfigNode {
     /// Parses this mapping with `body`, which reads its keys through `ConfigKeys`. The keys
     /// `body` asks for are the allowed keys: a key it never asks for is refused ("unknown key",
     /// with the closest allowed key), so no key can be accepted and then ignored. When `body`
-    /// fails, a key that looks like a misspelling of one it asked for is the error instead (the
-    /// misspelling is usually why a required key is missing).
+    /// fails because a key is missing, a key that looks like a misspelling of one it asked for
+    /// is the error instead (the misspelling is why the key is missing).
     func withKeys<T>(_ body: (ConfigKeys) throws -> T) throws -> T {
         try parse { _, keys in try body(keys) }
     }
@@ -63,7 +63,7 @@ struct ConfigNode {
         let result: T
         do {
             result = try parser(self, keys)
-        } catch {
+        } catch let error as ConfigError where error.message.hasPrefix("missing") {
             if let misspelled = keys.unknownKeyError(misspellingsOnly: true) { throw misspelled }
             throw error
         }

@@ -164,7 +164,8 @@ extension ReplicationStream {
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline, try catalog.transactionIsRunning(xid: xid) {
             try? sendStatusIfDue()
-            if !source.thread.pause(.milliseconds(5)) { break }
+            // A stop does not cut this wait short: the relation must be resolved either way.
+            source.thread.wait(.milliseconds(5))
             if let found = try lookup() { return found }
         }
         return try lookup()
