@@ -78,7 +78,9 @@ struct SnapshotTests {
             LSN($0)
         }
         let streamed = events.filter { $0.op != "read" }
-        #expect(streamed.count > 1000)
+        // Changes streamed after the consistent point (how many depends on how fast the slot was
+        // created while the writer ran: about 3,900 writes in all).
+        #expect(streamed.count > 250, "\(streamed.count) changes streamed")
         let allAfter = streamed.allSatisfy { event in
             ((event["source"] as? [String: Any])?["commit_lsn"] as? String).flatMap { LSN($0) }.map { $0 > point! }
                 ?? false
