@@ -5,11 +5,7 @@ import Foundation
 /// A message delivered to a consumer; acknowledge or reject it by its `deliveryTag`.
 public struct ConsumedMessage: Sendable {
     public var deliveryTag: UInt64
-    public var exchange: String
-    public var routingKey: String
-    public var redelivered: Bool
-    public var headers: [(String, String?)]
-    public var body: [UInt8]
+    public var message: AMQPMessage
 }
 
 /// Consuming with manual acknowledgements, on a channel of its own. A consuming connection is
@@ -51,10 +47,11 @@ extension AMQPConnection {
             defer { amqp_destroy_envelope(&envelope) }
             let body = envelope.message.body
             return ConsumedMessage(
-                deliveryTag: envelope.delivery_tag, exchange: Self.string(envelope.exchange),
-                routingKey: Self.string(envelope.routing_key), redelivered: envelope.redelivered != 0,
-                headers: Self.headers(envelope.message.properties),
-                body: body.bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: body.len)) } ?? [])
+                deliveryTag: envelope.delivery_tag,
+                message: AMQPMessage(
+                    exchange: Self.string(envelope.exchange), routingKey: Self.string(envelope.routing_key),
+                    redelivered: envelope.redelivered != 0, headers: Self.headers(envelope.message.properties),
+                    body: body.bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: body.len)) } ?? []))
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             return nil
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue:

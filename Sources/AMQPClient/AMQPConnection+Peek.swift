@@ -2,8 +2,9 @@ import BridgeCore
 import CRabbitMQ
 import Foundation
 
-/// A message seen by a peek (and returned to its queue).
-public struct PeekedMessage: Sendable {
+/// A message as RabbitMQ delivered it: to a peek (which returns it to its queue) or to a
+/// consumer (`ConsumedMessage`).
+public struct AMQPMessage: Sendable {
     public var exchange: String
     public var routingKey: String
     public var redelivered: Bool
@@ -18,7 +19,7 @@ extension AMQPConnection {
     /// Up to `limit` messages from the head of `queue`, without consuming them: they are
     /// fetched unacknowledged on a separate channel, which is then closed, so RabbitMQ puts
     /// them back in their places (marked redelivered).
-    public func peek(queue: String, limit: Int) throws -> [PeekedMessage] {
+    public func peek(queue: String, limit: Int) throws -> [AMQPMessage] {
         try ready()
         guard let state else { throw failure("not connected") }
         amqp_channel_open(state, Self.peekChannel)
@@ -32,7 +33,7 @@ extension AMQPConnection {
             }
             if let current = self.state { amqp_maybe_release_buffers(current) }
         }
-        var messages: [PeekedMessage] = []
+        var messages: [AMQPMessage] = []
         while messages.count < limit {
             let reply = queue.withCString { name in
                 amqp_basic_get(state, Self.peekChannel, amqp_cstring_bytes(name), 0)
@@ -48,7 +49,7 @@ extension AMQPConnection {
             }
             defer { amqp_destroy_message(&message) }
             messages.append(
-                PeekedMessage(
+                AMQPMessage(
                     exchange: Self.string(ok.exchange), routingKey: Self.string(ok.routing_key),
                     redelivered: ok.redelivered != 0, headers: Self.headers(message.properties),
                     body: message.body.bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: message.body.len)) }

@@ -32,10 +32,10 @@ public final class RabbitMQQueueTable: ForeignTable {
         // more than the query can use.
         let wanted = request.rowLimit.map { min($0, maxScanRows) }
         let limit = maxScanRows
-        let peek: @Sendable (AMQPConnection) throws -> [PeekedMessage] = { connection in
+        let peek: @Sendable (AMQPConnection) throws -> [AMQPMessage] = { connection in
             try connection.peek(queue: queue, limit: wanted ?? (limit + 1))
         }
-        let messages: [PeekedMessage]
+        let messages: [AMQPMessage]
         do {
             messages = try await client.run(peek)
         } catch let error as SinkError where error.isRetriable {

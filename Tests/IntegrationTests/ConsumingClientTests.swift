@@ -120,7 +120,9 @@ struct AMQPConsumerTests {
         return queue
     }
 
-    func text(_ message: ConsumedMessage?) -> String? { message.map { String(decoding: $0.body, as: UTF8.self) } }
+    func text(_ consumed: ConsumedMessage?) -> String? {
+        consumed.map { String(decoding: $0.message.body, as: UTF8.self) }
+    }
 
     /// At most `prefetch` unacknowledged deliveries; an acknowledgement lets the next ones come;
     /// a rejected message with requeue comes back marked redelivered.
@@ -131,7 +133,7 @@ struct AMQPConsumerTests {
         let one = try await consumer.next(timeout: .seconds(5))
         let two = try await consumer.next(timeout: .seconds(5))
         #expect([text(one), text(two)] == ["1", "2"])
-        #expect(one?.headers.contains { $0.0 == "n" && $0.1 == "1" } == true, "\(one?.headers ?? [])")
+        #expect(one?.message.headers.contains { $0.0 == "n" && $0.1 == "1" } == true, "\(one?.message.headers ?? [])")
         #expect(try await consumer.next(timeout: .milliseconds(300)) == nil, "prefetch 2: nothing more until an ack")
         try await consumer.acknowledge(try #require(two?.deliveryTag), multiple: true)
         let three = try await consumer.next(timeout: .seconds(5))
@@ -139,7 +141,7 @@ struct AMQPConsumerTests {
         try await consumer.reject(try #require(three?.deliveryTag), requeue: true)
         var seen: [(String?, Bool)] = []
         while let message = try await consumer.next(timeout: .seconds(2)) {
-            seen.append((text(message), message.redelivered))
+            seen.append((text(message), message.message.redelivered))
             try await consumer.acknowledge(message.deliveryTag)
         }
         #expect(seen.contains { $0.0 == "3" && $0.1 }, "the rejected message came back redelivered: \(seen)")
@@ -159,7 +161,7 @@ struct AMQPConsumerTests {
         try await second.start()
         let again = try await second.next(timeout: .seconds(5))
         #expect(text(again) == "1")
-        #expect(again?.redelivered == true)
+        #expect(again?.message.redelivered == true)
         #expect(text(try await second.next(timeout: .seconds(5))) == "2")
         await second.close()
     }
