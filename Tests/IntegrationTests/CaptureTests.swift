@@ -18,10 +18,8 @@ struct CaptureTests {
             CREATE UNIQUE INDEX t_index_code ON t_index (code);
             ALTER TABLE t_index REPLICA IDENTITY USING INDEX t_index_code;
             """)
-        let slot = "pgbridge_\(db.name)"
         let pipe = try InProcessPipe(database: db, name: "crud", tables: ["public.*"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: slot)
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO t_default VALUES (1, 'a', 1), (2, 'b', 2);
@@ -80,8 +78,7 @@ struct CaptureTests {
             CREATE PUBLICATION pgbridge_\(db.name) FOR ALL TABLES;
             """)
         let pipe = try InProcessPipe(database: db, name: "shared", tables: ["public.watched"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO other VALUES (1); INSERT INTO watched VALUES (2); INSERT INTO other VALUES (3);")
         // A later transaction: once it arrives, everything before it has (nothing more may come).
         try db.sql("INSERT INTO watched VALUES (4)")
@@ -108,8 +105,7 @@ struct CaptureTests {
             """)
         try db.reconnect()
         let pipe = try InProcessPipe(database: db, name: "types", tables: ["matrix"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO matrix VALUES (1, true, 7, -8, 9000000000, 1.25, 'NaN', 3.14159265358979323846,
@@ -160,8 +156,7 @@ struct CaptureTests {
             ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
             """)
         let pipe = try InProcessPipe(database: db, name: "toast", tables: ["docs"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO docs VALUES (1, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 500) i), 'v1');
@@ -181,8 +176,7 @@ struct CaptureTests {
         defer { db.drop() }
         try db.sql("CREATE TABLE evolving (id int PRIMARY KEY, name text)")
         let pipe = try InProcessPipe(database: db, name: "alter", tables: ["evolving"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO evolving VALUES (1, 'before')")
         _ = try await pipe.waitForEvents(count: 1)
         try db.sql(
@@ -205,8 +199,7 @@ struct CaptureTests {
         try db.sql("CREATE TABLE watched (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY);")
         let slot = "pgbridge_\(db.name)"
         let pipe = try InProcessPipe(database: db, name: "idle", tables: ["watched"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: slot)
+        try await pipe.startStreaming(db)
         try db.sql("SELECT pg_logical_emit_message(true, 'app', 'hello')")
         try db.sql("SELECT pg_logical_emit_message(false, 'app', 'outside')")
         let events = try await pipe.waitForEvents(count: 2)

@@ -30,8 +30,7 @@ struct HTTPSinkTests {
         #expect(sink.sink.description == "http:POST http://127.0.0.1:\(server.port)/…")  // no path, no query
         let pipe = try InProcessPipe(
             database: db, name: "http_basic", tables: ["public.prices"], sinks: [sink])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO prices SELECT g, 'item ' || g, g * 2.5 FROM generate_series(1, 5) g")
         try await waitFor { server.delivered.count >= 5 }
         try await pipe.stop()
@@ -56,8 +55,7 @@ struct HTTPSinkTests {
         let pipe = try InProcessPipe(
             database: db, name: "http_batch", tables: ["public.readings"],
             sinks: [try httpSink("url: \"\(server.url)\", batch_count: 10")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO readings SELECT g, g FROM generate_series(1, 25) g")
         try await waitFor { server.delivered.compactMap { json($0.body) as? [Any] }.reduce(0) { $0 + $1.count } >= 25 }
         try await pipe.stop()
@@ -82,8 +80,7 @@ struct HTTPSinkTests {
                     "url: \"\(server.url)\", preset: slack, template: \"sensor {{ .after.device }} is at {{ .after.temp }} ({{ .op }} on {{ .source.table }})\""
                 )
             ])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO sensors VALUES (1, 'boiler \"A\"', 81.5)")
         try await waitFor { server.delivered.count >= 1 }
         try await pipe.stop()
@@ -106,8 +103,7 @@ struct HTTPSinkTests {
                     "url: \"\(server.url)\", oauth2: {client_key: pgbridge, client_secret: s3cret, token_url: \"\(server.tokenURL)\", scopes: [events.write]}"
                 )
             ])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO t SELECT generate_series(1, 3)")
         try await waitFor { server.delivered.count >= 3 }
         try await pipe.stop()
@@ -127,8 +123,7 @@ struct HTTPSinkTests {
         try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
         let pipe = try InProcessPipe(
             database: db, name: "http_503", tables: ["public.t"], sinks: [try httpSink("url: \"\(server.url)\"")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO t SELECT generate_series(1, 3)")
         try await waitFor { server.delivered.count >= 3 }
         try await pipe.stop()
@@ -148,8 +143,7 @@ struct HTTPSinkTests {
         try db.sql("CREATE TABLE notes (id int PRIMARY KEY, body text)")
         let pipe = try InProcessPipe(
             database: db, name: "http_400", tables: ["public.notes"], sinks: [try httpSink("url: \"\(server.url)\"")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO notes VALUES (1, 'fine'), (2, 'poison'), (3, 'fine too')")
         try await waitFor { server.delivered.count >= 2 }
         let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
@@ -172,8 +166,7 @@ struct HTTPSinkTests {
         try db.sql("CREATE TABLE t (id int PRIMARY KEY)")
         let pipe = try InProcessPipe(
             database: db, name: "http_301", tables: ["public.t"], sinks: [try httpSink("url: \"\(server.url)\"")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)")
         let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
         try await waitFor { server.delivered.count >= 1 }
@@ -191,8 +184,7 @@ struct HTTPSinkTests {
         let pipe = try InProcessPipe(
             database: db, name: "http_parallel", tables: ["public.counters"],
             sinks: [try httpSink("url: \"\(server.url)\", parallelism: 4")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO counters SELECT g, 0 FROM generate_series(1, 20) g")
         for _ in 1...10 { try db.sql("UPDATE counters SET n = n + 1") }
         try await waitFor { server.delivered.count >= 220 }
@@ -232,8 +224,7 @@ struct HTTPSinkTests {
                         config: HTTPSinkConfig(url: server.url + "?mode=structured"), format: .cloudevents,
                         logger: InProcessPipe.testLogger)),
             ], transform: transform)
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO devices VALUES (7, 'boiler')")
         try await waitFor { server.delivered.count >= 2 }
         try await pipe.stop()

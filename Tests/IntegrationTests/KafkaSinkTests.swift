@@ -64,8 +64,7 @@ extension KafkaClusterSuites {
             let pipe = try InProcessPipe(
                 database: db, name: "kafka_bulk", tables: ["public.sensors"],
                 sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", linger: 5ms")], withFileSink: false)
-            pipe.start()
-            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try await pipe.startStreaming(db)
             try db.sql("INSERT INTO sensors SELECT g, 0, 'd-' || g FROM generate_series(1, 1000) g")
             for version in 1...99 {
                 if version == 20 {
@@ -124,8 +123,7 @@ extension KafkaClusterSuites {
                     try kafkaSink(
                         "topic: \"pg.\(db.name).{table}\", properties: {message.max.bytes: \"2000\"}")
                 ])
-            pipe.start()
-            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try await pipe.startStreaming(db)
             try db.sql("INSERT INTO docs VALUES (1, 'small'), (2, repeat('x', 5000)), (3, 'small too')")
             let messages = try await KafkaCLI.waitForMessages(topic, count: 2, timeout: .seconds(30))
             let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
@@ -146,8 +144,7 @@ extension KafkaClusterSuites {
                 database: db, name: "kafka_ce", tables: ["public.t"],
                 sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", content_mode: binary", format: .cloudevents)],
                 transform: EventTransform(pipe: "kafka_ce", processors: [], format: .cloudevents, version: "test"))
-            pipe.start()
-            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try await pipe.startStreaming(db)
             try db.sql("INSERT INTO t VALUES (1, 'one')")
             let messages = try await KafkaCLI.waitForMessages(topic, count: 1, timeout: .seconds(30))
             try await pipe.stop()

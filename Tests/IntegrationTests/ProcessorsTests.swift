@@ -50,8 +50,7 @@ struct ProcessorsTests {
             transform: EventTransform(
                 pipe: "processors", processors: pipeConfig.processors, format: .debezium, version: "test"),
             routeSinks: routes.map(\.sinks))
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO readings VALUES (1, 20.5, 'hidden'), (2, 21.5, 'hidden');

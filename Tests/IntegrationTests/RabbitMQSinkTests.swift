@@ -76,8 +76,7 @@ struct RabbitMQSinkTests {
             let pipe = try InProcessPipe(
                 database: db, name: "amqp_nack", tables: ["public.orders"],
                 sinks: [try rabbitSink("routing_key: \"\(queue)\"", url: url, retries: 1)])
-            pipe.start()
-            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try await pipe.startStreaming(db)
             try db.sql("INSERT INTO orders VALUES (1)")
             let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
             try await pipe.stop()
@@ -124,8 +123,7 @@ struct RabbitMQSinkTests {
                     "exchange: amq.topic, routing_key: \"\(db.name).{table}.{op}\", queue: \(queue), binding_key: \"\(db.name).#\""
                 )
             ])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO orders SELECT g, g * 1.5, 'n' || g FROM generate_series(1, 1200) g;
@@ -155,8 +153,7 @@ struct RabbitMQSinkTests {
                     "exchange: amq.topic, routing_key: \"\(db.name).{table}.{op}\", queue: \(queue), binding_key: \"\(db.name).*.insert\""
                 )
             ])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             "INSERT INTO items VALUES (1, 'a'); UPDATE items SET name = 'b' WHERE id = 1; INSERT INTO items VALUES (2, 'c')"
         )
@@ -181,8 +178,7 @@ struct RabbitMQSinkTests {
             let pipe = try InProcessPipe(
                 database: db, name: "amqp_outage", tables: ["public.ticks"],
                 sinks: [try rabbitSink("queue: \(queue)", url: url)])
-            pipe.start()
-            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try await pipe.startStreaming(db)
             let inserter = Inserter(url: db.url)
             inserter.start(transactions: 200, rowsPerTransaction: 10, pause: .milliseconds(20), table: "ticks") {
                 _, first in

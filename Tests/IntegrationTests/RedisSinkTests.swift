@@ -41,8 +41,7 @@ struct RedisSinkTests {
         let pipe = try InProcessPipe(
             database: db, name: "redis_stream", tables: ["public.readings"],
             sinks: [try redisSink("mode: stream, key: \"\(key):{table}\", maxlen: 100000")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO readings SELECT g, g * 0.5, 'd-' || (g % 3) FROM generate_series(1, 500) g;
@@ -79,8 +78,7 @@ struct RedisSinkTests {
         let pipe = try InProcessPipe(
             database: db, name: "redis_pubsub", tables: ["public.orders"],
             sinks: [try redisSink("mode: pubsub, key: \"test:\(db.name):{table}\"")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO orders SELECT g, g * 10.5 FROM generate_series(1, 50) g")
         var messages: [[String: Any]] = []
         let readDeadline = ContinuousClock.now + .seconds(30)  // from the insert: start-up can be slow under load
@@ -110,8 +108,7 @@ struct RedisSinkTests {
         let pipe = try InProcessPipe(
             database: db, name: "redis_hash", tables: ["public.*"],
             sinks: [try redisSink("mode: hash, key: \"\(prefix):{table}:{key}\"")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             INSERT INTO devices VALUES (1, 'one', 20.5, '{"a": 1}'), (2, 'two', 21, null), (3, 'three', 22, null);
@@ -141,8 +138,7 @@ struct RedisSinkTests {
         let pipe = try InProcessPipe(
             database: db, name: "redis_dlq", tables: ["public.items"],
             sinks: [try redisSink("mode: hash, key: \"\(prefix):{table}:{key}\"")])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql("INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')")
         let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
         try await waitFor { try RedisCLI.hash(redisURL, "\(prefix):items:3") == ["id": "3", "name": "c"] }
@@ -167,8 +163,7 @@ struct RedisSinkTests {
             let pipe = try InProcessPipe(
                 database: db, name: "redis_kill", tables: ["public.ticks"],
                 sinks: [try redisSink("mode: stream, key: \"\(key)\", timeout: 2s", url: url)])
-            pipe.start()
-            try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+            try await pipe.startStreaming(db)
             let inserter = Inserter(url: db.url)
             inserter.start(transactions: 300, rowsPerTransaction: 10, pause: .milliseconds(10), table: "ticks") {
                 _, first in

@@ -14,8 +14,7 @@ struct TimescaleTests {
         // chunk 1 exists before the pipe
         try db.sql("INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 20.5)")
         let pipe = try InProcessPipe(database: db, name: "ts", tables: ["public.*"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.reconnect()  // new session: picks up the database-level auto-publication setting
         #expect(try db.value("SELECT current_setting('timescaledb.enable_chunk_auto_publication', true)") == "on")
         try db.sql(
@@ -61,8 +60,7 @@ struct TimescaleTests {
             "INSERT INTO conditions SELECT '2026-01-01 00:00+00'::timestamptz + g * interval '1 minute', 'd1', g FROM generate_series(1, 5) g"
         )
         let pipe = try InProcessPipe(database: db, name: "tsc", tables: ["public.conditions"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.sql(
             """
             BEGIN;
@@ -144,8 +142,7 @@ struct TimescaleTests {
             INSERT INTO conditions SELECT '2026-01-01'::timestamptz + d * interval '1 day', 'd1', d FROM generate_series(0, 2) d;
             """)
         let pipe = try InProcessPipe(database: db, name: "tsr", tables: ["public.conditions"])
-        pipe.start()
-        try await pipe.waitUntilStreaming(db, slot: "pgbridge_\(db.name)")
+        try await pipe.startStreaming(db)
         try db.reconnect()
         try db.sql(
             """

@@ -11,6 +11,8 @@ import Processing
 final class InProcessPipe: @unchecked Sendable {
     // @unchecked Sendable: `task` is set once in start() before any concurrent use.
     let runner: PipeRunner
+    /// The replication slot the pipe reads.
+    let slot: String
     let outputPath: String
     let directory: String
     private var task: Task<Void, any Error>?
@@ -27,8 +29,10 @@ final class InProcessPipe: @unchecked Sendable {
         var logger = Logger(label: "test")
         logger.logLevel =
             Logger.Level(rawValue: TestEnvironment.environment["PGBRIDGE_TEST_LOG_LEVEL"] ?? "warning") ?? .warning
+        let slot = slot ?? "pgbridge_\(database.name)"
+        self.slot = slot
         let config = ReplicationSourceConfig(
-            tables: tables.compactMap { TablePattern(parsing: $0) }, slot: slot ?? "pgbridge_\(database.name)",
+            tables: tables.compactMap { TablePattern(parsing: $0) }, slot: slot,
             publication: "pgbridge_\(database.name)", statusInterval: .seconds(1))
         let source = ReplicationSource(
             pipeName: name, config: config, postgres: PostgresConfig(url: database.url),
@@ -46,6 +50,12 @@ final class InProcessPipe: @unchecked Sendable {
     func start() {
         let runner = self.runner
         task = Task { try await runner.run() }
+    }
+
+    /// Starts the pipe and returns once it streams from its slot: later writes are captured.
+    func startStreaming(_ database: TestDatabase) async throws {
+        start()
+        try await waitUntilStreaming(database, slot: slot)
     }
 
     /// Waits until the pipe is streaming, so later writes are captured.
