@@ -41,12 +41,7 @@ extension AMQPConnection {
             try checkPeek(reply, "basic.get from queue \(queue)", channelOpen: &peekChannelOpen)
             guard reply.reply.id == pgbridge_amqp_basic_get_ok else { break }  // get-empty
             let ok = reply.reply.decoded.assumingMemoryBound(to: amqp_basic_get_ok_t.self).pointee
-            var message = amqp_message_t()
-            let read = amqp_read_message(state, Self.peekChannel, &message, 0)
-            guard read.reply_type == AMQP_RESPONSE_NORMAL else {
-                abandon()
-                throw failure("connection lost while reading a message of \(queue)")
-            }
+            var message = try readMessage(on: Self.peekChannel, "a message of \(queue)")
             defer { amqp_destroy_message(&message) }
             messages.append(
                 AMQPMessage(

@@ -199,12 +199,7 @@ public final class AMQPConnection {
             case pgbridge_amqp_basic_return:
                 let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
                 let reason = "\(returned.reply_code) \(Self.string(returned.reply_text))"
-                var message = amqp_message_t()
-                let reply = amqp_read_message(state, frame.channel, &message, 0)
-                guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
-                    abandon()
-                    throw failure("connection lost while reading a returned message")
-                }
+                var message = try readMessage(on: frame.channel, "a returned message")
                 defer { amqp_destroy_message(&message) }
                 let id = message.properties.message_id
                 let bytes = id.bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: id.len)) } ?? []
@@ -229,6 +224,18 @@ public final class AMQPConnection {
                 continue
             }
         }
+    }
+
+    /// Reads the content frames of the message whose method frame was just read; the caller
+    /// destroys it. A failure loses the connection.
+    func readMessage(on channel: amqp_channel_t, _ what: String) throws -> amqp_message_t {
+        guard let state else { throw failure("not connected") }
+        var message = amqp_message_t()
+        guard amqp_read_message(state, channel, &message, 0).reply_type == AMQP_RESPONSE_NORMAL else {
+            abandon()
+            throw failure("connection lost while reading \(what)")
+        }
+        return message
     }
 
     /// Lets rabbitmq-c answer heartbeats while no delivery runs (the broker drops silent clients).

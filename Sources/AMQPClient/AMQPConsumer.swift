@@ -11,9 +11,7 @@ public final class AMQPConsumer: Sendable {
     public let description: String
 
     public init(config: RabbitMQSinkConfig, queue: String, prefetch: UInt16 = 1_000) throws {
-        guard let url = ServiceURL(config.url) else {
-            throw SinkError(sink: "rabbitmq", message: "malformed URL", retriable: false)
-        }
+        let url = try ServiceURL.required(config.url, for: "rabbitmq")
         let connection = AMQPConnection(url: url, config: config)
         description = "\(connection.description) queue \(queue)"
         confined = Confined(connection, label: "pgbridge.rabbitmq.consumer")

@@ -16,9 +16,7 @@ public final class RabbitMQClient: Sendable {
     public let description: String
 
     public init(config: RabbitMQSinkConfig) throws {
-        guard let url = ServiceURL(config.url) else {
-            throw SinkError(sink: "rabbitmq", message: "malformed URL", retriable: false)
-        }
+        let url = try ServiceURL.required(config.url, for: "rabbitmq")
         let connection = AMQPConnection(url: url, config: config)
         description = connection.description
         confined = Confined(State(connection), label: "pgbridge.rabbitmq")

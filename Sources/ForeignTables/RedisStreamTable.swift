@@ -129,30 +129,24 @@ final class RedisStreamScan: ForeignScan {
             // on a new one.
             reply = try await client.run { connection, _ in try connection.query(command) }
         }
-        guard case .array(let entries) = reply else {
+        guard case .array(let page) = reply else {
             if case .error(let message) = reply { throw WireError("58000", "XRANGE \(stream) failed: \(message)") }
             return nil
         }
+        let entries = RedisConnection.streamEntries(reply)
         var rows: [[SQLValue]] = []
         var last: String?
         for entry in entries {
-            guard case .array(let parts) = entry, parts.count == 2, let id = parts[0].text,
-                let parsed = RedisStreamTable.streamID(id)
-            else { continue }
-            var fields: [(String, JSONValue)] = []
-            if case .array(let pairs) = parts[1] {
-                var index = 0
-                while index + 1 < pairs.count {
-                    fields.append((pairs[index].text ?? "", pairs[index + 1].text.map(JSONValue.string) ?? .null))
-                    index += 2
-                }
+            guard let parsed = RedisStreamTable.streamID(entry.id) else { continue }
+            let fields = (entry.fields ?? []).map {
+                ($0.name, JSONValue.string(String(decoding: $0.value, as: UTF8.self)))
             }
             rows.append([.streamID(parsed.0, parsed.1), .json(.object(fields))])
-            last = id
+            last = entry.id
         }
         state.withLock { state in
             state.read += rows.count
-            if let last, entries.count == Self.pageSize {
+            if let last, page.count == Self.pageSize {
                 state.start = "(" + last
             } else {
                 state.done = true

@@ -15,9 +15,7 @@ public final class RedisClient: Sendable {
     public let description: String
 
     public init(config: RedisSinkConfig) throws {
-        guard let url = ServiceURL(config.url) else {
-            throw SinkError(sink: "redis", message: "malformed URL", retriable: false)
-        }
+        let url = try ServiceURL.required(config.url, for: "redis")
         let connection = RedisConnection(url: url, timeout: config.timeout)
         description = connection.description
         confined = Confined(State(connection), label: "pgbridge.redis")

@@ -52,7 +52,7 @@ extension RedisConnection {
         case .array(let perStream):
             return perStream.compactMap { item in
                 guard case .array(let pair) = item, pair.count == 2, let name = pair[0].text else { return nil }
-                return (name, Self.entries(pair[1]))
+                return (name, Self.streamEntries(pair[1]))
             }
         default:
             return []
@@ -79,7 +79,7 @@ extension RedisConnection {
         let idle = minIdle.nanosecondCount / 1_000_000
         switch try query(["XAUTOCLAIM", stream, group, consumer, String(idle), start, "COUNT", String(count)]) {
         case .array(let parts) where parts.count >= 2:
-            return (parts[0].text ?? "0-0", Self.entries(parts[1]))
+            return (parts[0].text ?? "0-0", Self.streamEntries(parts[1]))
         case .error(let message):
             throw streamError("XAUTOCLAIM", stream, message)
         default:
@@ -100,7 +100,8 @@ extension RedisConnection {
         }
     }
 
-    static func entries(_ value: RedisValue) -> [RedisStreamEntry] {
+    /// The entries of an XRANGE, XREADGROUP or XAUTOCLAIM reply.
+    public static func streamEntries(_ value: RedisValue) -> [RedisStreamEntry] {
         guard case .array(let items) = value else { return [] }
         return items.compactMap { item in
             guard case .array(let parts) = item, parts.count == 2, let id = parts[0].text else { return nil }

@@ -18,10 +18,7 @@ public enum RedisValue: Equatable, Sendable {
 extension RedisConnection {
     /// Runs one command and returns its whole reply.
     public func query(_ args: [String]) throws -> RedisValue {
-        var arena = CommandArena()
-        arena.begin()
-        for arg in args { arena.add(arg) }
-        try append(&arena)
+        try append(args)
         return try readValue()
     }
 

@@ -74,11 +74,16 @@ public final class RedisConnection {
 
     /// Runs one command and waits for its reply (setup and tests; not the hot path).
     public func command(_ args: [String]) throws -> Reply {
+        try append(args)
+        return try readReply()
+    }
+
+    /// Queues one command given as strings (see `append(_: inout CommandArena)`).
+    func append(_ args: [String]) throws {
         var arena = CommandArena()
         arena.begin()
         for arg in args { arena.add(arg) }
         try append(&arena)
-        return try readReply()
     }
 
     /// Queues a command in the output buffer (sent by the next `readReply`).

@@ -79,3 +79,13 @@ public struct ServiceURL: Sendable, Equatable, CustomStringConvertible {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+extension ServiceURL {
+    /// The URL of a client's configuration, or the error a client reports for a malformed one.
+    public static func required(_ text: String, for sink: String) throws -> ServiceURL {
+        guard let url = ServiceURL(text) else {
+            throw SinkError(sink: sink, message: "malformed URL", retriable: false)
+        }
+        return url
+    }
+}
