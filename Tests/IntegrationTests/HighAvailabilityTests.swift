@@ -78,9 +78,13 @@ struct HighAvailabilityTests {
 
         // Rows keep coming while alpha is killed, from a thread of their own (the test process's
         // cooperative pool is shared with every other suite).
+        // The second half waits for the kill, so that beta has rows to deliver however slowly this
+        // test is scheduled.
         let written = Mutex(0)
+        let killed = Mutex(false)
         let writer = Thread {
             for id in 1...400 {
+                while id > 200 && !killed.withLock({ $0 }) { usleep(10_000) }
                 _ = try? db.sql("INSERT INTO orders VALUES (\(id), \(id * 10))")
                 written.withLock { $0 = id }
                 usleep(10_000)
@@ -91,6 +95,7 @@ struct HighAvailabilityTests {
             Self.ids("\(directory)/events-alpha.jsonl").count >= 50
         }
         first.kill(SIGKILL)
+        killed.withLock { $0 = true }
         let killedAt = ContinuousClock.now
         var tookOver: Duration?
         try await waitFor("beta to own the pipe", timeout: .seconds(60)) {
