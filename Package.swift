@@ -152,8 +152,8 @@ let package = Package(
         .executableTarget(
             name: "pgbridge",
             dependencies: [
-                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "KafkaSink", "Pipeline", "BridgeRuntime",
-                "HTTPAPI", "WireProtocol",
+                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "Pipeline",
+                "BridgeRuntime", "HTTPAPI", "WireProtocol",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -166,7 +166,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(
             name: "BridgeCoreTests",
-            dependencies: ["BridgeCore", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "BridgeCore", "BridgeRuntime", "FileSink", "HTTPSink", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "PostgresSourceTests",
@@ -177,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "Processing", "FileSink", "BridgeCore",
+                "Pipeline", "Processing", "FileSink", "BridgeCore", "BridgeRuntime",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -199,7 +201,7 @@ let package = Package(
             name: "WireProtocolTests",
             dependencies: ["WireProtocol", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
-        .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime"], swiftSettings: strict),
+        .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime", "BridgeCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
@@ -207,6 +209,7 @@ let package = Package(
                 "KafkaSink",
                 "RabbitMQSink",
                 "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "CLibPQ", "WireProtocol",
+                "BridgeRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,17 +1,10 @@
-import AMQPClient
 import BridgeCore
 import FileSink
 import Foundation
-import HTTPSink
-import KafkaClient
-import KafkaSink
 import Logging
 import Pipeline
 import PostgresSource
 import Processing
-import RabbitMQSink
-import RedisClient
-import RedisSink
 
 /// Builds pipes from the configuration: sinks (sharing clients where the connection settings
 /// are equal) and the dead-letter target.
@@ -19,13 +12,14 @@ public final class PipeFactory {
     public let config: BridgeConfig
     let logger: Logger
     let version: String
+    /// The sink kinds, each made by its module.
+    let registry: ConfigRegistry
     /// Clients shared by sinks with equal connection settings, across pipes.
-    private var redisClients: [String: RedisClient] = [:]
-    private var kafkaProducers: [String: KafkaProducer] = [:]
-    private var rabbitMQClients: [String: RabbitMQClient] = [:]
+    private let clients = SharedClients()
 
-    public init(config: BridgeConfig, version: String, logger: Logger) {
+    public init(config: BridgeConfig, registry: ConfigRegistry = .standard, version: String, logger: Logger) {
         self.config = config
+        self.registry = registry
         self.version = version
         self.logger = logger
     }
@@ -75,30 +69,18 @@ public final class PipeFactory {
             routeSinks: routes.map(\.sinks), options: options, logger: logger)
     }
 
+    /// The sink, made by the registration of its kind.
     public func makeSink(
         _ sink: SinkConfig, pipe: String, format: EventFormat = .native, routeDestinations: [NameTemplate?] = []
     ) throws -> any EventSink {
-        switch sink.kind {
-        case .file(let file):
-            return FileSink(config: file, logger: logger)
-        case .kafka(let kafka):
-            let producer = kafkaProducers[kafka.connectionIdentity] ?? KafkaProducer(config: kafka, logger: logger)
-            kafkaProducers[kafka.connectionIdentity] = producer
-            return KafkaSink(
-                config: kafka, producer: producer, format: format, routeTopics: routeDestinations, logger: logger)
-        case .rabbitmq(let rabbit):
-            let client = try rabbitMQClients[rabbit.connectionIdentity] ?? RabbitMQClient(config: rabbit)
-            rabbitMQClients[rabbit.connectionIdentity] = client
-            return RabbitMQSink(
-                config: rabbit, client: client, maxInFlight: sink.delivery.maxInFlight, routeKeys: routeDestinations,
-                logger: logger)
-        case .http(let http):
-            return try HTTPSink(config: http, format: format, version: version, logger: logger)
-        case .redis(let redis):
-            let client = try redisClients[redis.connectionIdentity] ?? RedisClient(config: redis)
-            redisClients[redis.connectionIdentity] = client
-            return RedisSink(config: redis, client: client, routeKeys: routeDestinations, logger: logger)
+        guard let registration = registry.sink(sink.kind) else {
+            throw ConfigError(
+                path: "pipes.\(pipe).sinks.\(sink.name).kind", message: "sink kind '\(sink.kind)' is not registered")
         }
+        let context = SinkMakeContext(
+            pipe: pipe, format: format, version: version, routeDestinations: routeDestinations, logger: logger,
+            clients: clients)
+        return try registration.make(sink, context)
     }
 
     /// `<state_dir>/<pipe>.dead_letters.jsonl`: the default target, and where records go that
@@ -113,8 +95,6 @@ public final class PipeFactory {
         switch pipe.deadLetter {
         case nil:
             return try localDeadLetterFile(pipe)
-        case .file(let file):
-            return FileSink(config: file, logger: logger)
         case .table:
             return TableDeadLetterSink(postgres: config.postgres)
         case .sink(let sink):

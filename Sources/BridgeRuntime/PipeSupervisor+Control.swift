@@ -11,7 +11,7 @@ extension PipeSupervisor {
         let pipe: PipeConfig
         do {
             pipe = try BridgeConfig.parsePipe(
-                text: definition, environment: Self.pipeEnvironment, trust: apiTrust)
+                text: definition, registry: factory.registry, environment: Self.pipeEnvironment, trust: apiTrust)
         } catch {
             throw .invalid("\(error)")
         }

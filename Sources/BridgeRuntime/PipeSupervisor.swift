@@ -288,7 +288,7 @@ public actor PipeSupervisor: Service {
             guard let definition = record.definition else { continue }  // a config pipe no longer configured
             do {
                 let pipe = try BridgeConfig.parsePipe(
-                    text: definition, environment: Self.pipeEnvironment, trust: apiTrust)
+                    text: definition, registry: factory.registry, environment: Self.pipeEnvironment, trust: apiTrust)
                 try checkConflicts(pipe)
                 entries[pipe.name] = Entry(config: pipe, origin: .api, definition: definition)
                 machine.add(pipe.name, desired: record.running ? .running : .stopped)

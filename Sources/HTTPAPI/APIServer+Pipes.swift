@@ -125,7 +125,7 @@ extension APIServer {
         object["retries"] = stats?.retries ?? 0
         object["dead_letters"] = stats?.deadLetters ?? 0
         object["sinks"] = status.config.sinks.map { sink -> [String: Any] in
-            var rendered: [String: Any] = ["name": sink.name, "kind": sink.kind.name]
+            var rendered: [String: Any] = ["name": sink.name, "kind": sink.kind]
             if let counters = stats?.sinks.first(where: { $0.name == sink.name }) {
                 rendered["events"] = counters.events
                 rendered["bytes"] = counters.bytes

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BridgeCore
+import BridgeRuntime
 import PostgresClient
 import PostgresSource
 
@@ -43,7 +44,7 @@ struct GlobalOptions: ParsableArguments {
     /// Loads the configuration; a problem is printed and exits with code 2.
     func loadConfig() throws -> BridgeConfig {
         do {
-            return try BridgeConfig.load(path: config)
+            return try BridgeConfig.load(path: config, registry: .standard)
         } catch {
             throw ExitCodes.fail(error)
         }

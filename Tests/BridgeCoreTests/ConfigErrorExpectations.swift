@@ -1,3 +1,4 @@
+import BridgeRuntime
 import Testing
 
 @testable import BridgeCore
@@ -7,7 +8,7 @@ import Testing
 func expectConfigErrors(_ cases: [(String, String)], base: String) {
     for (yaml, expected) in cases {
         do {
-            _ = try BridgeConfig.parse(yaml: base + yaml)
+            _ = try BridgeConfig.parse(yaml: base + yaml, registry: .standard)
             Issue.record("\(yaml): parsed, expected an error containing \(expected)")
         } catch let error as ConfigError {
             #expect("\(error)".contains(expected), "\(yaml): \(error)")

@@ -1,3 +1,5 @@
+import BridgeRuntime
+import HTTPSink
 import Testing
 
 @testable import BridgeCore
@@ -46,7 +48,7 @@ import Testing
                   kafka: {brokers: k:9092, topics: [a], sasl: plain, username: u, password: p, client_id: c, delivery_timeout: 5s}
                   redis: {url: "redis://h:6379/0", streams: [s], timeout: 3s}
                   rabbitmq: {url: "amqp://h/", queues: [q], exchange: ex, heartbeat: 10s, tls: {skip_verify_server: true}}
-                """)
+                """, registry: .standard)
         #expect(config.wire?.kafka?.connection.clientID == "c")
         #expect(config.wire?.kafka?.connection.linger == .zero)
         #expect(config.wire?.redis?.connection.timeout == .seconds(3))
@@ -95,7 +97,8 @@ import Testing
             ], base: "")
         do {
             _ = try BridgeConfig.parse(
-                yaml: sinkYAML("kind: file, path: x, retry_interval: soon, max_retry_interval: 1s"))
+                yaml: sinkYAML("kind: file, path: x, retry_interval: soon, max_retry_interval: 1s"), registry: .standard
+            )
             Issue.record("parsed a wrong retry_interval")
         } catch {
             #expect(!"\(error)".contains("unknown key"), "\(error)")
@@ -118,8 +121,9 @@ import Testing
                 )
             ], base: "")
         let config = try BridgeConfig.parse(
-            yaml: sinkYAML("kind: http, url: \"https://h/x\", oauth2: {enabled: false, token_url: \"https://h/t\"}"))
-        guard case .http(let http) = config.pipes[0].sinks[0].kind else {
+            yaml: sinkYAML("kind: http, url: \"https://h/x\", oauth2: {enabled: false, token_url: \"https://h/t\"}"),
+            registry: .standard)
+        guard let http = config.pipes[0].sinks[0].settings as? HTTPSinkConfig else {
             Issue.record("expected an http sink")
             return
         }

@@ -1,4 +1,6 @@
 import BridgeCore
+import BridgeRuntime
+import FileSink
 import Testing
 
 @Suite("Configuration parsing and validation")
@@ -27,7 +29,8 @@ struct ConfigTests {
         """
 
     @Test func validConfigWithDefaults() throws {
-        let config = try BridgeConfig.parse(yaml: Self.valid, environment: ["PGPASSWORD": "s3cret"])
+        let config = try BridgeConfig.parse(
+            yaml: Self.valid, registry: .standard, environment: ["PGPASSWORD": "s3cret"])
         #expect(config.postgres.url == "postgresql://app:s3cret@127.0.0.1:5432/app")
         #expect(config.postgres.redactedURL == "postgresql://app:***@127.0.0.1:5432/app")
         #expect(config.stateDirectory == "/var/lib/pgbridge")
@@ -44,7 +47,9 @@ struct ConfigTests {
                 TablePattern(schema: "public", table: "conditions"), TablePattern(schema: "public", table: nil),
                 TablePattern(schema: "public", table: "orders"), TablePattern(schema: "Mixed", table: "case"),
             ])
-        guard case .file(let file) = config.pipes[0].sinks[0].kind else { Issue.record("expected file sink"); return }
+        guard let file = config.pipes[0].sinks[0].settings as? FileSinkConfig else {
+            Issue.record("expected file sink"); return
+        }
         #expect(file.path == "./events.jsonl" && file.fsync)
         guard case .replication(let second) = config.pipes[1].source else {
             Issue.record("expected replication"); return
@@ -52,13 +57,15 @@ struct ConfigTests {
         #expect(second.slot == "audit_slot" && second.publication == "audit_pub")
         #expect(second.statusInterval == .seconds(2))
         #expect(!second.messages)
-        guard case .file(let stdout) = config.pipes[1].sinks[0].kind else { Issue.record("expected file sink"); return }
+        guard let stdout = config.pipes[1].sinks[0].settings as? FileSinkConfig else {
+            Issue.record("expected file sink"); return
+        }
         #expect(stdout.path == "-" && !stdout.fsync)
     }
 
     func error(_ yaml: String, environment: [String: String] = [:]) -> ConfigError? {
         do {
-            _ = try BridgeConfig.parse(yaml: yaml, environment: environment)
+            _ = try BridgeConfig.parse(yaml: yaml, registry: .standard, environment: environment)
             return nil
         } catch let error as ConfigError {
             return error
@@ -115,7 +122,7 @@ struct ConfigTests {
             yaml: """
                 postgres: {url: "postgresql://u@${DB_HOST:-127.0.0.1}/db"}
                 pipes: [{name: p, source: {tables: [t]}, sinks: [{kind: file, path: o}]}]
-                """)
+                """, registry: .standard)
         #expect(config.postgres.url == "postgresql://u@127.0.0.1/db")
     }
 
@@ -212,7 +219,7 @@ struct APIConfigTests {
             yaml: base + """
                 api: {listen: "0.0.0.0:9090", admin_token: "${ADMIN}", jwt_secret: "0123456789abcdef0123456789abcdef",
                       anonymous_role: web_anon, buffer_events: 500}
-                """, environment: ["ADMIN": "a-very-long-admin-token"])
+                """, registry: .standard, environment: ["ADMIN": "a-very-long-admin-token"])
         let api = try #require(config.api)
         #expect(api.host == "0.0.0.0" && api.port == 9090)
         #expect(api.adminToken == "a-very-long-admin-token")
@@ -224,7 +231,7 @@ struct APIConfigTests {
             yaml: base + """
                 api: {jwt_secret: "0123456789abcdef0123456789abcdef", jwt_require_exp: true, jwt_audience: app,
                       jwt_issuer: "https://id.example"}
-                """
+                """, registry: .standard
         ).api
         #expect(
             strict?.jwtRequireExp == true && strict?.jwtAudience == "app" && strict?.jwtIssuer == "https://id.example")
@@ -245,10 +252,13 @@ struct APIConfigTests {
 
     @Test func parsesAPipeFromJSON() throws {
         let pipe = try BridgeConfig.parsePipe(
-            text: #"{"name": "p1", "source": {"tables": ["public.t"]}, "sinks": [{"kind": "file", "path": "-"}]}"#)
+            text:
+                #"{"name": "p1", "source": {"tables": ["public.t"]}, "sinks": [{"kind": "file", "path": "-"}]}"#,
+            registry: .standard)
         #expect(pipe.name == "p1")
         #expect(throws: ConfigError.self) {
-            try BridgeConfig.parsePipe(text: #"{"name": "p1", "source": {"tables": ["public.t"]}, "sinks": []"#)
+            try BridgeConfig.parsePipe(
+                text: #"{"name": "p1", "source": {"tables": ["public.t"]}, "sinks": []"#, registry: .standard)
         }
     }
 }

@@ -1,3 +1,4 @@
+import BridgeRuntime
 import Foundation
 import Testing
 import Yams
@@ -90,7 +91,8 @@ struct DeploymentFilesTests {
     @Test func theMountedConfigurationMatchesTheServices() throws {
         let bridge = try Self.service("pgbridge")
         let environment = try Self.environment(bridge)
-        let config = try BridgeConfig.parse(yaml: try Self.text("deploy/pgbridge.yaml"), environment: environment)
+        let config = try BridgeConfig.parse(
+            yaml: try Self.text("deploy/pgbridge.yaml"), registry: .standard, environment: environment)
 
         #expect(config.postgres.url.contains("@timescaledb:5432/"))
         let database = try Self.environment(try Self.service("timescaledb"))
@@ -101,18 +103,18 @@ struct DeploymentFilesTests {
         var kinds: Set<String> = []
         for pipe in config.pipes {
             for sink in pipe.sinks {
-                switch sink.kind {
-                case .kafka(let kafka):
-                    kinds.insert("kafka")
+                switch sink.settings {
+                case let kafka as KafkaSinkConfig:
+                    kinds.insert(sink.kind)
                     #expect(kafka.brokers == "kafka:9092")
-                case .rabbitmq(let rabbitmq):
-                    kinds.insert("rabbitmq")
+                case let rabbitmq as RabbitMQSinkConfig:
+                    kinds.insert(sink.kind)
                     #expect(
                         rabbitmq.url.contains(
                             "\(rabbit["RABBITMQ_DEFAULT_USER"] ?? "?"):\(rabbit["RABBITMQ_DEFAULT_PASS"] ?? "?")@rabbitmq:5672"
                         ))
-                case .redis(let redis):
-                    kinds.insert("redis")
+                case let redis as RedisSinkConfig:
+                    kinds.insert(sink.kind)
                     #expect(redis.url.hasPrefix("redis://redis:6379"))
                 default: break
                 }

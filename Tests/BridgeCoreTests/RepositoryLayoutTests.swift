@@ -75,6 +75,28 @@ import Testing
         #expect(imports["PostgresSource"]?.contains("HTTPAPI") == false)
     }
 
+    /// Each sink module registers its kind next to its code, the standard registry lists every
+    /// one, and the core's configuration names no sink type.
+    @Test func sinkKindsAreRegisteredByTheirModules() throws {
+        let files = try Self.swiftFiles(under: "Sources")
+        let sinkModules = Set(files.map { String($0.path.split(separator: "/")[1]) }.filter { $0.hasSuffix("Sink") })
+        #expect(sinkModules.count >= 5, "\(sinkModules)")
+        let standard = try #require(files.first { Self.fileName($0.path) == "ConfigRegistry+Standard.swift" })
+        for module in sinkModules {
+            let registers = files.contains {
+                $0.path.hasPrefix("Sources/\(module)/")
+                    && $0.text.contains("public static let registration = SinkRegistration(")
+            }
+            #expect(registers, "\(module) has no SinkRegistration")
+            #expect(standard.text.contains("\(module).registration"), "the standard registry misses \(module)")
+        }
+        for file in files where file.path.hasPrefix("Sources/BridgeCore/Config/") {
+            for type in ["FileSinkConfig", "HTTPSinkConfig", "SinkKind"] {
+                #expect(!file.text.contains(type), "\(file.path) names \(type): sink kinds belong to their modules")
+            }
+        }
+    }
+
     /// Blocking work runs on `Confined` handles, `Blocking.run`, a `SourceThread` or librdkafka's
     /// poll thread; nothing polls by sleeping.
     @Test func blockingWorkHasOneHomeEach() throws {

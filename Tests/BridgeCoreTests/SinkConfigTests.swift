@@ -1,4 +1,7 @@
 import BridgeCore
+import BridgeRuntime
+import FileSink
+import HTTPSink
 import Testing
 
 @Suite("Sink configuration")
@@ -12,7 +15,7 @@ struct SinkConfigTests {
                     source: {tables: [t]}
                     sinks: \(sinks)
                 \(extra)
-                """, environment: ["HOOK_TOKEN": "t0k"]
+                """, registry: .standard, environment: ["HOOK_TOKEN": "t0k"]
         ).pipes[0]
     }
 
@@ -35,14 +38,14 @@ struct SinkConfigTests {
                  {kind: file, path: "-"}]
                 """)
         #expect(pipe.sinks.map(\.name) == ["kafka_1", "rabbitmq_2", "redis_3", "http_4", "file_5"])
-        guard case .kafka(let kafka) = pipe.sinks[0].kind else { Issue.record("kafka"); return }
+        guard let kafka = pipe.sinks[0].settings as? KafkaSinkConfig else { Issue.record("kafka"); return }
         #expect(kafka.brokers == "k1:9092,k2:9092" && kafka.topic.description == "pg.{schema}.{table}")
         #expect(kafka.sasl == .none && !kafka.tls.enabled && kafka.key == nil)
-        guard case .rabbitmq(let rabbit) = pipe.sinks[1].kind else { Issue.record("rabbitmq"); return }
+        guard let rabbit = pipe.sinks[1].settings as? RabbitMQSinkConfig else { Issue.record("rabbitmq"); return }
         #expect(rabbit.routingKey.description == "{schema}.{table}.{op}" && rabbit.mandatory && rabbit.persistent)
-        guard case .redis(let redis) = pipe.sinks[2].kind else { Issue.record("redis"); return }
+        guard let redis = pipe.sinks[2].settings as? RedisSinkConfig else { Issue.record("redis"); return }
         #expect(redis.mode == .stream && redis.key.description == "pg:{schema}.{table}" && redis.maxLength == nil)
-        guard case .http(let http) = pipe.sinks[3].kind else { Issue.record("http"); return }
+        guard let http = pipe.sinks[3].settings as? HTTPSinkConfig else { Issue.record("http"); return }
         #expect(http.method == "POST" && http.batchCount == 1 && http.parallelism == 1)
         #expect(http.headers.first?.name == "Authorization" && http.headers.first?.value == "Bearer t0k")
         #expect(pipe.sinks[3].delivery.retries == 5 && pipe.sinks[0].delivery.retries == 3)
@@ -51,19 +54,23 @@ struct SinkConfigTests {
 
     @Test func deadLetterTargets() throws {
         let file = try parse(sinks: "[{kind: file, path: o}]", extra: "    dead_letter: {kind: file, path: dead.jsonl}")
-        guard case .file(let config) = file.deadLetter else { Issue.record("file"); return }
+        guard case .sink(let fileSink) = file.deadLetter, let config = fileSink.settings as? FileSinkConfig else {
+            Issue.record("file")
+            return
+        }
         #expect(config.path == "dead.jsonl")
         let table = try parse(sinks: "[{kind: file, path: o}]", extra: "    dead_letter: {kind: table}")
         guard case .table = table.deadLetter else { Issue.record("table"); return }
         let redis = try parse(
             sinks: "[{kind: file, path: o}]", extra: "    dead_letter: {kind: redis, url: \"redis://h:1/0\", key: dlq}")
-        guard case .sink(let sink) = redis.deadLetter, case .redis(let config) = sink.kind else {
+        guard case .sink(let sink) = redis.deadLetter, let config = sink.settings as? RedisSinkConfig else {
             Issue.record("redis")
             return
         }
         #expect(config.key.description == "dlq")
         let kafka = try parse(sinks: "[{kind: file, path: o}]", extra: "    dead_letter: {kind: kafka, brokers: k}")
-        guard case .sink(let kafkaSink) = kafka.deadLetter, case .kafka(let kafkaConfig) = kafkaSink.kind else {
+        guard case .sink(let kafkaSink) = kafka.deadLetter, let kafkaConfig = kafkaSink.settings as? KafkaSinkConfig
+        else {
             Issue.record("kafka")
             return
         }
@@ -122,7 +129,7 @@ struct SinkConfigTests {
                  {kind: kafka, brokers: k, linger: 50ms}]
                 """)
         let identities = pipe.sinks.compactMap { sink -> String? in
-            if case .kafka(let kafka) = sink.kind { return kafka.connectionIdentity }
+            if let kafka = sink.settings as? KafkaSinkConfig { return kafka.connectionIdentity }
             return nil
         }
         #expect(identities[0] == identities[1] && identities[0] != identities[2])

@@ -1,3 +1,4 @@
+import BridgeRuntime
 import Foundation
 import Testing
 
@@ -13,7 +14,7 @@ struct TroubleshootingConfigMessagesTests {
 
     func message(_ yaml: String, environment: [String: String] = [:]) -> String {
         do {
-            _ = try BridgeConfig.parse(yaml: yaml, environment: environment)
+            _ = try BridgeConfig.parse(yaml: yaml, registry: .standard, environment: environment)
             return "parsed"
         } catch let error as ConfigError {
             return "\(error.path): \(error.message)"
@@ -68,8 +69,9 @@ struct TroubleshootingConfigMessagesTests {
         func message(_ sinks: String) -> String {
             do {
                 _ = try BridgeConfig.parsePipe(
-                    text: #"{"name": "p", "source": {"tables": ["public.t"]}, "sinks": \#(sinks)}"#,
-                    trust: .api(stateDirectory: stateDirectory))
+                    text:
+                        #"{"name": "p", "source": {"tables": ["public.t"]}, "sinks": \#(sinks)}"#,
+                    registry: .standard, trust: .api(stateDirectory: stateDirectory))
                 return "parsed"
             } catch {
                 return "\(error)"

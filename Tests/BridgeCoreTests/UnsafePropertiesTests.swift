@@ -1,3 +1,5 @@
+import BridgeRuntime
+import FileSink
 import Foundation
 import Testing
 
@@ -14,7 +16,7 @@ struct UnsafePropertiesTests {
         return try BridgeConfig.parsePipe(
             text: """
                 {"name": "p", "source": {"tables": ["public.t"]}, "sinks": \(sinks)\(deadLetter)}
-                """, trust: .api(stateDirectory: Self.stateDirectory))
+                """, registry: .standard, trust: .api(stateDirectory: Self.stateDirectory))
     }
 
     func apiError(_ sinks: String, deadLetter: String = "") -> String {
@@ -54,7 +56,7 @@ struct UnsafePropertiesTests {
     @Test func theAPIKeepsTuningProperties() throws {
         let pipe = try apiPipe(
             #"[{"kind": "kafka", "brokers": "k:9092", "properties": {"linger.ms": "5", "compression.type": "lz4"}}]"#)
-        guard case .kafka(let kafka) = pipe.sinks[0].kind else {
+        guard let kafka = pipe.sinks[0].settings as? KafkaSinkConfig else {
             Issue.record("not kafka")
             return
         }
@@ -77,7 +79,7 @@ struct UnsafePropertiesTests {
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/etc")
         #expect(apiError(#"[{"kind": "file", "path": "link/pwn"}]"#).contains("outside state_dir"))
         let pipe = try apiPipe(#"[{"kind": "file", "path": "events/out.jsonl"}]"#)
-        guard case .file(let file) = pipe.sinks[0].kind else {
+        guard let file = pipe.sinks[0].settings as? FileSinkConfig else {
             Issue.record("not a file sink")
             return
         }
@@ -110,10 +112,12 @@ struct UnsafePropertiesTests {
                     - {kind: kafka, brokers: "k:9092", allow_unsafe_properties: true,
                        properties: {sasl.kerberos.kinit.cmd: "kinit -k", ssl.ca.location: /etc/ssl/ca.pem}}
                     - {kind: file, path: /var/log/anywhere.jsonl}
-                """)
+                """, registry: .standard)
         #expect(allowed.pipes[0].sinks.count == 2)
         // Reading a file the operator names stays allowed without the switch.
         _ = try BridgeConfig.parse(
-            yaml: base + "\n    - {kind: kafka, brokers: \"k:9092\", properties: {ssl.ca.location: /etc/ssl/ca.pem}}")
+            yaml: base
+                + "\n    - {kind: kafka, brokers: \"k:9092\", properties: {ssl.ca.location: /etc/ssl/ca.pem}}",
+            registry: .standard)
     }
 }

@@ -1,3 +1,4 @@
+import BridgeRuntime
 import Testing
 
 @testable import BridgeCore
@@ -15,7 +16,7 @@ struct WireConfigTests {
                   kafka: {brokers: "k1:9092,k2:9092", topics: [sensor_readings, {name: raw, value: text}]}
                   redis: {url: "redis://127.0.0.1:6379/0", streams: [sensor]}
                   rabbitmq: {url: "amqp://guest:guest@127.0.0.1:5672/", queues: [alerts], exchange: events}
-                """, environment: ["WIRE_PASSWORD": "a-wire-password"])
+                """, registry: .standard, environment: ["WIRE_PASSWORD": "a-wire-password"])
         let wire = try #require(config.wire)
         #expect(wire.host == "127.0.0.1" && wire.port == 6433)
         #expect(wire.users == ["bridge": "a-wire-password"])

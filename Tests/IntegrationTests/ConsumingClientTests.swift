@@ -12,7 +12,9 @@ struct RedisConsumerGroupTests {
     let url = TestEnvironment.redisURL ?? ""
 
     func client() throws -> RedisClient {
-        guard case .redis(let config) = try SinkFixture.parse("kind: redis, url: \"\(url)\"", retries: 0).kind else {
+        guard
+            let config = try SinkFixture.parse("kind: redis, url: \"\(url)\"", retries: 0).settings as? RedisSinkConfig
+        else {
             throw TestFailure("expected a redis sink")
         }
         return try RedisClient(config: config)
@@ -98,7 +100,9 @@ struct AMQPConsumerTests {
     let url = TestEnvironment.rabbitMQURL ?? ""
 
     func config() throws -> RabbitMQSinkConfig {
-        guard case .rabbitmq(let config) = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\"", retries: 0).kind
+        guard
+            let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\"", retries: 0).settings
+                as? RabbitMQSinkConfig
         else { throw TestFailure("expected a rabbitmq sink") }
         return config
     }
@@ -186,9 +190,9 @@ extension KafkaClusterSuites {
     struct KafkaConsumerGroupTests {
         static func connection() throws -> KafkaSinkConfig {
             guard
-                case .kafka(let config) = try SinkFixture.parse(
+                let config = try SinkFixture.parse(
                     "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\"", retries: 0
-                ).kind
+                ).settings as? KafkaSinkConfig
             else { throw TestFailure("expected a kafka sink") }
             return config
         }

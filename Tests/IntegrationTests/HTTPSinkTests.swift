@@ -12,7 +12,7 @@ struct HTTPSinkTests {
         // every other test and may answer slowly.
         let timeout = yaml.contains("timeout:") ? "" : ", timeout: 60s"
         let sink = try SinkFixture.parse("kind: http, \(yaml)\(timeout)", retries: retries)
-        guard case .http(let http) = sink.kind else { throw TestFailure("expected an http sink") }
+        guard let http = sink.settings as? HTTPSinkConfig else { throw TestFailure("expected an http sink") }
         return PipeSink(
             name: "http", sink: try HTTPSink(config: http, format: format, logger: InProcessPipe.testLogger),
             delivery: sink.delivery)

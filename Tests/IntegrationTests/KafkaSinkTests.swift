@@ -17,7 +17,7 @@ extension KafkaClusterSuites {
             let sink = try SinkFixture.parse(
                 "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\", \(yaml)", retries: retries,
                 retryInterval: .milliseconds(100))
-            guard case .kafka(let kafka) = sink.kind else { throw TestFailure("expected a kafka sink") }
+            guard let kafka = sink.settings as? KafkaSinkConfig else { throw TestFailure("expected a kafka sink") }
             let logger = InProcessPipe.testLogger
             return PipeSink(
                 name: "kafka",
@@ -37,7 +37,7 @@ extension KafkaClusterSuites {
                 "seq 1 600 | sed 's/.*/k|{\"n\": &}/' | kcat -P -b '\(brokers)' -t '\(topic)' -K '|'")
             #expect(produced.status == 0, "\(produced.output)")
             let sink = try SinkFixture.parse("kind: kafka, brokers: \"\(brokers)\"", retries: 0)
-            guard case .kafka(let kafka) = sink.kind else { throw TestFailure("expected a kafka sink") }
+            guard let kafka = sink.settings as? KafkaSinkConfig else { throw TestFailure("expected a kafka sink") }
             let table = KafkaTopicTable(
                 topic: WireKafkaTopic(name: topic), config: kafka,
                 producer: KafkaProducer(config: kafka, logger: InProcessPipe.testLogger), maxScanRows: 5)

@@ -1,4 +1,5 @@
 import BridgeCore
+import BridgeRuntime
 import Foundation
 import Pipeline
 import Processing
@@ -35,9 +36,9 @@ struct ProcessorsTests {
                     sinks:
                       - {kind: file, path: unused, name: file}
                       - {kind: redis, url: "\(redisURL)", key: "test:\(db.name):{table}", name: redis}
-                """)
+                """, registry: .standard)
         let pipeConfig = config.pipes[0]
-        guard case .redis(let redis) = pipeConfig.sinks[1].kind else { throw TestFailure("expected redis") }
+        guard let redis = pipeConfig.sinks[1].settings as? RedisSinkConfig else { throw TestFailure("expected redis") }
         let routes = pipeConfig.processors.compactMap { processor -> RouteConfig? in
             if case .route(let route) = processor { return route }
             return nil

@@ -14,7 +14,7 @@ struct RabbitMQSinkTests {
     func rabbitSink(_ yaml: String, url: String? = nil, retries: Int = 1) throws -> PipeSink {
         let sink = try SinkFixture.parse(
             "kind: rabbitmq, url: \"\(url ?? TestEnvironment.rabbitMQURL ?? "")\", \(yaml)", retries: retries)
-        guard case .rabbitmq(let rabbit) = sink.kind else { throw TestFailure("expected a rabbitmq sink") }
+        guard let rabbit = sink.settings as? RabbitMQSinkConfig else { throw TestFailure("expected a rabbitmq sink") }
         return PipeSink(
             name: "rabbitmq",
             sink: RabbitMQSink(
@@ -29,7 +29,7 @@ struct RabbitMQSinkTests {
         var components = try #require(URLComponents(string: url))
         components.password = "not-the-password"
         let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(components.string!)\", queue: q", retries: 0)
-        guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
+        guard let rabbit = config.settings as? RabbitMQSinkConfig else { throw TestFailure("expected a rabbitmq sink") }
         do {
             try await RabbitMQClient(config: rabbit).open()
             Issue.record("logged in with a wrong password")
@@ -52,7 +52,9 @@ struct RabbitMQSinkTests {
             try await AMQPCLI.control(
                 "policy pgbridge-full '^pgbridge-full\\.' '{\"max-length\": 0, \"overflow\": \"reject-publish\"}'")
             let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\", queue: q", retries: 0)
-            guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
+            guard let rabbit = config.settings as? RabbitMQSinkConfig else {
+                throw TestFailure("expected a rabbitmq sink")
+            }
             let table = RabbitMQQueueTable(
                 queue: queue, exchange: "", client: try RabbitMQClient(config: rabbit), maxScanRows: 3)
             var refusal = ""
@@ -96,7 +98,7 @@ struct RabbitMQSinkTests {
             _ = try TestEnvironment.shell("amqp-publish --url=\(url) -r \(queue) -b 'm\(index)'")
         }
         let config = try SinkFixture.parse("kind: rabbitmq, url: \"\(url)\", queue: \(queue)", retries: 1)
-        guard case .rabbitmq(let rabbit) = config.kind else { throw TestFailure("expected a rabbitmq sink") }
+        guard let rabbit = config.settings as? RabbitMQSinkConfig else { throw TestFailure("expected a rabbitmq sink") }
         let table = RabbitMQQueueTable(
             queue: queue, exchange: "", client: try RabbitMQClient(config: rabbit), maxScanRows: 3)
         let limited = try await table.scan(ScanRequest(rowLimit: 2))

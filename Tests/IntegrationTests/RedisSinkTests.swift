@@ -13,7 +13,7 @@ struct RedisSinkTests {
 
     func redisSink(_ yaml: String, url: String? = nil, retries: Int = 1) throws -> PipeSink {
         let sink = try SinkFixture.parse("kind: redis, url: \"\(url ?? redisURL)\", \(yaml)", retries: retries)
-        guard case .redis(let redis) = sink.kind else { throw TestFailure("expected a redis sink") }
+        guard let redis = sink.settings as? RedisSinkConfig else { throw TestFailure("expected a redis sink") }
         return PipeSink(
             name: "redis",
             sink: RedisSink(config: redis, client: try RedisClient(config: redis), logger: InProcessPipe.testLogger),
@@ -23,7 +23,7 @@ struct RedisSinkTests {
     /// Nothing listens on port 1: the message says so and what to check.
     @Test func anUnreachableServerIsNamed() async throws {
         let config = try SinkFixture.parse("kind: redis, url: \"redis://127.0.0.1:1/0\"", retries: 0)
-        guard case .redis(let redis) = config.kind else { throw TestFailure("expected a redis sink") }
+        guard let redis = config.settings as? RedisSinkConfig else { throw TestFailure("expected a redis sink") }
         do {
             try await RedisClient(config: redis).open()
             Issue.record("connected to port 1")

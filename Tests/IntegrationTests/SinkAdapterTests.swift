@@ -43,7 +43,8 @@ struct RedisSinkAdapterTests {
 
     func redis(_ fields: String) throws -> RedisSinkConfig {
         guard
-            case .redis(let config) = try SinkAdapterFixture.sinkConfig("kind: redis, url: \"\(url)\", \(fields)").kind
+            let config = try SinkAdapterFixture.sinkConfig("kind: redis, url: \"\(url)\", \(fields)").settings
+                as? RedisSinkConfig
         else { throw TestFailure("expected a redis sink") }
         return config
     }
@@ -131,7 +132,7 @@ struct RabbitMQSinkAdapterTests {
 
     func sink(_ fields: String) throws -> RabbitMQSink {
         let parsed = try SinkAdapterFixture.sinkConfig("kind: rabbitmq, url: \"\(url)\", \(fields)")
-        guard case .rabbitmq(let config) = parsed.kind else { throw TestFailure("expected a rabbitmq sink") }
+        guard let config = parsed.settings as? RabbitMQSinkConfig else { throw TestFailure("expected a rabbitmq sink") }
         return RabbitMQSink(
             config: config, client: try RabbitMQClient(config: config), logger: InProcessPipe.testLogger)
     }
@@ -174,7 +175,7 @@ extension KafkaClusterSuites {
         func sink(_ fields: String, producer: KafkaProducer? = nil) throws -> (KafkaSink, KafkaProducer) {
             let parsed = try SinkAdapterFixture.sinkConfig(
                 "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\", \(fields)")
-            guard case .kafka(let config) = parsed.kind else { throw TestFailure("expected a kafka sink") }
+            guard let config = parsed.settings as? KafkaSinkConfig else { throw TestFailure("expected a kafka sink") }
             let producer = producer ?? KafkaProducer(config: config, logger: InProcessPipe.testLogger)
             return (KafkaSink(config: config, producer: producer, logger: InProcessPipe.testLogger), producer)
         }

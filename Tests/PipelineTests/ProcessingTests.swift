@@ -1,3 +1,4 @@
+import BridgeRuntime
 import Foundation
 import Testing
 
@@ -201,7 +202,7 @@ struct ProcessingTests {
                       - drop: [internal_notes]
                       - route: {tables: [public.orders], sinks: [orders], topic: "orders.{op}"}
                     sinks: [{kind: file, path: a, name: orders}, {kind: file, path: b, name: rest}]
-                """)
+                """, registry: .standard)
         #expect(config.pipes[0].processors.count == 4 && config.pipes[0].format == .debezium)
         let filter = configError(processors: #"[{filter: "temp > 30 and"}]"#)
         #expect(filter?.path == "pipes[0].processors[0].filter")
@@ -226,7 +227,7 @@ func configError(processors: String, sinks: String = "[{kind: file, path: a}]") 
                     source: {tables: [t]}
                     processors: \(processors)
                     sinks: \(sinks)
-                """)
+                """, registry: .standard)
         return nil
     } catch {
         return error as? ConfigError

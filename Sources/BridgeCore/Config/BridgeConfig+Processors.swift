@@ -73,13 +73,11 @@ extension BridgeConfig {
                 guard sinks != nil || destination != nil else {
                     throw value.error("a route needs sinks, topic or both")
                 }
-                if let destination, !destination.dependsOnRowValues {
+                if let destination {
                     let routed = BridgeConfig.routedSinks(sinks, all: sinkNames)
                     for sink in allSinks where routed.contains(sink.name) {
-                        if case .redis(let redis) = sink.kind, redis.mode == .hash {
-                            throw (route["topic"] ?? value).error(
-                                "sink '\(sink.name)' mirrors rows as hashes: the route's topic must name the row, e.g. \"orders:{key}\""
-                            )
+                        if let problem = sink.settings.problem(withFixedDestination: destination) {
+                            throw (route["topic"] ?? value).error("sink '\(sink.name)' \(problem)")
                         }
                     }
                 }

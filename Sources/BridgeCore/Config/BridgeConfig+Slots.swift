@@ -13,7 +13,7 @@ public struct SlotsConfigView: Sendable {
         throws -> SlotsConfigView
     {
         let (keys, postgres, stateDirectory) = try BridgeConfig.topLevel(
-            yaml: try BridgeConfig.readFile(path), environment: environment)
+            yaml: try BridgeConfig.readFile(path), registry: ConfigRegistry(sinks: []), environment: environment)
         var view = SlotsConfigView(postgres: postgres, stateDirectory: stateDirectory, slots: [])
         for pipe in try keys["pipes"]?.list() ?? [] {
             guard let name = pipe.node["name"]?.string, let source = pipe.node["source"] else { continue }

@@ -3,10 +3,10 @@ import Yams
 
 extension BridgeConfig {
     /// Reads and validates a configuration file.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws -> BridgeConfig
-    {
-        try parse(yaml: try readFile(path), environment: environment)
+    public static func load(
+        path: String, registry: ConfigRegistry, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> BridgeConfig {
+        try parse(yaml: try readFile(path), registry: registry, environment: environment)
     }
 
     /// The text of a configuration file, or an error that says what to do.
@@ -36,10 +36,10 @@ extension BridgeConfig {
 
     /// The top-level sections of configuration text, with `postgres` and `state_dir` read
     /// (the others are left unread: their `${VAR}`s are expanded only when they are parsed).
-    static func topLevel(yaml: String, environment: [String: String]) throws -> (
+    static func topLevel(yaml: String, registry: ConfigRegistry, environment: [String: String]) throws -> (
         sections: [String: ConfigNode], postgres: PostgresConfig, stateDirectory: String
     ) {
-        let top = ConfigNode(node: try compose(yaml), path: "", environment: environment)
+        let top = ConfigNode(node: try compose(yaml), path: "", environment: environment, registry: registry)
         return try top.withKeys { keys in
             guard let postgresNode = keys["postgres"] else {
                 throw ConfigError(
@@ -54,9 +54,11 @@ extension BridgeConfig {
         }
     }
 
-    /// Parses and validates configuration text.
-    public static func parse(yaml: String, environment: [String: String] = [:]) throws -> BridgeConfig {
-        let (keys, postgres, stateDirectory) = try topLevel(yaml: yaml, environment: environment)
+    /// Parses and validates configuration text; `registry` holds the sink kinds it may use.
+    public static func parse(yaml: String, registry: ConfigRegistry, environment: [String: String] = [:]) throws
+        -> BridgeConfig
+    {
+        let (keys, postgres, stateDirectory) = try topLevel(yaml: yaml, registry: registry, environment: environment)
         let api = try keys["api"]?.parse(parseAPI)
         let wire = try keys["wire"]?.parse(parseWire)
         let ha = try keys["ha"]?.parse(parseHA)
@@ -112,9 +114,9 @@ extension BridgeConfig {
 
     /// One pipe in the shape of a `pipes:` entry, given as JSON or YAML text (POST /v1/pipes);
     /// validated exactly like the configuration file. Error paths start at the pipe.
-    public static func parsePipe(text: String, environment: [String: String] = [:], trust: ConfigTrust = .operatorFile)
-        throws -> PipeConfig
-    {
+    public static func parsePipe(
+        text: String, registry: ConfigRegistry, environment: [String: String] = [:], trust: ConfigTrust = .operatorFile
+    ) throws -> PipeConfig {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -126,7 +128,8 @@ extension BridgeConfig {
         } catch let error as YamlError {
             throw ConfigError(path: "", message: "malformed JSON: \(describe(error))", line: line(of: error))
         }
-        return try ConfigNode(node: root, path: "", environment: environment, trust: trust).parse(parsePipe)
+        return try ConfigNode(node: root, path: "", environment: environment, trust: trust, registry: registry)
+            .parse(parsePipe)
     }
 
     static func parsePostgres(_ node: ConfigNode, _ keys: ConfigKeys) throws -> PostgresConfig {

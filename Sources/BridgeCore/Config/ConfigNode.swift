@@ -10,22 +10,48 @@ public enum ConfigTrust: Sendable, Equatable {
     case api(stateDirectory: String)
 }
 
-/// A YAML node with its key path, for reading configuration with precise errors.
-struct ConfigNode {
+/// A YAML node with its key path, for reading configuration with precise errors. Sink modules
+/// read their kind's keys through it (see `SinkRegistration`).
+public struct ConfigNode {
     let node: Node
-    let path: String
+    /// `pipes[0].sinks[1].topic`: where an error points.
+    public let path: String
     let environment: [String: String]
-    var trust: ConfigTrust = .operatorFile
+    public internal(set) var trust: ConfigTrust = .operatorFile
+    /// The sink kinds this configuration may use.
+    let registry: ConfigRegistry
+
+    init(
+        node: Node, path: String, environment: [String: String], trust: ConfigTrust = .operatorFile,
+        registry: ConfigRegistry
+    ) {
+        self.node = node
+        self.path = path
+        self.environment = environment
+        self.trust = trust
+        self.registry = registry
+    }
 
     var line: Int? { node.mark?.line }
 
-    func error(_ message: String) -> ConfigError {
+    public func error(_ message: String) -> ConfigError {
         ConfigError(path: path, message: message, line: line)
     }
 
     func child(_ key: String, _ node: Node) -> ConfigNode {
         ConfigNode(
-            node: node, path: path.isEmpty ? key : "\(path).\(key)", environment: environment, trust: trust)
+            node: node, path: path.isEmpty ? key : "\(path).\(key)", environment: environment, trust: trust,
+            registry: registry)
+    }
+
+    /// The entries of a mapping in document order; `expected` says what it maps, for the error
+    /// when the node is not a mapping (e.g. "header names to values").
+    public func mappingEntries(expected: String) throws -> [(key: String, value: ConfigNode)] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping of \(expected)") }
+        return try mapping.map { key, value in
+            guard let name = key.string, !name.isEmpty else { throw error("keys must be strings") }
+            return (name, child(name, value))
+        }
     }
 
     var typeName: String {
@@ -53,12 +79,12 @@ struct ConfigNode {
     /// with the closest allowed key), so no key can be accepted and then ignored. When `body`
     /// fails because a key is missing, a key that looks like a misspelling of one it asked for
     /// is the error instead (the misspelling is why the key is missing).
-    func withKeys<T>(_ body: (ConfigKeys) throws -> T) throws -> T {
+    public func withKeys<T>(_ body: (ConfigKeys) throws -> T) throws -> T {
         try parse { _, keys in try body(keys) }
     }
 
     /// `withKeys` for a parser that also takes the node (`BridgeConfig.parseAPI` and the like).
-    func parse<T>(_ parser: (ConfigNode, ConfigKeys) throws -> T) throws -> T {
+    public func parse<T>(_ parser: (ConfigNode, ConfigKeys) throws -> T) throws -> T {
         let keys = try ConfigKeys(self)
         let result: T
         do {
@@ -71,7 +97,7 @@ struct ConfigNode {
         return result
     }
 
-    func string() throws -> String {
+    public func string() throws -> String {
         guard case .scalar(let scalar) = node else {
             throw error("expected a string, got \(typeName)")
         }
@@ -79,7 +105,7 @@ struct ConfigNode {
         return try interpolate(scalar.string)
     }
 
-    func bool() throws -> Bool {
+    public func bool() throws -> Bool {
         let text = try string()
         switch text.lowercased() {
         case "true", "yes", "on": return true
@@ -88,7 +114,7 @@ struct ConfigNode {
         }
     }
 
-    func int(range: ClosedRange<Int>) throws -> Int {
+    public func int(range: ClosedRange<Int>) throws -> Int {
         let text = try string()
         guard let value = Int(text) else { throw error("expected a whole number, got '\(text)'") }
         guard range.contains(value) else {
@@ -98,7 +124,7 @@ struct ConfigNode {
     }
 
     /// `500ms`, `10s`, `2m`, `1h` (a bare number means seconds).
-    func duration() throws -> Duration {
+    public func duration() throws -> Duration {
         let text = try string().trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
@@ -110,12 +136,13 @@ struct ConfigNode {
         throw error("expected a duration such as 500ms, 10s or 2m, got '\(text)'")
     }
 
-    func list() throws -> [ConfigNode] {
+    public func list() throws -> [ConfigNode] {
         guard case .sequence(let sequence) = node else {
             throw error("expected a list, got \(typeName)")
         }
         return sequence.enumerated().map { index, element in
-            ConfigNode(node: element, path: "\(path)[\(index)]", environment: environment, trust: trust)
+            ConfigNode(
+                node: element, path: "\(path)[\(index)]", environment: environment, trust: trust, registry: registry)
         }
     }
 
@@ -153,8 +180,8 @@ struct ConfigNode {
 }
 
 /// The keys of one mapping as its parser reads them (see `ConfigNode.withKeys`).
-final class ConfigKeys {
-    let node: ConfigNode
+public final class ConfigKeys {
+    public let node: ConfigNode
     /// The mapping's entries in document order.
     private let entries: [(key: String, value: ConfigNode, line: Int?)]
     private let values: [String: ConfigNode]
@@ -176,13 +203,13 @@ final class ConfigKeys {
     }
 
     /// The value of `key` (nil when absent); asking makes the key allowed.
-    subscript(key: String) -> ConfigNode? {
+    public subscript(key: String) -> ConfigNode? {
         if !asked.contains(key) { asked.append(key) }
         return values[key]
     }
 
     /// The keys present, in document order (none of them is asked for by this).
-    var present: [String] { entries.map(\.key) }
+    public var present: [String] { entries.map(\.key) }
 
     /// The first present key nobody asked for, as an error with a hint; with
     /// `misspellingsOnly`, only a key close to one that was asked for.

@@ -60,7 +60,7 @@ extension BridgeConfig {
     /// A file path of a pipe created through the API, made absolute (relative paths are taken
     /// from `stateDirectory`) and required to stay inside `stateDirectory`, symbolic links and
     /// `..` resolved.
-    static func confined(_ path: String, to stateDirectory: String, node: ConfigNode) throws -> String {
+    public static func confined(_ path: String, to stateDirectory: String, node: ConfigNode) throws -> String {
         let base = realPath(URL(fileURLWithPath: stateDirectory).standardizedFileURL.path)
         let absolute = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
         let resolved = realPath(URL(fileURLWithPath: absolute).standardizedFileURL.path)

@@ -2,33 +2,16 @@
 public struct SinkConfig: Sendable {
     /// Unique within the pipe; names the sink in logs, metrics, routes and dead letters.
     public var name: String
-    public var kind: SinkKind
+    /// The registered kind (`kafka`, `redis`, …) that parsed `settings` and makes the sink.
+    public var kind: String
+    public var settings: any SinkSettings
     public var delivery: DeliveryOptions
 
-    public init(name: String, kind: SinkKind, delivery: DeliveryOptions = DeliveryOptions()) {
+    public init(name: String, kind: String, settings: any SinkSettings, delivery: DeliveryOptions = DeliveryOptions()) {
         self.name = name
         self.kind = kind
+        self.settings = settings
         self.delivery = delivery
-    }
-
-    public var kindName: String { kind.name }
-}
-
-public enum SinkKind: Sendable {
-    case file(FileSinkConfig)
-    case kafka(KafkaSinkConfig)
-    case rabbitmq(RabbitMQSinkConfig)
-    case redis(RedisSinkConfig)
-    case http(HTTPSinkConfig)
-
-    public var name: String {
-        switch self {
-        case .file: "file"
-        case .kafka: "kafka"
-        case .rabbitmq: "rabbitmq"
-        case .redis: "redis"
-        case .http: "http"
-        }
     }
 }
 
@@ -53,18 +36,6 @@ public struct DeliveryOptions: Sendable, Equatable {
         self.retryInterval = retryInterval
         self.maxRetryInterval = maxRetryInterval
         self.maxInFlight = maxInFlight
-    }
-}
-
-public struct FileSinkConfig: Sendable {
-    /// File path, or `-` for standard output.
-    public var path: String
-    /// fsync after each written group of batches (default true; stdout is never fsynced).
-    public var fsync: Bool
-
-    public init(path: String, fsync: Bool = true) {
-        self.path = path
-        self.fsync = fsync
     }
 }
 
@@ -97,7 +68,7 @@ public enum CloudEventsMode: String, Sendable, CaseIterable {
     case binary
 }
 
-public struct KafkaSinkConfig: Sendable {
+public struct KafkaSinkConfig: SinkSettings {
     /// `host:port,host:port` (bootstrap servers).
     public var brokers: String
     public var topic: NameTemplate
@@ -162,7 +133,7 @@ public enum SASLMechanism: String, Sendable, CaseIterable {
     case scramSHA512 = "scram-sha-512"
 }
 
-public struct RabbitMQSinkConfig: Sendable {
+public struct RabbitMQSinkConfig: SinkSettings {
     /// `amqp://user:password@host:port/vhost` (`amqps://` for TLS). Never logged as is.
     public var url: String
     /// "" = the default exchange (the routing key names a queue).
@@ -210,7 +181,7 @@ public enum RedisMode: String, Sendable, CaseIterable {
     case hash
 }
 
-public struct RedisSinkConfig: Sendable {
+public struct RedisSinkConfig: SinkSettings {
     /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS). Never logged as is.
     public var url: String
     public var mode: RedisMode
@@ -235,70 +206,19 @@ public struct RedisSinkConfig: Sendable {
 
     /// Sinks with equal connection identities share one connection.
     public var connectionIdentity: String { [url, "\(timeout)"].joined(separator: "\u{0}") }
-}
 
-public struct HTTPSinkConfig: Sendable {
-    public var url: String
-    public var method: String
-    /// Sent with every request; values may hold secrets and are never logged.
-    public var headers: [(name: String, value: String)]
-    /// The body for each event instead of its JSON (`{{ .after.temp }}` placeholders).
-    public var template: String?
-    public var preset: HTTPPreset
-    /// Events per request; more than 1 sends a JSON array.
-    public var batchCount: Int
-    /// Requests in flight at once; events with the same key always go in order.
-    public var parallelism: Int
-    public var timeout: Duration
-    public var oauth2: OAuth2Config?
-    public var contentMode: CloudEventsMode
-
-    public init(
-        url: String, method: String = "POST", headers: [(name: String, value: String)] = [], template: String? = nil,
-        preset: HTTPPreset = .none, batchCount: Int = 1, parallelism: Int = 1, timeout: Duration = .seconds(10),
-        oauth2: OAuth2Config? = nil, contentMode: CloudEventsMode = .structured
-    ) {
-        self.url = url
-        self.method = method
-        self.headers = headers
-        self.template = template
-        self.preset = preset
-        self.batchCount = batchCount
-        self.parallelism = parallelism
-        self.timeout = timeout
-        self.oauth2 = oauth2
-        self.contentMode = contentMode
-    }
-}
-
-public enum HTTPPreset: String, Sendable, CaseIterable {
-    case none
-    /// Slack incoming webhooks: the rendered template becomes `{"text": "…"}`.
-    case slack
-}
-
-/// OAuth2 client-credentials grant: a token is fetched from `tokenURL` and refreshed before it
-/// expires (or when the endpoint answers 401).
-public struct OAuth2Config: Sendable {
-    public var clientKey: String
-    public var clientSecret: String
-    public var tokenURL: String
-    public var scopes: [String]
-
-    public init(clientKey: String, clientSecret: String, tokenURL: String, scopes: [String] = []) {
-        self.clientKey = clientKey
-        self.clientSecret = clientSecret
-        self.tokenURL = tokenURL
-        self.scopes = scopes
+    public func problem(withFixedDestination destination: NameTemplate) -> String? {
+        guard mode == .hash, !destination.dependsOnRowValues else { return nil }
+        return "mirrors rows as hashes: the route's topic must name the row, e.g. \"orders:{key}\""
     }
 }
 
 /// Where events go that a sink rejected for good.
 public enum DeadLetterConfig: Sendable {
-    /// JSON lines: `{"pipe":…,"sink":…,"reason":…,"attempts":…,"failed_at":…,"event":{…}}`.
-    case file(FileSinkConfig)
     /// Rows of `pgbridge.dead_letters` (created by `pgbridge setup` / the extension).
     case table
-    /// A Kafka topic, a RabbitMQ queue or a Redis stream (the same settings as the sink kind).
+    /// A file of JSON lines (`{"pipe":…,"sink":…,"reason":…,"attempts":…,"failed_at":…,"event":{…}}`),
+    /// a Kafka topic, a RabbitMQ queue or a Redis stream: a sink kind that takes dead letters,
+    /// with its settings.
     case sink(SinkConfig)
 }

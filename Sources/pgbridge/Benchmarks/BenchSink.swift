@@ -50,7 +50,7 @@ struct BenchSink: AsyncParsableCommand {
             }
             await sink.close()
             print(
-                "\(sinkConfig.name) (\(sinkConfig.kindName)): median \(Int(rates.sorted()[rates.count / 2])) events/s")
+                "\(sinkConfig.name) (\(sinkConfig.kind)): median \(Int(rates.sorted()[rates.count / 2])) events/s")
         }
     }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import BridgeCore
 import BridgeRuntime
+import FileSink
 import Foundation
+import HTTPSink
 import KafkaSink
 import Logging
 import PostgresClient
@@ -65,25 +67,17 @@ struct Check: AsyncParsableCommand {
     }
 
     static func check(_ sink: SinkConfig) -> String? {
-        switch sink.kind {
-        case .file(let file):
-            guard file.path != "-" else { return nil }
-            let directory = (file.path as NSString).deletingLastPathComponent
-            return checkWritable(directory: directory.isEmpty ? "." : directory, create: false)
-                .map { "file sink \(file.path): \($0)" }
-        case .kafka, .rabbitmq, .redis, .http:
-            return nil
-        }
+        guard let file = sink.settings as? FileSinkConfig, file.path != "-" else { return nil }
+        let directory = (file.path as NSString).deletingLastPathComponent
+        return checkWritable(directory: directory.isEmpty ? "." : directory, create: false)
+            .map { "file sink \(file.path): \($0)" }
     }
 
     /// Connects to a network sink (Kafka, RabbitMQ, Redis; HTTP with OAuth2 fetches a token) and
     /// disconnects; nil when it answered within 15 s.
     static func reach(_ sink: SinkConfig, pipe: PipeConfig, config: BridgeConfig) async -> String? {
-        switch sink.kind {
-        case .file: return nil
-        case .http(let http) where http.oauth2 == nil: return nil
-        default: break
-        }
+        if sink.settings is FileSinkConfig { return nil }
+        if let http = sink.settings as? HTTPSinkConfig, http.oauth2 == nil { return nil }
         var logger = Logger(label: "pgbridge.check")
         logger.logLevel = .critical
         do {
@@ -92,7 +86,7 @@ struct Check: AsyncParsableCommand {
             return try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
                     try await made.open()
-                    if case .kafka = sink.kind { try await (made as? KafkaSink)?.checkBrokers() }
+                    try await (made as? KafkaSink)?.checkBrokers()
                     await made.close()
                     return nil
                 }

@@ -1,3 +1,4 @@
+import BridgeRuntime
 import Foundation
 import Testing
 
@@ -27,7 +28,8 @@ struct DocExamplesTests {
                     text += "\npipes: [{name: doc, source: {tables: [public.t]}, sinks: [{kind: file, path: \"-\"}]}]"
                 }
                 do {
-                    _ = try BridgeConfig.parse(yaml: text, environment: DocPages.environment(for: text))
+                    _ = try BridgeConfig.parse(
+                        yaml: text, registry: .standard, environment: DocPages.environment(for: text))
                     checked += 1
                 } catch {
                     Issue.record("\(page):\(block.line): the example is not a valid configuration: \(error)")

@@ -1,4 +1,5 @@
 import BridgeCore
+import BridgeRuntime
 
 /// Sink settings for tests, read through the real configuration parser.
 enum SinkFixture {
@@ -13,7 +14,7 @@ enum SinkFixture {
                   - name: p
                     source: {tables: [t]}
                     sinks: [{\(fields)}]
-                """)
+                """, registry: .standard)
         var sink = config.pipes[0].sinks[0]
         sink.delivery.retries = retries
         sink.delivery.retryInterval = retryInterval
