@@ -2,13 +2,17 @@ import BridgeCore
 import FileSink
 import HTTPSink
 import KafkaSink
+import Processing
 import RabbitMQSink
 import RedisSink
 
 extension ConfigRegistry {
-    /// Every sink kind pgbridge ships, each registered by its own module.
-    public static let standard = ConfigRegistry(sinks: [
-        FileSink.registration, KafkaSink.registration, RabbitMQSink.registration, RedisSink.registration,
-        HTTPSink.registration,
-    ])
+    /// Every sink kind pgbridge ships, each registered by its own module, and the filter
+    /// language of `Processing`.
+    public static let standard = ConfigRegistry(
+        sinks: [
+            FileSink.registration, KafkaSink.registration, RabbitMQSink.registration, RedisSink.registration,
+            HTTPSink.registration,
+        ],
+        filterLanguage: FilterExpression.language)
 }

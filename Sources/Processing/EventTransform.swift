@@ -6,7 +6,7 @@ import Foundation
 /// source is still confirmed past them.
 public final class EventTransform: Sendable {
     enum Step: Sendable {
-        case filter(FilterExpression)
+        case filter(any EventPredicate)
         case rewrite(ColumnRewriter, tables: [TablePattern]?)
         /// 1-based route index.
         case route(UInt8, tables: [TablePattern])

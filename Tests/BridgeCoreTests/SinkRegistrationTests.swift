@@ -105,6 +105,43 @@ import Testing
         #expect(message.contains("sink 'probe' needs a destination per row"), "\(message)")
     }
 
+    struct EveryOther: EventPredicate {
+        let text: String
+        var description: String { text }
+        func matches(_ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool { true }
+    }
+
+    struct Unparsable: Error, CustomStringConvertible {
+        var description: String { "no such word at position 1" }
+    }
+
+    @Test func filtersAreCompiledByTheRegisteredLanguage() throws {
+        let processors = "    processors: [{filter: \"op = 'insert'\"}]"
+        let none = Self.error("[{kind: quiet}]", processors)
+        #expect(none.contains("processors[0].filter: filter expressions are not available here"), "\(none)")
+        let language = FilterLanguage { text in
+            guard text.hasPrefix("op") else { throw Unparsable() }
+            return EveryOther(text: text)
+        }
+        let registry = ConfigRegistry(sinks: [Self.quiet], filterLanguage: language)
+        func parse(_ filter: String) throws -> PipeConfig {
+            try BridgeConfig.parsePipe(
+                text:
+                    #"{"name": "p", "source": {"tables": ["t"]}, "sinks": [{"kind": "quiet"}], "processors": [{"filter": "\#(filter)"}]}"#,
+                registry: registry)
+        }
+        guard case .filter(let predicate) = try parse("op = 1").processors.first else {
+            Issue.record("expected a filter")
+            return
+        }
+        #expect(predicate is EveryOther && predicate.description == "op = 1")
+        #expect {
+            try parse("xyz")
+        } throws: { error in
+            "\(error)".contains("processors[0].filter: invalid filter: no such word at position 1 of \"xyz\"")
+        }
+    }
+
     @Test func theStandardRegistryHasEveryShippedKindOnce() {
         let kinds = ConfigRegistry.standard.sinkKinds
         #expect(kinds == ["file", "kafka", "rabbitmq", "redis", "http"])

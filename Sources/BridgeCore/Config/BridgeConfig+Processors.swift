@@ -25,12 +25,13 @@ extension BridgeConfig {
         switch kind {
         case "filter":
             let text = try value.string()
-            let result = Result { () throws(FilterError) in try FilterExpression(text) }
-            switch result {
-            case .success(let expression):
-                return .filter(expression)
-            case .failure(let error):
-                throw value.error("invalid filter: \(error.message) at position \(error.position) of \"\(text)\"")
+            guard let language = item.registry.filterLanguage else {
+                throw value.error("filter expressions are not available here: no filter language is registered")
+            }
+            do {
+                return .filter(try language.compile(text))
+            } catch {
+                throw value.error("invalid filter: \(error) of \"\(text)\"")
             }
         case "mask":
             return try value.withKeys { mask in

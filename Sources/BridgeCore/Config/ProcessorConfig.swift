@@ -1,7 +1,8 @@
 /// One processor of a pipe, applied in order to every event before it is encoded for the sinks.
 public enum ProcessorConfig: Sendable {
-    /// Keep only events for which the expression holds.
-    case filter(FilterExpression)
+    /// Keep only events for which the predicate holds (compiled by the registry's filter
+    /// language, which the Processing module provides).
+    case filter(any EventPredicate)
     /// Replace column values with a hash or `***` (in `key`, `before` and `after`).
     case mask(MaskConfig)
     /// Remove columns from `before` and `after`.
@@ -63,5 +64,20 @@ extension TablePattern {
         guard scanner.keyEquals(schema, Array(self.schema.utf8)) else { return false }
         guard let name = self.table else { return true }
         return scanner.keyEquals(table, Array(name.utf8))
+    }
+}
+
+/// A compiled `filter` expression: whether an event passes. The language that compiles the
+/// text lives in the module that registered it (`ConfigRegistry.filterLanguage`).
+public protocol EventPredicate: Sendable, CustomStringConvertible {
+    func matches(_ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool
+}
+
+/// Compiles `filter:` text; a thrown error's description says what is wrong and where.
+public struct FilterLanguage: Sendable {
+    public var compile: @Sendable (String) throws -> any EventPredicate
+
+    public init(compile: @escaping @Sendable (String) throws -> any EventPredicate) {
+        self.compile = compile
     }
 }

@@ -95,12 +95,16 @@ public final class SharedClients {
     }
 }
 
-/// The sink kinds a configuration may use: what the executable's modules registered.
+/// The sink kinds and the filter language a configuration may use: what the executable's
+/// modules registered.
 public struct ConfigRegistry: Sendable {
     public private(set) var sinks: [SinkRegistration]
+    /// nil = `filter` processors are refused.
+    public private(set) var filterLanguage: FilterLanguage?
 
-    public init(sinks: [SinkRegistration]) {
+    public init(sinks: [SinkRegistration], filterLanguage: FilterLanguage? = nil) {
         self.sinks = sinks
+        self.filterLanguage = filterLanguage
     }
 
     public func sink(_ kind: String) -> SinkRegistration? { sinks.first { $0.kind == kind } }

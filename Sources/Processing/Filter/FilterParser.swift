@@ -1,3 +1,5 @@
+import BridgeCore
+
 /// Recursive-descent parser for `FilterExpression` (precedence: or < and < not < predicate).
 struct FilterParser {
     enum Token: Equatable {

@@ -1,3 +1,5 @@
+import BridgeCore
+
 /// The `filter` processor's expression language, evaluated on each event:
 ///
 ///     temp > 30 and device != 'test'
