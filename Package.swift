@@ -163,7 +163,9 @@ let package = Package(
             swiftSettings: strict
         ),
         // What several test targets share (deterministic generators and the like).
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(
+            name: "TestSupport", dependencies: ["BridgeCore", "WireProtocol"], path: "Tests/TestSupport",
+            swiftSettings: strict),
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: [
@@ -179,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "Processing", "FileSink", "BridgeCore", "BridgeRuntime",
+                "Pipeline", "Processing", "FileSink", "BridgeCore", "BridgeRuntime", "TestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -187,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "WireProtocol",
+                "HTTPAPI", "BridgeCore", "BridgeRuntime", "Pipeline", "PostgresClient", "WireProtocol", "TestSupport",
                 .product(name: "OpenAPIKit", package: "OpenAPIKit"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -206,10 +208,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "PostgresClient", "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink",
-                "KafkaSink",
-                "RabbitMQSink",
-                "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "CLibPQ", "WireProtocol",
-                "BridgeRuntime",
+                "KafkaSink", "RabbitMQSink", "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables",
+                "CLibPQ", "WireProtocol", "BridgeRuntime", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import BridgeCore
+import TestSupport
 import Testing
 import WireProtocol
 
@@ -9,14 +10,7 @@ import WireProtocol
 @Suite("Wire table of a pipe's buffer")
 struct PipeBufferTableTests {
     static func batch(_ ids: ClosedRange<Int>, padding: Int = 0) -> EventBatch {
-        var batch = EventBatch()
-        for id in ids {
-            let body =
-                #"{"id":"0/10:\#(id)","op":"insert","after":{"id":\#(id),"pad":"\#(String(repeating: "x", count: padding))"}}"#
-            batch.bytes += Array(body.utf8)
-            batch.endEvent()
-        }
-        return batch
+        .fixture(ids: ids, padding: padding)
     }
 
     /// Events dropped between two pages: the scan starts over and returns each event once.

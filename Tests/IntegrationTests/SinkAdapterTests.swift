@@ -6,6 +6,7 @@ import KafkaSink
 import RabbitMQSink
 import RedisClient
 import RedisSink
+import TestSupport
 import Testing
 
 /// The sink adapters straight on their clients: `deliver` gets hand-made batches (no
@@ -23,14 +24,7 @@ enum SinkAdapterFixture {
         ]
     }
 
-    static func batch(_ events: [String], sequence: UInt64 = 1) -> EventBatch {
-        var batch = EventBatch(sequence: sequence)
-        for event in events {
-            batch.bytes.append(contentsOf: event.utf8)
-            batch.endEvent()
-        }
-        return batch
-    }
+    static func batch(_ events: [String], sequence: UInt64 = 1) -> EventBatch { .fixture(events, sequence: sequence) }
 
     static func sinkConfig(_ fields: String) throws -> SinkConfig {
         try SinkFixture.parse(fields, retries: 0)

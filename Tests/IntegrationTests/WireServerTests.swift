@@ -2,6 +2,7 @@ import BridgeCore
 import CLibPQ
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import WireProtocol

@@ -2,6 +2,7 @@ import BridgeCore
 import Logging
 import MetricsTestKit
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Pipeline
@@ -92,11 +93,7 @@ struct DeliveryTests {
     }
 
     static func batch(_ events: [String], sequence: UInt64, checkpoint: UInt64, routes: [UInt8]? = nil) -> EventBatch {
-        var batch = EventBatch(checkpoint: LSN(checkpoint), sequence: sequence)
-        for event in events {
-            batch.bytes.append(contentsOf: event.utf8)
-            batch.endEvent()
-        }
+        var batch = EventBatch.fixture(events, checkpoint: LSN(checkpoint), sequence: sequence)
         batch.routes = routes
         return batch
     }

@@ -1,4 +1,5 @@
 import BridgeCore
+import TestSupport
 import Testing
 
 @testable import Pipeline
@@ -6,14 +7,7 @@ import Testing
 @Suite("Pipe event buffer")
 struct PipeEventBufferTests {
     func batch(_ ids: ClosedRange<Int>, table: String = "items", op: String = "insert") -> EventBatch {
-        var batch = EventBatch()
-        for id in ids {
-            batch.bytes += Array(
-                #"{"id":"0/10:\#(id)","op":"\#(op)","source":{"schema":"public","table":"\#(table)"},"after":{"id":\#(id)}}"#
-                    .utf8)
-            batch.endEvent()
-        }
-        return batch
+        .fixture(ids: ids, table: table, op: op)
     }
 
     @Test func pagesByCursorAndFilters() throws {

@@ -1,5 +1,6 @@
 import BridgeRuntime
 import Foundation
+import TestSupport
 import Testing
 
 @testable import BridgeCore
@@ -11,14 +12,7 @@ struct ProcessingTests {
         {"id":"0/1A2B3C4D:3","op":"update","source":{"db":"app","schema":"public","table":"conditions","lsn":"0/1A2B3C00","commit_lsn":"0/1A2B3C4D","xid":745,"commit_time":"2026-11-20T10:00:00.123456Z","capture":"replication"},"key":{"id":1},"before":{"id":1,"temp":20.5,"device":"d-1","email":"alice@example.com","notes":"x"},"after":{"id":1,"temp":21.5,"device":"d-1","email":"alice@example.com","notes":"y","amount":"12.50","tags":null},"unchanged_toast":["payload"]}
         """#
 
-    func batch(_ events: [String]) -> EventBatch {
-        var batch = EventBatch(checkpoint: LSN(42), sequence: 7)
-        for event in events {
-            batch.bytes.append(contentsOf: event.utf8)
-            batch.endEvent()
-        }
-        return batch
-    }
+    func batch(_ events: [String]) -> EventBatch { .fixture(events, checkpoint: LSN(42), sequence: 7) }
 
     func events(_ batch: EventBatch) -> [[String: Any]] {
         batch.eventEnds.indices.compactMap {

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @testable import WireProtocol
@@ -134,26 +135,15 @@ struct SQLSubsetTests {
 /// What a hostile or careless client can send must give an error, never a crash or a hang.
 @Suite("SQL subset limits")
 struct SQLSubsetLimitTests {
-    final class Table: ForeignTable {
-        let name = TableName(schema: "t", name: "t")
-        let columns = [ForeignColumn("offset", .int8), ForeignColumn("key", .text)]
-        func estimatedRows() async -> Int { 2 }
-        func scan(_ request: ScanRequest) async throws -> any ForeignScan {
-            MaterializedScan([[.int(1), .text("a")], [.int(2), .text("b")]])
-        }
-        func insert(_ rows: [[String: SQLValue]]) async throws -> [[String: SQLValue]] { rows }
-    }
-
-    struct Catalog: ForeignCatalog {
-        let table = Table()
-        var schemas: [String] { ["t"] }
-        func tables(in schema: String) async -> [any ForeignTable] { [table] }
-        func table(_ name: TableName) async -> (any ForeignTable)? { name == table.name ? table : nil }
-    }
+    static let catalog = MemoryCatalog(tables: [
+        MemoryTable(
+            schema: "t", name: "t", columns: [ForeignColumn("offset", .int8), ForeignColumn("key", .text)],
+            rows: [[.int(1), .text("a")], [.int(2), .text("b")]])
+    ])
 
     static func rows(_ sql: String) async throws -> [[SQLValue]] {
         guard case .select(let select) = try #require(try SQLParser.parse(sql).first) else { return [] }
-        let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [])
+        let execution = try await SelectExecution.start(select, catalog: Self.catalog, parameters: [])
         let rows = try await execution.fetch(nil)
         await execution.close()
         return rows
@@ -165,12 +155,12 @@ struct SQLSubsetLimitTests {
         guard case .select(let select) = try #require(try SQLParser.parse("SELECT * FROM t.t ORDER BY key").first)
         else { throw WireError("XX000", "not a select") }
         do {
-            _ = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], maxBytes: 64).fetch(nil)
+            _ = try await SelectExecution.start(select, catalog: Self.catalog, parameters: [], maxBytes: 64).fetch(nil)
             Issue.record("a sort over the byte budget succeeded")
         } catch let error as WireError {
             #expect(error.code == "54000" && error.message.contains("wire.max_scan_bytes"), "\(error)")
         }
-        let enough = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], maxBytes: 4_096)
+        let enough = try await SelectExecution.start(select, catalog: Self.catalog, parameters: [], maxBytes: 4_096)
         #expect(try await enough.fetch(nil).count == 2)
     }
 
@@ -217,7 +207,7 @@ struct SQLSubsetLimitTests {
             Issue.record("not a SELECT: \(sql)")
             return
         }
-        let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], scan: false)
+        let execution = try await SelectExecution.start(select, catalog: Self.catalog, parameters: [], scan: false)
         let bounds = execution.scanRequest().bounds
         #expect(bounds["offset"]?.lower == nil)
         #expect(bounds["offset"]?.upper == .int(Int64.max))
@@ -232,7 +222,7 @@ struct SQLSubsetLimitTests {
                 Issue.record("not a SELECT: \(sql)")
                 return nil
             }
-            let execution = try await SelectExecution.start(select, catalog: Catalog(), parameters: [], scan: false)
+            let execution = try await SelectExecution.start(select, catalog: Self.catalog, parameters: [], scan: false)
             return execution.scanRequest().rowLimit
         }
         #expect(try await rowLimit("SELECT * FROM t.t LIMIT 2") == 2)
