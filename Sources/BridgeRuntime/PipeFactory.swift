@@ -77,9 +77,8 @@ public final class PipeFactory {
             throw ConfigError(
                 path: "pipes.\(pipe).sinks.\(sink.name).kind", message: "sink kind '\(sink.kind)' is not registered")
         }
-        let context = SinkMakeContext(
-            pipe: pipe, format: format, version: version, routeDestinations: routeDestinations, logger: logger,
-            clients: clients)
+        var context = SinkMakeContext(pipe: pipe, logger: logger, clients: clients)
+        (context.format, context.version, context.routeDestinations) = (format, version, routeDestinations)
         return try registration.make(sink, context)
     }
 

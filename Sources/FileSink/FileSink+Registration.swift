@@ -18,9 +18,8 @@ extension FileSink {
     public static let registration = SinkRegistration(
         kind: "file", takesDeadLetters: true,
         parse: { node, keys, _ in try parse(node, keys) },
-        make: { sink, context in
-            guard let settings = sink.settings as? FileSinkConfig else { throw SinkSettingsMismatch(sink) }
-            return FileSink(config: settings, logger: context.logger)
+        make: { settings, _, context in
+            FileSink(config: settings, logger: context.logger)
         })
 
     static func parse(_ node: ConfigNode, _ keys: ConfigKeys) throws -> FileSinkConfig {

@@ -6,9 +6,8 @@ extension HTTPSink {
     public static let registration = SinkRegistration(
         kind: "http", defaultRetries: 5, takesDeadLetters: false,
         parse: { node, keys, _ in try parse(node, keys) },
-        make: { sink, context in
-            guard let settings = sink.settings as? HTTPSinkConfig else { throw SinkSettingsMismatch(sink) }
-            return try HTTPSink(
+        make: { settings, _, context in
+            try HTTPSink(
                 config: settings, format: context.format, version: context.version, logger: context.logger)
         })
 

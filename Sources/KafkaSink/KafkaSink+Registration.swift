@@ -7,8 +7,7 @@ extension KafkaSink {
     public static let registration = SinkRegistration(
         kind: "kafka", takesDeadLetters: true,
         parse: { node, keys, context in try parse(node, keys, context) },
-        make: { sink, context in
-            guard let settings = sink.settings as? KafkaSinkConfig else { throw SinkSettingsMismatch(sink) }
+        make: { settings, _, context in
             let producer = context.clients.client(settings.connectionIdentity) {
                 KafkaProducer(config: settings, logger: context.logger)
             }

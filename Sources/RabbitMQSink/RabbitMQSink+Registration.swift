@@ -8,8 +8,7 @@ extension RabbitMQSink {
     public static let registration = SinkRegistration(
         kind: "rabbitmq", takesDeadLetters: true,
         parse: { node, keys, context in try parse(node, keys, context) },
-        make: { sink, context in
-            guard let settings = sink.settings as? RabbitMQSinkConfig else { throw SinkSettingsMismatch(sink) }
+        make: { settings, sink, context in
             let client = try context.clients.client(settings.connectionIdentity) {
                 try RabbitMQClient(config: settings)
             }

@@ -7,8 +7,7 @@ extension RedisSink {
     public static let registration = SinkRegistration(
         kind: "redis", takesDeadLetters: true,
         parse: { node, keys, context in try parse(node, keys, context) },
-        make: { sink, context in
-            guard let settings = sink.settings as? RedisSinkConfig else { throw SinkSettingsMismatch(sink) }
+        make: { settings, _, context in
             let client = try context.clients.client(settings.connectionIdentity) { try RedisClient(config: settings) }
             return RedisSink(
                 config: settings, client: client, routeKeys: context.routeDestinations, logger: context.logger)

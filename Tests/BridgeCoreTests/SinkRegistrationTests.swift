@@ -22,11 +22,12 @@ import Testing
             guard let level = keys["level"] else { throw node.error("missing level: how loud the probe is") }
             return ProbeSettings(level: try level.int(range: 0...10), deadLetter: context.deadLetter)
         },
-        make: { _, _ in throw Unused() })
+        make: { _, _, _ in throw Unused() })
 
     static let quiet = SinkRegistration(
-        kind: "quiet", takesDeadLetters: false, parse: { _, _, _ in ProbeSettings(level: 0, deadLetter: false) },
-        make: { _, _ in throw Unused() })
+        kind: "quiet", takesDeadLetters: false,
+        parse: { _, _, _ in ProbeSettings(level: 0, deadLetter: false) },
+        make: { _, _, _ in throw Unused() })
 
     static let registry = ConfigRegistry(sinks: [probe, quiet])
 

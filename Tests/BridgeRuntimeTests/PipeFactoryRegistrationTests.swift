@@ -24,9 +24,8 @@ import Testing
     static let registration = SinkRegistration(
         kind: "counting", takesDeadLetters: false,
         parse: { _, keys, _ in CountingSettings(identity: try keys["identity"]?.string() ?? "") },
-        make: { sink, context in
-            guard let settings = sink.settings as? CountingSettings else { throw SinkSettingsMismatch(sink) }
-            return CountingSink(client: context.clients.client(settings.identity) { Client() }, pipe: context.pipe)
+        make: { settings, _, context in
+            CountingSink(client: context.clients.client(settings.identity) { Client() }, pipe: context.pipe)
         })
 
     func factory(_ registry: ConfigRegistry) -> PipeFactory {

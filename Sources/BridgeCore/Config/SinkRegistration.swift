@@ -26,16 +26,19 @@ public struct SinkRegistration: Sendable {
     /// Whether a pipe may send its dead letters to this kind (`dead_letter: {kind: …}`).
     public var takesDeadLetters: Bool
 
-    public init(
+    /// `parse` returns the kind's own settings type; `make` gets them back typed (a sink whose
+    /// settings are of another type is a programming error, `SinkSettingsMismatch`).
+    public init<Settings: SinkSettings>(
         kind: String, defaultRetries: Int = DeliveryOptions().retries, takesDeadLetters: Bool,
-        parse: @escaping @Sendable (ConfigNode, ConfigKeys, SinkParseContext) throws -> any SinkSettings,
-        make: @escaping @Sendable (SinkConfig, SinkMakeContext) throws -> any EventSink
+        parse: @escaping @Sendable (ConfigNode, ConfigKeys, SinkParseContext) throws -> Settings,
+        make: @escaping @Sendable (Settings, SinkConfig, SinkMakeContext) throws -> any EventSink
     ) {
-        self.kind = kind
-        self.defaultRetries = defaultRetries
-        self.takesDeadLetters = takesDeadLetters
-        self.parse = parse
-        self.make = make
+        (self.kind, self.defaultRetries, self.takesDeadLetters) = (kind, defaultRetries, takesDeadLetters)
+        self.parse = { node, keys, context in try parse(node, keys, context) }
+        self.make = { sink, context in
+            guard let settings = sink.settings as? Settings else { throw SinkSettingsMismatch(sink) }
+            return try make(settings, sink, context)
+        }
     }
 }
 
@@ -56,25 +59,17 @@ public struct SinkParseContext: Sendable {
 /// What a registration's `make` gets besides the settings.
 public struct SinkMakeContext {
     public var pipe: String
-    public var format: EventFormat
-    /// pgbridge's version (HTTP `User-Agent`, CloudEvents `source`).
-    public var version: String
-    /// The routes' destinations, by route index (nil = the route keeps the sink's own).
-    public var routeDestinations: [NameTemplate?]
     public var logger: Logger
     /// Clients shared by sinks with equal connection settings, across the factory's pipes.
     public let clients: SharedClients
+    public var format = EventFormat.native
+    /// pgbridge's version (HTTP `User-Agent`, CloudEvents `source`).
+    public var version = "dev"
+    /// The routes' destinations, by route index (nil = the route keeps the sink's own).
+    public var routeDestinations: [NameTemplate?] = []
 
-    public init(
-        pipe: String, format: EventFormat, version: String, routeDestinations: [NameTemplate?], logger: Logger,
-        clients: SharedClients
-    ) {
-        self.pipe = pipe
-        self.format = format
-        self.version = version
-        self.routeDestinations = routeDestinations
-        self.logger = logger
-        self.clients = clients
+    public init(pipe: String, logger: Logger, clients: SharedClients) {
+        (self.pipe, self.logger, self.clients) = (pipe, logger, clients)
     }
 }
 
