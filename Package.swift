@@ -68,6 +68,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PostgresSink",
+            dependencies: ["PostgresClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "HTTPSink",
             dependencies: [
                 "BridgeCore",
@@ -113,7 +118,8 @@ let package = Package(
         .target(
             name: "BridgeRuntime",
             dependencies: [
-                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "RabbitMQSink",
+                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "PostgresSink",
+                "RabbitMQSink",
                 "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing",
                 "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
@@ -203,13 +209,16 @@ let package = Package(
             name: "WireProtocolTests",
             dependencies: ["WireProtocol", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
+        .testTarget(
+            name: "PostgresSinkTests", dependencies: ["PostgresSink", "BridgeCore", "TestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime", "BridgeCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "PostgresClient", "PostgresSource", "BridgeCore", "Pipeline", "Processing", "FileSink", "HTTPSink",
                 "KafkaSink", "RabbitMQSink", "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables",
-                "CLibPQ", "WireProtocol", "BridgeRuntime", "TestSupport",
+                "CLibPQ", "WireProtocol", "BridgeRuntime", "TestSupport", "PostgresSink",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -2,6 +2,7 @@ import BridgeCore
 import FileSink
 import HTTPSink
 import KafkaSink
+import PostgresSink
 import Processing
 import RabbitMQSink
 import RedisSink
@@ -12,7 +13,7 @@ extension ConfigRegistry {
     public static let standard = ConfigRegistry(
         sinks: [
             FileSink.registration, KafkaSink.registration, RabbitMQSink.registration, RedisSink.registration,
-            HTTPSink.registration,
+            HTTPSink.registration, PostgresSink.registration,
         ],
         filterLanguage: FilterExpression.language)
 }

@@ -56,7 +56,8 @@ public final class PipeFactory {
             PipeSink(
                 name: sink.name,
                 sink: try makeSink(
-                    sink, pipe: pipe.name, format: pipe.format, routeDestinations: routes.map(\.destination)),
+                    sink, pipe: pipe.name, source: pipe.source, format: pipe.format,
+                    routeDestinations: routes.map(\.destination)),
                 delivery: sink.delivery)
         }
         let target = try makeDeadLetterTarget(pipe)
@@ -71,7 +72,8 @@ public final class PipeFactory {
 
     /// The sink, made by the registration of its kind.
     public func makeSink(
-        _ sink: SinkConfig, pipe: String, format: EventFormat = .native, routeDestinations: [NameTemplate?] = []
+        _ sink: SinkConfig, pipe: String, source: SourceConfig? = nil, format: EventFormat = .native,
+        routeDestinations: [NameTemplate?] = []
     ) throws -> any EventSink {
         guard let registration = registry.sink(sink.kind) else {
             throw ConfigError(
@@ -79,7 +81,17 @@ public final class PipeFactory {
         }
         var context = SinkMakeContext(pipe: pipe, logger: logger, clients: clients)
         (context.format, context.version, context.routeDestinations) = (format, version, routeDestinations)
+        context.source = source.map { SinkSourceInfo(postgres: config.postgres, streamID: Self.streamID($0)) }
         return try registration.make(sink, context)
+    }
+
+    /// Names a source's stream of events for sinks that record positions.
+    static func streamID(_ source: SourceConfig) -> String {
+        switch source {
+        case .replication(let replication): "slot:\(replication.slot)"
+        case .outbox: "outbox"
+        case .notify: "notify"
+        }
     }
 
     /// `<state_dir>/<pipe>.dead_letters.jsonl`: the default target, and where records go that

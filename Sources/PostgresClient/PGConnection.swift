@@ -5,7 +5,7 @@ import Glibc
 /// Owns one libpq connection. Not thread-safe: it is used from one thread at a time (the
 /// replication thread, or a blocking task), never shared concurrently.
 public final class PGConnection {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// The redacted target, for messages.
     public let target: String
 
@@ -114,7 +114,7 @@ public final class PGConnection {
         return try check(PGResult(raw))
     }
 
-    private func check(_ result: PGResult) throws -> PGResult {
+    func check(_ result: PGResult) throws -> PGResult {
         switch result.status {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_BOTH, PGRES_COPY_OUT, PGRES_COPY_IN:
             return result

@@ -40,6 +40,9 @@ public final class SQLSession: Sendable {
 public struct SQLConnection {
     public let connection: PGConnection
 
+    /// Also for a connection used directly by its owner (a sink's confined connection).
+    public init(connection: PGConnection) { self.connection = connection }
+
     /// Runs one statement: with parameters through the extended protocol (text values, types
     /// inferred by the server), else through the simple protocol.
     @discardableResult

@@ -67,9 +67,24 @@ public struct SinkMakeContext {
     public var version = "dev"
     /// The routes' destinations, by route index (nil = the route keeps the sink's own).
     public var routeDestinations: [NameTemplate?] = []
+    /// The pipe's source: what a sink that writes into PostgreSQL compares itself with.
+    public var source: SinkSourceInfo?
 
     public init(pipe: String, logger: Logger, clients: SharedClients) {
         (self.pipe, self.logger, self.clients) = (pipe, logger, clients)
+    }
+}
+
+/// The pipe's source as a sink sees it.
+public struct SinkSourceInfo: Sendable {
+    /// The database the pipe captures from.
+    public var postgres: PostgresConfig
+    /// Names the stream of events (`slot:<name>`, `outbox`, `notify`): a sink that records
+    /// positions keeps one per stream.
+    public var streamID: String
+
+    public init(postgres: PostgresConfig, streamID: String) {
+        (self.postgres, self.streamID) = (postgres, streamID)
     }
 }
 

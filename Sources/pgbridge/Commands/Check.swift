@@ -82,7 +82,7 @@ struct Check: AsyncParsableCommand {
         logger.logLevel = .critical
         do {
             let made = try PipeFactory(config: config, version: PGBridge.version, logger: logger).makeSink(
-                sink, pipe: pipe.name)
+                sink, pipe: pipe.name, source: pipe.source)
             return try await withThrowingTaskGroup(of: String?.self) { group in
                 group.addTask {
                     try await made.open()

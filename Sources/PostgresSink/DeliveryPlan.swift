@@ -1,0 +1,297 @@
+import BridgeCore
+
+/// One delivery read into rows of the staging table (`COPY` text) and, per target table, what
+/// the apply statements need. Events already applied (at or before the recorded position) are
+/// left out; so are events no table can take, which become rejections.
+struct DeliveryPlan {
+    /// The work for one target table.
+    struct TableWork {
+        var schema: String?
+        var name: String
+        /// The source table of its first event (for new columns' types and the loop check).
+        var sourceSchema = ""
+        var sourceTable = ""
+        /// Column names of the events' `key`, in key order (from the first keyed event).
+        var keyColumns: [String] = []
+        /// Every column some `after` of the delivery has, in first-seen order.
+        var columns: [String] = []
+        var columnSet: Set<String> = []
+        /// Distinct sets of unchanged TOAST columns; an event's `uset` is its index + 1.
+        var unchangedSets: [[String]] = []
+        /// The last truncate's seq and options (apply mode: events before it are superseded).
+        var truncate: (seq: Int, cascade: Bool, restartIdentity: Bool)?
+        /// `chunk_dropped` events: their seq and the dropped range.
+        var droppedChunks: [(seq: Int, rangeStart: String, rangeEnd: String)] = []
+        /// Seqs of the events staged for this table, ascending.
+        var seqs: [Int] = []
+        var hasDeletes = false
+        var hasUpserts = false
+        /// The escaped names of `columns`, compared with an event's keys before any String is made.
+        var rawColumns: [[UInt8]] = []
+
+        /// Adds the object's member names to the columns (an event's n-th member is usually
+        /// the n-th column seen: checked first).
+        mutating func collectColumns(_ object: Range<Int>, scanner: JSONScanner) {
+            var position = 0
+            scanner.forEachMember(of: object) { key, _ in
+                let raw = UnsafeBufferPointer(rebasing: scanner.bytes[key])
+                defer { position += 1 }
+                if position < rawColumns.count, rawColumns[position].elementsEqual(raw) { return true }
+                if rawColumns.contains(where: { $0.elementsEqual(raw) }) { return true }
+                let name = DeliveryPlan.name(key, scanner)
+                if columnSet.insert(name).inserted {
+                    columns.append(name)
+                    rawColumns.append(Array(raw))
+                }
+                return true
+            }
+        }
+    }
+
+    var tables: [TableWork] = []
+    var tableIndex: [[UInt8]: Int] = [:]
+    var copy = CopyText()
+    /// seq → the event it came from.
+    var events: [(batch: Int, event: Int)] = []
+    /// The newest position among the events of this delivery.
+    var newest: SinkPosition?
+    /// Events refused before any SQL (no table, no key).
+    var rejected: [Rejection] = []
+    /// Events left out because an earlier delivery applied them.
+    var skipped = 0
+    /// Logical messages, which have no table (left out, counted for the log).
+    var messages = 0
+    var stagedRows = 0
+    /// Pending (once refused) events that came again and are in this delivery.
+    var replayedPending: [String] = []
+
+    let mode: PostgresSinkConfig.Mode
+    let template: NameTemplate
+
+    init(mode: PostgresSinkConfig.Mode, template: NameTemplate) {
+        self.mode = mode
+        self.template = template
+    }
+
+    static let unchangedToast = Array("unchanged_toast".utf8)
+    static let truncateMember = Array("truncate".utf8)
+    static let chunkMember = Array("chunk".utf8)
+
+    /// Reads every event of `batches`; `applied` says which were applied already.
+    mutating func add(_ batches: [EventBatch], applied: AppliedPositions) {
+        for (b, batch) in batches.enumerated() {
+            batch.bytes.withUnsafeBufferPointer { bytes in
+                for e in batch.eventEnds.indices {
+                    add(bytes, range: batch.eventRange(at: e), batch: b, event: e, applied: applied)
+                }
+            }
+        }
+    }
+
+    private mutating func add(
+        _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, batch: Int, event: Int, applied: AppliedPositions
+    ) {
+        let fields = EventFields.scan(bytes, event: range)
+        let id = fields.id.map { bytes[$0] }
+        let position = id.flatMap { SinkPosition(id: $0) }
+        if let position, let id, applied.alreadyApplied(position, id: id) {
+            skipped += 1
+            return
+        }
+        if let position, let id, let applied = applied.position, position <= applied {
+            replayedPending.append(String(decoding: id, as: UTF8.self))
+        }
+        if let position, newest.map({ position > $0 }) ?? true { newest = position }
+        let seq = events.count
+        func reject(_ reason: String) {
+            rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
+        }
+        guard let operation = fields.operation(in: bytes) else {
+            return reject("the event has no known op: pgbridge's postgres sink applies native change events")
+        }
+        if operation == .message {
+            messages += 1
+            return
+        }
+        let tableName = template.render(fields, bytes)
+        guard fields.table != nil, !tableName.isEmpty else {
+            return reject("the event names no table: \(operation) events without source.table cannot be applied")
+        }
+        let scanner = JSONScanner(bytes)
+        let table = tableWork(for: tableName)
+        if tables[table].sourceTable.isEmpty, let schema = fields.schema, let name = fields.table {
+            tables[table].sourceSchema = Self.text(schema, scanner)
+            tables[table].sourceTable = Self.text(name, scanner)
+        }
+        events.append((batch, event))
+        switch mode {
+        case .append:
+            stageAppend(fields, bytes, seq: seq, table: table, op: operation, scanner: scanner)
+        case .apply:
+            switch operation {
+            case .truncate:
+                let options = scanner.member(Self.truncateMember, of: range)
+                func flag(_ name: String) -> Bool {
+                    guard let options, let value = scanner.member(Array(name.utf8), of: options) else { return false }
+                    return bytes[value.lowerBound] == UInt8(ascii: "t")
+                }
+                tables[table].truncate = (seq, flag("cascade"), flag("restart_identity"))
+            case .chunkDropped:
+                guard let chunk = scanner.member(Self.chunkMember, of: range) else {
+                    return reject("a chunk_dropped event without its chunk range")
+                }
+                func text(_ name: String) -> String {
+                    guard let value = scanner.member(Array(name.utf8), of: chunk) else { return "" }
+                    var out: [UInt8] = []
+                    scanner.appendText(value, into: &out)
+                    return String(decoding: out, as: UTF8.self)
+                }
+                tables[table].droppedChunks.append((seq, text("range_start"), text("range_end")))
+            default:
+                guard let key = fields.key, !scanner.isNull(key) else {
+                    return reject(
+                        "\(tables[table].name) has no key in the event: the source table needs a primary key or a replica identity index to be applied by key (or use mode: append)"
+                    )
+                }
+                if tables[table].keyColumns.isEmpty {
+                    scanner.forEachMember(of: key) { name, _ in
+                        tables[table].keyColumns.append(Self.name(name, scanner))
+                        return true
+                    }
+                }
+                stageApply(
+                    fields, bytes, range: range, seq: seq, table: table, op: operation, key: key, scanner: scanner)
+            }
+        }
+        tables[table].seqs.append(seq)
+    }
+
+    private mutating func tableWork(for name: [UInt8]) -> Int {
+        if let index = tableIndex[name] { return index }
+        let text = String(decoding: name, as: UTF8.self)
+        let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+        let work =
+            parts.count == 2 ? TableWork(schema: parts[0], name: parts[1]) : TableWork(schema: nil, name: text)
+        tables.append(work)
+        tableIndex[name] = tables.count - 1
+        return tables.count - 1
+    }
+
+    static func text(_ contents: Range<Int>, _ scanner: JSONScanner) -> String { name(contents, scanner) }
+
+    static func name(_ key: Range<Int>, _ scanner: JSONScanner) -> String {
+        var out: [UInt8] = []
+        scanner.appendUnescaped(key, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `seq, tbl, op, key, before, after, uset, oldkey, id, commit_lsn, commit_time`.
+    private mutating func stageApply(
+        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, seq: Int, table: Int,
+        op: ChangeOperation, key: Range<Int>, scanner: JSONScanner
+    ) {
+        var uset = 0
+        var oldKey: [UInt8]?
+        if op == .delete {
+            tables[table].hasDeletes = true
+        } else {
+            tables[table].hasUpserts = true
+            if let after = fields.after { collectColumns(after, table: table, scanner: scanner) }
+        }
+        if op == .update {
+            if let unchanged = scanner.member(Self.unchangedToast, of: range), !scanner.isNull(unchanged) {
+                var names: [String] = []
+                var i = unchanged.lowerBound + 1
+                while i < unchanged.upperBound {
+                    i = scanner.skipWhitespace(i)
+                    guard i < unchanged.upperBound, bytes[i] == 0x22 else { break }
+                    let end = scanner.stringEnd(i)
+                    names.append(Self.name((i + 1)..<(end - 1), scanner))
+                    i = scanner.skipWhitespace(end)
+                    if i < unchanged.upperBound, bytes[i] == 0x2C { i += 1 }
+                }
+                if !names.isEmpty {
+                    if let index = tables[table].unchangedSets.firstIndex(of: names) {
+                        uset = index + 1
+                    } else {
+                        tables[table].unchangedSets.append(names)
+                        uset = tables[table].unchangedSets.count
+                    }
+                }
+            }
+            if let before = fields.before, !scanner.isNull(before) {
+                oldKey = Self.keyOf(before, columns: tables[table].keyColumns, scanner: scanner)
+                if let old = oldKey, old.elementsEqual(bytes[key]) { oldKey = nil }
+            }
+        }
+        if let oldKey {
+            // The key changed: the old key's row goes (a delete staged with the same seq).
+            tables[table].hasDeletes = true
+            copy.number(seq, first: true)
+            copy.number(table)
+            copy.plain("delete")
+            copy.bytesField(oldKey)
+            copy.null()
+            copy.null()
+            copy.number(0)
+            for _ in 0..<4 { copy.null() }
+            copy.endRow()
+            stagedRows += 1
+        }
+        copy.number(seq, first: true)
+        copy.number(table)
+        copy.plain(op.name)
+        copy.field(bytes, key)
+        copy.null()
+        copy.field(bytes, op == .delete ? nil : fields.after)
+        copy.number(uset)
+        if let oldKey, uset > 0 { copy.bytesField(oldKey) } else { copy.null() }
+        copy.null()
+        copy.null()
+        copy.null()
+        copy.endRow()
+        stagedRows += 1
+    }
+
+    private mutating func stageAppend(
+        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, seq: Int, table: Int, op: ChangeOperation,
+        scanner: JSONScanner
+    ) {
+        if let row = fields.row(in: bytes) ?? fields.key, !scanner.isNull(row) {
+            collectColumns(row, table: table, scanner: scanner)
+        }
+        tables[table].hasUpserts = true
+        copy.number(seq, first: true)
+        copy.number(table)
+        copy.plain(op.name)
+        copy.field(bytes, fields.key.flatMap { scanner.isNull($0) ? nil : $0 })
+        copy.field(bytes, fields.before.flatMap { scanner.isNull($0) ? nil : $0 })
+        copy.field(bytes, fields.after.flatMap { scanner.isNull($0) ? nil : $0 })
+        copy.number(0)
+        copy.null()
+        copy.field(bytes, fields.id)
+        copy.field(bytes, fields.commitLSN)
+        copy.field(bytes, fields.commitTime)
+        copy.endRow()
+        stagedRows += 1
+    }
+
+    private mutating func collectColumns(_ object: Range<Int>, table: Int, scanner: JSONScanner) {
+        guard !scanner.isNull(object) else { return }
+        tables[table].collectColumns(object, scanner: scanner)
+    }
+
+    /// `{"k1":v1,"k2":v2}` from a row object: the old key of an update that changed it.
+    static func keyOf(_ row: Range<Int>, columns: [String], scanner: JSONScanner) -> [UInt8]? {
+        var out: [UInt8] = [0x7B]
+        for (index, column) in columns.enumerated() {
+            guard let value = scanner.member(Array(column.utf8), of: row) else { return nil }
+            if index > 0 { out.append(0x2C) }
+            JSONBytes.appendString(column, into: &out)
+            out.append(0x3A)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: scanner.bytes[value]))
+        }
+        out.append(0x7D)
+        return out
+    }
+}

@@ -1,0 +1,148 @@
+import BridgeCore
+import Foundation
+import Logging
+import PostgresClient
+
+/// Applies change events to another PostgreSQL database in one target transaction per
+/// delivery: the events are staged with `COPY`, applied per table with set-based statements
+/// that keep the last change per key, and the sink's position is recorded in the same
+/// transaction (`pgbridge.sink_positions`), so a crash anywhere applies each change once.
+///
+/// The connection and what is known of the target live on one confined queue: libpq's
+/// blocking calls never hold a thread of Swift's cooperative pool.
+public final class PostgresSink: EventSink {
+    /// The target as the sink's queue sees it.
+    final class Target {
+        var connection: PGConnection?
+        var tables: [String: TargetTable] = [:]
+        var applied = AppliedPositions()
+        var positionsLoaded = false
+        /// Things logged once (an ignored chunk drop per table, messages).
+        var warned: Set<String> = []
+        /// The target is the source database: a table may not be applied to itself.
+        var isSourceDatabase = false
+    }
+
+    let config: PostgresSinkConfig
+    let pipe: String
+    let sinkName: String
+    let source: SinkSourceInfo?
+    let logger: Logger
+    let target: Confined<Target>
+
+    public init(config: PostgresSinkConfig, pipe: String, sink: String, source: SinkSourceInfo?, logger: Logger) {
+        self.config = config
+        self.pipe = pipe
+        self.sinkName = sink
+        self.source = source
+        self.logger = logger
+        target = Confined(Target(), label: "pgbridge.postgres-sink")
+    }
+
+    public var description: String { "postgres:\(config.redactedURL) \(config.table)" }
+
+    public func open() async throws {
+        try await target.run { [self] state in
+            _ = try connect(state)
+        }
+    }
+
+    public func close() async {
+        await target.release { state in
+            state.connection = nil
+            state.positionsLoaded = false
+        }
+    }
+
+    public func deliver(_ batches: [EventBatch]) async throws -> DeliveryResult {
+        try await target.run { [self] state in
+            do {
+                return try deliver(batches, state)
+            } catch let error as PostgresError {
+                // The transaction is gone with the error; a broken connection is replaced on
+                // the next delivery.
+                if let connection = state.connection, !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
+                throw sinkError(error)
+            }
+        }
+    }
+
+    func sinkError(_ error: PostgresError) -> SinkError {
+        switch error.sqlState {
+        case "25006":
+            return SinkError(
+                sink: description,
+                message:
+                    "the target is read-only (a standby, or default_transaction_read_only): waiting for it to accept writes"
+            )
+        case "42501":
+            return SinkError(
+                sink: description,
+                message:
+                    "\(error.message): grant the target role INSERT, UPDATE, DELETE and TRUNCATE on the target tables")
+        default:
+            return SinkError(sink: description, message: "\(error.message)", retriable: true)
+        }
+    }
+
+    /// The connection (made, the positions table checked and the positions read on first use).
+    func connect(_ state: Target) throws -> SQLConnection {
+        if let connection = state.connection, !connection.isBroken { return SQLConnection(connection: connection) }
+        state.connection = nil
+        state.tables = [:]
+        let connection = try PGConnection(
+            url: config.url, mode: .normal, applicationName: "pgbridge \(pipe).\(sinkName)")
+        let sql = SQLConnection(connection: connection)
+        state.isSourceDatabase = try checkNotLoop(sql)
+        try sql.execute(ApplyStatements.createStage)
+        if source != nil { try readPositions(sql, state) }
+        state.connection = connection
+        return sql
+    }
+
+    /// Refuses a target that is the source database itself with the identity table template:
+    /// every applied change would be captured and applied again.
+    func checkNotLoop(_ sql: SQLConnection) throws -> Bool {
+        guard let source else { return false }
+        let identity = "SELECT current_database(), pg_postmaster_start_time()::text, inet_server_port()"
+        let target = try sql.execute(identity)
+        let sourceConnection = try PGConnection(
+            url: source.postgres.url, mode: .normal, applicationName: "pgbridge check")
+        let origin = try sourceConnection.execute(identity)
+        let same = (0..<3).allSatisfy { target.string(0, $0) == origin.string(0, $0) }
+        if same, config.table.description == "{schema}.{table}" {
+            throw PostgresError(
+                .prerequisite,
+                "the target is the source database and table {schema}.{table}: every change would be applied to the table it came from and captured again (a loop). Point url at another database or set table to another name, e.g. replica.{table}",
+                retriable: false)
+        }
+        return same
+    }
+
+    func readPositions(_ sql: SQLConnection, _ state: Target) throws {
+        guard let source, !state.positionsLoaded else { return }
+        let exists = try sql.execute("SELECT to_regclass('pgbridge.sink_positions') IS NOT NULL")
+        if exists.string(0, 0) != "t" {
+            do {
+                try sql.execute("CREATE SCHEMA IF NOT EXISTS pgbridge")
+                try sql.execute(SinkPositionsTable.create)
+            } catch let error as PostgresError where error.sqlState == "42501" {
+                throw PostgresError(
+                    .prerequisite,
+                    "cannot create pgbridge.sink_positions in the target (\(error.message)): run `pgbridge setup --url <target>` as a role that may create schemas, or grant CREATE on the target database",
+                    retriable: false)
+            }
+        }
+        let row = try sql.execute(SinkPositionsTable.read, [pipe, sinkName, source.streamID])
+        var applied = AppliedPositions()
+        if row.rowCount == 1 {
+            applied.position = row.string(0, 0).flatMap(SinkPosition.init)
+            applied.pending = PostgresArray.parse(row.string(0, 1) ?? "{}")
+            logger.info(
+                "postgres sink \(sinkName) resumes after \(applied.position?.description ?? "nothing"): events up to it were applied by an earlier run",
+                metadata: ["pipe": "\(pipe)"])
+        }
+        state.applied = applied
+        state.positionsLoaded = true
+    }
+}

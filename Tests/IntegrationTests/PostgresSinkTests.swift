@@ -1,0 +1,119 @@
+import BridgeCore
+import Foundation
+import Pipeline
+import PostgresSink
+import Testing
+
+/// The `postgres` sink against real PostgreSQL: a source database captured by a replication
+/// pipe, a target database the changes are applied to.
+@Suite("PostgreSQL sink", .enabled(if: TestEnvironment.hasPostgres))
+struct PostgresSinkTests {
+    static let tableDDL = """
+        CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+        CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+        CREATE TABLE items (
+            a int, b text, n numeric, ts timestamptz, arr int[], tags text[], j json, jb jsonb, bin bytea,
+            u uuid, m mood, d posint, dt date, iv interval, f float8, flag bool, note text, doc text,
+            PRIMARY KEY (a, b));
+        """
+
+    static func sink(
+        _ target: TestDatabase, source: TestDatabase, slot: String, name: String, settings: String = ""
+    ) throws -> PipeSink {
+        let parsed = try SinkFixture.parse("kind: postgres, url: \"\(target.url)\"\(settings)", retries: 0)
+        guard let config = parsed.settings as? PostgresSinkConfig else { throw TestFailure("expected postgres") }
+        let sink = PostgresSink(
+            config: config, pipe: "pgsink", sink: name,
+            source: SinkSourceInfo(postgres: PostgresConfig(url: source.url), streamID: "slot:\(slot)"),
+            logger: InProcessPipe.testLogger)
+        return PipeSink(name: name, sink: sink, delivery: parsed.delivery)
+    }
+
+    /// Every row of `table` as JSON text, ordered by its key: equal lists = equal tables.
+    static func rows(_ db: TestDatabase, _ table: String) throws -> [String] {
+        try db.sql("SELECT to_jsonb(t)::text FROM \(table) t ORDER BY a, b").map { $0[0] ?? "NULL" }
+    }
+
+    @Test func appliesEveryKindOfChangeAndKeepsAHistory() async throws {
+        let source = try TestDatabase(prefix: "pgsink_src")
+        let target = try TestDatabase(prefix: "pgsink_dst")
+        defer {
+            source.drop()
+            target.drop()
+        }
+        try source.sql(Self.tableDDL)
+        try target.sql(Self.tableDDL)
+        try target.sql("ALTER TABLE items ADD CONSTRAINT no_poison CHECK (note IS DISTINCT FROM 'poison')")
+        let slot = "pgbridge_\(source.name)"
+        let pipe = try InProcessPipe(
+            database: source, name: "pgsink", tables: ["public.items"],
+            sinks: [
+                try Self.sink(target, source: source, slot: slot, name: "replica"),
+                try Self.sink(
+                    target, source: source, slot: slot, name: "history",
+                    settings: ", mode: append, table: \"public.{table}_history\", create_tables: true"),
+            ], withFileSink: false)
+        try await pipe.startStreaming(source)
+
+        let doc = "(SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 300) g)"
+        var changes = 0
+        func write(_ statement: String, changes count: Int) throws {
+            try source.sql(statement)
+            changes += count
+        }
+        try write(
+            """
+            INSERT INTO items SELECT g, 'k' || g, g * 1.25, '2026-12-01 10:00:00+00'::timestamptz + g * interval '1 min',
+                ARRAY[g, NULL, g + 1], ARRAY['x', E'tab\\there', 'quote"d'], '{"a": [1, 2]}', '{"b": {"c": null}}',
+                decode('00ff10' || lpad(to_hex(g), 2, '0'), 'hex'), gen_random_uuid(), 'ok', g, '2024-02-29', '1 day 02:03:04',
+                CASE WHEN g = 3 THEN 'NaN'::float8 ELSE g / 3.0 END, g % 2 = 0, E'line\\nbreak \\\\ back ✓', \(doc)
+            FROM generate_series(1, 20) g
+            """, changes: 20)
+        try write("UPDATE items SET note = 'updated', m = 'happy' WHERE a <= 5", changes: 5)  // TOAST doc unchanged
+        try write("UPDATE items SET a = a + 100 WHERE a BETWEEN 6 AND 8", changes: 3)  // key changes
+        try write("DELETE FROM items WHERE a IN (9, 10)", changes: 2)
+        try write(
+            "BEGIN; INSERT INTO items (a, b) VALUES (50, 'x'); UPDATE items SET n = 1 WHERE a = 50; DELETE FROM items WHERE a = 50; COMMIT",
+            changes: 3)
+        try write("INSERT INTO items (a, b, note) VALUES (60, 'p', 'poison')", changes: 1)
+        try write(
+            "BEGIN; UPDATE items SET note = 'again' WHERE a = 11; UPDATE items SET f = 2.5 WHERE a = 11; COMMIT",
+            changes: 2)
+
+        try await waitFor("the history table to have a row per change", timeout: .seconds(60)) {
+            (try? target.value("SELECT count(*) FROM items_history")).flatMap { $0 }.flatMap { Int($0) } == changes
+        }
+        let expected = { try Self.rows(source, "items").filter { !$0.contains("\"poison\"") } }
+        try? await waitFor("the replica to equal the source", timeout: .seconds(60)) {
+            try Self.rows(target, "items") == expected()
+        }
+        let replica = try Self.rows(target, "items")
+        let wanted = try expected()
+        #expect(
+            replica == wanted,
+            "missing: \(wanted.filter { !replica.contains($0) }.prefix(3)) unexpected: \(replica.filter { !wanted.contains($0) }.prefix(3))"
+        )
+        let dead = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(30)) { $0.count >= 1 }
+        #expect(dead.count == 1)
+        let reason = dead.first?["reason"] as? String ?? ""
+        #expect(reason.contains("SQLSTATE 23514") && reason.contains("no_poison"), "\(reason)")
+        #expect(try target.value("SELECT count(*) FROM items WHERE a BETWEEN 6 AND 8") == "0", "old keys deleted")
+        #expect(try target.value("SELECT count(*) FROM items WHERE length(doc) = 9600 AND a <= 5") == "5", "TOAST kept")
+        #expect(
+            try target.value("SELECT count(DISTINCT id) FROM items_history") == "\(changes)",
+            "one history row per change")
+        #expect(
+            try target.value("SELECT op FROM items_history WHERE after->>'a' = '50' ORDER BY commit_lsn, id LIMIT 1")
+                == "insert")
+
+        try source.sql("TRUNCATE items")
+        try source.sql("INSERT INTO items (a, b) VALUES (1, 'after truncate')")
+        try await waitFor("the truncate to reach the replica", timeout: .seconds(30)) {
+            try target.sql("SELECT a, b FROM items").map { $0.compactMap { $0 } } == [["1", "after truncate"]]
+        }
+        try await pipe.stop()
+        let positions = try target.sql("SELECT sink, position FROM pgbridge.sink_positions ORDER BY sink")
+        #expect(positions.map { $0[0] } == ["history", "replica"])
+        #expect(positions[0][1] == positions[1][1], "both sinks recorded the last event")
+    }
+}
