@@ -150,6 +150,47 @@ enum TimescaleFixture {
             RETURN hid;
         END $$;
 
+        -- The public API under TimescaleDB's names, for code that calls it (the postgres sink's
+        -- create_tables and on_chunk_dropped: drop). Signatures from sql/ddl_api.sql (2.x):
+        -- create_hypertable(relation regclass, time_column_name name, …, chunk_time_interval
+        -- anyelement = NULL::bigint, …, if_not_exists boolean = FALSE, …) (the 2.x form that is
+        -- still accepted, with named arguments) and drop_chunks(relation regclass, older_than "any"
+        -- = NULL, newer_than "any" = NULL, verbose boolean = FALSE, …) RETURNS SETOF text. The
+        -- fixture keeps daily chunks on a column named "time" whatever the interval asked for.
+        CREATE FUNCTION public.create_hypertable(relation regclass, time_column_name name,
+            chunk_time_interval anyelement = NULL::bigint, if_not_exists boolean = false)
+        RETURNS TABLE (hypertable_id int, schema_name name, table_name name, created bool)
+        LANGUAGE plpgsql AS $$
+        DECLARE hid int;
+        BEGIN
+            IF time_column_name <> 'time' THEN
+                RAISE EXCEPTION 'the TimescaleDB fixture partitions on a column named "time", not %', time_column_name;
+            END IF;
+            SELECT h.id INTO hid FROM _timescaledb_catalog.hypertable h JOIN pg_class c ON c.relname = h.table_name
+            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = h.schema_name WHERE c.oid = relation;
+            IF hid IS NULL THEN
+                hid := _timescaledb_catalog.fixture_create_hypertable(relation);
+                RETURN QUERY SELECT h.id, h.schema_name, h.table_name, true FROM _timescaledb_catalog.hypertable h WHERE h.id = hid;
+            ELSIF if_not_exists THEN
+                RETURN QUERY SELECT h.id, h.schema_name, h.table_name, false FROM _timescaledb_catalog.hypertable h WHERE h.id = hid;
+            ELSE
+                RAISE EXCEPTION 'table "%" is already a hypertable', relation;
+            END IF;
+        END $$;
+        CREATE FUNCTION public.drop_chunks(relation regclass, older_than timestamptz = NULL,
+            newer_than timestamptz = NULL, verbose boolean = false) RETURNS SETOF text LANGUAGE plpgsql AS $$
+        DECLARE names text[];
+        BEGIN
+            IF newer_than IS NOT NULL THEN RAISE EXCEPTION 'the TimescaleDB fixture drops by older_than only'; END IF;
+            SELECT array_agg('_timescaledb_internal.' || c.table_name) INTO names FROM _timescaledb_catalog.chunk c
+            JOIN _timescaledb_catalog.fixture_chunk_range fr ON fr.chunk_id = c.id
+            JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id
+            JOIN pg_class pc ON pc.relname = h.table_name AND pc.oid = relation
+            WHERE fr.range_end <= older_than;
+            PERFORM _timescaledb_catalog.fixture_drop_chunks(relation, older_than);
+            RETURN QUERY SELECT unnest(coalesce(names, '{}'));
+        END $$;
+
         GRANT USAGE ON SCHEMA _timescaledb_catalog, _timescaledb_internal TO PUBLIC;
         GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_catalog TO PUBLIC;
         """#
