@@ -1,9 +1,30 @@
 import BridgeCore
 
-/// One delivery read into rows of the staging table (`COPY` text) and, per target table, what
-/// the apply statements need. Events already applied (at or before the recorded position) are
-/// left out; so are events no table can take, which become rejections.
+/// One delivery read into what the apply needs: per target table, the events to stage (as
+/// references into the batches' bytes: nothing is copied here) and what the statements must
+/// handle (deletes, key changes, unchanged TOAST columns, truncates, chunk drops). Events already
+/// applied (at or before the recorded position) are left out; so are events no table can take,
+/// which become rejections.
 struct DeliveryPlan {
+    /// One event to stage, by seq (its index in `events`).
+    struct Staged {
+        var seq: Int
+        var batch: Int
+        var event: Int
+        var op: ChangeOperation
+        /// Ranges in the batch's bytes.
+        var key: Range<Int>?
+        var before: Range<Int>?
+        var after: Range<Int>?
+        var id: Range<Int>?
+        var commitLSN: Range<Int>?
+        var commitTime: Range<Int>?
+        /// 1-based index into the table's `unchangedSets`; 0 = every column sent.
+        var uset = 0
+        /// `{"k":v}` of the row's previous key, when an update changed it.
+        var oldKey: [UInt8]?
+    }
+
     /// The work for one target table.
     struct TableWork {
         var schema: String?
@@ -13,21 +34,27 @@ struct DeliveryPlan {
         var sourceTable = ""
         /// Column names of the events' `key`, in key order (from the first keyed event).
         var keyColumns: [String] = []
-        /// Every column some `after` of the delivery has, in first-seen order.
+        /// Every column some row of the delivery has, in first-seen order.
         var columns: [String] = []
         var columnSet: Set<String> = []
+        /// The escaped names of `columns`, compared with an event's keys before any String is made.
+        var rawColumns: [[UInt8]] = []
         /// Distinct sets of unchanged TOAST columns; an event's `uset` is its index + 1.
         var unchangedSets: [[String]] = []
         /// The last truncate's seq and options (apply mode: events before it are superseded).
         var truncate: (seq: Int, cascade: Bool, restartIdentity: Bool)?
         /// `chunk_dropped` events: their seq and the dropped range.
         var droppedChunks: [(seq: Int, rangeStart: String, rangeEnd: String)] = []
-        /// Seqs of the events staged for this table, ascending.
-        var seqs: [Int] = []
+        /// The rows to stage, in seq order.
+        var staged: [Staged] = []
         var hasDeletes = false
         var hasUpserts = false
-        /// The escaped names of `columns`, compared with an event's keys before any String is made.
-        var rawColumns: [[UInt8]] = []
+        /// Some key occurs twice (or a key changed): the last change per key must be picked.
+        var repeatsKeys = false
+        /// Hashes of the keys seen, to tell whether a key repeats (a collision only costs a sort).
+        var keyHashes: Set<Int> = []
+
+        var seqs: [Int] { staged.map(\.seq) }
 
         /// Adds the object's member names to the columns (an event's n-th member is usually
         /// the n-th column seen: checked first).
@@ -46,11 +73,16 @@ struct DeliveryPlan {
                 return true
             }
         }
+
+        mutating func noteKey(_ bytes: some Sequence<UInt8>) {
+            var hasher = Hasher()
+            for byte in bytes { hasher.combine(byte) }
+            if !keyHashes.insert(hasher.finalize()).inserted { repeatsKeys = true }
+        }
     }
 
     var tables: [TableWork] = []
     var tableIndex: [[UInt8]: Int] = [:]
-    var copy = CopyText()
     /// seq → the event it came from.
     var events: [(batch: Int, event: Int)] = []
     /// The newest position among the events of this delivery.
@@ -61,7 +93,6 @@ struct DeliveryPlan {
     var skipped = 0
     /// Logical messages, which have no table (left out, counted for the log).
     var messages = 0
-    var stagedRows = 0
     /// Pending (once refused) events that came again and are in this delivery.
     var replayedPending: [String] = []
 
@@ -102,7 +133,6 @@ struct DeliveryPlan {
             replayedPending.append(String(decoding: id, as: UTF8.self))
         }
         if let position, newest.map({ position > $0 }) ?? true { newest = position }
-        let seq = events.count
         func reject(_ reason: String) {
             rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
         }
@@ -123,10 +153,19 @@ struct DeliveryPlan {
             tables[table].sourceSchema = Self.text(schema, scanner)
             tables[table].sourceTable = Self.text(name, scanner)
         }
-        events.append((batch, event))
+        let seq = events.count
+        var staged = Staged(
+            seq: seq, batch: batch, event: event, op: operation,
+            key: fields.key.flatMap { scanner.isNull($0) ? nil : $0 },
+            before: fields.before.flatMap { scanner.isNull($0) ? nil : $0 },
+            after: fields.after.flatMap { scanner.isNull($0) ? nil : $0 }, id: fields.id,
+            commitLSN: fields.commitLSN, commitTime: fields.commitTime)
         switch mode {
         case .append:
-            stageAppend(fields, bytes, seq: seq, table: table, op: operation, scanner: scanner)
+            if let row = staged.after ?? staged.before ?? staged.key {
+                tables[table].collectColumns(row, scanner: scanner)
+            }
+            tables[table].hasUpserts = true
         case .apply:
             switch operation {
             case .truncate:
@@ -136,6 +175,8 @@ struct DeliveryPlan {
                     return bytes[value.lowerBound] == UInt8(ascii: "t")
                 }
                 tables[table].truncate = (seq, flag("cascade"), flag("restart_identity"))
+                events.append((batch, event))
+                return
             case .chunkDropped:
                 guard let chunk = scanner.member(Self.chunkMember, of: range) else {
                     return reject("a chunk_dropped event without its chunk range")
@@ -147,8 +188,10 @@ struct DeliveryPlan {
                     return String(decoding: out, as: UTF8.self)
                 }
                 tables[table].droppedChunks.append((seq, text("range_start"), text("range_end")))
+                events.append((batch, event))
+                return
             default:
-                guard let key = fields.key, !scanner.isNull(key) else {
+                guard let key = staged.key else {
                     return reject(
                         "\(tables[table].name) has no key in the event: the source table needs a primary key or a replica identity index to be applied by key (or use mode: append)"
                     )
@@ -159,11 +202,50 @@ struct DeliveryPlan {
                         return true
                     }
                 }
-                stageApply(
-                    fields, bytes, range: range, seq: seq, table: table, op: operation, key: key, scanner: scanner)
+                tables[table].noteKey(UnsafeBufferPointer(rebasing: bytes[key]))
+                if operation == .delete {
+                    tables[table].hasDeletes = true
+                } else {
+                    tables[table].hasUpserts = true
+                    if let after = staged.after { tables[table].collectColumns(after, scanner: scanner) }
+                }
+                if operation == .update {
+                    staged.uset = unchangedSet(range, table: table, scanner: scanner)
+                    if let before = staged.before,
+                        let old = Self.keyOf(before, columns: tables[table].keyColumns, scanner: scanner),
+                        !old.elementsEqual(bytes[key])
+                    {
+                        staged.oldKey = old
+                        tables[table].hasDeletes = true
+                        tables[table].repeatsKeys = true
+                    }
+                }
             }
         }
-        tables[table].seqs.append(seq)
+        events.append((batch, event))
+        tables[table].staged.append(staged)
+    }
+
+    /// The event's set of unchanged TOAST columns (0 = none).
+    private mutating func unchangedSet(_ event: Range<Int>, table: Int, scanner: JSONScanner) -> Int {
+        guard let unchanged = scanner.member(Self.unchangedToast, of: event), !scanner.isNull(unchanged) else {
+            return 0
+        }
+        let bytes = scanner.bytes
+        var names: [String] = []
+        var i = unchanged.lowerBound + 1
+        while i < unchanged.upperBound {
+            i = scanner.skipWhitespace(i)
+            guard i < unchanged.upperBound, bytes[i] == 0x22 else { break }
+            let end = scanner.stringEnd(i)
+            names.append(Self.name((i + 1)..<(end - 1), scanner))
+            i = scanner.skipWhitespace(end)
+            if i < unchanged.upperBound, bytes[i] == 0x2C { i += 1 }
+        }
+        guard !names.isEmpty else { return 0 }
+        if let index = tables[table].unchangedSets.firstIndex(of: names) { return index + 1 }
+        tables[table].unchangedSets.append(names)
+        return tables[table].unchangedSets.count
     }
 
     private mutating func tableWork(for name: [UInt8]) -> Int {
@@ -183,102 +265,6 @@ struct DeliveryPlan {
         var out: [UInt8] = []
         scanner.appendUnescaped(key, into: &out)
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// `seq, tbl, op, key, before, after, uset, oldkey, id, commit_lsn, commit_time`.
-    private mutating func stageApply(
-        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, seq: Int, table: Int,
-        op: ChangeOperation, key: Range<Int>, scanner: JSONScanner
-    ) {
-        var uset = 0
-        var oldKey: [UInt8]?
-        if op == .delete {
-            tables[table].hasDeletes = true
-        } else {
-            tables[table].hasUpserts = true
-            if let after = fields.after { collectColumns(after, table: table, scanner: scanner) }
-        }
-        if op == .update {
-            if let unchanged = scanner.member(Self.unchangedToast, of: range), !scanner.isNull(unchanged) {
-                var names: [String] = []
-                var i = unchanged.lowerBound + 1
-                while i < unchanged.upperBound {
-                    i = scanner.skipWhitespace(i)
-                    guard i < unchanged.upperBound, bytes[i] == 0x22 else { break }
-                    let end = scanner.stringEnd(i)
-                    names.append(Self.name((i + 1)..<(end - 1), scanner))
-                    i = scanner.skipWhitespace(end)
-                    if i < unchanged.upperBound, bytes[i] == 0x2C { i += 1 }
-                }
-                if !names.isEmpty {
-                    if let index = tables[table].unchangedSets.firstIndex(of: names) {
-                        uset = index + 1
-                    } else {
-                        tables[table].unchangedSets.append(names)
-                        uset = tables[table].unchangedSets.count
-                    }
-                }
-            }
-            if let before = fields.before, !scanner.isNull(before) {
-                oldKey = Self.keyOf(before, columns: tables[table].keyColumns, scanner: scanner)
-                if let old = oldKey, old.elementsEqual(bytes[key]) { oldKey = nil }
-            }
-        }
-        if let oldKey {
-            // The key changed: the old key's row goes (a delete staged with the same seq).
-            tables[table].hasDeletes = true
-            copy.number(seq, first: true)
-            copy.number(table)
-            copy.plain("delete")
-            copy.bytesField(oldKey)
-            copy.null()
-            copy.null()
-            copy.number(0)
-            for _ in 0..<4 { copy.null() }
-            copy.endRow()
-            stagedRows += 1
-        }
-        copy.number(seq, first: true)
-        copy.number(table)
-        copy.plain(op.name)
-        copy.field(bytes, key)
-        copy.null()
-        copy.field(bytes, op == .delete ? nil : fields.after)
-        copy.number(uset)
-        if let oldKey, uset > 0 { copy.bytesField(oldKey) } else { copy.null() }
-        copy.null()
-        copy.null()
-        copy.null()
-        copy.endRow()
-        stagedRows += 1
-    }
-
-    private mutating func stageAppend(
-        _ fields: EventFields, _ bytes: UnsafeBufferPointer<UInt8>, seq: Int, table: Int, op: ChangeOperation,
-        scanner: JSONScanner
-    ) {
-        if let row = fields.row(in: bytes) ?? fields.key, !scanner.isNull(row) {
-            collectColumns(row, table: table, scanner: scanner)
-        }
-        tables[table].hasUpserts = true
-        copy.number(seq, first: true)
-        copy.number(table)
-        copy.plain(op.name)
-        copy.field(bytes, fields.key.flatMap { scanner.isNull($0) ? nil : $0 })
-        copy.field(bytes, fields.before.flatMap { scanner.isNull($0) ? nil : $0 })
-        copy.field(bytes, fields.after.flatMap { scanner.isNull($0) ? nil : $0 })
-        copy.number(0)
-        copy.null()
-        copy.field(bytes, fields.id)
-        copy.field(bytes, fields.commitLSN)
-        copy.field(bytes, fields.commitTime)
-        copy.endRow()
-        stagedRows += 1
-    }
-
-    private mutating func collectColumns(_ object: Range<Int>, table: Int, scanner: JSONScanner) {
-        guard !scanner.isNull(object) else { return }
-        tables[table].collectColumns(object, scanner: scanner)
     }
 
     /// `{"k1":v1,"k2":v2}` from a row object: the old key of an update that changed it.

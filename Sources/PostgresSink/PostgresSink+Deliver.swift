@@ -20,11 +20,8 @@ extension PostgresSink {
         }
         var refused: [(seq: Int, reason: String)] = []
         try sql.execute("BEGIN")
-        if plan.stagedRows > 0 {
-            try sql.connection.copyIn(ApplyStatements.copyStage, data: plan.copy.bytes)
-        }
         for index in plan.tables.indices {
-            refused += try apply(plan.tables[index], tbl: index, sql, state)
+            refused += try apply(plan.tables[index], batches: batches, sql, state)
         }
         var rejected = plan.rejected
         for (seq, reason) in refused {
@@ -60,12 +57,16 @@ extension PostgresSink {
         }
     }
 
-    /// Applies one table's staged rows; returns the events the target refused (by seq).
-    func apply(_ work: DeliveryPlan.TableWork, tbl: Int, _ sql: SQLConnection, _ state: Target) throws
+    /// Applies one table's events; returns the events the target refused (by seq).
+    func apply(_ work: DeliveryPlan.TableWork, batches: [EventBatch], _ sql: SQLConnection, _ state: Target) throws
         -> [(seq: Int, reason: String)]
     {
-        func refuseAll(_ reason: String) -> [(seq: Int, reason: String)] { work.seqs.map { ($0, reason) } }
         let qualified = TargetTable.qualified(schema: work.schema, name: work.name)
+        func refuseAll(_ reason: String) -> [(seq: Int, reason: String)] {
+            (work.staged.map(\.seq) + (work.truncate.map { [$0.seq] } ?? []) + work.droppedChunks.map(\.seq)).map {
+                ($0, reason)
+            }
+        }
         if state.isSourceDatabase, (work.schema ?? "public") == work.sourceSchema, work.name == work.sourceTable {
             return refuseAll(
                 "\(qualified) is the source table itself (a loop): set the sink's table to another name or url to another database"
@@ -76,7 +77,9 @@ extension PostgresSink {
                 "target table \(qualified) does not exist: create it (like the source table) or set create_tables: true"
             )
         }
-        var missing = work.columns.filter { target.column($0) == nil }
+        let metadata = Set(
+            config.mode == .append ? (config.columns == .json ? [] : ApplyStatements.flatMetadata) : [])
+        var missing = work.columns.filter { target.column($0) == nil && !metadata.contains($0) }
         if config.mode == .append, config.columns == .json { missing = [] }
         if !missing.isEmpty, config.onNewColumn == .add {
             try addColumns(missing, to: target, work: work, sql)
@@ -85,34 +88,8 @@ extension PostgresSink {
             target = reloaded
             missing = work.columns.filter { target.column($0) == nil }
         }
-        let columns = work.columns.compactMap { target.column($0) }
-        var refused: [(seq: Int, reason: String)] = []
-        var seqs = work.seqs
-        if !missing.isEmpty {
-            let list = missing.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
-            let carrying = try sql.execute(
-                """
-                SELECT seq FROM pg_temp.pgbridge_stage WHERE tbl = \(tbl) AND (after ?| ARRAY[\(list)]::text[]
-                  OR before ?| ARRAY[\(list)]::text[])
-                """)
-            let bad = Set((0..<carrying.rowCount).compactMap { carrying.string($0, 0).flatMap(Int.init) })
-            let names = missing.joined(separator: ", ")
-            for seq in bad {
-                refused.append(
-                    (
-                        seq,
-                        "\(qualified) has no column \(names): add it to the target (ALTER TABLE \(qualified) ADD COLUMN …) or set on_new_column: add"
-                    ))
-            }
-            try sql.execute(
-                "DELETE FROM pg_temp.pgbridge_stage WHERE tbl = \(tbl) AND seq = ANY($1::int[])",
-                [
-                    "{" + bad.map(String.init).joined(separator: ",") + "}"
-                ])
-            seqs.removeAll { bad.contains($0) }
-        }
         var key: [String] = []
-        if config.mode == .apply, work.hasUpserts || work.hasDeletes {
+        if config.mode == .apply, !work.staged.isEmpty {
             guard let unique = target.uniqueKey(matching: work.keyColumns) else {
                 let wanted = work.keyColumns.map(TargetTable.quote).joined(separator: ", ")
                 return refuseAll(
@@ -121,64 +98,113 @@ extension PostgresSink {
             }
             key = unique
         }
+        var staged = work.staged[...]
         if config.mode == .apply, let truncate = work.truncate {
             try sql.execute(
                 ApplyStatements.truncate(target, cascade: truncate.cascade, restartIdentity: truncate.restartIdentity))
-            seqs.removeAll { $0 <= truncate.seq }
+            staged = staged.drop { $0.seq <= truncate.seq }
         }
-        let statements = applyStatements(work, tbl: tbl, target: target, key: key, columns: columns)
-        if !seqs.isEmpty, !statements.isEmpty {
-            refused += try applyRange(seqs[...], statements: statements, table: qualified, sql)
+        var refused: [(seq: Int, reason: String)] = []
+        if !staged.isEmpty {
+            let missingReason =
+                "\(qualified) has no column \(missing.joined(separator: ", ")): add it to the target (ALTER TABLE \(qualified) ADD COLUMN …) or set on_new_column: add"
+            switch config.mode {
+            case .apply:
+                refused += try applyRows(
+                    staged, work: work, target: target, key: key, batches: batches, missingReason: missingReason, sql,
+                    state)
+            case .append:
+                refused += try appendRows(
+                    staged, work: work, target: target, batches: batches, missingReason: missingReason, sql)
+            }
         }
         if config.mode == .apply { try dropChunks(work, target: target, sql, state) }
         return refused
     }
 
-    func applyStatements(
-        _ work: DeliveryPlan.TableWork, tbl: Int, target: TargetTable, key: [String], columns: [TargetTable.Column]
-    ) -> [String] {
-        switch config.mode {
-        case .append:
-            switch config.columns {
-            case .json: return [ApplyStatements.appendJSON(target, tbl: tbl)]
-            case .flatten:
-                let own = columns.filter { !ApplyStatements.flatMetadata.contains($0.name) }
-                return [ApplyStatements.appendFlat(target, tbl: tbl, columns: own)]
-            }
-        case .apply:
-            // Updates with unchanged TOAST columns first: they may read the row of an old key,
-            // which the deletes remove. Keys are disjoint between the statements (one last
-            // change per key), so the order changes nothing else.
-            var statements: [String] = []
-            if work.hasUpserts {
-                for (index, unchanged) in work.unchangedSets.enumerated() {
-                    var withUnchanged = columns
-                    for name in unchanged where !withUnchanged.contains(where: { $0.name == name }) {
-                        if let column = target.column(name) { withUnchanged.append(column) }
-                    }
-                    statements.append(
-                        ApplyStatements.upsertUnchanged(
-                            target, tbl: tbl, key: key, columns: withUnchanged, unchanged: unchanged, uset: index + 1))
-                }
-            }
-            if work.hasDeletes { statements.append(ApplyStatements.delete(target, tbl: tbl, key: key)) }
-            if work.hasUpserts {
-                statements.append(ApplyStatements.upsert(target, tbl: tbl, key: key, columns: columns))
-            }
-            return statements
+    /// Stages the rows (COPY into a temporary table typed like the target) and applies them.
+    func applyRows(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, work: DeliveryPlan.TableWork, target: TargetTable, key: [String],
+        batches: [EventBatch], missingReason: String, _ sql: SQLConnection, _ state: Target
+    ) throws -> [(seq: Int, reason: String)] {
+        var names = key
+        for name in work.columns + work.unchangedSets.flatMap({ $0 }) where !names.contains(name) {
+            if target.column(name) != nil { names.append(name) }
         }
+        let columns = names.compactMap { target.column($0) }
+        let rows = StageRows(columns: columns, mode: .apply)
+        var copy = CopyText()
+        let carrying = Set(rows.apply(staged, batches: batches, into: &copy))
+        let stage = try stageTable(target, columns: columns, sql, state)
+        try sql.connection.copyIn(
+            ApplyStatements.copy(
+                into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { TargetTable.quote($0.name) }),
+            data: copy.bytes)
+        let statements = ApplyStatements(
+            target: target, stage: stage, columns: columns, key: key, repeatsKeys: work.repeatsKeys)
+        var list: [String] = []
+        // Updates with unchanged TOAST columns first: they may read the row of an old key, which
+        // the deletes remove. Keys are disjoint between the statements (one last change per key).
+        var containing: [String: [Int]] = [:]
+        for (index, set) in work.unchangedSets.enumerated() {
+            for name in set { containing[name, default: []].append(index + 1) }
+        }
+        for (index, set) in work.unchangedSets.enumerated() {
+            list.append(statements.upsertUnchanged(uset: index + 1, unchanged: Set(set), containing: containing))
+        }
+        if work.hasDeletes { list.append(statements.delete) }
+        if work.hasUpserts { list.append(statements.upsert) }
+        let seqs = staged.map(\.seq).filter { !carrying.contains($0) }
+        return carrying.map { ($0, missingReason) }
+            + (try applyRange(seqs[...], table: target.qualified, sql) { first, last in
+                for statement in list { try sql.execute(statement, [String(first), String(last)]) }
+            })
     }
 
-    /// Runs `statements` over the seq range of `seqs` in a savepoint; when the target refuses a
-    /// row (a constraint, a value, a permission), the range is split in halves until the
-    /// refused events are found. The rest is applied.
-    func applyRange(_ seqs: ArraySlice<Int>, statements: [String], table: String, _ sql: SQLConnection) throws
-        -> [(seq: Int, reason: String)]
+    /// `append`: COPY straight into the target table (a refused range is split and copied again).
+    func appendRows(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, work: DeliveryPlan.TableWork, target: TargetTable,
+        batches: [EventBatch], missingReason: String, _ sql: SQLConnection
+    ) throws -> [(seq: Int, reason: String)] {
+        let flatten = config.columns == .flatten
+        let own = flatten ? work.columns.compactMap { target.column($0) } : []
+        let rows = StageRows(columns: own, mode: .append)
+        let names =
+            (flatten ? ApplyStatements.flatMetadata : ApplyStatements.appendJSON)
+            + own.map { TargetTable.quote($0.name) }
+        var carrying: Set<Int> = []
+        let refused = try applyRange(staged.map(\.seq)[...], table: target.qualified, sql) { first, last in
+            var copy = CopyText()
+            let range = staged.filter { $0.seq >= first && $0.seq <= last && !carrying.contains($0.seq) }
+            carrying.formUnion(rows.append(range[...], batches: batches, flatten: flatten, into: &copy))
+            try sql.connection.copyIn(ApplyStatements.copy(into: target.qualified, columns: names), data: copy.bytes)
+        }
+        return carrying.map { ($0, missingReason) } + refused
+    }
+
+    /// The stage table for the target and these columns (made once per connection).
+    func stageTable(_ target: TargetTable, columns: [TargetTable.Column], _ sql: SQLConnection, _ state: Target)
+        throws -> String
     {
+        let signature =
+            target.qualified + "\u{0}" + columns.map { "\($0.name) \($0.stageType)" }.joined(separator: "\u{0}")
+        if let name = state.stages[signature] { return name }
+        let name = "pg_temp.pgbridge_stage_\(state.stages.count + 1)"
+        try sql.execute(ApplyStatements.createStage(name, columns: columns))
+        state.stages[signature] = name
+        return name
+    }
+
+    /// Runs `body` for the seq range of `seqs` in a savepoint; when the target refuses a row (a
+    /// constraint, a value, a permission), the range is split in halves until the refused
+    /// events are found. The rest is applied.
+    func applyRange(
+        _ seqs: ArraySlice<Int>, table: String, _ sql: SQLConnection, _ body: (Int, Int) throws -> Void
+    ) throws -> [(seq: Int, reason: String)] {
         guard let first = seqs.first, let last = seqs.last else { return [] }
         try sql.execute("SAVEPOINT pgbridge_range")
         do {
-            for statement in statements { try sql.execute(statement, [String(first), String(last)]) }
+            try body(first, last)
             try sql.execute("RELEASE SAVEPOINT pgbridge_range")
             return []
         } catch let error as PostgresError where Self.refusesRows(error) {
@@ -188,8 +214,8 @@ extension PostgresSink {
                 return [(first, "\(table) refused the change: SQLSTATE \(error.sqlState ?? "?"): \(error.message)")]
             }
             let middle = seqs.startIndex + seqs.count / 2
-            return try applyRange(seqs[..<middle], statements: statements, table: table, sql)
-                + applyRange(seqs[middle...], statements: statements, table: table, sql)
+            return try applyRange(seqs[..<middle], table: table, sql, body)
+                + applyRange(seqs[middle...], table: table, sql, body)
         }
     }
 

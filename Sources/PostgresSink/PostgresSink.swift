@@ -21,6 +21,8 @@ public final class PostgresSink: EventSink {
         var warned: Set<String> = []
         /// The target is the source database: a table may not be applied to itself.
         var isSourceDatabase = false
+        /// Stage tables made on this connection, by target and columns.
+        var stages: [String: String] = [:]
     }
 
     let config: PostgresSinkConfig
@@ -90,11 +92,11 @@ public final class PostgresSink: EventSink {
         if let connection = state.connection, !connection.isBroken { return SQLConnection(connection: connection) }
         state.connection = nil
         state.tables = [:]
+        state.stages = [:]
         let connection = try PGConnection(
             url: config.url, mode: .normal, applicationName: "pgbridge \(pipe).\(sinkName)")
         let sql = SQLConnection(connection: connection)
         state.isSourceDatabase = try checkNotLoop(sql)
-        try sql.execute(ApplyStatements.createStage)
         if source != nil { try readPositions(sql, state) }
         state.connection = connection
         return sql

@@ -5,16 +5,27 @@ import PostgresClient
 struct TargetTable {
     struct Column: Equatable {
         enum Kind: Equatable {
+            /// Written from the JSON value's text (strings unescaped).
             case plain
+            /// json/jsonb: written as the JSON itself.
+            case json
             /// Events carry bytea as base64 text.
             case bytea
-            case byteaArray
+            /// Written as an array literal from the JSON array.
+            case array(element: Kind.Element)
+
+            enum Element: Equatable {
+                case plain, json, bytea
+            }
         }
 
         var name: String
-        /// `format_type` of the column: what `ADD COLUMN` and `CREATE TABLE` write.
+        /// `format_type` of the column: what `ADD COLUMN`, `CREATE TABLE` and casts write.
         var type: String
         var kind: Kind
+        /// The type of the staging column: a domain's base type (the domain's checks then run
+        /// when the row reaches the target, where a refusal names it).
+        var stageType: String = ""
     }
 
     var schema: String?
@@ -42,6 +53,22 @@ struct TargetTable {
         return uniqueKeys.first { Set($0) == wanted }
     }
 
+    static func kind(type: String, category: String, element: String) -> Column.Kind {
+        func elementKind(_ name: String) -> Column.Kind.Element {
+            switch name {
+            case "bytea": .bytea
+            case "json", "jsonb": .json
+            default: .plain
+            }
+        }
+        if category == "A" { return .array(element: elementKind(element)) }
+        switch type {
+        case "bytea": return .bytea
+        case "json", "jsonb": return .json
+        default: return .plain
+        }
+    }
+
     /// Reads the table from the catalog; nil when it does not exist.
     static func load(schema: String?, name: String, _ sql: SQLConnection) throws -> TargetTable? {
         let qualified = qualified(schema: schema, name: name)
@@ -49,22 +76,23 @@ struct TargetTable {
         guard exists.rowCount == 1, exists.string(0, 0) != nil else { return nil }
         let columns = try sql.execute(
             """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-                   CASE WHEN t.typname = 'bytea' THEN 'b' WHEN t.typname = '_bytea' THEN 'B' ELSE '' END
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory, coalesce(e.typname, ''),
+                   CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
+                        ELSE format_type(a.atttypid, a.atttypmod) END
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
             """, [qualified])
         var table = TargetTable(schema: schema, name: name, columns: [], uniqueKeys: [])
         for row in 0..<columns.rowCount {
-            let kind: Column.Kind =
-                switch columns.string(row, 2) {
-                case "b": .bytea
-                case "B": .byteaArray
-                default: .plain
-                }
             table.columns.append(
-                Column(name: columns.string(row, 0) ?? "", type: columns.string(row, 1) ?? "text", kind: kind))
+                Column(
+                    name: columns.string(row, 0) ?? "", type: columns.string(row, 1) ?? "text",
+                    kind: Self.kind(
+                        type: columns.string(row, 2) ?? "", category: columns.string(row, 3) ?? "",
+                        element: columns.string(row, 4) ?? ""),
+                    stageType: columns.string(row, 5) ?? "text"))
         }
         let keys = try sql.execute(
             """

@@ -26,30 +26,78 @@ import Testing
         return plan
     }
 
-    static func rows(_ plan: DeliveryPlan) -> [[String]] {
-        String(decoding: plan.copy.bytes, as: UTF8.self).split(separator: "\n").map {
+    static func column(_ name: String, _ kind: TargetTable.Column.Kind = .plain) -> TargetTable.Column {
+        TargetTable.Column(name: name, type: "text", kind: kind, stageType: "text")
+    }
+
+    /// The staged COPY rows of the plan's first table, fields split.
+    static func rows(
+        _ plan: DeliveryPlan, _ batches: [EventBatch], columns: [TargetTable.Column], refused: inout [Int]
+    ) -> [[String]] {
+        var copy = CopyText()
+        let rows = StageRows(columns: columns, mode: plan.mode)
+        refused =
+            plan.mode == .apply
+            ? rows.apply(plan.tables[0].staged[...], batches: batches, into: &copy)
+            : rows.append(plan.tables[0].staged[...], batches: batches, flatten: false, into: &copy)
+        return String(decoding: copy.bytes, as: UTF8.self).split(separator: "\n").map {
             $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
         }
     }
 
+    static func rows(_ plan: DeliveryPlan, _ batches: [EventBatch], columns: [TargetTable.Column]) -> [[String]] {
+        var refused: [Int] = []
+        return rows(plan, batches, columns: columns, refused: &refused)
+    }
+
     @Test func stagesChangesWithTheirKeyColumnsAndColumns() throws {
-        let plan = try Self.plan([
+        let events = [
             Self.event("0/10:1", "insert", key: #"{"id":1,"k":"a"}"#, after: #"{"id":1,"k":"a","v":"x\\y\tz"}"#),
             Self.event("0/10:2", "delete", key: #"{"id":2,"k":"b"}"#, after: "null"),
-        ])
+        ]
+        let plan = try Self.plan(events)
         #expect(plan.tables.count == 1)
         let table = plan.tables[0]
         #expect(table.schema == "replica" && table.name == "t" && table.sourceTable == "t")
         #expect(table.keyColumns == ["id", "k"] && table.columns == ["id", "k", "v"])
-        #expect(table.hasUpserts && table.hasDeletes && table.seqs == [0, 1])
-        let rows = Self.rows(plan)
-        #expect(rows.count == 2 && rows[0].count == 11)
-        #expect(rows[0][0] == "0" && rows[0][2] == "insert" && rows[0][3] == #"{"id":1,"k":"a"}"#)
-        #expect(rows[0][5] == #"{"id":1,"k":"a","v":"x\\\\y\\tz"}"#, "backslashes doubled for COPY")
-        #expect(rows[1][2] == "delete" && rows[1][5] == #"\N"#)
+        #expect(table.hasUpserts && table.hasDeletes && table.seqs == [0, 1] && !table.repeatsKeys)
+        let rows = Self.rows(
+            plan, [.fixture(events)], columns: [Self.column("id"), Self.column("k"), Self.column("v")])
+        #expect(rows.count == 2 && rows[0].count == 7)
+        #expect(rows[0] == ["0", "i", "0", #"\N"#, "1", "a", #"x\\y\tz"#], "JSON escapes become COPY escapes")
+        #expect(rows[1] == ["1", "d", "0", #"\N"#, "2", "b", #"\N"#])
         #expect(plan.newest?.description == "0/10:2")
     }
 
+    @Test func valuesAreWrittenForTheTargetColumnsType() throws {
+        let after =
+            #"{"id":1,"b":"AAEC/w==","j":{"a":[1,"x"]},"arr":[1,null,[2]],"tags":["a\"b","c\\d"],"bins":["AAE="],"s":"\u00e9\ud83d\ude00\/"}"#
+        let events = [Self.event("0/10:1", "insert", key: #"{"id":1}"#, after: after)]
+        let plan = try Self.plan(events)
+        let columns = [
+            Self.column("id"), Self.column("b", .bytea), Self.column("j", .json),
+            Self.column("arr", .array(element: .plain)), Self.column("tags", .array(element: .plain)),
+            Self.column("bins", .array(element: .bytea)), Self.column("s"),
+        ]
+        let row = Self.rows(plan, [.fixture(events)], columns: columns)[0]
+        #expect(row[5] == #"\\x000102ff"#, "bytea from base64, backslash escaped for COPY")
+        #expect(row[6] == #"{"a":[1,"x"]}"#)
+        #expect(row[7] == "{1,NULL,{2}}")
+        #expect(row[8] == #"{"a\\"b","c\\\\d"}"#)
+        #expect(row[9] == #"{"\\\\x0001"}"#)
+        #expect(row[10] == "é😀/")
+    }
+
+    @Test func aColumnTheTargetLacksRefusesTheEvent() throws {
+        let events = [
+            Self.event("0/10:1", "insert", key: #"{"id":1}"#, after: #"{"id":1,"new":2}"#),
+            Self.event("0/10:2", "insert", key: #"{"id":2}"#, after: #"{"id":2}"#),
+        ]
+        let plan = try Self.plan(events)
+        var refused: [Int] = []
+        let rows = Self.rows(plan, [.fixture(events)], columns: [Self.column("id")], refused: &refused)
+        #expect(refused == [0] && rows.count == 1 && rows[0][4] == "2")
+    }
     @Test func eventsAtOrBeforeTheRecordedPositionAreSkippedUnlessPending() throws {
         let applied = AppliedPositions(position: SinkPosition("0/10:2"), pending: ["0/10:1"])
         let plan = try Self.plan(
@@ -65,15 +113,15 @@ import Testing
     }
 
     @Test func aKeyChangeStagesADeleteOfTheOldKey() throws {
-        let plan = try Self.plan([
+        let events = [
             Self.event("0/10:1", "update", key: #"{"id":2}"#, before: #"{"id":1}"#, after: #"{"id":2,"v":1}"#),
             Self.event("0/10:2", "update", key: #"{"id":3}"#, before: #"{"id":3,"v":0}"#, after: #"{"id":3,"v":2}"#),
-        ])
-        let rows = Self.rows(plan)
-        #expect(rows.map { $0[2] } == ["delete", "update", "update"], "the second update kept its key")
-        #expect(rows[0][0] == "0" && rows[0][3] == #"{"id":1}"# && rows[0][6] == "0")
-        #expect(rows.allSatisfy { $0.count == 11 })
-        #expect(plan.tables[0].hasDeletes)
+        ]
+        let plan = try Self.plan(events)
+        let rows = Self.rows(plan, [.fixture(events)], columns: [Self.column("id"), Self.column("v")])
+        #expect(rows.map { $0[1] } == ["d", "u", "u"], "the second update kept its key")
+        #expect(rows[0] == ["0", "d", "0", #"\N"#, "1", #"\N"#])
+        #expect(plan.tables[0].hasDeletes && plan.tables[0].repeatsKeys)
     }
 
     @Test func unchangedToastColumnsGetASetIndex() throws {
@@ -81,10 +129,11 @@ import Testing
         let plan = try Self.plan([
             Self.event("0/10:1", "update", key: #"{"id":1}"#, after: #"{"id":1,"v":1}"#, extra: unchanged),
             Self.event("0/10:2", "update", key: #"{"id":2}"#, after: #"{"id":2,"v":1}"#, extra: unchanged),
-            Self.event("0/10:3", "update", key: #"{"id":3}"#, after: #"{"id":3,"v":1,"doc":"d"}"#),
+            Self.event("0/10:3", "update", key: #"{"id":1}"#, after: #"{"id":1,"v":1,"doc":"d"}"#),
         ])
         #expect(plan.tables[0].unchangedSets == [["doc"]])
-        #expect(Self.rows(plan).map { $0[6] } == ["1", "1", "0"])
+        #expect(plan.tables[0].staged.map(\.uset) == [1, 1, 0])
+        #expect(plan.tables[0].repeatsKeys, "key 1 comes twice")
     }
 
     @Test func truncatesChunkDropsMessagesAndKeylessEvents() throws {
@@ -100,16 +149,17 @@ import Testing
         #expect(table.droppedChunks.first?.rangeEnd == "2026-01-02T00:00:00.000000Z")
         #expect(plan.messages == 1)
         #expect(plan.rejected.map(\.event) == [4] && plan.rejected[0].reason.contains("primary key"))
-        #expect(Self.rows(plan).count == 1, "only the insert is staged")
+        #expect(table.staged.map(\.seq) == [0], "only the insert is staged")
     }
 
     @Test func appendStagesEveryEventWithItsMetadata() throws {
-        let plan = try Self.plan(
-            [Self.event("0/10:1", "update", key: #"{"id":1}"#, before: #"{"id":1,"v":0}"#, after: #"{"id":1,"v":1}"#)],
-            mode: .append)
-        let row = Self.rows(plan)[0]
-        #expect(row[2] == "update" && row[4] == #"{"id":1,"v":0}"# && row[5] == #"{"id":1,"v":1}"#)
-        #expect(row[8] == "0/10:1" && row[9] == "0/10" && row[10] == "2026-12-01T00:00:00.000000Z")
+        let events = [
+            Self.event("0/10:1", "update", key: #"{"id":1}"#, before: #"{"id":1,"v":0}"#, after: #"{"id":1,"v":1}"#)
+        ]
+        let plan = try Self.plan(events, mode: .append)
+        let row = Self.rows(plan, [.fixture(events)], columns: [])[0]
+        #expect(
+            row == ["update", "0/10:1", "0/10", "2026-12-01T00:00:00.000000Z", #"{"id":1,"v":0}"#, #"{"id":1,"v":1}"#])
         #expect(plan.tables[0].columns == ["id", "v"])
     }
 }

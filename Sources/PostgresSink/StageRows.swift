@@ -1,0 +1,119 @@
+import BridgeCore
+
+/// The columns a table's events are staged (or appended) with, and the rows for them.
+struct StageRows {
+    let columns: [TargetTable.Column]
+    /// The columns' names as they appear (escaped) in event JSON.
+    let raw: [[UInt8]]
+    let mode: PostgresSinkConfig.Mode
+
+    init(columns: [TargetTable.Column], mode: PostgresSinkConfig.Mode) {
+        self.columns = columns
+        self.mode = mode
+        raw = columns.map { column in
+            var out: [UInt8] = []
+            JSONBytes.appendEscaped(column.name, into: &out)
+            return out
+        }
+    }
+
+    /// The column a member named `key` (escaped contents) goes to; members are usually in
+    /// column order, so the `hint`-th column is tried first.
+    func index(of key: UnsafeBufferPointer<UInt8>, hint: Int) -> Int? {
+        if hint < raw.count, raw[hint].elementsEqual(key) { return hint }
+        return raw.firstIndex { $0.elementsEqual(key) }
+    }
+
+    /// Places the members of `object` into `slots`; false when a member has no column.
+    func place(_ bytes: UnsafeBufferPointer<UInt8>, _ object: Range<Int>, into slots: inout [Range<Int>?]) -> Bool {
+        var position = 0
+        var complete = true
+        JSONScanner(bytes).forEachMember(of: object) { key, value in
+            defer { position += 1 }
+            guard let index = index(of: UnsafeBufferPointer(rebasing: bytes[key]), hint: position) else {
+                complete = false
+                return false
+            }
+            slots[index] = value
+            return true
+        }
+        return complete
+    }
+
+    /// Stage rows for `staged` (apply mode): `seq, op, uset, oldkey, <columns>`. Returns the seqs
+    /// of events that carry a column the target lacks (not staged).
+    func apply(_ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], into copy: inout CopyText) -> [Int] {
+        var slots = [Range<Int>?](repeating: nil, count: columns.count)
+        var refused: [Int] = []
+        for event in staged {
+            let complete = batches[event.batch].bytes.withUnsafeBufferPointer { bytes -> Bool in
+                for i in slots.indices { slots[i] = nil }
+                let row = event.op == .delete ? event.key : event.after
+                if let row, !place(bytes, row, into: &slots) { return false }
+                if let oldKey = event.oldKey {
+                    // The row's old key goes first: a delete of it, in the same seq.
+                    oldKey.withUnsafeBufferPointer { old in
+                        var oldSlots = [Range<Int>?](repeating: nil, count: columns.count)
+                        _ = place(old, 0..<old.count, into: &oldSlots)
+                        copy.number(event.seq, first: true)
+                        copy.plain("d")
+                        copy.number(0)
+                        copy.null()
+                        for (index, column) in columns.enumerated() {
+                            copy.value(old, oldSlots[index], kind: column.kind)
+                        }
+                        copy.endRow()
+                    }
+                }
+                copy.number(event.seq, first: true)
+                switch event.op {
+                case .delete: copy.plain("d")
+                case .insert: copy.plain("i")
+                case .read: copy.plain("r")
+                default: copy.plain("u")
+                }
+                copy.number(event.uset)
+                if let oldKey = event.oldKey, event.uset > 0 { copy.bytesField(oldKey) } else { copy.null() }
+                for (index, column) in columns.enumerated() { copy.value(bytes, slots[index], kind: column.kind) }
+                copy.endRow()
+                return true
+            }
+            if !complete { refused.append(event.seq) }
+        }
+        return refused
+    }
+
+    /// Rows of an `append` target: `op, id, commit_lsn, commit_time` then `before, after`
+    /// (`json`) or the row's columns (`flatten`).
+    func append(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], flatten: Bool, into copy: inout CopyText
+    ) -> [Int] {
+        var slots = [Range<Int>?](repeating: nil, count: columns.count)
+        var refused: [Int] = []
+        for event in staged {
+            let complete = batches[event.batch].bytes.withUnsafeBufferPointer { bytes -> Bool in
+                if flatten {
+                    for i in slots.indices { slots[i] = nil }
+                    if let row = event.after ?? event.before ?? event.key, !place(bytes, row, into: &slots) {
+                        return false
+                    }
+                }
+                let name = event.op.name
+                copy.bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+                copy.field(bytes, event.id)
+                copy.field(bytes, event.commitLSN)
+                copy.field(bytes, event.commitTime)
+                if flatten {
+                    for (index, column) in columns.enumerated() { copy.value(bytes, slots[index], kind: column.kind) }
+                } else {
+                    copy.value(bytes, event.before, kind: .json)
+                    copy.value(bytes, event.after, kind: .json)
+                }
+                copy.endRow()
+                return true
+            }
+            if !complete { refused.append(event.seq) }
+        }
+        return refused
+    }
+}
