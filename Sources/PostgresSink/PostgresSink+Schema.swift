@@ -69,6 +69,49 @@ extension PostgresSink {
         logger.notice(
             "postgres sink \(sinkName): created \(qualified) like \(work.sourceSchema).\(work.sourceTable) (create_tables: true)",
             metadata: ["pipe": "\(pipe)"])
+        if config.mode == .apply { try makeHypertable(qualified, like: work, sql) }
+    }
+
+    /// A source hypertable's time dimension: its column and chunk interval (microseconds for time
+    /// types, the integer for integer time), from TimescaleDB's catalog; nil for a plain table.
+    func sourceTimeDimension(schema: String, name: String) throws -> (column: String, interval: String, isTime: Bool)? {
+        guard let source else { return nil }
+        let connection = try PGConnection(url: source.postgres.url, mode: .normal, applicationName: "pgbridge schema")
+        let sql = SQLConnection(connection: connection)
+        guard try sql.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL").string(0, 0) == "t"
+        else { return nil }
+        let row = try sql.execute(
+            """
+            SELECT d.column_name, d.interval_length, d.column_type::regtype::text IN ('timestamp with time zone',
+                   'timestamp without time zone', 'date')
+            FROM _timescaledb_catalog.hypertable h JOIN _timescaledb_catalog.dimension d ON d.hypertable_id = h.id
+            WHERE h.schema_name = $1 AND h.table_name = $2 AND d.interval_length IS NOT NULL ORDER BY d.id LIMIT 1
+            """, [schema, name])
+        guard row.rowCount == 1, let column = row.string(0, 0), let interval = row.string(0, 1) else { return nil }
+        return (column, interval, row.string(0, 2) == "t")
+    }
+
+    /// Turns a table just created like a source hypertable into a hypertable on the same time
+    /// column with the same chunk interval, when the target has TimescaleDB.
+    func makeHypertable(_ qualified: String, like work: DeliveryPlan.TableWork, _ sql: SQLConnection) throws {
+        guard let dimension = try sourceTimeDimension(schema: work.sourceSchema, name: work.sourceTable) else {
+            return
+        }
+        let hasTimescale = try sql.execute("SELECT count(*) > 0 FROM pg_proc WHERE proname = 'create_hypertable'")
+        guard hasTimescale.string(0, 0) == "t" else {
+            logger.warning(
+                "postgres sink \(sinkName): \(work.sourceSchema).\(work.sourceTable) is a hypertable but the target has no TimescaleDB: created \(qualified) as a plain table. Install TimescaleDB on the target and convert it with create_hypertable to keep chunks",
+                metadata: ["pipe": "\(pipe)"])
+            return
+        }
+        let interval =
+            dimension.isTime ? "$3::bigint * interval '1 microsecond'" : "$3::bigint"
+        try sql.execute(
+            "SELECT * FROM create_hypertable($1::regclass, $2::name, chunk_time_interval => \(interval), if_not_exists => true)",
+            [qualified, dimension.column, dimension.interval])
+        logger.notice(
+            "postgres sink \(sinkName): made \(qualified) a hypertable on \(dimension.column) like the source (chunk interval \(dimension.interval)\(dimension.isTime ? " µs" : ""))",
+            metadata: ["pipe": "\(pipe)"])
     }
 
     /// `on_new_column: add`: the source's new columns, with the source's types.

@@ -117,3 +117,52 @@ struct PostgresSinkTests {
         #expect(positions[0][1] == positions[1][1], "both sinks recorded the last event")
     }
 }
+
+extension PostgresSinkTests {
+    /// Hypertable to hypertable with the TimescaleDB catalog fixture on both sides: the target
+    /// hypertable is created like the source's, chunk rows land in it (in chunks of its own),
+    /// updates apply, and a retention drop on the source drops the target's chunks.
+    @Test func replicatesAHypertableAndMirrorsRetention() async throws {
+        let source = try TimescaleFixture.conditionsDatabase(prefix: "pgsink_ts_src")
+        let target = try TestDatabase(prefix: "pgsink_ts_dst")
+        defer {
+            source.drop()
+            target.drop()
+        }
+        try target.sql(TimescaleFixture.sql)
+        let slot = "pgbridge_\(source.name)"
+        let pipe = try InProcessPipe(
+            database: source, name: "pgsink_ts", tables: ["public.conditions"],
+            sinks: [
+                try Self.sink(
+                    target, source: source, slot: slot, name: "replica",
+                    settings: ", create_tables: true, on_chunk_dropped: drop")
+            ], withFileSink: false)
+        try await pipe.startStreaming(source)
+        try source.reconnect()  // picks up the database-level chunk auto-publication
+        try source.sql(
+            """
+            INSERT INTO conditions SELECT '2026-01-01 00:00+00'::timestamptz + g * interval '6 hours', 'd' || (g % 2), g
+            FROM generate_series(0, 15) g;
+            UPDATE conditions SET temp = -1 WHERE time = '2026-01-02 06:00+00';
+            DELETE FROM conditions WHERE time = '2026-01-03 12:00+00';
+            """)
+        let query = "SELECT time::text, device, temp FROM conditions ORDER BY time, device"
+        try await waitFor("the target hypertable to equal the source", timeout: .seconds(60)) {
+            (try? target.sql(query)) == (try source.sql(query))  // the sink creates the table first
+        }
+        #expect(
+            try target.value("SELECT count(*) FROM _timescaledb_catalog.hypertable WHERE table_name = 'conditions'")
+                == "1", "the target table is a hypertable")
+        #expect(try target.value("SELECT count(*) FROM _timescaledb_catalog.chunk") == "4", "one chunk per day")
+        #expect(try target.value("SELECT count(*) FROM ONLY conditions") == "0", "rows live in the chunks")
+
+        try source.sql("SELECT _timescaledb_catalog.fixture_drop_chunks('conditions', '2026-01-03 00:00+00')")
+        try await waitFor("the retention to reach the target", timeout: .seconds(60)) {
+            try target.value("SELECT count(*) FROM _timescaledb_catalog.chunk") == "2"
+        }
+        #expect(try target.sql(query) == source.sql(query))
+        #expect(try target.value("SELECT min(time)::text FROM conditions") == "2026-01-03 00:00:00+00")
+        try await pipe.stop()
+    }
+}

@@ -32,7 +32,7 @@ struct TriggerCaptureTests {
         let installed = FileManager.default.fileExists(atPath: "/usr/share/postgresql/15/extension/pgbridge.control")
         try #require(installed, "the pgbridge extension files are not installed: run scripts/test")
         try db.sql("CREATE EXTENSION pgbridge")
-        #expect(try db.value("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'") == "0.3")
+        #expect(try db.value("SELECT extversion FROM pg_extension WHERE extname = 'pgbridge'") == "0.4")
         #expect(try db.value("SELECT to_regprocedure('pgbridge.watch(regclass,text,text[])') IS NOT NULL") == "t")
         #expect(try db.value("SELECT has_function_privilege('public', 'pgbridge.capture()', 'EXECUTE')") == "f")
         let plain = try TestDatabase(prefix: "setup")
@@ -42,7 +42,10 @@ struct TriggerCaptureTests {
             let result = try await BridgeProcess.run(["setup", "--url", plain.url], directory: directory)
             #expect(result.status == 0, "\(result.stderr)")
         }
-        #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.3")
+        #expect(try plain.value("SELECT version FROM pgbridge.setup") == "0.4")
+        #expect(
+            try plain.value("SELECT to_regclass('pgbridge.sink_positions') IS NOT NULL") == "t",
+            "setup --url <target> prepares a postgres sink's target")
         #expect(try plain.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'pgbridge'::regnamespace") == "4")
         try plain.sql(
             "CREATE TABLE t (id int PRIMARY KEY, v text); SELECT pgbridge.watch('t', 'c1', '{id}'); INSERT INTO t VALUES (1, 'x');"

@@ -18,6 +18,9 @@ struct ExtensionSQLTests {
         let upgrade3 = try String(
             contentsOf: root.appendingPathComponent("sql/pgbridge--0.2--0.3.sql"), encoding: .utf8)
         #expect(upgrade3 == ExtensionSQL.upgrade_0_2_to_0_3)
+        let upgrade4 = try String(
+            contentsOf: root.appendingPathComponent("sql/pgbridge--0.3--0.4.sql"), encoding: .utf8)
+        #expect(upgrade4 == ExtensionSQL.upgrade_0_3_to_0_4)
         #expect(DatabaseSetup.upgrades.last?.to == ExtensionSQL.version)
         let control = try String(contentsOf: root.appendingPathComponent("sql/pgbridge.control"), encoding: .utf8)
         #expect(control.contains("default_version = '\(ExtensionSQL.version)'"))

@@ -15,6 +15,7 @@ public enum DatabaseSetup {
     static let upgrades: [(from: String, to: String, sql: String)] = [
         ("0.1", "0.2", ExtensionSQL.upgrade_0_1_to_0_2),
         ("0.2", "0.3", ExtensionSQL.upgrade_0_2_to_0_3),
+        ("0.3", "0.4", ExtensionSQL.upgrade_0_3_to_0_4),
     ]
 
     public static func run(postgres: PostgresConfig) async throws -> Outcome {

@@ -3,7 +3,7 @@
 // Regenerate after editing the .sql file: the literal must end with the file's final newline.
 enum ExtensionSQL {
     /// The version `pgbridge setup` brings a database to (0.1, then the upgrades).
-    static let version = "0.3"
+    static let version = "0.4"
 
     static let install_0_1 = #"""
         -- pgbridge 0.1: transactional outbox for trigger-driven change capture.
