@@ -159,7 +159,7 @@ let package = Package(
             name: "pgbridge",
             dependencies: [
                 "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "Pipeline",
-                "BridgeRuntime", "HTTPAPI", "WireProtocol",
+                "BridgeRuntime", "HTTPAPI", "WireProtocol", "PostgresSink",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -166,3 +166,56 @@ extension PostgresSinkTests {
         try await pipe.stop()
     }
 }
+
+extension PostgresSinkTests {
+    /// `pgbridge check` reads the target's catalog for every captured table and prints one line
+    /// per problem: a missing table, a missing key, missing columns, missing privileges.
+    @Test(.enabled(if: TestEnvironment.hasBinary)) func checkNamesEachTargetProblem() async throws {
+        let source = try TestDatabase(prefix: "pgsink_chk_src")
+        let target = try TestDatabase(prefix: "pgsink_chk_dst")
+        defer {
+            source.drop()
+            target.drop(roles: ["pgsink_chk_writer"])
+        }
+        try source.sql(
+            """
+            CREATE TABLE a (id int PRIMARY KEY, v text, extra int);
+            CREATE TABLE b (id int PRIMARY KEY, v text);
+            CREATE TABLE c (id int PRIMARY KEY);
+            CREATE TABLE d (id int PRIMARY KEY);
+            """)
+        try target.sql(
+            """
+            DROP ROLE IF EXISTS pgsink_chk_writer;
+            CREATE ROLE pgsink_chk_writer LOGIN;
+            CREATE TABLE a (id int PRIMARY KEY, v text);
+            CREATE TABLE b (id int, v text);
+            CREATE TABLE d (id int PRIMARY KEY);
+            GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON a, b TO pgsink_chk_writer;
+            GRANT SELECT ON d TO pgsink_chk_writer;
+            REVOKE CREATE ON DATABASE \(target.name) FROM PUBLIC;
+            """)
+        let directory = try TestEnvironment.scratchDirectory("pgsink_check")
+        let writer = target.url.replacingOccurrences(of: "postgres@", with: "pgsink_chk_writer@")
+        let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+        try """
+        postgres: {url: "\(source.url)"}
+        state_dir: \(directory)/state
+        pipes:
+          - name: p
+            source: {kind: replication, tables: [public.a, public.b, public.c, public.d]}
+            sinks: [{name: replica, kind: postgres, url: "\(writer)"}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let check = try await BridgeProcess.run(["check", "--config", config], directory: directory)
+        let lines = check.stderr.split(separator: "\n").filter { $0.contains("sink replica:") }.map(String.init)
+        func has(_ text: String) -> Bool { lines.contains { $0.contains(text) } }
+        #expect(has("public.a → \"public\".\"a\": the target lacks column(s) extra"), "\(lines)")
+        #expect(has("public.b → \"public\".\"b\": no primary key or unique index on (\"id\")"), "\(lines)")
+        #expect(has("public.c → \"public\".\"c\": the target table does not exist"), "\(lines)")
+        #expect(has("public.d → \"public\".\"d\": the target role lacks INSERT, UPDATE, DELETE, TRUNCATE"), "\(lines)")
+        #expect(has("pgbridge.sink_positions is missing and the target role may not create it"), "\(lines)")
+        #expect(lines.count == 5, "one line per problem: \(lines)")
+        #expect(
+            try target.value("SELECT to_regclass('pgbridge.sink_positions') IS NULL") == "t", "check creates nothing")
+    }
+}

@@ -7,6 +7,7 @@ import HTTPSink
 import KafkaSink
 import Logging
 import PostgresClient
+import PostgresSink
 import PostgresSource
 
 struct Check: AsyncParsableCommand {
@@ -44,6 +45,17 @@ struct Check: AsyncParsableCommand {
             }
             for sink in pipe.sinks {
                 if let problem = Self.check(sink) { problems.append("pipe \(pipe.name): \(problem)") }
+                if sink.settings is PostgresSinkConfig {
+                    // Connects to the target and reads its catalog; creates nothing.
+                    do {
+                        let found = try await Self.targetProblems(sink, pipe: pipe, config: config)
+                        problems += found.map { "pipe \(pipe.name): sink \(sink.name): \($0)" }
+                    } catch {
+                        problems.append("pipe \(pipe.name): sink \(sink.name): \(error)")
+                        unreachable = true
+                    }
+                    continue
+                }
                 if let problem = await Self.reach(sink, pipe: pipe, config: config) {
                     problems.append("pipe \(pipe.name): sink \(sink.name): \(problem)")
                     unreachable = true
@@ -64,6 +76,20 @@ struct Check: AsyncParsableCommand {
             return
         }
         throw ExitCode(unreachable ? ExitCodes.runtime : ExitCodes.prerequisite)
+    }
+
+    static func targetProblems(_ sink: SinkConfig, pipe: PipeConfig, config: BridgeConfig) async throws -> [String] {
+        var logger = Logger(label: "pgbridge.check")
+        logger.logLevel = .critical
+        let made = try PipeFactory(config: config, version: PGBridge.version, logger: logger).makeSink(
+            sink, pipe: pipe.name, source: pipe.source)
+        guard let postgres = made as? PostgresSink else { return [] }
+        let tables: [TablePattern] =
+            switch pipe.source {
+            case .replication(let replication): replication.tables
+            default: []
+            }
+        return try await postgres.targetProblems(tables: tables)
     }
 
     static func check(_ sink: SinkConfig) -> String? {
