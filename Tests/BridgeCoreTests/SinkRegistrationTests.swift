@@ -145,7 +145,7 @@ import Testing
 
     @Test func theStandardRegistryHasEveryShippedKindOnce() {
         let kinds = ConfigRegistry.standard.sinkKinds
-        #expect(kinds == ["file", "kafka", "rabbitmq", "redis", "http"])
+        #expect(kinds == ["file", "kafka", "rabbitmq", "redis", "http", "postgres"])
         #expect(Set(kinds).count == kinds.count)
         #expect(
             ConfigRegistry.standard.sinks.filter(\.takesDeadLetters).map(\.kind) == [
