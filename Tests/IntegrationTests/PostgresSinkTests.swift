@@ -20,7 +20,13 @@ struct PostgresSinkTests {
     static func sink(
         _ target: TestDatabase, source: TestDatabase, slot: String, name: String, settings: String = ""
     ) throws -> PipeSink {
-        let parsed = try SinkFixture.parse("kind: postgres, url: \"\(target.url)\"\(settings)", retries: 0)
+        try sink(url: target.url, source: source, slot: slot, name: name, settings: settings)
+    }
+
+    static func sink(url: String, source: TestDatabase, slot: String, name: String, settings: String = "") throws
+        -> PipeSink
+    {
+        let parsed = try SinkFixture.parse("kind: postgres, url: \"\(url)\"\(settings)", retries: 0)
         guard let config = parsed.settings as? PostgresSinkConfig else { throw TestFailure("expected postgres") }
         let sink = PostgresSink(
             config: config, pipe: "pgsink", sink: name,
@@ -217,5 +223,81 @@ extension PostgresSinkTests {
         #expect(lines.count == 5, "one line per problem: \(lines)")
         #expect(
             try target.value("SELECT to_regclass('pgbridge.sink_positions') IS NULL") == "t", "check creates nothing")
+    }
+}
+
+extension PostgresSinkTests {
+    /// A column added on the source: dead-lettered with the fix by default, added to the target
+    /// with `on_new_column: add`.
+    @Test func newSourceColumnsAreDeadLetteredOrAdded() async throws {
+        let source = try TestDatabase(prefix: "pgsink_drift_src")
+        let strict = try TestDatabase(prefix: "pgsink_drift_a")
+        let adding = try TestDatabase(prefix: "pgsink_drift_b")
+        defer {
+            source.drop()
+            strict.drop()
+            adding.drop()
+        }
+        for db in [source, strict, adding] { try db.sql("CREATE TABLE m (id int PRIMARY KEY, v text)") }
+        let slot = "pgbridge_\(source.name)"
+        let pipe = try InProcessPipe(
+            database: source, name: "pgsink_drift", tables: ["public.m"],
+            sinks: [
+                try Self.sink(strict, source: source, slot: slot, name: "strict"),
+                try Self.sink(adding, source: source, slot: slot, name: "adding", settings: ", on_new_column: add"),
+            ], withFileSink: false)
+        try await pipe.startStreaming(source)
+        try source.sql("INSERT INTO m VALUES (1, 'before')")
+        try source.sql("ALTER TABLE m ADD COLUMN w numeric(8, 2) NOT NULL DEFAULT 0")
+        try source.sql("INSERT INTO m VALUES (2, 'after', 12.5)")
+        try await waitFor("the new column on the adding target", timeout: .seconds(30)) {
+            (try? adding.sql("SELECT id, v, w FROM m ORDER BY id").map { $0.map { $0 ?? "NULL" } })
+                == [["1", "before", "NULL"], ["2", "after", "12.50"]]
+        }
+        #expect(
+            try adding.value(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'm'::regclass AND attname = 'w'"
+            )
+                == "numeric(8,2)", "added with the source's type")
+        let dead = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(30)) { $0.count >= 1 }
+        #expect(dead.count == 1 && dead[0]["sink"] as? String == "strict")
+        let reason = dead.first?["reason"] as? String ?? ""
+        #expect(reason.contains("has no column w") && reason.contains("on_new_column: add"), "\(reason)")
+        #expect(try strict.sql("SELECT id FROM m ORDER BY id").map { $0[0] } == ["1"], "the rest still applies")
+        try await pipe.stop()
+    }
+
+    /// A target that is the source table itself is refused before anything is written, and a
+    /// role that may not create `pgbridge.sink_positions` is told to run `pgbridge setup`.
+    @Test func refusesALoopAndSaysHowToPrepareATarget() async throws {
+        let source = try TestDatabase(prefix: "pgsink_loop")
+        let target = try TestDatabase(prefix: "pgsink_perm")
+        defer {
+            source.drop()
+            target.drop(roles: ["pgsink_no_create"])
+        }
+        try source.sql("CREATE TABLE t (id int PRIMARY KEY)")
+        let slot = "pgbridge_\(source.name)"
+        let loop = try Self.sink(source, source: source, slot: slot, name: "loop")
+        await #expect {
+            try await loop.sink.open()
+        } throws: { error in
+            "\(error)".contains("the target is the source database and table {schema}.{table}")
+                && "\(error)".contains("(a loop)")
+        }
+        try target.sql(
+            """
+            DROP ROLE IF EXISTS pgsink_no_create;
+            CREATE ROLE pgsink_no_create LOGIN;
+            REVOKE CREATE ON DATABASE \(target.name) FROM PUBLIC;
+            """)
+        let limited = target.url.replacingOccurrences(of: "postgres@", with: "pgsink_no_create@")
+        let sink = try Self.sink(url: limited, source: source, slot: slot, name: "limited")
+        await #expect {
+            try await sink.sink.open()
+        } throws: { error in
+            "\(error)".contains("cannot create pgbridge.sink_positions") && "\(error)".contains("pgbridge setup --url")
+        }
+        await sink.sink.close()
     }
 }
