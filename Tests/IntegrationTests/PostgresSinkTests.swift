@@ -1,5 +1,6 @@
 import BridgeCore
 import Foundation
+import Logging
 import Pipeline
 import PostgresSink
 import Testing
@@ -18,20 +19,22 @@ struct PostgresSinkTests {
         """
 
     static func sink(
-        _ target: TestDatabase, source: TestDatabase, slot: String, name: String, settings: String = ""
+        _ target: TestDatabase, source: TestDatabase, slot: String, name: String, settings: String = "",
+        logger: Logger = InProcessPipe.testLogger
     ) throws -> PipeSink {
-        try sink(url: target.url, source: source, slot: slot, name: name, settings: settings)
+        try sink(url: target.url, source: source, slot: slot, name: name, settings: settings, logger: logger)
     }
 
-    static func sink(url: String, source: TestDatabase, slot: String, name: String, settings: String = "") throws
-        -> PipeSink
-    {
+    static func sink(
+        url: String, source: TestDatabase, slot: String, name: String, settings: String = "",
+        logger: Logger = InProcessPipe.testLogger
+    ) throws -> PipeSink {
         let parsed = try SinkFixture.parse("kind: postgres, url: \"\(url)\"\(settings)", retries: 0)
         guard let config = parsed.settings as? PostgresSinkConfig else { throw TestFailure("expected postgres") }
         let sink = PostgresSink(
             config: config, pipe: "pgsink", sink: name,
             source: SinkSourceInfo(postgres: PostgresConfig(url: source.url), streamID: "slot:\(slot)"),
-            logger: InProcessPipe.testLogger)
+            logger: logger)
         return PipeSink(name: name, sink: sink, delivery: parsed.delivery)
     }
 
@@ -135,14 +138,21 @@ extension PostgresSinkTests {
             source.drop()
             target.drop()
         }
+        let keeping = try TestDatabase(prefix: "pgsink_ts_keep")
+        defer { keeping.drop() }
         try target.sql(TimescaleFixture.sql)
+        try keeping.sql(TimescaleFixture.sql)
         let slot = "pgbridge_\(source.name)"
+        let (logger, records) = RecordingLogHandler.logger()
         let pipe = try InProcessPipe(
             database: source, name: "pgsink_ts", tables: ["public.conditions"],
             sinks: [
                 try Self.sink(
                     target, source: source, slot: slot, name: "replica",
-                    settings: ", create_tables: true, on_chunk_dropped: drop")
+                    settings: ", create_tables: true, on_chunk_dropped: drop"),
+                try Self.sink(
+                    keeping, source: source, slot: slot, name: "keeping", settings: ", create_tables: true",
+                    logger: logger),
             ], withFileSink: false)
         try await pipe.startStreaming(source)
         try source.reconnect()  // picks up the database-level chunk auto-publication
@@ -169,7 +179,25 @@ extension PostgresSinkTests {
         }
         #expect(try target.sql(query) == source.sql(query))
         #expect(try target.value("SELECT min(time)::text FROM conditions") == "2026-01-03 00:00:00+00")
+        try source.sql(
+            "SELECT pg_logical_emit_message(true, 'note', 'no table'); INSERT INTO conditions VALUES ('2026-01-05 00:00+00', 'd9', 9)"
+        )
+        try await waitFor("the last row on the keeping target", timeout: .seconds(30)) {
+            try keeping.value("SELECT count(*) FROM conditions WHERE device = 'd9'") == "1"
+        }
         try await pipe.stop()
+        #expect(
+            try keeping.value("SELECT count(*) FROM conditions WHERE time < '2026-01-03'") == "8",
+            "on_chunk_dropped: ignore keeps the target's rows")
+        let warnings = records.messages(at: .warning)
+        #expect(
+            warnings.filter {
+                $0.contains("retention dropped chunks of public.conditions") && $0.contains("on_chunk_dropped: drop")
+            }
+            .count == 1, "once per table: \(warnings)")
+        #expect(
+            warnings.filter { $0.contains("logical messages have no table") }.count == 1,
+            "a message is not applied, and that is said once: \(warnings)")
     }
 }
 
