@@ -11,20 +11,7 @@ struct CopyText {
             bytes.append(contentsOf: [0x5C, 0x4E])
             return
         }
-        var runStart = range.lowerBound
-        for i in range {
-            let byte = value[i]
-            guard byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D else { continue }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: value[runStart..<i]))
-            switch byte {
-            case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
-            case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
-            case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
-            default: bytes.append(contentsOf: [0x5C, 0x5C])
-            }
-            runStart = i + 1
-        }
-        bytes.append(contentsOf: UnsafeBufferPointer(rebasing: value[runStart..<range.upperBound]))
+        escaped(value, range)
     }
 
     /// A field of plain ASCII text without tabs, newlines or backslashes (numbers, op names).

@@ -16,6 +16,21 @@ extension DisruptiveTests {
             CREATE TRIGGER log_truncate AFTER TRUNCATE ON items FOR EACH STATEMENT EXECUTE FUNCTION log_change();
             """
 
+    /// A source with the counted items table on the first cluster, a target with the items table on
+    /// the second, and a configuration replicating one to the other (apply and append).
+    static func sinkSetup(_ prefix: String) throws -> (
+        source: TestDatabase, target: TestDatabase, directory: String, slot: String, config: String
+    ) {
+        let source = try TestDatabase(prefix: "\(prefix)_src")
+        let target = try TestDatabase(prefix: "\(prefix)_dst", serverURL: TestEnvironment.disruptivePostgresURL)
+        try source.sql(countedItemsDDL)
+        try target.sql(PostgresSinkTests.tableDDL)
+        let directory = try TestEnvironment.scratchDirectory(prefix)
+        let slot = "pgbridge_\(source.name)"
+        let config = try sinkConfig(directory: directory, source: source, target: target, slot: slot)
+        return (source, target, directory, slot, config)
+    }
+
     static func sinkConfig(directory: String, source: TestDatabase, target: TestDatabase, slot: String) throws
         -> String
     {
@@ -55,17 +70,11 @@ extension DisruptiveTests {
     /// About 100,000 changes applied while pgbridge is SIGKILLed twice: the replica equals the
     /// source, and the history has exactly one row per change.
     @Test func postgresSinkAppliesEachChangeOnceAcrossKills() async throws {
-        let source = try TestDatabase(prefix: "pgkill_src")
-        let target = try TestDatabase(prefix: "pgkill_dst", serverURL: TestEnvironment.disruptivePostgresURL)
+        let (source, target, directory, slot, config) = try Self.sinkSetup("pgkill")
         defer {
             source.drop()
             target.drop()
         }
-        try source.sql(Self.countedItemsDDL)
-        try target.sql(PostgresSinkTests.tableDDL)
-        let directory = try TestEnvironment.scratchDirectory("pgkill")
-        let slot = "pgbridge_\(source.name)"
-        let config = try Self.sinkConfig(directory: directory, source: source, target: target, slot: slot)
         func launch() throws -> BridgeProcess {
             try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
         }
@@ -119,17 +128,11 @@ extension DisruptiveTests {
     /// The target stopped for 20 s while the source keeps changing: the pipe waits without
     /// confirming, then applies everything by itself once the target is back.
     @Test func postgresSinkWaitsForAStoppedTarget() async throws {
-        let source = try TestDatabase(prefix: "pgdown_src")
-        let target = try TestDatabase(prefix: "pgdown_dst", serverURL: TestEnvironment.disruptivePostgresURL)
+        let (source, target, directory, slot, config) = try Self.sinkSetup("pgdown")
         defer {
             source.drop()
             target.drop()
         }
-        try source.sql(Self.countedItemsDDL)
-        try target.sql(PostgresSinkTests.tableDDL)
-        let directory = try TestEnvironment.scratchDirectory("pgdown")
-        let slot = "pgbridge_\(source.name)"
-        let config = try Self.sinkConfig(directory: directory, source: source, target: target, slot: slot)
         let bridge = try BridgeProcess(
             arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
         try await waitForSlot(source, slot)
