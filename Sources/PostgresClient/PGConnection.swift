@@ -16,9 +16,10 @@ public final class PGConnection {
     }
 
     /// Session settings that make value text forms stable for the encoders.
-    /// (standard_conforming_strings: the quoting of literals pgbridge builds relies on it.)
+    /// (standard_conforming_strings: the quoting of literals pgbridge builds relies on it;
+    /// bytea_output: a role or database set to `escape` would otherwise change bytea's text.)
     public static let sessionOptions =
-        "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c standard_conforming_strings=on"
+        "-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c standard_conforming_strings=on -c bytea_output=hex"
 
     /// Connects (blocking). `url` is a URI or key=value string; later parameters override it.
     /// - Parameter tcpUserTimeout: how long data sent may stay unacknowledged before the kernel
@@ -26,7 +27,7 @@ public final class PGConnection {
     ///   in flight.
     public init(
         url: String, mode: Mode, applicationName: String = "pgbridge", connectTimeout: Int = 10,
-        tcpUserTimeout: Duration = .seconds(60)
+        tcpUserTimeout: Duration = .seconds(60), extraOptions: String = ""
     ) throws {
         // TCP keepalives: a peer that vanished without closing the connection (failover, network
         // partition) is detected in about a minute instead of TCP's retransmission timeout.
@@ -38,7 +39,8 @@ public final class PGConnection {
         // The URL's own `options` (e.g. `-c lc_messages=…`) are kept; pgbridge's session settings
         // come after them and win where they overlap.
         let parsed = ConnectionString(url)
-        let options = [parsed?.value("options"), Self.sessionOptions].compactMap { $0 }.joined(separator: " ")
+        let options = [parsed?.value("options"), Self.sessionOptions, extraOptions].compactMap { $0 }
+            .filter { !$0.isEmpty }.joined(separator: " ")
         var values = [
             "1", "30", "10", "3", String(tcpUserTimeout.components.seconds * 1000), String(connectTimeout), url,
             applicationName, options,

@@ -55,8 +55,9 @@ struct ApplyStatements {
 
     /// Upserts the keys whose last change is an update that left the TOAST columns `unchanged`
     /// out (set `uset`; `containing[c]` lists the sets that leave column c out). Their values
-    /// come from the latest earlier change of the key in the range that sent them, else from
-    /// the old key's row (an update that changed the key), else the target keeps its own.
+    /// come from the latest earlier change of the key in the range that sent them (of the old
+    /// key, for an update that changed the key: earlier rows of the new key belong to another
+    /// row), else from the old key's row, else the target keeps its own.
     func upsertUnchanged(uset: Int, unchanged: Set<String>, containing: [String: [Int]]) -> String {
         let values = columns.map { column -> String in
             let name = TargetTable.quote(column.name)
@@ -65,7 +66,8 @@ struct ApplyStatements {
             return """
                 COALESCE(
                   (SELECT e.\(name) FROM \(stage) e WHERE e.seq BETWEEN $1 AND l.seq - 1 AND e.op <> 'd'
-                     AND e.uset NOT IN (\(excluded)) AND ((\(keyEquals("e", "l"))) OR (\(keyEquals("e", "ok"))))
+                     AND e.uset NOT IN (\(excluded))
+                     AND CASE WHEN l.oldkey IS NULL THEN \(keyEquals("e", "l")) ELSE \(keyEquals("e", "ok")) END
                    ORDER BY e.seq DESC LIMIT 1),
                   (SELECT o.\(name) FROM \(target.qualified) o WHERE \(keyEquals("o", "ok"))))
                 """

@@ -117,6 +117,11 @@ extension CopyText {
             switch bytes[i] {
             case UInt8(ascii: "n"):
                 out.append(contentsOf: Array("NULL".utf8))
+            case UInt8(ascii: "[") where element == .json:
+                // An element of a json[] that is itself a JSON array: one json value.
+                out.append(UInt8(ascii: "\""))
+                appendQuotedContents(Array(UnsafeBufferPointer(rebasing: bytes[i..<end])), into: &out)
+                out.append(UInt8(ascii: "\""))
             case UInt8(ascii: "["):
                 appendArrayLiteral(bytes, i..<end, element: element, into: &out)
             case UInt8(ascii: "\""):

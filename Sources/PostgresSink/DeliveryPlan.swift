@@ -132,7 +132,11 @@ struct DeliveryPlan {
         if let position, let id, let applied = applied.position, position <= applied {
             replayedPending.append(String(decoding: id, as: UTF8.self))
         }
-        if let position, newest.map({ position > $0 }) ?? true { newest = position }
+        // Rows of a snapshot carry the snapshot's LSN, not a place in the stream (`pgbridge
+        // snapshot` reads at the current WAL position, ahead of what the stream applied): they
+        // never move the position. Applying them again is harmless (upserts).
+        let isSnapshot = fields.capture.map { bytes[$0].elementsEqual("snapshot".utf8) } ?? false
+        if let position, !isSnapshot, newest.map({ position > $0 }) ?? true { newest = position }
         func reject(_ reason: String) {
             rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
         }

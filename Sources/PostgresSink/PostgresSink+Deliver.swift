@@ -30,10 +30,16 @@ extension PostgresSink {
         }
         var applied = state.applied
         if let source, let newest = plan.newest {
+            // Refused events stay pending: if they come again (a crash before they reached the
+            // dead-letter target), they are not skipped.
             var pending = applied.pending.filter { !plan.replayedPending.contains($0) }
-            for (seq, _) in refused {
-                let (batch, event) = plan.events[seq]
-                if let id = Self.eventID(batches[batch], event) { pending.append(id) }
+            for rejection in rejected {
+                if let id = Self.eventID(batches[rejection.batch], rejection.event) { pending.append(id) }
+            }
+            if pending.count > AppliedPositions.pendingLimit {
+                logger.warning(
+                    "postgres sink \(sinkName): more than \(AppliedPositions.pendingLimit) refused events are pending; the oldest \(pending.count - AppliedPositions.pendingLimit) are forgotten (they were dead-lettered unless pgbridge crashed right after refusing them)",
+                    metadata: ["pipe": "\(pipe)"])
             }
             applied.pending = Array(pending.suffix(AppliedPositions.pendingLimit))
             applied.position = max(newest, applied.position ?? newest)
@@ -99,12 +105,17 @@ extension PostgresSink {
             key = unique
         }
         var staged = work.staged[...]
+        var refused: [(seq: Int, reason: String)] = []
         if config.mode == .apply, let truncate = work.truncate {
-            try sql.execute(
-                ApplyStatements.truncate(target, cascade: truncate.cascade, restartIdentity: truncate.restartIdentity))
+            // A truncate the target refuses (a table referenced by foreign keys) is dead-lettered;
+            // the changes after it still apply.
+            refused += try applyRange([truncate.seq], table: target.qualified, sql, refusing: { _ in true }) { _, _ in
+                try sql.execute(
+                    ApplyStatements.truncate(
+                        target, cascade: truncate.cascade, restartIdentity: truncate.restartIdentity))
+            }
             staged = staged.drop { $0.seq <= truncate.seq }
         }
-        var refused: [(seq: Int, reason: String)] = []
         if !staged.isEmpty {
             let missingReason =
                 "\(qualified) has no column \(missing.joined(separator: ", ")): add it to the target (ALTER TABLE \(qualified) ADD COLUMN …) or set on_new_column: add"
@@ -118,7 +129,16 @@ extension PostgresSink {
                     staged, work: work, target: target, batches: batches, missingReason: missingReason, sql)
             }
         }
-        if config.mode == .apply { try dropChunks(work, target: target, sql, state) }
+        if config.mode == .apply, !work.droppedChunks.isEmpty {
+            // drop_chunks on a target without TimescaleDB (or without the chunks) is dead-lettered.
+            let seqs = work.droppedChunks.map(\.seq)
+            let failed = try applyRange([seqs[0]], table: target.qualified, sql, refusing: { _ in true }) { _, _ in
+                try dropChunks(work, target: target, sql, state)
+            }
+            if let failure = failed.first {
+                refused += seqs.map { ($0, failure.reason) }
+            }
+        }
         return refused
     }
 
@@ -133,13 +153,19 @@ extension PostgresSink {
         }
         let columns = names.compactMap { target.column($0) }
         let rows = StageRows(columns: columns, mode: .apply)
-        var copy = CopyText()
-        let carrying = Set(rows.apply(staged, batches: batches, into: &copy))
         let stage = try stageTable(target, columns: columns, sql, state)
-        try sql.connection.copyIn(
-            ApplyStatements.copy(
-                into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { TargetTable.quote($0.name) }),
-            data: copy.bytes)
+        let copyStatement = ApplyStatements.copy(
+            into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { TargetTable.quote($0.name) })
+        // Staging already converts values to the target's types: a value the type refuses (too
+        // long, not a uuid, no such enum label) fails the COPY, which is split like the apply.
+        var carrying: Set<Int> = []
+        let refusedStaging = try applyRange(staged.map(\.seq)[...], table: target.qualified, sql) { first, last in
+            var copy = CopyText()
+            let range = staged.filter { $0.seq >= first && $0.seq <= last && !carrying.contains($0.seq) }
+            carrying.formUnion(rows.apply(range[...], batches: batches, into: &copy))
+            try sql.connection.copyIn(copyStatement, data: copy.bytes)
+        }
+        let notStaged = carrying.union(refusedStaging.map(\.seq))
         let statements = ApplyStatements(
             target: target, stage: stage, columns: columns, key: key, repeatsKeys: work.repeatsKeys)
         var list: [String] = []
@@ -154,8 +180,8 @@ extension PostgresSink {
         }
         if work.hasDeletes { list.append(statements.delete) }
         if work.hasUpserts { list.append(statements.upsert) }
-        let seqs = staged.map(\.seq).filter { !carrying.contains($0) }
-        return carrying.map { ($0, missingReason) }
+        let seqs = staged.map(\.seq).filter { !notStaged.contains($0) }
+        return carrying.map { ($0, missingReason) } + refusedStaging
             + (try applyRange(seqs[...], table: target.qualified, sql) { first, last in
                 for statement in list { try sql.execute(statement, [String(first), String(last)]) }
             })
@@ -199,7 +225,8 @@ extension PostgresSink {
     /// constraint, a value, a permission), the range is split in halves until the refused
     /// events are found. The rest is applied.
     func applyRange(
-        _ seqs: ArraySlice<Int>, table: String, _ sql: SQLConnection, _ body: (Int, Int) throws -> Void
+        _ seqs: ArraySlice<Int>, table: String, _ sql: SQLConnection,
+        refusing: (PostgresError) -> Bool = PostgresSink.refusesRows, _ body: (Int, Int) throws -> Void
     ) throws -> [(seq: Int, reason: String)] {
         guard let first = seqs.first, let last = seqs.last else { return [] }
         try sql.execute("SAVEPOINT pgbridge_range")
@@ -207,24 +234,26 @@ extension PostgresSink {
             try body(first, last)
             try sql.execute("RELEASE SAVEPOINT pgbridge_range")
             return []
-        } catch let error as PostgresError where Self.refusesRows(error) {
+        } catch let error as PostgresError where error.code == .queryFailed && refusing(error) {
             try sql.execute("ROLLBACK TO SAVEPOINT pgbridge_range")
             try sql.execute("RELEASE SAVEPOINT pgbridge_range")
             guard seqs.count > 1 else {
                 return [(first, "\(table) refused the change: SQLSTATE \(error.sqlState ?? "?"): \(error.message)")]
             }
             let middle = seqs.startIndex + seqs.count / 2
-            return try applyRange(seqs[..<middle], table: table, sql, body)
-                + applyRange(seqs[middle...], table: table, sql, body)
+            return try applyRange(seqs[..<middle], table: table, sql, refusing: refusing, body)
+                + applyRange(seqs[middle...], table: table, sql, refusing: refusing, body)
         }
     }
 
     /// Errors that belong to rows, not to the target as a whole: data exceptions (22),
-    /// integrity constraints (23), a refused privilege (42501), a type mismatch (42804), a
-    /// trigger's RAISE (P0001).
+    /// integrity constraints (23), two changes the target sees as one key (21000: keys equal
+    /// only to the target, as with citext), a refused privilege (42501), a type mismatch
+    /// (42804), a trigger's RAISE (P0001).
     static func refusesRows(_ error: PostgresError) -> Bool {
         guard error.code == .queryFailed, let state = error.sqlState else { return false }
-        return state.hasPrefix("22") || state.hasPrefix("23") || ["42501", "42804", "P0001"].contains(state)
+        return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("21")
+            || ["42501", "42804", "P0001"].contains(state)
     }
 
     func targetTable(_ work: DeliveryPlan.TableWork, _ sql: SQLConnection, _ state: Target) throws -> TargetTable? {

@@ -61,9 +61,12 @@ public final class PostgresSink: EventSink {
             do {
                 return try deliver(batches, state)
             } catch let error as PostgresError {
-                // The transaction is gone with the error; a broken connection is replaced on
-                // the next delivery.
+                // The transaction is gone with the error, and with it what this delivery created
+                // (stage tables, a created or altered target table): forget them. A broken
+                // connection is replaced on the next delivery.
                 if let connection = state.connection, !connection.isBroken { _ = try? connection.execute("ROLLBACK") }
+                state.stages = [:]
+                state.tables = [:]
                 throw sinkError(error)
             }
         }
@@ -83,18 +86,24 @@ public final class PostgresSink: EventSink {
                 message:
                     "\(error.message): grant the target role INSERT, UPDATE, DELETE and TRUNCATE on the target tables")
         default:
-            return SinkError(sink: description, message: "\(error.message)", retriable: true)
+            // A prerequisite (a loop, a positions table that cannot be made) does not fix itself.
+            return SinkError(sink: description, message: "\(error.message)", retriable: error.code != .prerequisite)
         }
     }
 
     /// The connection (made, the positions table checked and the positions read on first use).
     func connect(_ state: Target) throws -> SQLConnection {
         if let connection = state.connection, !connection.isBroken { return SQLConnection(connection: connection) }
+        // A new connection: the last delivery may have committed without its answer arriving,
+        // so the recorded position is read again; temporary stage tables are gone.
         state.connection = nil
         state.tables = [:]
         state.stages = [:]
+        state.positionsLoaded = false
+        // Events are UTF-8: the target converts them to its own encoding.
         let connection = try PGConnection(
-            url: config.url, mode: .normal, applicationName: "pgbridge \(pipe).\(sinkName)")
+            url: config.url, mode: .normal, applicationName: "pgbridge \(pipe).\(sinkName)",
+            extraOptions: "-c client_encoding=UTF8")
         let sql = SQLConnection(connection: connection)
         state.isSourceDatabase = try checkNotLoop(sql)
         if source != nil { try readPositions(sql, state) }

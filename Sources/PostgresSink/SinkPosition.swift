@@ -45,7 +45,7 @@ struct AppliedPositions: Sendable {
     /// Event ids refused at or before `position`, newest last; at most `pendingLimit`.
     var pending: [String] = []
 
-    static let pendingLimit = 1_000
+    static let pendingLimit = 10_000
 
     /// Whether the event was applied in an earlier delivery (or by a process before a crash).
     func alreadyApplied(_ position: SinkPosition, id: some Collection<UInt8>) -> Bool {

@@ -88,6 +88,16 @@ import Testing
         #expect(row[10] == "é😀/")
     }
 
+    @Test func jsonArrayElementsOfAJSONArrayColumnStayJSON() throws {
+        let events = [
+            Self.event("0/10:1", "insert", key: #"{"id":1}"#, after: #"{"id":1,"docs":[[1,2],{"a":"b"},"s"]}"#)
+        ]
+        let plan = try Self.plan(events)
+        let row = Self.rows(
+            plan, [.fixture(events)], columns: [Self.column("id"), Self.column("docs", .array(element: .json))])[0]
+        #expect(row[5] == #"{"[1,2]","{\\"a\\":\\"b\\"}","\\"s\\""}"#)
+    }
+
     @Test func aColumnTheTargetLacksRefusesTheEvent() throws {
         let events = [
             Self.event("0/10:1", "insert", key: #"{"id":1}"#, after: #"{"id":1,"new":2}"#),
