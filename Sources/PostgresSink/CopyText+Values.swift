@@ -5,8 +5,10 @@ import BridgeCore
 /// for json/jsonb, arrays as array literals, bytea from base64 to `\x…`.
 extension CopyText {
     /// Field `value` (a JSON value in `bytes`; nil or `null` = NULL) for a column of `kind`.
-    mutating func value(_ bytes: UnsafeBufferPointer<UInt8>, _ value: Range<Int>?, kind: TargetTable.Column.Kind) {
-        self.bytes.append(0x09)
+    mutating func value(
+        _ bytes: UnsafeBufferPointer<UInt8>, _ value: Range<Int>?, kind: TargetTable.Column.Kind, first: Bool = false
+    ) {
+        if !first { self.bytes.append(0x09) }
         guard let value, !value.isEmpty, bytes[value.lowerBound] != UInt8(ascii: "n") else {
             self.bytes.append(contentsOf: [0x5C, 0x4E])
             return

@@ -153,6 +153,10 @@ extension PostgresSink {
         }
         let columns = names.compactMap { target.column($0) }
         let rows = StageRows(columns: columns, mode: .apply)
+        if let applied = try copyInsertsDirectly(staged, work: work, target: target, rows: rows, batches: batches, sql)
+        {
+            return applied.map { ($0, missingReason) }
+        }
         let stage = try stageTable(target, columns: columns, sql, state)
         let copyStatement = ApplyStatements.copy(
             into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { TargetTable.quote($0.name) })
@@ -185,6 +189,33 @@ extension PostgresSink {
             + (try applyRange(seqs[...], table: target.qualified, sql) { first, last in
                 for statement in list { try sql.execute(statement, [String(first), String(last)]) }
             })
+    }
+
+    /// A delivery of only inserts, each key once (a backlog, a time series): COPY straight into
+    /// the target, in a savepoint. When a key exists already (a re-read snapshot row, a replayed
+    /// insert) or the target refuses a row, nil: the caller stages and upserts as usual. Returns
+    /// the events carrying a column the target lacks (not copied).
+    func copyInsertsDirectly(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, work: DeliveryPlan.TableWork, target: TargetTable,
+        rows: StageRows, batches: [EventBatch], _ sql: SQLConnection
+    ) throws -> [Int]? {
+        guard !work.hasDeletes, !work.repeatsKeys, work.unchangedSets.isEmpty,
+            staged.allSatisfy({ $0.op == .insert })
+        else { return nil }
+        var copy = CopyText()
+        let carrying = rows.apply(staged, batches: batches, into: &copy, columnsOnly: true)
+        try sql.execute("SAVEPOINT pgbridge_direct")
+        do {
+            try sql.connection.copyIn(
+                ApplyStatements.copy(into: target.qualified, columns: rows.columns.map { TargetTable.quote($0.name) }),
+                data: copy.bytes)
+            try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
+            return carrying
+        } catch let error as PostgresError where error.code == .queryFailed {
+            try sql.execute("ROLLBACK TO SAVEPOINT pgbridge_direct")
+            try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
+            return nil
+        }
     }
 
     /// `append`: COPY straight into the target table (a refused range is split and copied again).

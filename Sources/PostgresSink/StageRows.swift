@@ -42,7 +42,10 @@ struct StageRows {
 
     /// Stage rows for `staged` (apply mode): `seq, op, uset, oldkey, <columns>`. Returns the seqs
     /// of events that carry a column the target lacks (not staged).
-    func apply(_ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], into copy: inout CopyText) -> [Int] {
+    func apply(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], into copy: inout CopyText,
+        columnsOnly: Bool = false
+    ) -> [Int] {
         var slots = [Range<Int>?](repeating: nil, count: columns.count)
         var refused: [Int] = []
         for event in staged {
@@ -64,6 +67,15 @@ struct StageRows {
                         }
                         copy.endRow()
                     }
+                }
+                if columnsOnly {
+                    // The target's own columns (a COPY straight into the table): the first
+                    // value has no tab before it.
+                    for (index, column) in columns.enumerated() {
+                        copy.value(bytes, slots[index], kind: column.kind, first: index == 0)
+                    }
+                    copy.endRow()
+                    return true
                 }
                 copy.number(event.seq, first: true)
                 switch event.op {

@@ -83,6 +83,30 @@ struct PostgresSinkDirectTests {
         #expect(try target.sql("SELECT id FROM t ORDER BY id").map { $0[0] } == ["1", "2"], "the insert applied")
     }
 
+    /// A delivery of inserts only is copied straight into the table; when a key exists already
+    /// (a snapshot row read again), the delivery is staged and upserted instead.
+    @Test func insertsOfKeysThatExistBecomeUpserts() async throws {
+        defer { cleanUp() }
+        try target.sql("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (2, 0)")
+        let sink = try sink()
+        try await sink.open()
+        let fresh = try await sink.deliver([
+            .fixture([Self.event("0/10:1", "insert", key: #"{"id":1}"#, after: #"{"id":1,"v":1}"#)])
+        ])
+        let again = try await sink.deliver([
+            .fixture([
+                Self.event("0/11:1", "insert", key: #"{"id":2}"#, after: #"{"id":2,"v":2}"#),
+                Self.event("0/11:2", "insert", key: #"{"id":3}"#, after: #"{"id":3,"v":3}"#),
+            ])
+        ])
+        await sink.close()
+        #expect(fresh.rejected.isEmpty && again.rejected.isEmpty)
+        #expect(
+            try target.sql("SELECT id, v FROM t ORDER BY id").map { $0.compactMap { $0 } } == [
+                ["1", "1"], ["2", "2"], ["3", "3"],
+            ])
+    }
+
     /// A key change whose TOAST column is unchanged takes the old key's value, not that of an
     /// earlier, deleted row with the new key.
     @Test func unchangedToastAfterAKeyChangeComesFromTheOldKey() async throws {
