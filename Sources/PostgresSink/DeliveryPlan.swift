@@ -74,9 +74,9 @@ struct DeliveryPlan {
             }
         }
 
-        mutating func noteKey(_ bytes: some Sequence<UInt8>) {
+        mutating func noteKey(_ bytes: UnsafeBufferPointer<UInt8>) {
             var hasher = Hasher()
-            for byte in bytes { hasher.combine(byte) }
+            hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
             if !keyHashes.insert(hasher.finalize()).inserted { repeatsKeys = true }
         }
     }
@@ -95,13 +95,20 @@ struct DeliveryPlan {
     var messages = 0
     /// Pending (once refused) events that came again and are in this delivery.
     var replayedPending: [String] = []
+    /// The source table of the previous event and its target (the common case: the next event
+    /// is of the same table), when the template names one target per source table.
+    private var lastTable: (schema: [UInt8], table: [UInt8], index: Int)?
 
     let mode: PostgresSinkConfig.Mode
     let template: NameTemplate
 
+    /// The template names one target per source table (no `{op}`, `{capture}`, `{channel}`).
+    let perTableTemplate: Bool
+
     init(mode: PostgresSinkConfig.Mode, template: NameTemplate) {
         self.mode = mode
         self.template = template
+        perTableTemplate = !["{op}", "{capture}", "{channel}"].contains { template.description.contains($0) }
     }
 
     static let unchangedToast = Array("unchanged_toast".utf8)
@@ -135,7 +142,7 @@ struct DeliveryPlan {
         // Rows of a snapshot carry the snapshot's LSN, not a place in the stream (`pgbridge
         // snapshot` reads at the current WAL position, ahead of what the stream applied): they
         // never move the position. Applying them again is harmless (upserts).
-        let isSnapshot = fields.capture.map { bytes[$0].elementsEqual("snapshot".utf8) } ?? false
+        let isSnapshot = fields.capture.map { $0.count == 8 && bytes[$0.lowerBound] == UInt8(ascii: "s") } ?? false
         if let position, !isSnapshot, newest.map({ position > $0 }) ?? true { newest = position }
         func reject(_ reason: String) {
             rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
@@ -147,12 +154,24 @@ struct DeliveryPlan {
             messages += 1
             return
         }
-        let tableName = template.render(fields, bytes)
-        guard fields.table != nil, !tableName.isEmpty else {
+        guard let schemaRange = fields.schema, let tableRange = fields.table else {
             return reject("the event names no table: \(operation) events without source.table cannot be applied")
         }
         let scanner = JSONScanner(bytes)
-        let table = tableWork(for: tableName)
+        // Consecutive events mostly come from one table: its target is rendered once.
+        let table: Int
+        if perTableTemplate, let last = lastTable, bytes[schemaRange].elementsEqual(last.schema),
+            bytes[tableRange].elementsEqual(last.table)
+        {
+            table = last.index
+        } else {
+            let tableName = template.render(fields, bytes)
+            guard !tableName.isEmpty else {
+                return reject("the table template names no table for this event: set the sink's table")
+            }
+            table = tableWork(for: tableName)
+            lastTable = (Array(bytes[schemaRange]), Array(bytes[tableRange]), table)
+        }
         if tables[table].sourceTable.isEmpty, let schema = fields.schema, let name = fields.table {
             tables[table].sourceSchema = Self.text(schema, scanner)
             tables[table].sourceTable = Self.text(name, scanner)

@@ -10,22 +10,41 @@ struct SinkPosition: Comparable, Sendable, CustomStringConvertible {
     /// Parses an event id; nil for ids of other sources (`outbox:…`, `notify:…`), which carry
     /// no order: their events are applied at least once.
     init?(id: some BidirectionalCollection<UInt8>) {
-        guard let colon = id.lastIndex(of: UInt8(ascii: ":")) else { return nil }
-        let lsnText = String(decoding: id[id.startIndex..<colon], as: UTF8.self)
-        guard let lsn = LSN(lsnText) else { return nil }
+        // `HI/LO:ORDINAL` in hex, hex and decimal, read from the bytes (one per event: no String).
+        var high: UInt64 = 0
+        var low: UInt64 = 0
         var ordinal: UInt64 = 0
-        var index = id.index(after: colon)
-        guard index != id.endIndex else { return nil }
-        while index != id.endIndex {
-            let digit = id[index]
-            guard digit >= 0x30, digit <= 0x39 else { return nil }
-            let (times, overflow1) = ordinal.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(UInt64(digit - 0x30))
-            guard !overflow1, !overflow2 else { return nil }
-            ordinal = sum
-            index = id.index(after: index)
+        var part = 0
+        var digits = 0
+        for byte in id {
+            switch (part, byte) {
+            case (0, UInt8(ascii: "/")), (1, UInt8(ascii: ":")):
+                guard digits > 0 else { return nil }
+                part += 1
+                digits = 0
+                continue
+            case (0...1, _):
+                let value: UInt64
+                switch byte {
+                case 0x30...0x39: value = UInt64(byte - 0x30)
+                case 0x41...0x46: value = UInt64(byte - 0x37)
+                case 0x61...0x66: value = UInt64(byte - 0x57)
+                default: return nil
+                }
+                guard digits < 8 else { return nil }
+                if part == 0 { high = high << 4 | value } else { low = low << 4 | value }
+            case (2, 0x30...0x39):
+                let (times, overflow1) = ordinal.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times.addingReportingOverflow(UInt64(byte - 0x30))
+                guard !overflow1, !overflow2 else { return nil }
+                ordinal = sum
+            default:
+                return nil
+            }
+            digits += 1
         }
-        self.commitLSN = lsn
+        guard part == 2, digits > 0 else { return nil }
+        self.commitLSN = LSN(high << 32 | low)
         self.ordinal = ordinal
     }
 

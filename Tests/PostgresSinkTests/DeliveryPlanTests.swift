@@ -182,6 +182,10 @@ import Testing
         #expect(a < b && b < c && a.description == "0/1A2B3C4D:3")
         #expect(SinkPosition("outbox:17") == nil && SinkPosition("notify:1.2:3") == nil && SinkPosition("0/1:") == nil)
         #expect(SinkPosition("0/1:99999999999999999999") == nil, "overflow is not a position")
+        #expect(SinkPosition("16/0B374D84:3")?.commitLSN == LSN("16/0B374D84"), "zero-padded halves, as LSN parses")
+        #expect(SinkPosition("a/ff:0")?.commitLSN == LSN(0xA_0000_00FF))
+        #expect(SinkPosition("0/1") == nil && SinkPosition("g/1:1") == nil && SinkPosition("123456789/0:1") == nil)
+        #expect(SinkPosition("0/1:2:3") == nil && SinkPosition("/1:2") == nil)
     }
 
     @Test func pendingArraysRoundTrip() {
