@@ -63,8 +63,8 @@ struct DeliveryPlan {
             scanner.forEachMember(of: object) { key, _ in
                 let raw = UnsafeBufferPointer(rebasing: scanner.bytes[key])
                 defer { position += 1 }
-                if position < rawColumns.count, rawColumns[position].elementsEqual(raw) { return true }
-                if rawColumns.contains(where: { $0.elementsEqual(raw) }) { return true }
+                if position < rawColumns.count, rawColumns[position].equals(raw) { return true }
+                if rawColumns.contains(where: { $0.equals(raw) }) { return true }
                 let name = DeliveryPlan.name(key, scanner)
                 if columnSet.insert(name).inserted {
                     columns.append(name)
@@ -160,8 +160,9 @@ struct DeliveryPlan {
         let scanner = JSONScanner(bytes)
         // Consecutive events mostly come from one table: its target is rendered once.
         let table: Int
-        if perTableTemplate, let last = lastTable, bytes[schemaRange].elementsEqual(last.schema),
-            bytes[tableRange].elementsEqual(last.table)
+        if perTableTemplate, let last = lastTable,
+            last.schema.equals(UnsafeBufferPointer(rebasing: bytes[schemaRange])),
+            last.table.equals(UnsafeBufferPointer(rebasing: bytes[tableRange]))
         {
             table = last.index
         } else {
@@ -236,7 +237,7 @@ struct DeliveryPlan {
                     staged.uset = unchangedSet(range, table: table, scanner: scanner)
                     if let before = staged.before,
                         let old = Self.keyOf(before, columns: tables[table].keyColumns, scanner: scanner),
-                        !old.elementsEqual(bytes[key])
+                        !old.equals(UnsafeBufferPointer(rebasing: bytes[key]))
                     {
                         staged.oldKey = old
                         tables[table].hasDeletes = true

@@ -20,8 +20,8 @@ struct StageRows {
     /// The column a member named `key` (escaped contents) goes to; members are usually in
     /// column order, so the `hint`-th column is tried first.
     func index(of key: UnsafeBufferPointer<UInt8>, hint: Int) -> Int? {
-        if hint < raw.count, raw[hint].elementsEqual(key) { return hint }
-        return raw.firstIndex { $0.elementsEqual(key) }
+        if hint < raw.count, raw[hint].equals(key) { return hint }
+        return raw.firstIndex { $0.equals(key) }
     }
 
     /// Places the members of `object` into `slots`; false when a member has no column.
