@@ -210,7 +210,7 @@ let package = Package(
             dependencies: ["WireProtocol", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict),
         .testTarget(
-            name: "PostgresSinkTests", dependencies: ["PostgresSink", "BridgeCore", "TestSupport"],
+            name: "PostgresSinkTests", dependencies: ["PostgresSink", "PostgresClient", "BridgeCore", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "BridgeRuntimeTests", dependencies: ["BridgeRuntime", "BridgeCore"], swiftSettings: strict),
         .testTarget(

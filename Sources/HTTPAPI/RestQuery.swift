@@ -1,4 +1,5 @@
 import Foundation
+import PostgresClient
 
 /// A table as the REST proxy knows it from the catalog: only these columns are accepted.
 struct TableInfo: Sendable {
@@ -14,7 +15,7 @@ struct TableInfo: Sendable {
     /// The hypertable's time dimension, when TimescaleDB reports one.
     var timeColumn: String?
 
-    var qualified: String { "\(SQLText.identifier(schema)).\(SQLText.identifier(name))" }
+    var qualified: String { "\(SQL.identifier(schema)).\(SQL.identifier(name))" }
 
     func column(_ name: String) -> Column? { columns.first { $0.name == name } }
 }
@@ -23,13 +24,6 @@ struct TableInfo: Sendable {
 struct SQLStatement: Sendable, Equatable {
     var text: String
     var parameters: [String?]
-}
-
-enum SQLText {
-    /// A double-quoted identifier (quotes doubled): safe for any name.
-    static func identifier(_ name: String) -> String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
 }
 
 /// A mistake in the request (HTTP 400), naming the parameter and the fix.
@@ -266,7 +260,7 @@ struct RestQuery: Sendable {
             return "$\(parameters.count)"
         }
         let conditions = filters.map { filter -> String in
-            let column = SQLText.identifier(filter.column)
+            let column = SQL.identifier(filter.column)
             let condition: String
             switch filter.op {
             case .eq: condition = "\(column) = \(bind(filter.value))"
@@ -297,23 +291,23 @@ struct RestQuery: Sendable {
         var grouped: [String] = []
         if let bucket, let timeColumn {
             parameters.append(bucket)
-            let time = SQLText.identifier(timeColumn)
+            let time = SQL.identifier(timeColumn)
             let type = table.column(timeColumn)?.type ?? ""
             let origin =
                 type.contains("with time zone") ? "TIMESTAMPTZ '2000-01-03 00:00:00+00'" : "TIMESTAMP '2000-01-03'"
             let expression =
                 timeBucket ? "time_bucket($1::interval, \(time))" : "date_bin($1::interval, \(time), \(origin))"
             grouped = select.filter { $0 != "*" }
-            var items = ["\(expression) AS bucket"] + grouped.map(SQLText.identifier)
+            var items = ["\(expression) AS bucket"] + grouped.map(SQL.identifier)
             items += aggregates.map { aggregate in
-                let argument = aggregate.column == "*" ? "*" : SQLText.identifier(aggregate.column)
-                return "\(aggregate.function)(\(argument)) AS \(SQLText.identifier(aggregate.alias))"
+                let argument = aggregate.column == "*" ? "*" : SQL.identifier(aggregate.column)
+                return "\(aggregate.function)(\(argument)) AS \(SQL.identifier(aggregate.alias))"
             }
             sql += items.joined(separator: ", ")
         } else if select.isEmpty || select.contains("*") {
             sql += "*"
         } else {
-            sql += select.map(SQLText.identifier).joined(separator: ", ")
+            sql += select.map(SQL.identifier).joined(separator: ", ")
         }
         sql += " FROM \(table.qualified)"
         sql += whereClause(&parameters)
@@ -330,7 +324,7 @@ struct RestQuery: Sendable {
                     guard known.contains(item.column) else {
                         throw RestQueryError("unknown column '\(item.column.prefix(60))' in order")
                     }
-                    return SQLText.identifier(item.column) + (item.descending ? " DESC" : " ASC")
+                    return SQL.identifier(item.column) + (item.descending ? " DESC" : " ASC")
                         + (item.nulls.map { " \($0)" } ?? "")
                 }).joined(separator: ", ")
         }
@@ -341,7 +335,7 @@ struct RestQuery: Sendable {
 
     /// INSERT of a JSON object or array (`body` is bound as one parameter).
     static func insertStatement(_ table: TableInfo, body: String, columns: [String], returning: Bool) -> SQLStatement {
-        let list = columns.map(SQLText.identifier).joined(separator: ", ")
+        let list = columns.map(SQL.identifier).joined(separator: ", ")
         let insert =
             "INSERT INTO \(table.qualified) (\(list)) SELECT \(list) FROM json_populate_recordset(NULL::\(table.qualified), $1::json)"
         return SQLStatement(text: wrapWrite(insert, returning: returning), parameters: [body])
@@ -352,7 +346,7 @@ struct RestQuery: Sendable {
         // Scalar subqueries rather than UPDATE … FROM: the body's record has every column of the
         // table, which would make the filters' column names ambiguous.
         let assignments = columns.map {
-            "\(SQLText.identifier($0)) = (SELECT \(SQLText.identifier($0)) FROM json_populate_record(NULL::\(table.qualified), $1::json))"
+            "\(SQL.identifier($0)) = (SELECT \(SQL.identifier($0)) FROM json_populate_record(NULL::\(table.qualified), $1::json))"
         }
         let update = "UPDATE \(table.qualified) SET \(assignments.joined(separator: ", "))" + whereClause(&parameters)
         return SQLStatement(text: Self.wrapWrite(update, returning: returning, table: table), parameters: parameters)

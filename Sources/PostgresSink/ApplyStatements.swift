@@ -1,3 +1,5 @@
+import PostgresClient
+
 /// The SQL that moves one table's staged rows into the target. The stage table holds `seq, op,
 /// uset, oldkey` and the staged columns with the target's types; every statement reads the rows
 /// of a seq range (`$1`..`$2`), so that a refused range can be split and applied in halves.
@@ -11,7 +13,7 @@ struct ApplyStatements {
     let repeatsKeys: Bool
 
     static func createStage(_ name: String, columns: [TargetTable.Column]) -> String {
-        let definitions = columns.map { "\(TargetTable.quote($0.name)) \($0.stageType)" }
+        let definitions = columns.map { "\(SQL.identifier($0.name)) \($0.stageType)" }
         return """
             CREATE TEMP TABLE IF NOT EXISTS \(name) (seq int NOT NULL, op "char" NOT NULL, uset int NOT NULL,
                 oldkey jsonb\(definitions.isEmpty ? "" : ", " + definitions.joined(separator: ", "))) ON COMMIT DELETE ROWS
@@ -22,8 +24,8 @@ struct ApplyStatements {
         "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"
     }
 
-    var names: String { columns.map { TargetTable.quote($0.name) }.joined(separator: ", ") }
-    var keyList: String { key.map(TargetTable.quote).joined(separator: ", ") }
+    var names: String { columns.map { SQL.identifier($0.name) }.joined(separator: ", ") }
+    var keyList: String { key.map(SQL.identifier).joined(separator: ", ") }
 
     /// The last staged change of each key within the range.
     var last: String {
@@ -35,7 +37,7 @@ struct ApplyStatements {
     }
 
     func keyEquals(_ left: String, _ right: String) -> String {
-        key.map { "\(left).\(TargetTable.quote($0)) = \(right).\(TargetTable.quote($0))" }.joined(separator: " AND ")
+        key.map { "\(left).\(SQL.identifier($0)) = \(right).\(SQL.identifier($0))" }.joined(separator: " AND ")
     }
 
     /// Deletes the keys whose last change is a delete.
@@ -47,7 +49,7 @@ struct ApplyStatements {
     var upsert: String {
         """
         INSERT INTO \(target.qualified) AS t (\(names))
-        SELECT \(columns.map { "l.\(TargetTable.quote($0.name))" }.joined(separator: ", ")) FROM \(last) l
+        SELECT \(columns.map { "l.\(SQL.identifier($0.name))" }.joined(separator: ", ")) FROM \(last) l
         WHERE l.op <> 'd' AND l.uset = 0
         \(onConflict(unchanged: []))
         """
@@ -60,7 +62,7 @@ struct ApplyStatements {
     /// row), else from the old key's row, else the target keeps its own.
     func upsertUnchanged(uset: Int, unchanged: Set<String>, containing: [String: [Int]]) -> String {
         let values = columns.map { column -> String in
-            let name = TargetTable.quote(column.name)
+            let name = SQL.identifier(column.name)
             guard unchanged.contains(column.name) else { return "l.\(name)" }
             let excluded = (containing[column.name] ?? [uset]).map(String.init).joined(separator: ", ")
             return """
@@ -84,7 +86,7 @@ struct ApplyStatements {
     func onConflict(unchanged: Set<String>) -> String {
         let keySet = Set(key)
         let updates = columns.filter { !keySet.contains($0.name) }.map { column in
-            let name = TargetTable.quote(column.name)
+            let name = SQL.identifier(column.name)
             return unchanged.contains(column.name)
                 ? "\(name) = COALESCE(EXCLUDED.\(name), t.\(name))" : "\(name) = EXCLUDED.\(name)"
         }

@@ -38,7 +38,7 @@ extension PostgresSink {
                         "\(label): the source table has no primary key: its changes cannot be applied by key (use mode: append)"
                     )
                 } else if table.uniqueKey(matching: described.key) == nil {
-                    let key = described.key.map(TargetTable.quote).joined(separator: ", ")
+                    let key = described.key.map(SQL.identifier).joined(separator: ", ")
                     problems.append(
                         "\(label): no primary key or unique index on (\(key)): ALTER TABLE \(table.qualified) ADD PRIMARY KEY (\(key))"
                     )

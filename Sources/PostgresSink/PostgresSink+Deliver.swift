@@ -47,7 +47,7 @@ extension PostgresSink {
                 SinkPositionsTable.write,
                 [
                     pipe, sinkName, source.streamID, applied.position!.description,
-                    PostgresArray.literal(applied.pending),
+                    SQL.textArray(applied.pending),
                 ])
         }
         try sql.execute("COMMIT")
@@ -97,7 +97,7 @@ extension PostgresSink {
         var key: [String] = []
         if config.mode == .apply, !work.staged.isEmpty {
             guard let unique = target.uniqueKey(matching: work.keyColumns) else {
-                let wanted = work.keyColumns.map(TargetTable.quote).joined(separator: ", ")
+                let wanted = work.keyColumns.map(SQL.identifier).joined(separator: ", ")
                 return refuseAll(
                     "\(qualified) has no primary key or unique index on (\(wanted)), the source's key: add one, e.g. ALTER TABLE \(qualified) ADD PRIMARY KEY (\(wanted))"
                 )
@@ -159,7 +159,7 @@ extension PostgresSink {
         }
         let stage = try stageTable(target, columns: columns, sql, state)
         let copyStatement = ApplyStatements.copy(
-            into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { TargetTable.quote($0.name) })
+            into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { SQL.identifier($0.name) })
         // Staging already converts values to the target's types: a value the type refuses (too
         // long, not a uuid, no such enum label) fails the COPY, which is split like the apply.
         var carrying: Set<Int> = []
@@ -207,7 +207,7 @@ extension PostgresSink {
         try sql.execute("SAVEPOINT pgbridge_direct")
         do {
             try sql.connection.copyIn(
-                ApplyStatements.copy(into: target.qualified, columns: rows.columns.map { TargetTable.quote($0.name) }),
+                ApplyStatements.copy(into: target.qualified, columns: rows.columns.map { SQL.identifier($0.name) }),
                 data: copy.bytes)
             try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
             return carrying
@@ -228,7 +228,7 @@ extension PostgresSink {
         let rows = StageRows(columns: own, mode: .append)
         let names =
             (flatten ? ApplyStatements.flatMetadata : ApplyStatements.appendJSON)
-            + own.map { TargetTable.quote($0.name) }
+            + own.map { SQL.identifier($0.name) }
         var carrying: Set<Int> = []
         let refused = try applyRange(staged.map(\.seq)[...], table: target.qualified, sql) { first, last in
             var copy = CopyText()
@@ -312,10 +312,10 @@ extension PostgresSink {
             }
         case .drop:
             for chunk in work.droppedChunks {
-                let bound = chunk.rangeEnd.replacingOccurrences(of: "'", with: "''")
-                let older = Int64(bound) != nil ? bound : "'\(bound)'::timestamptz"
+                let older =
+                    Int64(chunk.rangeEnd) != nil ? chunk.rangeEnd : "\(SQL.literal(chunk.rangeEnd))::timestamptz"
                 try sql.execute(
-                    "SELECT drop_chunks(\(try sql.literal(target.qualified))::regclass, older_than => \(older))")
+                    "SELECT drop_chunks(\(SQL.literal(target.qualified))::regclass, older_than => \(older))")
             }
             logger.info(
                 "postgres sink \(sinkName): dropped chunks of \(target.qualified) older than \(newest.rangeEnd) (mirrored retention)",

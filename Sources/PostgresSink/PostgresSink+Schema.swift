@@ -43,7 +43,7 @@ extension PostgresSink {
     /// `columns: flatten`), or the history table of `append` with `columns: json`.
     func createTable(_ work: DeliveryPlan.TableWork, _ sql: SQLConnection) throws {
         let qualified = TargetTable.qualified(schema: work.schema, name: work.name)
-        if let schema = work.schema { try sql.execute("CREATE SCHEMA IF NOT EXISTS \(TargetTable.quote(schema))") }
+        if let schema = work.schema { try sql.execute("CREATE SCHEMA IF NOT EXISTS \(SQL.identifier(schema))") }
         let definition: [String]
         switch (config.mode, config.columns) {
         case (.append, .json):
@@ -55,14 +55,14 @@ extension PostgresSink {
             let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable)
             definition =
                 ["_op text NOT NULL", "_id text NOT NULL", "_commit_lsn pg_lsn", "_commit_time timestamptz"]
-                + source.columns.map { "\(TargetTable.quote($0.name)) \($0.type)" }
+                + source.columns.map { "\(SQL.identifier($0.name)) \($0.type)" }
         case (.apply, _):
             let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable)
             var columns = source.columns.map {
-                "\(TargetTable.quote($0.name)) \($0.type)\($0.notNull ? " NOT NULL" : "")"
+                "\(SQL.identifier($0.name)) \($0.type)\($0.notNull ? " NOT NULL" : "")"
             }
             let key = source.key.isEmpty ? work.keyColumns : source.key
-            if !key.isEmpty { columns.append("PRIMARY KEY (\(key.map(TargetTable.quote).joined(separator: ", ")))") }
+            if !key.isEmpty { columns.append("PRIMARY KEY (\(key.map(SQL.identifier).joined(separator: ", ")))") }
             definition = columns
         }
         try sql.execute("CREATE TABLE IF NOT EXISTS \(qualified) (\(definition.joined(separator: ", ")))")
@@ -122,7 +122,7 @@ extension PostgresSink {
         for name in names {
             guard let column = source.columns.first(where: { $0.name == name }) else { continue }
             try sql.execute(
-                "ALTER TABLE \(target.qualified) ADD COLUMN IF NOT EXISTS \(TargetTable.quote(name)) \(column.type)")
+                "ALTER TABLE \(target.qualified) ADD COLUMN IF NOT EXISTS \(SQL.identifier(name)) \(column.type)")
             logger.notice(
                 "postgres sink \(sinkName): added column \(name) \(column.type) to \(target.qualified) (on_new_column: add)",
                 metadata: ["pipe": "\(pipe)"])

@@ -148,7 +148,7 @@ public final class PostgresSink: EventSink {
         var applied = AppliedPositions()
         if row.rowCount == 1 {
             applied.position = row.string(0, 0).flatMap(SinkPosition.init)
-            applied.pending = PostgresArray.parse(row.string(0, 1) ?? "{}")
+            applied.pending = SQL.parseTextArray(row.string(0, 1) ?? "{}")
             logger.info(
                 "postgres sink \(sinkName) resumes after \(applied.position?.description ?? "nothing"): events up to it were applied by an earlier run",
                 metadata: ["pipe": "\(pipe)"])

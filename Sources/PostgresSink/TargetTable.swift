@@ -38,11 +38,7 @@ struct TargetTable {
     var qualified: String { Self.qualified(schema: schema, name: name) }
 
     static func qualified(schema: String?, name: String) -> String {
-        schema.map { "\(quote($0)).\(quote(name))" } ?? quote(name)
-    }
-
-    static func quote(_ identifier: String) -> String {
-        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        schema.map { "\(SQL.identifier($0)).\(SQL.identifier(name))" } ?? SQL.identifier(name)
     }
 
     func column(_ name: String) -> Column? { columns.first { $0.name == name } }

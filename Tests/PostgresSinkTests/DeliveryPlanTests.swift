@@ -1,4 +1,5 @@
 import BridgeCore
+import PostgresClient
 import TestSupport
 import Testing
 
@@ -190,8 +191,8 @@ import Testing
 
     @Test func pendingArraysRoundTrip() {
         let ids = ["0/1:2", #"a"b"#, #"c\d"#, "e,f"]
-        #expect(PostgresArray.parse(PostgresArray.literal(ids)) == ids)
-        #expect(PostgresArray.parse("{}") == [])
-        #expect(PostgresArray.parse("{0/1:2,0/1:3}") == ["0/1:2", "0/1:3"])
+        #expect(SQL.parseTextArray(SQL.textArray(ids)) == ids)
+        #expect(SQL.parseTextArray("{}") == [])
+        #expect(SQL.parseTextArray("{0/1:2,0/1:3}") == ["0/1:2", "0/1:3"])
     }
 }

@@ -1,4 +1,5 @@
 import BridgeCore
+import PostgresClient
 
 extension CaptureCatalog {
     /// What the login role lacks for `pgbridge run` on a replication pipe, each with the SQL
