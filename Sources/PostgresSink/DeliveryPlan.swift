@@ -274,10 +274,8 @@ struct DeliveryPlan {
 
     private mutating func tableWork(for name: [UInt8]) -> Int {
         if let index = tableIndex[name] { return index }
-        let text = String(decoding: name, as: UTF8.self)
-        let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
-        let work =
-            parts.count == 2 ? TableWork(schema: parts[0], name: parts[1]) : TableWork(schema: nil, name: text)
+        let (schema, table) = TargetTable.split(String(decoding: name, as: UTF8.self))
+        let work = TableWork(schema: schema, name: table)
         tables.append(work)
         tableIndex[name] = tables.count - 1
         return tables.count - 1

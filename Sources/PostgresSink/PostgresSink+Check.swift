@@ -10,13 +10,12 @@ extension PostgresSink {
     }
 
     func targetProblems(_ patterns: [TablePattern]) throws -> [String] {
-        guard let source else { return [] }
+        guard source != nil else { return [] }
         let target = SQLConnection(
             connection: try PGConnection(url: config.url, mode: .normal, applicationName: "pgbridge check"))
-        let origin = SQLConnection(
-            connection: try PGConnection(url: source.postgres.url, mode: .normal, applicationName: "pgbridge check"))
+        let origin = try sourceConnection()
         var problems: [String] = []
-        let sameDatabase = try checkNotLoopQuietly(target, origin)
+        let sameDatabase = try Self.isSameDatabase(target, origin)
         let database = try origin.execute("SELECT current_database()").string(0, 0) ?? ""
         for (schema, name) in try sourceTables(patterns, origin) {
             let qualified = try renderedTable(db: database, schema: schema, table: name)
@@ -31,7 +30,7 @@ extension PostgresSink {
                 }
                 continue
             }
-            let described = try sourceTable(schema: schema, name: name)
+            let described = try sourceTable(schema: schema, name: name, origin)
             if config.mode == .apply {
                 if described.key.isEmpty {
                     problems.append(
@@ -109,16 +108,6 @@ extension PostgresSink {
         let rendered = event.withUnsafeBufferPointer { bytes in
             config.table.render(EventFields.scan(bytes, event: 0..<bytes.count), bytes)
         }
-        let text = String(decoding: rendered, as: UTF8.self)
-        let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
-        return parts.count == 2 ? (parts[0], parts[1]) : (nil, text)
-    }
-
-    /// Whether target and source are one database (the loop check, without throwing).
-    func checkNotLoopQuietly(_ target: SQLConnection, _ origin: SQLConnection) throws -> Bool {
-        let identity = "SELECT current_database(), pg_postmaster_start_time()::text, inet_server_port()"
-        let a = try target.execute(identity)
-        let b = try origin.execute(identity)
-        return (0..<3).allSatisfy { a.string(0, $0) == b.string(0, $0) }
+        return TargetTable.split(String(decoding: rendered, as: UTF8.self))
     }
 }

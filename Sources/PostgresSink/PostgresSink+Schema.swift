@@ -9,13 +9,10 @@ extension PostgresSink {
         var notNull: Bool
     }
 
-    /// The source table's columns and primary key (read on a short connection to the source).
-    func sourceTable(schema: String, name: String) throws -> (columns: [SourceColumn], key: [String]) {
-        guard let source else {
-            throw PostgresError(.prerequisite, "the source database is unknown to this sink", retriable: false)
-        }
-        let connection = try PGConnection(url: source.postgres.url, mode: .normal, applicationName: "pgbridge schema")
-        let sql = SQLConnection(connection: connection)
+    /// The source table's columns and primary key, read on a connection to the source.
+    func sourceTable(schema: String, name: String, _ sql: SQLConnection) throws
+        -> (columns: [SourceColumn], key: [String])
+    {
         let qualified = TargetTable.qualified(schema: schema, name: name)
         let columns = try sql.execute(
             """
@@ -44,6 +41,7 @@ extension PostgresSink {
     func createTable(_ work: DeliveryPlan.TableWork, _ sql: SQLConnection) throws {
         let qualified = TargetTable.qualified(schema: work.schema, name: work.name)
         if let schema = work.schema { try sql.execute("CREATE SCHEMA IF NOT EXISTS \(SQL.identifier(schema))") }
+        var origin: SQLConnection?  // apply: the source's catalog, also for its hypertable dimension
         let definition: [String]
         switch (config.mode, config.columns) {
         case (.append, .json):
@@ -52,12 +50,14 @@ extension PostgresSink {
                 "before jsonb", "after jsonb",
             ]
         case (.append, .flatten):
-            let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable)
+            let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable, try sourceConnection())
             definition =
                 ["_op text NOT NULL", "_id text NOT NULL", "_commit_lsn pg_lsn", "_commit_time timestamptz"]
                 + source.columns.map { "\(SQL.identifier($0.name)) \($0.type)" }
         case (.apply, _):
-            let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable)
+            let connection = try sourceConnection()
+            origin = connection
+            let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable, connection)
             var columns = source.columns.map {
                 "\(SQL.identifier($0.name)) \($0.type)\($0.notNull ? " NOT NULL" : "")"
             }
@@ -69,15 +69,14 @@ extension PostgresSink {
         logger.notice(
             "postgres sink \(sinkName): created \(qualified) like \(work.sourceSchema).\(work.sourceTable) (create_tables: true)",
             metadata: ["pipe": "\(pipe)"])
-        if config.mode == .apply { try makeHypertable(qualified, like: work, sql) }
+        if let origin { try makeHypertable(qualified, like: work, sql, origin: origin) }
     }
 
     /// A source hypertable's time dimension: its column and chunk interval (microseconds for time
     /// types, the integer for integer time), from TimescaleDB's catalog; nil for a plain table.
-    func sourceTimeDimension(schema: String, name: String) throws -> (column: String, interval: String, isTime: Bool)? {
-        guard let source else { return nil }
-        let connection = try PGConnection(url: source.postgres.url, mode: .normal, applicationName: "pgbridge schema")
-        let sql = SQLConnection(connection: connection)
+    func sourceTimeDimension(schema: String, name: String, _ sql: SQLConnection) throws
+        -> (column: String, interval: String, isTime: Bool)?
+    {
         guard try sql.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL").string(0, 0) == "t"
         else { return nil }
         let row = try sql.execute(
@@ -93,8 +92,10 @@ extension PostgresSink {
 
     /// Turns a table just created like a source hypertable into a hypertable on the same time
     /// column with the same chunk interval, when the target has TimescaleDB.
-    func makeHypertable(_ qualified: String, like work: DeliveryPlan.TableWork, _ sql: SQLConnection) throws {
-        guard let dimension = try sourceTimeDimension(schema: work.sourceSchema, name: work.sourceTable) else {
+    func makeHypertable(
+        _ qualified: String, like work: DeliveryPlan.TableWork, _ sql: SQLConnection, origin: SQLConnection
+    ) throws {
+        guard let dimension = try sourceTimeDimension(schema: work.sourceSchema, name: work.sourceTable, origin) else {
             return
         }
         let hasTimescale = try sql.execute("SELECT count(*) > 0 FROM pg_proc WHERE proname = 'create_hypertable'")
@@ -118,7 +119,7 @@ extension PostgresSink {
     func addColumns(_ names: [String], to target: TargetTable, work: DeliveryPlan.TableWork, _ sql: SQLConnection)
         throws
     {
-        let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable)
+        let source = try sourceTable(schema: work.sourceSchema, name: work.sourceTable, try sourceConnection())
         for name in names {
             guard let column = source.columns.first(where: { $0.name == name }) else { continue }
             try sql.execute(

@@ -114,13 +114,8 @@ public final class PostgresSink: EventSink {
     /// Refuses a target that is the source database itself with the identity table template:
     /// every applied change would be captured and applied again.
     func checkNotLoop(_ sql: SQLConnection) throws -> Bool {
-        guard let source else { return false }
-        let identity = "SELECT current_database(), pg_postmaster_start_time()::text, inet_server_port()"
-        let target = try sql.execute(identity)
-        let sourceConnection = try PGConnection(
-            url: source.postgres.url, mode: .normal, applicationName: "pgbridge check")
-        let origin = try sourceConnection.execute(identity)
-        let same = (0..<3).allSatisfy { target.string(0, $0) == origin.string(0, $0) }
+        guard source != nil else { return false }
+        let same = try Self.isSameDatabase(sql, try sourceConnection())
         if same, config.table.description == "{schema}.{table}" {
             throw PostgresError(
                 .prerequisite,
@@ -128,6 +123,23 @@ public final class PostgresSink: EventSink {
                 retriable: false)
         }
         return same
+    }
+
+    /// Whether two connections reach one database of one running server.
+    static func isSameDatabase(_ a: SQLConnection, _ b: SQLConnection) throws -> Bool {
+        let identity = "SELECT current_database(), pg_postmaster_start_time()::text, inet_server_port()"
+        let left = try a.execute(identity)
+        let right = try b.execute(identity)
+        return (0..<3).allSatisfy { left.string(0, $0) == right.string(0, $0) }
+    }
+
+    /// A short connection to the source database, for its catalog (closed when released).
+    func sourceConnection() throws -> SQLConnection {
+        guard let source else {
+            throw PostgresError(.prerequisite, "the source database is unknown to this sink", retriable: false)
+        }
+        return SQLConnection(
+            connection: try PGConnection(url: source.postgres.url, mode: .normal, applicationName: "pgbridge schema"))
     }
 
     func readPositions(_ sql: SQLConnection, _ state: Target) throws {

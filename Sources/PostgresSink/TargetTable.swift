@@ -37,6 +37,12 @@ struct TargetTable {
     /// `"schema"."name"` (or `"name"`, found through the search path).
     var qualified: String { Self.qualified(schema: schema, name: name) }
 
+    /// A rendered `table` template: `schema.name`, or a name the search path finds.
+    static func split(_ text: String) -> (schema: String?, name: String) {
+        let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+        return parts.count == 2 ? (parts[0], parts[1]) : (nil, text)
+    }
+
     static func qualified(schema: String?, name: String) -> String {
         schema.map { "\(SQL.identifier($0)).\(SQL.identifier(name))" } ?? SQL.identifier(name)
     }
