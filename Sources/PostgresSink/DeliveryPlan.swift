@@ -23,6 +23,9 @@ struct DeliveryPlan {
         var uset = 0
         /// `{"k":v}` of the row's previous key, when an update changed it.
         var oldKey: [UInt8]?
+        /// The members of `after`, read while the event was scanned: indices into the table's
+        /// `memberValues` and `memberColumns` (nil: not recorded, read from the JSON again).
+        var members: Range<Int>?
     }
 
     /// The work for one target table.
@@ -53,25 +56,54 @@ struct DeliveryPlan {
         var repeatsKeys = false
         /// Hashes of the keys seen, to tell whether a key repeats (a collision only costs a sort).
         var keyHashes: Set<Int> = []
+        /// The `after` members of the staged events: value ranges and their index in `columns`.
+        var memberValues: [Range<Int>] = []
+        var memberColumns: [Int] = []
 
         var seqs: [Int] { staged.map(\.seq) }
 
-        /// Adds the object's member names to the columns (an event's n-th member is usually
-        /// the n-th column seen: checked first).
+        /// Only inserts, each key once: the rows can be copied straight into the target.
+        var isInsertsOnly: Bool {
+            !hasDeletes && !repeatsKeys && unchangedSets.isEmpty && staged.allSatisfy { $0.op == .insert }
+        }
+
+        /// Adds the object's member names to the columns.
         mutating func collectColumns(_ object: Range<Int>, scanner: JSONScanner) {
             var position = 0
             scanner.forEachMember(of: object) { key, _ in
-                let raw = UnsafeBufferPointer(rebasing: scanner.bytes[key])
-                defer { position += 1 }
-                if position < rawColumns.count, rawColumns[position].equals(raw) { return true }
-                if rawColumns.contains(where: { $0.equals(raw) }) { return true }
-                let name = DeliveryPlan.name(key, scanner)
-                if columnSet.insert(name).inserted {
-                    columns.append(name)
-                    rawColumns.append(Array(raw))
-                }
+                _ = column(key, scanner.bytes, hint: position)
+                position += 1
                 return true
             }
+        }
+
+        /// Records the members of an event's `after` (read while its event was scanned) and adds
+        /// their names to the columns; returns their indices for `Staged.members`.
+        mutating func record(_ members: [(key: Range<Int>, value: Range<Int>)], _ bytes: UnsafeBufferPointer<UInt8>)
+            -> Range<Int>
+        {
+            let start = memberValues.count
+            for (position, member) in members.enumerated() {
+                memberColumns.append(column(member.key, bytes, hint: position))
+                memberValues.append(member.value)
+            }
+            return start..<memberValues.count
+        }
+
+        /// The index in `columns` of the member named `key` (escaped contents), added when new.
+        /// An event's n-th member is usually the n-th column seen: checked first.
+        mutating func column(_ key: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>, hint: Int) -> Int {
+            let raw = UnsafeBufferPointer(rebasing: bytes[key])
+            if hint < rawColumns.count, rawColumns[hint].equals(raw) { return hint }
+            if let index = rawColumns.firstIndex(where: { $0.equals(raw) }) { return index }
+            let name = DeliveryPlan.name(key, JSONScanner(bytes))
+            if !columnSet.insert(name).inserted, let index = columns.firstIndex(of: name) {
+                // The same name spelled with other escapes.
+                return index
+            }
+            columns.append(name)
+            rawColumns.append(Array(raw))
+            return columns.count - 1
         }
 
         mutating func noteKey(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -95,6 +127,8 @@ struct DeliveryPlan {
     var messages = 0
     /// Pending (once refused) events that came again and are in this delivery.
     var replayedPending: [String] = []
+    /// The members of the event being read's `after` (kept to reuse its storage).
+    private var afterMembers: [(key: Range<Int>, value: Range<Int>)] = []
     /// The source table of the previous event and its target (the common case: the next event
     /// is of the same table), when the template names one target per source table.
     private var lastTable: (schema: [UInt8], table: [UInt8], index: Int)?
@@ -111,13 +145,34 @@ struct DeliveryPlan {
         perTableTemplate = !["{op}", "{capture}", "{channel}"].contains { template.description.contains($0) }
     }
 
+    /// One table, only inserts with distinct keys and nothing else (apply mode): the part of a
+    /// delivery a direct COPY can take while the next part is planned.
+    var isDirectCopyCandidate: Bool {
+        guard mode == .apply, tables.count == 1, let work = tables.first else { return false }
+        return work.truncate == nil && work.droppedChunks.isEmpty && !work.staged.isEmpty && work.isInsertsOnly
+    }
+
+    /// Refusals by seq as the rejections of the delivery's events.
+    func rejections(_ refused: [(seq: Int, reason: String)]) -> [Rejection] {
+        refused.map { seq, reason in
+            let (batch, event) = events[seq]
+            return Rejection(batch: batch, event: event, reason: reason, isPermanent: true)
+        }
+    }
+
     static let unchangedToast = Array("unchanged_toast".utf8)
     static let truncateMember = Array("truncate".utf8)
     static let chunkMember = Array("chunk".utf8)
 
     /// Reads every event of `batches`; `applied` says which were applied already.
     mutating func add(_ batches: [EventBatch], applied: AppliedPositions) {
-        for (b, batch) in batches.enumerated() {
+        add(batches, range: batches.indices, applied: applied)
+    }
+
+    /// Reads the events of `batches[range]` (batch indices stay those of `batches`).
+    mutating func add(_ batches: [EventBatch], range: Range<Int>, applied: AppliedPositions) {
+        for b in range {
+            let batch = batches[b]
             batch.bytes.withUnsafeBufferPointer { bytes in
                 for e in batch.eventEnds.indices {
                     add(bytes, range: batch.eventRange(at: e), batch: b, event: e, applied: applied)
@@ -129,7 +184,11 @@ struct DeliveryPlan {
     private mutating func add(
         _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, batch: Int, event: Int, applied: AppliedPositions
     ) {
-        let fields = EventFields.scan(bytes, event: range)
+        var members: [(key: Range<Int>, value: Range<Int>)] = []
+        swap(&members, &afterMembers)
+        members.removeAll(keepingCapacity: true)
+        defer { swap(&members, &afterMembers) }
+        let fields = EventFields.scan(bytes, event: range) { key, value in members.append((key, value)) }
         let id = fields.id.map { bytes[$0] }
         let position = id.flatMap { SinkPosition(id: $0) }
         if let position, let id, applied.alreadyApplied(position, id: id) {
@@ -186,7 +245,9 @@ struct DeliveryPlan {
             commitLSN: fields.commitLSN, commitTime: fields.commitTime)
         switch mode {
         case .append:
-            if let row = staged.after ?? staged.before ?? staged.key {
+            if staged.after != nil {
+                staged.members = tables[table].record(members, bytes)
+            } else if let row = staged.before ?? staged.key {
                 tables[table].collectColumns(row, scanner: scanner)
             }
             tables[table].hasUpserts = true
@@ -231,7 +292,7 @@ struct DeliveryPlan {
                     tables[table].hasDeletes = true
                 } else {
                     tables[table].hasUpserts = true
-                    if let after = staged.after { tables[table].collectColumns(after, scanner: scanner) }
+                    if staged.after != nil { staged.members = tables[table].record(members, bytes) }
                 }
                 if operation == .update {
                     staged.uset = unchangedSet(range, table: table, scanner: scanner)

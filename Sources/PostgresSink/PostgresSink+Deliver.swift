@@ -4,36 +4,60 @@ import PostgresClient
 
 extension PostgresSink {
     /// One delivery in one target transaction; runs on the sink's queue.
+    ///
+    /// The delivery is planned in parts of about `partEvents` events while the parts are plain
+    /// inserts: each part's rows go to the target by COPY, and the next part is planned while the
+    /// target stores them. The first part that needs more (updates, deletes, several tables) is
+    /// planned together with the rest of the delivery and applied as one.
     func deliver(_ batches: [EventBatch], _ state: Target) throws -> DeliveryResult {
         let sql = try connect(state)
-        var plan = DeliveryPlan(mode: config.mode, template: config.table)
-        plan.add(batches, applied: state.applied)
-        if plan.skipped > 0 {
+        var outcome = DeliveryOutcome()
+        var inFlight: DirectCopy?
+        try sql.execute("BEGIN")
+        var start = 0
+        while start < batches.count {
+            var end = start
+            var events = 0
+            while end < batches.count, events < Self.partEvents {
+                events += batches[end].eventCount
+                end += 1
+            }
+            var plan = DeliveryPlan(mode: config.mode, template: config.table)
+            plan.add(batches, range: start..<end, applied: state.applied)
+            if !plan.isDirectCopyCandidate, end < batches.count {
+                plan.add(batches, range: end..<batches.count, applied: state.applied)
+                end = batches.count
+            }
+            if let copy = inFlight {
+                inFlight = nil
+                outcome.rejected += try finish(copy, batches: batches, sql, state)
+            }
+            outcome.add(plan)
+            for index in plan.tables.indices {
+                let refused = try apply(
+                    plan.tables[index], batches: batches, sql, state,
+                    deferring: plan.isDirectCopyCandidate ? plan : nil, inFlight: &inFlight)
+                outcome.rejected += plan.rejections(refused)
+            }
+            start = end
+        }
+        if let copy = inFlight { outcome.rejected += try finish(copy, batches: batches, sql, state) }
+        if outcome.skipped > 0 {
             logger.info(
-                "postgres sink \(sinkName): \(plan.skipped) event(s) were applied before (exactly once): not applied again",
+                "postgres sink \(sinkName): \(outcome.skipped) event(s) were applied before (exactly once): not applied again",
                 metadata: ["pipe": "\(pipe)"])
         }
-        if plan.messages > 0, state.warned.insert("messages").inserted {
+        if outcome.messages > 0, state.warned.insert("messages").inserted {
             logger.warning(
                 "postgres sink \(sinkName): logical messages have no table and are not applied; turn them off with source.messages: false",
                 metadata: ["pipe": "\(pipe)"])
         }
-        var refused: [(seq: Int, reason: String)] = []
-        try sql.execute("BEGIN")
-        for index in plan.tables.indices {
-            refused += try apply(plan.tables[index], batches: batches, sql, state)
-        }
-        var rejected = plan.rejected
-        for (seq, reason) in refused {
-            let (batch, event) = plan.events[seq]
-            rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
-        }
         var applied = state.applied
-        if let source, let newest = plan.newest {
+        if let source, let newest = outcome.newest {
             // Refused events stay pending: if they come again (a crash before they reached the
             // dead-letter target), they are not skipped.
-            var pending = applied.pending.filter { !plan.replayedPending.contains($0) }
-            for rejection in rejected {
+            var pending = applied.pending.filter { !outcome.replayedPending.contains($0) }
+            for rejection in outcome.rejected {
                 if let id = Self.eventID(batches[rejection.batch], rejection.event) { pending.append(id) }
             }
             if pending.count > AppliedPositions.pendingLimit {
@@ -52,7 +76,57 @@ extension PostgresSink {
         }
         try sql.execute("COMMIT")
         state.applied = applied
-        return DeliveryResult(rejected: rejected)
+        return DeliveryResult(rejected: outcome.rejected)
+    }
+
+    /// Events per planned part of a delivery (see `deliver`).
+    static let partEvents = 2048
+
+    /// What the parts of one delivery add up to.
+    struct DeliveryOutcome {
+        var rejected: [Rejection] = []
+        var newest: SinkPosition?
+        var skipped = 0
+        var messages = 0
+        var replayedPending: [String] = []
+
+        mutating func add(_ plan: DeliveryPlan) {
+            rejected += plan.rejected
+            if let position = plan.newest, newest.map({ position > $0 }) ?? true { newest = position }
+            skipped += plan.skipped
+            messages += plan.messages
+            replayedPending += plan.replayedPending
+        }
+    }
+
+    /// A direct COPY whose rows are sent and whose result is read later (`finish`).
+    struct DirectCopy {
+        var plan: DeliveryPlan
+        var work: DeliveryPlan.TableWork
+        var target: TargetTable
+        var key: [String]
+        var missingReason: String
+        /// Events carrying a column the target lacks (not copied).
+        var carrying: [Int]
+    }
+
+    /// Reads the result of a direct COPY; when the target refused it (a key that exists), its
+    /// rows are staged and upserted instead.
+    func finish(_ copy: DirectCopy, batches: [EventBatch], _ sql: SQLConnection, _ state: Target) throws
+        -> [Rejection]
+    {
+        do {
+            try sql.connection.finishCopyIn()
+            try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
+            return copy.plan.rejections(copy.carrying.map { ($0, copy.missingReason) })
+        } catch let error as PostgresError where error.code == .queryFailed {
+            try sql.execute("ROLLBACK TO SAVEPOINT pgbridge_direct")
+            try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
+            let refused = try applyRows(
+                copy.work.staged[...], work: copy.work, target: copy.target, key: copy.key, batches: batches,
+                missingReason: copy.missingReason, sql, state, direct: false)
+            return copy.plan.rejections(refused)
+        }
     }
 
     static func eventID(_ batch: EventBatch, _ event: Int) -> String? {
@@ -60,266 +134,6 @@ extension PostgresSink {
             EventFields.scan(bytes, event: batch.eventRange(at: event)).id.map {
                 String(decoding: bytes[$0], as: UTF8.self)
             }
-        }
-    }
-
-    /// Applies one table's events; returns the events the target refused (by seq).
-    func apply(_ work: DeliveryPlan.TableWork, batches: [EventBatch], _ sql: SQLConnection, _ state: Target) throws
-        -> [(seq: Int, reason: String)]
-    {
-        let qualified = TargetTable.qualified(schema: work.schema, name: work.name)
-        func refuseAll(_ reason: String) -> [(seq: Int, reason: String)] {
-            (work.staged.map(\.seq) + (work.truncate.map { [$0.seq] } ?? []) + work.droppedChunks.map(\.seq)).map {
-                ($0, reason)
-            }
-        }
-        if state.isSourceDatabase, (work.schema ?? "public") == work.sourceSchema, work.name == work.sourceTable {
-            return refuseAll(
-                "\(qualified) is the source table itself (a loop): set the sink's table to another name or url to another database"
-            )
-        }
-        guard var target = try targetTable(work, sql, state) else {
-            return refuseAll(
-                "target table \(qualified) does not exist: create it (like the source table) or set create_tables: true"
-            )
-        }
-        let metadata = Set(
-            config.mode == .append ? (config.columns == .json ? [] : ApplyStatements.flatMetadata) : [])
-        var missing = work.columns.filter { target.column($0) == nil && !metadata.contains($0) }
-        if config.mode == .append, config.columns == .json { missing = [] }
-        if !missing.isEmpty, config.onNewColumn == .add {
-            try addColumns(missing, to: target, work: work, sql)
-            state.tables[qualified] = nil
-            guard let reloaded = try targetTable(work, sql, state) else { return refuseAll("\(qualified) vanished") }
-            target = reloaded
-            missing = work.columns.filter { target.column($0) == nil }
-        }
-        var key: [String] = []
-        if config.mode == .apply, !work.staged.isEmpty {
-            guard let unique = target.uniqueKey(matching: work.keyColumns) else {
-                let wanted = work.keyColumns.map(SQL.identifier).joined(separator: ", ")
-                return refuseAll(
-                    "\(qualified) has no primary key or unique index on (\(wanted)), the source's key: add one, e.g. ALTER TABLE \(qualified) ADD PRIMARY KEY (\(wanted))"
-                )
-            }
-            key = unique
-        }
-        var staged = work.staged[...]
-        var refused: [(seq: Int, reason: String)] = []
-        if config.mode == .apply, let truncate = work.truncate {
-            // A truncate the target refuses (a table referenced by foreign keys) is dead-lettered;
-            // the changes after it still apply.
-            refused += try applyRange([truncate.seq], table: target.qualified, sql, refusing: { _ in true }) { _, _ in
-                try sql.execute(
-                    ApplyStatements.truncate(
-                        target, cascade: truncate.cascade, restartIdentity: truncate.restartIdentity))
-            }
-            staged = staged.drop { $0.seq <= truncate.seq }
-        }
-        if !staged.isEmpty {
-            let missingReason =
-                "\(qualified) has no column \(missing.joined(separator: ", ")): add it to the target (ALTER TABLE \(qualified) ADD COLUMN …) or set on_new_column: add"
-            switch config.mode {
-            case .apply:
-                refused += try applyRows(
-                    staged, work: work, target: target, key: key, batches: batches, missingReason: missingReason, sql,
-                    state)
-            case .append:
-                refused += try appendRows(
-                    staged, work: work, target: target, batches: batches, missingReason: missingReason, sql)
-            }
-        }
-        if config.mode == .apply, !work.droppedChunks.isEmpty {
-            // drop_chunks on a target without TimescaleDB (or without the chunks) is dead-lettered.
-            let seqs = work.droppedChunks.map(\.seq)
-            let failed = try applyRange([seqs[0]], table: target.qualified, sql, refusing: { _ in true }) { _, _ in
-                try dropChunks(work, target: target, sql, state)
-            }
-            if let failure = failed.first {
-                refused += seqs.map { ($0, failure.reason) }
-            }
-        }
-        return refused
-    }
-
-    /// Stages the rows (COPY into a temporary table typed like the target) and applies them.
-    func applyRows(
-        _ staged: ArraySlice<DeliveryPlan.Staged>, work: DeliveryPlan.TableWork, target: TargetTable, key: [String],
-        batches: [EventBatch], missingReason: String, _ sql: SQLConnection, _ state: Target
-    ) throws -> [(seq: Int, reason: String)] {
-        var names = key
-        for name in work.columns + work.unchangedSets.flatMap({ $0 }) where !names.contains(name) {
-            if target.column(name) != nil { names.append(name) }
-        }
-        let columns = names.compactMap { target.column($0) }
-        let rows = StageRows(columns: columns, mode: .apply)
-        if let applied = try copyInsertsDirectly(staged, work: work, target: target, rows: rows, batches: batches, sql)
-        {
-            return applied.map { ($0, missingReason) }
-        }
-        let stage = try stageTable(target, columns: columns, sql, state)
-        let copyStatement = ApplyStatements.copy(
-            into: stage, columns: ["seq", "op", "uset", "oldkey"] + columns.map { SQL.identifier($0.name) })
-        // Staging already converts values to the target's types: a value the type refuses (too
-        // long, not a uuid, no such enum label) fails the COPY, which is split like the apply.
-        var carrying: Set<Int> = []
-        let refusedStaging = try applyRange(staged.map(\.seq)[...], table: target.qualified, sql) { first, last in
-            var copy = CopyText()
-            let range = staged.filter { $0.seq >= first && $0.seq <= last && !carrying.contains($0.seq) }
-            carrying.formUnion(rows.apply(range[...], batches: batches, into: &copy))
-            try sql.connection.copyIn(copyStatement, data: copy.bytes)
-        }
-        let notStaged = carrying.union(refusedStaging.map(\.seq))
-        let statements = ApplyStatements(
-            target: target, stage: stage, columns: columns, key: key, repeatsKeys: work.repeatsKeys)
-        var list: [String] = []
-        // Updates with unchanged TOAST columns first: they may read the row of an old key, which
-        // the deletes remove. Keys are disjoint between the statements (one last change per key).
-        var containing: [String: [Int]] = [:]
-        for (index, set) in work.unchangedSets.enumerated() {
-            for name in set { containing[name, default: []].append(index + 1) }
-        }
-        for (index, set) in work.unchangedSets.enumerated() {
-            list.append(statements.upsertUnchanged(uset: index + 1, unchanged: Set(set), containing: containing))
-        }
-        if work.hasDeletes { list.append(statements.delete) }
-        if work.hasUpserts { list.append(statements.upsert) }
-        let seqs = staged.map(\.seq).filter { !notStaged.contains($0) }
-        return carrying.map { ($0, missingReason) } + refusedStaging
-            + (try applyRange(seqs[...], table: target.qualified, sql) { first, last in
-                for statement in list { try sql.execute(statement, [String(first), String(last)]) }
-            })
-    }
-
-    /// A delivery of only inserts, each key once (a backlog, a time series): COPY straight into
-    /// the target, in a savepoint. When a key exists already (a re-read snapshot row, a replayed
-    /// insert) or the target refuses a row, nil: the caller stages and upserts as usual. Returns
-    /// the events carrying a column the target lacks (not copied).
-    func copyInsertsDirectly(
-        _ staged: ArraySlice<DeliveryPlan.Staged>, work: DeliveryPlan.TableWork, target: TargetTable,
-        rows: StageRows, batches: [EventBatch], _ sql: SQLConnection
-    ) throws -> [Int]? {
-        guard !work.hasDeletes, !work.repeatsKeys, work.unchangedSets.isEmpty,
-            staged.allSatisfy({ $0.op == .insert })
-        else { return nil }
-        var copy = CopyText()
-        let carrying = rows.apply(staged, batches: batches, into: &copy, columnsOnly: true)
-        try sql.execute("SAVEPOINT pgbridge_direct")
-        do {
-            try sql.connection.copyIn(
-                ApplyStatements.copy(into: target.qualified, columns: rows.columns.map { SQL.identifier($0.name) }),
-                data: copy.bytes)
-            try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
-            return carrying
-        } catch let error as PostgresError where error.code == .queryFailed {
-            try sql.execute("ROLLBACK TO SAVEPOINT pgbridge_direct")
-            try sql.execute("RELEASE SAVEPOINT pgbridge_direct")
-            return nil
-        }
-    }
-
-    /// `append`: COPY straight into the target table (a refused range is split and copied again).
-    func appendRows(
-        _ staged: ArraySlice<DeliveryPlan.Staged>, work: DeliveryPlan.TableWork, target: TargetTable,
-        batches: [EventBatch], missingReason: String, _ sql: SQLConnection
-    ) throws -> [(seq: Int, reason: String)] {
-        let flatten = config.columns == .flatten
-        let own = flatten ? work.columns.compactMap { target.column($0) } : []
-        let rows = StageRows(columns: own, mode: .append)
-        let names =
-            (flatten ? ApplyStatements.flatMetadata : ApplyStatements.appendJSON)
-            + own.map { SQL.identifier($0.name) }
-        var carrying: Set<Int> = []
-        let refused = try applyRange(staged.map(\.seq)[...], table: target.qualified, sql) { first, last in
-            var copy = CopyText()
-            let range = staged.filter { $0.seq >= first && $0.seq <= last && !carrying.contains($0.seq) }
-            carrying.formUnion(rows.append(range[...], batches: batches, flatten: flatten, into: &copy))
-            try sql.connection.copyIn(ApplyStatements.copy(into: target.qualified, columns: names), data: copy.bytes)
-        }
-        return carrying.map { ($0, missingReason) } + refused
-    }
-
-    /// The stage table for the target and these columns (made once per connection).
-    func stageTable(_ target: TargetTable, columns: [TargetTable.Column], _ sql: SQLConnection, _ state: Target)
-        throws -> String
-    {
-        let signature =
-            target.qualified + "\u{0}" + columns.map { "\($0.name) \($0.stageType)" }.joined(separator: "\u{0}")
-        if let name = state.stages[signature] { return name }
-        let name = "pg_temp.pgbridge_stage_\(state.stages.count + 1)"
-        try sql.execute(ApplyStatements.createStage(name, columns: columns))
-        state.stages[signature] = name
-        return name
-    }
-
-    /// Runs `body` for the seq range of `seqs` in a savepoint; when the target refuses a row (a
-    /// constraint, a value, a permission), the range is split in halves until the refused
-    /// events are found. The rest is applied.
-    func applyRange(
-        _ seqs: ArraySlice<Int>, table: String, _ sql: SQLConnection,
-        refusing: (PostgresError) -> Bool = PostgresSink.refusesRows, _ body: (Int, Int) throws -> Void
-    ) throws -> [(seq: Int, reason: String)] {
-        guard let first = seqs.first, let last = seqs.last else { return [] }
-        try sql.execute("SAVEPOINT pgbridge_range")
-        do {
-            try body(first, last)
-            try sql.execute("RELEASE SAVEPOINT pgbridge_range")
-            return []
-        } catch let error as PostgresError where error.code == .queryFailed && refusing(error) {
-            try sql.execute("ROLLBACK TO SAVEPOINT pgbridge_range")
-            try sql.execute("RELEASE SAVEPOINT pgbridge_range")
-            guard seqs.count > 1 else {
-                return [(first, "\(table) refused the change: SQLSTATE \(error.sqlState ?? "?"): \(error.message)")]
-            }
-            let middle = seqs.startIndex + seqs.count / 2
-            return try applyRange(seqs[..<middle], table: table, sql, refusing: refusing, body)
-                + applyRange(seqs[middle...], table: table, sql, refusing: refusing, body)
-        }
-    }
-
-    /// Errors that belong to rows, not to the target as a whole: data exceptions (22),
-    /// integrity constraints (23), two changes the target sees as one key (21000: keys equal
-    /// only to the target, as with citext), a refused privilege (42501), a type mismatch
-    /// (42804), a trigger's RAISE (P0001).
-    static func refusesRows(_ error: PostgresError) -> Bool {
-        guard error.code == .queryFailed, let state = error.sqlState else { return false }
-        return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("21")
-            || ["42501", "42804", "P0001"].contains(state)
-    }
-
-    func targetTable(_ work: DeliveryPlan.TableWork, _ sql: SQLConnection, _ state: Target) throws -> TargetTable? {
-        let qualified = TargetTable.qualified(schema: work.schema, name: work.name)
-        if let known = state.tables[qualified] { return known }
-        var table = try TargetTable.load(schema: work.schema, name: work.name, sql)
-        if table == nil, config.createTables {
-            try createTable(work, sql)
-            table = try TargetTable.load(schema: work.schema, name: work.name, sql)
-        }
-        state.tables[qualified] = table
-        return table
-    }
-
-    /// `drop_chunks` on the target for each `chunk_dropped` (with `on_chunk_dropped: drop`),
-    /// else a warning once per table.
-    func dropChunks(_ work: DeliveryPlan.TableWork, target: TargetTable, _ sql: SQLConnection, _ state: Target) throws {
-        guard let newest = work.droppedChunks.max(by: { $0.seq < $1.seq }) else { return }
-        switch config.onChunkDropped {
-        case .ignore:
-            if state.warned.insert("chunk:\(target.qualified)").inserted {
-                logger.warning(
-                    "postgres sink \(sinkName): retention dropped chunks of \(work.sourceSchema).\(work.sourceTable) on the source; \(target.qualified) keeps its rows (on_chunk_dropped: ignore). Set on_chunk_dropped: drop to mirror retention",
-                    metadata: ["pipe": "\(pipe)"])
-            }
-        case .drop:
-            for chunk in work.droppedChunks {
-                let older =
-                    Int64(chunk.rangeEnd) != nil ? chunk.rangeEnd : "\(SQL.literal(chunk.rangeEnd))::timestamptz"
-                try sql.execute(
-                    "SELECT drop_chunks(\(SQL.literal(target.qualified))::regclass, older_than => \(older))")
-            }
-            logger.info(
-                "postgres sink \(sinkName): dropped chunks of \(target.qualified) older than \(newest.rangeEnd) (mirrored retention)",
-                metadata: ["pipe": "\(pipe)"])
         }
     }
 }

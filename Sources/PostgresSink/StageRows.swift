@@ -6,15 +6,37 @@ struct StageRows {
     /// The columns' names as they appear (escaped) in event JSON.
     let raw: [[UInt8]]
     let mode: PostgresSinkConfig.Mode
+    /// The table's events' members recorded by the plan, and for each of the plan's columns its
+    /// index in `columns` (nil: the target lacks it).
+    let work: DeliveryPlan.TableWork
+    let fromPlan: [Int?]
 
-    init(columns: [TargetTable.Column], mode: PostgresSinkConfig.Mode) {
+    /// Rows are sent once this many bytes are written (the target converts them meanwhile).
+    static let chunkSize = 1 << 16
+
+    init(columns: [TargetTable.Column], mode: PostgresSinkConfig.Mode, work: DeliveryPlan.TableWork) {
         self.columns = columns
         self.mode = mode
+        self.work = work
         raw = columns.map { column in
             var out: [UInt8] = []
             JSONBytes.appendEscaped(column.name, into: &out)
             return out
         }
+        var index: [String: Int] = [:]
+        for (position, column) in columns.enumerated() where index[column.name] == nil { index[column.name] = position }
+        fromPlan = work.columns.map { index[$0] }
+    }
+
+    /// Places the event's `after` members, as recorded by the plan, into `slots`; false when a
+    /// member has no column.
+    @inline(__always)
+    func place(recorded members: Range<Int>, into slots: inout [Range<Int>?]) -> Bool {
+        for member in members {
+            guard let column = fromPlan[work.memberColumns[member]] else { return false }
+            slots[column] = work.memberValues[member]
+        }
+        return true
     }
 
     /// The column a member named `key` (escaped contents) goes to; members are usually in
@@ -40,19 +62,27 @@ struct StageRows {
         return complete
     }
 
-    /// Stage rows for `staged` (apply mode): `seq, op, uset, oldkey, <columns>`. Returns the seqs
-    /// of events that carry a column the target lacks (not staged).
+    /// Stage rows for `staged` (apply mode): `seq, op, uset, oldkey, <columns>`, handed to `send`
+    /// in chunks (the rest stays in `copy`). Returns the seqs of events that carry a column the
+    /// target lacks (not staged).
     func apply(
         _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], into copy: inout CopyText,
-        columnsOnly: Bool = false
-    ) -> [Int] {
+        columnsOnly: Bool = false, chunkSize: Int = StageRows.chunkSize, send: ([UInt8]) throws -> Void
+    ) rethrows -> [Int] {
         var slots = [Range<Int>?](repeating: nil, count: columns.count)
         var refused: [Int] = []
         for event in staged {
+            if copy.bytes.count >= chunkSize {
+                try send(copy.bytes)
+                copy.bytes.removeAll(keepingCapacity: true)
+            }
             let complete = batches[event.batch].bytes.withUnsafeBufferPointer { bytes -> Bool in
                 for i in slots.indices { slots[i] = nil }
-                let row = event.op == .delete ? event.key : event.after
-                if let row, !place(bytes, row, into: &slots) { return false }
+                if event.op != .delete, let members = event.members {
+                    if !place(recorded: members, into: &slots) { return false }
+                } else if let row = event.op == .delete ? event.key : event.after, !place(bytes, row, into: &slots) {
+                    return false
+                }
                 if let oldKey = event.oldKey {
                     // The row's old key goes first: a delete of it, in the same seq.
                     oldKey.withUnsafeBufferPointer { old in
@@ -98,15 +128,22 @@ struct StageRows {
     /// Rows of an `append` target: `op, id, commit_lsn, commit_time` then `before, after`
     /// (`json`) or the row's columns (`flatten`).
     func append(
-        _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], flatten: Bool, into copy: inout CopyText
-    ) -> [Int] {
+        _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], flatten: Bool, into copy: inout CopyText,
+        chunkSize: Int = StageRows.chunkSize, send: ([UInt8]) throws -> Void
+    ) rethrows -> [Int] {
         var slots = [Range<Int>?](repeating: nil, count: columns.count)
         var refused: [Int] = []
         for event in staged {
+            if copy.bytes.count >= chunkSize {
+                try send(copy.bytes)
+                copy.bytes.removeAll(keepingCapacity: true)
+            }
             let complete = batches[event.batch].bytes.withUnsafeBufferPointer { bytes -> Bool in
                 if flatten {
                     for i in slots.indices { slots[i] = nil }
-                    if let row = event.after ?? event.before ?? event.key, !place(bytes, row, into: &slots) {
+                    if event.after != nil, let members = event.members {
+                        if !place(recorded: members, into: &slots) { return false }
+                    } else if let row = event.after ?? event.before ?? event.key, !place(bytes, row, into: &slots) {
                         return false
                     }
                 }
@@ -127,5 +164,20 @@ struct StageRows {
             if !complete { refused.append(event.seq) }
         }
         return refused
+    }
+
+    /// All rows into `copy` (no chunks).
+    func apply(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], into copy: inout CopyText,
+        columnsOnly: Bool = false
+    ) -> [Int] {
+        apply(staged, batches: batches, into: &copy, columnsOnly: columnsOnly, chunkSize: .max, send: { _ in })
+    }
+
+    /// All rows into `copy` (no chunks).
+    func append(
+        _ staged: ArraySlice<DeliveryPlan.Staged>, batches: [EventBatch], flatten: Bool, into copy: inout CopyText
+    ) -> [Int] {
+        append(staged, batches: batches, flatten: flatten, into: &copy, chunkSize: .max, send: { _ in })
     }
 }

@@ -34,6 +34,35 @@ struct EventFieldsTests {
         }
     }
 
+    @Test func scanWithAfterMembersReadsTheRowInTheSamePass() {
+        let bytes = Array(Self.event.utf8)
+        bytes.withUnsafeBufferPointer { buffer in
+            var members: [(String, String)] = []
+            let fields = EventFields.scan(buffer, event: 0..<buffer.count) { key, value in
+                members.append((text(key, buffer)!, text(value, buffer)!))
+            }
+            #expect(members.map(\.0) == ["id", "site", "temp", "tags", "note", "text"])
+            #expect(members.map(\.1) == ["1", #""b\u00e9""#, "21.5", #"{"a":[1,2]}"#, "null", #""line\nbreak""#])
+            let plain = EventFields.scan(buffer, event: 0..<buffer.count)
+            #expect(fields.after == plain.after && fields.key == plain.key && fields.id == plain.id)
+            #expect(fields.table == plain.table && fields.commitTime == plain.commitTime)
+        }
+        // An empty row, a null row and a row whose object is cut short.
+        for (json, count) in [(#"{"op":"insert","after":{},"id":"x"}"#, 0), (#"{"after":null,"id":"x"}"#, 0)] {
+            let bytes = Array(json.utf8)
+            bytes.withUnsafeBufferPointer { buffer in
+                var seen = 0
+                let fields = EventFields.scan(buffer, event: 0..<buffer.count) { _, _ in seen += 1 }
+                #expect(seen == count && text(fields.id, buffer) == "x")
+            }
+        }
+        let cut = Array(#"{"id":"x","after":{"a":1,"b":"#.utf8)
+        cut.withUnsafeBufferPointer { buffer in
+            let fields = EventFields.scan(buffer, event: 0..<buffer.count) { _, _ in }
+            #expect(text(fields.id, buffer) == "x" && fields.after == nil)
+        }
+    }
+
     @Test func fieldPathsResolveColumnsAndUnescapeText() {
         withFields { fields, bytes in
             func render(_ path: String) -> String? {

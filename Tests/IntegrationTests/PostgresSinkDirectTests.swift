@@ -107,6 +107,46 @@ struct PostgresSinkDirectTests {
             ])
     }
 
+    /// A large delivery is applied in parts: plain inserts are copied part by part (each part's
+    /// COPY stored while the next is planned); a part with a key the target has falls back to
+    /// an upsert on its own; from the first update on, the rest is applied as one.
+    @Test func aLargeDeliveryIsAppliedInPartsInOrder() async throws {
+        defer { cleanUp() }
+        try target.sql(
+            "CREATE TABLE t (id int PRIMARY KEY, v text, CHECK (v NOT LIKE 'poison%')); INSERT INTO t VALUES (3000, 'old')"
+        )
+        let sink = try sink()
+        try await sink.open()
+        // Batches of 700 events, parts of three batches: 1–2,100 are copied; 2,101–4,200 hold
+        // 3,000, which exists, and are upserted; the seventh batch starts with an update of 10,
+        // a delete of 11 and an insert the CHECK refuses, and is applied with the last batch.
+        func insert(_ n: Int, _ value: String = "v") -> String {
+            Self.event("0/\(n):1", "insert", key: #"{"id":\#(n)}"#, after: #"{"id":\#(n),"v":"\#(value)\#(n)"}"#)
+        }
+        var batches: [EventBatch] = []
+        for first in stride(from: 1, through: 4901, by: 700) {
+            var events = (first..<(first + 700)).map { insert($0) }
+            if first == 4201 {
+                events[0] = Self.event("0/4201:1", "update", key: #"{"id":10}"#, after: #"{"id":10,"v":"updated"}"#)
+                events[1] = Self.event("0/4202:1", "delete", key: #"{"id":11}"#, before: #"{"id":11}"#)
+                events[2] = insert(4203, "poison")
+            }
+            batches.append(.fixture(events))
+        }
+        let result = try await sink.deliver(batches)
+        await sink.close()
+        #expect(result.rejected.map { [$0.batch, $0.event] } == [[6, 2]], "\(result.rejected)")
+        #expect(result.rejected.first?.reason.contains("SQLSTATE 23514") == true)
+        let rows = try target.sql("SELECT count(*), max(id), min(id) FROM t")[0].compactMap { $0 }
+        #expect(rows == ["5596", "5600", "1"], "5,600 ids less 11 and the three replaced")
+        #expect(
+            try target.sql("SELECT id, v FROM t WHERE id IN (10, 11, 2500, 3000, 4204) ORDER BY id").map {
+                $0.compactMap { $0 }
+            } == [["10", "updated"], ["2500", "v2500"], ["3000", "v3000"], ["4204", "v4204"]])
+        let position = try target.sql("SELECT position FROM pgbridge.sink_positions WHERE pipe = 'direct'")
+        #expect(position.first?.first == "0/5600:1", "the newest event's position")
+    }
+
     /// A key change whose TOAST column is unchanged takes the old key's value, not that of an
     /// earlier, deleted row with the new key.
     @Test func unchangedToastAfterAKeyChangeComesFromTheOldKey() async throws {

@@ -36,7 +36,7 @@ import Testing
         _ plan: DeliveryPlan, _ batches: [EventBatch], columns: [TargetTable.Column], refused: inout [Int]
     ) -> [[String]] {
         var copy = CopyText()
-        let rows = StageRows(columns: columns, mode: plan.mode)
+        let rows = StageRows(columns: columns, mode: plan.mode, work: plan.tables[0])
         refused =
             plan.mode == .apply
             ? rows.apply(plan.tables[0].staged[...], batches: batches, into: &copy)
@@ -109,6 +109,31 @@ import Testing
         let rows = Self.rows(plan, [.fixture(events)], columns: [Self.column("id")], refused: &refused)
         #expect(refused == [0] && rows.count == 1 && rows[0][4] == "2")
     }
+    @Test func rowsAreSentInChunksThatAddUpToTheWholeCopy() throws {
+        let events = (1...3000).map { n in
+            Self.event(
+                "0/10:\(n)", n % 7 == 0 ? "update" : "insert", key: #"{"id":\#(n)}"#,
+                after: #"{"id":\#(n),"note":"row \#(n) with a tab\tand more text to fill the chunk"}"#)
+        }
+        let plan = try Self.plan(events)
+        let columns = [Self.column("id"), Self.column("note")]
+        let whole = Self.rows(plan, [.fixture(events)], columns: columns)
+        let rows = StageRows(columns: columns, mode: .apply, work: plan.tables[0])
+        var chunks: [[UInt8]] = []
+        var copy = CopyText()
+        let refused = rows.apply(plan.tables[0].staged[...], batches: [.fixture(events)], into: &copy) {
+            chunks.append($0)
+        }
+        chunks.append(copy.bytes)
+        #expect(refused.isEmpty && chunks.count > 2)
+        #expect(chunks.dropLast().allSatisfy { $0.count >= StageRows.chunkSize && $0.last == 0x0A })
+        let joined = String(decoding: chunks.joined(), as: UTF8.self).split(separator: "\n").map {
+            $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        }
+        #expect(joined == whole && whole.count == 3000)
+        #expect(whole[6] == ["6", "u", "0", #"\N"#, "7", #"row 7 with a tab\tand more text to fill the chunk"#])
+    }
+
     @Test func eventsAtOrBeforeTheRecordedPositionAreSkippedUnlessPending() throws {
         let applied = AppliedPositions(position: SinkPosition("0/10:2"), pending: ["0/10:1"])
         let plan = try Self.plan(

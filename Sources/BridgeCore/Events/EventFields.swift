@@ -1,3 +1,5 @@
+import Glibc
+
 /// Where the parts of one native event lie in its bytes, found in one pass.
 ///
 /// Sinks and processors read topics, keys and columns through these ranges instead of decoding
@@ -29,10 +31,47 @@ public struct EventFields: Sendable {
 
     /// Scans the event object at `event` in `bytes`.
     public static func scan(_ bytes: UnsafeBufferPointer<UInt8>, event: Range<Int>) -> EventFields {
+        scan(bytes, event: event, visitAfter: false) { _, _ in }
+    }
+
+    /// Scans the event and calls `afterMembers` with the key (contents) and value range of each
+    /// member of its `after` object, in the same pass (the row is read once, not twice).
+    public static func scan(
+        _ bytes: UnsafeBufferPointer<UInt8>, event: Range<Int>, afterMembers: (Range<Int>, Range<Int>) -> Void
+    ) -> EventFields {
+        scan(bytes, event: event, visitAfter: true, afterMembers)
+    }
+
+    @inline(__always)
+    private static func scan(
+        _ bytes: UnsafeBufferPointer<UInt8>, event: Range<Int>, visitAfter: Bool,
+        _ afterMembers: (Range<Int>, Range<Int>) -> Void
+    ) -> EventFields {
         var fields = EventFields(event: event)
         let scanner = JSONScanner(bytes)
         let start = scanner.skipWhitespace(event.lowerBound)
-        scanner.forEachMember(of: start..<event.upperBound) { key, value in
+        let object = start..<event.upperBound
+        _ = scanner.forEachMemberStart(of: object) { key, valueStart in
+            let valueEnd: Int
+            let isObject = valueStart < object.upperBound && bytes[valueStart] == 0x7B
+            if isObject, bytes[key.lowerBound] == UInt8(ascii: "s"), key.count == 6 {
+                // The source block: its members are read while its end is found.
+                guard
+                    let end = scanner.visitMembers(
+                        of: valueStart..<object.upperBound,
+                        { name, value in sourceMember(name, value, bytes, into: &fields) })
+                else { return nil }
+                valueEnd = end
+            } else if visitAfter, isObject, bytes[key.lowerBound] == UInt8(ascii: "a"), key.count == 5 {
+                guard let end = scanner.visitMembers(of: valueStart..<object.upperBound, afterMembers) else {
+                    return nil
+                }
+                valueEnd = end
+            } else {
+                valueEnd = scanner.valueEnd(valueStart)
+            }
+            guard valueStart < valueEnd, valueEnd <= object.upperBound else { return nil }
+            let value = valueStart..<valueEnd
             switch bytes[key.lowerBound] {
             case UInt8(ascii: "i") where key.count == 2:
                 fields.id = stringContents(value, bytes)
@@ -40,7 +79,7 @@ public struct EventFields: Sendable {
                 fields.op = stringContents(value, bytes)
             case UInt8(ascii: "s") where key.count == 6:
                 fields.source = value
-                scanSource(value, scanner, into: &fields)
+                if !isObject { scanSource(value, scanner, into: &fields) }
             case UInt8(ascii: "k") where key.count == 3:
                 fields.key = value
             case UInt8(ascii: "b") where key.count == 6:
@@ -50,42 +89,37 @@ public struct EventFields: Sendable {
             default:
                 break
             }
-            return true
+            return valueEnd
         }
         return fields
     }
 
     private static func scanSource(_ source: Range<Int>, _ scanner: JSONScanner, into fields: inout EventFields) {
-        let bytes = scanner.bytes
         scanner.forEachMember(of: source) { key, value in
-            let name = bytes[key]
-            func matches(_ literal: StaticString) -> Bool {
-                name.count == literal.utf8CodeUnitCount
-                    && name.elementsEqual(
-                        UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-            }
-            if matches("db") {
-                fields.db = stringContents(value, bytes)
-            } else if matches("schema") {
-                fields.schema = stringContents(value, bytes)
-            } else if matches("table") {
-                fields.table = stringContents(value, bytes)
-            } else if matches("chunk") {
-                fields.chunk = stringContents(value, bytes)
-            } else if matches("channel") {
-                fields.channel = stringContents(value, bytes)
-            } else if matches("lsn") {
-                fields.lsn = stringContents(value, bytes)
-            } else if matches("commit_lsn") {
-                fields.commitLSN = stringContents(value, bytes)
-            } else if matches("commit_time") {
-                fields.commitTime = stringContents(value, bytes)
-            } else if matches("capture") {
-                fields.capture = stringContents(value, bytes)
-            } else if matches("xid") {
-                fields.xid = value
-            }
+            sourceMember(key, value, scanner.bytes, into: &fields)
             return true
+        }
+    }
+
+    @inline(__always)
+    private static func sourceMember(
+        _ key: Range<Int>, _ value: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>, into fields: inout EventFields
+    ) {
+        func matches(_ literal: StaticString) -> Bool {
+            memcmp(bytes.baseAddress! + key.lowerBound, literal.utf8Start, key.count) == 0
+        }
+        switch key.count {
+        case 2 where matches("db"): fields.db = stringContents(value, bytes)
+        case 3 where matches("lsn"): fields.lsn = stringContents(value, bytes)
+        case 3 where matches("xid"): fields.xid = value
+        case 5 where matches("table"): fields.table = stringContents(value, bytes)
+        case 5 where matches("chunk"): fields.chunk = stringContents(value, bytes)
+        case 6 where matches("schema"): fields.schema = stringContents(value, bytes)
+        case 7 where matches("channel"): fields.channel = stringContents(value, bytes)
+        case 7 where matches("capture"): fields.capture = stringContents(value, bytes)
+        case 10 where matches("commit_lsn"): fields.commitLSN = stringContents(value, bytes)
+        case 11 where matches("commit_time"): fields.commitTime = stringContents(value, bytes)
+        default: break
         }
     }
 

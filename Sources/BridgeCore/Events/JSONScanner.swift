@@ -70,22 +70,46 @@ public struct JSONScanner {
     /// Calls `body` with the key (contents, without quotes) and the value range of each member
     /// of the object at `object`; `body` returns false to stop.
     public func forEachMember(of object: Range<Int>, _ body: (Range<Int>, Range<Int>) -> Bool) {
-        guard !object.isEmpty, bytes[object.lowerBound] == 0x7B else { return }
+        _ = forEachMemberStart(of: object) { key, start in
+            let end = valueEnd(start)
+            guard start < end, end <= object.upperBound, body(key, start..<end) else { return nil }
+            return end
+        }
+    }
+
+    /// Calls `body` with each member of the object at `object`, and returns the index just past
+    /// its closing brace (nil when malformed or stopped): one pass reads the members and finds
+    /// where the object ends.
+    public func visitMembers(of object: Range<Int>, _ body: (Range<Int>, Range<Int>) -> Void) -> Int? {
+        forEachMemberStart(of: object) { key, start in
+            let end = valueEnd(start)
+            guard start < end, end <= object.upperBound else { return nil }
+            body(key, start..<end)
+            return end
+        }
+    }
+
+    /// The members of the object starting at `object.lowerBound`: `body` gets each key's contents
+    /// and where its value starts, and returns where the value ends (nil to stop). Returns the
+    /// index just past the closing brace, or nil when stopped or malformed.
+    @inline(__always)
+    public func forEachMemberStart(of object: Range<Int>, _ body: (Range<Int>, Int) -> Int?) -> Int? {
+        guard !object.isEmpty, bytes[object.lowerBound] == 0x7B else { return nil }
         var i = skipWhitespace(object.lowerBound + 1)
         while i < object.upperBound, bytes[i] == 0x22 {
             let keyEnd = stringEnd(i)
-            guard keyEnd <= object.upperBound, keyEnd - i >= 2, bytes[keyEnd - 1] == 0x22 else { return }
+            guard keyEnd <= object.upperBound, keyEnd - i >= 2, bytes[keyEnd - 1] == 0x22 else { return nil }
             let key = (i + 1)..<(keyEnd - 1)
             i = skipWhitespace(keyEnd)
-            guard i < object.upperBound, bytes[i] == 0x3A else { return }
-            let valueStart = skipWhitespace(i + 1)
-            let valueEnd = valueEnd(valueStart)
-            guard valueStart < valueEnd, valueEnd <= object.upperBound else { return }
-            if !body(key, valueStart..<valueEnd) { return }
+            guard i < object.upperBound, bytes[i] == 0x3A else { return nil }
+            guard let valueEnd = body(key, skipWhitespace(i + 1)) else { return nil }
             i = skipWhitespace(valueEnd)
-            guard i < object.upperBound, bytes[i] == 0x2C else { return }
+            guard i < object.upperBound else { return nil }
+            if bytes[i] == 0x7D { return i + 1 }
+            guard bytes[i] == 0x2C else { return nil }
             i = skipWhitespace(i + 1)
         }
+        return i < object.upperBound && bytes[i] == 0x7D ? i + 1 : nil
     }
 
     /// The value of member `name` (unescaped UTF-8) of the object at `object`.
