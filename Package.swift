@@ -58,6 +58,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "KafkaSource",
+            dependencies: ["KafkaClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KafkaSink",
             dependencies: ["KafkaClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -118,8 +123,8 @@ let package = Package(
         .target(
             name: "BridgeRuntime",
             dependencies: [
-                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "PostgresSink",
-                "RabbitMQSink",
+                "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "KafkaSource",
+                "PostgresSink", "RabbitMQSink",
                 "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing",
                 "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
@@ -175,7 +180,8 @@ let package = Package(
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: [
-                "BridgeCore", "BridgeRuntime", "FileSink", "HTTPSink", .product(name: "Yams", package: "Yams"),
+                "BridgeCore", "BridgeRuntime", "FileSink", "HTTPSink", "KafkaSource",
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
         .testTarget(

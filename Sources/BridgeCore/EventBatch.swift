@@ -17,6 +17,9 @@ public struct EventBatch: Sendable {
     /// nil when that is the native format. Sinks read keys, topics and ids from the native
     /// event in `bytes` and send the body.
     public var bodies: Bodies?
+    /// Messages the source could not turn into events (not JSON, no key): they go to the pipe's
+    /// dead-letter target before the batch is delivered, and are acknowledged with it.
+    public var refused: [RefusedMessage] = []
 
     public struct Bodies: Sendable {
         public var bytes: [UInt8] = []
@@ -38,7 +41,7 @@ public struct EventBatch: Sendable {
     }
 
     public var eventCount: Int { eventEnds.count }
-    public var isEmpty: Bool { eventEnds.isEmpty && checkpoint == nil }
+    public var isEmpty: Bool { eventEnds.isEmpty && checkpoint == nil && refused.isEmpty }
 
     /// The bytes of event `index` without its trailing newline.
     public func event(at index: Int) -> ArraySlice<UInt8> {
@@ -127,6 +130,18 @@ public struct EventBatch: Sendable {
     public mutating func endEvent() {
         bytes.append(UInt8(ascii: "\n"))
         eventEnds.append(bytes.count)
+    }
+}
+
+/// A message a source refused: why, and the message as a JSON object (its metadata and its
+/// bytes: `payload` when UTF-8 text, else `payload_base64`).
+public struct RefusedMessage: Sendable, Equatable {
+    public var reason: String
+    public var record: [UInt8]
+
+    public init(reason: String, record: [UInt8]) {
+        self.reason = reason
+        self.record = record
     }
 }
 

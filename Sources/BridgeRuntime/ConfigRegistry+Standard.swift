@@ -2,18 +2,20 @@ import BridgeCore
 import FileSink
 import HTTPSink
 import KafkaSink
+import KafkaSource
 import PostgresSink
 import Processing
 import RabbitMQSink
 import RedisSink
 
 extension ConfigRegistry {
-    /// Every sink kind pgbridge ships, each registered by its own module, and the filter
-    /// language of `Processing`.
+    /// Every sink and message source kind pgbridge ships, each registered by its own module,
+    /// and the filter language of `Processing`.
     public static let standard = ConfigRegistry(
         sinks: [
             FileSink.registration, KafkaSink.registration, RabbitMQSink.registration, RedisSink.registration,
             HTTPSink.registration, PostgresSink.registration,
         ],
+        sources: [KafkaSource.registration],
         filterLanguage: FilterExpression.language)
 }

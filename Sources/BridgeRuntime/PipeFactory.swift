@@ -25,7 +25,7 @@ public final class PipeFactory {
     }
 
     /// The pipe's source (not started).
-    public func makeSource(for pipe: PipeConfig) -> any ChangeSource {
+    public func makeSource(for pipe: PipeConfig) throws -> any ChangeSource {
         switch pipe.source {
         case .replication(let replication):
             return ReplicationSource(
@@ -42,6 +42,12 @@ public final class PipeFactory {
                 logger: logger)
         case .notify(let notify):
             return NotifySource(pipeName: pipe.name, config: notify, postgres: config.postgres, logger: logger)
+        case .message(let message):
+            guard let registration = registry.source(message.kind) else {
+                throw ConfigError(
+                    path: "pipes.\(pipe.name).source.kind", message: "source kind '\(message.kind)' is not registered")
+            }
+            return try registration.make(message, SourceMakeContext(pipe: pipe.name, logger: logger))
         }
     }
 
@@ -81,7 +87,10 @@ public final class PipeFactory {
         }
         var context = SinkMakeContext(pipe: pipe, logger: logger, clients: clients)
         (context.format, context.version, context.routeDestinations) = (format, version, routeDestinations)
-        context.source = source.map { SinkSourceInfo(postgres: config.postgres, streamID: Self.streamID($0)) }
+        context.source = source.map { source in
+            if case .message = source { return SinkSourceInfo(postgres: nil, streamID: Self.streamID(source)) }
+            return SinkSourceInfo(postgres: config.postgres, streamID: Self.streamID(source))
+        }
         return try registration.make(sink, context)
     }
 
@@ -91,6 +100,7 @@ public final class PipeFactory {
         case .replication(let replication): "slot:\(replication.slot)"
         case .outbox: "outbox"
         case .notify: "notify"
+        case .message(let message): message.kind
         }
     }
 

@@ -32,7 +32,7 @@ extension PipeSupervisor {
         do {
             try checkConflicts(pipe)
             // Builds the sinks once, so that a sink setting only the runtime can check fails here.
-            _ = try factory.runner(for: pipe, source: factory.makeSource(for: pipe))
+            _ = try factory.runner(for: pipe, source: try factory.makeSource(for: pipe))
         } catch let error as ControlError {
             throw error
         } catch {

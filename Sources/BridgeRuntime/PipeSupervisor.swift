@@ -311,7 +311,7 @@ public actor PipeSupervisor: Service {
         var options = runnerOptions
         options.eventBuffer = entry.buffer
         let runner = try factory.runner(
-            for: entry.config, source: factory.makeSource(for: entry.config), options: options)
+            for: entry.config, source: try factory.makeSource(for: entry.config), options: options)
         guard let generation = machine.launch(name) else {
             throw ControlError.unavailable("pgbridge is shutting down: pipe \(name) is not started")
         }

@@ -113,6 +113,8 @@ extension APIServer {
             source = ["kind": "outbox", "channels": outbox.channels]
         case .notify(let notify):
             source = ["kind": "notify", "channels": notify.channels]
+        case .message(let message):
+            source = ["kind": message.kind, "format": message.format.rawValue, "table": message.table]
         }
         object["source"] = source
         if let problem = status.problem { object["problem"] = problem }

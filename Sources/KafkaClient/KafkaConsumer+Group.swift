@@ -81,4 +81,8 @@ extension KafkaConsumer {
 extension KafkaReceivedMessage {
     /// The topic the message came from.
     public var topic: String { rd_kafka_topic_name(pointer.pointee.rkt).map { String(cString: $0) } ?? "" }
+
+    /// Identifies the topic while the consumer lives (for caching what belongs to a topic
+    /// instead of reading its name per message).
+    public var topicHandle: OpaquePointer? { pointer.pointee.rkt }
 }

@@ -175,6 +175,7 @@ public final class PipeRunner: Service {
                 group = group.map(transform.apply)
                 bytes = group.reduce(0) { $0 + $1.bytes.count }
             }
+            try await deadLetterRefused(group)
             try await deliver(group)
             let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first
             source.acknowledge(through: group[group.count - 1].sequence, checkpoint: checkpoint)
@@ -194,6 +195,24 @@ public final class PipeRunner: Service {
             }
         }
         return true
+    }
+
+    /// Sends the messages the source refused (bad input) to the dead-letter target; the group's
+    /// acknowledgement then covers them.
+    private func deadLetterRefused(_ group: [EventBatch]) async throws {
+        let refused = group.flatMap(\.refused)
+        guard let first = refused.first else { return }
+        guard let deadLetters else {
+            logger.error(
+                "the source refused \(refused.count) messages (\(first.reason)) and the pipe has no dead_letter target to keep them: \(refused.map { String(decoding: $0.record, as: UTF8.self) })"
+            )
+            return
+        }
+        logger.error(
+            "the source refused \(refused.count) messages: \(first.reason); sent to \(deadLetters.description)")
+        try await deadLetters.send(
+            refused.map { DeadLetter(sink: "source", reason: $0.reason, attempts: 1, event: $0.record[...]) })
+        statsBox.withLock { stats in stats.deadLetters += UInt64(refused.count) }
     }
 
     private func closeSinks() async {

@@ -117,8 +117,8 @@ struct DeliveryPlan {
     var tableIndex: [[UInt8]: Int] = [:]
     /// seq → the event it came from.
     var events: [(batch: Int, event: Int)] = []
-    /// The newest position among the events of this delivery.
-    var newest: SinkPosition?
+    /// The newest position among the events of this delivery, per stream.
+    var newest: [String: SinkPosition] = [:]
     /// Events refused before any SQL (no table, no key).
     var rejected: [Rejection] = []
     /// Events left out because an earlier delivery applied them.
@@ -126,7 +126,7 @@ struct DeliveryPlan {
     /// Logical messages, which have no table (left out, counted for the log).
     var messages = 0
     /// Pending (once refused) events that came again and are in this delivery.
-    var replayedPending: [String] = []
+    var replayedPending: Set<String> = []
     /// The members of the event being read's `after` (kept to reuse its storage).
     private var afterMembers: [(key: Range<Int>, value: Range<Int>)] = []
     /// The source table of the previous event and its target (the common case: the next event
@@ -135,13 +135,18 @@ struct DeliveryPlan {
 
     let mode: PostgresSinkConfig.Mode
     let template: NameTemplate
+    /// The stream of events whose ids name none (a replication slot's): the source's stream id.
+    let defaultStream: String
+    /// The last stream named by an id, and its name (consecutive events mostly share one).
+    private var lastStream: (bytes: [UInt8], name: String)?
 
     /// The template names one target per source table (no `{op}`, `{capture}`, `{channel}`).
     let perTableTemplate: Bool
 
-    init(mode: PostgresSinkConfig.Mode, template: NameTemplate) {
+    init(mode: PostgresSinkConfig.Mode, template: NameTemplate, defaultStream: String = "") {
         self.mode = mode
         self.template = template
+        self.defaultStream = defaultStream
         perTableTemplate = !["{op}", "{capture}", "{channel}"].contains { template.description.contains($0) }
     }
 
@@ -165,12 +170,12 @@ struct DeliveryPlan {
     static let chunkMember = Array("chunk".utf8)
 
     /// Reads every event of `batches`; `applied` says which were applied already.
-    mutating func add(_ batches: [EventBatch], applied: AppliedPositions) {
+    mutating func add(_ batches: [EventBatch], applied: AppliedStreams) {
         add(batches, range: batches.indices, applied: applied)
     }
 
     /// Reads the events of `batches[range]` (batch indices stay those of `batches`).
-    mutating func add(_ batches: [EventBatch], range: Range<Int>, applied: AppliedPositions) {
+    mutating func add(_ batches: [EventBatch], range: Range<Int>, applied: AppliedStreams) {
         for b in range {
             let batch = batches[b]
             batch.bytes.withUnsafeBufferPointer { bytes in
@@ -182,27 +187,31 @@ struct DeliveryPlan {
     }
 
     private mutating func add(
-        _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, batch: Int, event: Int, applied: AppliedPositions
+        _ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>, batch: Int, event: Int, applied streams: AppliedStreams
     ) {
         var members: [(key: Range<Int>, value: Range<Int>)] = []
         swap(&members, &afterMembers)
         members.removeAll(keepingCapacity: true)
         defer { swap(&members, &afterMembers) }
         let fields = EventFields.scan(bytes, event: range) { key, value in members.append((key, value)) }
-        let id = fields.id.map { bytes[$0] }
-        let position = id.flatMap { SinkPosition(id: $0) }
+        let id = fields.id.map { UnsafeBufferPointer(rebasing: bytes[$0]) }
+        let parsed = id.flatMap { SinkPosition.parse(id: $0) }
+        let position = parsed?.position
+        var stream = defaultStream
+        if let id, let range = parsed?.stream { stream = streamName(UnsafeBufferPointer(rebasing: id[range])) }
+        let applied = streams[stream]
         if let position, let id, applied.alreadyApplied(position, id: id) {
             skipped += 1
             return
         }
         if let position, let id, let applied = applied.position, position <= applied {
-            replayedPending.append(String(decoding: id, as: UTF8.self))
+            replayedPending.insert(String(decoding: id, as: UTF8.self))
         }
         // Rows of a snapshot carry the snapshot's LSN, not a place in the stream (`pgbridge
         // snapshot` reads at the current WAL position, ahead of what the stream applied): they
         // never move the position. Applying them again is harmless (upserts).
         let isSnapshot = fields.capture.map { $0.count == 8 && bytes[$0.lowerBound] == UInt8(ascii: "s") } ?? false
-        if let position, !isSnapshot, newest.map({ position > $0 }) ?? true { newest = position }
+        if let position, !isSnapshot, newest[stream].map({ position > $0 }) ?? true { newest[stream] = position }
         func reject(_ reason: String) {
             rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
         }
@@ -309,6 +318,23 @@ struct DeliveryPlan {
         }
         events.append((batch, event))
         tables[table].staged.append(staged)
+    }
+
+    /// The stream an id names (`kafka:<topic>:<partition>`).
+    private mutating func streamName(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if let last = lastStream, last.bytes.equals(bytes) { return last.name }
+        let name = String(decoding: bytes, as: UTF8.self)
+        lastStream = (Array(bytes), name)
+        return name
+    }
+
+    /// The stream of an event id (the default stream for replication ids).
+    static func stream(ofID id: String, default defaultStream: String) -> String {
+        let bytes = Array(id.utf8)
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let range = SinkPosition.parse(id: buffer)?.stream else { return defaultStream }
+            return String(decoding: buffer[range], as: UTF8.self)
+        }
     }
 
     /// The event's set of unchanged TOAST columns (0 = none).

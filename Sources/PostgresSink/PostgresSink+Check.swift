@@ -10,7 +10,7 @@ extension PostgresSink {
     }
 
     func targetProblems(_ patterns: [TablePattern]) throws -> [String] {
-        guard source != nil else { return [] }
+        guard source?.postgres != nil else { return [] }
         let target = SQLConnection(
             connection: try PGConnection(url: config.url, mode: .normal, applicationName: "pgbridge check"))
         let origin = try sourceConnection()

@@ -22,7 +22,8 @@ extension PostgresSink {
                 events += batches[end].eventCount
                 end += 1
             }
-            var plan = DeliveryPlan(mode: config.mode, template: config.table)
+            var plan = DeliveryPlan(
+                mode: config.mode, template: config.table, defaultStream: source?.streamID ?? "")
             plan.add(batches, range: start..<end, applied: state.applied)
             if !plan.isDirectCopyCandidate, end < batches.count {
                 plan.add(batches, range: end..<batches.count, applied: state.applied)
@@ -53,26 +54,30 @@ extension PostgresSink {
                 metadata: ["pipe": "\(pipe)"])
         }
         var applied = state.applied
-        if let source, let newest = outcome.newest {
+        if let source {
             // Refused events stay pending: if they come again (a crash before they reached the
             // dead-letter target), they are not skipped.
-            var pending = applied.pending.filter { !outcome.replayedPending.contains($0) }
+            var refusedIDs: [String: [String]] = [:]
             for rejection in outcome.rejected {
-                if let id = Self.eventID(batches[rejection.batch], rejection.event) { pending.append(id) }
+                guard let id = Self.eventID(batches[rejection.batch], rejection.event) else { continue }
+                refusedIDs[DeliveryPlan.stream(ofID: id, default: source.streamID), default: []].append(id)
             }
-            if pending.count > AppliedPositions.pendingLimit {
-                logger.warning(
-                    "postgres sink \(sinkName): more than \(AppliedPositions.pendingLimit) refused events are pending; the oldest \(pending.count - AppliedPositions.pendingLimit) are forgotten (they were dead-lettered unless pgbridge crashed right after refusing them)",
-                    metadata: ["pipe": "\(pipe)"])
+            for (stream, newest) in outcome.newest.sorted(by: { $0.key < $1.key }) {
+                var positions = applied[stream]
+                let pending =
+                    positions.pending.filter { !outcome.replayedPending.contains($0) } + (refusedIDs[stream] ?? [])
+                if pending.count > AppliedPositions.pendingLimit {
+                    logger.warning(
+                        "postgres sink \(sinkName): more than \(AppliedPositions.pendingLimit) refused events are pending; the oldest \(pending.count - AppliedPositions.pendingLimit) are forgotten (they were dead-lettered unless pgbridge crashed right after refusing them)",
+                        metadata: ["pipe": "\(pipe)"])
+                }
+                positions.pending = Array(pending.suffix(AppliedPositions.pendingLimit))
+                positions.position = max(newest, positions.position ?? newest)
+                applied[stream] = positions
+                try sql.execute(
+                    SinkPositionsTable.write,
+                    [pipe, sinkName, stream, positions.position!.description, SQL.textArray(positions.pending)])
             }
-            applied.pending = Array(pending.suffix(AppliedPositions.pendingLimit))
-            applied.position = max(newest, applied.position ?? newest)
-            try sql.execute(
-                SinkPositionsTable.write,
-                [
-                    pipe, sinkName, source.streamID, applied.position!.description,
-                    SQL.textArray(applied.pending),
-                ])
         }
         try sql.execute("COMMIT")
         state.applied = applied
@@ -85,17 +90,17 @@ extension PostgresSink {
     /// What the parts of one delivery add up to.
     struct DeliveryOutcome {
         var rejected: [Rejection] = []
-        var newest: SinkPosition?
+        var newest: [String: SinkPosition] = [:]
         var skipped = 0
         var messages = 0
-        var replayedPending: [String] = []
+        var replayedPending: Set<String> = []
 
         mutating func add(_ plan: DeliveryPlan) {
             rejected += plan.rejected
-            if let position = plan.newest, newest.map({ position > $0 }) ?? true { newest = position }
+            newest.merge(plan.newest) { max($0, $1) }
             skipped += plan.skipped
             messages += plan.messages
-            replayedPending += plan.replayedPending
+            replayedPending.formUnion(plan.replayedPending)
         }
     }
 

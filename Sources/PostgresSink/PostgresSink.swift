@@ -15,7 +15,7 @@ public final class PostgresSink: EventSink {
     final class Target {
         var connection: PGConnection?
         var tables: [String: TargetTable] = [:]
-        var applied = AppliedPositions()
+        var applied = AppliedStreams()
         var positionsLoaded = false
         /// Things logged once (an ignored chunk drop per table, messages).
         var warned: Set<String> = []
@@ -114,7 +114,7 @@ public final class PostgresSink: EventSink {
     /// Refuses a target that is the source database itself with the identity table template:
     /// every applied change would be captured and applied again.
     func checkNotLoop(_ sql: SQLConnection) throws -> Bool {
-        guard source != nil else { return false }
+        guard source?.postgres != nil else { return false }
         let same = try Self.isSameDatabase(sql, try sourceConnection())
         if same, config.table.description == "{schema}.{table}" {
             throw PostgresError(
@@ -138,12 +138,18 @@ public final class PostgresSink: EventSink {
         guard let source else {
             throw PostgresError(.prerequisite, "the source database is unknown to this sink", retriable: false)
         }
+        guard let postgres = source.postgres else {
+            throw PostgresError(
+                .prerequisite,
+                "the pipe reads \(source.streamID) messages, whose tables have no definition to copy: create the target table yourself (create_tables only makes the history table of mode: append with columns: json)",
+                retriable: false)
+        }
         return SQLConnection(
-            connection: try PGConnection(url: source.postgres.url, mode: .normal, applicationName: "pgbridge schema"))
+            connection: try PGConnection(url: postgres.url, mode: .normal, applicationName: "pgbridge schema"))
     }
 
     func readPositions(_ sql: SQLConnection, _ state: Target) throws {
-        guard let source, !state.positionsLoaded else { return }
+        guard source != nil, !state.positionsLoaded else { return }
         let exists = try sql.execute("SELECT to_regclass('pgbridge.sink_positions') IS NOT NULL")
         if exists.string(0, 0) != "t" {
             do {
@@ -156,13 +162,20 @@ public final class PostgresSink: EventSink {
                     retriable: false)
             }
         }
-        let row = try sql.execute(SinkPositionsTable.read, [pipe, sinkName, source.streamID])
-        var applied = AppliedPositions()
-        if row.rowCount == 1 {
-            applied.position = row.string(0, 0).flatMap(SinkPosition.init)
-            applied.pending = SQL.parseTextArray(row.string(0, 1) ?? "{}")
+        let rows = try sql.execute(SinkPositionsTable.read, [pipe, sinkName])
+        var applied = AppliedStreams()
+        for row in 0..<rows.rowCount {
+            guard let stream = rows.string(row, 0) else { continue }
+            applied[stream] = AppliedPositions(
+                position: rows.string(row, 1).flatMap(SinkPosition.init),
+                pending: SQL.parseTextArray(rows.string(row, 2) ?? "{}"))
+        }
+        if !applied.streams.isEmpty {
+            let positions = applied.streams.sorted { $0.key < $1.key }.map {
+                "\($0.key) at \($0.value.position?.description ?? "nothing")"
+            }
             logger.info(
-                "postgres sink \(sinkName) resumes after \(applied.position?.description ?? "nothing"): events up to it were applied by an earlier run",
+                "postgres sink \(sinkName) resumes after what an earlier run applied: \(positions.prefix(20).joined(separator: ", "))\(positions.count > 20 ? ", …" : "")",
                 metadata: ["pipe": "\(pipe)"])
         }
         state.applied = applied

@@ -1,11 +1,36 @@
 import BridgeCore
 
-/// Where a replication stream is: an event id `<commit_lsn>:<ordinal>`. Events of one stream
-/// are totally ordered by it (transactions in commit order, events in their transaction's order),
-/// so "applied up to here" is one value.
+/// Where a stream of events is: for a replication stream an event id `<commit_lsn>:<ordinal>`
+/// (transactions in commit order, events in their transaction's order); for a Kafka partition
+/// the message's offset. Events of one stream are totally ordered by it, so "applied up to
+/// here" is one value per stream.
 struct SinkPosition: Comparable, Sendable, CustomStringConvertible {
     var commitLSN: LSN
     var ordinal: UInt64
+    /// A message offset (kept in `ordinal`), written as a plain number.
+    var isOffset = false
+
+    init(offset: UInt64) {
+        commitLSN = LSN(0)
+        ordinal = offset
+        isOffset = true
+    }
+
+    /// The stream and position an event id names: `kafka:<topic>:<partition>:<offset>` is the
+    /// partition `kafka:<topic>:<partition>` at `offset`; a replication id is the sink's own
+    /// stream (`stream` nil). nil for ids without an order (`outbox:…`, `notify:…`).
+    static func parse(id: UnsafeBufferPointer<UInt8>) -> (stream: Range<Int>?, position: SinkPosition)? {
+        if id.count > 6, id[0] == UInt8(ascii: "k"), id[1] == UInt8(ascii: "a"), id[5] == UInt8(ascii: ":") {
+            guard let colon = id.lastIndex(of: UInt8(ascii: ":")), colon > 6, colon + 1 < id.count else { return nil }
+            var offset: UInt64 = 0
+            for byte in id[(colon + 1)...] {
+                guard byte >= 0x30, byte <= 0x39, offset < UInt64.max / 10 - 10 else { return nil }
+                offset = offset * 10 + UInt64(byte - 0x30)
+            }
+            return (0..<colon, SinkPosition(offset: offset))
+        }
+        return SinkPosition(id: id).map { (nil, $0) }
+    }
 
     /// Parses an event id; nil for ids of other sources (`outbox:…`, `notify:…`), which carry
     /// no order: their events are applied at least once.
@@ -48,17 +73,35 @@ struct SinkPosition: Comparable, Sendable, CustomStringConvertible {
         self.ordinal = ordinal
     }
 
-    init?(_ text: String) { self.init(id: Array(text.utf8)) }
+    /// A stored position: `<lsn>:<ordinal>`, or an offset.
+    init?(_ text: String) {
+        if let offset = UInt64(text) {
+            self.init(offset: offset)
+        } else {
+            self.init(id: Array(text.utf8))
+        }
+    }
 
     static func < (lhs: SinkPosition, rhs: SinkPosition) -> Bool {
         (lhs.commitLSN, lhs.ordinal) < (rhs.commitLSN, rhs.ordinal)
     }
 
-    var description: String { "\(commitLSN):\(ordinal)" }
+    var description: String { isOffset ? "\(ordinal)" : "\(commitLSN):\(ordinal)" }
 }
 
-/// What `pgbridge.sink_positions` holds for one sink: the last event applied, and the events
-/// after it that the target refused (they are not skipped when they come again).
+/// What `pgbridge.sink_positions` holds for one sink, by stream (`source_id`: the pipe's slot,
+/// or a Kafka partition).
+struct AppliedStreams: Sendable {
+    var streams: [String: AppliedPositions] = [:]
+
+    subscript(stream: String) -> AppliedPositions {
+        get { streams[stream] ?? AppliedPositions() }
+        set { streams[stream] = newValue }
+    }
+}
+
+/// What `pgbridge.sink_positions` holds for one stream of one sink: the last event applied, and
+/// the events before it that the target refused (they are not skipped when they come again).
 struct AppliedPositions: Sendable {
     var position: SinkPosition?
     /// Event ids refused at or before `position`, newest last; at most `pendingLimit`.
@@ -88,7 +131,7 @@ enum SinkPositionsTable {
         """
 
     static let read = """
-        SELECT position, pending FROM pgbridge.sink_positions WHERE pipe = $1 AND sink = $2 AND source_id = $3
+        SELECT source_id, position, pending FROM pgbridge.sink_positions WHERE pipe = $1 AND sink = $2
         """
 
     static let write = """

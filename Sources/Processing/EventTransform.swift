@@ -48,6 +48,7 @@ public final class EventTransform: Sendable {
     public func apply(_ batch: EventBatch) -> EventBatch {
         if isIdentity { return batch }
         var out = EventBatch(checkpoint: batch.checkpoint, sequence: batch.sequence)
+        out.refused = batch.refused
         out.bytes.reserveCapacity(batch.bytes.count + batch.bytes.count / 2)
         out.eventEnds.reserveCapacity(batch.eventCount)
         if hasRoutes { out.routes = [] }

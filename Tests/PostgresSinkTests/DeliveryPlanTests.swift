@@ -19,11 +19,15 @@ import Testing
         #"{"id":"\#(id)","op":"\#(op)",\#(source),"key":\#(key),"before":\#(before),"after":\#(after)\#(extra)}"#
     }
 
-    static func plan(_ events: [String], mode: PostgresSinkConfig.Mode = .apply, applied: AppliedPositions = .init())
-        throws -> DeliveryPlan
-    {
-        var plan = DeliveryPlan(mode: mode, template: try NameTemplate("replica.{table}", pipe: "p"))
-        plan.add([.fixture(events)], applied: applied)
+    static func plan(
+        _ events: [String], mode: PostgresSinkConfig.Mode = .apply, applied: AppliedPositions = .init(),
+        streams: AppliedStreams = .init()
+    ) throws -> DeliveryPlan {
+        var plan = DeliveryPlan(
+            mode: mode, template: try NameTemplate("replica.{table}", pipe: "p"), defaultStream: "slot:s")
+        var streams = streams
+        if applied.position != nil { streams["slot:s"] = applied }
+        plan.add([.fixture(events)], applied: streams)
         return plan
     }
 
@@ -67,7 +71,7 @@ import Testing
         #expect(rows.count == 2 && rows[0].count == 7)
         #expect(rows[0] == ["0", "i", "0", #"\N"#, "1", "a", #"x\\y\tz"#], "JSON escapes become COPY escapes")
         #expect(rows[1] == ["1", "d", "0", #"\N"#, "2", "b", #"\N"#])
-        #expect(plan.newest?.description == "0/10:2")
+        #expect(plan.newest["slot:s"]?.description == "0/10:2")
     }
 
     @Test func valuesAreWrittenForTheTargetColumnsType() throws {
@@ -145,7 +149,32 @@ import Testing
         #expect(plan.skipped == 1)
         #expect(plan.events.map(\.event) == [0, 2], "the pending event comes again; the applied one does not")
         #expect(plan.replayedPending == ["0/10:1"])
-        #expect(plan.newest?.description == "0/11:1")
+        #expect(plan.newest["slot:s"]?.description == "0/11:1")
+    }
+
+    /// Kafka message ids name their partition: each partition is a stream with its own
+    /// position, an offset.
+    @Test func kafkaPartitionsAreStreamsOfTheirOwn() throws {
+        var streams = AppliedStreams()
+        streams["kafka:readings:0"] = AppliedPositions(position: SinkPosition("5"), pending: ["kafka:readings:0:4"])
+        let plan = try Self.plan(
+            [
+                Self.event("kafka:readings:0:4", "insert", key: #"{"id":4}"#, after: #"{"id":4}"#),
+                Self.event("kafka:readings:0:5", "insert", key: #"{"id":5}"#, after: #"{"id":5}"#),
+                Self.event("kafka:readings:0:6", "insert", key: #"{"id":6}"#, after: #"{"id":6}"#),
+                Self.event("kafka:readings:1:2", "insert", key: #"{"id":7}"#, after: #"{"id":7}"#),
+                Self.event("kafka:my:topic:1:9", "insert", key: #"{"id":8}"#, after: #"{"id":8}"#),
+            ], streams: streams)
+        #expect(plan.skipped == 1, "offset 5 of partition 0 was applied")
+        #expect(plan.events.map(\.event) == [0, 2, 3, 4])
+        #expect(plan.replayedPending == ["kafka:readings:0:4"])
+        #expect(
+            plan.newest.mapValues(\.description) == [
+                "kafka:readings:0": "6", "kafka:readings:1": "2", "kafka:my:topic:1": "9",
+            ])
+        #expect(DeliveryPlan.stream(ofID: "kafka:readings:1:2", default: "d") == "kafka:readings:1")
+        #expect(DeliveryPlan.stream(ofID: "0/10:1", default: "d") == "d")
+        #expect(SinkPosition("6")! > SinkPosition("5")! && SinkPosition("10")!.description == "10")
     }
 
     @Test func aKeyChangeStagesADeleteOfTheOldKey() throws {

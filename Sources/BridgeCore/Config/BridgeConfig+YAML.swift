@@ -283,7 +283,12 @@ extension BridgeConfig {
             let channels = try parseChannels(keys, node: node, defaultChannel: nil)
             return .notify(NotifySourceConfig(channels: channels))
         default:
-            throw (kindNode ?? node).error("unknown source kind '\(kind)'; expected replication, outbox or notify")
+            guard let registration = node.registry.source(kind) else {
+                let kinds = ["replication", "outbox", "notify"] + node.registry.sources.map(\.kind)
+                throw (kindNode ?? node).error(
+                    "unknown source kind '\(kind)'; expected one of: \(kinds.joined(separator: ", "))")
+            }
+            return .message(try parseMessageSource(node, keys, registration: registration, pipe: pipeName))
         }
     }
 

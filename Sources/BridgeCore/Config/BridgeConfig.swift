@@ -71,6 +71,8 @@ public enum SourceConfig: Sendable {
     case replication(ReplicationSourceConfig)
     case outbox(OutboxSourceConfig)
     case notify(NotifySourceConfig)
+    /// A broker's messages (`kind: kafka`, `rabbitmq`, `redis`), made by the kind's registration.
+    case message(MessageSourceConfig)
 }
 
 /// Trigger capture through `pgbridge.outbox` (see docs/trigger-capture.md).

@@ -77,13 +77,14 @@ public struct SinkMakeContext {
 
 /// The pipe's source as a sink sees it.
 public struct SinkSourceInfo: Sendable {
-    /// The database the pipe captures from.
-    public var postgres: PostgresConfig
-    /// Names the stream of events (`slot:<name>`, `outbox`, `notify`): a sink that records
-    /// positions keeps one per stream.
+    /// The database the pipe captures from (nil for a message source: its events come from a
+    /// broker, and their tables have no definition to copy).
+    public var postgres: PostgresConfig?
+    /// Names the stream of events (`slot:<name>`, `outbox`, `notify`, `kafka`): a sink that
+    /// records positions keeps one per stream (and one per Kafka partition its events name).
     public var streamID: String
 
-    public init(postgres: PostgresConfig, streamID: String) {
+    public init(postgres: PostgresConfig?, streamID: String) {
         (self.postgres, self.streamID) = (postgres, streamID)
     }
 }
@@ -105,21 +106,28 @@ public final class SharedClients {
     }
 }
 
-/// The sink kinds and the filter language a configuration may use: what the executable's
-/// modules registered.
+/// The sink and message source kinds and the filter language a configuration may use: what
+/// the executable's modules registered.
 public struct ConfigRegistry: Sendable {
     public private(set) var sinks: [SinkRegistration]
+    /// Message sources (the PostgreSQL sources, replication, outbox and notify, are built in).
+    public private(set) var sources: [SourceRegistration]
     /// nil = `filter` processors are refused.
     public private(set) var filterLanguage: FilterLanguage?
 
-    public init(sinks: [SinkRegistration], filterLanguage: FilterLanguage? = nil) {
+    public init(
+        sinks: [SinkRegistration], sources: [SourceRegistration] = [], filterLanguage: FilterLanguage? = nil
+    ) {
         self.sinks = sinks
+        self.sources = sources
         self.filterLanguage = filterLanguage
     }
 
     public func sink(_ kind: String) -> SinkRegistration? { sinks.first { $0.kind == kind } }
 
     public var sinkKinds: [String] { sinks.map(\.kind) }
+
+    public func source(_ kind: String) -> SourceRegistration? { sources.first { $0.kind == kind } }
 
 }
 

@@ -38,6 +38,10 @@ public enum DatabaseAdmin {
                 report = PipeReport(notes: [
                     "notify pipes are best effort: notifications sent while pgbridge is away are lost"
                 ])
+            case .message(let source):
+                report = PipeReport(notes: [
+                    "\(source.kind) source: messages are checked when the pipe reads them (bad ones are dead-lettered)"
+                ])
             }
             if case .table = pipe.deadLetter, let problem = try PgbridgeSchema.deadLetterTableProblem(connection) {
                 report.problems.append(problem)

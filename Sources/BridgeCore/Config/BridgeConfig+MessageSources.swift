@@ -1,0 +1,50 @@
+extension BridgeConfig {
+    /// A message source: the keys every kind has (`format`, `table`, `key`), then the kind's own.
+    static func parseMessageSource(
+        _ node: ConfigNode, _ keys: ConfigKeys, registration: SourceRegistration, pipe: String
+    ) throws -> MessageSourceConfig {
+        var format = MessageFormat.json
+        if let formatNode = keys["format"] {
+            let text = try formatNode.string()
+            guard let parsed = MessageFormat(rawValue: text) else {
+                throw formatNode.error(
+                    "unknown message format '\(text)'; expected one of: \(MessageFormat.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            format = parsed
+        }
+        let table = try keys["table"]?.string() ?? registration.defaultTable
+        let allowed = Set(registration.placeholders + ["pipe"])
+        var rest = Substring(table)
+        while let open = rest.firstIndex(of: "{") {
+            guard let close = rest[open...].firstIndex(of: "}") else {
+                throw (keys["table"] ?? node).error("'\(table)' has a { without its }")
+            }
+            let name = String(rest[rest.index(after: open)..<close])
+            guard allowed.contains(name) else {
+                throw (keys["table"] ?? node).error(
+                    "'{\(name)}' is not a placeholder of a \(registration.kind) source; use \(allowed.sorted().map { "{\($0)}" }.joined(separator: ", "))"
+                )
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        guard !table.isEmpty, table.split(separator: ".", omittingEmptySubsequences: false).count <= 2 else {
+            throw (keys["table"] ?? node).error("'\(table)' is not a table name: write schema.table or table")
+        }
+        var key: [String]?
+        if let keyNode = keys["key"] {
+            let fields = try keyNode.list(orCommaSeparated: true)
+            guard !fields.isEmpty, fields.allSatisfy({ !$0.isEmpty }) else {
+                throw keyNode.error("empty: name the fields of a message that make its key, e.g. [device, time]")
+            }
+            guard Set(fields).count == fields.count else { throw keyNode.error("a key field is named twice") }
+            key = fields
+        }
+        if format == .native || format == .debezium, keys["table"] != nil || key != nil {
+            throw (keys["table"] ?? keys["key"] ?? node).error(
+                "format \(format.rawValue) carries each change's own table and key: remove table and key")
+        }
+        let settings = try registration.parse(node, keys, pipe)
+        return MessageSourceConfig(kind: registration.kind, settings: settings, format: format, table: table, key: key)
+    }
+}

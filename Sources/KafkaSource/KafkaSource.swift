@@ -1,0 +1,200 @@
+import BridgeCore
+import Foundation
+import KafkaClient
+import Logging
+
+/// Reads a consumer group's topics as change events (`kind: kafka`). Offsets are committed to
+/// Kafka only for batches every sink confirmed: at least once everywhere, and exactly once into
+/// a `postgres` sink, which records each partition's offset in its own transaction and skips
+/// what it applied before.
+public final class KafkaSource: ThreadedChangeSource {
+    let settings: KafkaSourceConfig
+    let source: MessageSourceConfig
+    let pipe: String
+    let logger: Logger
+    let writer: MessageEventWriter
+    public let thread = SourceThread(name: "pgbridge-kafka")
+    /// The reading thread's state: the last sequence handed out and the offsets of the batches
+    /// not yet confirmed (kept across reconnects: their confirmations still commit).
+    struct Progress {
+        var sequence: UInt64 = 0
+        var unconfirmed: [(sequence: UInt64, next: [Partition: Int64])] = []
+    }
+
+    struct Partition: Hashable {
+        var topic: String
+        var partition: Int32
+    }
+
+    /// What the events of one topic share.
+    struct Topic {
+        var name: String
+        var sourceHead: [UInt8]
+    }
+
+    public init(settings: KafkaSourceConfig, source: MessageSourceConfig, pipe: String, logger: Logger) {
+        self.settings = settings
+        self.source = source
+        self.pipe = pipe
+        self.logger = logger.forPipe(pipe)
+        writer = MessageEventWriter(kind: "kafka", format: source.format, keyFields: source.key)
+    }
+
+    public func start() async throws {
+        thread.start { [self] in run() }
+    }
+
+    private func run() {
+        var progress = Progress()
+        var delay = Duration.milliseconds(500)
+        while !thread.stopRequested {
+            do {
+                try consume(&progress)
+                return
+            } catch {
+                logger.error(
+                    "kafka source \(settings.topics): \(error); connecting again in \(delay) (nothing is committed meanwhile)"
+                )
+                guard thread.pause(delay) else { break }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+
+    private func consume(_ progress: inout Progress) throws {
+        let consumer = try KafkaConsumer(
+            config: settings.connection,
+            properties: [
+                ("group.id", settings.group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", settings.start.rawValue), ("enable.partition.eof", "false"),
+            ],
+            description: "kafka source (group \(settings.group))")
+        try consumer.subscribe(settings.topics)
+        logger.info(
+            "reading kafka topics",
+            metadata: ["topics": "\(settings.topics)", "group": "\(settings.group)", "start": "\(settings.start)"])
+        var topics: [OpaquePointer: Topic] = [:]
+        while !thread.stopRequested {
+            var batch = EventBatch()
+            var offsets: [Partition: Int64] = [:]
+            let deadline = ContinuousClock.now + .milliseconds(20)
+            var messages = 0
+            while messages < settings.batchMessages, !thread.stopRequested {
+                let wait: Int32 = messages == 0 ? 100 : Int32(max(0, (deadline - .now).nanosecondCount / 1_000_000))
+                let received = try consumer.poll(timeoutMilliseconds: wait) { polled -> Bool in
+                    guard case .message(let message) = polled else { return false }
+                    let topic = self.topic(message, &topics)
+                    self.add(message, topic, into: &batch)
+                    offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
+                    return true
+                }
+                if received {
+                    messages += 1
+                } else if messages > 0 || wait == 0 {
+                    break
+                } else {
+                    commitConfirmed(consumer, &progress)
+                }
+            }
+            if messages > 0 {
+                progress.sequence += 1
+                batch.sequence = progress.sequence
+                progress.unconfirmed.append((progress.sequence, offsets))
+                thread.put(batch)
+            }
+            commitConfirmed(consumer, &progress)
+        }
+        drain(consumer, &progress)
+        consumer.leaveGroup()
+    }
+
+    /// Waits (bounded) for the batches handed out to be confirmed and commits them: a clean
+    /// stop reads nothing twice.
+    private func drain(_ consumer: KafkaConsumer, _ progress: inout Progress) {
+        guard let last = progress.unconfirmed.last?.sequence else { return }
+        _ = thread.waitForAcknowledgement(through: last, timeout: .seconds(30))
+        commitConfirmed(consumer, &progress)
+    }
+
+    /// Commits the offsets of every confirmed batch (newest per partition).
+    private func commitConfirmed(_ consumer: KafkaConsumer, _ progress: inout Progress) {
+        let confirmed = thread.acknowledged
+        guard let first = progress.unconfirmed.first, first.sequence <= confirmed else { return }
+        var next: [Partition: Int64] = [:]
+        while let entry = progress.unconfirmed.first, entry.sequence <= confirmed {
+            next.merge(entry.next) { max($0, $1) }
+            progress.unconfirmed.removeFirst()
+        }
+        do {
+            try consumer.commit(next.map { (topic: $0.key.topic, partition: $0.key.partition, next: $0.value) })
+        } catch {
+            // A partition taken away by a rebalance: its new owner reads from the last commit
+            // (at least once; a postgres sink skips what it applied).
+            logger.warning("kafka source: \(error)")
+        }
+    }
+
+    private func topic(_ message: KafkaReceivedMessage, _ topics: inout [OpaquePointer: Topic]) -> Topic {
+        if let handle = message.topicHandle, let known = topics[handle] { return known }
+        let name = message.topic
+        let table = MessageEventWriter.table(source.table, values: ["topic": name, "pipe": pipe])
+        let topic = Topic(name: name, sourceHead: MessageEventWriter.sourceHead(kind: "kafka", table: table))
+        if let handle = message.topicHandle { topics[handle] = topic }
+        return topic
+    }
+
+    private func add(_ message: KafkaReceivedMessage, _ topic: Topic, into batch: inout EventBatch) {
+        let payload = message.payload ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        func metadata(_ out: inout [UInt8]) {
+            JSONBytes.appendRaw("\"topic\":\"", into: &out)
+            JSONBytes.appendEscaped(topic.name, into: &out)
+            JSONBytes.appendRaw("\",\"partition\":", into: &out)
+            JSONBytes.appendInt(Int64(message.partition), into: &out)
+            JSONBytes.appendRaw(",\"offset\":", into: &out)
+            JSONBytes.appendInt(message.offset, into: &out)
+            if let milliseconds = message.timestampMilliseconds {
+                JSONBytes.appendRaw(",\"timestamp\":\"", into: &out)
+                PostgresTime.writeRFC3339(PostgresTime.fromUnixMicroseconds(milliseconds * 1000), into: &out)
+                out.append(UInt8(ascii: "\""))
+            }
+            if let key = message.key {
+                JSONBytes.appendRaw(",\"message_key\":", into: &out)
+                JSONBytes.appendString(key, into: &out)
+            }
+            var first = true
+            message.forEachHeader { name, value in
+                JSONBytes.appendRaw(first ? ",\"headers\":{" : ",", into: &out)
+                first = false
+                JSONBytes.appendString(name, into: &out)
+                out.append(UInt8(ascii: ":"))
+                if let value {
+                    JSONBytes.appendString(value, into: &out)
+                } else {
+                    JSONBytes.appendRaw("null", into: &out)
+                }
+            }
+            if !first { out.append(UInt8(ascii: "}")) }
+            out.append(UInt8(ascii: ","))
+        }
+        let problem = writer.append(
+            payload: payload, messageKey: message.key, sourceHead: topic.sourceHead,
+            id: { out in
+                JSONBytes.appendRaw("kafka:", into: &out)
+                JSONBytes.appendEscaped(topic.name, into: &out)
+                out.append(UInt8(ascii: ":"))
+                JSONBytes.appendInt(Int64(message.partition), into: &out)
+                out.append(UInt8(ascii: ":"))
+                JSONBytes.appendInt(message.offset, into: &out)
+            }, metadata: metadata, into: &batch)
+        if let problem {
+            let reason = message.payload == nil ? "the message has no value (a tombstone): \(problem)" : problem
+            batch.refused.append(
+                RefusedMessage(
+                    reason: "\(topic.name)[\(message.partition)] offset \(message.offset): \(reason)",
+                    record: MessageEventWriter.refusedRecord(payload: payload) { out in
+                        JSONBytes.appendRaw("\"kind\":\"kafka\",", into: &out)
+                        metadata(&out)
+                    }))
+        }
+    }
+}
