@@ -72,9 +72,23 @@ extension KafkaConsumer {
     }
 
     /// Leaves the group cleanly (its partitions go to the other members at once), then closes.
-    public func leaveGroup() {
-        if let rk = try? handle() { _ = rd_kafka_consumer_close(rk) }
-        close()
+    /// A leave that takes longer than `timeout` (a rebalance in progress, a broker away) is
+    /// abandoned: the handle is destroyed without it, and the group notices the member's
+    /// absence after its session timeout.
+    public func leaveGroup(timeout: Duration = .seconds(5)) {
+        guard let rk = try? handle() else { return }
+        let queue = rd_kafka_queue_new(rk)
+        if let error = rd_kafka_consumer_close_queue(rk, queue) {
+            rd_kafka_error_destroy(error)
+        } else {
+            let deadline = ContinuousClock.now + timeout
+            while rd_kafka_consumer_closed(rk) == 0, ContinuousClock.now < deadline {
+                if let event = rd_kafka_queue_poll(queue, 100) { rd_kafka_event_destroy(event) }
+            }
+        }
+        let closed = rd_kafka_consumer_closed(rk) != 0
+        rd_kafka_queue_destroy(queue)
+        abandon(leaving: !closed)
     }
 }
 

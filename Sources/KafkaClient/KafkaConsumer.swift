@@ -48,7 +48,19 @@ public final class KafkaConsumer {
 
     /// Destroys the handle (this can block while librdkafka closes its connections).
     public func close() {
-        if let rk { rd_kafka_destroy(rk) }
+        abandon(leaving: false)
+    }
+
+    /// Destroys the handle; with `leaving`, without the consumer close (which a group member
+    /// that could not leave in time would wait for).
+    func abandon(leaving: Bool) {
+        if let rk {
+            if leaving {
+                rd_kafka_destroy_flags(rk, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+            } else {
+                rd_kafka_destroy(rk)
+            }
+        }
         rk = nil
     }
 

@@ -47,6 +47,9 @@ public final class KafkaSource: ThreadedChangeSource {
     private func run() {
         var progress = Progress()
         var delay = Duration.milliseconds(500)
+        // Ends `next()` once the thread is done: after a stop, what was handed out is delivered
+        // and confirmed first (see `drain`).
+        defer { thread.queue.finish() }
         while !thread.stopRequested {
             do {
                 try consume(&progress)
@@ -67,7 +70,7 @@ public final class KafkaSource: ThreadedChangeSource {
             properties: [
                 ("group.id", settings.group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", settings.start.rawValue), ("enable.partition.eof", "false"),
-            ],
+            ] + KafkaSourceConfig.groupDefaults.filter { settings.connection.properties[$0.0] == nil },
             description: "kafka source (group \(settings.group))")
         try consumer.subscribe(settings.topics)
         logger.info(

@@ -11,6 +11,10 @@ public struct KafkaSourceConfig: SourceSettings {
 
     /// Brokers, security and librdkafka properties (shared with the Kafka sink).
     public var connection: KafkaSinkConfig
+    /// Group timing unless `properties` set it: a restarted pgbridge (after a crash, the old
+    /// member never left) gets its partitions back after 10 s instead of librdkafka's 45.
+    static let groupDefaults = [("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")]
+
     /// Topic names, or regular expressions starting with `^`.
     public var topics: [String]
     /// The consumer group (`group.id`).

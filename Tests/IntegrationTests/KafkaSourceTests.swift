@@ -1,0 +1,127 @@
+import BridgeCore
+import Foundation
+import KafkaClient
+import Testing
+
+extension KafkaClusterSuites {
+    /// `kind: kafka` sources on the mock cluster, with the real pgbridge binary.
+    @Suite("Kafka source", .enabled(if: TestEnvironment.hasPostgres && KafkaCLI.brokers != nil))
+    struct KafkaSourceTests {
+        static func producer() async throws -> KafkaProducer {
+            let producer = KafkaProducer(
+                config: try KafkaConsumerGroupTests.connection(), logger: InProcessPipe.testLogger)
+            try await producer.open()
+            return producer
+        }
+
+        /// The reading of message `n`: device `d<n % 50>`, its own sequence number.
+        static func reading(_ n: Int) -> KafkaRecord {
+            KafkaRecord(
+                topic: "", partition: Int32(n % 3), key: Array("d\(n % 50)".utf8),
+                value: Array(
+                    #"{"device":"d\#(n % 50)","seq":\#(n),"value":\#(Double(n) / 4),"at":"2026-12-06T10:00:00Z"}"#.utf8)
+            )
+        }
+
+        /// 50,000 JSON messages on three partitions into PostgreSQL (a history of every message,
+        /// and a table applied by key) while pgbridge is SIGKILLed twice: exactly one history row
+        /// per message; the two bad messages are dead-lettered with the reason, the pipe goes on.
+        @Test func kafkaIntoPostgresExactlyOnceAcrossKills() async throws {
+            let topic = "ingest_\(UUID().uuidString.prefix(8).lowercased())"
+            try KafkaCLI.control("topic \(topic) 3")
+            let target = try TestDatabase(prefix: "kafkasrc")
+            defer { target.drop() }
+            try target.sql(
+                "CREATE TABLE readings (device text, seq int, value float8, at timestamptz, PRIMARY KEY (device, seq))")
+            let directory = try TestEnvironment.scratchDirectory("kafkasrc")
+            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+            try """
+            postgres: {url: "\(target.url)"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: ingest
+                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], group: g_\(topic), table: public.readings, key: [device, seq], batch_messages: 500}
+                sinks:
+                  - {name: replica, kind: postgres, url: "\(target.url)"}
+                  - {name: history, kind: postgres, url: "\(target.url)", mode: append, table: public.readings_history, create_tables: true}
+                dead_letter: {kind: file, path: \(directory)/dead_letters.jsonl}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            func launch() throws -> BridgeProcess {
+                try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            }
+            func history() -> Int {
+                (try? target.value("SELECT count(*) FROM readings_history")).flatMap { $0 }.flatMap { Int($0) } ?? 0
+            }
+
+            let total = 50_000
+            let producer = try await Self.producer()
+            let producing = Task {
+                for wave in 0..<50 {
+                    var records = (wave * 1000..<(wave + 1) * 1000).map { n in
+                        var record = Self.reading(n)
+                        record.topic = topic
+                        return record
+                    }
+                    if wave == 10 {
+                        records.append(KafkaRecord(topic: topic, partition: 1, value: Array("not json".utf8)))
+                        records.append(KafkaRecord(topic: topic, partition: 2, value: Array("[1,2,3]".utf8)))
+                    }
+                    _ = try await producer.produce(records)
+                    try await Task.sleep(for: .milliseconds(40))
+                }
+            }
+            var bridge = try launch()
+            var logs: [String] = []
+            for threshold in [total / 4, total / 2] {
+                try await waitFor("\(threshold) history rows", timeout: .seconds(120)) { history() >= threshold }
+                bridge.kill(SIGKILL)
+                _ = try await bridge.waitForExit()
+                logs.append(bridge.stderr)
+                bridge = try launch()
+            }
+            try await producing.value
+            await producer.close()
+            try await waitFor("a history row per message", timeout: .seconds(120)) { history() >= total }
+            try await waitFor("every reading applied", timeout: .seconds(60)) {
+                (try? target.value("SELECT count(*) FROM readings")) == "\(total)"
+            }
+            // Nothing more comes: what was applied stays exactly once.
+            try await Task.sleep(for: .seconds(2))
+            bridge.kill(SIGTERM)
+            #expect(try await bridge.waitForExit() == 0)
+            logs.append(bridge.stderr)
+            #expect(try target.value("SELECT count(*) FROM readings_history") == "\(total)", "one row per message")
+            #expect(try target.value("SELECT count(DISTINCT id) FROM readings_history") == "\(total)")
+            #expect(
+                try target.value(
+                    "SELECT count(*) FROM readings_history WHERE after->>'seq' IS NULL OR id NOT LIKE 'kafka:\(topic):%'"
+                )
+                    == "0")
+            #expect(
+                try target.value("SELECT sum(seq)::text FROM readings") == "\((0..<total).reduce(0, +))",
+                "every message applied once by its key")
+            #expect(
+                try target.value("SELECT value FROM readings WHERE device = 'd7' AND seq = 49957") == "12489.25")
+            let resumed = logs.dropFirst().filter { $0.contains("postgres sink history resumes after") }.count
+            #expect(resumed == 2, "every restart read the partitions' recorded offsets")
+            let positions = try target.sql(
+                "SELECT source_id, position FROM pgbridge.sink_positions WHERE sink = 'history' ORDER BY 1")
+            #expect(positions.map { $0[0] ?? "" } == (0..<3).map { "kafka:\(topic):\($0)" }, "\(positions)")
+            // Dead letters are at least once: a refused message whose offset was not committed
+            // before a kill is refused (and dead-lettered) again by the next run.
+            let letters = EventFile.read("\(directory)/dead_letters.jsonl")
+            let refused = Set(
+                letters.compactMap { letter -> String? in
+                    guard let event = letter["event"] as? [String: Any] else { return nil }
+                    return "\(event["partition"] ?? "?"):\(event["offset"] ?? "?")"
+                })
+            #expect(letters.count >= 2 && refused.count == 2, "\(letters)")
+            let reasons = letters.compactMap { $0["reason"] as? String }
+            #expect(reasons.contains { $0.contains("offset") && $0.contains("not valid JSON") }, "\(reasons)")
+            #expect(reasons.contains { $0.contains("not an object") }, "\(reasons)")
+            #expect(letters.allSatisfy { $0["sink"] as? String == "source" })
+            let payloads = letters.compactMap { ($0["event"] as? [String: Any])?["payload"] as? String }
+            #expect(Set(payloads) == ["not json", "[1,2,3]"], "\(letters)")
+        }
+    }
+}
