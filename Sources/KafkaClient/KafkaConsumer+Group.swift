@@ -71,6 +71,24 @@ extension KafkaConsumer {
         return result
     }
 
+    /// Pauses (or resumes) fetching from every partition assigned now, so that `poll` keeps
+    /// the membership alive (heartbeats, rebalances) without bringing messages. A partition
+    /// assigned later starts unpaused.
+    public func pauseAssigned(_ pause: Bool) throws(Failure) {
+        let rk = try handle()
+        var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let assignment else { return }
+        defer { rd_kafka_topic_partition_list_destroy(assignment) }
+        guard assignment.pointee.cnt > 0 else { return }
+        let error = pause ? rd_kafka_pause_partitions(rk, assignment) : rd_kafka_resume_partitions(rk, assignment)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw Failure(
+                description:
+                    "\(description): cannot \(pause ? "pause" : "resume") the partitions: \(String(cString: rd_kafka_err2str(error)))"
+            )
+        }
+    }
+
     /// Leaves the group cleanly (its partitions go to the other members at once), then closes.
     /// A leave that takes longer than `timeout` (a rebalance in progress, a broker away) is
     /// abandoned: the handle is destroyed without it, and the group notices the member's

@@ -82,6 +82,35 @@ public final class KafkaSource: ThreadedChangeSource {
             var offsets: [Partition: Int64] = [:]
             let deadline = ContinuousClock.now + .milliseconds(20)
             var messages = 0
+            if !thread.queue.hasRoom {
+                // The sinks take no batches (one is down): fetching is paused while the
+                // consumer keeps polling, so the group keeps the partitions however long the
+                // outage lasts (no max.poll.interval.ms expiry) and nothing piles up. A
+                // partition assigned meanwhile starts unpaused: its first messages are kept
+                // for the next batch, and it is paused too.
+                try consumer.pauseAssigned(true)
+                let pausedAt = ContinuousClock.now
+                var reported = false
+                while !thread.queue.hasRoom, !thread.finishRequested {
+                    if !reported, ContinuousClock.now - pausedAt > .seconds(5) {
+                        reported = true
+                        logger.info(
+                            "kafka source: the sinks took no batches for 5 s (see their errors): fetching is paused, the group keeps its partitions"
+                        )
+                    }
+                    try consumer.poll(timeoutMilliseconds: 100) { polled in
+                        guard case .message(let message) = polled else { return }
+                        let topic = self.topic(message, &topics)
+                        self.add(message, topic, into: &batch)
+                        offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
+                        messages += 1
+                    }
+                    if messages > 0 { try consumer.pauseAssigned(true) }
+                    commitConfirmed(consumer, &progress)
+                }
+                try consumer.pauseAssigned(false)
+                if reported { logger.info("kafka source: the sinks take batches again: fetching resumed") }
+            }
             while messages < settings.batchMessages, !thread.stopRequested {
                 let wait: Int32 = messages == 0 ? 100 : Int32(max(0, (deadline - .now).nanosecondCount / 1_000_000))
                 let received = try consumer.poll(timeoutMilliseconds: wait) { polled -> Bool in

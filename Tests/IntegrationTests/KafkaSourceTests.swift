@@ -123,5 +123,51 @@ extension KafkaClusterSuites {
             let payloads = letters.compactMap { ($0["event"] as? [String: Any])?["payload"] as? String }
             #expect(Set(payloads) == ["not json", "[1,2,3]"], "\(letters)")
         }
+
+        /// A sink that is down stops the reading: fetching pauses (the queue between source and
+        /// sinks stays bounded, the group keeps its partitions), and everything arrives once the
+        /// sink is back.
+        @Test func aSinkThatIsDownPausesTheSource() async throws {
+            let topic = "paused_\(UUID().uuidString.prefix(8).lowercased())"
+            try KafkaCLI.control("topic \(topic) 2")
+            let server = try await HookServer.start(HookServer.Behaviour(failures: 60))
+            defer { Task { await server.stop() } }
+            let directory = try TestEnvironment.scratchDirectory("kafkapause")
+            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+            try """
+            postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: paused
+                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], batch_messages: 100}
+                sinks:
+                  - {kind: http, url: "\(server.url)", batch_count: 500, retries: 1000, retry_interval: 100ms, max_retry_interval: 300ms}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let producer = try await Self.producer()
+            _ = try await producer.produce(
+                (0..<6000).map { n in
+                    KafkaRecord(topic: topic, partition: Int32(n % 2), value: Array(#"{"n":\#(n)}"#.utf8))
+                })
+            await producer.close()
+            let bridge = try BridgeProcess(
+                arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            func delivered() -> [[String: Any]] {
+                server.delivered.compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.body.utf8))) as? [[String: Any]]
+                }.flatMap { $0 }
+            }
+            try await waitFor("every message delivered", timeout: .seconds(120)) {
+                Set(delivered().compactMap { $0.eventID }).count >= 6000
+            }
+            bridge.kill(SIGTERM)
+            #expect(try await bridge.waitForExit() == 0)
+            let events = delivered()
+            #expect(Set(events.compactMap { $0.after?["n"] as? Int }) == Set(0..<6000))
+            #expect(server.received.count(where: { $0.status == 503 }) == 60, "the sink was down for 60 requests")
+            #expect(
+                bridge.stderr.contains("fetching is paused, the group keeps its partitions"),
+                "\(bridge.stderr.suffix(3000))")
+            #expect(bridge.stderr.contains("fetching resumed"))
+        }
     }
 }
