@@ -1,5 +1,6 @@
 import BridgeCore
 import CRdKafka
+import Logging
 
 /// A librdkafka consumer: assigned to partitions by hand for bounded reads such as the wire
 /// protocol's table scans, or a member of a consumer group (see `KafkaConsumer+Group.swift`).
@@ -7,6 +8,29 @@ import CRdKafka
 public final class KafkaConsumer {
     private var rk: OpaquePointer?
     public let description: String
+    /// Where librdkafka's log lines go (served on the polling thread); kept alive here because
+    /// the handle refers to it.
+    private let logs: LogSink?
+
+    /// librdkafka's log lines, at pgbridge's levels (errors, warnings; the rest at debug).
+    final class LogSink {
+        let logger: Logger
+        let description: String
+
+        init(logger: Logger, description: String) {
+            self.logger = logger
+            self.description = description
+        }
+
+        func log(level: Int32, facility: String, text: String) {
+            let message = "\(description): librdkafka \(facility): \(text)"
+            switch level {
+            case ...3: logger.error("\(message)")
+            case 4: logger.warning("\(message)")
+            default: logger.debug("\(message)")
+            }
+        }
+    }
 
     /// What `poll` found.
     public enum Polled {
@@ -26,20 +50,35 @@ public final class KafkaConsumer {
 
     /// A consumer from the Kafka settings of `config` (brokers, security, properties) plus
     /// `properties`.
-    public init(config: KafkaSinkConfig, properties: [(String, String)], description: String) throws(Failure) {
+    /// With `logger`, librdkafka's log lines go to it instead of standard error.
+    public init(config: KafkaSinkConfig, properties: [(String, String)], description: String, logger: Logger? = nil)
+        throws(Failure)
+    {
         self.description = description
+        logs = logger.map { LogSink(logger: $0, description: description) }
         let conf: OpaquePointer
         do throws(KafkaSinkConfig.RejectedProperty) {
             conf = try config.librdkafkaConfiguration(
-                [("bootstrap.servers", config.brokers), ("client.id", config.clientID)] + properties)
+                [("bootstrap.servers", config.brokers), ("client.id", config.clientID)] + properties
+                    + (logs == nil ? [] : [("log.queue", "true")]))
         } catch {
             throw Failure(description: "\(description): librdkafka rejected property \(error.name): \(error.reason)")
+        }
+        if let logs {
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(logs).toOpaque())
+            rd_kafka_conf_set_log_cb(conf) { rk, level, facility, text in
+                guard let rk, let opaque = rd_kafka_opaque(rk), let text else { return }
+                Unmanaged<LogSink>.fromOpaque(opaque).takeUnretainedValue().log(
+                    level: level, facility: facility.map { String(cString: $0) } ?? "", text: String(cString: text))
+            }
         }
         var error = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &error, error.count) else {
             rd_kafka_conf_destroy(conf)
             throw Failure(description: "\(description): cannot create a consumer: \(cString(error))")
         }
+        // Log lines are queued and served by the consumer's polls (on its owner's thread).
+        if logs != nil { rd_kafka_set_log_queue(rk, nil) }
         rd_kafka_poll_set_consumer(rk)
         self.rk = rk
     }

@@ -71,7 +71,7 @@ public final class KafkaSource: ThreadedChangeSource {
                 ("group.id", settings.group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", settings.start.rawValue), ("enable.partition.eof", "false"),
             ] + KafkaSourceConfig.groupDefaults.filter { settings.connection.properties[$0.0] == nil },
-            description: "kafka source (group \(settings.group))")
+            description: "kafka source (group \(settings.group))", logger: logger)
         try consumer.subscribe(settings.topics)
         logger.info(
             "reading kafka topics",

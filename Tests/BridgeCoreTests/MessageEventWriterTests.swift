@@ -70,6 +70,22 @@ struct MessageEventWriterTests {
         #expect(problem?.contains("not UTF-8") == true)
     }
 
+    @Test func nativeEventsAreReplayedWithTheMessagesID() throws {
+        let original =
+            #"{"id":"0/16B3F48:2","op":"update","source":{"db":"app","schema":"public","table":"orders","capture":"replication"},"key":{"id":1},"before":null,"after":{"id":1,"total":"12.50"},"unchanged_toast":["note"]}"#
+        let event = try #require(Self.write(original, format: .native).event)
+        #expect(
+            event
+                == #"{"id":"kafka:readings:0:7","origin_id":"0/16B3F48:2","op":"update","source":{"db":"app","schema":"public","table":"orders","capture":"replication"},"key":{"id":1},"before":null,"after":{"id":1,"total":"12.50"},"unchanged_toast":["note"],"message":{"partition":0,"offset":7,"capture":"kafka"}}"#
+        )
+        for (payload, reason) in [
+            (#"{"op":"upsert","source":{}}"#, "no known op"), (#"{"op":"insert"}"#, "no source"),
+            ("[]", "not an object"), ("{", "not valid JSON"),
+        ] {
+            #expect(Self.write(payload, format: .native).problem?.contains(reason) == true, "\(payload)")
+        }
+    }
+
     @Test func textMessagesBecomeAPayloadField() {
         let written = Self.write("line one\n\"two\"", format: .text)
         #expect(written.event?.hasSuffix(#""key":null,"before":null,"after":{"payload":"line one\n\"two\""}}"#) == true)

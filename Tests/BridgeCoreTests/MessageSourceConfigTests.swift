@@ -61,6 +61,10 @@ struct MessageSourceConfigTests {
                 (pipe("kind: kafka, brokers: k:9092, topics: [t], start: middle"), "unknown value 'middle'"),
                 (pipe("kind: kafka, brokers: k:9092, topics: [t], format: native, key: [a]"), "remove table and key"),
                 (
+                    pipe("kind: kafka, brokers: k:9092, topics: [t], format: debezium"),
+                    "not read by message sources yet"
+                ),
+                (
                     pipe("kind: kafka, brokers: k:9092, topics: [t], properties: {group.id: x}"),
                     "group.id is set by pgbridge"
                 ),

@@ -13,6 +13,10 @@ extension BridgeConfig {
             }
             format = parsed
         }
+        if format == .debezium {
+            throw keys["format"]!.error(
+                "format debezium is not read by message sources yet: use json, text or native")
+        }
         let table = try keys["table"]?.string() ?? registration.defaultTable
         let allowed = Set(registration.placeholders + ["pipe"])
         var rest = Substring(table)

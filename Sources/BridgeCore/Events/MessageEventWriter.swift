@@ -62,6 +62,7 @@ public struct MessageEventWriter: Sendable {
         payload: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer?, sourceHead: [UInt8],
         id: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void, into batch: inout EventBatch
     ) -> String? {
+        if format == .native { return appendNative(payload: payload, id: id, metadata: metadata, into: &batch) }
         let start = batch.bytes.count
         JSONBytes.appendRaw("{\"id\":\"", into: &batch.bytes)
         id(&batch.bytes)
@@ -99,12 +100,77 @@ public struct MessageEventWriter: Sendable {
             batch.bytes.append(UInt8(ascii: "}"))
         case .native, .debezium:
             batch.bytes.removeSubrange(start...)
-            return "format \(format.rawValue) is not read by this source yet"
+            return "format \(format.rawValue) is not read by message sources yet: use json or text"
         }
         batch.bytes.append(UInt8(ascii: "}"))
         batch.endEvent()
         return nil
     }
+
+    static let knownOperations: Set<String> = [
+        "insert", "update", "delete", "truncate", "read", "message", "chunk_dropped",
+    ]
+
+    /// `format: native`: a change event pgbridge wrote (its own sinks' native format), replayed
+    /// as the change it describes. Its id becomes the message's (ordered per partition, which
+    /// the original ids are not across partitions), kept as `origin_id`; the message's metadata
+    /// goes into `message`; every other member is kept as it is.
+    func appendNative(
+        payload: UnsafeRawBufferPointer, id: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void,
+        into batch: inout EventBatch
+    ) -> String? {
+        do {
+            guard try JSONValidator.validate(payload) == .object else {
+                return "the message is a JSON value but not an object: format native takes pgbridge's change events"
+            }
+        } catch {
+            return "the message is \(error) (format native takes pgbridge's change events)"
+        }
+        let bytes = payload.assumingMemoryBound(to: UInt8.self)
+        let scanner = JSONScanner(bytes)
+        let object = scanner.skipWhitespace(0)..<bytes.count
+        var members: [(key: Range<Int>, value: Range<Int>)] = []
+        var operation: String?
+        var hasSource = false
+        scanner.forEachMember(of: object) { key, value in
+            members.append((key, value))
+            if scanner.keyEquals(key, Self.opName), bytes[value.lowerBound] == 0x22 {
+                operation = String(decoding: bytes[(value.lowerBound + 1)..<(value.upperBound - 1)], as: UTF8.self)
+            } else if scanner.keyEquals(key, Self.sourceName), bytes[value.lowerBound] == 0x7B {
+                hasSource = true
+            }
+            return true
+        }
+        guard let operation, Self.knownOperations.contains(operation) else {
+            return "the message is not a pgbridge change event: it has no known op (format native)"
+        }
+        guard hasSource else { return "the message is not a pgbridge change event: it has no source (format native)" }
+        JSONBytes.appendRaw("{\"id\":\"", into: &batch.bytes)
+        id(&batch.bytes)
+        batch.bytes.append(UInt8(ascii: "\""))
+        for member in members {
+            batch.bytes.append(UInt8(ascii: ","))
+            if scanner.keyEquals(member.key, Self.idName) {
+                JSONBytes.appendRaw("\"origin_id\"", into: &batch.bytes)
+            } else {
+                batch.bytes.append(
+                    contentsOf: UnsafeRawBufferPointer(
+                        rebasing: payload[(member.key.lowerBound - 1)..<(member.key.upperBound + 1)]))
+            }
+            batch.bytes.append(UInt8(ascii: ":"))
+            JSONBytes.appendRawJSON(UnsafeRawBufferPointer(rebasing: payload[member.value]), into: &batch.bytes)
+        }
+        JSONBytes.appendRaw(",\"message\":{", into: &batch.bytes)
+        metadata(&batch.bytes)
+        batch.bytes.append(contentsOf: captureTail)
+        batch.bytes.append(UInt8(ascii: "}"))
+        batch.endEvent()
+        return nil
+    }
+
+    static let opName = Array("op".utf8)
+    static let sourceName = Array("source".utf8)
+    static let idName = Array("id".utf8)
 
     /// `{"f1":v1,…}` from the key fields of the payload, the message key when it is a JSON
     /// object, else `null`.
