@@ -19,7 +19,15 @@ public final class KafkaSource: ThreadedChangeSource {
     struct Progress {
         var sequence: UInt64 = 0
         var unconfirmed: [(sequence: UInt64, next: [Partition: Int64])] = []
+        /// Confirmed offsets not committed yet, and when the last commit went out.
+        var confirmed: [Partition: Int64] = [:]
+        var committedAt = ContinuousClock.now
     }
+
+    /// Confirmed offsets are committed at most this often (a commit is a round trip to the
+    /// group coordinator; the batches themselves are confirmed as they are delivered), and
+    /// always when the source stops.
+    static let commitInterval = Duration.seconds(1)
 
     struct Partition: Hashable {
         var topic: String
@@ -77,11 +85,15 @@ public final class KafkaSource: ThreadedChangeSource {
             "reading kafka topics",
             metadata: ["topics": "\(settings.topics)", "group": "\(settings.group)", "start": "\(settings.start)"])
         var topics: [OpaquePointer: Topic] = [:]
+        let subscribedAt = ContinuousClock.now
+        var readAny = false
         while !thread.stopRequested {
             var batch = EventBatch()
             var offsets: [Partition: Int64] = [:]
             let deadline = ContinuousClock.now + .milliseconds(20)
             var messages = 0
+            // The sinks are a little behind: wait (woken as soon as a batch is taken).
+            if !thread.queue.hasRoom { thread.queue.waitForRoom(timeout: .seconds(1)) }
             if !thread.queue.hasRoom {
                 // The sinks take no batches (one is down): fetching is paused while the
                 // consumer keeps polling, so the group keeps the partitions however long the
@@ -98,7 +110,7 @@ public final class KafkaSource: ThreadedChangeSource {
                             "kafka source: the sinks took no batches for 5 s (see their errors): fetching is paused, the group keeps its partitions"
                         )
                     }
-                    try consumer.poll(timeoutMilliseconds: 100) { polled in
+                    try consumer.poll(timeoutMilliseconds: 50) { polled in
                         guard case .message(let message) = polled else { return }
                         let topic = self.topic(message, &topics)
                         self.add(message, topic, into: &batch)
@@ -128,6 +140,12 @@ public final class KafkaSource: ThreadedChangeSource {
                     commitConfirmed(consumer, &progress)
                 }
             }
+            if messages > 0, !readAny {
+                readAny = true
+                logger.info(
+                    "kafka source: the group assigned partitions; the first messages came \(ContinuousClock.now - subscribedAt) after subscribing"
+                )
+            }
             if messages > 0 {
                 progress.sequence += 1
                 batch.sequence = progress.sequence
@@ -143,22 +161,27 @@ public final class KafkaSource: ThreadedChangeSource {
     /// Waits (bounded) for the batches handed out to be confirmed and commits them: a clean
     /// stop reads nothing twice.
     private func drain(_ consumer: KafkaConsumer, _ progress: inout Progress) {
-        guard let last = progress.unconfirmed.last?.sequence else { return }
-        _ = thread.waitForAcknowledgement(through: last, timeout: .seconds(30))
-        commitConfirmed(consumer, &progress)
+        if let last = progress.unconfirmed.last?.sequence {
+            _ = thread.waitForAcknowledgement(through: last, timeout: .seconds(30))
+        }
+        commitConfirmed(consumer, &progress, now: true)
     }
 
-    /// Commits the offsets of every confirmed batch (newest per partition).
-    private func commitConfirmed(_ consumer: KafkaConsumer, _ progress: inout Progress) {
+    /// Commits the offsets of the confirmed batches (newest per partition), at most once per
+    /// `commitInterval` unless `now`.
+    private func commitConfirmed(_ consumer: KafkaConsumer, _ progress: inout Progress, now: Bool = false) {
         let confirmed = thread.acknowledged
-        guard let first = progress.unconfirmed.first, first.sequence <= confirmed else { return }
-        var next: [Partition: Int64] = [:]
         while let entry = progress.unconfirmed.first, entry.sequence <= confirmed {
-            next.merge(entry.next) { max($0, $1) }
+            progress.confirmed.merge(entry.next) { max($0, $1) }
             progress.unconfirmed.removeFirst()
         }
+        guard !progress.confirmed.isEmpty, now || ContinuousClock.now - progress.committedAt >= Self.commitInterval
+        else { return }
+        let offsets = progress.confirmed
+        progress.confirmed = [:]
+        progress.committedAt = .now
         do {
-            try consumer.commit(next.map { (topic: $0.key.topic, partition: $0.key.partition, next: $0.value) })
+            try consumer.commit(offsets.map { (topic: $0.key.topic, partition: $0.key.partition, next: $0.value) })
         } catch {
             // A partition taken away by a rebalance: its new owner reads from the last commit
             // (at least once; a postgres sink skips what it applied).

@@ -184,6 +184,21 @@ struct DeliveryPlan {
                 }
             }
         }
+        flushCurrentStream()
+    }
+
+    /// The stream of the events being read (consecutive events mostly share one): what it
+    /// applied before and its newest position so far, kept out of the dictionaries per event.
+    private var current: (name: String, applied: AppliedPositions, newest: SinkPosition?)?
+
+    private mutating func switchStream(to name: String, _ streams: AppliedStreams) {
+        if current?.name == name { return }
+        flushCurrentStream()
+        current = (name, streams[name], newest[name])
+    }
+
+    private mutating func flushCurrentStream() {
+        if let current, let position = current.newest { newest[current.name] = position }
     }
 
     private mutating func add(
@@ -199,7 +214,8 @@ struct DeliveryPlan {
         let position = parsed?.position
         var stream = defaultStream
         if let id, let range = parsed?.stream { stream = streamName(UnsafeBufferPointer(rebasing: id[range])) }
-        let applied = streams[stream]
+        switchStream(to: stream, streams)
+        let applied = current!.applied
         if let position, let id, applied.alreadyApplied(position, id: id) {
             skipped += 1
             return
@@ -211,7 +227,7 @@ struct DeliveryPlan {
         // snapshot` reads at the current WAL position, ahead of what the stream applied): they
         // never move the position. Applying them again is harmless (upserts).
         let isSnapshot = fields.capture.map { $0.count == 8 && bytes[$0.lowerBound] == UInt8(ascii: "s") } ?? false
-        if let position, !isSnapshot, newest[stream].map({ position > $0 }) ?? true { newest[stream] = position }
+        if let position, !isSnapshot, current!.newest.map({ position > $0 }) ?? true { current!.newest = position }
         func reject(_ reason: String) {
             rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))
         }

@@ -18,7 +18,7 @@ extension PostgresSink {
         while start < batches.count {
             var end = start
             var events = 0
-            while end < batches.count, events < Self.partEvents {
+            while end < batches.count, events < partEvents {
                 events += batches[end].eventCount
                 end += 1
             }
@@ -83,9 +83,6 @@ extension PostgresSink {
         state.applied = applied
         return DeliveryResult(rejected: outcome.rejected)
     }
-
-    /// Events per planned part of a delivery (see `deliver`).
-    static let partEvents = 2048
 
     /// What the parts of one delivery add up to.
     struct DeliveryOutcome {

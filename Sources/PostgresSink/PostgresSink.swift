@@ -32,12 +32,21 @@ public final class PostgresSink: EventSink {
     let logger: Logger
     let target: Confined<Target>
 
-    public init(config: PostgresSinkConfig, pipe: String, sink: String, source: SinkSourceInfo?, logger: Logger) {
+    /// Events per planned part of a delivery of plain inserts (see `deliver`): a part's COPY is
+    /// stored while the next part is planned. Parts cost a savepoint and a COPY each, so they
+    /// pay off for large deliveries (a slow or distant target), not for every small one.
+    let partEvents: Int
+
+    public init(
+        config: PostgresSinkConfig, pipe: String, sink: String, source: SinkSourceInfo?, logger: Logger,
+        partEvents: Int = 8192
+    ) {
         self.config = config
         self.pipe = pipe
         self.sinkName = sink
         self.source = source
         self.logger = logger
+        self.partEvents = partEvents
         target = Confined(Target(), label: "pgbridge.postgres-sink")
     }
 

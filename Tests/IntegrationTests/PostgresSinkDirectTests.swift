@@ -16,13 +16,13 @@ struct PostgresSinkDirectTests {
         target = try TestDatabase(prefix: "pgdirect_dst")
     }
 
-    func sink(_ settings: String = "") throws -> PostgresSink {
+    func sink(_ settings: String = "", partEvents: Int = 8192) throws -> PostgresSink {
         let parsed = try SinkFixture.parse("kind: postgres, url: \"\(target.url)\"\(settings)", retries: 0)
         guard let config = parsed.settings as? PostgresSinkConfig else { throw TestFailure("expected postgres") }
         return PostgresSink(
             config: config, pipe: "direct", sink: "replica",
             source: SinkSourceInfo(postgres: PostgresConfig(url: source.url), streamID: "slot:direct"),
-            logger: InProcessPipe.testLogger)
+            logger: InProcessPipe.testLogger, partEvents: partEvents)
     }
 
     static func event(
@@ -115,7 +115,7 @@ struct PostgresSinkDirectTests {
         try target.sql(
             "CREATE TABLE t (id int PRIMARY KEY, v text, CHECK (v NOT LIKE 'poison%')); INSERT INTO t VALUES (3000, 'old')"
         )
-        let sink = try sink()
+        let sink = try sink(partEvents: 2048)
         try await sink.open()
         // Batches of 700 events, parts of three batches: 1–2,100 are copied; 2,101–4,200 hold
         // 3,000, which exists, and are upserted; the seventh batch starts with an update of 10,
