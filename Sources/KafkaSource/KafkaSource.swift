@@ -22,6 +22,8 @@ public final class KafkaSource: ThreadedChangeSource {
         /// Confirmed offsets not committed yet, and when the last commit went out.
         var confirmed: [Partition: Int64] = [:]
         var committedAt = ContinuousClock.now
+        /// Commits that failed in a row (their offsets are tried once more, then given up).
+        var failedCommits = 0
     }
 
     /// Confirmed offsets are committed at most this often (a commit is a round trip to the
@@ -80,6 +82,8 @@ public final class KafkaSource: ThreadedChangeSource {
                 ("auto.offset.reset", settings.start.rawValue), ("enable.partition.eof", "false"),
             ] + KafkaSourceConfig.groupDefaults.filter { settings.connection.properties[$0.0] == nil },
             description: "kafka source (group \(settings.group))", logger: logger)
+        // Whatever ends this function (a stop, an error), the group is left within a bound.
+        defer { consumer.leaveGroup() }
         try consumer.subscribe(settings.topics)
         logger.info(
             "reading kafka topics",
@@ -155,7 +159,6 @@ public final class KafkaSource: ThreadedChangeSource {
             commitConfirmed(consumer, &progress)
         }
         drain(consumer, &progress)
-        consumer.leaveGroup()
     }
 
     /// Waits (bounded) for the batches handed out to be confirmed and commits them: a clean
@@ -184,9 +187,19 @@ public final class KafkaSource: ThreadedChangeSource {
             try consumer.commit(offsets.map { (topic: $0.key.topic, partition: $0.key.partition, next: $0.value) })
         } catch {
             // A partition taken away by a rebalance: its new owner reads from the last commit
-            // (at least once; a postgres sink skips what it applied).
-            logger.warning("kafka source: \(error)")
+            // (at least once; a postgres sink skips what it applied). The offsets are tried
+            // again with the next commit (a partition this consumer lost refuses them again).
+            progress.failedCommits += 1
+            if progress.failedCommits == 1 {
+                progress.confirmed.merge(offsets) { max($0, $1) }
+                logger.warning("kafka source: \(error); trying again with the next commit")
+            } else {
+                logger.warning(
+                    "kafka source: \(error); these offsets are not committed (their messages may be read again)")
+            }
+            return
         }
+        progress.failedCommits = 0
     }
 
     private func topic(_ message: KafkaReceivedMessage, _ topics: inout [OpaquePointer: Topic]) -> Topic {
@@ -208,9 +221,17 @@ public final class KafkaSource: ThreadedChangeSource {
             JSONBytes.appendRaw(",\"offset\":", into: &out)
             JSONBytes.appendInt(message.offset, into: &out)
             if let milliseconds = message.timestampMilliseconds {
-                JSONBytes.appendRaw(",\"timestamp\":\"", into: &out)
-                PostgresTime.writeRFC3339(PostgresTime.fromUnixMicroseconds(milliseconds * 1000), into: &out)
-                out.append(UInt8(ascii: "\""))
+                // A producer may set any value (nanoseconds by mistake): out of range, it is
+                // kept as the number it is.
+                let (microseconds, overflow) = milliseconds.multipliedReportingOverflow(by: 1000)
+                if !overflow, (0...253_402_300_799_000_000).contains(microseconds) {
+                    JSONBytes.appendRaw(",\"timestamp\":\"", into: &out)
+                    PostgresTime.writeRFC3339(PostgresTime.fromUnixMicroseconds(microseconds), into: &out)
+                    out.append(UInt8(ascii: "\""))
+                } else {
+                    JSONBytes.appendRaw(",\"timestamp_ms\":", into: &out)
+                    JSONBytes.appendInt(milliseconds, into: &out)
+                }
             }
             if let key = message.key {
                 JSONBytes.appendRaw(",\"message_key\":", into: &out)

@@ -123,6 +123,8 @@ struct DeliveryPlan {
     var rejected: [Rejection] = []
     /// Events left out because an earlier delivery applied them.
     var skipped = 0
+    /// Events left out because they came twice in this delivery (the same stream position).
+    var duplicates = 0
     /// Logical messages, which have no table (left out, counted for the log).
     var messages = 0
     /// Pending (once refused) events that came again and are in this delivery.
@@ -227,6 +229,12 @@ struct DeliveryPlan {
         // snapshot` reads at the current WAL position, ahead of what the stream applied): they
         // never move the position. Applying them again is harmless (upserts).
         let isSnapshot = fields.capture.map { $0.count == 8 && bytes[$0.lowerBound] == UInt8(ascii: "s") } ?? false
+        if let position, !isSnapshot, let newest = current!.newest, position <= newest {
+            // Read twice within one delivery (a Kafka consumer re-reading from its last commit
+            // after a rebalance or a reconnect, while the first reading is still on its way).
+            duplicates += 1
+            return
+        }
         if let position, !isSnapshot, current!.newest.map({ position > $0 }) ?? true { current!.newest = position }
         func reject(_ reason: String) {
             rejected.append(Rejection(batch: batch, event: event, reason: reason, isPermanent: true))

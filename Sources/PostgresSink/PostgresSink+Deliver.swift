@@ -43,6 +43,11 @@ extension PostgresSink {
             start = end
         }
         if let copy = inFlight { outcome.rejected += try finish(copy, batches: batches, sql, state) }
+        if outcome.duplicates > 0 {
+            logger.info(
+                "postgres sink \(sinkName): \(outcome.duplicates) event(s) came twice in one delivery (read again by the source): applied once",
+                metadata: ["pipe": "\(pipe)"])
+        }
         if outcome.skipped > 0 {
             logger.info(
                 "postgres sink \(sinkName): \(outcome.skipped) event(s) were applied before (exactly once): not applied again",
@@ -89,6 +94,7 @@ extension PostgresSink {
         var rejected: [Rejection] = []
         var newest: [String: SinkPosition] = [:]
         var skipped = 0
+        var duplicates = 0
         var messages = 0
         var replayedPending: Set<String> = []
 
@@ -96,6 +102,7 @@ extension PostgresSink {
             rejected += plan.rejected
             newest.merge(plan.newest) { max($0, $1) }
             skipped += plan.skipped
+            duplicates += plan.duplicates
             messages += plan.messages
             replayedPending.formUnion(plan.replayedPending)
         }

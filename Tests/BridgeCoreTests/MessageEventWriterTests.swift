@@ -78,6 +78,13 @@ struct MessageEventWriterTests {
             event
                 == #"{"id":"kafka:readings:0:7","origin_id":"0/16B3F48:2","op":"update","source":{"db":"app","schema":"public","table":"orders","capture":"replication"},"key":{"id":1},"before":null,"after":{"id":1,"total":"12.50"},"unchanged_toast":["note"],"message":{"partition":0,"offset":7,"capture":"kafka"}}"#
         )
+        let foreign = try #require(
+            Self.write(
+                #"{"id":"0/1:1","ok":"x","op":"insert","source":{},"attrs":{"a":1},"after":{"b":2}}"#, format: .native
+            )
+            .event)
+        #expect(
+            !foreign.contains("\"ok\"") && !foreign.contains("attrs"), "members outside the event format are left out")
         for (payload, reason) in [
             (#"{"op":"upsert","source":{}}"#, "no known op"), (#"{"op":"insert"}"#, "no source"),
             ("[]", "not an object"), ("{", "not valid JSON"),
@@ -116,7 +123,7 @@ struct MessageEventWriterTests {
         }
         let invalid = [
             "", "{", #"{"a"}"#, #"{"a":}"#, "[1,]", "01", "1.", "-", "tru", #""\u12""#, "\"\u{01}\"", #"{"a":1,}"#,
-            "nul", "[1 2]",
+            "nul", "[1 2]", #"{"a":"\"#, #""\"#,
         ]
         for text in invalid {
             #expect(throws: JSONValidator.Failure.self, "\(text)") {

@@ -172,6 +172,13 @@ import Testing
             plan.newest.mapValues(\.description) == [
                 "kafka:readings:0": "6", "kafka:readings:1": "2", "kafka:my:topic:1": "9",
             ])
+        let twice = try Self.plan(
+            [
+                Self.event("kafka:readings:0:7", "insert", key: #"{"id":7}"#, after: #"{"id":7}"#),
+                Self.event("kafka:readings:0:8", "insert", key: #"{"id":8}"#, after: #"{"id":8}"#),
+                Self.event("kafka:readings:0:7", "insert", key: #"{"id":7}"#, after: #"{"id":7}"#),
+            ], mode: .append)
+        #expect(twice.duplicates == 1 && twice.events.map(\.event) == [0, 1], "a message read twice is applied once")
         #expect(DeliveryPlan.stream(ofID: "kafka:readings:1:2", default: "d") == "kafka:readings:1")
         #expect(DeliveryPlan.stream(ofID: "0/10:1", default: "d") == "d")
         #expect(SinkPosition("6")! > SinkPosition("5")! && SinkPosition("10")!.description == "10")

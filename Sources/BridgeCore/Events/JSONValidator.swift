@@ -129,7 +129,7 @@ public struct JSONValidator {
                 index += 1
                 return
             case UInt8(ascii: "\\"):
-                guard index + 1 < bytes.count else { break }
+                guard index + 1 < bytes.count else { throw failure("the string is not closed") }
                 switch bytes[index + 1] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):

@@ -149,8 +149,12 @@ public struct MessageEventWriter: Sendable {
         id(&batch.bytes)
         batch.bytes.append(UInt8(ascii: "\""))
         for member in members {
+            // Only the members of pgbridge's event format: another member could be taken for
+            // one of them by the scanners that read events by a name's first byte and length.
+            let isID = scanner.keyEquals(member.key, Self.idName)
+            guard isID || Self.eventMembers.contains(where: { scanner.keyEquals(member.key, $0) }) else { continue }
             batch.bytes.append(UInt8(ascii: ","))
-            if scanner.keyEquals(member.key, Self.idName) {
+            if isID {
                 JSONBytes.appendRaw("\"origin_id\"", into: &batch.bytes)
             } else {
                 batch.bytes.append(
@@ -168,6 +172,9 @@ public struct MessageEventWriter: Sendable {
         return nil
     }
 
+    static let eventMembers = ["op", "source", "key", "before", "after", "unchanged_toast", "truncate", "chunk"].map {
+        Array($0.utf8)
+    }
     static let opName = Array("op".utf8)
     static let sourceName = Array("source".utf8)
     static let idName = Array("id".utf8)
