@@ -40,8 +40,9 @@ public final class KafkaConsumer {
         case message(KafkaReceivedMessage)
         /// The partition's end (with `enable.partition.eof`).
         case partitionEnd(partition: Int32)
-        /// A connection-level event librdkafka retries by itself (a broker reconnecting).
-        case transient
+        /// A connection-level event librdkafka retries by itself (a broker reconnecting, a
+        /// subscribed topic that does not exist yet), with what librdkafka said.
+        case transient(String)
     }
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
@@ -194,11 +195,29 @@ public final class KafkaConsumer {
         let error = message.pointee.err
         if error == RD_KAFKA_RESP_ERR__PARTITION_EOF { return try body(.partitionEnd(partition: partition)) }
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            let text = Self.errorText(message)
+            // A fatal error or a refused authorization is not retried by librdkafka: the
+            // owner reconnects (with backoff) and says why.
+            if error == RD_KAFKA_RESP_ERR__FATAL || error == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                || error == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED
+            {
+                throw Failure(description: "\(description): \(text)")
+            }
             // Connection-level events are not the partition's error: librdkafka retries them.
-            if partition < 0 || KafkaErrorKind(error) == .unavailable { return try body(.transient) }
-            throw Failure(description: "\(description): reading: \(String(cString: rd_kafka_err2str(error)))")
+            if partition < 0 || KafkaErrorKind(error) == .unavailable { return try body(.transient(text)) }
+            throw Failure(description: "\(description): reading: \(text)")
         }
         return try body(.message(KafkaReceivedMessage(pointer: message)))
+    }
+}
+
+extension KafkaConsumer {
+    /// What an error message of `rd_kafka_consumer_poll` says (its payload, else the code's text).
+    static func errorText(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
+        if let payload = message.pointee.payload, message.pointee.len > 0 {
+            return String(decoding: UnsafeRawBufferPointer(start: payload, count: message.pointee.len), as: UTF8.self)
+        }
+        return String(cString: rd_kafka_err2str(message.pointee.err))
     }
 }
 

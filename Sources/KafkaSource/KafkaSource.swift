@@ -89,6 +89,15 @@ public final class KafkaSource: ThreadedChangeSource {
             "reading kafka topics",
             metadata: ["topics": "\(settings.topics)", "group": "\(settings.group)", "start": "\(settings.start)"])
         var topics: [OpaquePointer: Topic] = [:]
+        // What librdkafka retries by itself (a broker away, a topic that does not exist yet) is
+        // logged, each text at most once a minute.
+        var reported: [String: ContinuousClock.Instant] = [:]
+        func report(_ text: String) {
+            if let last = reported[text], ContinuousClock.now - last < .seconds(60) { return }
+            if reported.count > 100 { reported.removeAll() }
+            reported[text] = .now
+            logger.warning("kafka source: \(text) (librdkafka retries; nothing is committed meanwhile)")
+        }
         let subscribedAt = ContinuousClock.now
         var readAny = false
         while !thread.stopRequested {
@@ -106,15 +115,16 @@ public final class KafkaSource: ThreadedChangeSource {
                 // for the next batch, and it is paused too.
                 try consumer.pauseAssigned(true)
                 let pausedAt = ContinuousClock.now
-                var reported = false
+                var pauseReported = false
                 while !thread.queue.hasRoom, !thread.finishRequested {
-                    if !reported, ContinuousClock.now - pausedAt > .seconds(5) {
-                        reported = true
+                    if !pauseReported, ContinuousClock.now - pausedAt > .seconds(5) {
+                        pauseReported = true
                         logger.info(
                             "kafka source: the sinks took no batches for 5 s (see their errors): fetching is paused, the group keeps its partitions"
                         )
                     }
                     try consumer.poll(timeoutMilliseconds: 50) { polled in
+                        if case .transient(let text) = polled { report(text) }
                         guard case .message(let message) = polled else { return }
                         let topic = self.topic(message, &topics)
                         self.add(message, topic, into: &batch)
@@ -125,11 +135,12 @@ public final class KafkaSource: ThreadedChangeSource {
                     commitConfirmed(consumer, &progress)
                 }
                 try consumer.pauseAssigned(false)
-                if reported { logger.info("kafka source: the sinks take batches again: fetching resumed") }
+                if pauseReported { logger.info("kafka source: the sinks take batches again: fetching resumed") }
             }
             while messages < settings.batchMessages, !thread.stopRequested {
                 let wait: Int32 = messages == 0 ? 100 : Int32(max(0, (deadline - .now).nanosecondCount / 1_000_000))
                 let received = try consumer.poll(timeoutMilliseconds: wait) { polled -> Bool in
+                    if case .transient(let text) = polled { report(text) }
                     guard case .message(let message) = polled else { return false }
                     let topic = self.topic(message, &topics)
                     self.add(message, topic, into: &batch)
