@@ -39,6 +39,8 @@ public final class KafkaSource: ThreadedChangeSource {
     /// What the events of one topic share.
     struct Topic {
         var name: String
+        /// The name escaped for JSON, written into every event of the topic.
+        var escapedName: [UInt8]
         var sourceHead: [UInt8]
     }
 
@@ -217,7 +219,11 @@ public final class KafkaSource: ThreadedChangeSource {
         if let handle = message.topicHandle, let known = topics[handle] { return known }
         let name = message.topic
         let table = MessageEventWriter.table(source.table, values: ["topic": name, "pipe": pipe])
-        let topic = Topic(name: name, sourceHead: MessageEventWriter.sourceHead(kind: "kafka", table: table))
+        var escapedName: [UInt8] = []
+        JSONBytes.appendEscaped(name, into: &escapedName)
+        let topic = Topic(
+            name: name, escapedName: escapedName,
+            sourceHead: MessageEventWriter.sourceHead(kind: "kafka", table: table))
         if let handle = message.topicHandle { topics[handle] = topic }
         return topic
     }
@@ -226,7 +232,7 @@ public final class KafkaSource: ThreadedChangeSource {
         let payload = message.payload ?? UnsafeRawBufferPointer(start: nil, count: 0)
         func metadata(_ out: inout [UInt8]) {
             JSONBytes.appendRaw("\"topic\":\"", into: &out)
-            JSONBytes.appendEscaped(topic.name, into: &out)
+            out.append(contentsOf: topic.escapedName)
             JSONBytes.appendRaw("\",\"partition\":", into: &out)
             JSONBytes.appendInt(Int64(message.partition), into: &out)
             JSONBytes.appendRaw(",\"offset\":", into: &out)
@@ -267,7 +273,7 @@ public final class KafkaSource: ThreadedChangeSource {
             payload: payload, messageKey: message.key, sourceHead: topic.sourceHead,
             id: { out in
                 JSONBytes.appendRaw("kafka:", into: &out)
-                JSONBytes.appendEscaped(topic.name, into: &out)
+                out.append(contentsOf: topic.escapedName)
                 out.append(UInt8(ascii: ":"))
                 JSONBytes.appendInt(Int64(message.partition), into: &out)
                 out.append(UInt8(ascii: ":"))

@@ -25,9 +25,11 @@ extension PostgresSink {
             var plan = DeliveryPlan(
                 mode: config.mode, template: config.table, defaultStream: source?.streamID ?? "")
             plan.add(batches, range: start..<end, applied: state.applied)
-            if !plan.isDirectCopyCandidate, end < batches.count {
+            var candidate = plan.isDirectCopyCandidate
+            if !candidate, end < batches.count {
                 plan.add(batches, range: end..<batches.count, applied: state.applied)
                 end = batches.count
+                candidate = plan.isDirectCopyCandidate
             }
             if let copy = inFlight {
                 inFlight = nil
@@ -37,7 +39,7 @@ extension PostgresSink {
             for index in plan.tables.indices {
                 let refused = try apply(
                     plan.tables[index], batches: batches, sql, state,
-                    deferring: plan.isDirectCopyCandidate ? plan : nil, inFlight: &inFlight)
+                    deferring: candidate ? plan : nil, inFlight: &inFlight)
                 outcome.rejected += plan.rejections(refused)
             }
             start = end

@@ -3,16 +3,7 @@ extension BridgeConfig {
     static func parseMessageSource(
         _ node: ConfigNode, _ keys: ConfigKeys, registration: SourceRegistration, pipe: String
     ) throws -> MessageSourceConfig {
-        var format = MessageFormat.json
-        if let formatNode = keys["format"] {
-            let text = try formatNode.string()
-            guard let parsed = MessageFormat(rawValue: text) else {
-                throw formatNode.error(
-                    "unknown message format '\(text)'; expected one of: \(MessageFormat.allCases.map(\.rawValue).joined(separator: ", "))"
-                )
-            }
-            format = parsed
-        }
+        let format = try enumValue(keys["format"], default: MessageFormat.json, what: "message format")
         if format == .debezium {
             throw keys["format"]!.error(
                 "format debezium is not read by message sources yet: use json, text or native")

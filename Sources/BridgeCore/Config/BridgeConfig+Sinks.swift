@@ -151,13 +151,15 @@ extension BridgeConfig {
         }
     }
 
-    public static func enumValue<T: RawRepresentable & CaseIterable>(_ node: ConfigNode?, default value: T) throws -> T
-    where T.RawValue == String {
+    /// One of an enumeration's raw values; `what` names it in the error (`unknown <what> 'x'`).
+    public static func enumValue<T: RawRepresentable & CaseIterable>(
+        _ node: ConfigNode?, default value: T, what: String = "value"
+    ) throws -> T where T.RawValue == String {
         guard let node else { return value }
         let text = try node.string()
         guard let parsed = T(rawValue: text) else {
             throw node.error(
-                "unknown value '\(text)'; expected one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+                "unknown \(what) '\(text)'; expected one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return parsed
     }

@@ -152,16 +152,7 @@ extension BridgeConfig {
         }
         guard let sourceNode = keys["source"] else { throw node.error("missing source") }
         let source = try sourceNode.parse { try parseSource($0, $1, pipeName: name) }
-        var format = EventFormat.native
-        if let formatNode = keys["format"] {
-            let text = try formatNode.string()
-            guard let parsed = EventFormat(rawValue: text) else {
-                throw formatNode.error(
-                    "unknown format '\(text)'; expected one of: \(EventFormat.allCases.map(\.rawValue).joined(separator: ", "))"
-                )
-            }
-            format = parsed
-        }
+        let format = try enumValue(keys["format"], default: EventFormat.native, what: "format")
         guard let sinksNode = keys["sinks"] else { throw node.error("missing sinks: add at least one sink") }
         let sinkNodes = try sinksNode.list()
         guard !sinkNodes.isEmpty else { throw sinksNode.error("empty: add at least one sink") }
