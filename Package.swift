@@ -63,6 +63,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "RabbitMQSource",
+            dependencies: ["AMQPClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "RedisSource",
+            dependencies: ["RedisClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "KafkaSink",
             dependencies: ["KafkaClient", "BridgeCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -124,7 +134,7 @@ let package = Package(
             name: "BridgeRuntime",
             dependencies: [
                 "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "KafkaSource",
-                "PostgresSink", "RabbitMQSink",
+                "PostgresSink", "RabbitMQSink", "RabbitMQSource", "RedisSource",
                 "RedisSink", "KafkaClient", "RedisClient", "AMQPClient", "ForeignTables", "Pipeline", "Processing",
                 "WireProtocol",
                 .product(name: "Logging", package: "swift-log"),
@@ -180,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "BridgeCoreTests",
             dependencies: [
-                "BridgeCore", "BridgeRuntime", "FileSink", "HTTPSink", "KafkaSource",
+                "BridgeCore", "BridgeRuntime", "FileSink", "HTTPSink", "KafkaSource", "RabbitMQSource", "RedisSource",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),

@@ -14,10 +14,16 @@ public struct ConsumedMessage: Sendable {
 extension AMQPConnection {
     static let consumeChannel: amqp_channel_t = 3
 
+    /// A connection for one consuming thread (a message source), which owns it: it is used on
+    /// that thread only. Connects on `startConsuming`.
+    public static func consuming(config: RabbitMQSinkConfig) throws -> AMQPConnection {
+        AMQPConnection(url: try ServiceURL.required(config.url, for: "rabbitmq"), config: config)
+    }
+
     /// Starts consuming `queue`: at most `prefetch` messages are delivered and not yet
     /// acknowledged at a time (basic.qos), and each stays with this consumer until it is
     /// acknowledged or rejected, or the connection ends (then RabbitMQ delivers it again).
-    func startConsuming(queue: String, prefetch: UInt16) throws {
+    public func startConsuming(queue: String, prefetch: UInt16) throws {
         try ready()
         guard let state else { throw failure("not connected") }
         var open = true
@@ -35,7 +41,7 @@ extension AMQPConnection {
     }
 
     /// The next delivery, waiting at most `timeout`; nil when none came.
-    func nextDelivery(timeout: Duration) throws -> ConsumedMessage? {
+    public func nextDelivery(timeout: Duration) throws -> ConsumedMessage? {
         guard let state else { throw failure("not connected") }
         amqp_maybe_release_buffers(state)
         var envelope = amqp_envelope_t()
@@ -51,6 +57,7 @@ extension AMQPConnection {
                 message: AMQPMessage(
                     exchange: Self.string(envelope.exchange), routingKey: Self.string(envelope.routing_key),
                     redelivered: envelope.redelivered != 0, headers: Self.headers(envelope.message.properties),
+                    messageID: Self.messageID(envelope.message.properties),
                     body: body.bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: body.len)) } ?? []))
         case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
             return nil
@@ -64,7 +71,7 @@ extension AMQPConnection {
         }
     }
 
-    func acknowledge(deliveryTag: UInt64, multiple: Bool) throws {
+    public func acknowledge(deliveryTag: UInt64, multiple: Bool) throws {
         guard let state else { throw failure("not connected: the delivery is sent again") }
         let status = amqp_basic_ack(state, Self.consumeChannel, deliveryTag, multiple ? 1 : 0)
         guard status == AMQP_STATUS_OK.rawValue else {
@@ -73,11 +80,11 @@ extension AMQPConnection {
         }
     }
 
-    /// Rejects a delivery: back to the queue with `requeue`, else dropped (or dead-lettered by
-    /// the queue's own policy).
-    func reject(deliveryTag: UInt64, requeue: Bool) throws {
+    /// Rejects a delivery (and every earlier one with `multiple`): back to the queue with
+    /// `requeue`, else dropped (or dead-lettered by the queue's own policy).
+    public func reject(deliveryTag: UInt64, multiple: Bool = false, requeue: Bool) throws {
         guard let state else { throw failure("not connected: the delivery is sent again") }
-        let status = amqp_basic_nack(state, Self.consumeChannel, deliveryTag, 0, requeue ? 1 : 0)
+        let status = amqp_basic_nack(state, Self.consumeChannel, deliveryTag, multiple ? 1 : 0, requeue ? 1 : 0)
         guard status == AMQP_STATUS_OK.rawValue else {
             abandon()
             throw failure("basic.nack failed: \(Self.statusText(status))")

@@ -9,6 +9,8 @@ public struct AMQPMessage: Sendable {
     public var routingKey: String
     public var redelivered: Bool
     public var headers: [(String, String?)]
+    /// The `message-id` property, when the publisher set one.
+    public var messageID: String? = nil
     public var body: [UInt8]
 }
 
@@ -141,6 +143,11 @@ extension AMQPConnection {
         }
         abandon()
         throw failure("\(what) failed")
+    }
+
+    static func messageID(_ properties: amqp_basic_properties_t) -> String? {
+        guard properties._flags & pgbridge_amqp_message_id_flag != 0 else { return nil }
+        return string(properties.message_id)
     }
 
     static func headers(_ properties: amqp_basic_properties_t) -> [(String, String?)] {

@@ -24,7 +24,8 @@ public final class AMQPConnection {
 
     deinit { disconnect() }
 
-    func disconnect() {
+    /// Closes the connection; a consumer's unacknowledged deliveries go back to the queue.
+    public func disconnect() {
         guard let state else { return }
         if channelOpen { amqp_channel_close(state, Self.channel, AMQP_REPLY_SUCCESS) }
         amqp_connection_close(state, AMQP_REPLY_SUCCESS)

@@ -6,7 +6,9 @@ import KafkaSource
 import PostgresSink
 import Processing
 import RabbitMQSink
+import RabbitMQSource
 import RedisSink
+import RedisSource
 
 extension ConfigRegistry {
     /// Every sink and message source kind pgbridge ships, each registered by its own module,
@@ -16,6 +18,6 @@ extension ConfigRegistry {
             FileSink.registration, KafkaSink.registration, RabbitMQSink.registration, RedisSink.registration,
             HTTPSink.registration, PostgresSink.registration,
         ],
-        sources: [KafkaSource.registration],
+        sources: [KafkaSource.registration, RabbitMQSource.registration, RedisSource.registration],
         filterLanguage: FilterExpression.language)
 }

@@ -23,6 +23,7 @@ static const amqp_method_number_t pgbridge_amqp_connection_close_ok = AMQP_CONNE
 static const amqp_method_number_t pgbridge_amqp_basic_get_ok = AMQP_BASIC_GET_OK_METHOD;
 static const amqp_method_number_t pgbridge_amqp_basic_cancel = AMQP_BASIC_CANCEL_METHOD;
 static const amqp_flags_t pgbridge_amqp_headers_flag = AMQP_BASIC_HEADERS_FLAG;
+static const amqp_flags_t pgbridge_amqp_message_id_flag = AMQP_BASIC_MESSAGE_ID_FLAG;
 static const amqp_flags_t pgbridge_amqp_publish_flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG
                                                         | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG
                                                         | AMQP_BASIC_APP_ID_FLAG;

@@ -33,17 +33,17 @@ extension RedisConnection {
     /// consumer of the group), or the ones already delivered to this consumer and not yet
     /// acknowledged (`pending` true, from the start). Waits up to `block` for new entries (nil:
     /// not at all), at most half the connection's timeout (a longer wait would look like a lost
-    /// connection).
+    /// connection). `after` continues a read of pending entries after these ids (one per stream).
     public func readGroup(
         streams: [String], group: String, consumer: String, count: Int, block: Duration? = nil,
-        pending: Bool = false
+        pending: Bool = false, after: [String]? = nil
     ) throws -> [(stream: String, entries: [RedisStreamEntry])] {
         var args = ["XREADGROUP", "GROUP", group, consumer, "COUNT", String(count)]
         if let block {
             let wait = min(block, timeout / 2)
             args += ["BLOCK", String(max(1, wait.nanosecondCount / 1_000_000))]
         }
-        args += ["STREAMS"] + streams + Array(repeating: pending ? "0" : ">", count: streams.count)
+        args += ["STREAMS"] + streams + (after ?? Array(repeating: pending ? "0" : ">", count: streams.count))
         switch try query(args) {
         case .null, .array([]):
             return []  // BLOCK timed out

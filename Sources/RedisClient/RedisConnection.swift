@@ -16,6 +16,12 @@ public final class RedisConnection {
         self.description = url.description
     }
 
+    /// A connection for one reading thread (a message source), which owns it: it is used on
+    /// that thread only. Connects on `connect()`.
+    public convenience init(config: RedisSinkConfig) throws {
+        self.init(url: try ServiceURL.required(config.url, for: "redis"), timeout: config.timeout)
+    }
+
     deinit { disconnect() }
 
     public var isConnected: Bool { context != nil }

@@ -1,6 +1,8 @@
 import BridgeCore
 import BridgeRuntime
 import KafkaSource
+import RabbitMQSource
+import RedisSource
 import Testing
 
 @Suite("Message source configuration")
@@ -69,7 +71,56 @@ struct MessageSourceConfigTests {
                     "group.id is set by pgbridge"
                 ),
                 (pipe("kind: kafka, brokers: k:9092, topics: [t], queue: q"), "queue"),
-                (pipe("kind: rabbit, url: x"), "expected one of: replication, outbox, notify, kafka"),
+                (pipe("kind: rabbit, url: x"), "expected one of: replication, outbox, notify, kafka, rabbitmq, redis"),
+                (pipe("kind: rabbitmq, queue: q"), "missing url"),
+                (pipe("kind: rabbitmq, url: \"amqp://h/\""), "missing queue"),
+                (pipe("kind: rabbitmq, url: \"amqp://h/\", queue: q, prefetch: 0"), "prefetch"),
+                (
+                    pipe("kind: rabbitmq, url: \"amqp://h/\", queue: q, prefetch: 10, batch_messages: 20"),
+                    "is more than prefetch (10)"
+                ),
+                (
+                    pipe("kind: rabbitmq, url: \"amqp://h/\", queue: q, table: \"{topic}\""),
+                    "'{topic}' is not a placeholder"
+                ),
+                (pipe("kind: redis, url: \"redis://h:6379/0\""), "missing streams"),
+                (pipe("kind: redis, url: \"redis://h:6379/0\", streams: [a, a]"), "a stream is named twice"),
+                (pipe("kind: redis, url: \"redis://h:6379/0\", streams: [a], claim_after: 10ms"), "too short"),
+                (pipe("kind: redis, url: \"redis://h:6379/0\", streams: [a], start: now"), "unknown value 'now'"),
+                (
+                    pipe("kind: redis, url: \"redis://h:6379/0\", streams: [a], field: \"\""),
+                    "empty: name the entry field"
+                ),
             ], base: Self.base)
+    }
+
+    @Test func aRabbitMQSourceWithItsOptions() throws {
+        let source = try Self.source(
+            "kind: rabbitmq, url: \"amqp://u:p@mq:5672/%2F\", queue: readings, prefetch: 200, heartbeat: 10s, table: \"raw.{queue}\""
+        )
+        let settings = try #require(source.settings as? RabbitMQSourceConfig)
+        #expect(source.kind == "rabbitmq" && source.table == "raw.{queue}")
+        #expect(settings.queue == "readings" && settings.prefetch == 200 && settings.batchMessages == 200)
+        #expect(settings.connection.url == "amqp://u:p@mq:5672/%2F" && settings.connection.heartbeat == .seconds(10))
+        let defaults = try #require(
+            try Self.source("kind: rabbitmq, url: \"amqp://mq/\", queue: q").settings as? RabbitMQSourceConfig)
+        #expect(defaults.prefetch == 1000 && defaults.batchMessages == 500)
+    }
+
+    @Test func aRedisSourceWithItsOptions() throws {
+        let source = try Self.source(
+            """
+            kind: redis, url: "redis://r:6379/2", streams: [readings, alerts], group: g, consumer: c1, start: latest,
+            claim_after: 5s, batch_messages: 100, field: body, format: text, table: "raw.{stream}"
+            """)
+        let settings = try #require(source.settings as? RedisSourceConfig)
+        #expect(source.kind == "redis" && source.format == .text && source.table == "raw.{stream}")
+        #expect(settings.streams == ["readings", "alerts"] && settings.group == "g" && settings.consumer == "c1")
+        #expect(settings.start == .latest && settings.claimAfter == .seconds(5) && settings.batchMessages == 100)
+        #expect(settings.field == "body")
+        let defaults = try #require(
+            try Self.source("kind: redis, url: \"redis://r:6379/0\", streams: s").settings as? RedisSourceConfig)
+        #expect(defaults.group == "pgbridge-ingest" && defaults.consumer == "pgbridge" && defaults.start == .earliest)
+        #expect(defaults.claimAfter == .seconds(60) && defaults.batchMessages == 1000 && defaults.field == nil)
     }
 }
