@@ -40,6 +40,21 @@ extension AMQPConnection {
             channelOpen: &open)
     }
 
+    /// The messages of `queue` ready for delivery (a passive `queue.declare` on the publishing
+    /// channel; deliveries arriving meanwhile wait for `nextDelivery`).
+    public func readyMessages(queue: String) throws -> Int64 {
+        try ready()
+        guard let state else { throw failure("not connected") }
+        let reply = queue.withCString { name in
+            amqp_queue_declare(state, Self.channel, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table)
+        }
+        guard let reply else {
+            try check(amqp_get_rpc_reply(state), "queue.declare (passive) of \(queue)")
+            throw failure("queue.declare (passive) of \(queue) failed")
+        }
+        return Int64(reply.pointee.message_count)
+    }
+
     /// The next delivery, waiting at most `timeout`; nil when none came.
     public func nextDelivery(timeout: Duration) throws -> ConsumedMessage? {
         guard let state else { throw failure("not connected") }

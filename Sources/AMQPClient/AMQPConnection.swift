@@ -256,7 +256,7 @@ public final class AMQPConnection {
 
     // MARK: - Helpers
 
-    private func check(_ reply: amqp_rpc_reply_t, _ what: String) throws {
+    func check(_ reply: amqp_rpc_reply_t, _ what: String) throws {
         guard reply.reply_type != AMQP_RESPONSE_NORMAL else { return }
         let text = replyText(reply)
         if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION {

@@ -54,6 +54,9 @@ public final class PipeFactory {
     public func runner(
         for pipe: PipeConfig, source: any ChangeSource, options: PipeRunner.Options = PipeRunner.Options()
     ) throws -> PipeRunner {
+        // Relative file paths (sinks, dead letters) live in state_dir: it exists before they open,
+        // whatever the source (a message source keeps no state there itself).
+        try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
         let routes = pipe.processors.compactMap { processor -> RouteConfig? in
             if case .route(let route) = processor { return route }
             return nil

@@ -115,6 +115,14 @@ extension APIServer {
             source = ["kind": "notify", "channels": notify.channels]
         case .message(let message):
             source = ["kind": message.kind, "format": message.format.rawValue, "table": message.table]
+            if let read = status.stats?.source {
+                source["messages"] = read.messages
+                source["bytes"] = read.bytes
+                source["refused"] = read.refused
+                source["lag"] = read.lag
+                source["pending"] = read.pending
+                source["measured_at"] = read.measuredAt.map { ISO8601DateFormatter().string(from: $0) } ?? NSNull()
+            }
         }
         object["source"] = source
         if let problem = status.problem { object["problem"] = problem }

@@ -89,6 +89,32 @@ extension KafkaConsumer {
         }
     }
 
+    /// Per assigned partition: the messages after the consumer's position, from the high
+    /// watermark librdkafka last fetched (no round trip). Partitions without a position yet
+    /// (nothing read) or a watermark are left out.
+    public func lag() -> [(topic: String, partition: Int32, lag: Int64)] {
+        guard let rk = try? handle() else { return [] }
+        var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let assignment else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(assignment) }
+        guard assignment.pointee.cnt > 0, rd_kafka_position(rk, assignment) == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            return []
+        }
+        var result: [(topic: String, partition: Int32, lag: Int64)] = []
+        for index in 0..<Int(assignment.pointee.cnt) {
+            let element = assignment.pointee.elems[index]
+            guard element.offset >= 0, let name = element.topic else { continue }
+            var low: Int64 = -1
+            var high: Int64 = -1
+            guard
+                rd_kafka_get_watermark_offsets(rk, name, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                high >= 0
+            else { continue }
+            result.append((String(cString: name), element.partition, max(0, high - element.offset)))
+        }
+        return result
+    }
+
     /// Leaves the group cleanly (its partitions go to the other members at once), then closes.
     /// A leave that takes longer than `timeout` (a rebalance in progress, a broker away) is
     /// abandoned: the handle is destroyed without it, and the group notices the member's

@@ -7,13 +7,14 @@ import Logging
 /// Kafka only for batches every sink confirmed: at least once everywhere, and exactly once into
 /// a `postgres` sink, which records each partition's offset in its own transaction and skips
 /// what it applied before.
-public final class KafkaSource: ThreadedChangeSource {
+public final class KafkaSource: ThreadedChangeSource, CountsMessages {
     let settings: KafkaSourceConfig
     let source: MessageSourceConfig
     let pipe: String
     let logger: Logger
     let writer: MessageEventWriter
     public let thread = SourceThread(name: "pgbridge-kafka")
+    public let counters: MessageSourceCounters
     /// The reading thread's state: the last sequence handed out and the offsets of the batches
     /// not yet confirmed (kept across reconnects: their confirmations still commit).
     struct Progress {
@@ -50,6 +51,7 @@ public final class KafkaSource: ThreadedChangeSource {
         self.pipe = pipe
         self.logger = logger.forPipe(pipe)
         writer = MessageEventWriter(kind: "kafka", format: source.format, keyFields: source.key)
+        counters = MessageSourceCounters(pipe: pipe)
     }
 
     public func start() async throws {
@@ -102,11 +104,19 @@ public final class KafkaSource: ThreadedChangeSource {
         }
         let subscribedAt = ContinuousClock.now
         var readAny = false
+        var measuredAt = ContinuousClock.now
         while !thread.stopRequested {
             var batch = EventBatch()
             var offsets: [Partition: Int64] = [:]
             let deadline = ContinuousClock.now + .milliseconds(20)
             var messages = 0
+            var bytes = 0
+            if ContinuousClock.now - measuredAt >= MessageSourceCounters.measureInterval {
+                measuredAt = .now
+                var lag: [String: Int64] = [:]
+                for partition in consumer.lag() { lag["\(partition.topic)[\(partition.partition)]"] = partition.lag }
+                counters.measured(lag: lag, pending: [:])
+            }
             // The sinks are a little behind: wait (woken as soon as a batch is taken).
             if !thread.queue.hasRoom { thread.queue.waitForRoom(timeout: .seconds(1)) }
             if !thread.queue.hasRoom {
@@ -129,7 +139,7 @@ public final class KafkaSource: ThreadedChangeSource {
                         if case .transient(let text) = polled { report(text) }
                         guard case .message(let message) = polled else { return }
                         let topic = self.topic(message, &topics)
-                        self.add(message, topic, into: &batch)
+                        bytes += self.add(message, topic, into: &batch)
                         offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
                         messages += 1
                     }
@@ -145,7 +155,7 @@ public final class KafkaSource: ThreadedChangeSource {
                     if case .transient(let text) = polled { report(text) }
                     guard case .message(let message) = polled else { return false }
                     let topic = self.topic(message, &topics)
-                    self.add(message, topic, into: &batch)
+                    bytes += self.add(message, topic, into: &batch)
                     offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
                     return true
                 }
@@ -164,6 +174,7 @@ public final class KafkaSource: ThreadedChangeSource {
                 )
             }
             if messages > 0 {
+                counters.counted(messages: messages, bytes: bytes, refused: batch.refused.count)
                 progress.sequence += 1
                 batch.sequence = progress.sequence
                 progress.unconfirmed.append((progress.sequence, offsets))
@@ -228,7 +239,8 @@ public final class KafkaSource: ThreadedChangeSource {
         return topic
     }
 
-    private func add(_ message: KafkaReceivedMessage, _ topic: Topic, into batch: inout EventBatch) {
+    /// Adds the message's event (or its refusal) to `batch`; returns its payload's size.
+    private func add(_ message: KafkaReceivedMessage, _ topic: Topic, into batch: inout EventBatch) -> Int {
         let payload = message.payload ?? UnsafeRawBufferPointer(start: nil, count: 0)
         func metadata(_ out: inout [UInt8]) {
             JSONBytes.appendRaw("\"topic\":\"", into: &out)
@@ -289,5 +301,6 @@ public final class KafkaSource: ThreadedChangeSource {
                         metadata(&out)
                     }))
         }
+        return payload.count
     }
 }

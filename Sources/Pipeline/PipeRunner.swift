@@ -36,6 +36,8 @@ public final class PipeRunner: Service {
         public var lastErrorAt: ContinuousClock.Instant?
         public var lastDeliveryAt: ContinuousClock.Instant?
         public var sinks: [SinkStats] = []
+        /// What a message source read and what waits for it (nil for the other sources).
+        public var source: MessageSourceStats?
     }
 
     /// Counters of one sink of the pipe.
@@ -94,7 +96,11 @@ public final class PipeRunner: Service {
             options: options, logger: logger)
     }
 
-    public var stats: Stats { statsBox.withLock { $0 } }
+    public var stats: Stats {
+        var stats = statsBox.withLock { $0 }
+        stats.source = (source as? any CountsMessages)?.counters.stats
+        return stats
+    }
 
     public func run() async throws {
         try await withGracefulShutdownHandler {

@@ -6,7 +6,7 @@ import Logging
 /// Consumes a queue as change events (`kind: rabbitmq`), with manual acknowledgements: a
 /// message is acknowledged only once every sink confirmed the batch it came in (at least
 /// once). Whatever was not acknowledged when the connection ends, RabbitMQ delivers again.
-public final class RabbitMQSource: ThreadedChangeSource {
+public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
     let settings: RabbitMQSourceConfig
     let source: MessageSourceConfig
     let pipe: String
@@ -16,6 +16,7 @@ public final class RabbitMQSource: ThreadedChangeSource {
     let sourceHead: [UInt8]
     let escapedQueue: [UInt8]
     public let thread = SourceThread(name: "pgbridge-rabbitmq")
+    public let counters: MessageSourceCounters
 
     /// The reading thread's state, kept across reconnects.
     struct Progress {
@@ -41,6 +42,7 @@ public final class RabbitMQSource: ThreadedChangeSource {
         var escaped: [UInt8] = []
         JSONBytes.appendEscaped(settings.queue, into: &escaped)
         escapedQueue = escaped
+        counters = MessageSourceCounters(pipe: pipe)
     }
 
     public func start() async throws {
@@ -99,6 +101,8 @@ public final class RabbitMQSource: ThreadedChangeSource {
         JSONBytes.appendInt(Int64(Date().timeIntervalSince1970 * 1000), into: &stamp)
         var batch = EventBatch()
         var count = 0
+        var bytes = 0
+        var measuredAt = ContinuousClock.now - MessageSourceCounters.measureInterval
         var lastTag: UInt64 = 0
         var acknowledgedTag: UInt64 = 0
         var deadline = ContinuousClock.now
@@ -108,15 +112,23 @@ public final class RabbitMQSource: ThreadedChangeSource {
             if let tag = try acknowledgeConfirmed(connection, &progress, generation: generation) {
                 acknowledgedTag = tag
             }
+            if ContinuousClock.now - measuredAt >= MessageSourceCounters.measureInterval {
+                measuredAt = .now
+                let ready = try connection.readyMessages(queue: settings.queue)
+                counters.measured(
+                    lag: [settings.queue: ready], pending: [settings.queue: Int64(lastTag - acknowledgedTag)])
+            }
             let room = thread.queue.hasRoom
             let due = count >= settings.batchMessages || (count > 0 && ContinuousClock.now >= deadline)
             if due, room {
+                counters.counted(messages: count, bytes: bytes, refused: batch.refused.count)
                 progress.sequence += 1
                 batch.sequence = progress.sequence
                 progress.unconfirmed.append((progress.sequence, generation, lastTag))
                 thread.put(batch)
                 batch = EventBatch()
                 count = 0
+                bytes = 0
                 if pauseReported { logger.info("rabbitmq source: the sinks take batches again") }
                 fullSince = nil
                 pauseReported = false
@@ -140,6 +152,7 @@ public final class RabbitMQSource: ThreadedChangeSource {
             if count == 0 { deadline = .now + Self.batchWindow }
             add(delivery, stamp: stamp, into: &batch)
             count += 1
+            bytes += delivery.message.body.count
             lastTag = delivery.deliveryTag
         }
         drain(connection, &progress, generation: generation, acknowledged: acknowledgedTag, received: lastTag)

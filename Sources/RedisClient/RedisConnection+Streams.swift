@@ -100,6 +100,32 @@ extension RedisConnection {
         }
     }
 
+    /// A group's pending entries (delivered, not acknowledged) and lag (entries not delivered
+    /// to it yet; nil when Redis cannot tell, e.g. after entries were deleted), from
+    /// `XINFO GROUPS` (Redis 7). nil when the stream has no such group.
+    public func groupInfo(stream: String, group: String) throws -> (pending: Int64, lag: Int64?)? {
+        switch try query(["XINFO", "GROUPS", stream]) {
+        case .array(let groups):
+            for case .array(let fields) in groups {
+                var values: [String: RedisValue] = [:]
+                var index = 0
+                while index + 1 < fields.count {
+                    if let name = fields[index].text { values[name] = fields[index + 1] }
+                    index += 2
+                }
+                guard values["name"]?.text == group else { continue }
+                guard case .integer(let pending) = values["pending"] else { return nil }
+                if case .integer(let lag) = values["lag"] { return (pending, lag) }
+                return (pending, nil)
+            }
+            return nil
+        case .error(let message):
+            throw streamError("XINFO GROUPS", stream, message)
+        default:
+            return nil
+        }
+    }
+
     /// The entries of an XRANGE, XREADGROUP or XAUTOCLAIM reply.
     public static func streamEntries(_ value: RedisValue) -> [RedisStreamEntry] {
         guard case .array(let items) = value else { return [] }

@@ -7,7 +7,7 @@ import RedisClient
 /// acknowledged (`XACK`) only once every sink confirmed their batch (at least once); what a
 /// crashed consumer left pending is read again by this consumer on restart, or claimed
 /// (`XAUTOCLAIM`) from another consumer after `claim_after`.
-public final class RedisSource: ThreadedChangeSource {
+public final class RedisSource: ThreadedChangeSource, CountsMessages {
     let settings: RedisSourceConfig
     let source: MessageSourceConfig
     let pipe: String
@@ -18,6 +18,7 @@ public final class RedisSource: ThreadedChangeSource {
     /// The field holding the message (nil: the entry's fields as one JSON object).
     let field: String?
     public let thread = SourceThread(name: "pgbridge-redis")
+    public let counters: MessageSourceCounters
 
     /// The reading thread's state, kept across reconnects (acknowledgements are by entry id:
     /// they hold on any connection).
@@ -49,6 +50,7 @@ public final class RedisSource: ThreadedChangeSource {
         }
         self.streams = streams
         field = settings.field ?? (source.format == .native ? "event" : nil)
+        counters = MessageSourceCounters(pipe: pipe)
     }
 
     public func start() async throws {
@@ -100,11 +102,16 @@ public final class RedisSource: ThreadedChangeSource {
         // connection, never acknowledged), then new ones; claims once those are read.
         var pendingAfter = Dictionary(uniqueKeysWithValues: settings.streams.map { ($0, "0") })
         var lastClaim = ContinuousClock.now - claimInterval
+        var measuredAt = ContinuousClock.now - MessageSourceCounters.measureInterval
         var fullSince: ContinuousClock.Instant?
         var pauseReported = false
         var scratch: [UInt8] = []
         while !thread.stopRequested {
             try acknowledgeConfirmed(connection, &progress)
+            if ContinuousClock.now - measuredAt >= MessageSourceCounters.measureInterval {
+                measuredAt = .now
+                try measure(connection)
+            }
             if !thread.queue.hasRoom {
                 let since = fullSince ?? .now
                 fullSince = since
@@ -123,6 +130,7 @@ public final class RedisSource: ThreadedChangeSource {
             var batch = EventBatch()
             var handed: [String: [String]] = [:]
             var count = 0
+            var bytes = 0
             func take(_ stream: String, _ entries: [RedisStreamEntry]) throws {
                 for entry in entries where progress.inFlight[stream, default: []].insert(entry.id).inserted {
                     guard entry.fields != nil else {
@@ -134,7 +142,7 @@ public final class RedisSource: ThreadedChangeSource {
                         )
                         continue
                     }
-                    add(entry, stream: stream, into: &batch, scratch: &scratch)
+                    bytes += add(entry, stream: stream, into: &batch, scratch: &scratch)
                     handed[stream, default: []].append(entry.id)
                     count += 1
                 }
@@ -182,13 +190,19 @@ public final class RedisSource: ThreadedChangeSource {
                     try take(stream, entries)
                 }
                 if count == 0 {
+                    // Idle: acknowledge what was confirmed; claims and measurements are due now and then.
                     try acknowledgeConfirmed(connection, &progress)
-                    if ContinuousClock.now - lastClaim >= claimInterval { break }
+                    if ContinuousClock.now - lastClaim >= claimInterval
+                        || ContinuousClock.now - measuredAt >= MessageSourceCounters.measureInterval
+                    {
+                        break
+                    }
                 } else if got == 0 || ContinuousClock.now >= deadline {
                     break
                 }
             }
             if count > 0 {
+                counters.counted(messages: count, bytes: bytes, refused: batch.refused.count)
                 progress.sequence += 1
                 batch.sequence = progress.sequence
                 progress.unconfirmed.append((progress.sequence, handed))
@@ -196,6 +210,18 @@ public final class RedisSource: ThreadedChangeSource {
             }
         }
         drain(connection, &progress)
+    }
+
+    /// Each stream's lag and pending entries for the group.
+    private func measure(_ connection: RedisConnection) throws {
+        var lag: [String: Int64] = [:]
+        var pending: [String: Int64] = [:]
+        for stream in settings.streams {
+            guard let info = try connection.groupInfo(stream: stream, group: settings.group) else { continue }
+            pending[stream] = info.pending
+            if let value = info.lag { lag[stream] = value }
+        }
+        counters.measured(lag: lag, pending: pending)
     }
 
     /// Entries of `stream` pending longer than `claim_after` with any consumer, now this one's.
@@ -240,8 +266,12 @@ public final class RedisSource: ThreadedChangeSource {
         }
     }
 
-    private func add(_ entry: RedisStreamEntry, stream: String, into batch: inout EventBatch, scratch: inout [UInt8]) {
-        guard let names = streams[stream], let fields = entry.fields else { return }
+    /// Adds the entry's event (or its refusal) to `batch`; returns the size of its values.
+    private func add(_ entry: RedisStreamEntry, stream: String, into batch: inout EventBatch, scratch: inout [UInt8])
+        -> Int
+    {
+        guard let names = streams[stream], let fields = entry.fields else { return 0 }
+        let size = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
         func metadata(_ out: inout [UInt8]) {
             JSONBytes.appendRaw("\"stream\":\"", into: &out)
             out.append(contentsOf: names.escapedName)
@@ -271,11 +301,13 @@ public final class RedisSource: ThreadedChangeSource {
         }
         if let field {
             guard let value = fields.first(where: { $0.name == field })?.value else {
-                return refuse(
+                refuse(
                     "the entry has no field \"\(field)\" (the source's field); its fields: \(fields.map(\.name))",
                     UnsafeRawBufferPointer(start: nil, count: 0))
+                return size
             }
-            return value.withUnsafeBytes { append($0) }
+            value.withUnsafeBytes { append($0) }
+            return size
         }
         // The entry's fields as one JSON object of strings (PostgreSQL converts them on write).
         scratch.removeAll(keepingCapacity: true)
@@ -290,14 +322,16 @@ public final class RedisSource: ThreadedChangeSource {
                 return true
             }
             guard text else {
-                return item.value.withUnsafeBytes {
+                item.value.withUnsafeBytes {
                     refuse(
                         "field \"\(item.name)\" is not UTF-8 text: set field: \(item.name) with format text to read its bytes",
                         $0)
                 }
+                return size
             }
         }
         scratch.append(UInt8(ascii: "}"))
         scratch.withUnsafeBytes { append($0) }
+        return size
     }
 }

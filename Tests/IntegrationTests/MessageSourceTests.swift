@@ -174,4 +174,93 @@ struct MessageSourceTests {
                 == "1168.5")
         #expect(try target.value("SELECT (sum(value) * 2)::bigint FROM readings") == "\((0..<total).reduce(0, +))")
     }
+
+    /// A message pipe through the HTTP API: created, its reading shown by `/v1/pipes/{name}`
+    /// (messages, bytes, refused, the stream's lag and pending entries), stopped (nothing is
+    /// read meanwhile: the lag grows), started again and dropped.
+    @Test(.enabled(if: TestEnvironment.redisURL != nil))
+    func aRedisPipeThroughTheAPI() async throws {
+        let redisURL = try #require(TestEnvironment.redisURL)
+        let stream = "redisapi:\(UUID().uuidString.prefix(8).lowercased())"
+        defer { _ = try? RedisCLI.run(redisURL, ["DEL", stream]) }
+        func add(_ range: Range<Int>) throws {
+            for n in range {
+                _ = try RedisCLI.run(redisURL, ["XADD", stream, "*", "device", "d\(n % 3)", "n", "\(n)"])
+            }
+        }
+        try add(0..<30)
+        _ = try RedisCLI.run(redisURL, ["XADD", stream, "*", "n", "no device"])
+        // A database of its own: API pipes are stored there (pgbridge.pipes).
+        let db = try TestDatabase(prefix: "redisapi")
+        defer { db.drop() }
+        let directory = try TestEnvironment.scratchDirectory("redisapi")
+        #expect(try await BridgeProcess.run(["setup", "--url", db.url], directory: directory).status == 0)
+        let config = try ConfigFile.writeWithAPI(directory: directory, url: db.url)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let api = APIClient(
+            base: "http://127.0.0.1:\(try await APIClient.waitForPort(bridge))", token: HTTPAPITests.adminToken)
+        let created = try await api.request(
+            .POST, "/v1/pipes",
+            body: """
+                {"name": "redisapi", "source": {"kind": "redis", "url": "\(redisURL)", "streams": ["\(stream)"],
+                 "table": "public.devices", "key": ["device"]},
+                 "sinks": [{"kind": "file", "path": "redisapi.jsonl"}],
+                 "dead_letter": {"kind": "file", "path": "redisapi-dead.jsonl"}}
+                """)
+        #expect(created.status == 201, "\(created.body)")
+        #expect((created.json["source"] as? [String: Any])?["kind"] as? String == "redis")
+        func reading() async throws -> [String: Any] {
+            try await api.get("/v1/pipes/redisapi").json["source"] as? [String: Any] ?? [:]
+        }
+        func number(_ object: Any?, _ name: String) -> Int? { (object as? [String: Any])?[name] as? Int }
+        var last: [String: Any] = [:]
+        do {
+            try await waitFor("31 messages read, none pending", timeout: .seconds(30)) {
+                last = try await reading()
+                return last["messages"] as? Int == 31 && number(last["pending"], stream) == 0
+                    && number(last["lag"], stream) == 0
+            }
+        } catch {
+            throw TestFailure("\(error); the pipe's source: \(last); log: \(bridge.stderr.suffix(3000))")
+        }
+        #expect(!last.isEmpty, "\(last)")
+        let source = try await reading()
+        #expect(source["refused"] as? Int == 1, "the entry without a device is dead-lettered: \(source)")
+        #expect((source["bytes"] as? Int ?? 0) > 300, "\(source)")
+        #expect(source["measured_at"] is String, "\(source)")
+        let letters = try await EventFile.waitFor("\(directory)/state/redisapi-dead.jsonl") { !$0.isEmpty }
+        #expect((letters.first?["reason"] as? String)?.contains("no field \"device\"") == true, "\(letters)")
+
+        let stopped = try await api.request(.POST, "/v1/pipes/redisapi/stop")
+        #expect(stopped.status == 200 && stopped.json["state"] as? String == "STOPPED", "\(stopped.body)")
+        try add(30..<35)
+        try await Task.sleep(for: .milliseconds(500))
+        let info = try RedisCLI.run(redisURL, ["XINFO", "GROUPS", stream])
+        let lag = info.firstIndex(of: "lag").map { info[$0 + 1] }
+        #expect(lag == "5", "nothing is read while the pipe is stopped: \(info)")
+
+        let started = try await api.request(.POST, "/v1/pipes/redisapi/start")
+        #expect(started.status == 200, "\(started.body)")
+        let events = try await EventFile.waitFor("\(directory)/state/redisapi.jsonl") { $0.count >= 35 }
+        #expect(Set(events.compactMap { $0.after?["n"] as? String }) == Set((0..<35).map { "\($0)" }))
+        #expect(
+            events.allSatisfy {
+                $0.key?["device"] != nil && (($0["source"] as? [String: Any])?["stream"] as? String) == stream
+            })
+        do {
+            try await waitFor("the restarted pipe's reading", timeout: .seconds(30)) {
+                last = try await reading()
+                return last["messages"] as? Int == 5 && number(last["lag"], stream) == 0
+            }
+        } catch {
+            throw TestFailure("\(error); the pipe's source: \(last); log: \(bridge.stderr.suffix(3000))")
+        }
+
+        let dropped = try await api.request(.DELETE, "/v1/pipes/redisapi")
+        #expect(dropped.status == 200, "\(dropped.body)")
+        #expect(try await api.get("/v1/pipes/redisapi").status == 404)
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+    }
 }
