@@ -78,5 +78,6 @@ enum DocPages {
         "docs/trigger-capture.md": ["sql"],
         "docs/http-api.md": ["sql", "sh"],
         "docs/foreign-tables.md": ["sql"],
+        "docs/sources.md": ["sql", "sh"],
     ]
 }

@@ -125,10 +125,13 @@ final class DocPageRun: @unchecked Sendable {
     }
 
     /// Runs the `pgbridge` commands of a block. Each must exit 0; `run` is started, given to
-    /// `whileRunning` once it streams, then stopped with SIGTERM (as the page says) and must exit
+    /// `whileRunning` once it logs `ready`, then stopped with SIGTERM (as the page says) and must exit
     /// 0. Returns each command's standard output and error.
     @discardableResult
-    func pgbridge(_ text: String, whileRunning: (BridgeProcess) async throws -> Void = { _ in }) async throws
+    func pgbridge(
+        _ text: String, ready: String = "streaming changes",
+        whileRunning: (BridgeProcess) async throws -> Void = { _ in }
+    ) async throws
         -> [String: String]
     {
         var outputs: [String: String] = [:]
@@ -136,7 +139,7 @@ final class DocPageRun: @unchecked Sendable {
             let bridge = try BridgeProcess(
                 arguments: arguments, directory: directory, label: arguments[0], keepStdout: true)
             if arguments.first == "run" {
-                try await bridge.waitForLog("streaming changes")
+                try await bridge.waitForLog(ready)
                 try await whileRunning(bridge)
                 bridge.kill(SIGTERM)
             }

@@ -16,7 +16,9 @@ extension KafkaClusterSuites {
                 && TestEnvironment.rabbitMQURL != nil))
     struct DocPageTests {
         /// The pages whose shell and SQL examples these tests run, in order.
-        static let pages = ["README.md", "docs/getting-started.md", "docs/http-api.md", "docs/foreign-tables.md"]
+        static let pages = [
+            "README.md", "docs/getting-started.md", "docs/http-api.md", "docs/foreign-tables.md", "docs/sources.md",
+        ]
 
         static func suffix() -> String { String(UUID().uuidString.prefix(8).lowercased()) }
 
@@ -209,6 +211,44 @@ extension KafkaClusterSuites {
                 return (page["events"] as? [Any])?.count ?? 0 >= count
             }
             return page
+        }
+
+        /// sources: the ingestion walk-through, a Kafka topic into a hypertable (the TimescaleDB
+        /// catalog fixture stands for the extension the page assumes), as written.
+        @Test func sources() async throws {
+            let db = try TestDatabase(prefix: "doc_sources")
+            defer { db.drop() }
+            try db.sql(TimescaleFixture.sql)
+            let run = try DocPageRun(page: "docs/sources.md", label: "sources")
+            let topic = "doc_sources_\(Self.suffix())"
+            try KafkaCLI.control("topic \(topic) 1")
+            run.rewrite("sensor-readings", topic)
+            run.rewrite("127.0.0.1:9092", try #require(KafkaCLI.brokers))
+            run.rewrite(#"postgresql://\S+"#, db.url)
+            try run.yaml(containing: "# ingest.yaml").write(
+                toFile: run.directory + "/ingest.yaml", atomically: true, encoding: .utf8)
+            var selected: [[String?]] = []
+            try await run.forEachBlock { block, text in
+                switch block.language {
+                case "sql": selected = try db.sql(text)
+                case "sh" where text.hasPrefix("pgbridge"):
+                    try await run.pgbridge(text, ready: "reading kafka topics") { _ in
+                        try await waitFor("the readings and their history", timeout: .seconds(60)) {
+                            (try? db.value("SELECT count(*) FROM readings_history")) == "3"
+                                && (try? db.value("SELECT count(*) FROM readings")) == "3"
+                        }
+                    }
+                default: try await run.shell(text)
+                }
+            }
+            #expect(selected == [["3"]], "the history has one row per message")
+            #expect(
+                try db.sql("SELECT device, time::text, temperature::text FROM readings ORDER BY time, device") == [
+                    ["d1", "2026-12-06 10:00:00+00", "21.5"], ["d2", "2026-12-06 10:00:00+00", "19"],
+                    ["d1", "2026-12-06 10:01:00+00", "21.7"],
+                ])
+            #expect(
+                try db.value("SELECT count(*) FROM ONLY readings") == "0", "the rows are in the hypertable's chunks")
         }
 
         /// foreign-tables: pgbridge's wire configuration (Kafka, Redis, RabbitMQ, a pipe), the
