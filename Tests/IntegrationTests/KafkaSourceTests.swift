@@ -1,4 +1,5 @@
 import BridgeCore
+import Crypto
 import Foundation
 import KafkaClient
 import Testing
@@ -168,6 +169,75 @@ extension KafkaClusterSuites {
                 bridge.stderr.contains("fetching is paused, the group keeps its partitions"),
                 "\(bridge.stderr.suffix(3000))")
             #expect(bridge.stderr.contains("fetching resumed"))
+        }
+
+        /// Kafka → Kafka with `filter` and `mask` (stream ETL): every message that matches
+        /// reaches the output topic once, its e-mail replaced by its SHA-256, nothing else does,
+        /// and each device's messages keep their order.
+        @Test func aTopicFilteredAndMaskedIntoAnotherTopic() async throws {
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let input = "etl_in_\(suffix)"
+            let output = "etl_out_\(suffix)"
+            try KafkaCLI.control("topic \(input) 3")
+            try KafkaCLI.control("topic \(output) 3")
+            let directory = try TestEnvironment.scratchDirectory("kafkaetl")
+            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+            try """
+            postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: etl
+                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(input)], table: public.readings, key: [device]}
+                processors:
+                  - filter: "temp > 30"
+                  - mask: {columns: [email], with: sha256}
+                sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topic: \(output)}]
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let total = 6000
+            func temperature(_ n: Int) -> Int { (n * 7) % 60 }
+            let producer = try await Self.producer()
+            _ = try await producer.produce(
+                (0..<total).map { n in
+                    let device = "d\(n % 40)"
+                    return KafkaRecord(
+                        topic: input, partition: Int32(n % 40 % 3), key: Array(device.utf8),
+                        value: Array(
+                            #"{"device":"\#(device)","seq":\#(n),"temp":\#(temperature(n)),"email":"u\#(n)@example.com"}"#
+                                .utf8))
+                })
+            await producer.close()
+            let expected = (0..<total).filter { temperature($0) > 30 }
+            let bridge = try BridgeProcess(
+                arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            let messages = try await KafkaCLI.waitForMessages(output, count: expected.count, timeout: .seconds(120))
+            try await Task.sleep(for: .seconds(1))
+            bridge.kill(SIGTERM)
+            #expect(try await bridge.waitForExit() == 0)
+            let events = try await KafkaCLI.consume(output).compactMap {
+                try JSONSerialization.jsonObject(with: Data($0.value.utf8)) as? [String: Any]
+            }
+            let seqs = events.compactMap { $0.after?["seq"] as? Int }
+            #expect(seqs.count == expected.count && Set(seqs) == Set(expected), "each matching message once")
+            #expect(messages.count == expected.count)
+            for event in events.prefix(200) {
+                let seq = try #require(event.after?["seq"] as? Int)
+                let email = try #require(event.after?["email"] as? String)
+                let digest = SHA256.hash(data: Data("u\(seq)@example.com".utf8)).map { String(format: "%02x", $0) }
+                #expect(email == digest.joined(), "masked with sha256")
+            }
+            var last: [String: Int] = [:]
+            var outOfOrder = 0
+            for message in try await KafkaCLI.consume(output).sorted(by: {
+                ($0.partition, $0.offset) < ($1.partition, $1.offset)
+            }) {
+                guard let event = try JSONSerialization.jsonObject(with: Data(message.value.utf8)) as? [String: Any],
+                    let device = event.after?["device"] as? String, let seq = event.after?["seq"] as? Int
+                else { continue }
+                if let previous = last[device], seq <= previous { outOfOrder += 1 }
+                last[device] = seq
+                #expect(message.key.contains("\"\(device)\""), "keyed by the event's key: \(message.key)")
+            }
+            #expect(outOfOrder == 0, "each device's messages keep their order")
         }
 
         /// PostgreSQL → Kafka (native events) → PostgreSQL (apply): after inserts, updates and
