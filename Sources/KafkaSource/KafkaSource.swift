@@ -2,6 +2,7 @@ import BridgeCore
 import Foundation
 import KafkaClient
 import Logging
+import Synchronization
 
 /// Reads a consumer group's topics as change events (`kind: kafka`). Offsets are committed to
 /// Kafka only for batches every sink confirmed: at least once everywhere, and exactly once into
@@ -15,6 +16,8 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
     let writer: MessageEventWriter
     public let thread = SourceThread(name: "pgbridge-kafka")
     public let counters: MessageSourceCounters
+    /// Whether a Debezium tombstone was met (the skip is logged once).
+    let tombstoneReported = Atomic<Bool>(false)
     /// The reading thread's state: the last sequence handed out and the offsets of the batches
     /// not yet confirmed (kept across reconnects: their confirmations still commit).
     struct Progress {
@@ -241,6 +244,15 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
 
     /// Adds the message's event (or its refusal) to `batch`; returns its payload's size.
     private func add(_ message: KafkaReceivedMessage, _ topic: Topic, into batch: inout EventBatch) -> Int {
+        if message.payload == nil, writer.format == .debezium {
+            // Debezium follows each delete with a tombstone (a null value) for log compaction.
+            if !tombstoneReported.exchange(true, ordering: .relaxed) {
+                logger.warning(
+                    "kafka source: \(topic.name)[\(message.partition)] offset \(message.offset) is a tombstone (no value), which Debezium writes after each delete for log compaction: it carries no change and is skipped, as every later tombstone (logged once)"
+                )
+            }
+            return 0
+        }
         let payload = message.payload ?? UnsafeRawBufferPointer(start: nil, count: 0)
         func metadata(_ out: inout [UInt8]) {
             JSONBytes.appendRaw("\"topic\":\"", into: &out)

@@ -49,7 +49,8 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
             streams[stream] = (MessageEventWriter.sourceHead(kind: "redis", table: table), escaped)
         }
         self.streams = streams
-        field = settings.field ?? (source.format == .native ? "event" : nil)
+        // pgbridge's Redis sink writes its events (native or Debezium) in the field `event`.
+        field = settings.field ?? (source.format == .native || source.format == .debezium ? "event" : nil)
         counters = MessageSourceCounters(pipe: pipe)
     }
 

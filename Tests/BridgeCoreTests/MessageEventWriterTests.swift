@@ -93,6 +93,46 @@ struct MessageEventWriterTests {
         }
     }
 
+    /// Debezium's envelope (as Debezium and pgbridge's `debezium` format write it) becomes the
+    /// change it describes: op, table, key from the message key, unchanged TOAST columns.
+    @Test func debeziumChangesAreReplayedAsChanges() throws {
+        let update = Self.write(
+            #"{"before":null,"after":{"id":7,"name":"x","doc":"__debezium_unavailable_value"},"source":{"version":"2.7","connector":"postgresql","name":"p","ts_ms":1765015200000,"db":"app","schema":"sales","table":"items","lsn":123},"op":"u","ts_ms":1765015200500,"transaction":null}"#,
+            key: #"{"id":7}"#, format: .debezium)
+        #expect(
+            update.event
+                == #"{"id":"kafka:readings:0:7","op":"update","source":{"db":"app","schema":"sales","table":"items","commit_time":"2025-12-06T10:00:00.000000Z","capture":"debezium"},"key":{"id":7},"before":null,"after":{"id":7,"name":"x"},"unchanged_toast":["doc"],"message":{"partition":0,"offset":7,"capture":"kafka"}}"#,
+            "\(update)")
+        // With schemas (JsonConverter schemas.enable=true): value and key wrapped in payload.
+        let delete = Self.write(
+            #"{"schema":{"type":"struct"},"payload":{"before":{"id":8},"after":null,"source":{"db":"app","table":"items"},"op":"d"}}"#,
+            key: #"{"schema":{"type":"struct"},"payload":{"id":8}}"#, format: .debezium)
+        #expect(
+            delete.event?.contains(
+                #""op":"delete","source":{"db":"app","schema":"public","table":"items","capture":"debezium"},"key":{"id":8},"before":{"id":8},"after":null"#
+            ) == true, "\(delete)")
+        let truncate = Self.write(
+            #"{"before":null,"after":null,"source":{"schema":"public","table":"items"},"op":"t"}"#, format: .debezium)
+        #expect(
+            truncate.event?.contains(#""op":"truncate""#) == true && truncate.event?.contains(#""truncate":{"#) == true)
+        // Without a message key, the source's key fields name the key.
+        let keyed = Self.write(
+            #"{"after":{"device":"d1","v":1},"source":{"table":"t"},"op":"c"}"#, format: .debezium,
+            keyFields: ["device"])
+        #expect(keyed.event?.contains(#""key":{"device":"d1"}"#) == true, "\(keyed)")
+        let refused: [(String, String?, String)] = [
+            (#"{"op":"m","source":{"table":"t"}}"#, nil, "logical-decoding message (op m)"),
+            (#"{"after":{"id":1},"source":{"table":"t"}}"#, #"{"id":1}"#, "no op"),
+            (#"{"after":{"id":1},"op":"c","source":{}}"#, #"{"id":1}"#, "names no table"),
+            (#"{"after":{"id":1},"op":"c","source":{"table":"t"}}"#, nil, "the Debezium change has no key"),
+            (#"{"after":null,"op":"c","source":{"table":"t"}}"#, #"{"id":1}"#, "has no after row"),
+        ]
+        for (payload, key, reason) in refused {
+            let written = Self.write(payload, key: key, format: .debezium)
+            #expect(written.event == nil && written.problem?.contains(reason) == true, "\(payload): \(written)")
+        }
+    }
+
     @Test func textMessagesBecomeAPayloadField() {
         let written = Self.write("line one\n\"two\"", format: .text)
         #expect(written.event?.hasSuffix(#""key":null,"before":null,"after":{"payload":"line one\n\"two\""}}"#) == true)

@@ -62,10 +62,7 @@ struct MessageSourceConfigTests {
                 (pipe("kind: kafka, brokers: k:9092, topics: [t], key: []"), "empty: name the fields"),
                 (pipe("kind: kafka, brokers: k:9092, topics: [t], start: middle"), "unknown value 'middle'"),
                 (pipe("kind: kafka, brokers: k:9092, topics: [t], format: native, key: [a]"), "remove table and key"),
-                (
-                    pipe("kind: kafka, brokers: k:9092, topics: [t], format: debezium"),
-                    "not read by message sources yet"
-                ),
+                (pipe("kind: kafka, brokers: k:9092, topics: [t], format: debezium, table: x"), "remove table"),
                 (
                     pipe("kind: kafka, brokers: k:9092, topics: [t], properties: {group.id: x}"),
                     "group.id is set by pgbridge"

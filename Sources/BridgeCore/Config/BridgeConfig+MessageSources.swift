@@ -4,10 +4,6 @@ extension BridgeConfig {
         _ node: ConfigNode, _ keys: ConfigKeys, registration: SourceRegistration, pipe: String
     ) throws -> MessageSourceConfig {
         let format = try enumValue(keys["format"], default: MessageFormat.json, what: "message format")
-        if format == .debezium {
-            throw keys["format"]!.error(
-                "format debezium is not read by message sources yet: use json, text or native")
-        }
         let table = try keys["table"]?.string() ?? registration.defaultTable
         let allowed = Set(registration.placeholders + ["pipe"])
         var rest = Substring(table)
@@ -35,9 +31,13 @@ extension BridgeConfig {
             guard Set(fields).count == fields.count else { throw keyNode.error("a key field is named twice") }
             key = fields
         }
-        if format == .native || format == .debezium, keys["table"] != nil || key != nil {
+        if format == .native, keys["table"] != nil || key != nil {
             throw (keys["table"] ?? keys["key"] ?? node).error(
-                "format \(format.rawValue) carries each change's own table and key: remove table and key")
+                "format native carries each change's own table and key: remove table and key")
+        }
+        if format == .debezium, keys["table"] != nil {
+            throw keys["table"]!.error(
+                "format debezium carries each change's own table (source.schema, source.table): remove table")
         }
         let settings = try registration.parse(node, keys, pipe)
         return MessageSourceConfig(kind: registration.kind, settings: settings, format: format, table: table, key: key)

@@ -63,6 +63,9 @@ public struct MessageEventWriter: Sendable {
         id: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void, into batch: inout EventBatch
     ) -> String? {
         if format == .native { return appendNative(payload: payload, id: id, metadata: metadata, into: &batch) }
+        if format == .debezium {
+            return appendDebezium(payload: payload, messageKey: messageKey, id: id, metadata: metadata, into: &batch)
+        }
         let start = batch.bytes.count
         JSONBytes.appendRaw("{\"id\":\"", into: &batch.bytes)
         id(&batch.bytes)
@@ -99,8 +102,7 @@ public struct MessageEventWriter: Sendable {
             JSONBytes.appendString(payload, into: &batch.bytes)
             batch.bytes.append(UInt8(ascii: "}"))
         case .native, .debezium:
-            batch.bytes.removeSubrange(start...)
-            return "format \(format.rawValue) is not read by message sources yet: use json or text"
+            preconditionFailure("handled above")
         }
         batch.bytes.append(UInt8(ascii: "}"))
         batch.endEvent()
