@@ -31,18 +31,41 @@ extension AMQPConnection {
         try checkOnChannel(amqp_get_rpc_reply(state), "channel.open", channel: Self.consumeChannel, channelOpen: &open)
         amqp_basic_qos(state, Self.consumeChannel, 0, prefetch, 0)
         try checkOnChannel(amqp_get_rpc_reply(state), "basic.qos", channel: Self.consumeChannel, channelOpen: &open)
-        _ = queue.withCString { name in
+        let ok = queue.withCString { name in
             amqp_basic_consume(
                 state, Self.consumeChannel, amqp_cstring_bytes(name), amqp_empty_bytes, 0, 0, 0, amqp_empty_table)
         }
         try checkOnChannel(
             amqp_get_rpc_reply(state), "basic.consume from queue \(queue)", channel: Self.consumeChannel,
             channelOpen: &open)
+        // The tag lives in the connection's frame pool: copied before the next read.
+        consumerTag =
+            ok.flatMap { ok in
+                ok.pointee.consumer_tag.bytes.map {
+                    Array(UnsafeRawBufferPointer(start: $0, count: ok.pointee.consumer_tag.len))
+                }
+            } ?? []
+    }
+
+    /// Stops the consumer (`basic.cancel`): nothing more is delivered; what was delivered stays
+    /// this connection's until acknowledged or rejected (deliveries that crossed the cancel are
+    /// still read by `nextDelivery`).
+    public func cancelConsuming() throws {
+        guard let state, !consumerTag.isEmpty else { return }
+        let ok = consumerTag.withUnsafeBytes { tag in amqp_basic_cancel(state, Self.consumeChannel, Self.bytes(tag)) }
+        consumerTag = []
+        if ok == nil {
+            var open = true
+            try checkOnChannel(
+                amqp_get_rpc_reply(state), "basic.cancel", channel: Self.consumeChannel, channelOpen: &open)
+        }
     }
 
     /// The messages of `queue` ready for delivery (a passive `queue.declare` on the publishing
     /// channel; deliveries arriving meanwhile wait for `nextDelivery`).
     public func readyMessages(queue: String) throws -> Int64 {
+        // Never a new connection: one without the consumer would measure nothing useful.
+        guard state != nil else { throw failure("not connected") }
         try ready()
         guard let state else { throw failure("not connected") }
         let reply = queue.withCString { name in

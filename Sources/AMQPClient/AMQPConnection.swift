@@ -11,6 +11,8 @@ public final class AMQPConnection {
     public private(set) var nextDeliveryTag: UInt64 = 1
     /// Queues and bindings declared on the current connection.
     private var declared: Set<String> = []
+    /// The broker's tag for the consumer started by `startConsuming` (empty when none).
+    var consumerTag: [UInt8] = []
     let url: ServiceURL
     let config: RabbitMQSinkConfig
     public let description: String
@@ -33,6 +35,7 @@ public final class AMQPConnection {
         self.state = nil
         channelOpen = false
         declared = []
+        consumerTag = []
     }
 
     /// Drops the connection without the closing handshake (after I/O errors).
@@ -42,6 +45,7 @@ public final class AMQPConnection {
         self.state = nil
         channelOpen = false
         declared = []
+        consumerTag = []
     }
 
     /// Connects, logs in and opens the confirm-mode channel, as needed.

@@ -35,7 +35,7 @@ public final class MessageSourceCounters: Sendable {
 
     let pipe: String
     let factory: any MetricsFactory
-    private let state = Mutex(State())
+    fileprivate let state = Mutex(State())
     private let messages: Counter
     private let bytes: Counter
     private let refused: Counter
@@ -91,6 +91,17 @@ public final class MessageSourceCounters: Sendable {
                 gauge.destroy()
                 state.gauges[key] = nil
             }
+        }
+    }
+}
+
+extension MessageSourceCounters {
+    /// The source is gone: its lag and pending gauges go (a stopped or dropped pipe shows no
+    /// stale backlog); the counters stay, as counters do.
+    public func close() {
+        state.withLock { state in
+            for gauge in state.gauges.values { gauge.destroy() }
+            state.gauges = [:]
         }
     }
 }

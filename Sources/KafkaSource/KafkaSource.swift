@@ -61,6 +61,11 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
         thread.start { [self] in run() }
     }
 
+    public func finish() async {
+        await thread.finish()
+        counters.close()
+    }
+
     private func run() {
         var progress = Progress()
         var delay = Duration.milliseconds(500)

@@ -49,6 +49,11 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
         thread.start { [self] in run() }
     }
 
+    public func finish() async {
+        await thread.finish()
+        counters.close()
+    }
+
     private func run() {
         var progress = Progress()
         var delay = Duration.milliseconds(500)
@@ -56,6 +61,9 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
         // and confirmed first (see `drain`).
         defer { thread.queue.finish() }
         while !thread.stopRequested {
+            // The pause grows until a connection hands out a batch: an error that comes back
+            // right after connecting (a permission, a cancelled consumer) is not retried in a
+            // tight loop.
             var consumed = false
             do {
                 try consume(&progress, consumed: &consumed)
@@ -77,7 +85,6 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
         // Closing the connection gives back to the queue whatever it holds unacknowledged.
         defer { connection.disconnect() }
         try connection.startConsuming(queue: settings.queue, prefetch: UInt16(settings.prefetch))
-        consumed = true
         progress.connection += 1
         let generation = progress.connection
         let stale = progress.unconfirmed.filter { $0.connection != generation }.count
@@ -108,15 +115,14 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
         var deadline = ContinuousClock.now
         var fullSince: ContinuousClock.Instant?
         var pauseReported = false
+        var measureFailed = false
         while !thread.stopRequested {
             if let tag = try acknowledgeConfirmed(connection, &progress, generation: generation) {
                 acknowledgedTag = tag
             }
             if ContinuousClock.now - measuredAt >= MessageSourceCounters.measureInterval {
                 measuredAt = .now
-                let ready = try connection.readyMessages(queue: settings.queue)
-                counters.measured(
-                    lag: [settings.queue: ready], pending: [settings.queue: Int64(lastTag - acknowledgedTag)])
+                measure(connection, pending: Int64(lastTag - acknowledgedTag), &measureFailed)
             }
             let room = thread.queue.hasRoom
             let due = count >= settings.batchMessages || (count > 0 && ContinuousClock.now >= deadline)
@@ -126,6 +132,7 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
                 batch.sequence = progress.sequence
                 progress.unconfirmed.append((progress.sequence, generation, lastTag))
                 thread.put(batch)
+                consumed = true
                 batch = EventBatch()
                 count = 0
                 bytes = 0
@@ -172,17 +179,49 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
         return tag
     }
 
-    /// At a stop: waits (bounded) for the batches handed out to be confirmed and acknowledges
-    /// them; what remains goes back to the queue at once (`basic.nack` with requeue).
+    /// The queue's ready messages and the deliveries held: best effort (a measurement that
+    /// fails is logged once and skipped; the consuming goes on).
+    private func measure(_ connection: AMQPConnection, pending: Int64, _ failed: inout Bool) {
+        do {
+            let ready = try connection.readyMessages(queue: settings.queue)
+            counters.measured(lag: [settings.queue: ready], pending: [settings.queue: pending])
+        } catch {
+            counters.measured(lag: [:], pending: [settings.queue: pending])
+            if !failed {
+                failed = true
+                logger.warning(
+                    "rabbitmq source: cannot read the depth of queue \(settings.queue) (\(error)); lag is not shown, the consuming goes on (logged once)"
+                )
+            }
+        }
+    }
+
+    /// At a stop: cancels the consumer, waits (bounded) for the batches handed out to be
+    /// confirmed and acknowledges them; what remains goes back to the queue at once
+    /// (`basic.nack` with requeue, to other consumers: this one no longer takes deliveries).
     private func drain(
         _ connection: AMQPConnection, _ progress: inout Progress, generation: Int, acknowledged: UInt64,
         received: UInt64
     ) {
         var acknowledged = acknowledged
-        if let last = progress.unconfirmed.last?.sequence {
-            _ = thread.waitForAcknowledgement(through: last, timeout: .seconds(30))
-        }
+        var received = received
         do {
+            try connection.cancelConsuming()
+            func readRest() throws {
+                while let delivery = try connection.nextDelivery(timeout: .zero) {
+                    received = max(received, delivery.deliveryTag)
+                }
+            }
+            if let last = progress.unconfirmed.last?.sequence {
+                // In slices: rabbitmq-c answers heartbeats only while it reads.
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline,
+                    thread.waitForAcknowledgement(through: last, timeout: .seconds(1)) == .timedOut
+                {
+                    try readRest()
+                }
+            }
+            try readRest()
             if let tag = try acknowledgeConfirmed(connection, &progress, generation: generation) {
                 acknowledged = tag
             }

@@ -58,17 +58,24 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
         thread.start { [self] in run() }
     }
 
+    public func finish() async {
+        await thread.finish()
+        counters.close()
+    }
+
     private func run() {
         var progress = Progress()
         var delay = Duration.milliseconds(500)
         defer { thread.queue.finish() }
         while !thread.stopRequested {
-            var connected = false
+            // The pause grows until a connection hands out a batch: an error that comes back
+            // right after connecting (a permission, an old Redis) is not retried in a tight loop.
+            var delivered = false
             do {
-                try consume(&progress, connected: &connected)
+                try consume(&progress, delivered: &delivered)
                 return
             } catch {
-                if connected { delay = .milliseconds(500) }
+                if delivered { delay = .milliseconds(500) }
                 logger.error(
                     "redis source, streams \(settings.streams): \(error); connecting again in \(delay) (unacknowledged entries stay pending and are read again)"
                 )
@@ -81,19 +88,32 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
     /// How often entries pending too long are looked for.
     var claimInterval: Duration { max(.milliseconds(100), min(settings.claimAfter / 2, .seconds(10))) }
 
-    private func consume(_ progress: inout Progress, connected: inout Bool) throws {
+    private func consume(_ progress: inout Progress, delivered: inout Bool) throws {
         let connection = try RedisConnection(config: settings.connection)
         defer { connection.disconnect() }
         try connection.connect()
+        // In flight are exactly the entries of the batches handed out and not acknowledged yet:
+        // entries a failed read had taken into a batch that was never handed out are read again.
+        progress.inFlight = [:]
+        for entries in progress.unconfirmed.map(\.entries) + [progress.confirmed] {
+            for (stream, ids) in entries { progress.inFlight[stream, default: []].formUnion(ids) }
+        }
         for stream in settings.streams {
             let start = settings.start == .earliest ? "0" : "$"
-            if try connection.createGroup(stream: stream, group: settings.group, start: start) {
-                logger.info(
-                    "redis source: created consumer group \(settings.group) on stream \(stream), reading from its \(settings.start == .earliest ? "first entry" : "end")"
+            do {
+                if try connection.createGroup(stream: stream, group: settings.group, start: start) {
+                    logger.info(
+                        "redis source: created consumer group \(settings.group) on stream \(stream), reading from its \(settings.start == .earliest ? "first entry" : "end")"
+                    )
+                }
+            } catch let error as SinkError where error.message.contains("NOPERM") {
+                // A user allowed to read but not to create groups: the group may exist already
+                // (XREADGROUP says so if it does not).
+                logger.warning(
+                    "redis source: cannot create consumer group \(settings.group) on stream \(stream) (\(error.message)); reading with the group as it is"
                 )
             }
         }
-        connected = true
         logger.info(
             "reading redis streams",
             metadata: [
@@ -104,6 +124,8 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
         var pendingAfter = Dictionary(uniqueKeysWithValues: settings.streams.map { ($0, "0") })
         var lastClaim = ContinuousClock.now - claimInterval
         var measuredAt = ContinuousClock.now - MessageSourceCounters.measureInterval
+        var measureFailed = false
+        var claimCursors: [String: String] = [:]
         var fullSince: ContinuousClock.Instant?
         var pauseReported = false
         var scratch: [UInt8] = []
@@ -111,7 +133,7 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
             try acknowledgeConfirmed(connection, &progress)
             if ContinuousClock.now - measuredAt >= MessageSourceCounters.measureInterval {
                 measuredAt = .now
-                try measure(connection)
+                measure(connection, &measureFailed)
             }
             if !thread.queue.hasRoom {
                 let since = fullSince ?? .now
@@ -132,7 +154,10 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
             var handed: [String: [String]] = [:]
             var count = 0
             var bytes = 0
-            func take(_ stream: String, _ entries: [RedisStreamEntry]) throws {
+            /// Adds the entries not in flight to the batch; returns how many.
+            @discardableResult
+            func take(_ stream: String, _ entries: [RedisStreamEntry]) throws -> Int {
+                let before = count
                 for entry in entries where progress.inFlight[stream, default: []].insert(entry.id).inserted {
                     guard entry.fields != nil else {
                         // Deleted (XDEL, MAXLEN) after it was delivered: nothing to deliver.
@@ -147,35 +172,38 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
                     handed[stream, default: []].append(entry.id)
                     count += 1
                 }
+                return count - before
             }
             if !pendingAfter.isEmpty {
                 for stream in settings.streams {
                     guard let after = pendingAfter[stream] else { continue }
+                    guard count < settings.batchMessages else { break }
                     let read = try connection.readGroup(
                         streams: [stream], group: settings.group, consumer: settings.consumer,
-                        count: settings.batchMessages, after: [after])
+                        count: settings.batchMessages - count, after: [after])
                     let entries = read.first?.entries ?? []
                     if let last = entries.last {
                         pendingAfter[stream] = last.id
-                        if after == "0" {
+                        let taken = try take(stream, entries)
+                        if after == "0", taken > 0 {
                             logger.warning(
                                 "redis source: stream \(stream) has entries this consumer (\(settings.consumer)) read before and never acknowledged: delivering them again (at least once)"
                             )
                         }
-                        try take(stream, entries)
                     } else {
                         pendingAfter[stream] = nil
                     }
                 }
             } else if ContinuousClock.now - lastClaim >= claimInterval {
                 lastClaim = .now
-                for stream in settings.streams {
-                    let claimed = try claim(connection, stream: stream, room: settings.batchMessages - count)
-                    if !claimed.isEmpty {
+                for stream in settings.streams where count < settings.batchMessages {
+                    let claimed = try claim(
+                        connection, stream: stream, room: settings.batchMessages - count,
+                        inFlight: progress.inFlight[stream] ?? [], cursor: &claimCursors[stream, default: "0-0"])
+                    if try take(stream, claimed) > 0 {
                         logger.warning(
                             "redis source: claimed \(claimed.count) entries of stream \(stream) that a consumer of group \(settings.group) left unacknowledged for more than \(settings.claimAfter) (it stopped or hangs): delivering them"
                         )
-                        try take(stream, claimed)
                     }
                 }
             }
@@ -208,34 +236,51 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
                 batch.sequence = progress.sequence
                 progress.unconfirmed.append((progress.sequence, handed))
                 thread.put(batch)
+                delivered = true
             }
         }
         drain(connection, &progress)
     }
 
-    /// Each stream's lag and pending entries for the group.
-    private func measure(_ connection: RedisConnection) throws {
+    /// Each stream's lag and pending entries for the group: best effort (a user without
+    /// XINFO, a Redis before 7: logged once, the reading goes on).
+    private func measure(_ connection: RedisConnection, _ failed: inout Bool) {
         var lag: [String: Int64] = [:]
         var pending: [String: Int64] = [:]
-        for stream in settings.streams {
-            guard let info = try connection.groupInfo(stream: stream, group: settings.group) else { continue }
-            pending[stream] = info.pending
-            if let value = info.lag { lag[stream] = value }
+        do {
+            for stream in settings.streams {
+                guard let info = try connection.groupInfo(stream: stream, group: settings.group) else { continue }
+                pending[stream] = info.pending
+                if let value = info.lag { lag[stream] = value }
+            }
+        } catch {
+            if !failed {
+                failed = true
+                logger.warning(
+                    "redis source: cannot measure the streams' lag (\(error)); lag and pending are not shown, the reading goes on (logged once)"
+                )
+            }
+            if !connection.isConnected { return }
         }
         counters.measured(lag: lag, pending: pending)
     }
 
-    /// Entries of `stream` pending longer than `claim_after` with any consumer, now this one's.
-    private func claim(_ connection: RedisConnection, stream: String, room: Int) throws -> [RedisStreamEntry] {
+    /// Entries of `stream` pending longer than `claim_after` with another consumer (or with this
+    /// one, left by a run before), now this one's: at most `room` of them and 10 round trips
+    /// per pass, continuing from `cursor` (the next pass goes on where this one stopped).
+    /// Entries in flight (this run's own, taking long) are claimed back but not counted.
+    private func claim(
+        _ connection: RedisConnection, stream: String, room: Int, inFlight: Set<String>, cursor: inout String
+    ) throws -> [RedisStreamEntry] {
         var claimed: [RedisStreamEntry] = []
-        var cursor = "0-0"
-        repeat {
+        for _ in 0..<10 {
             let (next, entries) = try connection.autoClaim(
                 stream: stream, group: settings.group, consumer: settings.consumer, minIdle: settings.claimAfter,
                 start: cursor, count: max(1, min(100, room - claimed.count)))
-            claimed += entries
+            claimed += entries.filter { !inFlight.contains($0.id) }
             cursor = next
-        } while cursor != "0-0" && claimed.count < room
+            if cursor == "0-0" || claimed.count >= room { break }
+        }
         return claimed
     }
 

@@ -263,4 +263,48 @@ struct MessageSourceTests {
         bridge.kill(SIGTERM)
         #expect(try await bridge.waitForExit() == 0)
     }
+
+    /// Least privilege: a Redis user allowed only XREADGROUP, XACK and XAUTOCLAIM on its
+    /// streams (the group made by an administrator) reads everything; what it may not do
+    /// (create the group, measure the lag) is a warning, not an outage.
+    @Test(.enabled(if: TestEnvironment.redisURL != nil))
+    func aRedisUserWithOnlyReadingRightsReads() async throws {
+        let redisURL = try #require(TestEnvironment.redisURL)
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let stream = "redisacl:\(id)"
+        let user = "reader_\(id)"
+        defer {
+            _ = try? RedisCLI.run(redisURL, ["DEL", stream])
+            _ = try? RedisCLI.run(redisURL, ["ACL", "DELUSER", user])
+        }
+        _ = try RedisCLI.run(
+            redisURL,
+            ["ACL", "SETUSER", user, "on", ">reader-secret", "~redisacl:*", "+xreadgroup", "+xack", "+xautoclaim"])
+        _ = try RedisCLI.run(redisURL, ["XGROUP", "CREATE", stream, "readers", "0", "MKSTREAM"])
+        for n in 0..<20 { _ = try RedisCLI.run(redisURL, ["XADD", stream, "*", "n", "\(n)"]) }
+        let userURL = redisURL.replacingOccurrences(of: "redis://", with: "redis://\(user):reader-secret@")
+        let (directory, launch) = try Self.setUp("redisacl") { directory in
+            """
+            postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
+            state_dir: \(directory)/state
+            pipes:
+              - name: redisacl
+                source: {kind: redis, url: "\(userURL)", streams: ["\(stream)"], group: readers}
+                sinks: [{kind: file, path: \(directory)/events.jsonl}]
+            """
+        }
+        let bridge = try launch()
+        let events = try await EventFile.waitFor("\(directory)/events.jsonl") { $0.count >= 20 }
+        #expect(Set(events.compactMap { $0.after?["n"] as? String }) == Set((0..<20).map { "\($0)" }))
+        try await waitFor("nothing pending", timeout: .seconds(30)) {
+            try RedisCLI.run(redisURL, ["XPENDING", stream, "readers"]).first == "0"
+        }
+        bridge.kill(SIGTERM)
+        #expect(try await bridge.waitForExit() == 0)
+        let log = bridge.stderr
+        #expect(log.contains("cannot create consumer group readers") && log.contains("NOPERM"), "\(log)")
+        #expect(log.contains("cannot measure the streams' lag"), "\(log)")
+        #expect(!log.contains("reader-secret"), "the password stays out of the log")
+        #expect(!log.contains("connecting again"), "no reconnect loop: \(log)")
+    }
 }

@@ -34,5 +34,10 @@ struct MessageSourceCountersTests {
         #expect(throws: (any Error).self, "t[0] is no longer assigned: its gauge is gone") {
             try metrics.expectGauge("pgbridge_source_lag_messages", [("pipe", "ingest"), ("of", "t[0]")])
         }
+        counters.close()
+        #expect(throws: (any Error).self, "a finished source shows no backlog") {
+            try metrics.expectGauge("pgbridge_source_lag_messages", [("pipe", "ingest"), ("of", "t[1]")])
+        }
+        #expect(counters.stats.messages == 15, "the counts stay for the stopped pipe's status")
     }
 }
