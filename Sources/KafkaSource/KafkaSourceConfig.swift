@@ -11,9 +11,16 @@ public struct KafkaSourceConfig: SourceSettings {
 
     /// Brokers, security and librdkafka properties (shared with the Kafka sink).
     public var connection: KafkaSinkConfig
-    /// Group timing unless `properties` set it: a restarted pgbridge (after a crash, the old
-    /// member never left) gets its partitions back after 10 s instead of librdkafka's 45.
-    static let groupDefaults = [("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")]
+    /// librdkafka settings unless `properties` set them. Group timing: a restarted pgbridge
+    /// (after a crash, the old member never left) gets its partitions back after 10 s instead
+    /// of librdkafka's 45. Prefetch: with librdkafka's 100,000 messages the fetcher stalls
+    /// whenever that many wait, and a backlog is read at about a quarter of the speed the
+    /// brokers serve it (scripts/bench-ingest); 300,000 keeps it reading, for about 100 MiB
+    /// more at the peak with 150-byte messages (`queued.max.messages.kbytes` still bounds the
+    /// bytes).
+    static let groupDefaults = [
+        ("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000"), ("queued.min.messages", "300000"),
+    ]
 
     /// Topic names, or regular expressions starting with `^`.
     public var topics: [String]
