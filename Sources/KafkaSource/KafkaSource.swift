@@ -35,6 +35,12 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
     /// always when the source stops.
     static let commitInterval = Duration.seconds(1)
 
+    /// The last message timestamp written, as RFC 3339 text.
+    struct TimestampText {
+        var milliseconds = Int64.min
+        var text: [UInt8] = []
+    }
+
     struct Partition: Hashable {
         var topic: String
         var partition: Int32
@@ -113,6 +119,7 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
         let subscribedAt = ContinuousClock.now
         var readAny = false
         var measuredAt = ContinuousClock.now
+        var timestamps = TimestampText()
         while !thread.stopRequested {
             var batch = EventBatch()
             var offsets: [Partition: Int64] = [:]
@@ -147,7 +154,7 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                         if case .transient(let text) = polled { report(text) }
                         guard case .message(let message) = polled else { return }
                         let topic = self.topic(message, &topics)
-                        bytes += self.add(message, topic, into: &batch)
+                        bytes += self.add(message, topic, &timestamps, into: &batch)
                         offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
                         messages += 1
                     }
@@ -163,7 +170,7 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                     if case .transient(let text) = polled { report(text) }
                     guard case .message(let message) = polled else { return false }
                     let topic = self.topic(message, &topics)
-                    bytes += self.add(message, topic, into: &batch)
+                    bytes += self.add(message, topic, &timestamps, into: &batch)
                     offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
                     return true
                 }
@@ -248,7 +255,9 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
     }
 
     /// Adds the message's event (or its refusal) to `batch`; returns its payload's size.
-    private func add(_ message: KafkaReceivedMessage, _ topic: Topic, into batch: inout EventBatch) -> Int {
+    private func add(
+        _ message: KafkaReceivedMessage, _ topic: Topic, _ timestamps: inout TimestampText, into batch: inout EventBatch
+    ) -> Int {
         if message.payload == nil, writer.format == .debezium {
             // Debezium follows each delete with a tombstone (a null value) for log compaction.
             if !tombstoneReported.exchange(true, ordering: .relaxed) {
@@ -272,7 +281,14 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                 let (microseconds, overflow) = milliseconds.multipliedReportingOverflow(by: 1000)
                 if !overflow, (0...253_402_300_799_000_000).contains(microseconds) {
                     JSONBytes.appendRaw(",\"timestamp\":\"", into: &out)
-                    PostgresTime.writeRFC3339(PostgresTime.fromUnixMicroseconds(microseconds), into: &out)
+                    if timestamps.milliseconds != milliseconds {
+                        // A producer's batch shares one timestamp: written once.
+                        timestamps.milliseconds = milliseconds
+                        timestamps.text.removeAll(keepingCapacity: true)
+                        PostgresTime.writeRFC3339(
+                            PostgresTime.fromUnixMicroseconds(microseconds), into: &timestamps.text)
+                    }
+                    out.append(contentsOf: timestamps.text)
                     out.append(UInt8(ascii: "\""))
                 } else {
                     JSONBytes.appendRaw(",\"timestamp_ms\":", into: &out)

@@ -12,7 +12,7 @@ public struct RabbitMQSourceConfig: SourceSettings {
     /// At most this many messages per batch handed to the sinks.
     public var batchMessages: Int
 
-    public init(connection: RabbitMQSinkConfig, queue: String, prefetch: Int = 1000, batchMessages: Int = 500) {
+    public init(connection: RabbitMQSinkConfig, queue: String, prefetch: Int = 1000, batchMessages: Int = 250) {
         (self.connection, self.queue, self.prefetch, self.batchMessages) = (connection, queue, prefetch, batchMessages)
     }
 }

@@ -97,11 +97,11 @@ struct MessageSourceConfigTests {
         )
         let settings = try #require(source.settings as? RabbitMQSourceConfig)
         #expect(source.kind == "rabbitmq" && source.table == "raw.{queue}")
-        #expect(settings.queue == "readings" && settings.prefetch == 200 && settings.batchMessages == 200)
+        #expect(settings.queue == "readings" && settings.prefetch == 200 && settings.batchMessages == 50)
         #expect(settings.connection.url == "amqp://u:p@mq:5672/%2F" && settings.connection.heartbeat == .seconds(10))
         let defaults = try #require(
             try Self.source("kind: rabbitmq, url: \"amqp://mq/\", queue: q").settings as? RabbitMQSourceConfig)
-        #expect(defaults.prefetch == 1000 && defaults.batchMessages == 500)
+        #expect(defaults.prefetch == 1000 && defaults.batchMessages == 250)
     }
 
     @Test func aRedisSourceWithItsOptions() throws {

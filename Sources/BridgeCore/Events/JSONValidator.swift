@@ -19,14 +19,24 @@ public struct JSONValidator {
 
     let bytes: UnsafeRawBufferPointer
     var index = 0
+    /// Whether a line break (LF or CR) was met between tokens.
+    var sawLineBreak = false
 
     /// The kind of the one value `bytes` holds (surrounding whitespace allowed).
     public static func validate(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Kind {
+        var lineBreaks = false
+        return try validate(bytes, lineBreaks: &lineBreaks)
+    }
+
+    /// The same, and whether the text has line breaks between its tokens (without them it can
+    /// be copied as it is into a JSON line).
+    public static func validate(_ bytes: UnsafeRawBufferPointer, lineBreaks: inout Bool) throws(Failure) -> Kind {
         var validator = JSONValidator(bytes: bytes)
         validator.skipWhitespace()
         let kind = try validator.value(depth: 0)
         validator.skipWhitespace()
         guard validator.index == bytes.count else { throw validator.failure("unexpected bytes after the value") }
+        lineBreaks = validator.sawLineBreak
         return kind
     }
 
@@ -35,7 +45,10 @@ public struct JSONValidator {
     mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            case 0x20, 0x09: index += 1
+            case 0x0A, 0x0D:
+                sawLineBreak = true
+                index += 1
             default: return
             }
         }

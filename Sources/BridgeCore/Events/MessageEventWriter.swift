@@ -76,8 +76,9 @@ public struct MessageEventWriter: Sendable {
         JSONBytes.appendRaw(",\"key\":", into: &batch.bytes)
         switch format {
         case .json:
+            var lineBreaks = false
             do {
-                guard try JSONValidator.validate(payload) == .object else {
+                guard try JSONValidator.validate(payload, lineBreaks: &lineBreaks) == .object else {
                     batch.bytes.removeSubrange(start...)
                     return
                         "the message is a JSON value but not an object: format json takes one JSON object per message"
@@ -92,7 +93,12 @@ public struct MessageEventWriter: Sendable {
                 return problem
             }
             JSONBytes.appendRaw(",\"before\":null,\"after\":", into: &batch.bytes)
-            JSONBytes.appendRawJSON(payload, into: &batch.bytes)
+            if lineBreaks {
+                JSONBytes.appendRawJSON(payload, into: &batch.bytes)
+            } else {
+                // Valid UTF-8 without line breaks (the validator checked): copied as it is.
+                batch.bytes.append(contentsOf: payload)
+            }
         case .text:
             guard JSONValidator.isUTF8(payload) else {
                 batch.bytes.removeSubrange(start...)
