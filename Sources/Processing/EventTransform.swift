@@ -55,9 +55,14 @@ public final class EventTransform: Sendable {
         if encoder.format != .native { out.bodies = EventBatch.Bodies() }
         var encoder = encoder
         encoder.nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        // Buffers reused across the batch's events (no allocation per event once warm).
+        var spare: [UInt8] = []
+        var scratch: [UInt8] = []
         batch.bytes.withUnsafeBufferPointer { original in
             for index in batch.eventEnds.indices {
-                process(EventFields.scan(original, event: batch.eventRange(at: index)), original, encoder, into: &out)
+                process(
+                    EventFields.scan(original, event: batch.eventRange(at: index)), original, encoder, into: &out,
+                    spare: &spare, scratch: &scratch)
             }
         }
         return out
@@ -65,12 +70,16 @@ public final class EventTransform: Sendable {
 
     private func process(
         _ originalFields: EventFields, _ original: UnsafeBufferPointer<UInt8>, _ encoder: FormatEncoder,
-        into out: inout EventBatch
+        into out: inout EventBatch, spare: inout [UInt8], scratch: inout [UInt8]
     ) {
         var rewritten: [UInt8]?
+        defer {
+            // The last rewritten event's buffer serves the next event.
+            if let buffer = rewritten, buffer.capacity > spare.capacity { spare = buffer }
+        }
         var fields = originalFields
         var route: UInt8 = 0
-        for step in steps {
+        for (stepIndex, step) in steps.enumerated() {
             switch step {
             case .filter(let expression):
                 let keep =
@@ -79,18 +88,27 @@ public final class EventTransform: Sendable {
                 if !keep { return }
             case .rewrite(let rewriter, let tables):
                 var next: [UInt8] = []
+                swap(&next, &spare)
+                next.removeAll(keepingCapacity: true)
                 let applied = withBuffer(rewritten, original) { bytes -> Bool in
                     if let tables,
                         !tables.contains(where: { $0.matches(schema: fields.schema, table: fields.table, in: bytes) })
                     {
                         return false
                     }
-                    rewriter.rewrite(fields, bytes, into: &next)
+                    rewriter.rewrite(fields, bytes, into: &next, scratch: &scratch)
                     return true
                 }
                 if applied {
                     rewritten = next
-                    fields = next.withUnsafeBufferPointer { EventFields.scan($0, event: 0..<next.count) }
+                    if stepIndex == steps.count - 1, encoder.format == .native {
+                        // Nothing reads the fields any more: only where the event is.
+                        fields.event = 0..<next.count
+                    } else {
+                        fields = next.withUnsafeBufferPointer { EventFields.scan($0, event: 0..<next.count) }
+                    }
+                } else {
+                    spare = next
                 }
             case .route(let index, let tables):
                 guard route == 0 else { continue }
