@@ -74,25 +74,14 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
 
     private func run() {
         var progress = Progress()
-        var delay = Duration.milliseconds(500)
-        // Ends `next()` once the thread is done: after a stop, what was handed out is delivered
-        // and confirmed first (see `drain`).
-        defer { thread.queue.finish() }
-        while !thread.stopRequested {
-            do {
-                try consume(&progress)
-                return
-            } catch {
-                logger.error(
-                    "kafka source \(settings.topics): \(error); connecting again in \(delay) (nothing is committed meanwhile)"
-                )
-                guard thread.pause(delay) else { break }
-                delay = min(delay * 2, .seconds(30))
-            }
+        thread.runReconnecting(
+            "kafka source \(settings.topics)", meanwhile: "nothing is committed meanwhile", logger: logger
+        ) { handedOut in
+            try consume(&progress, handedOut: &handedOut)
         }
     }
 
-    private func consume(_ progress: inout Progress) throws {
+    private func consume(_ progress: inout Progress, handedOut: inout Bool) throws {
         let consumer = try KafkaConsumer(
             config: settings.connection,
             properties: [
@@ -194,6 +183,7 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                 batch.sequence = progress.sequence
                 progress.unconfirmed.append((progress.sequence, offsets))
                 thread.put(batch)
+                handedOut = true
             }
             commitConfirmed(consumer, &progress)
         }

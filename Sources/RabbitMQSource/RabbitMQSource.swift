@@ -56,26 +56,11 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
 
     private func run() {
         var progress = Progress()
-        var delay = Duration.milliseconds(500)
-        // Ends `next()` once the thread is done: after a stop, what was handed out is delivered
-        // and confirmed first (see `drain`).
-        defer { thread.queue.finish() }
-        while !thread.stopRequested {
-            // The pause grows until a connection hands out a batch: an error that comes back
-            // right after connecting (a permission, a cancelled consumer) is not retried in a
-            // tight loop.
-            var consumed = false
-            do {
-                try consume(&progress, consumed: &consumed)
-                return
-            } catch {
-                if consumed { delay = .milliseconds(500) }
-                logger.error(
-                    "rabbitmq source, queue \(settings.queue): \(error); connecting again in \(delay) (RabbitMQ keeps what was not acknowledged and delivers it again)"
-                )
-                guard thread.pause(delay) else { break }
-                delay = min(delay * 2, .seconds(30))
-            }
+        thread.runReconnecting(
+            "rabbitmq source, queue \(settings.queue)",
+            meanwhile: "RabbitMQ keeps what was not acknowledged and delivers it again", logger: logger
+        ) { handedOut in
+            try consume(&progress, consumed: &handedOut)
         }
     }
 

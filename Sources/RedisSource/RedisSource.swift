@@ -65,23 +65,11 @@ public final class RedisSource: ThreadedChangeSource, CountsMessages {
 
     private func run() {
         var progress = Progress()
-        var delay = Duration.milliseconds(500)
-        defer { thread.queue.finish() }
-        while !thread.stopRequested {
-            // The pause grows until a connection hands out a batch: an error that comes back
-            // right after connecting (a permission, an old Redis) is not retried in a tight loop.
-            var delivered = false
-            do {
-                try consume(&progress, delivered: &delivered)
-                return
-            } catch {
-                if delivered { delay = .milliseconds(500) }
-                logger.error(
-                    "redis source, streams \(settings.streams): \(error); connecting again in \(delay) (unacknowledged entries stay pending and are read again)"
-                )
-                guard thread.pause(delay) else { break }
-                delay = min(delay * 2, .seconds(30))
-            }
+        thread.runReconnecting(
+            "redis source, streams \(settings.streams)",
+            meanwhile: "unacknowledged entries stay pending and are read again", logger: logger
+        ) { handedOut in
+            try consume(&progress, delivered: &handedOut)
         }
     }
 
