@@ -67,11 +67,6 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
         thread.start { [self] in run() }
     }
 
-    public func finish() async {
-        await thread.finish()
-        counters.close()
-    }
-
     private func run() {
         var progress = Progress()
         thread.runReconnecting(

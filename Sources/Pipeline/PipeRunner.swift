@@ -132,11 +132,11 @@ public final class PipeRunner: Service {
         do {
             streamed = try await openTargetsAndStream()
         } catch {
-            await source.finish()
+            await finishSource()
             await closeSinks()
             throw error
         }
-        await source.finish()
+        await finishSource()
         await closeSinks()
         guard streamed else {
             logger.info("pipe stopped before it started")
@@ -219,6 +219,13 @@ public final class PipeRunner: Service {
         try await deadLetters.send(
             refused.map { DeadLetter(sink: "source", reason: $0.reason, attempts: 1, event: $0.record[...]) })
         statsBox.withLock { stats in stats.deadLetters += UInt64(refused.count) }
+    }
+
+    /// Ends the source's threads; a message source's lag gauges go with it (a stopped pipe
+    /// shows no stale backlog; its counts stay in the status).
+    private func finishSource() async {
+        await source.finish()
+        (source as? any CountsMessages)?.counters.close()
     }
 
     private func closeSinks() async {

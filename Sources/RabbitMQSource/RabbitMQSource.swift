@@ -49,11 +49,6 @@ public final class RabbitMQSource: ThreadedChangeSource, CountsMessages {
         thread.start { [self] in run() }
     }
 
-    public func finish() async {
-        await thread.finish()
-        counters.close()
-    }
-
     private func run() {
         var progress = Progress()
         thread.runReconnecting(
