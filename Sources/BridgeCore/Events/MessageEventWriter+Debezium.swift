@@ -24,22 +24,12 @@ extension MessageEventWriter {
         payload: UnsafeRawBufferPointer, messageKey: UnsafeRawBufferPointer?, id: (inout [UInt8]) -> Void,
         metadata: (inout [UInt8]) -> Void, into batch: inout EventBatch
     ) -> String? {
-        do {
-            guard try JSONValidator.validate(payload) == .object else {
-                return "the message is a JSON value but not an object: format debezium takes Debezium change events"
-            }
-        } catch {
-            return "the message is \(error) (format debezium takes Debezium change events)"
+        if let problem = Self.notAnObject(payload, expected: "format debezium takes Debezium change events") {
+            return problem
         }
         let bytes = payload.assumingMemoryBound(to: UInt8.self)
         let scanner = JSONScanner(bytes)
-        var envelope = scanner.skipWhitespace(0)..<bytes.count
-        // With schemas enabled (Kafka Connect's JsonConverter) the value is {"schema":…,"payload":…}.
-        if let inner = scanner.member(Self.payloadName, of: envelope), bytes[inner.lowerBound] == 0x7B,
-            scanner.member(Self.schemaName, of: envelope) != nil
-        {
-            envelope = inner
-        }
+        let envelope = Self.unwrapped(scanner)
         var members: [String: Range<Int>] = [:]
         scanner.forEachMember(of: envelope) { key, value in
             for name in ["op", "source", "before", "after"] where scanner.keyEquals(key, Array(name.utf8)) {
@@ -136,12 +126,21 @@ extension MessageEventWriter {
         if code == UInt8(ascii: "t") {
             JSONBytes.appendRaw(",\"truncate\":{\"cascade\":false,\"restart_identity\":false}", into: &batch.bytes)
         }
-        JSONBytes.appendRaw(",\"message\":{", into: &batch.bytes)
-        metadata(&batch.bytes)
-        batch.bytes.append(contentsOf: captureTail)
-        batch.bytes.append(UInt8(ascii: "}"))
-        batch.endEvent()
+        endReplayedEvent(metadata: metadata, into: &batch)
         return nil
+    }
+
+    /// The object a scanner's whole text is, or its `payload` when it is Kafka Connect's
+    /// `{"schema":…,"payload":{…}}` (JsonConverter with schemas enabled).
+    static func unwrapped(_ scanner: JSONScanner) -> Range<Int> {
+        let bytes = scanner.bytes
+        let object = scanner.skipWhitespace(0)..<bytes.count
+        if let inner = scanner.member(payloadName, of: object), bytes[inner.lowerBound] == 0x7B,
+            scanner.member(schemaName, of: object) != nil
+        {
+            return inner
+        }
+        return object
     }
 
     /// The key: the message key when it is a JSON object (Debezium's schemaless key, or its
@@ -151,14 +150,7 @@ extension MessageEventWriter {
         into out: inout [UInt8]
     ) -> String? {
         if let messageKey, messageKey.count > 0, (try? JSONValidator.validate(messageKey)) == .object {
-            let keyBytes = messageKey.assumingMemoryBound(to: UInt8.self)
-            let keyScanner = JSONScanner(keyBytes)
-            var object = keyScanner.skipWhitespace(0)..<keyBytes.count
-            if let inner = keyScanner.member(Self.payloadName, of: object), keyBytes[inner.lowerBound] == 0x7B,
-                keyScanner.member(Self.schemaName, of: object) != nil
-            {
-                object = inner
-            }
+            let object = Self.unwrapped(JSONScanner(messageKey.assumingMemoryBound(to: UInt8.self)))
             JSONBytes.appendRawJSON(UnsafeRawBufferPointer(rebasing: messageKey[object]), into: &out)
             return nil
         }

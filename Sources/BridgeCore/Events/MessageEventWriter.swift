@@ -127,12 +127,8 @@ public struct MessageEventWriter: Sendable {
         payload: UnsafeRawBufferPointer, id: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void,
         into batch: inout EventBatch
     ) -> String? {
-        do {
-            guard try JSONValidator.validate(payload) == .object else {
-                return "the message is a JSON value but not an object: format native takes pgbridge's change events"
-            }
-        } catch {
-            return "the message is \(error) (format native takes pgbridge's change events)"
+        if let problem = Self.notAnObject(payload, expected: "format native takes pgbridge's change events") {
+            return problem
         }
         let bytes = payload.assumingMemoryBound(to: UInt8.self)
         let scanner = JSONScanner(bytes)
@@ -172,12 +168,29 @@ public struct MessageEventWriter: Sendable {
             batch.bytes.append(UInt8(ascii: ":"))
             JSONBytes.appendRawJSON(UnsafeRawBufferPointer(rebasing: payload[member.value]), into: &batch.bytes)
         }
+        endReplayedEvent(metadata: metadata, into: &batch)
+        return nil
+    }
+
+    /// Why `payload` is not a JSON object, in the words of the format (nil when it is one).
+    static func notAnObject(_ payload: UnsafeRawBufferPointer, expected: String) -> String? {
+        do {
+            guard try JSONValidator.validate(payload) == .object else {
+                return "the message is a JSON value but not an object: \(expected)"
+            }
+        } catch {
+            return "the message is \(error) (\(expected))"
+        }
+        return nil
+    }
+
+    /// Ends a replayed change (`native`, `debezium`): the message's metadata as `message`.
+    func endReplayedEvent(metadata: (inout [UInt8]) -> Void, into batch: inout EventBatch) {
         JSONBytes.appendRaw(",\"message\":{", into: &batch.bytes)
         metadata(&batch.bytes)
         batch.bytes.append(contentsOf: captureTail)
         batch.bytes.append(UInt8(ascii: "}"))
         batch.endEvent()
-        return nil
     }
 
     static let eventMembers = ["op", "source", "key", "before", "after", "unchanged_toast", "truncate", "chunk"].map {
