@@ -116,6 +116,16 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                 for partition in consumer.lag() { lag["\(partition.topic)[\(partition.partition)]"] = partition.lag }
                 counters.measured(lag: lag, pending: [:])
             }
+            /// Adds a polled message to the batch; false for anything else.
+            func take(_ polled: KafkaConsumer.Polled) -> Bool {
+                if case .transient(let text) = polled { report(text) }
+                guard case .message(let message) = polled else { return false }
+                let topic = self.topic(message, &topics)
+                bytes += self.add(message, topic, &timestamps, into: &batch)
+                offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
+                messages += 1
+                return true
+            }
             // The sinks are a little behind: wait (woken as soon as a batch is taken).
             if !thread.queue.hasRoom { thread.queue.waitForRoom(timeout: .seconds(1)) }
             if !thread.queue.hasRoom {
@@ -134,14 +144,7 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                             "kafka source: the sinks took no batches for 5 s (see their errors): fetching is paused, the group keeps its partitions"
                         )
                     }
-                    try consumer.poll(timeoutMilliseconds: 50) { polled in
-                        if case .transient(let text) = polled { report(text) }
-                        guard case .message(let message) = polled else { return }
-                        let topic = self.topic(message, &topics)
-                        bytes += self.add(message, topic, &timestamps, into: &batch)
-                        offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
-                        messages += 1
-                    }
+                    _ = try consumer.poll(timeoutMilliseconds: 50, take)
                     if messages > 0 { try consumer.pauseAssigned(true) }
                     commitConfirmed(consumer, &progress)
                 }
@@ -150,21 +153,9 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
             }
             while messages < settings.batchMessages, !thread.stopRequested {
                 let wait: Int32 = messages == 0 ? 100 : Int32(max(0, (deadline - .now).nanosecondCount / 1_000_000))
-                let received = try consumer.poll(timeoutMilliseconds: wait) { polled -> Bool in
-                    if case .transient(let text) = polled { report(text) }
-                    guard case .message(let message) = polled else { return false }
-                    let topic = self.topic(message, &topics)
-                    bytes += self.add(message, topic, &timestamps, into: &batch)
-                    offsets[Partition(topic: topic.name, partition: message.partition)] = message.offset + 1
-                    return true
-                }
-                if received {
-                    messages += 1
-                } else if messages > 0 || wait == 0 {
-                    break
-                } else {
-                    commitConfirmed(consumer, &progress)
-                }
+                if try consumer.poll(timeoutMilliseconds: wait, take) { continue }
+                if messages > 0 || wait == 0 { break }
+                commitConfirmed(consumer, &progress)
             }
             if messages > 0, !readAny {
                 readAny = true
