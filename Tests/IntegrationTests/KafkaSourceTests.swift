@@ -35,20 +35,20 @@ extension KafkaClusterSuites {
             try target.sql(
                 "CREATE TABLE readings (device text, seq int, value float8, at timestamptz, PRIMARY KEY (device, seq))")
             let directory = try TestEnvironment.scratchDirectory("kafkasrc")
-            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
-            try """
-            postgres: {url: "\(target.url)"}
-            state_dir: \(directory)/state
-            pipes:
-              - name: ingest
-                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], group: g_\(topic), table: public.readings, key: [device, seq], batch_messages: 500}
-                sinks:
-                  - {name: replica, kind: postgres, url: "\(target.url)"}
-                  - {name: history, kind: postgres, url: "\(target.url)", mode: append, table: public.readings_history, create_tables: true}
-                dead_letter: {kind: file, path: \(directory)/dead_letters.jsonl}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let config = try ConfigFile.write(
+                """
+                postgres: {url: "\(target.url)"}
+                state_dir: \(directory)/state
+                pipes:
+                  - name: ingest
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], group: g_\(topic), table: public.readings, key: [device, seq], batch_messages: 500}
+                    sinks:
+                      - {name: replica, kind: postgres, url: "\(target.url)"}
+                      - {name: history, kind: postgres, url: "\(target.url)", mode: append, table: public.readings_history, create_tables: true}
+                    dead_letter: {kind: file, path: \(directory)/dead_letters.jsonl}
+                """, in: directory)
             func launch() throws -> BridgeProcess {
-                try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+                try BridgeProcess.run(config: config, directory: directory)
             }
             func history() -> Int {
                 (try? target.value("SELECT count(*) FROM readings_history")).flatMap { $0 }.flatMap { Int($0) } ?? 0
@@ -132,19 +132,18 @@ extension KafkaClusterSuites {
             let topic = "brokersdown_\(UUID().uuidString.prefix(8).lowercased())"
             try KafkaCLI.control("topic \(topic) 1")
             let directory = try TestEnvironment.scratchDirectory("kafkadown")
-            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
-            try """
-            postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
-            state_dir: \(directory)/state
-            pipes:
-              - name: down
-                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)]}
-                sinks: [{kind: file, path: \(directory)/events.jsonl}]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let config = try ConfigFile.write(
+                """
+                postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
+                state_dir: \(directory)/state
+                pipes:
+                  - name: down
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)]}
+                    sinks: [{kind: file, path: \(directory)/events.jsonl}]
+                """, in: directory)
             let producer = try await Self.producer()
             _ = try await producer.produce([KafkaRecord(topic: topic, partition: 0, value: Array(#"{"n":0}"#.utf8))])
-            let bridge = try BridgeProcess(
-                arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            let bridge = try BridgeProcess.run(config: config, directory: directory)
             defer { bridge.kill(SIGKILL) }
             _ = try await EventFile.waitFor("\(directory)/events.jsonl", timeout: .seconds(60)) { $0.count >= 1 }
             // Whatever happens, the shared cluster comes back for the next tests.
@@ -176,24 +175,23 @@ extension KafkaClusterSuites {
             let server = try await HookServer.start(HookServer.Behaviour(failures: 60))
             defer { Task { await server.stop() } }
             let directory = try TestEnvironment.scratchDirectory("kafkapause")
-            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
-            try """
-            postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
-            state_dir: \(directory)/state
-            pipes:
-              - name: paused
-                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], batch_messages: 100}
-                sinks:
-                  - {kind: http, url: "\(server.url)", batch_count: 500, retries: 1000, retry_interval: 100ms, max_retry_interval: 300ms}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let config = try ConfigFile.write(
+                """
+                postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
+                state_dir: \(directory)/state
+                pipes:
+                  - name: paused
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], batch_messages: 100}
+                    sinks:
+                      - {kind: http, url: "\(server.url)", batch_count: 500, retries: 1000, retry_interval: 100ms, max_retry_interval: 300ms}
+                """, in: directory)
             let producer = try await Self.producer()
             _ = try await producer.produce(
                 (0..<6000).map { n in
                     KafkaRecord(topic: topic, partition: Int32(n % 2), value: Array(#"{"n":\#(n)}"#.utf8))
                 })
             await producer.close()
-            let bridge = try BridgeProcess(
-                arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            let bridge = try BridgeProcess.run(config: config, directory: directory)
             func delivered() -> [[String: Any]] {
                 server.delivered.compactMap {
                     (try? JSONSerialization.jsonObject(with: Data($0.body.utf8))) as? [[String: Any]]
@@ -223,18 +221,18 @@ extension KafkaClusterSuites {
             try KafkaCLI.control("topic \(input) 3")
             try KafkaCLI.control("topic \(output) 3")
             let directory = try TestEnvironment.scratchDirectory("kafkaetl")
-            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
-            try """
-            postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
-            state_dir: \(directory)/state
-            pipes:
-              - name: etl
-                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(input)], table: public.readings, key: [device]}
-                processors:
-                  - filter: "temp > 30"
-                  - mask: {columns: [email], with: sha256}
-                sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topic: \(output)}]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let config = try ConfigFile.write(
+                """
+                postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
+                state_dir: \(directory)/state
+                pipes:
+                  - name: etl
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(input)], table: public.readings, key: [device]}
+                    processors:
+                      - filter: "temp > 30"
+                      - mask: {columns: [email], with: sha256}
+                    sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topic: \(output)}]
+                """, in: directory)
             let total = 6000
             func temperature(_ n: Int) -> Int { (n * 7) % 60 }
             let producer = try await Self.producer()
@@ -249,8 +247,7 @@ extension KafkaClusterSuites {
                 })
             await producer.close()
             let expected = (0..<total).filter { temperature($0) > 30 }
-            let bridge = try BridgeProcess(
-                arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            let bridge = try BridgeProcess.run(config: config, directory: directory)
             let messages = try await KafkaCLI.waitForMessages(output, count: expected.count, timeout: .seconds(120))
             try await Task.sleep(for: .seconds(1))
             bridge.kill(SIGTERM)
@@ -300,22 +297,21 @@ extension KafkaClusterSuites {
             try source.sql(table)
             try target.sql(table)
             let directory = try TestEnvironment.scratchDirectory("kafkart")
-            let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
             let slot = "pgbridge_\(source.name)"
-            try """
-            postgres: {url: "\(source.url)"}
-            state_dir: \(directory)/state
-            pipes:
-              - name: out
-                source: {kind: replication, tables: [public.items], slot: \(slot), publication: \(slot)}
-                format: \(format)
-                sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topic: \(topic)}]
-              - name: back
-                source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], format: \(format)}
-                sinks: [{kind: postgres, url: "\(target.url)"}]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-            let bridge = try BridgeProcess(
-                arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+            let config = try ConfigFile.write(
+                """
+                postgres: {url: "\(source.url)"}
+                state_dir: \(directory)/state
+                pipes:
+                  - name: out
+                    source: {kind: replication, tables: [public.items], slot: \(slot), publication: \(slot)}
+                    format: \(format)
+                    sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topic: \(topic)}]
+                  - name: back
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], format: \(format)}
+                    sinks: [{kind: postgres, url: "\(target.url)"}]
+                """, in: directory)
+            let bridge = try BridgeProcess.run(config: config, directory: directory)
             try await waitForSlot(source, slot)
             try source.sql(
                 """

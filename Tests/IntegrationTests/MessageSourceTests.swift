@@ -13,12 +13,8 @@ struct MessageSourceTests {
         directory: String, launch: () throws -> BridgeProcess
     ) {
         let directory = try TestEnvironment.scratchDirectory(name)
-        let config = (directory as NSString).appendingPathComponent("pgbridge.yaml")
-        try yaml(directory).write(toFile: config, atomically: true, encoding: .utf8)
-        return (
-            directory,
-            { try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "info"], directory: directory) }
-        )
+        let config = try ConfigFile.write(yaml(directory), in: directory)
+        return (directory, { try BridgeProcess.run(config: config, directory: directory) })
     }
 
     /// RabbitMQ → Redis stream while the broker is stopped for 10 s and pgbridge is SIGKILLed

@@ -102,7 +102,21 @@ final class BridgeProcess: Sendable {
     }
 }
 
+extension BridgeProcess {
+    /// `pgbridge run --config <config>` logging at info, in `directory`.
+    static func run(config: String, directory: String) throws -> BridgeProcess {
+        try BridgeProcess(arguments: ["run", "--config", config, "--log-level", "info"], directory: directory)
+    }
+}
+
 enum ConfigFile {
+    /// Writes `yaml` as `pgbridge.yaml` in `directory`; returns its path.
+    static func write(_ yaml: String, in directory: String) throws -> String {
+        let path = (directory as NSString).appendingPathComponent("pgbridge.yaml")
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Writes a one-pipe configuration and returns its path.
     static func write(
         directory: String, url: String, tables: [String], slot: String, output: String, extraSource: String = ""
