@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         // hiredis.pc carries a flag SwiftPM rejects: linked by name instead.
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "BridgeCore",
             dependencies: [
@@ -175,7 +176,7 @@ let package = Package(
             name: "pgbridge",
             dependencies: [
                 "BridgeCore", "PostgresClient", "PostgresSource", "FileSink", "HTTPSink", "KafkaSink", "Pipeline",
-                "BridgeRuntime", "HTTPAPI", "WireProtocol", "PostgresSink",
+                "BridgeRuntime", "HTTPAPI", "WireProtocol", "PostgresSink", "CMalloc",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

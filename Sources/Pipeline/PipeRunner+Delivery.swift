@@ -20,9 +20,10 @@ extension PipeRunner {
         metrics.inFlight.record(events)
         defer { metrics.inFlight.record(0) }
         let started = ContinuousClock.now
-        let what = "deliver to \(sink.name) (\(sink.sink.description))"
         var pending = group
-        var result = try await withRetries(what, errors: metrics, sink: index) { try await sink.sink.deliver(pending) }
+        var result = try await withRetries(
+            "deliver to \(sink.name) (\(sink.sink.description))", errors: metrics, sink: index
+        ) { try await sink.sink.deliver(pending) }
         var attempt = 1
         var delay = sink.delivery.retryInterval
         var deadLettered = 0
@@ -82,7 +83,9 @@ extension PipeRunner {
             delay = min(delay * 2, sink.delivery.maxRetryInterval)
             attempt += 1
             pending = [retry]
-            result = try await withRetries(what, errors: metrics, sink: index) {
+            result = try await withRetries(
+                "deliver to \(sink.name) (\(sink.sink.description))", errors: metrics, sink: index
+            ) {
                 try await sink.sink.deliver(pending)
             }
         }
@@ -136,10 +139,10 @@ extension PipeRunner {
         }
     }
 
-    func withRetries<T>(_ what: String, errors: SinkMetrics, sink index: Int, _ body: () async throws -> T)
-        async throws -> T
-    {
-        try await withRetries(what) {
+    func withRetries<T>(
+        _ what: @autoclosure () -> String, errors: SinkMetrics, sink index: Int, _ body: () async throws -> T
+    ) async throws -> T {
+        try await withRetries(what()) {
             do {
                 return try await body()
             } catch {

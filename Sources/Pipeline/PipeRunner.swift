@@ -250,29 +250,31 @@ public final class PipeRunner: Service {
 
     /// Retries retriable failures with exponential backoff and jitter until they succeed, a
     /// non-retriable error occurs, or the task is cancelled.
-    func withRetries<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+    func withRetries<T>(_ what: @autoclosure () -> String, _ body: () async throws -> T) async throws -> T {
         // Never nil: without `untilStopped` only success ends the loop.
-        try await withRetries(what, untilStopped: false, body)!
+        try await withRetries(what(), untilStopped: false, body)!
     }
 
     /// As `withRetries`; with `untilStopped`, a `stop()` also ends the retries (within 100 ms
-    /// of a backoff pause), returning nil.
-    func withRetries<T>(_ what: String, untilStopped: Bool, _ body: () async throws -> T) async throws -> T? {
+    /// of a backoff pause), returning nil. `what` is only formatted when something is logged.
+    func withRetries<T>(_ what: @autoclosure () -> String, untilStopped: Bool, _ body: () async throws -> T)
+        async throws -> T?
+    {
         var delay = options.initialRetryDelay
         var attempt = 0
         while true {
             if untilStopped && isStopping { return nil }
             do {
                 let result = try await body()
-                if attempt > 0 { logger.info("\(what): recovered after \(attempt) retries") }
+                if attempt > 0 { logger.info("\(what()): recovered after \(attempt) retries") }
                 return result
             } catch {
-                recordError("\(what): \(error)")
+                recordError("\(what()): \(error)")
                 guard Self.isRetriable(error), !Task.isCancelled else { throw error }
                 if untilStopped && isStopping { return nil }
                 attempt += 1
                 statsBox.withLock { $0.retries += 1 }
-                logger.warning("\(what) failed (attempt \(attempt)): \(error); retrying in \(delay)")
+                logger.warning("\(what()) failed (attempt \(attempt)): \(error); retrying in \(delay)")
                 let until = ContinuousClock.now + delay.jittered()
                 while ContinuousClock.now < until {
                     if untilStopped && isStopping { return nil }

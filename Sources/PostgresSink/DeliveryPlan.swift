@@ -55,7 +55,7 @@ struct DeliveryPlan {
         /// Some key occurs twice (or a key changed): the last change per key must be picked.
         var repeatsKeys = false
         /// Hashes of the keys seen, to tell whether a key repeats (a collision only costs a sort).
-        var keyHashes: Set<Int> = []
+        var keyHashes = KeyHashes()
         /// The `after` members of the staged events: value ranges and their index in `columns`.
         var memberValues: [Range<Int>] = []
         var memberColumns: [Int] = []
@@ -77,12 +77,24 @@ struct DeliveryPlan {
             }
         }
 
+        /// Room for `events` staged events (and their members, `columns` each).
+        mutating func reserve(_ events: Int, columns: Int = 0) {
+            staged.reserveCapacity(events)
+            if columns > 0 {
+                memberValues.reserveCapacity(events * columns)
+                memberColumns.reserveCapacity(events * columns)
+            }
+        }
+
         /// Records the members of an event's `after` (read while its event was scanned) and adds
         /// their names to the columns; returns their indices for `Staged.members`.
         mutating func record(_ members: [(key: Range<Int>, value: Range<Int>)], _ bytes: UnsafeBufferPointer<UInt8>)
             -> Range<Int>
         {
             let start = memberValues.count
+            if start == 0, staged.capacity > staged.count {
+                reserve(staged.capacity, columns: members.count)
+            }
             for (position, member) in members.enumerated() {
                 memberColumns.append(column(member.key, bytes, hint: position))
                 memberValues.append(member.value)
@@ -107,9 +119,7 @@ struct DeliveryPlan {
         }
 
         mutating func noteKey(_ bytes: UnsafeBufferPointer<UInt8>) {
-            var hasher = Hasher()
-            hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
-            if !keyHashes.insert(hasher.finalize()).inserted { repeatsKeys = true }
+            if !keyHashes.insert(bytes) { repeatsKeys = true }
         }
     }
 
@@ -144,6 +154,9 @@ struct DeliveryPlan {
 
     /// The template names one target per source table (no `{op}`, `{capture}`, `{channel}`).
     let perTableTemplate: Bool
+    /// The number of events being added: the first table's arrays are sized for them at once
+    /// (most deliveries have one table), instead of growing by copies.
+    private var capacityHint = 0
 
     init(mode: PostgresSinkConfig.Mode, template: NameTemplate, defaultStream: String = "") {
         self.mode = mode
@@ -178,6 +191,7 @@ struct DeliveryPlan {
 
     /// Reads the events of `batches[range]` (batch indices stay those of `batches`).
     mutating func add(_ batches: [EventBatch], range: Range<Int>, applied: AppliedStreams) {
+        capacityHint = range.reduce(0) { $0 + batches[$1].eventCount }
         for b in range {
             let batch = batches[b]
             batch.bytes.withUnsafeBufferPointer { bytes in
@@ -386,7 +400,8 @@ struct DeliveryPlan {
     private mutating func tableWork(for name: [UInt8]) -> Int {
         if let index = tableIndex[name] { return index }
         let (schema, table) = TargetTable.split(String(decoding: name, as: UTF8.self))
-        let work = TableWork(schema: schema, name: table)
+        var work = TableWork(schema: schema, name: table)
+        if tables.isEmpty { work.reserve(capacityHint) }
         tables.append(work)
         tableIndex[name] = tables.count - 1
         return tables.count - 1

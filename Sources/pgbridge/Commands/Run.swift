@@ -26,6 +26,7 @@ struct Run: AsyncParsableCommand {
         let config = try options.loadConfig()
         let logger = LoggingSetup.bootstrap(level: options.logLevel)
         signal(SIGPIPE, SIG_IGN)
+        MemoryTuning.apply()
         var runnerOptions = PipeRunner.Options()
         runnerOptions.stopAfterEvents = stopAfterEvents
         let supervisor = PipeSupervisor(
