@@ -4,11 +4,14 @@
 public struct NativeEncoder: Sendable {
     /// `"db":"…",` escaped once.
     private let dbFragment: [UInt8]
-    /// Text of the current transaction's commit LSN and commit time: the same for every event
-    /// of a transaction, so formatted once.
-    private var cachedTransaction: (commitLSN: LSN, commitTime: Int64)?
-    private var commitLSNText: [UInt8] = []
-    private var commitTimeText: [UInt8] = []
+    /// The current transaction's parts of every event, formatted once per transaction:
+    /// `{"id":"<commit_lsn>:` and `","commit_lsn":"…","xid":…,"commit_time":"…","capture":"…"}`.
+    private var transactionKey: (commitLSN: LSN, commitTime: Int64, xid: UInt32, capture: CaptureKind)?
+    private var idPrefix: [UInt8] = []
+    private var transactionTail: [UInt8] = []
+    /// `","op":"<op>","source":{"db":"…",` of the last operation (consecutive events mostly
+    /// share one).
+    private var operationFragment: (op: ChangeOperation?, bytes: [UInt8]) = (nil, [])
 
     public init(database: String) {
         var fragment: [UInt8] = []
@@ -23,15 +26,25 @@ public struct NativeEncoder: Sendable {
         let relation = change.relation
         header(op: change.op, ordinal: change.ordinal, lsn: change.lsn, tx: tx, into: &out)
         out.append(contentsOf: relation.sourceNameJSON)
-        sourceTail(lsn: change.lsn, tx: tx, into: &out)
+        sourceTail(lsn: change.lsn, into: &out)
+        relation.jsonKeys.withUnsafeBufferPointer { keys in
+            appendRows(change, relation, keys, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
 
+    /// `,"key":…,"before":…,"after":…` (and `,"unchanged_toast":[…]`).
+    @inline(__always)
+    private func appendRows(
+        _ change: RowChange, _ relation: RelationInfo, _ keys: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]
+    ) {
         // key: from the new row, or from the old one for deletes.
         JSONBytes.appendRaw(",\"key\":", into: &out)
         if let keyRow = change.op == .delete ? change.old : (change.new ?? change.old), !relation.keyColumns.isEmpty {
             out.append(UInt8(ascii: "{"))
             var first = true
             for index in relation.keyColumns where index < keyRow.values.count {
-                appendColumn(relation.columns[index], keyRow.values[index], keyRow, &first, into: &out)
+                appendColumn(index, relation, keys, keyRow, &first, into: &out)
             }
             out.append(UInt8(ascii: "}"))
         } else {
@@ -40,7 +53,7 @@ public struct NativeEncoder: Sendable {
 
         JSONBytes.appendRaw(",\"before\":", into: &out)
         if let old = change.old {
-            appendRow(relation, old, keyOnly: change.oldIsKeyOnly, into: &out)
+            appendRow(relation, keys, old, keyOnly: change.oldIsKeyOnly, into: &out)
         } else {
             JSONBytes.appendRaw("null", into: &out)
         }
@@ -49,12 +62,12 @@ public struct NativeEncoder: Sendable {
         if let new = change.new {
             out.append(UInt8(ascii: "{"))
             var first = true
-            for (index, column) in relation.columns.enumerated() where index < new.values.count {
+            for index in 0..<min(relation.columns.count, new.values.count) {
                 if case .unchangedToast = new.values[index] {
                     hasUnchangedToast = true
                     continue
                 }
-                appendColumn(column, new.values[index], new, &first, into: &out)
+                appendColumn(index, relation, keys, new, &first, into: &out)
             }
             out.append(UInt8(ascii: "}"))
         } else {
@@ -63,15 +76,15 @@ public struct NativeEncoder: Sendable {
         if hasUnchangedToast, let new = change.new {
             JSONBytes.appendRaw(",\"unchanged_toast\":[", into: &out)
             var first = true
-            for (index, column) in relation.columns.enumerated() where index < new.values.count {
+            for index in 0..<min(relation.columns.count, new.values.count) {
                 guard case .unchangedToast = new.values[index] else { continue }
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                out.append(contentsOf: column.jsonKey.dropLast())
+                let key = relation.jsonKey(index, in: keys)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: key.dropLast()))
             }
             out.append(UInt8(ascii: "]"))
         }
-        out.append(UInt8(ascii: "}"))
     }
 
     /// One `truncate` event for one table.
@@ -81,7 +94,7 @@ public struct NativeEncoder: Sendable {
     ) {
         header(op: .truncate, ordinal: ordinal, lsn: lsn, tx: tx, into: &out)
         out.append(contentsOf: relation.sourceNameJSON)
-        sourceTail(lsn: lsn, tx: tx, into: &out)
+        sourceTail(lsn: lsn, into: &out)
         JSONBytes.appendRaw(",\"key\":null,\"before\":null,\"after\":null,\"truncate\":{\"cascade\":", into: &out)
         cascade ? JSONBytes.appendRaw("true", into: &out) : JSONBytes.appendRaw("false", into: &out)
         JSONBytes.appendRaw(",\"restart_identity\":", into: &out)
@@ -97,7 +110,7 @@ public struct NativeEncoder: Sendable {
     ) {
         header(op: .chunkDropped, ordinal: ordinal, lsn: lsn, tx: tx, into: &out)
         out.append(contentsOf: relation.sourceNameJSON)
-        sourceTail(lsn: lsn, tx: tx, into: &out)
+        sourceTail(lsn: lsn, into: &out)
         JSONBytes.appendRaw(",\"key\":null,\"before\":null,\"after\":null,\"chunk\":{\"id\":", into: &out)
         JSONBytes.appendInt(chunkID, into: &out)
         JSONBytes.appendRaw(",\"range_start\":", into: &out)
@@ -123,7 +136,7 @@ public struct NativeEncoder: Sendable {
     ) {
         header(op: .message, ordinal: ordinal, lsn: lsn, tx: tx, into: &out)
         out.removeLast()  // the comma before the table names: messages have none
-        sourceTail(lsn: lsn, tx: tx, into: &out)
+        sourceTail(lsn: lsn, into: &out)
         JSONBytes.appendRaw(",\"key\":null,\"before\":null,\"after\":{\"prefix\":", into: &out)
         JSONBytes.appendString(prefix, into: &out)
         JSONBytes.appendRaw(",\"content\":", into: &out)
@@ -140,65 +153,85 @@ public struct NativeEncoder: Sendable {
     private mutating func header(
         op: ChangeOperation, ordinal: Int, lsn: LSN, tx: TransactionContext, into out: inout [UInt8]
     ) {
-        if cachedTransaction?.commitLSN != tx.commitLSN || cachedTransaction?.commitTime != tx.commitTime {
-            commitLSNText.removeAll(keepingCapacity: true)
-            tx.commitLSN.write(into: &commitLSNText)
-            commitTimeText.removeAll(keepingCapacity: true)
-            PostgresTime.writeRFC3339(tx.commitTime, into: &commitTimeText)
-            cachedTransaction = (tx.commitLSN, tx.commitTime)
+        if transactionKey?.commitLSN != tx.commitLSN || transactionKey?.commitTime != tx.commitTime
+            || transactionKey?.xid != tx.xid || transactionKey?.capture != tx.capture
+        {
+            prepare(tx)
         }
-        JSONBytes.appendRaw("{\"id\":\"", into: &out)
-        out.append(contentsOf: commitLSNText)
-        out.append(UInt8(ascii: ":"))
+        if operationFragment.op != op { prepare(op) }
+        out.append(contentsOf: idPrefix)
         JSONBytes.appendUInt(UInt64(ordinal), into: &out)
-        JSONBytes.appendRaw("\",\"op\":\"", into: &out)
-        JSONBytes.appendRaw(op.name, into: &out)
-        JSONBytes.appendRaw("\",\"source\":{", into: &out)
-        out.append(contentsOf: dbFragment)
+        out.append(contentsOf: operationFragment.bytes)
+    }
+
+    /// The transaction's fragments: `{"id":"<commit_lsn>:` and the end of the source block.
+    private mutating func prepare(_ tx: TransactionContext) {
+        idPrefix.removeAll(keepingCapacity: true)
+        JSONBytes.appendRaw("{\"id\":\"", into: &idPrefix)
+        tx.commitLSN.write(into: &idPrefix)
+        idPrefix.append(UInt8(ascii: ":"))
+        transactionTail.removeAll(keepingCapacity: true)
+        JSONBytes.appendRaw("\",\"commit_lsn\":\"", into: &transactionTail)
+        tx.commitLSN.write(into: &transactionTail)
+        JSONBytes.appendRaw("\",\"xid\":", into: &transactionTail)
+        JSONBytes.appendUInt(UInt64(tx.xid), into: &transactionTail)
+        JSONBytes.appendRaw(",\"commit_time\":\"", into: &transactionTail)
+        PostgresTime.writeRFC3339(tx.commitTime, into: &transactionTail)
+        JSONBytes.appendRaw("\",\"capture\":\"", into: &transactionTail)
+        JSONBytes.appendRaw(tx.capture.name, into: &transactionTail)
+        JSONBytes.appendRaw("\"}", into: &transactionTail)
+        transactionKey = (tx.commitLSN, tx.commitTime, tx.xid, tx.capture)
+    }
+
+    /// `","op":"<op>","source":{"db":"…",` for the operation.
+    private mutating func prepare(_ op: ChangeOperation) {
+        var bytes: [UInt8] = []
+        JSONBytes.appendRaw("\",\"op\":\"", into: &bytes)
+        JSONBytes.appendRaw(op.name, into: &bytes)
+        JSONBytes.appendRaw("\",\"source\":{", into: &bytes)
+        bytes.append(contentsOf: dbFragment)
+        operationFragment = (op, bytes)
     }
 
     /// `,"lsn":…,"commit_lsn":…,"xid":…,"commit_time":…,"capture":…}`
     @inline(__always)
-    private func sourceTail(lsn: LSN, tx: TransactionContext, into out: inout [UInt8]) {
+    private func sourceTail(lsn: LSN, into out: inout [UInt8]) {
         JSONBytes.appendRaw(",\"lsn\":\"", into: &out)
         lsn.write(into: &out)
-        JSONBytes.appendRaw("\",\"commit_lsn\":\"", into: &out)
-        out.append(contentsOf: commitLSNText)
-        JSONBytes.appendRaw("\",\"xid\":", into: &out)
-        JSONBytes.appendUInt(UInt64(tx.xid), into: &out)
-        JSONBytes.appendRaw(",\"commit_time\":\"", into: &out)
-        out.append(contentsOf: commitTimeText)
-        JSONBytes.appendRaw("\",\"capture\":\"", into: &out)
-        JSONBytes.appendRaw(tx.capture.name, into: &out)
-        JSONBytes.appendRaw("\"}", into: &out)
+        out.append(contentsOf: transactionTail)
     }
 
-    private func appendRow(_ relation: RelationInfo, _ row: TupleView, keyOnly: Bool, into out: inout [UInt8]) {
+    private func appendRow(
+        _ relation: RelationInfo, _ keys: UnsafeBufferPointer<UInt8>, _ row: TupleView, keyOnly: Bool,
+        into out: inout [UInt8]
+    ) {
         out.append(UInt8(ascii: "{"))
         var first = true
-        for (index, column) in relation.columns.enumerated() where index < row.values.count {
+        for index in 0..<min(relation.columns.count, row.values.count) {
             // In a key-only old tuple, 'n' marks "not a key column", not SQL NULL.
-            if keyOnly && !column.isIdentity { continue }
-            if case .unchangedToast = row.values[index] { continue }
-            appendColumn(column, row.values[index], row, &first, into: &out)
+            if keyOnly && !relation.columns[index].isIdentity { continue }
+            appendColumn(index, relation, keys, row, &first, into: &out)
         }
         out.append(UInt8(ascii: "}"))
     }
 
+    /// `"name":value` of column `index` (nothing for an unchanged TOAST value).
     @inline(__always)
     private func appendColumn(
-        _ column: RelationInfo.Column, _ value: TupleValue, _ row: TupleView, _ first: inout Bool,
-        into out: inout [UInt8]
+        _ index: Int, _ relation: RelationInfo, _ keys: UnsafeBufferPointer<UInt8>, _ row: TupleView,
+        _ first: inout Bool, into out: inout [UInt8]
     ) {
+        let value = row.values[index]
         if case .unchangedToast = value { return }
         if !first { out.append(UInt8(ascii: ",")) }
         first = false
-        out.append(contentsOf: column.jsonKey)
+        out.append(contentsOf: relation.jsonKey(index, in: keys))
         switch value {
         case .null, .unchangedToast:
             JSONBytes.appendRaw("null", into: &out)
         case .text(let offset, let length):
-            ValueEncoder.append(text: row.bytes(offset: offset, length: length), mapping: column.mapping, into: &out)
+            ValueEncoder.append(
+                text: row.bytes(offset: offset, length: length), mapping: relation.mappings[index], into: &out)
         case .binary(let offset, let length):
             ValueEncoder.append(binary: row.bytes(offset: offset, length: length), into: &out)
         }

@@ -51,6 +51,11 @@ public final class RelationInfo: Sendable {
 
     /// `"schema":"…","table":"…"` (and `"chunk":"…"`), escaped.
     let sourceNameJSON: [UInt8]
+    /// Every column's `"name":` one after another (column `i`'s ends at `jsonKeyEnds[i]`) and
+    /// every column's mapping: what the encoder reads per value, without copying a `Column`.
+    let jsonKeys: [UInt8]
+    let jsonKeyEnds: [Int]
+    let mappings: [PostgresType.Mapping]
 
     /// - Parameter primaryKey: the table's primary-key column names when known. Used for the
     ///   event key when the replica identity is FULL (every column is then flagged as identity).
@@ -86,6 +91,21 @@ public final class RelationInfo: Sendable {
             JSONBytes.appendString(chunk, into: &fragment)
         }
         self.sourceNameJSON = fragment
+        var keys: [UInt8] = []
+        var ends: [Int] = []
+        for column in columns {
+            keys.append(contentsOf: column.jsonKey)
+            ends.append(keys.count)
+        }
+        self.jsonKeys = keys
+        self.jsonKeyEnds = ends
+        self.mappings = columns.map(\.mapping)
+    }
+
+    /// Column `index`'s `"name":` in `keys` (this relation's `jsonKeys`).
+    @inline(__always)
+    func jsonKey(_ index: Int, in keys: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: keys[(index == 0 ? 0 : jsonKeyEnds[index - 1])..<jsonKeyEnds[index]])
     }
 
     public var qualifiedName: String { "\(schema).\(table)" }
