@@ -167,22 +167,25 @@ public final class PipeRunner: Service {
                 "sinks": "\(sinks.map(\.sink.description))",
                 "dead_letters": "\(deadLetters?.description ?? "-")",
             ])
-        while let first = try await source.next() {
-            var group = [first]
-            var bytes = first.bytes.count
-            while group.count < options.maxGroupBatches, bytes < options.maxGroupBytes,
-                let more = source.nextIfReady()
-            {
-                group.append(more)
-                bytes += more.bytes.count
+        // With processors, the next group (when the source has it ready) is transformed while the
+        // current one is delivered.
+        var ready: [EventBatch]?
+        while true {
+            let group: [EventBatch]
+            if let next = ready {
+                group = next
+                ready = nil
+            } else {
+                guard let first = try await source.next() else { break }
+                group = prepareGroup(startingWith: first)
             }
-            sourceLatency.record(group)
-            if let transform {
-                group = group.map(transform.apply)
-                bytes = group.reduce(0) { $0 + $1.bytes.count }
-            }
+            let bytes = group.reduce(0) { $0 + $1.bytes.count }
             try await deadLetterRefused(group)
-            try await deliver(group)
+            if transform != nil {
+                ready = try await deliverPreparingNext(group)
+            } else {
+                try await deliver(group)
+            }
             let checkpoint = group.reversed().lazy.compactMap(\.checkpoint).first
             source.acknowledge(through: group[group.count - 1].sequence, checkpoint: checkpoint)
             let events = group.reduce(0) { $0 + $1.eventCount }
@@ -235,7 +238,7 @@ public final class PipeRunner: Service {
 
     /// Delivers to every sink concurrently; each sink retries on its own (see
     /// `PipeRunner+Delivery.swift`), so the group is done when every sink has it.
-    private func deliver(_ group: [EventBatch]) async throws {
+    func deliver(_ group: [EventBatch]) async throws {
         if sinks.count == 1 {
             try await deliver(group, to: 0)
             return
