@@ -31,7 +31,8 @@ extension KafkaSource {
         let group = try keys["group"]?.string() ?? "pgbridge-\(pipe)"
         guard !group.isEmpty else { throw keys["group"]!.error("empty: name the consumer group") }
         let start = try BridgeConfig.enumValue(keys["start"], default: KafkaSourceConfig.Start.earliest)
-        let batchMessages = try keys["batch_messages"]?.int(range: 1...100_000) ?? 2000
+        let batchMessages =
+            try keys["batch_messages"]?.int(range: 1...100_000) ?? KafkaSourceConfig.defaultBatchMessages
         for property in ["group.id", "enable.auto.commit", "enable.auto.offset.store"]
         where connection.properties[property] != nil {
             throw (keys["properties"] ?? node).error(

@@ -40,7 +40,7 @@ struct MessageSourceConfigTests {
         let source = try Self.source("kind: kafka, brokers: k:9092, topics: [readings]")
         let settings = try #require(source.settings as? KafkaSourceConfig)
         #expect(source.format == .json && source.table == "{topic}" && source.key == nil)
-        #expect(settings.group == "pgbridge-ingest" && settings.start == .earliest && settings.batchMessages == 2000)
+        #expect(settings.group == "pgbridge-ingest" && settings.start == .earliest && settings.batchMessages == 10_000)
     }
 
     @Test func mistakesNameTheKeyAndTheFix() {
