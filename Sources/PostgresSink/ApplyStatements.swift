@@ -20,8 +20,8 @@ struct ApplyStatements {
             """
     }
 
-    static func copy(into table: String, columns: [String]) -> String {
-        "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"
+    static func copy(into table: String, columns: [String], binary: Bool = false) -> String {
+        "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN" + (binary ? " WITH (FORMAT binary)" : "")
     }
 
     var names: String { columns.map { SQL.identifier($0.name) }.joined(separator: ", ") }

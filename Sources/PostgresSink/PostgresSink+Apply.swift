@@ -165,14 +165,30 @@ extension PostgresSink {
         var carrying: [Int] = []
         try sql.execute("SAVEPOINT pgbridge_direct")
         do {
-            try sql.connection.startCopyIn(
-                ApplyStatements.copy(into: target.qualified, columns: rows.columns.map { SQL.identifier($0.name) })
-            ) { send in
-                var copy = CopyText()
-                carrying = try rows.apply(staged, batches: batches, into: &copy, columnsOnly: true) {
-                    try send($0[...])
+            let columns = rows.columns.map { SQL.identifier($0.name) }
+            var sent = false
+            if config.copyFormat == .binary, let kinds = rows.binaryKinds {
+                do {
+                    try sql.connection.startCopyIn(
+                        ApplyStatements.copy(into: target.qualified, columns: columns, binary: true)
+                    ) { send in
+                        carrying = try rows.binaryRows(staged, kinds: kinds, batches: batches) { try send($0[...]) }
+                    }
+                    sent = true
+                } catch is CopyBinary.Unconvertible {
+                    // A value in a form only the target's text input reads (`"NaN"`, a local
+                    // time): these rows go as text, where the target converts or refuses it.
+                    try sql.execute("ROLLBACK TO SAVEPOINT pgbridge_direct")
                 }
-                try send(copy.bytes[...])
+            }
+            if !sent {
+                try sql.connection.startCopyIn(ApplyStatements.copy(into: target.qualified, columns: columns)) { send in
+                    var copy = CopyText()
+                    carrying = try rows.apply(staged, batches: batches, into: &copy, columnsOnly: true) {
+                        try send($0[...])
+                    }
+                    try send(copy.bytes[...])
+                }
             }
             guard wait else { return carrying }
             try sql.connection.finishCopyIn()

@@ -2,7 +2,7 @@ import BridgeCore
 
 extension PostgresSink {
     /// `kind: postgres`: `url`, `table`, `mode`, `columns`, `create_tables`, `on_chunk_dropped`,
-    /// `on_new_column`. Not a dead-letter target: dead letters are not changes to apply.
+    /// `on_new_column`, `copy_format`. Not a dead-letter target: dead letters are not changes to apply.
     public static let registration = SinkRegistration(
         kind: "postgres", takesDeadLetters: false,
         parse: { node, keys, context in try parse(node, keys, pipe: context.pipe) },
@@ -30,6 +30,7 @@ extension PostgresSink {
         config.createTables = try keys["create_tables"]?.bool() ?? false
         config.onChunkDropped = try BridgeConfig.enumValue(keys["on_chunk_dropped"], default: .ignore)
         config.onNewColumn = try BridgeConfig.enumValue(keys["on_new_column"], default: .deadLetter)
+        config.copyFormat = try BridgeConfig.enumValue(keys["copy_format"], default: .text)
         if config.table.dependsOnRowValues {
             throw (keys["table"] ?? node).error(
                 "the table may use {schema}, {table}, {db} and {pipe}, not row values: one target table per source table"

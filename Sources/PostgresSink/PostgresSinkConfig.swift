@@ -32,6 +32,16 @@ public struct PostgresSinkConfig: SinkSettings {
         case add
     }
 
+    /// How new rows are copied into a target table (`COPY … FORMAT`).
+    public enum CopyFormat: String, Sendable, CaseIterable {
+        /// The values' text: the target's input functions read them.
+        case text
+        /// Each value in its type's binary form (integers, floats, booleans, text, json/jsonb,
+        /// timestamps, uuid, and domains over them): the target parses nothing. Tables with
+        /// other types, and values only a text input reads, still go as text.
+        case binary
+    }
+
     /// A libpq URI of the target database. Never logged as is.
     public var url: String
     /// The target table per event (default `{schema}.{table}`).
@@ -42,6 +52,7 @@ public struct PostgresSinkConfig: SinkSettings {
     public var createTables = false
     public var onChunkDropped = OnChunkDropped.ignore
     public var onNewColumn = OnNewColumn.deadLetter
+    public var copyFormat = CopyFormat.text
 
     public init(url: String, table: NameTemplate) {
         self.url = url

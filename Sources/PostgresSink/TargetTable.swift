@@ -26,6 +26,9 @@ struct TargetTable {
         /// The type of the staging column: a domain's base type (the domain's checks then run
         /// when the row reaches the target, where a refusal names it).
         var stageType: String = ""
+        /// How a binary COPY writes the column (the type's, or a domain's base type's, binary
+        /// form); nil when pgbridge does not write that type in binary.
+        var binary: CopyBinary.Kind?
     }
 
     var schema: String?
@@ -80,8 +83,10 @@ struct TargetTable {
             """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory, coalesce(e.typname, ''),
                    CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
-                        ELSE format_type(a.atttypid, a.atttypmod) END
+                        ELSE format_type(a.atttypid, a.atttypmod) END,
+                   CASE WHEN t.typtype = 'd' THEN b.typname ELSE t.typname END
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+            LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
             LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
@@ -94,7 +99,8 @@ struct TargetTable {
                     kind: Self.kind(
                         type: columns.string(row, 2) ?? "", category: columns.string(row, 3) ?? "",
                         element: columns.string(row, 4) ?? ""),
-                    stageType: columns.string(row, 5) ?? "text"))
+                    stageType: columns.string(row, 5) ?? "text",
+                    binary: columns.string(row, 6).flatMap(CopyBinary.Kind.init(typeName:))))
         }
         let keys = try sql.execute(
             """

@@ -43,7 +43,7 @@ extension KafkaClusterSuites {
                   - name: ingest
                     source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], group: g_\(topic), table: public.readings, key: [device, seq], batch_messages: 500}
                     sinks:
-                      - {name: replica, kind: postgres, url: "\(target.url)"}
+                      - {name: replica, kind: postgres, url: "\(target.url)", copy_format: binary}
                       - {name: history, kind: postgres, url: "\(target.url)", mode: append, table: public.readings_history, create_tables: true}
                     dead_letter: {kind: file, path: \(directory)/dead_letters.jsonl}
                 """, in: directory)

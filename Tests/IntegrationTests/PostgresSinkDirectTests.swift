@@ -39,10 +39,13 @@ struct PostgresSinkDirectTests {
         target.drop()
     }
 
-    @Test func aValueTheTargetTypeRefusesIsDeadLetteredAndTheRestApplies() async throws {
+    /// With `copy_format: binary` too: the too-long text fails the binary COPY at the target, the
+    /// malformed uuid already in pgbridge's binary writer (the part goes as text).
+    @Test(arguments: ["", ", copy_format: binary"])
+    func aValueTheTargetTypeRefusesIsDeadLetteredAndTheRestApplies(format: String) async throws {
         defer { cleanUp() }
         try target.sql("CREATE TABLE t (id int PRIMARY KEY, code varchar(3), u uuid)")
-        let sink = try sink()
+        let sink = try sink(format)
         try await sink.open()
         let result = try await sink.deliver([
             .fixture([
