@@ -110,8 +110,6 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
         var lastBatch = (bytes: 0, events: 0)
         while !thread.stopRequested {
             var batch = EventBatch()
-            batch.bytes.reserveCapacity(lastBatch.bytes + lastBatch.bytes / 8)
-            batch.eventEnds.reserveCapacity(lastBatch.events)
             var offsets: [Partition: Int64] = [:]
             // Polled messages come in runs of one partition: its next offset is kept here and
             // stored in `offsets` when the run ends (not hashed per message).
@@ -129,6 +127,10 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
             func take(_ polled: KafkaConsumer.Polled) -> Bool {
                 if case .transient(let text) = polled { report(text) }
                 guard case .message(let message) = polled else { return false }
+                if messages == 0 {
+                    batch.bytes.reserveCapacity(lastBatch.bytes + lastBatch.bytes / 8)
+                    batch.eventEnds.reserveCapacity(lastBatch.events)
+                }
                 let topic = self.topic(message, &topics)
                 bytes += self.add(message, topic, &timestamps, into: &batch)
                 if run?.partition.partition == message.partition, run?.partition.topic == topic.name {

@@ -11,7 +11,7 @@ import Glibc
 struct CopyBinary {
     var bytes: [UInt8] = []
 
-    /// The types whose binary form pgbridge writes (the target's type, or a domain's base type).
+    /// The types whose binary form pgbridge writes (`pg_catalog`'s, by name).
     enum Kind: Equatable {
         case int2, int4, int8, float4, float8, bool, text, json, jsonb, timestamptz, timestamp, uuid
 
@@ -23,7 +23,9 @@ struct CopyBinary {
             case "float4": self = .float4
             case "float8": self = .float8
             case "bool": self = .bool
-            case "text", "varchar", "bpchar", "name": self = .text
+            // Not `name`: its binary input refuses 64 bytes and more, where its text input
+            // truncates.
+            case "text", "varchar", "bpchar": self = .text
             case "json": self = .json
             case "jsonb": self = .jsonb
             case "timestamptz": self = .timestamptz

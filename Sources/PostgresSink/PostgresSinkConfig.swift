@@ -37,8 +37,8 @@ public struct PostgresSinkConfig: SinkSettings {
         /// The values' text: the target's input functions read them.
         case text
         /// Each value in its type's binary form (integers, floats, booleans, text, json/jsonb,
-        /// timestamps, uuid, and domains over them): the target parses nothing. Tables with
-        /// other types, and values only a text input reads, still go as text.
+        /// timestamps, uuid, and domains over text types): the target parses nothing. Tables
+        /// with other types, and values only a text input reads, still go as text.
         case binary
     }
 

@@ -19,24 +19,12 @@ extension StageRows {
         copy.bytes.reserveCapacity(chunkSize + chunkSize / 4)
         copy.header()
         var slots = [Range<Int>?](repeating: nil, count: columns.count)
-        var refused: [Int] = []
-        for event in staged {
-            if copy.bytes.count >= chunkSize {
-                try send(copy.bytes)
-                copy.bytes.removeAll(keepingCapacity: true)
-            }
-            let complete = try batches[event.batch].bytes.withUnsafeBufferPointer { bytes -> Bool in
-                for i in slots.indices { slots[i] = nil }
-                if let members = event.members {
-                    if !place(recorded: members, into: &slots) { return false }
-                } else if let row = event.after, !place(bytes, row, into: &slots) {
-                    return false
-                }
-                copy.startRow(fields: kinds.count)
-                for (index, kind) in kinds.enumerated() { try copy.value(bytes, slots[index], kind: kind) }
-                return true
-            }
-            if !complete { refused.append(event.seq) }
+        let refused = try forEachRow(staged, batches: batches, into: &copy, chunkSize: chunkSize, send: send) {
+            event, bytes, copy in
+            guard place(event, bytes, row: event.after, into: &slots) else { return false }
+            copy.startRow(fields: kinds.count)
+            for (index, kind) in kinds.enumerated() { try copy.value(bytes, slots[index], kind: kind) }
+            return true
         }
         copy.trailer()
         try send(copy.bytes)

@@ -26,8 +26,10 @@ struct TargetTable {
         /// The type of the staging column: a domain's base type (the domain's checks then run
         /// when the row reaches the target, where a refusal names it).
         var stageType: String = ""
-        /// How a binary COPY writes the column (the type's, or a domain's base type's, binary
-        /// form); nil when pgbridge does not write that type in binary.
+        /// How a binary COPY writes the column; nil when pgbridge does not write that type in
+        /// binary. Only PostgreSQL's own types (`pg_catalog`), and domains over its text types:
+        /// sources send other domains' values as JSON strings, which the target's text input
+        /// reads as the base type (a domain over jsonb gets the object, not a JSON string).
         var binary: CopyBinary.Kind?
     }
 
@@ -84,7 +86,10 @@ struct TargetTable {
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory, coalesce(e.typname, ''),
                    CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
                         ELSE format_type(a.atttypid, a.atttypmod) END,
-                   CASE WHEN t.typtype = 'd' THEN b.typname ELSE t.typname END
+                   CASE WHEN t.typtype = 'd' THEN
+                            CASE WHEN b.typnamespace = 'pg_catalog'::regnamespace
+                                 AND b.typname IN ('text', 'varchar', 'bpchar') THEN b.typname END
+                        WHEN t.typnamespace = 'pg_catalog'::regnamespace THEN t.typname END
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
             LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
             LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'

@@ -9,8 +9,9 @@ import Glibc
 /// free, so each batch buffer is page-faulted in again (measured with `perf` on
 /// `scripts/bench-apply`: a tenth of pgbridge's CPU in page faults and `madvise`). With these
 /// settings freed buffers are kept and reused: pgbridge's CPU for the 1,000,000-row apply went
-/// from 2.5–2.8 s to 2.1–2.2 s (docs/benchmarks.md). Memory stays bounded: at most
-/// `trimThreshold` of free memory is kept at the top of a heap before it is returned.
+/// from 2.5–2.8 s to 2.1–2.2 s (docs/benchmarks.md). Memory stays bounded: each of glibc's
+/// arenas (one per thread that allocates, at most eight per core) keeps at most
+/// `trimThreshold` of free memory at the top of its heap before returning the rest.
 enum MemoryTuning {
     /// Allocations up to this size come from the heaps (glibc's largest allowed value).
     static let mmapThreshold: Int32 = 32 << 20
