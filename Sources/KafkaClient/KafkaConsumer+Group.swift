@@ -73,8 +73,27 @@ extension KafkaConsumer {
 
     /// Pauses (or resumes) fetching from every partition assigned now, so that `poll` keeps
     /// the membership alive (heartbeats, rebalances) without bringing messages. A partition
-    /// assigned later starts unpaused.
+    /// assigned later starts unpaused, except one librdkafka gives back after a rebalance: it
+    /// keeps the pause it had when it was taken away, so after a resume `poll` resumes the
+    /// assignment again once a second.
     public func pauseAssigned(_ pause: Bool) throws(Failure) {
+        resumedAt = pause ? nil : .now
+        try setPaused(pause)
+    }
+
+    /// Repeats the resume at most once a second, looking at the clock every 100 polls: a
+    /// partition paused, taken away by a rebalance and given back after the resume would
+    /// otherwise never be read.
+    func resumeAgainIfDue() throws(Failure) {
+        pollsSinceResumeCheck += 1
+        guard pollsSinceResumeCheck >= 100 else { return }
+        pollsSinceResumeCheck = 0
+        guard let last = resumedAt, ContinuousClock.now - last >= .seconds(1) else { return }
+        resumedAt = .now
+        try setPaused(false)
+    }
+
+    private func setPaused(_ pause: Bool) throws(Failure) {
         let rk = try handle()
         var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         guard rd_kafka_assignment(rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let assignment else { return }

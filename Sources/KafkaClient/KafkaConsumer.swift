@@ -7,6 +7,10 @@ import Logging
 /// Not thread-safe: its owner calls it from one queue, and calls may block.
 public final class KafkaConsumer {
     private var rk: OpaquePointer?
+    /// After `pauseAssigned(false)`: when the resume was last repeated, and the polls since the
+    /// clock was last read (see `resumeAgainIfDue`).
+    var resumedAt: ContinuousClock.Instant?
+    var pollsSinceResumeCheck = 0
     public let description: String
     /// Where librdkafka's log lines go (served on the polling thread); kept alive here because
     /// the handle refers to it.
@@ -187,6 +191,7 @@ public final class KafkaConsumer {
 
     /// Waits up to `timeoutMilliseconds` for the next message or event and gives it to `body`.
     public func poll<T>(timeoutMilliseconds: Int32, _ body: (Polled) throws -> T) throws -> T {
+        if resumedAt != nil { try resumeAgainIfDue() }
         guard let message = rd_kafka_consumer_poll(try handle(), timeoutMilliseconds) else {
             return try body(.nothing)
         }

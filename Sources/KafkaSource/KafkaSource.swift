@@ -103,8 +103,6 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
         let subscribedAt = ContinuousClock.now
         var readAny = false
         var measuredAt = ContinuousClock.now
-        // After fetching was paused once: when the resume was last repeated (see below).
-        var resumedAt: ContinuousClock.Instant?
         var timestamps = TimestampText()
         // The previous batch's size: the next one's buffers are allocated once at about that size.
         var lastBatch = (bytes: 0, events: 0)
@@ -165,14 +163,7 @@ public final class KafkaSource: ThreadedChangeSource, CountsMessages {
                     commitConfirmed(consumer, &progress)
                 }
                 try consumer.pauseAssigned(false)
-                resumedAt = .now
                 if pauseReported { logger.info("kafka source: the sinks take batches again: fetching resumed") }
-            } else if let last = resumedAt, ContinuousClock.now - last >= .seconds(1) {
-                // librdkafka keeps a partition's pause across a rebalance: one that was paused,
-                // taken away while it was paused and given back after the resume above stays
-                // paused, and its messages are never read. The resume is repeated once a second.
-                try consumer.pauseAssigned(false)
-                resumedAt = .now
             }
             while messages < settings.batchMessages, !thread.stopRequested {
                 let wait: Int32 = messages == 0 ? 100 : Int32(max(0, (deadline - .now).nanosecondCount / 1_000_000))

@@ -113,11 +113,9 @@ struct CopyBinary {
             appendBigEndian(Int32(8))
             appendBigEndian(microseconds)
         case .uuid:
-            guard first == 0x22, let uuid = Self.uuid(json, (value.lowerBound + 1)..<(value.upperBound - 1)) else {
-                throw Unconvertible()
-            }
             appendBigEndian(Int32(16))
-            bytes.append(contentsOf: uuid)
+            guard first == 0x22, Self.appendUUID(json, (value.lowerBound + 1)..<(value.upperBound - 1), into: &bytes)
+            else { throw Unconvertible() }
         }
     }
 
@@ -224,23 +222,25 @@ struct CopyBinary {
             case UInt8(ascii: "+"), UInt8(ascii: "-"):
                 let sign = json[i] == UInt8(ascii: "-") ? -1 : 1
                 i += 1
-                var parts: [Int] = []
-                while parts.count < 3, i + 2 <= text.upperBound, let part = digits(i - start, 2) {
-                    parts.append(part)
+                // HH, then optionally :MM and :SS.
+                var offset = 0
+                var parts = 0
+                while parts < 3, i + 2 <= text.upperBound, let part = digits(i - start, 2),
+                    part <= (parts == 0 ? 15 : 59)
+                {
+                    offset += part * (parts == 0 ? 3600 : parts == 1 ? 60 : 1)
+                    parts += 1
                     i += 2
-                    if i < text.upperBound, json[i] == UInt8(ascii: ":"), parts.count < 3 { i += 1 } else { break }
+                    if i < text.upperBound, json[i] == UInt8(ascii: ":"), parts < 3 { i += 1 } else { break }
                 }
-                guard let hours = parts.first, hours <= 15, parts.dropFirst().allSatisfy({ $0 <= 59 }) else {
-                    return nil
-                }
-                offsetSeconds =
-                    sign * (hours * 3600 + (parts.count > 1 ? parts[1] * 60 : 0) + (parts.count > 2 ? parts[2] : 0))
+                guard parts > 0 else { return nil }
+                offsetSeconds = sign * offset
             default:
                 return nil
             }
         }
         guard i == text.upperBound else { return nil }
-        let days = daysSince2000(year: year, month: month, day: day)
+        let days = PostgresTime.daysFromCivil(year, month, day) - 10_957  // 1970-01-01 to 2000-01-01
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
         return Int64(seconds) * 1_000_000 + Int64(fraction)
     }
@@ -253,26 +253,19 @@ struct CopyBinary {
         }
     }
 
-    /// Days from 2000-01-01 to the date (proleptic Gregorian; Howard Hinnant's days_from_civil).
-    static func daysSince2000(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468 - 10_957
-    }
-
-    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex, either case) as 16 bytes.
-    static func uuid(_ json: UnsafeBufferPointer<UInt8>, _ text: Range<Int>) -> [UInt8]? {
-        guard text.count == 36 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(16)
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex, either case) as 16 bytes appended to `out`;
+    /// false (nothing appended) for any other form.
+    static func appendUUID(_ json: UnsafeBufferPointer<UInt8>, _ text: Range<Int>, into out: inout [UInt8]) -> Bool {
+        guard text.count == 36 else { return false }
+        let start = out.count
         var high: UInt8?
         for (offset, i) in text.enumerated() {
             let byte = json[i]
             if offset == 8 || offset == 13 || offset == 18 || offset == 23 {
-                guard byte == UInt8(ascii: "-") else { return nil }
+                guard byte == UInt8(ascii: "-") else {
+                    out.removeSubrange(start...)
+                    return false
+                }
                 continue
             }
             let nibble: UInt8
@@ -280,7 +273,9 @@ struct CopyBinary {
             case 0x30...0x39: nibble = byte - 0x30
             case 0x41...0x46: nibble = byte - 0x37
             case 0x61...0x66: nibble = byte - 0x57
-            default: return nil
+            default:
+                out.removeSubrange(start...)
+                return false
             }
             if let h = high {
                 out.append(h << 4 | nibble)
@@ -289,6 +284,6 @@ struct CopyBinary {
                 high = nibble
             }
         }
-        return out
+        return true
     }
 }
