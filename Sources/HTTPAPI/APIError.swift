@@ -51,6 +51,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as RestError {
+            throw error
         } catch let error as HTTPError {
             let message: String
             switch error.status {

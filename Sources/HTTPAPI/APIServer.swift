@@ -72,7 +72,8 @@ public struct APIServer: Service {
             to: router,
             tables: TableRoutes(
                 pool: pool, catalog: catalog, auth: auth, statementTimeout: config.statementTimeout,
-                maxBodyBytes: config.maxBodyBytes, commitLSN: CommitLSNLookup(logger: logger)))
+                maxBodyBytes: config.maxBodyBytes, commitLSN: CommitLSNLookup(logger: logger),
+                schemas: config.restSchemas, allowTransactionOverride: config.restAllowTransactionOverride))
         router.get("/v1/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],

@@ -119,59 +119,85 @@ enum OpenAPIDocument {
             },
             "/v1/tables/{table}": {
               "parameters": [
-                {"name": "table", "in": "path", "required": true, "schema": {"type": "string"}, "description": "schema.table, or a table of schema public; double quotes around names with dots."}
+                {"name": "table", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A table or view of the profile's schema (Accept-Profile / Content-Profile among api.rest_schemas, default the first), or schema.table; double quotes around names with dots."}
               ],
               "get": {
-                "operationId": "readRows", "summary": "Rows of a table (PostgREST-style): select, filters column=op.value, order, limit/offset, bucket+agg.",
+                "operationId": "readRows", "summary": "Rows of a table, PostgREST's way: select (aliases, casts, JSON paths, aggregates), filters column=op.value, or/and trees, order, limit/offset or Range, Prefer: count; also bucket+agg.",
                 "security": [{"jwt": []}, {}],
                 "parameters": [
-                  {"name": "select", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Columns, comma-separated."},
+                  {"name": "select", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Columns, alias:column, column::type, data->a->>b, column.sum(), count()."},
                   {"name": "order", "in": "query", "required": false, "schema": {"type": "string"}, "description": "column[.asc|.desc][.nullsfirst|.nullslast], comma-separated."},
                   {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
                   {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                  {"name": "or", "in": "query", "required": false, "schema": {"type": "string"}, "description": "A logic tree, e.g. (id.lt.3,and(a.eq.1,b.gt.2))."},
                   {"name": "bucket", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Time bucket width, e.g. 5m (needs agg)."},
                   {"name": "agg", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Aggregates, e.g. avg(temp),max(temp)."},
-                  {"name": "time_column", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Time column of bucket (default: the hypertable's time dimension)."}
+                  {"name": "time_column", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Time column of bucket (default: the hypertable's time dimension)."},
+                  {"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/AcceptProfile"},
+                  {"name": "Range", "in": "header", "required": false, "schema": {"type": "string"}, "description": "first-last row numbers, e.g. 0-9."}
                 ],
                 "responses": {
-                  "200": {"description": "A JSON array of rows (or CSV with Accept: text/csv)", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}, "text/csv": {"schema": {"type": "string"}}}},
-                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
-                  "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}
+                  "200": {"description": "A JSON array of rows, one object (Accept: application/vnd.pgrst.object+json) or CSV (Accept: text/csv)", "headers": {"Content-Range": {"$ref": "#/components/headers/ContentRange"}}, "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}, "application/vnd.pgrst.object+json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},
+                  "206": {"description": "Part of the rows a count found", "headers": {"Content-Range": {"$ref": "#/components/headers/ContentRange"}}, "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}},
+                  "400": {"$ref": "#/components/responses/RestError"}, "401": {"$ref": "#/components/responses/RestError"},
+                  "403": {"$ref": "#/components/responses/RestError"}, "404": {"$ref": "#/components/responses/RestError"},
+                  "406": {"$ref": "#/components/responses/RestError"}, "416": {"$ref": "#/components/responses/RestError"},
+                  "503": {"$ref": "#/components/responses/RestError"}
+                }
+              },
+              "head": {
+                "operationId": "countRows", "summary": "As GET without the body: Content-Range (and the count with Prefer: count=exact).",
+                "security": [{"jwt": []}, {}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/AcceptProfile"}],
+                "responses": {
+                  "200": {"description": "Headers only", "headers": {"Content-Range": {"$ref": "#/components/headers/ContentRange"}}},
+                  "206": {"description": "Headers only, part of the rows", "headers": {"Content-Range": {"$ref": "#/components/headers/ContentRange"}}},
+                  "400": {"description": "Bad request"}, "401": {"description": "No or a bad token"}, "403": {"description": "Refused"},
+                  "404": {"description": "No such table"}, "406": {"description": "Not acceptable"}, "416": {"description": "Range not satisfiable"},
+                  "503": {"description": "The database is not reachable"}
                 }
               },
               "post": {
-                "operationId": "insertRows", "summary": "Inserts an object or an array of objects in one INSERT; answers with X-Commit-LSN.",
+                "operationId": "insertRows", "summary": "Inserts an object or an array of objects (columns=, Prefer: missing=default); upserts with Prefer: resolution=merge-duplicates|ignore-duplicates and on_conflict=; answers with X-Commit-LSN.",
                 "security": [{"jwt": []}],
-                "parameters": [{"$ref": "#/components/parameters/Prefer"}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/ContentProfile"}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}}}},
                 "responses": {
                   "201": {"description": "Inserted (rows in the body with Prefer: return=representation)", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
-                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
-                  "403": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}
+                  "400": {"$ref": "#/components/responses/RestError"}, "401": {"$ref": "#/components/responses/RestError"},
+                  "403": {"$ref": "#/components/responses/RestError"}, "404": {"$ref": "#/components/responses/RestError"},
+                  "406": {"$ref": "#/components/responses/RestError"}, "409": {"$ref": "#/components/responses/RestError"},
+                  "415": {"$ref": "#/components/responses/RestError"}
                 }
               },
               "patch": {
-                "operationId": "updateRows", "summary": "Updates the rows matching the filters (a filter is required).",
+                "operationId": "updateRows", "summary": "Updates the rows matching the filters (a filter is required; limit and order pick the first ones).",
                 "security": [{"jwt": []}],
-                "parameters": [{"$ref": "#/components/parameters/Prefer"}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/ContentProfile"}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": {
                   "200": {"description": "Updated rows (Prefer: return=representation)", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
                   "204": {"description": "Updated", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
-                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
-                  "403": {"$ref": "#/components/responses/Error"}
+                  "400": {"$ref": "#/components/responses/RestError"}, "401": {"$ref": "#/components/responses/RestError"},
+                  "403": {"$ref": "#/components/responses/RestError"}, "404": {"$ref": "#/components/responses/RestError"},
+                  "406": {"$ref": "#/components/responses/RestError"}, "409": {"$ref": "#/components/responses/RestError"}
                 }
               },
               "delete": {
-                "operationId": "deleteRows", "summary": "Deletes the rows matching the filters (a filter is required).",
+                "operationId": "deleteRows", "summary": "Deletes the rows matching the filters (a filter is required; limit and order pick the first ones).",
                 "security": [{"jwt": []}],
-                "parameters": [{"$ref": "#/components/parameters/Prefer"}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/ContentProfile"}],
                 "responses": {
                   "200": {"description": "Deleted rows (Prefer: return=representation)", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
                   "204": {"description": "Deleted", "headers": {"X-Commit-LSN": {"$ref": "#/components/headers/CommitLSN"}}},
-                  "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
-                  "403": {"$ref": "#/components/responses/Error"}
+                  "400": {"$ref": "#/components/responses/RestError"}, "401": {"$ref": "#/components/responses/RestError"},
+                  "403": {"$ref": "#/components/responses/RestError"}, "404": {"$ref": "#/components/responses/RestError"},
+                  "406": {"$ref": "#/components/responses/RestError"}, "409": {"$ref": "#/components/responses/RestError"}
                 }
+              },
+              "put": {
+                "operationId": "replaceRows", "summary": "Not supported: answers 405 with Allow (use POST with Prefer: resolution=merge-duplicates).",
+                "responses": {"405": {"$ref": "#/components/responses/RestError"}}
               }
             },
             "/v1/pipes/{name}/stream": {
@@ -197,18 +223,26 @@ enum OpenAPIDocument {
               "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256 or RS256 token; its role claim becomes the transaction's role."}
             },
             "headers": {
+              "ContentRange": {"description": "first-last/total of the rows answered (*/total without rows; * for an unknown total).", "schema": {"type": "string"}},
               "CommitLSN": {"description": "LSN of the transaction's commit record (equals source.commit_lsn of its change events).", "schema": {"type": "string"}}
             },
             "parameters": {
-              "Prefer": {"name": "Prefer", "in": "header", "required": false, "schema": {"type": "string", "enum": ["return=minimal", "return=representation"]}},
+              "Prefer": {"name": "Prefer", "in": "header", "required": false, "schema": {"type": "string"}, "description": "Comma-separated: return=minimal|headers-only|representation, count=exact|planned|estimated, resolution=merge-duplicates|ignore-duplicates, missing=default, handling=strict|lenient, max-affected=N, tx=commit|rollback."},
+              "AcceptProfile": {"name": "Accept-Profile", "in": "header", "required": false, "schema": {"type": "string"}, "description": "The schema of /{table}, among api.rest_schemas."},
+              "ContentProfile": {"name": "Content-Profile", "in": "header", "required": false, "schema": {"type": "string"}, "description": "The schema of /{table} for writes, among api.rest_schemas."},
               "PipeName": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9_]+$"}},
               "Table": {"name": "table", "in": "query", "required": false, "schema": {"type": "string"}, "description": "schema.table, or a table name in any schema."},
               "Op": {"name": "op", "in": "query", "required": false, "schema": {"type": "string", "enum": ["insert", "update", "delete", "truncate", "read", "message", "chunk_dropped"]}}
             },
             "responses": {
-              "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+              "Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+              "RestError": {"description": "An error in PostgREST's shape", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RestError"}}}}
             },
             "schemas": {
+              "RestError": {
+                "type": "object", "required": ["code", "message", "details", "hint"],
+                "properties": {"code": {"type": "string", "description": "PostgreSQL's SQLSTATE or a PGRST code"}, "message": {"type": "string"}, "details": {"type": ["string", "null"]}, "hint": {"type": ["string", "null"]}}
+              },
               "Error": {
                 "type": "object", "required": ["error"],
                 "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "sqlstate": {"type": "string"}}}}

@@ -49,6 +49,16 @@ actor TableCatalog {
                 columns: (0..<columns.rowCount).map {
                     TableInfo.Column(name: columns.string($0, 0) ?? "", type: columns.string($0, 1) ?? "")
                 })
+            let key = try connection.execute(
+                """
+                SELECT a.attname FROM pg_index i
+                JOIN pg_class c ON c.oid = i.indrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+                WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary
+                ORDER BY array_position(i.indkey, a.attnum)
+                """, [schema, name])
+            table.primaryKey = (0..<key.rowCount).compactMap { key.string($0, 0) }
             // TimescaleDB's own catalog (the same tables pgbridge's capture reads).
             let hasDimensions =
                 try connection.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL")

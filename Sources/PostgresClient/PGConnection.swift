@@ -126,8 +126,13 @@ public final class PGConnection {
                     .connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
             }
             let (state, message) = result.errorField
-            throw PostgresError(
+            let fields = result.errorFields
+            var error = PostgresError(
                 .queryFailed, message, sqlState: state, retriable: PostgresError.isTransient(sqlState: state))
+            error.primaryMessage = fields.primary
+            error.detail = fields.detail
+            error.hint = fields.hint
+            throw error
         }
     }
 

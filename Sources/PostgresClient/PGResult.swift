@@ -24,14 +24,22 @@ public final class PGResult {
     }
 
     public var errorField: (sqlState: String?, message: String) {
+        let fields = errorFields
+        var message = fields.primary
+        if let detail = fields.detail { message += " (\(detail))" }
+        if let hint = fields.hint { message += " Hint: \(hint)" }
+        return (fields.sqlState, message)
+    }
+
+    /// The error's SQLSTATE, primary message, detail and hint, apart.
+    public var errorFields: (sqlState: String?, primary: String, detail: String?, hint: String?) {
         let state = PQresultErrorField(handle, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
         let primary = PQresultErrorField(handle, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
         let detail = PQresultErrorField(handle, Int32(UInt8(ascii: "D"))).map { String(cString: $0) }
         let hint = PQresultErrorField(handle, Int32(UInt8(ascii: "H"))).map { String(cString: $0) }
-        var message = primary ?? String(cString: PQresultErrorMessage(handle)).trimmingTrailingNewlines()
-        if let detail { message += " (\(detail))" }
-        if let hint { message += " Hint: \(hint)" }
-        return (state, message)
+        return (
+            state, primary ?? String(cString: PQresultErrorMessage(handle)).trimmingTrailingNewlines(), detail, hint
+        )
     }
 }
 

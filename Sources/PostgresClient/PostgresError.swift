@@ -29,6 +29,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var sqlState: String?
     /// Worth retrying after a pause (connection problems, server restarts).
     public var isRetriable: Bool
+    /// The server's own parts of a refused statement (`message` joins them).
+    public var primaryMessage: String?
+    public var detail: String?
+    public var hint: String?
 
     public init(_ code: Code, _ message: String, sqlState: String? = nil, retriable: Bool? = nil) {
         self.code = code

@@ -34,6 +34,12 @@ public struct APIConfig: Sendable {
     public var jwtAudience: String?
     /// When set, a token's `iss` must equal it.
     public var jwtIssuer: String?
+    /// Where the PostgREST-compatible REST proxy is mounted (`/v1/tables` always works too).
+    public var restPath: String = "/v1/tables"
+    /// Schemas `Accept-Profile` / `Content-Profile` may pick; the first is the default.
+    public var restSchemas: [String] = ["public"]
+    /// Honour `Prefer: tx=rollback` (requests that write and roll back, e.g. for tests).
+    public var restAllowTransactionOverride = false
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, jwt: JWTKeyConfig? = nil,

@@ -60,6 +60,29 @@ extension BridgeConfig {
         api.jwtRequireExp = try keys["jwt_require_exp"]?.bool() ?? false
         api.jwtAudience = try keys["jwt_audience"]?.string()
         api.jwtIssuer = try keys["jwt_issuer"]?.string()
+        if let path = keys["rest_path"] {
+            let text = try path.string()
+            let segments = text.split(separator: "/")
+            guard text.hasPrefix("/"), !text.hasSuffix("/") || text == "/",
+                segments.allSatisfy({ $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } })
+            else {
+                throw path.error("expected a path such as /rest or /v1/tables (no trailing slash, no parameters)")
+            }
+            let reserved = ["v1", "healthz", "readyz", "metrics"]
+            if let first = segments.first, reserved.contains(String(first)), text != "/v1/tables" {
+                throw path.error(
+                    "\(text) would overlap pgbridge's own routes under /\(first): pick another path, e.g. /rest")
+            }
+            api.restPath = text
+        }
+        if let schemas = keys["rest_schemas"] {
+            let list = try schemas.list().map { try $0.string() }
+            guard !list.isEmpty, list.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
+                throw schemas.error("expected a list of schema names, e.g. [public, api]")
+            }
+            api.restSchemas = list
+        }
+        api.restAllowTransactionOverride = try keys["rest_allow_tx_override"]?.bool() ?? false
         return api
     }
 

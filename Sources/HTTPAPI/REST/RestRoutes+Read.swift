@@ -1,0 +1,281 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PostgresClient
+
+/// GET and HEAD: rows as a JSON array, one object, or CSV; `Content-Range` on every answer;
+/// `Prefer: count=…`; results larger than one fetch streamed from a cursor.
+extension TableRoutes {
+    /// What the `Accept` header asks for.
+    enum Representation: Equatable {
+        case array(stripNulls: Bool)
+        case object(stripNulls: Bool)
+        case csv
+
+        static func negotiate(_ accept: String?) throws -> Representation {
+            guard let accept, !accept.isEmpty else { return .array(stripNulls: false) }
+            for raw in accept.split(separator: ",") {
+                let parts = raw.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                let stripNulls = parts.dropFirst().contains("nulls=stripped")
+                switch parts.first ?? "" {
+                case "application/json", "*/*", "application/*", "application/vnd.pgrst.array+json":
+                    return .array(stripNulls: stripNulls)
+                case "application/vnd.pgrst.object+json", "application/vnd.pgrst.object":
+                    return .object(stripNulls: stripNulls)
+                case "text/csv", "text/*":
+                    return .csv
+                default:
+                    continue
+                }
+            }
+            throw RestError(
+                status: .notAcceptable, code: "PGRST107",
+                message: "None of these media types are available: \(accept.prefix(200))",
+                hint:
+                    "the REST proxy answers application/json, application/vnd.pgrst.object+json and text/csv")
+        }
+    }
+
+    /// `Range: 0-9` (items): the first and last row wanted.
+    static func range(_ header: String?) throws -> (first: Int, last: Int?)? {
+        guard let header, !header.isEmpty else { return nil }
+        let text = header.hasPrefix("items=") ? String(header.dropFirst(6)) : header
+        let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let first = Int(parts[0]), first >= 0 else {
+            throw RestError(
+                status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
+                details: "Range takes first-last row numbers, e.g. Range: 0-9")
+        }
+        if parts[1].isEmpty { return (first, nil) }
+        guard let last = Int(parts[1]), last >= first else {
+            throw RestError(
+                status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
+                details: "the range's last row comes before its first")
+        }
+        return (first, last)
+    }
+
+    func read(_ request: Request, _ context: BasicRequestContext, head: Bool = false) async throws -> Response {
+        // Who asks comes first: the catalog answers nothing to an unauthenticated caller.
+        let identity = try await auth.identify(authorization: request.headers[.authorization], write: false)
+        let table = try await table(request, context, write: false)
+        let query = try RestQuery(pairs: RestQuery.pairs(request.uri.query), table: table)
+        let representation = try Representation.negotiate(request.headers[.accept])
+        let preferences = RestPreferences(request.headers[values: APIServer.preferHeader])
+        if preferences.strict, let unknown = preferences.unknown.first {
+            throw RestError(
+                status: .badRequest, code: "PGRST122", message: "Invalid preferences given with handling=strict",
+                details: "Invalid preferences: \(unknown.prefix(100))")
+        }
+        let page = query.page(range: try Self.range(request.headers[APIServer.rangeHeader]))
+        let statement: SQLStatement
+        do {
+            statement = try query.selectStatement(table, timeBucket: try await catalog.hasTimescaleDB(), page: page)
+        } catch is PostgresError {
+            throw RestError(
+                status: .serviceUnavailable, code: "PGRST000", message: "the database is not reachable: try again")
+        }
+        let counted = query.countStatement(table)
+        let wrapped: String
+        switch representation {
+        case .csv: wrapped = statement.text
+        case .array(let strip), .object(let strip):
+            wrapped =
+                "SELECT \(strip ? "json_strip_nulls(row_to_json(pgrst_row))" : "row_to_json(pgrst_row)")::text FROM (\(statement.text)) pgrst_row"
+        }
+        let settings = settings(identity)
+        let csv = representation == .csv
+        // A result that fits one fetch is read and committed in the first round trips; a
+        // larger one is counted (its Content-Range needs the number), then streamed from a
+        // cursor 1,000 rows at a time. Both statements see the transaction's one snapshot.
+        let direct = page.limit.map { $0 <= APIServer.fetchRows } ?? false
+        let lease = try await lease()
+        let session = lease.session
+        let first: Chunk
+        var total: Int?
+        do {
+            (first, total) = try await session.run { connection in
+                try Self.begin(connection, settings, table: table, readOnly: true)
+                var total: Int?
+                switch preferences.count {
+                case .exact?:
+                    total = try Self.count(connection, counted)
+                case .planned?:
+                    total = try Self.plannedCount(connection, counted)
+                case .estimated?:
+                    let planned = try Self.plannedCount(connection, counted)
+                    total = planned > 10_000 ? planned : try Self.count(connection, counted)
+                case nil:
+                    break
+                }
+                if case .object = representation {
+                    let result = try connection.execute(
+                        "SELECT (array_agg(pgrst_one.j))[1], count(*) FROM (\(wrapped)) pgrst_one(j)",
+                        statement.parameters)
+                    try connection.execute("COMMIT")
+                    let rows = Int(result.string(0, 1) ?? "0") ?? 0
+                    guard rows == 1 else { throw RestError.singular(rows) }
+                    var chunk = Chunk(bytes: Array((result.string(0, 0) ?? "").utf8), rows: 1)
+                    chunk.complete = true
+                    return (chunk, total)
+                }
+                let result: SQLResult
+                if direct {
+                    result = try connection.execute(wrapped, statement.parameters)
+                } else {
+                    try connection.execute(
+                        "DECLARE pgbridge_rows NO SCROLL CURSOR FOR \(wrapped)", statement.parameters)
+                    result = try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows")
+                }
+                var chunk = Self.fetch(result, csv: csv, header: true, first: true)
+                if direct || chunk.rows < APIServer.fetchRows {
+                    try connection.execute("COMMIT")
+                    chunk.complete = true
+                } else if total == nil {
+                    total = try Self.count(connection, counted)
+                }
+                return (chunk, total)
+            }
+        } catch {
+            lease.release(committed: false)
+            throw await mapped(error, identity: identity, table: table)
+        }
+        // The rows this answer holds: known now when complete, else from the count.
+        let rows =
+            first.complete
+            ? first.rows : max(0, min((total ?? 0) - page.offset, page.limit ?? Int.max))
+        var headers: HTTPFields = [:]
+        headers[.contentRange] = Self.contentRange(offset: page.offset, rows: rows, total: total)
+        if let total, page.offset > total {
+            lease.release(committed: first.complete)
+            throw RestError(
+                status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
+                details: "An offset of \(page.offset) was requested, but there are only \(total) rows.",
+                headers: [.contentRange: "*/\(total)"])
+        }
+        let status: HTTPResponse.Status = total.map { rows < $0 ? .partialContent : .ok } ?? .ok
+        switch representation {
+        case .csv: headers[.contentType] = "text/csv; charset=utf-8"
+        case .object: headers[.contentType] = "application/vnd.pgrst.object+json; charset=utf-8"
+        case .array: headers[.contentType] = "application/json; charset=utf-8"
+        }
+        if let count = preferences.count { headers[APIServer.preferenceAppliedHeader] = "count=\(count.rawValue)" }
+        if head {
+            if !first.complete {
+                _ = try? await session.run { connection in try connection.execute("COMMIT") }
+            }
+            lease.release(committed: true)
+            return Response(status: status, headers: headers)
+        }
+        let isArray = if case .array = representation { true } else { false }
+        if first.complete {
+            lease.release(committed: true)
+            var body = ByteBuffer()
+            body.reserveCapacity(first.bytes.count + 2)
+            if isArray { body.writeString("[") }
+            body.writeBytes(first.bytes)
+            if isArray { body.writeString("]") }
+            return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+        }
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody { writer in
+                do {
+                    var wroteRows = first.rows > 0
+                    try await writer.write(ByteBuffer(bytes: (csv ? [] : Array("[".utf8)) + first.bytes))
+                    var done = first.rows < APIServer.fetchRows
+                    while !done {
+                        let more = wroteRows
+                        let chunk = try await session.run { connection in
+                            Self.fetch(
+                                try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows"), csv: csv,
+                                header: false, first: !more)
+                        }
+                        if chunk.rows > 0 { try await writer.write(ByteBuffer(bytes: chunk.bytes)) }
+                        wroteRows = wroteRows || chunk.rows > 0
+                        done = chunk.rows < APIServer.fetchRows
+                    }
+                    _ = try await session.run { connection in try connection.execute("COMMIT") }
+                    lease.release(committed: true)
+                } catch {
+                    lease.release(committed: false)
+                    throw error
+                }
+                if !csv { try await writer.write(ByteBuffer(string: "]")) }
+                try await writer.finish(nil)
+            })
+    }
+
+    /// `first-last/total`, `*/total` without rows; `*` for an unknown total.
+    static func contentRange(offset: Int, rows: Int, total: Int?) -> String {
+        let totalText = total.map(String.init) ?? "*"
+        return rows > 0 ? "\(offset)-\(offset + rows - 1)/\(totalText)" : "*/\(totalText)"
+    }
+
+    static func count(_ connection: SQLConnection, _ statement: SQLStatement) throws -> Int {
+        Int(try connection.execute(statement.text, statement.parameters).string(0, 0) ?? "0") ?? 0
+    }
+
+    /// The planner's row estimate of the count's query (`Prefer: count=planned`).
+    static func plannedCount(_ connection: SQLConnection, _ statement: SQLStatement) throws -> Int {
+        let inner = statement.text.replacingOccurrences(of: "SELECT count(*) FROM", with: "SELECT 1 FROM")
+        let plan = try connection.execute("EXPLAIN (FORMAT JSON) \(inner)", statement.parameters).string(0, 0) ?? ""
+        guard let data = plan.data(using: .utf8),
+            let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]],
+            let top = list.first?["Plan"] as? [String: Any], let rows = top["Plan Rows"] as? Int
+        else { return 0 }
+        return rows
+    }
+
+    struct Chunk: Sendable {
+        var bytes: [UInt8]
+        var rows: Int
+        /// The transaction is committed: nothing more to fetch.
+        var complete = false
+    }
+
+    /// JSON rows joined by commas, or CSV lines (with the header line first).
+    static func fetch(_ result: SQLResult, csv: Bool, header: Bool, first: Bool) -> Chunk {
+        var bytes: [UInt8] = []
+        if csv {
+            if header {
+                for column in 0..<result.columnCount {
+                    if column > 0 { bytes.append(UInt8(ascii: ",")) }
+                    appendCSV(Array(result.columnName(column).utf8), into: &bytes)
+                }
+                bytes.append(UInt8(ascii: "\n"))
+            }
+            var value: [UInt8] = []
+            for row in 0..<result.rowCount {
+                for column in 0..<result.columnCount {
+                    if column > 0 { bytes.append(UInt8(ascii: ",")) }
+                    value.removeAll(keepingCapacity: true)
+                    if result.appendValue(row, column, into: &value) { appendCSV(value, into: &bytes) }
+                }
+                bytes.append(UInt8(ascii: "\n"))
+            }
+        } else {
+            for row in 0..<result.rowCount {
+                if row > 0 || !first { bytes.append(UInt8(ascii: ",")) }
+                result.appendValue(row, 0, into: &bytes)
+            }
+        }
+        return Chunk(bytes: bytes, rows: result.rowCount)
+    }
+
+    /// RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled.
+    static func appendCSV(_ value: [UInt8], into out: inout [UInt8]) {
+        let needsQuotes = value.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 }
+        guard needsQuotes else {
+            out.append(contentsOf: value)
+            return
+        }
+        out.append(UInt8(ascii: "\""))
+        for byte in value {
+            if byte == UInt8(ascii: "\"") { out.append(byte) }
+            out.append(byte)
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,215 @@
+import BridgeCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PostgresClient
+
+/// The REST proxy, PostgREST's API over tables and views: mounted at `api.rest_path`
+/// (`/v1/tables` by default), where `/{table}` is a table of the default schema (or of the one
+/// `Accept-Profile` / `Content-Profile` picks among `api.rest_schemas`) and pgbridge's own
+/// `/{schema}.{table}` names any schema.
+extension APIServer {
+    static let commitLSNHeader = HTTPField.Name("X-Commit-LSN")!
+    static let preferHeader = HTTPField.Name("Prefer")!
+    static let preferenceAppliedHeader = HTTPField.Name("Preference-Applied")!
+    static let acceptProfileHeader = HTTPField.Name("Accept-Profile")!
+    static let contentProfileHeader = HTTPField.Name("Content-Profile")!
+    static let rangeHeader = HTTPField.Name("Range")!
+    static let rangeUnitHeader = HTTPField.Name("Range-Unit")!
+    static let fetchRows = 1000
+
+    func addTableRoutes(to router: Router<BasicRequestContext>, tables: TableRoutes) {
+        var mounts = ["/v1/tables"]
+        let custom = config.restPath == "/" ? "" : config.restPath
+        if custom != "/v1/tables" { mounts.append(custom) }
+        for mount in mounts {
+            let path = RouterPath(mount + "/{table}")
+            router.get(path) { request, context in try await tables.guarded { try await tables.read(request, context) }
+            }
+            router.head(path) { request, context in
+                try await tables.guarded { try await tables.read(request, context, head: true) }
+            }
+            router.post(path) { request, context in
+                try await tables.guarded { try await tables.write(.insert, request, context) }
+            }
+            router.patch(path) { request, context in
+                try await tables.guarded { try await tables.write(.update, request, context) }
+            }
+            router.delete(path) { request, context in
+                try await tables.guarded { try await tables.write(.delete, request, context) }
+            }
+            router.put(path) { _, _ -> Response in
+                throw RestError(
+                    status: .methodNotAllowed, code: "PGRST117", message: "Unsupported HTTP method: PUT",
+                    hint: "replace rows with POST and Prefer: resolution=merge-duplicates",
+                    headers: [.allow: "GET, HEAD, POST, PATCH, DELETE"])
+            }
+        }
+    }
+}
+
+/// The proxy's state: the pool, the catalog, token verification and the commit-LSN lookup.
+struct TableRoutes: Sendable {
+    enum Write { case insert, update, delete }
+
+    let pool: SQLPool
+    let catalog: TableCatalog
+    let auth: ProxyAuth
+    let statementTimeout: Duration
+    let maxBodyBytes: Int
+    let commitLSN: CommitLSNLookup
+    /// Schemas a profile header may pick; the first is the default.
+    var schemas: [String] = ["public"]
+    /// `Prefer: tx=rollback` is honoured (`api.rest_allow_tx_override`).
+    var allowTransactionOverride = false
+
+    /// Runs a handler, answering every refusal in PostgREST's error shape.
+    func guarded(_ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await body()
+        } catch let error as APIError {
+            throw RestError(error)
+        }
+    }
+
+    /// The table the path names: `schema.table`, or `table` in the profile's schema.
+    func table(_ request: Request, _ context: BasicRequestContext, write: Bool) async throws -> TableInfo {
+        let raw = try context.parameters.require("table")
+        let text = raw.removingPercentEncoding ?? raw
+        guard let (named, name) = Self.split(text) else {
+            throw RestError.parse("expected /{table} or /{schema}.{table}, got '\(text.prefix(80))'")
+        }
+        let profile = request.headers[write ? APIServer.contentProfileHeader : APIServer.acceptProfileHeader]
+        let schema: String
+        if let named {
+            schema = named
+        } else if let profile {
+            guard schemas.contains(profile) else {
+                throw RestError(
+                    status: .notAcceptable, code: "PGRST106",
+                    message: "The schema must be one of the following: \(schemas.joined(separator: ", "))",
+                    hint: "api.rest_schemas lists the schemas a profile header may pick")
+            }
+            schema = profile
+        } else {
+            schema = schemas.first ?? "public"
+        }
+        if TableCatalog.isHidden(schema: schema) {
+            throw RestError(
+                status: .notFound, code: "PGRST205",
+                message:
+                    "the schema \(schema) is never served by the REST proxy (pgbridge's own objects and the system catalogs)"
+            )
+        }
+        do {
+            guard let table = try await catalog.table(schema: schema, name: name) else {
+                throw RestError.unknownTable(schema, name)
+            }
+            return table
+        } catch is PostgresError {
+            throw RestError(
+                status: .serviceUnavailable, code: "PGRST000", message: "the database is not reachable: try again")
+        }
+    }
+
+    /// `schema.table` → (schema, table); `table` → (nil, table). Double quotes keep dots.
+    static func split(_ text: String) -> (String?, String)? {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        let characters = Array(text)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            index += 1
+            if character == "\"" {
+                if quoted, index < characters.count, characters[index] == "\"" {
+                    current.append("\"")  // "" inside quotes is one quote
+                    index += 1
+                } else {
+                    quoted.toggle()
+                }
+            } else if character == ".", !quoted {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        guard !quoted, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else { return nil }
+        switch parts.count {
+        case 1: return (nil, parts[0])
+        case 2: return (parts[0], parts[1])
+        default: return nil
+        }
+    }
+
+    func settings(_ identity: ProxyIdentity) -> [String?] {
+        [identity.role, "\(Int(statementTimeout.seconds * 1000))", identity.claims]
+    }
+
+    /// Opens the request's transaction as the caller's role, in one round trip. Refuses roles
+    /// that would escape row-level security or act as pgbridge itself: `none` (back to the login
+    /// role), the login role, superusers, BYPASSRLS and REPLICATION roles, and owners of the table
+    /// (or members of its owner) when it has row-level security without FORCE (owners bypass it).
+    /// Reads see one snapshot (their row count and rows agree).
+    static func begin(_ connection: SQLConnection, _ settings: [String?], table: TableInfo, readOnly: Bool) throws {
+        let values = try settings.map { try connection.literal($0 ?? "") }
+        let schema = try connection.literal(table.schema)
+        let name = try connection.literal(table.name)
+        let check: SQLResult
+        do {
+            check = try connection.execute(
+                """
+                BEGIN\(readOnly ? " ISOLATION LEVEL REPEATABLE READ READ ONLY" : ""); \
+                SELECT set_config('role', \(values[0]), true), \
+                set_config('statement_timeout', \(values[1]), true), \
+                set_config('idle_in_transaction_session_timeout', \(values[1]), true), \
+                set_config('request.jwt.claims', \(values[2]), true); \
+                SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
+                    OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                               WHERE n.nspname = \(schema) AND c.relname = \(name) AND c.relrowsecurity \
+                                 AND NOT c.relforcerowsecurity AND pg_has_role(current_user, c.relowner, 'USAGE')) \
+                FROM pg_roles r WHERE r.rolname = current_user
+                """)
+        } catch let error as PostgresError where error.sqlState == "22023" || error.sqlState == "42704" {
+            // set_config('role', …) of a role that does not exist (invalid_parameter_value); the
+            // lease rolls the transaction back.
+            throw APIError.forbidden(
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") does not exist: the token's role claim must name a database role"
+            )
+        }
+        if check.string(0, 0) != "f" {
+            throw APIError.forbidden(
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(table.schema).\(table.name), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
+            )
+        }
+    }
+
+    /// A pooled session, or 503 when every one stays busy.
+    func lease() async throws -> SQLLease {
+        guard let lease = await pool.lease(timeout: .seconds(10)) else {
+            throw RestError(
+                status: .serviceUnavailable, code: "PGRST003",
+                message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+        }
+        return lease
+    }
+
+    /// PostgreSQL's refusal in PostgREST's shape and status, keeping its SQLSTATE.
+    func mapped(_ error: any Error, identity: ProxyIdentity, table: TableInfo) async -> any Error {
+        if let error = error as? APIError { return RestError(error) }
+        guard let error = error as? PostgresError else { return error }
+        guard let state = error.sqlState else {
+            return RestError(
+                status: .serviceUnavailable, code: "PGRST001", message: "the database is not reachable: try again")
+        }
+        if state == "42P01" || state == "42703" {
+            await catalog.invalidate(schema: table.schema, name: table.name)
+        }
+        return RestError.database(
+            sqlState: state, message: error.primaryMessage ?? error.message, details: error.detail, hint: error.hint,
+            anonymous: identity.anonymous)
+    }
+}
