@@ -64,8 +64,9 @@ struct RestQueryTests {
             ("id=nxr.(1,5)", #""id" &< $1"#, ["(1,5)"]),
             ("id=nxl.(1,5)", #""id" &> $1"#, ["(1,5)"]),
             ("id=adj.(1,5)", #""id" -|- $1"#, ["(1,5)"]),
-            ("data->>a=eq.x", #""data"->>$1::text = $2"#, ["a", "x"]),
-            ("data->b->0=eq.1", #""data"->$1::text->0 = $2"#, ["b", "1"]),
+            ("data->>a=eq.x", #""data"->>'a' = $1"#, ["x"]),
+            ("data->b->0=eq.1", #""data"->'b'->0 = $1"#, ["1"]),
+            ("data->>%22it's%22=eq.1", #""data"->>$1::text = $2"#, ["it's", "1"]),
         ]
         for (text, expected, parameters) in cases {
             let sql = try whereSQL(text)
@@ -91,11 +92,11 @@ struct RestQueryTests {
         let sql = try statement("select=key:id,temp::text,data->a->>b,label:data->>c::int,*")
         #expect(
             sql.text
-                == #"SELECT "public"."readings".*, "id" AS "key", ("temp")::text AS "temp", "data"->$1::text->>$2::text AS "b", ("data"->>$3::text)::int AS "label" FROM "public"."readings""#
+                == #"SELECT "public"."readings".*, "id" AS "key", ("temp")::text AS "temp", "data"->'a'->>'b' AS "b", ("data"->>'c')::int AS "label" FROM "public"."readings""#
         )
-        #expect(sql.parameters == ["a", "b", "c"])
+        #expect(sql.parameters == [])
         let ordered = try statement("order=data->>a.desc,id")
-        #expect(ordered.text.hasSuffix(#"ORDER BY "data"->>$1::text DESC, "id" ASC"#))
+        #expect(ordered.text.hasSuffix(#"ORDER BY "data"->>'a' DESC, "id" ASC"#))
         for bad in ["select=id::text;drop", "select=id::int or 1=1", "select=nope", "select=id,", "select=((id"] {
             #expect(throws: RestError.self, "\(bad)") { try statement(bad) }
         }

@@ -26,6 +26,14 @@ struct RestField: Sendable, Equatable {
         }
     }
 
+    static func isPlainKey(_ key: String) -> Bool {
+        key.utf8.count <= 63
+            && key.utf8.allSatisfy {
+                ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45
+                    || $0 == 32
+            }
+    }
+
     /// Parses a field; `text` must be all of it.
     static func parse(_ text: Substring) throws -> RestField {
         var scanner = RestScanner(text)
@@ -44,6 +52,10 @@ struct RestField: Sendable, Equatable {
             switch step.key {
             case .index(let index):
                 expression += String(index)
+            case .name(let name) where Self.isPlainKey(name):
+                // Written out, so that the same path in select, order and GROUP BY is the same
+                // expression: letters, digits, `_`, `-` and spaces cannot end a literal.
+                expression += "'\(name)'"
             case .name(let name):
                 parameters.append(name)
                 expression += "$\(parameters.count)::text"

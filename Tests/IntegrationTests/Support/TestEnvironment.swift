@@ -15,6 +15,11 @@ enum TestEnvironment {
         disruptivePostgresURL != nil && disruptivePostgresControl != nil && binary != nil
     }
     static var hasBinary: Bool { postgresURL != nil && binary != nil }
+    /// The Python interpreter of the virtual environment holding PostgREST's client library.
+    static var postgrestPython: String? { environment["PGBRIDGE_TEST_POSTGREST_PYTHON"] }
+    /// The repository's root directory.
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     /// A fresh directory for one test.
     static func scratchDirectory(_ name: String) throws -> String {

@@ -1,0 +1,94 @@
+import Foundation
+import JWTKit
+import Testing
+
+/// PostgREST's own Python client (`postgrest` on PyPI, installed by scripts/test into a virtual
+/// environment under .tmp/) against the real binary: every check in Tests/PostgRESTClient/checks.py
+/// compares an answer with what PostgREST's documentation specifies.
+@Suite("PostgREST client", .enabled(if: TestEnvironment.hasBinary && TestEnvironment.postgrestPython != nil))
+struct PostgRESTClientTests {
+    static let secret = "postgrest-client-test-secret-0123456789"
+
+    struct Claims: JWTPayload {
+        var role: String
+        var exp: ExpirationClaim
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    func token(_ role: String) async throws -> String {
+        let keys = await JWTKeyCollection().add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
+        return try await keys.sign(Claims(role: role, exp: .init(value: Date().addingTimeInterval(600))))
+    }
+
+    static let fixture = """
+        DO $$ BEGIN
+          CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        DO $$ BEGIN
+          CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        CREATE TABLE products (
+          id int PRIMARY KEY, name text UNIQUE NOT NULL, price numeric, tags text[], data jsonb, doc tsvector,
+          period int4range, created timestamptz DEFAULT now(), stock int DEFAULT 7);
+        INSERT INTO products (id, name, price, tags, data, doc, period)
+          SELECT g, (ARRAY['alpha','beta','gamma','delta','theta','iota','zeta','eta','omega','kappa'])[g],
+            CASE WHEN g = 2 THEN 2.5 ELSE g END,
+            CASE WHEN g % 2 = 1 THEN ARRAY['red','odd'] ELSE ARRAY['blue','even'] END,
+            CASE WHEN g < 10 THEN jsonb_build_object('color', CASE WHEN g % 2 = 1 THEN 'red' ELSE 'blue' END, 'size', g) END,
+            to_tsvector('english', CASE g WHEN 1 THEN 'the quick brown fox' WHEN 2 THEN 'the lazy dog' ELSE 'nothing here' END),
+            int4range((g - 1) * 10, g * 10)
+          FROM generate_series(1, 10) g;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON products TO pgbridge_test_alice;
+        CREATE TABLE readings (id int PRIMARY KEY, time timestamptz NOT NULL, owner text NOT NULL);
+        INSERT INTO readings SELECT g, TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '1 minute',
+            CASE WHEN g % 2 = 0 THEN 'pgbridge_test_alice' ELSE 'pgbridge_test_bob' END
+          FROM generate_series(1, 20) g;
+        ALTER TABLE readings ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY own ON readings USING (owner = current_user) WITH CHECK (owner = current_user);
+        GRANT SELECT, INSERT ON readings TO pgbridge_test_alice, pgbridge_test_bob;
+        CREATE SCHEMA api;
+        CREATE TABLE api.notes (id int PRIMARY KEY, body text);
+        INSERT INTO api.notes VALUES (1, 'in the api schema');
+        GRANT USAGE ON SCHEMA api TO pgbridge_test_alice;
+        GRANT SELECT, INSERT ON api.notes TO pgbridge_test_alice;
+        CREATE SCHEMA secret;
+        CREATE TABLE secret.notes (id int PRIMARY KEY);
+        """
+
+    @Test func everyOperationAnswersAsPostgRESTDocumentsIt() async throws {
+        let python = try #require(TestEnvironment.postgrestPython)
+        let db = try TestDatabase(prefix: "pgrst")
+        defer { db.drop() }
+        try db.sql(Self.fixture)
+        let directory = try TestEnvironment.scratchDirectory("pgrst-\(db.name)")
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", jwt_secret: \(Self.secret), rest_path: /rest, rest_schemas: [public, api]}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let port = try await APIClient.waitForPort(bridge)
+        let script = TestEnvironment.repositoryRoot + "/Tests/PostgRESTClient/checks.py"
+        let alice = try await token("pgbridge_test_alice")
+        let bob = try await token("pgbridge_test_bob")
+        let run = try await TestEnvironment.shellAsync(
+            "'\(python)' '\(script)' 'http://127.0.0.1:\(port)/rest' '\(alice)' '\(bob)' 2>&1")
+        var passed = 0
+        for line in run.output.split(separator: "\n") {
+            guard let result = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let name = result["check"] as? String
+            else {
+                Issue.record("the client printed: \(line.prefix(500))")
+                continue
+            }
+            if result["ok"] as? Bool == true {
+                passed += 1
+            } else {
+                Issue.record("\(name) failed:\n\(result["detail"] as? String ?? "?")")
+            }
+        }
+        #expect(run.status == 0, "the client's checks failed (exit status \(run.status))")
+        let checks = try String(contentsOfFile: script, encoding: .utf8).components(separatedBy: "\n@check\n").count - 1
+        #expect(checks >= 18 && passed == checks, "\(passed) of \(checks) checks passed")
+    }
+}
