@@ -59,6 +59,7 @@ actor TableCatalog {
                 ORDER BY array_position(i.indkey, a.attnum)
                 """, [schema, name])
             table.primaryKey = (0..<key.rowCount).compactMap { key.string($0, 0) }
+            table.relationships = try Self.relationships(connection, schema: schema, name: name)
             // TimescaleDB's own catalog (the same tables pgbridge's capture reads).
             let hasDimensions =
                 try connection.execute("SELECT to_regclass('_timescaledb_catalog.dimension') IS NOT NULL")

@@ -44,6 +44,19 @@ struct PostgRESTClientTests {
         ALTER TABLE readings ENABLE ROW LEVEL SECURITY;
         CREATE POLICY own ON readings USING (owner = current_user) WITH CHECK (owner = current_user);
         GRANT SELECT, INSERT ON readings TO pgbridge_test_alice, pgbridge_test_bob;
+        CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+        CREATE TABLE orders (
+          id int PRIMARY KEY, customer_id int REFERENCES customers, billing_customer_id int REFERENCES customers);
+        CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric);
+        CREATE TABLE order_items (
+          order_id int REFERENCES orders, item_id int REFERENCES items, quantity int, PRIMARY KEY (order_id, item_id));
+        CREATE TABLE profiles (customer_id int PRIMARY KEY REFERENCES customers, bio text);
+        INSERT INTO customers VALUES (1, 'Ann'), (2, 'Bo'), (3, 'Cy');
+        INSERT INTO orders VALUES (10, 1, 2), (11, 1, 1), (12, 2, 2);
+        INSERT INTO items VALUES (100, 'apple', 1.5), (101, 'pear', 2), (102, 'fig', 3);
+        INSERT INTO order_items VALUES (10, 100, 2), (10, 101, 1), (11, 102, 5), (12, 100, 1);
+        INSERT INTO profiles VALUES (1, 'likes apples');
+        GRANT SELECT ON customers, orders, items, order_items, profiles TO pgbridge_test_alice;
         CREATE SCHEMA api;
         CREATE TABLE api.notes (id int PRIMARY KEY, body text);
         INSERT INTO api.notes VALUES (1, 'in the api schema');

@@ -245,6 +245,55 @@ def row_level_security_per_role():
     expect(refused.code, "42501", "a row the policy refuses")
 
 
+@check
+def embedding_many_to_one_with_hints():
+    orders = alice.table("orders").select("id,customer:customers!orders_customer_id_fkey(name)").order("id").execute()
+    expect(orders.data[0], {"id": 10, "customer": {"name": "Ann"}}, "hint by constraint")
+    by_column = alice.table("orders").select("id,customers!billing_customer_id(name)").eq("id", 10).execute()
+    expect(by_column.data, [{"id": 10, "customers": {"name": "Bo"}}], "hint by column")
+    ambiguous = error_of(lambda: alice.table("orders").select("id,customers(name)").execute())
+    expect(ambiguous.code, "PGRST201", "two foreign keys to customers")
+    missing = error_of(lambda: alice.table("orders").select("id,nope(*)").execute())
+    expect(missing.code, "PGRST200", "no relationship")
+
+
+@check
+def embedding_one_to_many_and_one_to_one():
+    rows = alice.table("customers").select("name,orders!customer_id(id),profiles(bio)").order("id").execute().data
+    expect([(row["name"], sorted(o["id"] for o in row["orders"]), row["profiles"]) for row in rows],
+           [("Ann", [10, 11], {"bio": "likes apples"}), ("Bo", [12], None), ("Cy", [], None)], "arrays and objects")
+
+
+@check
+def embedding_many_to_many_through_a_junction():
+    rows = alice.table("orders").select("id,items(name)").order("id").order("name", foreign_table="items").execute()
+    expect(rows.data, [
+        {"id": 10, "items": [{"name": "apple"}, {"name": "pear"}]},
+        {"id": 11, "items": [{"name": "fig"}]},
+        {"id": 12, "items": [{"name": "apple"}]},
+    ], "m2m")
+
+
+@check
+def embedded_filters_order_limit_inner_and_spread():
+    limited = alice.table("orders").select("id,items(name)").eq("id", 10).order(
+        "name", desc=True, foreign_table="items").limit(1, foreign_table="items").execute()
+    expect(limited.data, [{"id": 10, "items": [{"name": "pear"}]}], "embedded order and limit")
+    filtered = alice.table("orders").select("id,items(name)").eq("id", 10).eq("items.name", "apple").execute()
+    expect(filtered.data, [{"id": 10, "items": [{"name": "apple"}]}], "embedded filter")
+    either = alice.table("orders").select("id,items(name)").eq("id", 10).or_(
+        "name.eq.pear,name.eq.fig", reference_table="items").execute()
+    expect(either.data, [{"id": 10, "items": [{"name": "pear"}]}], "embedded or")
+    inner = alice.table("customers").select("name,orders!customer_id!inner(id)").eq("orders.id", 12).execute()
+    expect(inner.data, [{"name": "Bo", "orders": [{"id": 12}]}], "!inner keeps parents with a match")
+    spread = alice.table("orders").select("id,...customers!customer_id(customer_name:name)").order("id").execute()
+    expect(spread.data[0], {"id": 10, "customer_name": "Ann"}, "spread")
+    nested = alice.table("customers").select("name,orders!customer_id(id,items(name))").eq("id", 2).execute()
+    expect(nested.data, [{"name": "Bo", "orders": [{"id": 12, "items": [{"name": "apple"}]}]}], "nested")
+    stray = error_of(lambda: alice.table("orders").select("id").eq("items.name", "x").execute())
+    expect(stray.code, "PGRST108", "a filter on a resource not embedded")
+
+
 for result in results:
     print(json.dumps(result))
 sys.exit(0 if all(result["ok"] for result in results) else 1)

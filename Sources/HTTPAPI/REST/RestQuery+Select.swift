@@ -22,7 +22,10 @@ extension RestQuery {
     }
 
     /// The SELECT of a read. `timeBucket`: `time_bucket` (TimescaleDB) instead of `date_bin`.
-    func selectStatement(_ table: TableInfo, timeBucket: Bool, page: Page? = nil) throws -> SQLStatement {
+    func selectStatement(
+        _ table: TableInfo, timeBucket: Bool, page: Page? = nil, embeds: [ResolvedEmbed] = []
+    ) throws -> SQLStatement {
+        if !embeds.isEmpty { return try embeddingStatement(table, page: page, embeds: embeds) }
         var parameters: [String?] = []
         var sql = "SELECT "
         var groupCount = 0
@@ -80,12 +83,51 @@ extension RestQuery {
     }
 
     /// `SELECT count(*)` of the rows the filters match (no paging): `Prefer: count=exact`.
-    func countStatement(_ table: TableInfo) -> SQLStatement {
+    func countStatement(_ table: TableInfo, embeds: [ResolvedEmbed] = []) -> SQLStatement {
         var parameters: [String?] = []
+        guard embeds.contains(where: \.embed.inner) else {
+            let sql =
+                "SELECT count(*) FROM \(table.qualified)"
+                + Self.whereClause(root, &parameters, qualifier: nil, table: table)
+            return SQLStatement(text: sql, parameters: parameters)
+        }
         let sql =
-            "SELECT count(*) FROM \(table.qualified)"
-            + Self.whereClause(root, &parameters, qualifier: nil, table: table)
+            "SELECT count(*) FROM \(table.qualified) AS pgrst_0"
+            + rootWhere(table, embeds: embeds, &parameters)
         return SQLStatement(text: sql, parameters: parameters)
+    }
+
+    /// A read with embedded resources: the table is `pgrst_0`, each embedded resource a
+    /// correlated subquery that builds its JSON (PostgREST's shape: an object for to-one, an
+    /// array otherwise).
+    private func embeddingStatement(_ table: TableInfo, page: Page?, embeds: [ResolvedEmbed]) throws -> SQLStatement {
+        guard bucket == nil else { throw RestError.parse("bucket= cannot be combined with embedded resources") }
+        if select.contains(where: { if case .aggregate = $0 { true } else { false } }) {
+            throw RestError.parse("aggregates cannot be combined with embedded resources")
+        }
+        var parameters: [String?] = []
+        let items = Self.levelItems(select, table: table, alias: "pgrst_0", embeds: embeds, depth: 0, &parameters)
+        var sql = "SELECT \(items.joined(separator: ", ")) FROM \(table.qualified) AS pgrst_0"
+        sql += rootWhere(table, embeds: embeds, &parameters)
+        if !root.order.isEmpty {
+            var orders: [String] = []
+            for order in root.order { orders.append(order.sql(&parameters, qualifier: "pgrst_0")) }
+            sql += " ORDER BY " + orders.joined(separator: ", ")
+        }
+        let page = page ?? self.page(range: nil)
+        if let limit = page.limit { sql += " LIMIT \(limit)" }
+        if page.offset > 0 { sql += " OFFSET \(page.offset)" }
+        return SQLStatement(text: sql, parameters: parameters)
+    }
+
+    /// The root's filters (qualified by `pgrst_0`) and the `!inner` embeds' EXISTS conditions.
+    private func rootWhere(_ table: TableInfo, embeds: [ResolvedEmbed], _ parameters: inout [String?]) -> String {
+        var conditions: [String] = []
+        for condition in root.conditions {
+            conditions.append(condition.sql(&parameters, qualifier: "pgrst_0") { table.column($0)?.type })
+        }
+        conditions += Self.innerConditions(embeds, parentAlias: "pgrst_0", depth: 0, &parameters)
+        return conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
     }
 
     /// The select list and how many of its leading items are grouped (aggregates present).

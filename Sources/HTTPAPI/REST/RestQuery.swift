@@ -16,6 +16,8 @@ struct TableInfo: Sendable {
     var timeColumn: String?
     /// The primary key's columns (empty for views and tables without one).
     var primaryKey: [String] = []
+    /// Foreign keys from and to it (resource embedding).
+    var relationships: [TableRelationship] = []
 
     var qualified: String { "\(SQL.identifier(schema)).\(SQL.identifier(name))" }
     var display: String { "\(schema).\(name)" }

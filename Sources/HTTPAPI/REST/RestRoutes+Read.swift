@@ -70,13 +70,18 @@ extension TableRoutes {
         }
         let page = query.page(range: try Self.range(request.headers[APIServer.rangeHeader]))
         let statement: SQLStatement
+        let embeds: [ResolvedEmbed]
         do {
-            statement = try query.selectStatement(table, timeBucket: try await catalog.hasTimescaleDB(), page: page)
-        } catch is PostgresError {
-            throw RestError(
-                status: .serviceUnavailable, code: "PGRST000", message: "the database is not reachable: try again")
+            let catalog = catalog
+            embeds = try await query.resolveEmbeds(table) { schema, name in
+                try await catalog.table(schema: schema, name: name)
+            }
+            statement = try query.selectStatement(
+                table, timeBucket: try await catalog.hasTimescaleDB(), page: page, embeds: embeds)
+        } catch let error as PostgresError {
+            throw Self.catalogError(error)
         }
-        let counted = query.countStatement(table)
+        let counted = query.countStatement(table, embeds: embeds)
         let wrapped: String
         switch representation {
         case .csv: wrapped = statement.text

@@ -23,6 +23,12 @@ extension TableRoutes {
                 "refusing to \(kind == .update ? "PATCH" : "DELETE") every row of \(table.display): add a filter such as ?id=eq.1",
                 hint: "pgbridge never updates or deletes a whole table through the REST proxy")
         }
+        if let stray = query.scopes.keys.first {
+            throw RestError(
+                status: .badRequest, code: "PGRST108",
+                message: "'\(stray.joined(separator: "."))' is not an embedded resource in this request",
+                hint: "writes answer the written rows' own columns")
+        }
         let representation = try Representation.negotiate(request.headers[.accept])
         if representation == .csv {
             throw RestError(

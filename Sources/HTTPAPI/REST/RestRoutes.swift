@@ -106,10 +106,21 @@ struct TableRoutes: Sendable {
                 throw RestError.unknownTable(schema, name)
             }
             return table
-        } catch is PostgresError {
-            throw RestError(
+        } catch let error as PostgresError {
+            throw Self.catalogError(error)
+        }
+    }
+
+    /// A failed catalog lookup: the database is down (PGRST000) or refused the query (PGRST002).
+    static func catalogError(_ error: PostgresError) -> RestError {
+        guard error.code == .queryFailed else {
+            return RestError(
                 status: .serviceUnavailable, code: "PGRST000", message: "the database is not reachable: try again")
         }
+        return RestError(
+            status: .serviceUnavailable, code: "PGRST002",
+            message: "Could not query the database for the schema cache: \(error.primaryMessage ?? error.message)",
+            details: error.sqlState.map { "SQLSTATE \($0)" })
     }
 
     /// `schema.table` → (schema, table); `table` → (nil, table). Double quotes keep dots.
