@@ -200,6 +200,51 @@ enum OpenAPIDocument {
                 "responses": {"405": {"$ref": "#/components/responses/RestError"}}
               }
             },
+            "/v1/tables/rpc/{function}": {
+              "parameters": [
+                {"name": "function", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A function of the profile's schema (Accept-Profile / Content-Profile among api.rest_schemas)."}
+              ],
+              "get": {
+                "operationId": "callFunctionReadOnly", "summary": "Calls a function read-only with the query parameters that name its arguments; the others filter, shape, order and page a set result.",
+                "security": [{"jwt": []}, {}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/AcceptProfile"}],
+                "responses": {
+                  "200": {"description": "The result: a value, an object, or an array for a set", "content": {"application/json": {"schema": {}}}},
+                  "204": {"description": "The function returns void"},
+                  "206": {"description": "Part of a set result a count found", "content": {"application/json": {"schema": {"type": "array"}}}},
+                  "300": {"$ref": "#/components/responses/RestError"}, "400": {"$ref": "#/components/responses/RestError"},
+                  "401": {"$ref": "#/components/responses/RestError"}, "403": {"$ref": "#/components/responses/RestError"},
+                  "404": {"$ref": "#/components/responses/RestError"}, "405": {"$ref": "#/components/responses/RestError"},
+                  "406": {"$ref": "#/components/responses/RestError"}, "416": {"$ref": "#/components/responses/RestError"}
+                }
+              },
+              "head": {
+                "operationId": "countFunctionRows", "summary": "As GET without the body.",
+                "security": [{"jwt": []}, {}],
+                "responses": {
+                  "200": {"description": "Headers only"}, "204": {"description": "The function returns void"},
+                  "206": {"description": "Headers only, part of the rows"}, "300": {"description": "Ambiguous overloads"},
+                  "400": {"description": "Bad request"}, "401": {"description": "No or a bad token"}, "403": {"description": "Refused"},
+                  "404": {"description": "No such function"}, "405": {"description": "The function writes"},
+                  "406": {"description": "Not acceptable"}, "416": {"description": "Range not satisfiable"}
+                }
+              },
+              "post": {
+                "operationId": "callFunction", "summary": "Calls a function with a JSON object of named arguments (the whole body for Prefer: params=single-object or one unnamed json parameter).",
+                "security": [{"jwt": []}, {}],
+                "parameters": [{"$ref": "#/components/parameters/Prefer"}, {"$ref": "#/components/parameters/ContentProfile"}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {}}}},
+                "responses": {
+                  "200": {"description": "The result: a value, an object, or an array for a set", "content": {"application/json": {"schema": {}}}},
+                  "204": {"description": "The function returns void"},
+                  "206": {"description": "Part of a set result a count found", "content": {"application/json": {"schema": {"type": "array"}}}},
+                  "300": {"$ref": "#/components/responses/RestError"}, "400": {"$ref": "#/components/responses/RestError"},
+                  "401": {"$ref": "#/components/responses/RestError"}, "403": {"$ref": "#/components/responses/RestError"},
+                  "404": {"$ref": "#/components/responses/RestError"}, "406": {"$ref": "#/components/responses/RestError"},
+                  "409": {"$ref": "#/components/responses/RestError"}, "416": {"$ref": "#/components/responses/RestError"}
+                }
+              }
+            },
             "/v1/pipes/{name}/stream": {
               "parameters": [{"$ref": "#/components/parameters/PipeName"}],
               "get": {

@@ -7,6 +7,7 @@ actor TableCatalog {
     private let session: SQLSession
     private var cache: [String: (table: TableInfo?, at: ContinuousClock.Instant)] = [:]
     private var timescale: (present: Bool, at: ContinuousClock.Instant)?
+    private var functionCache: [String: (functions: [FunctionInfo], at: ContinuousClock.Instant)] = [:]
     static let lifetime: Duration = .seconds(5)
     /// The most tables (found or not) kept at once: requests for ever new names must not grow
     /// memory. When full, expired entries go first, then the oldest.
@@ -101,8 +102,24 @@ actor TableCatalog {
         return present
     }
 
+    /// The overloads of a function (none when it does not exist or its schema is hidden).
+    func functions(schema: String, name: String) async throws -> [FunctionInfo] {
+        if Self.isHidden(schema: schema) { return [] }
+        let key = "\(schema)\u{0}\(name)"
+        let now = ContinuousClock.now
+        if let cached = functionCache[key], now - cached.at < Self.lifetime { return cached.functions }
+        let found = try await session.run { connection in try Self.functions(connection, schema: schema, name: name) }
+        if functionCache[key] == nil, functionCache.count >= maxEntries {
+            functionCache = functionCache.filter { now - $0.value.at < Self.lifetime }
+            if functionCache.count >= maxEntries { functionCache.removeAll() }
+        }
+        functionCache[key] = (found, now)
+        return found
+    }
+
     /// Forgets a table after an error that suggests its definition changed.
     func invalidate(schema: String, name: String) {
         cache["\(schema)\u{0}\(name)"] = nil
+        functionCache["\(schema)\u{0}\(name)"] = nil
     }
 }

@@ -57,6 +57,16 @@ struct PostgRESTClientTests {
         INSERT INTO order_items VALUES (10, 100, 2), (10, 101, 1), (11, 102, 5), (12, 100, 1);
         INSERT INTO profiles VALUES (1, 'likes apples');
         GRANT SELECT ON customers, orders, items, order_items, profiles TO pgbridge_test_alice;
+        CREATE FUNCTION add_them(a integer, b integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT a + b $$;
+        CREATE FUNCTION greet(name text, greeting text DEFAULT 'hello') RETURNS text
+          LANGUAGE sql IMMUTABLE AS $$ SELECT greeting || ' ' || name $$;
+        CREATE FUNCTION products_cheaper_than(max_price numeric) RETURNS SETOF products
+          LANGUAGE sql STABLE AS $$ SELECT * FROM products WHERE price < max_price $$;
+        CREATE FUNCTION ids_up_to(n int) RETURNS SETOF int LANGUAGE sql IMMUTABLE AS $$ SELECT generate_series(1, n) $$;
+        CREATE FUNCTION echo_body(json) RETURNS json LANGUAGE sql IMMUTABLE AS $$ SELECT $1 $$;
+        CREATE FUNCTION rename_product(product_id int, new_name text) RETURNS products
+          LANGUAGE sql AS $$ UPDATE products SET name = new_name WHERE id = product_id RETURNING * $$;
+        CREATE FUNCTION do_nothing() RETURNS void LANGUAGE sql AS $$ SELECT $$;
         CREATE SCHEMA api;
         CREATE TABLE api.notes (id int PRIMARY KEY, body text);
         INSERT INTO api.notes VALUES (1, 'in the api schema');

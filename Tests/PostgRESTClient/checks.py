@@ -294,6 +294,35 @@ def embedded_filters_order_limit_inner_and_spread():
     expect(stray.code, "PGRST108", "a filter on a resource not embedded")
 
 
+@check
+def rpc_scalars_defaults_and_single_json():
+    expect(alice.rpc("add_them", {"a": 1, "b": 2}).execute().data, 3, "POST")
+    expect(alice.rpc("add_them", {"a": 4, "b": 5}, get=True).execute().data, 9, "GET")
+    expect(alice.rpc("greet", {"name": "Ann"}).execute().data, "hello Ann", "a default argument")
+    expect(alice.rpc("ids_up_to", {"n": 3}).execute().data, [1, 2, 3], "a set of scalars")
+    expect(alice.rpc("echo_body", {"x": [1, 2]}).execute().data, {"x": [1, 2]}, "one unnamed json parameter")
+    expect(alice.rpc("do_nothing", {}).execute().data, [], "void: 204")
+    missing = error_of(lambda: alice.rpc("no_such_function", {}).execute())
+    expect(missing.code, "PGRST202", "unknown function")
+    wrong = error_of(lambda: alice.rpc("add_them", {"a": 1}).execute())
+    expect(wrong.code, "PGRST202", "a required argument missing")
+
+
+@check
+def rpc_rows_with_filters_counts_and_writes():
+    cheap = alice.rpc("products_cheaper_than", {"max_price": 3}).select("id,name").order("id").execute()
+    expect(cheap.data, [{"id": 1, "name": "alpha"}, {"id": 2, "name": "beta"}], "a set of rows")
+    filtered = alice.rpc("products_cheaper_than", {"max_price": 3}, get=True).select("id").eq("id", 2).execute()
+    expect(filtered.data, [{"id": 2}], "filtered GET")
+    counted = alice.rpc("products_cheaper_than", {"max_price": 3}, count=CountMethod.exact).select("id").order(
+        "id").limit(1).execute()
+    expect((counted.data, counted.count), ([{"id": 1}], 2), "count and limit")
+    renamed = alice.rpc("rename_product", {"product_id": 4, "new_name": "delta-2"}).execute()
+    expect((renamed.data["id"], renamed.data["name"]), (4, "delta-2"), "a composite result is one object")
+    read_only = error_of(lambda: alice.rpc("rename_product", {"product_id": 4, "new_name": "x"}, get=True).execute())
+    expect(read_only.code, "25006", "GET runs read-only")
+
+
 for result in results:
     print(json.dumps(result))
 sys.exit(0 if all(result["ok"] for result in results) else 1)

@@ -26,7 +26,7 @@ extension RestQuery {
         _ table: TableInfo, timeBucket: Bool, page: Page? = nil, embeds: [ResolvedEmbed] = []
     ) throws -> SQLStatement {
         if !embeds.isEmpty { return try embeddingStatement(table, page: page, embeds: embeds) }
-        var parameters: [String?] = []
+        var parameters = table.sourceParameters
         var sql = "SELECT "
         var groupCount = 0
         if let bucket, let timeColumn {
@@ -53,7 +53,7 @@ extension RestQuery {
             sql += items
             groupCount = grouped
         }
-        sql += " FROM \(table.qualified)"
+        sql += " FROM \(table.fromClause)"
         sql += Self.whereClause(root, &parameters, qualifier: nil, table: table)
         if groupCount > 0 {
             sql += " GROUP BY " + (1...groupCount).map(String.init).joined(separator: ", ")
@@ -84,15 +84,15 @@ extension RestQuery {
 
     /// `SELECT count(*)` of the rows the filters match (no paging): `Prefer: count=exact`.
     func countStatement(_ table: TableInfo, embeds: [ResolvedEmbed] = []) -> SQLStatement {
-        var parameters: [String?] = []
+        var parameters = table.sourceParameters
         guard embeds.contains(where: \.embed.inner) else {
             let sql =
-                "SELECT count(*) FROM \(table.qualified)"
+                "SELECT count(*) FROM \(table.fromClause)"
                 + Self.whereClause(root, &parameters, qualifier: nil, table: table)
             return SQLStatement(text: sql, parameters: parameters)
         }
         let sql =
-            "SELECT count(*) FROM \(table.qualified) AS pgrst_0"
+            "SELECT count(*) FROM \(table.source ?? table.qualified) AS pgrst_0"
             + rootWhere(table, embeds: embeds, &parameters)
         return SQLStatement(text: sql, parameters: parameters)
     }
@@ -105,9 +105,9 @@ extension RestQuery {
         if select.contains(where: { if case .aggregate = $0 { true } else { false } }) {
             throw RestError.parse("aggregates cannot be combined with embedded resources")
         }
-        var parameters: [String?] = []
+        var parameters = table.sourceParameters
         let items = Self.levelItems(select, table: table, alias: "pgrst_0", embeds: embeds, depth: 0, &parameters)
-        var sql = "SELECT \(items.joined(separator: ", ")) FROM \(table.qualified) AS pgrst_0"
+        var sql = "SELECT \(items.joined(separator: ", ")) FROM \(table.source ?? table.qualified) AS pgrst_0"
         sql += rootWhere(table, embeds: embeds, &parameters)
         if !root.order.isEmpty {
             var orders: [String] = []
@@ -162,7 +162,7 @@ extension RestQuery {
             }
             return ((plain + aggregates).joined(separator: ", "), plain.count)
         }
-        if star { plain.insert(plain.isEmpty ? "*" : "\(table.qualified).*", at: 0) }
+        if star { plain.insert(plain.isEmpty ? "*" : "\(table.rowReference).*", at: 0) }
         return (plain.joined(separator: ", "), 0)
     }
 

@@ -19,7 +19,16 @@ struct TableInfo: Sendable {
     /// Foreign keys from and to it (resource embedding).
     var relationships: [TableRelationship] = []
 
+    /// For a function's result: the subquery that calls it (rows are read from it like a table's)
+    /// and its parameters, which come first.
+    var source: String?
+    var sourceParameters: [String?] = []
+
     var qualified: String { "\(SQL.identifier(schema)).\(SQL.identifier(name))" }
+    /// What a read's FROM names.
+    var fromClause: String { source.map { "\($0) AS \(SQL.identifier(name))" } ?? qualified }
+    /// How the select list refers to a whole row.
+    var rowReference: String { source == nil ? qualified : SQL.identifier(name) }
     var display: String { "\(schema).\(name)" }
 
     func column(_ name: String) -> Column? { columns.first { $0.name == name } }

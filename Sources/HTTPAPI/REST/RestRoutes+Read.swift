@@ -81,13 +81,39 @@ extension TableRoutes {
         } catch let error as PostgresError {
             throw Self.catalogError(error)
         }
-        let counted = query.countStatement(table, embeds: embeds)
+        return try await respond(
+            ReadPlan(
+                statement: statement, counted: query.countStatement(table, embeds: embeds), page: page,
+                representation: representation, preferences: preferences, table: table),
+            identity: identity, head: head)
+    }
+
+    /// A read ready to run: a table's rows or a function's result.
+    struct ReadPlan: Sendable {
+        var statement: SQLStatement
+        var counted: SQLStatement
+        var page: RestQuery.Page
+        var representation: Representation
+        var preferences: RestPreferences
+        var table: TableInfo
+        /// How one row becomes JSON (a function's scalar result: the value, not an object).
+        var rowJSON = "row_to_json(pgrst_row)"
+        /// Writes allowed (an RPC call of a volatile function by POST).
+        var readOnly = true
+    }
+
+    /// Runs a read in the caller's role and answers it.
+    func respond(_ plan: ReadPlan, identity: ProxyIdentity, head: Bool) async throws -> Response {
+        let (statement, counted, page, representation, preferences, table) = (
+            plan.statement, plan.counted, plan.page, plan.representation, plan.preferences, plan.table
+        )
+        let readOnly = plan.readOnly
         let wrapped: String
         switch representation {
         case .csv: wrapped = statement.text
         case .array(let strip), .object(let strip):
-            wrapped =
-                "SELECT \(strip ? "json_strip_nulls(row_to_json(pgrst_row))" : "row_to_json(pgrst_row)")::text FROM (\(statement.text)) pgrst_row"
+            let row = strip ? "json_strip_nulls(\(plan.rowJSON))" : plan.rowJSON
+            wrapped = "SELECT \(row)::text FROM (\(statement.text)) pgrst_row"
         }
         let settings = settings(identity)
         let csv = representation == .csv
@@ -101,7 +127,7 @@ extension TableRoutes {
         var total: Int?
         do {
             (first, total) = try await session.run { connection in
-                try Self.begin(connection, settings, table: table, readOnly: true)
+                try Self.begin(connection, settings, table: table.source == nil ? table : nil, readOnly: readOnly)
                 var total: Int?
                 switch preferences.count {
                 case .exact?:

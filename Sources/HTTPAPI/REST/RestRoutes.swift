@@ -38,6 +38,16 @@ extension APIServer {
             router.delete(path) { request, context in
                 try await tables.guarded { try await tables.write(.delete, request, context) }
             }
+            let rpc = RouterPath(mount + "/rpc/{function}")
+            router.get(rpc) { request, context in
+                try await tables.guarded { try await tables.rpc(request, context, method: .get) }
+            }
+            router.head(rpc) { request, context in
+                try await tables.guarded { try await tables.rpc(request, context, method: .head) }
+            }
+            router.post(rpc) { request, context in
+                try await tables.guarded { try await tables.rpc(request, context, method: .post) }
+            }
             router.put(path) { _, _ -> Response in
                 throw RestError(
                     status: .methodNotAllowed, code: "PGRST117", message: "Unsupported HTTP method: PUT",
@@ -165,10 +175,10 @@ struct TableRoutes: Sendable {
     /// role), the login role, superusers, BYPASSRLS and REPLICATION roles, and owners of the table
     /// (or members of its owner) when it has row-level security without FORCE (owners bypass it).
     /// Reads see one snapshot (their row count and rows agree).
-    static func begin(_ connection: SQLConnection, _ settings: [String?], table: TableInfo, readOnly: Bool) throws {
+    static func begin(_ connection: SQLConnection, _ settings: [String?], table: TableInfo?, readOnly: Bool) throws {
         let values = try settings.map { try connection.literal($0 ?? "") }
-        let schema = try connection.literal(table.schema)
-        let name = try connection.literal(table.name)
+        let schema = try connection.literal(table?.schema ?? "")
+        let name = try connection.literal(table?.name ?? "")
         let check: SQLResult
         do {
             check = try connection.execute(
@@ -193,7 +203,7 @@ struct TableRoutes: Sendable {
         }
         if check.string(0, 0) != "f" {
             throw APIError.forbidden(
-                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(table.schema).\(table.name), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(table.map { "\($0.schema).\($0.name)" } ?? "the table"), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
             )
         }
     }
