@@ -73,7 +73,8 @@ public struct APIServer: Service {
             tables: TableRoutes(
                 pool: pool, catalog: catalog, auth: auth, statementTimeout: config.statementTimeout,
                 maxBodyBytes: config.maxBodyBytes, commitLSN: CommitLSNLookup(logger: logger),
-                schemas: config.restSchemas, allowTransactionOverride: config.restAllowTransactionOverride))
+                schemas: config.restSchemas, allowTransactionOverride: config.restAllowTransactionOverride,
+                preRequest: config.restPreRequest))
         router.get("/v1/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],

@@ -31,6 +31,59 @@ struct ProxyAuth: Sendable {
     var requireExp = false
     var audience: String?
     var issuer: String?
+    /// Where the role is in the token's claims (`api.jwt_role_claim`, PostgREST's
+    /// `jwt-role-claim-key`): `.role`, `.app_metadata.role`, `."https://example.com/role"`, `.roles[0]`.
+    var roleClaim: [RoleClaimStep] = [.key("role")]
+
+    enum RoleClaimStep: Sendable, Equatable {
+        case key(String)
+        case index(Int)
+    }
+
+    /// Parses a role claim path; nil when it is malformed.
+    static func roleClaimPath(_ text: String) -> [RoleClaimStep]? {
+        var steps: [RoleClaimStep] = []
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            if rest.hasPrefix(".\"") {
+                rest = rest.dropFirst(2)
+                guard let end = rest.firstIndex(of: "\"") else { return nil }
+                steps.append(.key(String(rest[..<end])))
+                rest = rest[rest.index(after: end)...]
+            } else if rest.hasPrefix(".") {
+                rest = rest.dropFirst()
+                let end = rest.firstIndex { $0 == "." || $0 == "[" } ?? rest.endIndex
+                guard end > rest.startIndex else { return nil }
+                steps.append(.key(String(rest[..<end])))
+                rest = rest[end...]
+            } else if rest.hasPrefix("[") {
+                guard let end = rest.firstIndex(of: "]"),
+                    let index = Int(rest[rest.index(after: rest.startIndex)..<end])
+                else { return nil }
+                steps.append(.index(index))
+                rest = rest[rest.index(after: end)...]
+            } else {
+                return nil
+            }
+        }
+        return steps.isEmpty ? nil : steps
+    }
+
+    /// The role at `roleClaim` in the token's payload (nil when absent or not a string).
+    func role(inPayload payload: String) -> String? {
+        guard var value: Any = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) else { return nil }
+        for step in roleClaim {
+            switch step {
+            case .key(let key):
+                guard let object = value as? [String: Any], let next = object[key] else { return nil }
+                value = next
+            case .index(let index):
+                guard let array = value as? [Any], array.indices.contains(index) else { return nil }
+                value = array[index]
+            }
+        }
+        return value as? String
+    }
 
     static func make(_ config: APIConfig) async throws -> ProxyAuth {
         var keys: JWTKeyCollection?
@@ -42,9 +95,14 @@ struct ProxyAuth: Sendable {
         case nil:
             keys = nil
         }
-        return ProxyAuth(
+        var auth = ProxyAuth(
             keys: keys, anonymousRole: config.anonymousRole, anonymousWrites: config.anonymousWrites,
             requireExp: config.jwtRequireExp, audience: config.jwtAudience, issuer: config.jwtIssuer)
+        guard let path = roleClaimPath(config.jwtRoleClaim) else {
+            throw RoleClaimError(path: config.jwtRoleClaim)
+        }
+        auth.roleClaim = path
+        return auth
     }
 
     /// Verifies the request's bearer token; refuses what the configuration does not allow.
@@ -81,10 +139,13 @@ struct ProxyAuth: Sendable {
         if let issuer, claims.iss?.value != issuer {
             throw APIError.unauthorized("invalid token: its iss claim is not the configured issuer (api.jwt_issuer)")
         }
-        guard let role = claims.role ?? anonymousRole, !role.isEmpty else {
-            throw APIError.unauthorized("the token has no role claim and no api.anonymous_role is set")
+        let payload = Self.payloadJSON(token) ?? "{}"
+        let claimed = roleClaim == [.key("role")] ? claims.role : role(inPayload: payload)
+        guard let role = claimed ?? anonymousRole, !role.isEmpty else {
+            throw APIError.unauthorized(
+                "the token has no role claim (api.jwt_role_claim) and no api.anonymous_role is set")
         }
-        return ProxyIdentity(role: role, claims: Self.payloadJSON(token) ?? "{}", anonymous: false)
+        return ProxyIdentity(role: role, claims: payload, anonymous: false)
     }
 
     static func reason(_ error: any Error) -> String {
@@ -103,5 +164,13 @@ struct ProxyAuth: Sendable {
         var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
         return Data(base64Encoded: base64).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// `api.jwt_role_claim` does not parse.
+struct RoleClaimError: Error, CustomStringConvertible {
+    var path: String
+    var description: String {
+        "api.jwt_role_claim '\(path.prefix(100))' is not a JSON path: use steps like .role, .app_metadata.role, .\"https://example.com/role\" or .roles[0]"
     }
 }

@@ -40,6 +40,11 @@ public struct APIConfig: Sendable {
     public var restSchemas: [String] = ["public"]
     /// Honour `Prefer: tx=rollback` (requests that write and roll back, e.g. for tests).
     public var restAllowTransactionOverride = false
+    /// Where a token's role is: a JSON path into its claims (`.role`, `.app_metadata.role`).
+    public var jwtRoleClaim = ".role"
+    /// A function (`schema.name`) called at the start of every REST request's transaction,
+    /// after the role and the `request.*` settings (PostgREST's `db-pre-request`).
+    public var restPreRequest: (schema: String, name: String)?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, jwt: JWTKeyConfig? = nil,

@@ -83,6 +83,28 @@ extension BridgeConfig {
             api.restSchemas = list
         }
         api.restAllowTransactionOverride = try keys["rest_allow_tx_override"]?.bool() ?? false
+        if let claim = keys["jwt_role_claim"] {
+            let text = try claim.string()
+            guard text.hasPrefix("."), text.count <= 200 else {
+                throw claim.error("expected a JSON path such as .role or .app_metadata.role")
+            }
+            api.jwtRoleClaim = text
+        }
+        if let function = keys["rest_pre_request"] {
+            let text = try function.string()
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            let valid =
+                (1...2).contains(parts.count)
+                && parts.allSatisfy { part in
+                    !part.isEmpty && part.utf8.count <= 63
+                        && part.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" }
+                        && !(part.first?.isNumber ?? true)
+                }
+            guard valid else {
+                throw function.error("expected a function name such as public.check_request (schema.name)")
+            }
+            api.restPreRequest = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
+        }
         return api
     }
 

@@ -71,7 +71,8 @@ extension TableRoutes {
         if !function.returnsSet, representation != .csv { representation = .object(stripNulls: false) }
         let page = query.page(range: try Self.range(request.headers[APIServer.rangeHeader]))
         if case .void = function.returns {
-            return try await callVoid(function, table: table, identity: identity, readOnly: method != .post)
+            return try await callVoid(
+                function, table: table, identity: identity, request: request, readOnly: method != .post)
         }
         var plan = ReadPlan(
             statement: try query.selectStatement(table, timeBucket: false, page: page),
@@ -79,7 +80,7 @@ extension TableRoutes {
             preferences: preferences, table: table)
         if case .scalar = function.returns { plan.rowJSON = "to_json(pgrst_row.\(SQL.identifier(function.name)))" }
         plan.readOnly = method != .post || function.volatility != "v"
-        var response = try await respond(plan, identity: identity, head: method == .head)
+        var response = try await respond(plan, identity: identity, request: request, head: method == .head)
         if !function.returnsSet { response.headers[.contentType] = "application/json; charset=utf-8" }
         return response
     }
@@ -160,10 +161,12 @@ extension TableRoutes {
     }
 
     /// Calls a function that returns nothing: 204.
-    func callVoid(_ function: FunctionInfo, table: TableInfo, identity: ProxyIdentity, readOnly: Bool) async throws
+    func callVoid(
+        _ function: FunctionInfo, table: TableInfo, identity: ProxyIdentity, request: Request, readOnly: Bool
+    ) async throws
         -> Response
     {
-        let settings = settings(identity)
+        let settings = settings(identity, request)
         let sql = "SELECT count(*) FROM \(table.source ?? "") AS pgrst_v"
         let parameters = table.sourceParameters
         do {

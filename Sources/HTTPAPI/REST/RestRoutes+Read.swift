@@ -85,7 +85,7 @@ extension TableRoutes {
             ReadPlan(
                 statement: statement, counted: query.countStatement(table, embeds: embeds), page: page,
                 representation: representation, preferences: preferences, table: table),
-            identity: identity, head: head)
+            identity: identity, request: request, head: head)
     }
 
     /// A read ready to run: a table's rows or a function's result.
@@ -103,7 +103,7 @@ extension TableRoutes {
     }
 
     /// Runs a read in the caller's role and answers it.
-    func respond(_ plan: ReadPlan, identity: ProxyIdentity, head: Bool) async throws -> Response {
+    func respond(_ plan: ReadPlan, identity: ProxyIdentity, request: Request, head: Bool) async throws -> Response {
         let (statement, counted, page, representation, preferences, table) = (
             plan.statement, plan.counted, plan.page, plan.representation, plan.preferences, plan.table
         )
@@ -115,7 +115,7 @@ extension TableRoutes {
             let row = strip ? "json_strip_nulls(\(plan.rowJSON))" : plan.rowJSON
             wrapped = "SELECT \(row)::text FROM (\(statement.text)) pgrst_row"
         }
-        let settings = settings(identity)
+        let settings = settings(identity, request)
         let csv = representation == .csv
         // A result that fits one fetch is read and committed in the first round trips; a
         // larger one is counted (its Content-Range needs the number), then streamed from a

@@ -61,7 +61,7 @@ extension TableRoutes {
         case .delete:
             statement = try query.deleteStatement(table, returning: returning)
         }
-        let settings = settings(identity)
+        let settings = settings(identity, request)
         let lookup = commitLSN
         let rollback = preferences.transaction == .rollback && allowTransactionOverride
         let maxAffected = preferences.strict && kind != .insert ? preferences.maxAffected : nil

@@ -72,6 +72,8 @@ struct TableRoutes: Sendable {
     var schemas: [String] = ["public"]
     /// `Prefer: tx=rollback` is honoured (`api.rest_allow_tx_override`).
     var allowTransactionOverride = false
+    /// `api.rest_pre_request`.
+    var preRequest: (schema: String, name: String)?
 
     /// Runs a handler, answering every refusal in PostgREST's error shape.
     func guarded(_ body: () async throws -> Response) async throws -> Response {
@@ -166,8 +168,40 @@ struct TableRoutes: Sendable {
         }
     }
 
-    func settings(_ identity: ProxyIdentity) -> [String?] {
-        [identity.role, "\(Int(statementTimeout.seconds * 1000))", identity.claims]
+    /// What a request's transaction sets before anything else runs.
+    struct SessionSettings: Sendable {
+        /// role, statement timeout (ms), request.jwt.claims, request.headers, request.cookies,
+        /// request.method, request.path.
+        var values: [String?]
+        /// `api.rest_pre_request`, quoted.
+        var preRequest: String?
+        var role: String? { values.first ?? nil }
+    }
+
+    /// The role and PostgREST's `request.*` settings for row-level security policies.
+    func settings(_ identity: ProxyIdentity, _ request: Request) -> SessionSettings {
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.canonicalName.lowercased()
+            headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
+        }
+        var cookies: [String: String] = [:]
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts.count == 2, !parts[0].isEmpty { cookies[parts[0]] = parts[1] }
+            }
+        }
+        func json(_ object: [String: String]) -> String {
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+            return String(decoding: data, as: UTF8.self)
+        }
+        return SessionSettings(
+            values: [
+                identity.role, "\(Int(statementTimeout.seconds * 1000))", identity.claims, json(headers), json(cookies),
+                request.method.rawValue, request.uri.path,
+            ],
+            preRequest: preRequest.map { "\(SQL.identifier($0.schema)).\(SQL.identifier($0.name))" })
     }
 
     /// Opens the request's transaction as the caller's role, in one round trip. Refuses roles
@@ -175,7 +209,10 @@ struct TableRoutes: Sendable {
     /// role), the login role, superusers, BYPASSRLS and REPLICATION roles, and owners of the table
     /// (or members of its owner) when it has row-level security without FORCE (owners bypass it).
     /// Reads see one snapshot (their row count and rows agree).
-    static func begin(_ connection: SQLConnection, _ settings: [String?], table: TableInfo?, readOnly: Bool) throws {
+    static func begin(_ connection: SQLConnection, _ session: SessionSettings, table: TableInfo?, readOnly: Bool)
+        throws
+    {
+        let settings = session.values
         let values = try settings.map { try connection.literal($0 ?? "") }
         let schema = try connection.literal(table?.schema ?? "")
         let name = try connection.literal(table?.name ?? "")
@@ -187,7 +224,11 @@ struct TableRoutes: Sendable {
                 SELECT set_config('role', \(values[0]), true), \
                 set_config('statement_timeout', \(values[1]), true), \
                 set_config('idle_in_transaction_session_timeout', \(values[1]), true), \
-                set_config('request.jwt.claims', \(values[2]), true); \
+                set_config('request.jwt.claims', \(values[2]), true), \
+                set_config('request.headers', \(values[3]), true), \
+                set_config('request.cookies', \(values[4]), true), \
+                set_config('request.method', \(values[5]), true), \
+                set_config('request.path', \(values[6]), true); \
                 SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
                     OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                                WHERE n.nspname = \(schema) AND c.relname = \(name) AND c.relrowsecurity \
@@ -206,6 +247,13 @@ struct TableRoutes: Sendable {
                 "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(table.map { "\($0.schema).\($0.name)" } ?? "the table"), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
             )
         }
+        try preRequest(connection, session)
+    }
+
+    /// After the role checks: `api.rest_pre_request`, in the request's transaction.
+    static func preRequest(_ connection: SQLConnection, _ session: SessionSettings) throws {
+        guard let function = session.preRequest else { return }
+        _ = try connection.execute("SELECT \(function)()")
     }
 
     /// A pooled session, or 503 when every one stays busy.
