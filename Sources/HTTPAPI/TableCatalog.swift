@@ -12,8 +12,6 @@ actor TableCatalog {
     /// The most tables (found or not) kept at once: requests for ever new names must not grow
     /// memory. When full, expired entries go first, then the oldest.
     let maxEntries: Int
-    /// Schemas that are never served: pgbridge's own objects and the system catalogs.
-    static let hiddenSchemas: Set<String> = ["pgbridge", "pg_catalog", "information_schema", "pg_toast"]
 
     init(pool: SQLPool, maxEntries: Int = 1_024) {
         self.session = pool.dedicatedSession(label: "pgbridge-api-catalog")
@@ -24,9 +22,7 @@ actor TableCatalog {
     var cachedCount: Int { cache.count }
 
     /// Schemas the proxy never serves: pgbridge's own, the system catalogs, TimescaleDB's internals.
-    static func isHidden(schema: String) -> Bool {
-        hiddenSchemas.contains(schema) || schema.hasPrefix("_timescaledb")
-    }
+    static func isHidden(schema: String) -> Bool { APIConfig.isHiddenSchema(schema) }
 
     /// The table, or nil when it does not exist (or is hidden).
     func table(schema: String, name: String) async throws -> TableInfo? {

@@ -235,6 +235,16 @@ struct APIConfigTests {
         ).api
         #expect(
             strict?.jwtRequireExp == true && strict?.jwtAudience == "app" && strict?.jwtIssuer == "https://id.example")
+        let rest = try #require(
+            try BridgeConfig.parse(
+                yaml: base + """
+                    api: {rest_path: /rest, rest_schemas: [api, public], rest_allow_tx_override: true,
+                          jwt_role_claim: .app_metadata.role, rest_pre_request: auth.check}
+                    """, registry: .standard
+            ).api)
+        #expect(rest.restPath == "/rest" && rest.restSchemas == ["api", "public"] && rest.restAllowTransactionOverride)
+        #expect(rest.jwtRoleClaim == ".app_metadata.role")
+        #expect(rest.restPreRequest?.schema == "auth" && rest.restPreRequest?.name == "check")
     }
 
     @Test func rejectsWeakOrConflictingSettings() {
@@ -246,6 +256,12 @@ struct APIConfigTests {
             ("api: {anonymous_writes: true}", "api.anonymous_writes"),
             ("api: {buffer_event: 5}", "did you mean 'buffer_events'"),
             ("api: {jwt_audience: x}", "api.jwt_audience: needs jwt_secret or jwt_public_key"),
+            ("api: {rest_path: /v1/pipes}", "api.rest_path"),
+            ("api: {rest_path: rest}", "api.rest_path"),
+            ("api: {rest_schemas: [public, pgbridge]}", "pgbridge is never served"),
+            ("api: {rest_schemas: [pg_catalog]}", "api.rest_schemas"),
+            ("api: {jwt_role_claim: role}", "api.jwt_role_claim"),
+            ("api: {rest_pre_request: \"x; DROP TABLE t\"}", "api.rest_pre_request"),
         ]
         expectConfigErrors(cases, base: base)
     }

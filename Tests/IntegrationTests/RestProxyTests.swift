@@ -63,6 +63,7 @@ struct RestProxyTests {
             CREATE TABLE big (id int PRIMARY KEY, label text);
             INSERT INTO big SELECT g, 'label, "quoted" ' || g FROM generate_series(1, 2500) g;
             GRANT SELECT ON big TO pgbridge_test_alice;
+            CREATE FUNCTION echo_text(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT x $$;
             CREATE TABLE secrets (id int PRIMARY KEY, value text);
             INSERT INTO secrets VALUES (1, 'top secret');
             """)
@@ -144,7 +145,42 @@ struct RestProxyTests {
             }
             let table = try await alice.get("/v1/tables/\(encoded)")
             #expect(table.status == 404 || table.status == 400, "table \(payload): \(table.status)")
+            // PostgREST's parameters: logic trees, casts, JSON paths, on_conflict, RPC names and
+            // arguments, profiles. Values stay values; names are checked or refused.
+            let tree = try await alice.get("\(path)?or=(device.eq.\(encoded),owner.eq.\(encoded))")
+            #expect(tree.status == 200 || tree.status == 400, "or= \(payload): \(tree.status) \(tree.body)")
+            if tree.status == 200 {
+                #expect(rows(tree).allSatisfy { $0["owner"] as? String == "pgbridge_test_alice" })
+            }
+            let cast = try await alice.get("\(path)?select=id::\(encoded)")
+            #expect(cast.status == 400, "cast \(payload): \(cast.status) \(cast.body)")
+            let jsonPath = try await alice.get("\(path)?select=id,device->>\(encoded)&limit=1")
+            #expect([200, 400, 404].contains(jsonPath.status), "json path \(payload): \(jsonPath.status)")
+            let conflict = try await alice.request(
+                .POST, "\(path)?on_conflict=\(encoded)", body: #"{"id": 7001}"#,
+                headers: [("Prefer", "resolution=merge-duplicates")])
+            #expect(conflict.status == 400, "on_conflict \(payload): \(conflict.status) \(conflict.body)")
+            let function = try await alice.get("/v1/tables/rpc/\(encoded)")
+            #expect([400, 404].contains(function.status), "rpc \(payload): \(function.status)")
+            let echoed = try await alice.get("/v1/tables/rpc/echo_text?x=\(encoded)")
+            #expect(echoed.status == 200, "rpc argument \(payload): \(echoed.status) \(echoed.body)")
+            #expect(
+                (try? JSONSerialization.jsonObject(with: Data(echoed.body.utf8), options: .fragmentsAllowed)) as? String
+                    == payload, "the argument came back as the same value: \(echoed.body)")
+            if payload.allSatisfy(\.isASCII) {
+                let profile = try await alice.request(
+                    .GET, "/v1/tables/readings", headers: [("Accept-Profile", payload)])
+                #expect(profile.status == 406, "profile \(payload): \(profile.status) \(profile.body)")
+            }
         }
+        for schema in ["pgbridge", "pg_catalog", "information_schema"] {
+            let profile = try await alice.request(.GET, "/v1/tables/outbox", headers: [("Accept-Profile", schema)])
+            #expect(profile.status == 406, "\(schema): \(profile.status)")
+            let function = try await alice.request(
+                .GET, "/v1/tables/rpc/pg_sleep?seconds=1", headers: [("Accept-Profile", schema)])
+            #expect(function.status == 406, "\(schema) functions: \(function.status)")
+        }
+        #expect(try await alice.get("/v1/tables/rpc/pg_sleep?seconds=5").status == 404, "pg_catalog is not exposed")
         #expect(try db.value("SELECT count(*) FROM readings") == "1000")
         #expect(try await alice.get("/v1/tables/public.secrets").status == 403)
         let ownSchema = try await alice.get("/v1/tables/pgbridge.outbox")

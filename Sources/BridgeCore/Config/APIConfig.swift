@@ -38,6 +38,13 @@ public struct APIConfig: Sendable {
     public var restPath: String = "/v1/tables"
     /// Schemas `Accept-Profile` / `Content-Profile` may pick; the first is the default.
     public var restSchemas: [String] = ["public"]
+    /// Schemas the REST proxy never serves: pgbridge's own objects, the system catalogs and
+    /// TimescaleDB's internals.
+    public static func isHiddenSchema(_ schema: String) -> Bool {
+        ["pgbridge", "pg_catalog", "information_schema", "pg_toast"].contains(schema)
+            || schema.hasPrefix("_timescaledb")
+            || schema.hasPrefix("pg_temp") || schema.hasPrefix("pg_toast_temp")
+    }
     /// Honour `Prefer: tx=rollback` (requests that write and roll back, e.g. for tests).
     public var restAllowTransactionOverride = false
     /// Where a token's role is: a JSON path into its claims (`.role`, `.app_metadata.role`).

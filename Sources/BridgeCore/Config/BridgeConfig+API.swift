@@ -80,6 +80,10 @@ extension BridgeConfig {
             guard !list.isEmpty, list.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
                 throw schemas.error("expected a list of schema names, e.g. [public, api]")
             }
+            if let hidden = list.first(where: APIConfig.isHiddenSchema) {
+                throw schemas.error(
+                    "\(hidden) is never served by the REST proxy (pgbridge's own objects and the system catalogs)")
+            }
             api.restSchemas = list
         }
         api.restAllowTransactionOverride = try keys["rest_allow_tx_override"]?.bool() ?? false
