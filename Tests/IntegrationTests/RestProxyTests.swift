@@ -232,6 +232,16 @@ struct RestProxyTests {
         let notMine = try await alice.request(
             .POST, path, body: #"[{"id": 5002, "time": "2026-02-01T00:00:00Z", "owner": "pgbridge_test_bob"}]"#)
         #expect(notMine.status == 403, "\(notMine.body)")
+        // A form body (what an HTML form or `curl -d a=b` sends) is one object of strings, as
+        // in PostgREST; other media types are refused.
+        let form = try await alice.request(
+            .POST, path, body: "id=5003&time=2026-02-01T00%3A00%3A00Z&owner=pgbridge_test_alice&device=form",
+            headers: [("Content-Type", "application/x-www-form-urlencoded")])
+        #expect(form.status == 201, "\(form.body)")
+        #expect(try db.value("SELECT device FROM readings WHERE id = 5003") == "form")
+        let csvBody = try await alice.request(
+            .POST, path, body: "id,owner\n5004,pgbridge_test_alice", headers: [("Content-Type", "text/csv")])
+        #expect(csvBody.status == 415 && csvBody.json["code"] as? String == "PGRST107", "\(csvBody.body)")
         #expect(try await alice.request(.PATCH, path, body: #"{"temp": 99}"#).status == 400)
         #expect(try await alice.request(.DELETE, path).status == 400)
         let patched = try await alice.request(.PATCH, "\(path)?id=eq.2", body: #"{"temp": 99}"#)

@@ -29,7 +29,7 @@ extension TableRoutes {
         var filters: [(String, String)] = []
         let argumentNames = Set(overloads.flatMap { $0.inputs.map(\.name) })
         if method == .post {
-            let body = String(buffer: try await request.body.collect(upTo: maxBodyBytes))
+            let body = try await jsonBody(request)
             let text = body.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "{}" : body
             guard let parsed = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
             else { throw RestError.body("the body is not JSON: send an object of the function's arguments") }

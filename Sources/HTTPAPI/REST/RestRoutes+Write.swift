@@ -39,23 +39,16 @@ extension TableRoutes {
         let returnPreference = preferences.returning ?? .minimal
         let needsRows = returnPreference != .minimal || singular
         let returning: RestQuery.Returning = needsRows ? .rows : .nothing
-        if let type = request.headers[.contentType], !type.isEmpty, !type.hasPrefix("application/json"),
-            kind != .delete
-        {
-            throw RestError(
-                status: .unsupportedMediaType, code: "PGRST107",
-                message: "The request's Content-Type \(type.prefix(60)) is not supported: send application/json")
-        }
         let statement: SQLStatement
         switch kind {
         case .insert:
-            let body = String(buffer: try await request.body.collect(upTo: maxBodyBytes))
+            let body = try await jsonBody(request)
             let parsed = try RestQuery.insertBody(body, table: table, columns: query.columns)
             statement = try query.insertStatement(
                 table, body: parsed, missingDefault: preferences.missingDefault, resolution: preferences.resolution,
                 returning: returning)
         case .update:
-            let body = String(buffer: try await request.body.collect(upTo: maxBodyBytes))
+            let body = try await jsonBody(request)
             let (json, columns) = try Self.updateBody(body, table: table)
             statement = try query.updateStatement(table, body: json, columns: columns, returning: returning)
         case .delete:
@@ -142,6 +135,32 @@ extension TableRoutes {
             headers[.contentType] = "application/json; charset=utf-8"
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// The request's body as JSON text. `application/x-www-form-urlencoded` (what `curl -d`
+    /// sends) is read as JSON when it is JSON, else as a form (one object of strings), as
+    /// PostgREST reads forms; other media types are refused.
+    func jsonBody(_ request: Request) async throws -> String {
+        let body = String(buffer: try await request.body.collect(upTo: maxBodyBytes))
+        let type =
+            (request.headers[.contentType] ?? "").split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            } ?? ""
+        switch type {
+        case "", "application/json", "application/vnd.pgrst.object+json":
+            return body
+        case "application/x-www-form-urlencoded":
+            let trimmed = body.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.hasPrefix("{") || trimmed.hasPrefix("[") { return body }
+            var object: [String: String] = [:]
+            for (key, value) in RestQuery.pairs(trimmed) { object[key] = value }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            return String(decoding: data, as: UTF8.self)
+        default:
+            throw RestError(
+                status: .unsupportedMediaType, code: "PGRST107",
+                message: "The request's Content-Type \(type.prefix(60)) is not supported: send application/json")
+        }
     }
 
     /// `/table?key=eq.value` of the first inserted row, by the primary key.
