@@ -117,6 +117,18 @@ enum OpenAPIDocument {
                 }
               }
             },
+            "/v1/tables": {
+              "get": {
+                "operationId": "describeTables", "summary": "An OpenAPI 3 description of the tables, views and functions of the profile's schema that the caller's role may use (PostgREST's root).",
+                "security": [{"jwt": []}, {}],
+                "parameters": [{"$ref": "#/components/parameters/AcceptProfile"}],
+                "responses": {
+                  "200": {"description": "The description", "content": {"application/openapi+json": {"schema": {"type": "object"}}}},
+                  "401": {"$ref": "#/components/responses/RestError"}, "403": {"$ref": "#/components/responses/RestError"},
+                  "406": {"$ref": "#/components/responses/RestError"}, "503": {"$ref": "#/components/responses/RestError"}
+                }
+              }
+            },
             "/v1/tables/{table}": {
               "parameters": [
                 {"name": "table", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A table or view of the profile's schema (Accept-Profile / Content-Profile among api.rest_schemas, default the first), or schema.table; double quotes around names with dots."}

@@ -323,6 +323,28 @@ def rpc_rows_with_filters_counts_and_writes():
     expect(read_only.code, "25006", "GET runs read-only")
 
 
+@check
+def openapi_description_of_the_schema():
+    import httpx
+    document = httpx.get(BASE + "/", headers={"Authorization": f"Bearer {ALICE}"}).json()
+    expect(document["openapi"].startswith("3."), True, "OpenAPI 3")
+    for path in ["/products", "/customers", "/orders", "/rpc/add_them", "/rpc/products_cheaper_than"]:
+        if path not in document["paths"]:
+            raise AssertionError(f"{path} is not described: {sorted(document['paths'])}")
+    products_schema = document["components"]["schemas"]["products"]
+    expect(products_schema["properties"]["id"]["type"], "integer", "id's type")
+    expect(products_schema["properties"]["tags"]["type"], "array", "tags' type")
+    if "Primary Key" not in products_schema["properties"]["id"].get("description", ""):
+        raise AssertionError(f"the key is not marked: {products_schema['properties']['id']}")
+    expect(sorted(products_schema["required"]), ["id", "name"], "required columns")
+    expect("patch" in document["paths"]["/customers"], False, "alice may not update customers")
+    expect("get" in document["paths"]["/rpc/add_them"], True, "immutable functions take GET")
+    expect("get" in document["paths"]["/rpc/rename_product"], False, "volatile functions do not")
+    expect("/readings" in document["paths"], True, "readings")
+    hidden = httpx.get(BASE + "/", headers={"Authorization": f"Bearer {BOB}"}).json()
+    expect("/products" in hidden["paths"], False, "bob may not read products: not described for him")
+
+
 for result in results:
     print(json.dumps(result))
 sys.exit(0 if all(result["ok"] for result in results) else 1)

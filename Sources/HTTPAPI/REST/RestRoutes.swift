@@ -23,6 +23,10 @@ extension APIServer {
         let custom = config.restPath == "/" ? "" : config.restPath
         if custom != "/v1/tables" { mounts.append(custom) }
         for mount in mounts {
+            let root = mount.isEmpty ? "/" : mount
+            router.get(RouterPath(root)) { request, _ in
+                try await tables.guarded { try await tables.openAPI(request, mount: root) }
+            }
             let path = RouterPath(mount + "/{table}")
             router.get(path) { request, context in try await tables.guarded { try await tables.read(request, context) }
             }
