@@ -47,6 +47,8 @@ public struct APIConfig: Sendable {
     }
     /// Honour `Prefer: tx=rollback` (requests that write and roll back, e.g. for tests).
     public var restAllowTransactionOverride = false
+    /// The pipe whose buffer live queries stream (default: the replication pipe capturing the table).
+    public var livePipe: String?
     /// Where a token's role is: a JSON path into its claims (`.role`, `.app_metadata.role`).
     public var jwtRoleClaim = ".role"
     /// A function (`schema.name`) called at the start of every REST request's transaction,

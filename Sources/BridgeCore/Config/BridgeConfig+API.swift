@@ -87,6 +87,7 @@ extension BridgeConfig {
             api.restSchemas = list
         }
         api.restAllowTransactionOverride = try keys["rest_allow_tx_override"]?.bool() ?? false
+        api.livePipe = try keys["live_pipe"]?.string()
         if let claim = keys["jwt_role_claim"] {
             let text = try claim.string()
             guard text.hasPrefix("."), text.count <= 200 else {

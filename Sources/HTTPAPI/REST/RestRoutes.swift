@@ -28,7 +28,13 @@ extension APIServer {
                 try await tables.guarded { try await tables.openAPI(request, mount: root) }
             }
             let path = RouterPath(mount + "/{table}")
-            router.get(path) { request, context in try await tables.guarded { try await tables.read(request, context) }
+            router.get(path) { request, context in
+                try await tables.guarded {
+                    if (request.headers[.accept] ?? "").contains("text/event-stream") {
+                        return try await liveQuery(request, context, tables: tables)
+                    }
+                    return try await tables.read(request, context)
+                }
             }
             router.head(path) { request, context in
                 try await tables.guarded { try await tables.read(request, context, head: true) }

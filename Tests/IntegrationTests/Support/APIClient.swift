@@ -57,6 +57,16 @@ struct APIClient {
         _ path: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60),
         onOpen: @Sendable () async throws -> Void = {}, _ onEvent: (String, String) throws -> Bool
     ) async throws {
+        try await streamEvents(path, headers: headers, timeout: timeout, onOpen: onOpen) { _, id, data in
+            try onEvent(id, data)
+        }
+    }
+
+    /// Opens an SSE stream; `onEvent` gets (event name, id, data) until it returns false.
+    func streamEvents(
+        _ path: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60),
+        onOpen: @Sendable () async throws -> Void = {}, _ onEvent: (String, String, String) throws -> Bool
+    ) async throws {
         var request = HTTPClientRequest(url: base + path)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -72,11 +82,13 @@ struct APIClient {
                 pending = String(pending[end.upperBound...])
                 var id = ""
                 var data = ""
+                var name = "message"
                 for line in block.split(separator: "\n") {
                     if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
                     if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+                    if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
                 }
-                if !data.isEmpty, !(try onEvent(id, data)) { return }
+                if !data.isEmpty, !(try onEvent(name, id, data)) { return }
             }
         }
     }
