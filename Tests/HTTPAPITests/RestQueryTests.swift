@@ -137,6 +137,21 @@ struct RestQueryTests {
         #expect(TableRoutes.contentRange(offset: 3, rows: 0, total: nil) == "*/*")
     }
 
+    @Test func hostileInputIsBoundedAndNeverSpliced() throws {
+        #expect(throws: RestError.self) { try TableRoutes.range("0-9223372036854775807") }
+        #expect(throws: RestError.self) { try TableRoutes.range("9223372036854775807-") }
+        let deep = String(repeating: "and(", count: 40) + "id.eq.1" + String(repeating: ")", count: 40)
+        #expect(throws: RestError.self) { try query("or=(\(deep))") }
+        let nested = String(repeating: "a(", count: 40) + "*" + String(repeating: ")", count: 40)
+        #expect(throws: RestError.self) { try query("select=\(nested)") }
+        // is. writes one of its own words, whatever the case trick.
+        let kelvin = try whereSQL("id=is.un%E2%84%AAnown")
+        #expect(kelvin.text == #" WHERE "id" IS UNKNOWN"#)
+        // Aggregates count their groups.
+        let groups = try query("select=device,temp.avg()").countStatement(table)
+        #expect(groups.text.hasPrefix("SELECT count(*) FROM (SELECT \"device\", avg(\"temp\")"))
+    }
+
     @Test func preferencesAreReadLikePostgREST() {
         let prefer = RestPreferences([
             "return=representation, count=exact", "resolution=merge-duplicates,missing=default",
@@ -175,8 +190,9 @@ struct RestQueryTests {
             table, returning: .nothing)
         #expect(
             limited.text.contains(
-                #"WHERE ctid = ANY(ARRAY(SELECT ctid FROM "public"."readings" WHERE "device" = $1 ORDER BY "id" DESC LIMIT 2))"#
+                #"WHERE "device" = $2 AND (tableoid, ctid) IN (SELECT tableoid, ctid FROM "public"."readings" WHERE "device" = $1 ORDER BY "id" DESC LIMIT 2)"#
             ))
+        #expect(limited.parameters == ["a", "a"])
     }
 
     @Test func insertsUpsertAndTakeDefaultsPerKeySet() throws {

@@ -106,10 +106,20 @@ struct LiveQueryTests {
 
         // 10,000 writes in transactions of 5: inserts, status flips and deletes, both owners.
         let url = db.url
+        let aliceState = ClientState(owner: "pgbridge_test_alice")
+        let bobState = ClientState(owner: "pgbridge_test_bob")
         let writer = Task {
             try await TestEnvironment.offPool {
                 let connection = try PGConnection(url: url, mode: .normal)
                 for batch in 0..<2_000 {
+                    // Half of the writes at the latest come after both snapshots were read.
+                    let deadline = ContinuousClock.now + .seconds(120)
+                    while batch >= 1_000, ContinuousClock.now < deadline,
+                        aliceState.state.withLock({ $0.snapshotRows }) == 0
+                            || bobState.state.withLock({ $0.snapshotRows }) == 0
+                    {
+                        usleep(10_000)
+                    }
                     var statements = ["BEGIN"]
                     for step in 0..<5 {
                         let i = batch * 5 + step
@@ -135,9 +145,8 @@ struct LiveQueryTests {
             }
         }
 
-        func subscribe(_ role: String, sentinel: Int) async throws -> ClientState {
-            let client = APIClient(base: base, token: try await token(role))
-            let state = ClientState(owner: role)
+        func subscribe(_ state: ClientState, sentinel: Int) async throws -> ClientState {
+            let client = APIClient(base: base, token: try await token(state.owner))
             try await client.streamEvents(
                 "/v1/tables/tasks?status=eq.open&owner=like.pgbridge*", headers: [("Accept", "text/event-stream")],
                 timeout: .seconds(240)
@@ -148,8 +157,8 @@ struct LiveQueryTests {
         }
         // Subscribe while the writes run, so the snapshot is taken in their midst.
         try await Task.sleep(for: .milliseconds(200))
-        async let alice = subscribe("pgbridge_test_alice", sentinel: 900_000)
-        async let bob = subscribe("pgbridge_test_bob", sentinel: 900_001)
+        async let alice = subscribe(aliceState, sentinel: 900_000)
+        async let bob = subscribe(bobState, sentinel: 900_001)
         try await writer.value
         // Sentinels: the last changes; a client has everything before it once it arrives.
         try db.sql(

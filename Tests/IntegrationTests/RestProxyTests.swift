@@ -63,6 +63,11 @@ struct RestProxyTests {
             CREATE TABLE big (id int PRIMARY KEY, label text);
             INSERT INTO big SELECT g, 'label, "quoted" ' || g FROM generate_series(1, 2500) g;
             GRANT SELECT ON big TO pgbridge_test_alice;
+            CREATE TABLE parted (id int, kind text, part int) PARTITION BY LIST (part);
+            CREATE TABLE parted_1 PARTITION OF parted FOR VALUES IN (1);
+            CREATE TABLE parted_2 PARTITION OF parted FOR VALUES IN (2);
+            INSERT INTO parted VALUES (1, 'a', 1), (2, 'b', 1), (3, 'a', 2), (4, 'b', 2);
+            GRANT SELECT, DELETE ON parted TO pgbridge_test_alice;
             CREATE FUNCTION echo_text(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT x $$;
             CREATE TABLE secrets (id int PRIMARY KEY, value text);
             INSERT INTO secrets VALUES (1, 'top secret');
@@ -242,6 +247,11 @@ struct RestProxyTests {
         let csvBody = try await alice.request(
             .POST, path, body: "id,owner\n5004,pgbridge_test_alice", headers: [("Content-Type", "text/csv")])
         #expect(csvBody.status == 415 && csvBody.json["code"] as? String == "PGRST107", "\(csvBody.body)")
+        // A limited delete on a partitioned table takes the first matching rows only (a ctid
+        // repeats across partitions).
+        let limited = try await alice.request(.DELETE, "/v1/tables/parted?kind=eq.a&order=id&limit=1")
+        #expect(limited.status == 204, "\(limited.body)")
+        #expect(try db.value("SELECT string_agg(id::text, ',' ORDER BY id) FROM parted") == "2,3,4")
         #expect(try await alice.request(.PATCH, path, body: #"{"temp": 99}"#).status == 400)
         #expect(try await alice.request(.DELETE, path).status == 400)
         let patched = try await alice.request(.PATCH, "\(path)?id=eq.2", body: #"{"temp": 99}"#)
@@ -314,8 +324,11 @@ struct RestProxyTests {
             ALTER TABLE notes OWNER TO \(owner);
             ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
             CREATE POLICY mine ON notes USING (owner = current_user);
+            CREATE TABLE tags (id int PRIMARY KEY, label text, note_id int REFERENCES notes);
+            INSERT INTO tags VALUES (1, 'x', 1);
+            GRANT SELECT ON tags TO \(owner);
             """)
-        defer { _ = try? db.sql("DROP TABLE notes; DROP ROLE \(owner)") }
+        defer { _ = try? db.sql("DROP TABLE tags; DROP TABLE notes; DROP ROLE \(owner)") }
         let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
         let config = "\(directory)/pgbridge.yaml"
         try """
@@ -330,6 +343,10 @@ struct RestProxyTests {
         let refused = try await client.get("/v1/tables/public.notes")
         #expect(refused.status == 403, "\(refused.body)")
         #expect(refused.body.contains("FORCE ROW LEVEL SECURITY"), "\(refused.body)")
+        // Reaching the same table as an embedded resource is refused the same way.
+        let embedded = try await client.get("/v1/tables/public.tags?select=label,notes(*)")
+        #expect(embedded.status == 403, "\(embedded.body)")
+        #expect(embedded.body.contains("public.notes"), "\(embedded.body)")
         try db.sql("ALTER TABLE notes FORCE ROW LEVEL SECURITY")
         let allowed = try await client.get("/v1/tables/public.notes?order=id")
         #expect(allowed.status == 200, "\(allowed.body)")

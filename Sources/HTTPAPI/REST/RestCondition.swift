@@ -128,8 +128,10 @@ struct RestFilter: Sendable, Equatable {
             let values = RestLists.items(of: value)
             condition = values.isEmpty ? "false" : "\(expression) IN (\(values.map(bind).joined(separator: ", ")))"
         case .is:
-            let word = value.lowercased() == "not_null" ? "NOT NULL" : value.uppercased()
-            condition = "\(expression) IS \(word)"
+            let words = [
+                "null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN",
+            ]
+            condition = "\(expression) IS \(words[value.lowercased()] ?? "NULL")"
         case .fts, .plfts, .phfts, .wfts:
             let function =
                 switch op {

@@ -10,6 +10,15 @@ struct ResolvedEmbed: Sendable {
     var children: [ResolvedEmbed]
 
     var outputName: String { embed.outputName }
+
+    /// Every relation this resource and its nested ones read (junction tables too).
+    var relations: [TableInfo] {
+        var list = [table]
+        if case .manyToMany(let schema, let junction, _, _) = relationship.kind {
+            list.append(TableInfo(schema: schema, name: junction, columns: []))
+        }
+        return list + children.flatMap(\.relations)
+    }
 }
 
 extension RestQuery {
@@ -211,6 +220,9 @@ extension RestQuery {
         for condition in child.scope.conditions {
             conditions.append(condition.sql(&parameters, qualifier: alias) { child.table.column($0)?.type })
         }
+        // `!inner` resources nested in this one leave out its rows without a match.
+        let depth = Int(alias.dropFirst("pgrst_".count)) ?? 0
+        conditions += innerConditions(child.children, parentAlias: alias, depth: depth, &parameters)
         return from + " WHERE " + conditions.joined(separator: " AND ")
     }
 
@@ -222,11 +234,7 @@ extension RestQuery {
     {
         embeds.filter(\.embed.inner).map { child in
             let alias = "pgrst_\(depth + 1)"
-            var nested = source(child, alias: alias, parentAlias: parentAlias, &parameters)
-            for condition in innerConditions(child.children, parentAlias: alias, depth: depth + 1, &parameters) {
-                nested += " AND \(condition)"
-            }
-            return "EXISTS (SELECT 1 \(nested))"
+            return "EXISTS (SELECT 1 \(source(child, alias: alias, parentAlias: parentAlias, &parameters)))"
         }
     }
 }

@@ -68,6 +68,13 @@ struct RestError: HTTPResponseError, Equatable, CustomStringConvertible {
             hint: "names are case-sensitive; only tables and views of api.rest_schemas are served")
     }
 
+    /// PGRST003: no pooled connection freed up in time.
+    static var busy: RestError {
+        RestError(
+            status: .serviceUnavailable, code: "PGRST003",
+            message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+    }
+
     /// PGRST116: `application/vnd.pgrst.object+json` and not exactly one row.
     static func singular(_ rows: Int) -> RestError {
         RestError(

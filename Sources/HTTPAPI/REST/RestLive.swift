@@ -202,7 +202,7 @@ extension APIServer {
         do {
             let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try TableRoutes.begin(connection, settings, table: table, readOnly: true)
+                    try TableRoutes.begin(connection, settings, relations: [table], readOnly: true)
                     let rows = try connection.execute(statement, bound)
                     let snapshot = try connection.execute("SELECT pg_current_snapshot()::text").string(0, 0) ?? ""
                     try connection.execute("COMMIT")
@@ -212,9 +212,7 @@ extension APIServer {
                 }
             }
             guard let result, let visibility = SnapshotVisibility(result.1) else {
-                throw RestError(
-                    status: .serviceUnavailable, code: "PGRST003",
-                    message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+                throw RestError.busy
             }
             return (result.0, visibility)
         } catch let error as RestError {
@@ -276,7 +274,7 @@ extension APIServer {
         let bound = parameters
         let checked = try await pool.withSession(timeout: .seconds(10)) { session in
             try await session.run { connection -> [(String, String?)] in
-                try TableRoutes.begin(connection, settings, table: table, readOnly: true)
+                try TableRoutes.begin(connection, settings, relations: [table], readOnly: true)
                 let result = try connection.execute(sql, bound)
                 try connection.execute("COMMIT")
                 return (0..<result.rowCount).map { (result.string($0, 1) ?? "", result.string($0, 2)) }

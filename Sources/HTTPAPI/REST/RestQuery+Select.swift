@@ -31,12 +31,13 @@ extension RestQuery {
         var groupCount = 0
         if let bucket, let timeColumn {
             parameters.append(bucket)
+            let width = "$\(parameters.count)::interval"
             let time = SQL.identifier(timeColumn)
             let type = table.column(timeColumn)?.type ?? ""
             let origin =
                 type.contains("with time zone") ? "TIMESTAMPTZ '2000-01-03 00:00:00+00'" : "TIMESTAMP '2000-01-03'"
             let expression =
-                timeBucket ? "time_bucket($1::interval, \(time))" : "date_bin($1::interval, \(time), \(origin))"
+                timeBucket ? "time_bucket(\(width), \(time))" : "date_bin(\(width), \(time), \(origin))"
             var items = ["\(expression) AS bucket"]
             for item in select {
                 guard case .field(let field, let alias, let cast) = item else { continue }
@@ -84,6 +85,11 @@ extension RestQuery {
 
     /// `SELECT count(*)` of the rows the filters match (no paging): `Prefer: count=exact`.
     func countStatement(_ table: TableInfo, embeds: [ResolvedEmbed] = []) -> SQLStatement {
+        let grouped = bucket != nil || select.contains { if case .aggregate = $0 { true } else { false } }
+        if grouped, let rows = try? selectStatement(table, timeBucket: false, page: Page()) {
+            // Aggregates count their groups, not the rows grouped.
+            return SQLStatement(text: "SELECT count(*) FROM (\(rows.text)) pgrst_groups", parameters: rows.parameters)
+        }
         var parameters = table.sourceParameters
         guard embeds.contains(where: \.embed.inner) else {
             let sql =
@@ -151,7 +157,7 @@ extension RestQuery {
                     status: .badRequest, code: "PGRST200",
                     message:
                         "Could not find a relationship between '\(table.name)' and '\(embed.name)' in the schema cache",
-                    hint: "resource embedding is not served by this version of pgbridge")
+                    hint: "a function's result cannot embed other resources")
             }
         }
         if !aggregates.isEmpty {

@@ -145,7 +145,8 @@ extension RestQuery {
     private func targetRows(_ table: TableInfo, _ parameters: inout [String?]) throws -> String {
         let filters = Self.whereClause(root, &parameters, qualifier: nil, table: table)
         guard root.limit != nil || root.offset != nil else { return filters }
-        var inner = "SELECT ctid FROM \(table.qualified)" + filters
+        // (tableoid, ctid): a ctid is unique only within one partition or chunk.
+        var inner = "SELECT tableoid, ctid FROM \(table.qualified)" + filters
         if !root.order.isEmpty {
             var items: [String] = []
             for item in root.order { items.append(item.sql(&parameters, qualifier: nil)) }
@@ -153,7 +154,8 @@ extension RestQuery {
         }
         if let limit = root.limit { inner += " LIMIT \(limit)" }
         if let offset = root.offset, offset > 0 { inner += " OFFSET \(offset)" }
-        return " WHERE ctid = ANY(ARRAY(\(inner)))"
+        let outer = Self.whereClause(root, &parameters, qualifier: nil, table: table)
+        return outer + (outer.isEmpty ? " WHERE " : " AND ") + "(tableoid, ctid) IN (\(inner))"
     }
 
     /// `SELECT <rows as JSON or NULL>, count(*) FROM pgrst_rows`.

@@ -89,6 +89,7 @@ struct RestQuery: Sendable {
     /// buckets are refused.
     init(pairs: [(String, String)], table: TableInfo, forWrite: Bool = false) throws {
         for (key, value) in pairs {
+            try Self.checkNesting(value, key: key)
             try add(key: key, value: Substring(value), forWrite: forWrite)
         }
         try check(against: table)
@@ -109,6 +110,26 @@ struct RestQuery: Sendable {
         default:
             let path = try Self.keyPath(key)
             try apply(path: path, value: value, key: key)
+        }
+    }
+
+    /// Logic trees and embedded resources nest at most this deep (parsing recurses per level).
+    static let maxNesting = 32
+
+    static func checkNesting(_ value: String, key: String) throws {
+        var depth = 0
+        var deepest = 0
+        for byte in value.utf8 {
+            if byte == UInt8(ascii: "(") {
+                depth += 1
+                deepest = max(deepest, depth)
+            } else if byte == UInt8(ascii: ")") {
+                depth -= 1
+            }
+        }
+        guard deepest <= maxNesting else {
+            throw RestError.parse(
+                "\(key.prefix(40))= nests \(deepest) levels of parentheses: at most \(maxNesting) are accepted")
         }
     }
 

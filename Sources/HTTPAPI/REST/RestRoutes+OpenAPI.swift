@@ -16,7 +16,7 @@ extension TableRoutes {
         do {
             let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, table: nil, readOnly: true)
+                    try Self.begin(connection, settings, relations: [], readOnly: true)
                     let tables = try connection.execute(Self.tablesQuery, [schema]).string(0, 0)
                     let functions = try connection.execute(Self.functionsQuery, [schema]).string(0, 0)
                     try connection.execute("COMMIT")
@@ -24,9 +24,7 @@ extension TableRoutes {
                 }
             }
             guard let result else {
-                throw RestError(
-                    status: .serviceUnavailable, code: "PGRST003",
-                    message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+                throw RestError.busy
             }
             described = result
         } catch {

@@ -14,7 +14,9 @@ extension TableRoutes {
         let identity = try await auth.identify(authorization: request.headers[.authorization], write: false)
         let raw = try context.parameters.require("function")
         let name = raw.removingPercentEncoding ?? raw
-        guard !name.isEmpty, name.utf8.count <= 63 else { throw RestError.parse("expected /rpc/{function}") }
+        guard !name.isEmpty, name.utf8.count <= 63, !name.unicodeScalars.contains(where: { $0.value < 32 }) else {
+            throw RestError.parse("expected /rpc/{function}")
+        }
         let schema = try profileSchema(request, write: method == .post)
         let overloads: [FunctionInfo]
         do {
@@ -80,6 +82,7 @@ extension TableRoutes {
             preferences: preferences, table: table)
         if case .scalar = function.returns { plan.rowJSON = "to_json(pgrst_row.\(SQL.identifier(function.name)))" }
         plan.readOnly = method != .post || function.volatility != "v"
+        plan.rollback = preferences.transaction == .rollback && allowTransactionOverride
         var response = try await respond(plan, identity: identity, request: request, head: method == .head)
         if !function.returnsSet { response.headers[.contentType] = "application/json; charset=utf-8" }
         return response
@@ -172,16 +175,14 @@ extension TableRoutes {
         do {
             let done = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, table: nil, readOnly: readOnly)
+                    try Self.begin(connection, settings, relations: [], readOnly: readOnly)
                     _ = try connection.execute(sql, parameters)
                     try connection.execute("COMMIT")
                     return true
                 }
             }
             guard done != nil else {
-                throw RestError(
-                    status: .serviceUnavailable, code: "PGRST003",
-                    message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+                throw RestError.busy
             }
         } catch {
             throw await mapped(error, identity: identity, table: table)

@@ -42,7 +42,10 @@ extension TableRoutes {
         guard let header, !header.isEmpty else { return nil }
         let text = header.hasPrefix("items=") ? String(header.dropFirst(6)) : header
         let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, let first = Int(parts[0]), first >= 0 else {
+        // Row numbers beyond 10^12 are refused: no table has them, and sums must not overflow.
+        guard parts.count == 2, let first = Int(parts[0]), (0...1_000_000_000_000).contains(first),
+            parts[1].isEmpty || Int(parts[1]).map({ $0 <= 1_000_000_000_000 }) == true
+        else {
             throw RestError(
                 status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
                 details: "Range takes first-last row numbers, e.g. Range: 0-9")
@@ -73,8 +76,10 @@ extension TableRoutes {
         let embeds: [ResolvedEmbed]
         do {
             let catalog = catalog
+            let schemas = schemas
             embeds = try await query.resolveEmbeds(table) { schema, name in
-                try await catalog.table(schema: schema, name: name)
+                // Only tables of the exposed schemas are embedded.
+                schemas.contains(schema) ? try await catalog.table(schema: schema, name: name) : nil
             }
             statement = try query.selectStatement(
                 table, timeBucket: try await catalog.hasTimescaleDB(), page: page, embeds: embeds)
@@ -84,7 +89,8 @@ extension TableRoutes {
         return try await respond(
             ReadPlan(
                 statement: statement, counted: query.countStatement(table, embeds: embeds), page: page,
-                representation: representation, preferences: preferences, table: table),
+                representation: representation, preferences: preferences, table: table,
+                relations: embeds.flatMap(\.relations)),
             identity: identity, request: request, head: head)
     }
 
@@ -98,8 +104,13 @@ extension TableRoutes {
         var table: TableInfo
         /// How one row becomes JSON (a function's scalar result: the value, not an object).
         var rowJSON = "row_to_json(pgrst_row)"
-        /// Writes allowed (an RPC call of a volatile function by POST).
+        /// Writes allowed (an RPC call of a volatile function by POST): the statement then runs
+        /// exactly once (no separate count, never streamed), before anything is answered.
         var readOnly = true
+        /// `Prefer: tx=rollback` honoured: the transaction is rolled back at the end.
+        var rollback = false
+        /// Relations the statement reads besides the table (embedded resources, junctions).
+        var relations: [TableInfo] = []
     }
 
     /// Runs a read in the caller's role and answers it.
@@ -108,6 +119,8 @@ extension TableRoutes {
             plan.statement, plan.counted, plan.page, plan.representation, plan.preferences, plan.table
         )
         let readOnly = plan.readOnly
+        let finish = plan.rollback ? "ROLLBACK" : "COMMIT"
+        let relations = (table.source == nil ? [table] : []) + plan.relations
         let wrapped: String
         switch representation {
         case .csv: wrapped = statement.text
@@ -120,16 +133,16 @@ extension TableRoutes {
         // A result that fits one fetch is read and committed in the first round trips; a
         // larger one is counted (its Content-Range needs the number), then streamed from a
         // cursor 1,000 rows at a time. Both statements see the transaction's one snapshot.
-        let direct = page.limit.map { $0 <= APIServer.fetchRows } ?? false
+        let direct = !readOnly || (page.limit.map { $0 <= APIServer.fetchRows } ?? false)
         let lease = try await lease()
         let session = lease.session
         let first: Chunk
         var total: Int?
         do {
             (first, total) = try await session.run { connection in
-                try Self.begin(connection, settings, table: table.source == nil ? table : nil, readOnly: readOnly)
+                try Self.begin(connection, settings, relations: relations, readOnly: readOnly)
                 var total: Int?
-                switch preferences.count {
+                switch readOnly ? preferences.count : nil {
                 case .exact?:
                     total = try Self.count(connection, counted)
                 case .planned?:
@@ -144,10 +157,13 @@ extension TableRoutes {
                     let result = try connection.execute(
                         "SELECT (array_agg(pgrst_one.j))[1], count(*) FROM (\(wrapped)) pgrst_one(j)",
                         statement.parameters)
-                    try connection.execute("COMMIT")
                     let rows = Int(result.string(0, 1) ?? "0") ?? 0
-                    guard rows == 1 else { throw RestError.singular(rows) }
-                    var chunk = Chunk(bytes: Array((result.string(0, 0) ?? "").utf8), rows: 1)
+                    guard rows == 1 else {
+                        try connection.execute("ROLLBACK")
+                        throw RestError.singular(rows)
+                    }
+                    try connection.execute(finish)
+                    var chunk = Chunk(bytes: Array((result.string(0, 0) ?? "null").utf8), rows: 1)
                     chunk.complete = true
                     return (chunk, total)
                 }
@@ -161,8 +177,9 @@ extension TableRoutes {
                 }
                 var chunk = Self.fetch(result, csv: csv, header: true, first: true)
                 if direct || chunk.rows < APIServer.fetchRows {
-                    try connection.execute("COMMIT")
+                    try connection.execute(finish)
                     chunk.complete = true
+                    if !readOnly, preferences.count != nil, page.offset == 0, page.limit == nil { total = chunk.rows }
                 } else if total == nil {
                     total = try Self.count(connection, counted)
                 }
@@ -176,16 +193,18 @@ extension TableRoutes {
         let rows =
             first.complete
             ? first.rows : max(0, min((total ?? 0) - page.offset, page.limit ?? Int.max))
+        // The total is shown (and decides 206 and 416) only when the request asked for a count.
+        let reported = preferences.count == nil ? nil : total
         var headers: HTTPFields = [:]
-        headers[.contentRange] = Self.contentRange(offset: page.offset, rows: rows, total: total)
-        if let total, page.offset > total {
+        headers[.contentRange] = Self.contentRange(offset: page.offset, rows: rows, total: reported)
+        if let total = reported, page.offset > total {
             lease.release(committed: first.complete)
             throw RestError(
                 status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
                 details: "An offset of \(page.offset) was requested, but there are only \(total) rows.",
                 headers: [.contentRange: "*/\(total)"])
         }
-        let status: HTTPResponse.Status = total.map { rows < $0 ? .partialContent : .ok } ?? .ok
+        let status: HTTPResponse.Status = reported.map { rows < $0 ? .partialContent : .ok } ?? .ok
         switch representation {
         case .csv: headers[.contentType] = "text/csv; charset=utf-8"
         case .object: headers[.contentType] = "application/vnd.pgrst.object+json; charset=utf-8"

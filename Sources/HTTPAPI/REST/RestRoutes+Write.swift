@@ -62,7 +62,7 @@ extension TableRoutes {
         do {
             let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, table: table, readOnly: false)
+                    try Self.begin(connection, settings, relations: [table], readOnly: false)
                     let position = try connection.execute(
                         "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text")
                     let result = try connection.execute(statement.text, statement.parameters)
@@ -94,9 +94,7 @@ extension TableRoutes {
                 }
             }
             guard let result else {
-                throw RestError(
-                    status: .serviceUnavailable, code: "PGRST003",
-                    message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
+                throw RestError.busy
             }
             outcome = result
         } catch {

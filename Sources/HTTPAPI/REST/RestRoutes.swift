@@ -101,27 +101,19 @@ struct TableRoutes: Sendable {
         guard let (named, name) = Self.split(text) else {
             throw RestError.parse("expected /{table} or /{schema}.{table}, got '\(text.prefix(80))'")
         }
-        let profile = request.headers[write ? APIServer.contentProfileHeader : APIServer.acceptProfileHeader]
-        let schema: String
-        if let named {
-            schema = named
-        } else if let profile {
-            guard schemas.contains(profile) else {
-                throw RestError(
-                    status: .notAcceptable, code: "PGRST106",
-                    message: "The schema must be one of the following: \(schemas.joined(separator: ", "))",
-                    hint: "api.rest_schemas lists the schemas a profile header may pick")
-            }
-            schema = profile
-        } else {
-            schema = schemas.first ?? "public"
-        }
+        let schema = try named ?? profileSchema(request, write: write)
         if TableCatalog.isHidden(schema: schema) {
             throw RestError(
                 status: .notFound, code: "PGRST205",
                 message:
                     "the schema \(schema) is never served by the REST proxy (pgbridge's own objects and the system catalogs)"
             )
+        }
+        guard schemas.contains(schema) else {
+            throw RestError(
+                status: .notAcceptable, code: "PGRST106",
+                message: "The schema must be one of the following: \(schemas.joined(separator: ", "))",
+                hint: "add \(schema) to api.rest_schemas to serve its tables")
         }
         do {
             guard let table = try await catalog.table(schema: schema, name: name) else {
@@ -170,7 +162,9 @@ struct TableRoutes: Sendable {
             }
         }
         parts.append(current)
-        guard !quoted, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else { return nil }
+        guard !quoted,
+            parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 && !$0.unicodeScalars.contains { $0.value < 32 } })
+        else { return nil }
         switch parts.count {
         case 1: return (nil, parts[0])
         case 2: return (parts[0], parts[1])
@@ -219,13 +213,21 @@ struct TableRoutes: Sendable {
     /// role), the login role, superusers, BYPASSRLS and REPLICATION roles, and owners of the table
     /// (or members of its owner) when it has row-level security without FORCE (owners bypass it).
     /// Reads see one snapshot (their row count and rows agree).
-    static func begin(_ connection: SQLConnection, _ session: SessionSettings, table: TableInfo?, readOnly: Bool)
-        throws
-    {
+    static func begin(
+        _ connection: SQLConnection, _ session: SessionSettings, relations: [TableInfo], readOnly: Bool
+    ) throws {
         let settings = session.values
         let values = try settings.map { try connection.literal($0 ?? "") }
-        let schema = try connection.literal(table?.schema ?? "")
-        let name = try connection.literal(table?.name ?? "")
+        // Every relation the statement reads (the table, embedded resources, junction tables).
+        let named = try relations.map { "(\(try connection.literal($0.schema)), \(try connection.literal($0.name)))" }
+        let owned =
+            named.isEmpty
+            ? "false"
+            : """
+            EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                    WHERE (n.nspname::text, c.relname::text) IN (\(named.joined(separator: ", "))) AND c.relrowsecurity \
+                      AND NOT c.relforcerowsecurity AND pg_has_role(current_user, c.relowner, 'USAGE'))
+            """
         let check: SQLResult
         do {
             check = try connection.execute(
@@ -240,9 +242,7 @@ struct TableRoutes: Sendable {
                 set_config('request.method', \(values[5]), true), \
                 set_config('request.path', \(values[6]), true); \
                 SELECT current_user = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
-                    OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                               WHERE n.nspname = \(schema) AND c.relname = \(name) AND c.relrowsecurity \
-                                 AND NOT c.relforcerowsecurity AND pg_has_role(current_user, c.relowner, 'USAGE')) \
+                    OR \(owned) \
                 FROM pg_roles r WHERE r.rolname = current_user
                 """)
         } catch let error as PostgresError where error.sqlState == "22023" || error.sqlState == "42704" {
@@ -254,7 +254,7 @@ struct TableRoutes: Sendable {
         }
         if check.string(0, 0) != "f" {
             throw APIError.forbidden(
-                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(table.map { "\($0.schema).\($0.name)" } ?? "the table"), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
+                "role \(settings[0].map { String($0.prefix(63)) } ?? "") may not be used through the REST proxy (it is pgbridge's own login, a superuser, has BYPASSRLS or REPLICATION, or owns \(relations.map(\.display).joined(separator: " or ")), whose row-level security it would bypass: ALTER TABLE … FORCE ROW LEVEL SECURITY, or use another role)"
             )
         }
         try preRequest(connection, session)
@@ -268,11 +268,7 @@ struct TableRoutes: Sendable {
 
     /// A pooled session, or 503 when every one stays busy.
     func lease() async throws -> SQLLease {
-        guard let lease = await pool.lease(timeout: .seconds(10)) else {
-            throw RestError(
-                status: .serviceUnavailable, code: "PGRST003",
-                message: "every PostgreSQL connection of the REST proxy is busy (api.pool_size): try again")
-        }
+        guard let lease = await pool.lease(timeout: .seconds(10)) else { throw RestError.busy }
         return lease
     }
 

@@ -21,7 +21,6 @@ indirect enum RestSelectItem: Sendable, Equatable {
         if scanner.skip("...") { spread = true }
         // `alias:` (one colon, not a cast's two)
         var alias: String?
-        let save = scanner.position
         if let name = try? scanner.name(stoppingAt: [":", "(", ")", ",", "!", "."], what: "alias"),
             scanner.peek == ":", !scanner.rest.hasPrefix("::")
         {
@@ -30,7 +29,6 @@ indirect enum RestSelectItem: Sendable, Equatable {
         } else {
             scanner = RestScanner(text)
             if spread { _ = scanner.skip("...") }
-            _ = save
         }
         if scanner.rest.hasPrefix("count()") {
             _ = scanner.skip("count()")
