@@ -55,65 +55,83 @@ extension APIServer {
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
-                    var position = start
                     try await writer.write(ByteBuffer(string: ": pgbridge change stream\n\n"))
-                    try await withThrowingTaskGroup(of: Void.self) { tasks in
-                        // true = the keepalive timer ticked, false = new events.
-                        let (wakeups, wake) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(2))
-                        tasks.addTask {
-                            for await _ in changes { wake.yield(false) }
-                            wake.finish()  // the pipe was dropped
+                    try await Self.follow(buffer, from: start, filter: filter, changes: changes, writer: &writer) {
+                        events in
+                        var chunk = ByteBuffer()
+                        for event in events {
+                            chunk.writeString("id: ")
+                            chunk.writeString(event.id)
+                            chunk.writeString("\nevent: change\ndata: ")
+                            chunk.writeBytes(event.body)
+                            chunk.writeString("\n\n")
                         }
-                        tasks.addTask {
-                            // Ends the stream when pgbridge shuts down (the server waits for open requests).
-                            try? await gracefulShutdown()
-                            wake.finish()
-                        }
-                        tasks.addTask {
-                            while true {
-                                try await Task.sleep(for: Self.keepaliveInterval)
-                                wake.yield(true)
-                            }
-                        }
-                        var wroteSinceTick = true  // the stream's opening comment
-                        wake.yield(false)
-                        for await tick in wakeups {
-                            while true {
-                                let page: PipeEventBuffer.Page
-                                do {
-                                    page = try buffer.read(from: position, limit: 1000, filter: filter)
-                                } catch {
-                                    try await writer.write(
-                                        ByteBuffer(
-                                            string:
-                                                "event: gone\ndata: {\"message\":\"this client fell behind the pipe's buffer: reconnect without Last-Event-ID\"}\n\n"
-                                        ))
-                                    tasks.cancelAll()
-                                    return
-                                }
-                                position = page.next
-                                if page.events.isEmpty { break }
-                                var chunk = ByteBuffer()
-                                for event in page.events {
-                                    chunk.writeString("id: ")
-                                    chunk.writeString(event.id)
-                                    chunk.writeString("\nevent: change\ndata: ")
-                                    chunk.writeBytes(event.body)
-                                    chunk.writeString("\n\n")
-                                }
-                                try await writer.write(chunk)
-                                wroteSinceTick = true
-                            }
-                            if tick {
-                                // At least one write per interval: idle proxies keep the stream.
-                                if !wroteSinceTick { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
-                                wroteSinceTick = false
-                            }
-                        }
-                        tasks.cancelAll()
+                        return chunk
                     }
                     try await writer.finish(nil)
                 })
+        }
+    }
+
+    /// Follows a pipe's buffer from `start` until the pipe is dropped or pgbridge shuts down:
+    /// each page of (filtered) events goes through `render` to the stream, a comment keeps an
+    /// idle stream open every `keepaliveInterval`, and a client that fell behind the buffer gets
+    /// `event: gone`.
+    static func follow(
+        _ buffer: PipeEventBuffer, from start: UInt64, filter: PipeEventBuffer.Filter,
+        changes: AsyncStream<Void>, writer: inout any ResponseBodyWriter,
+        render: ([PipeEventBuffer.Event]) async throws -> ByteBuffer
+    ) async throws {
+        var position = start
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            // true = the keepalive timer ticked, false = new events.
+            let (wakeups, wake) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(2))
+            tasks.addTask {
+                for await _ in changes { wake.yield(false) }
+                wake.finish()  // the pipe was dropped
+            }
+            tasks.addTask {
+                // Ends the stream when pgbridge shuts down (the server waits for open requests).
+                try? await gracefulShutdown()
+                wake.finish()
+            }
+            tasks.addTask {
+                while true {
+                    try await Task.sleep(for: Self.keepaliveInterval)
+                    wake.yield(true)
+                }
+            }
+            var wroteSinceTick = true  // the stream's opening comment
+            wake.yield(false)
+            for await tick in wakeups {
+                while true {
+                    let page: PipeEventBuffer.Page
+                    do {
+                        page = try buffer.read(from: position, limit: 1000, filter: filter)
+                    } catch {
+                        try await writer.write(
+                            ByteBuffer(
+                                string:
+                                    "event: gone\ndata: {\"message\":\"this client fell behind the pipe's buffer: reconnect without Last-Event-ID\"}\n\n"
+                            ))
+                        tasks.cancelAll()
+                        return
+                    }
+                    position = page.next
+                    if page.events.isEmpty { break }
+                    let chunk = try await render(page.events)
+                    if chunk.readableBytes > 0 {
+                        try await writer.write(chunk)
+                        wroteSinceTick = true
+                    }
+                }
+                if tick {
+                    // At least one write per interval: idle proxies keep the stream.
+                    if !wroteSinceTick { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
+                    wroteSinceTick = false
+                }
+            }
+            tasks.cancelAll()
         }
     }
 

@@ -12,15 +12,8 @@ import Testing
 struct LiveQueryTests {
     static let secret = "live-query-test-secret-0123456789abcdef"
 
-    struct Claims: JWTPayload {
-        var role: String
-        var exp: ExpirationClaim
-        func verify(using algorithm: some JWTAlgorithm) async throws {}
-    }
-
     func token(_ role: String) async throws -> String {
-        let keys = await JWTKeyCollection().add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
-        return try await keys.sign(Claims(role: role, exp: .init(value: Date().addingTimeInterval(600))))
+        try await RoleTokens.sign(role: role, secret: Self.secret)
     }
 
     /// What one client holds: rows by id, and the protocol mistakes it saw.

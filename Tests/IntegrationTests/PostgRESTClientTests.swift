@@ -9,15 +9,8 @@ import Testing
 struct PostgRESTClientTests {
     static let secret = "postgrest-client-test-secret-0123456789"
 
-    struct Claims: JWTPayload {
-        var role: String
-        var exp: ExpirationClaim
-        func verify(using algorithm: some JWTAlgorithm) async throws {}
-    }
-
     func token(_ role: String) async throws -> String {
-        let keys = await JWTKeyCollection().add(hmac: HMACKey(from: Self.secret), digestAlgorithm: .sha256)
-        return try await keys.sign(Claims(role: role, exp: .init(value: Date().addingTimeInterval(600))))
+        try await RoleTokens.sign(role: role, secret: Self.secret)
     }
 
     static let fixture = """

@@ -67,7 +67,6 @@ extension APIServer {
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
                 var keys = Set(snapshot.map(\.key))
-                var position = start
                 try await writer.write(
                     ByteBuffer(string: ": pgbridge live query on \(table.display) (pipe \(pipe))\n\n"))
                 if keysKnown {
@@ -81,47 +80,12 @@ extension APIServer {
                         start += Self.liveBatch
                     } while start < snapshot.count
                 }
-                try await withThrowingTaskGroup(of: Void.self) { tasks in
-                    let (wakeups, wake) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(2))
-                    tasks.addTask {
-                        for await _ in changes { wake.yield(false) }
-                        wake.finish()
-                    }
-                    tasks.addTask {
-                        try? await gracefulShutdown()
-                        wake.finish()
-                    }
-                    tasks.addTask {
-                        while true {
-                            try await Task.sleep(for: Self.keepaliveInterval)
-                            wake.yield(true)
-                        }
-                    }
-                    wake.yield(false)
-                    for await tick in wakeups {
-                        while true {
-                            let page: PipeEventBuffer.Page
-                            do {
-                                page = try buffer.read(from: position, limit: Self.liveBatch, filter: filter)
-                            } catch {
-                                try await writer.write(
-                                    ByteBuffer(
-                                        string:
-                                            "event: gone\ndata: {\"message\":\"this client fell behind the pipe's buffer: reconnect without Last-Event-ID\"}\n\n"
-                                    ))
-                                tasks.cancelAll()
-                                return
-                            }
-                            position = page.next
-                            if page.events.isEmpty { break }
-                            let text = try await Self.liveChanges(
-                                page.events, table: table, query: query, visibility: seen, keys: &keys,
-                                keysKnown: keysKnown, settings: settings, pool: pool)
-                            if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
-                        }
-                        if tick { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
-                    }
-                    tasks.cancelAll()
+                try await Self.follow(buffer, from: start, filter: filter, changes: changes, writer: &writer) {
+                    events in
+                    let text = try await Self.liveChanges(
+                        events, table: table, query: query, visibility: seen, keys: &keys, keysKnown: keysKnown,
+                        settings: settings, pool: pool)
+                    return ByteBuffer(string: text)
                 }
                 logger.debug("live query on \(table.display) ended")
                 try await writer.finish(nil)

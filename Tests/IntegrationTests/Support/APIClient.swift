@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JWTKit
 import NIOCore
 import NIOHTTP1
 
@@ -91,5 +92,19 @@ struct APIClient {
                 if !data.isEmpty, !(try onEvent(name, id, data)) { return }
             }
         }
+    }
+}
+
+/// HS256 tokens with a `role` claim, as the REST proxy's tests sign them.
+enum RoleTokens {
+    struct Claims: JWTPayload {
+        var role: String
+        var exp: ExpirationClaim
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    static func sign(role: String, secret: String, expiresIn seconds: TimeInterval = 600) async throws -> String {
+        let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        return try await keys.sign(Claims(role: role, exp: .init(value: Date().addingTimeInterval(seconds))))
     }
 }
