@@ -117,7 +117,8 @@ struct LiveQueryTests {
                     for step in 0..<5 {
                         let i = batch * 5 + step
                         let id = 1_000 + i
-                        let owner = i % 2 == 0 ? "pgbridge_test_alice" : "pgbridge_test_bob"
+                        // Owners alternate by groups of four, so each has inserts that survive.
+                        let owner = (i / 4) % 2 == 0 ? "pgbridge_test_alice" : "pgbridge_test_bob"
                         switch i % 4 {
                         case 0, 1:
                             statements.append(
