@@ -153,8 +153,9 @@ extension KafkaClusterSuites {
             for broker in 1...3 { try KafkaCLI.control("up \(broker)") }
             _ = try await producer.produce([KafkaRecord(topic: topic, partition: 0, value: Array(#"{"n":1}"#.utf8))])
             await producer.close()
+            // At least once: n=0 may come twice when its offset was not committed before the outage.
             let events = try await EventFile.waitFor("\(directory)/events.jsonl", timeout: .seconds(60)) {
-                $0.count >= 2
+                $0.contains { $0.after?["n"] as? Int == 1 }
             }
             #expect(Set(events.compactMap { $0.after?["n"] as? Int }) == [0, 1], "the reading went on")
             bridge.kill(SIGTERM)

@@ -176,4 +176,72 @@ struct LiveQueryTests {
             #expect(got.map(\.1) == expected.map(\.1), "\(role): the rows' values differ from the table's")
         }
     }
+
+    /// A truncate, a key change and a reconnect: the stream carries on, the old key is deleted,
+    /// and a reconnect with Last-Event-ID starts over with `reset` and a fresh snapshot.
+    @Test func truncatesKeyChangesAndReconnects() async throws {
+        let db = try TestDatabase(prefix: "live_edge")
+        defer { db.drop() }
+        try db.sql(
+            """
+            CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
+            INSERT INTO items VALUES (1, 'one'), (2, 'two');
+            """)
+        let directory = try TestEnvironment.scratchDirectory("live-\(db.name)")
+        let slot = "live_edge_\(db.name)"
+        let config = try ConfigFile.write(
+            """
+            postgres: {url: "\(db.url)"}
+            state_dir: \(directory)/state
+            api: {listen: "127.0.0.1:0", anonymous_role: pgbridge_test_live_reader}
+            pipes:
+              - name: live
+                source: {tables: [public.items], slot: \(slot)}
+                sinks: [{kind: file, path: \(directory)/events.jsonl}]
+            """, in: directory)
+        try db.sql(
+            """
+            DO $$ BEGIN
+              CREATE ROLE pgbridge_test_live_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+            GRANT SELECT ON items TO pgbridge_test_live_reader;
+            """)
+        let bridge = try BridgeProcess.run(config: config, directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let port = try await APIClient.waitForPort(bridge)
+        try await waitForSlot(db, slot)
+        let client = APIClient(base: "http://127.0.0.1:\(port)", token: nil)
+        let seen = Mutex<[(String, String, String)]>([])
+        try await client.streamEvents(
+            "/v1/tables/items", headers: [("Accept", "text/event-stream")], timeout: .seconds(120),
+            onOpen: {
+                try db.sql("UPDATE items SET id = 10 WHERE id = 1")
+                try db.sql("TRUNCATE items")
+                try db.sql("INSERT INTO items VALUES (3, 'three')")
+            }
+        ) { name, id, data in
+            seen.withLock { $0.append((name, id, data)) }
+            return !(name == "insert" && data.contains("three"))
+        }
+        let events = seen.withLock { $0 }
+        #expect(events.first?.0 == "snapshot" && events.first?.2.contains("two") == true)
+        let names = events.dropFirst().map(\.0)
+        #expect(names.contains("delete"), "the old key 1 is deleted: \(events)")
+        #expect(events.contains { $0.0 == "delete" && $0.2 == #"{"id" : 1}"# }, "\(events)")
+        #expect(names.contains("truncate"), "\(events)")
+        #expect(names.last == "insert")
+
+        // Reconnecting with the last id: reset, then the table as it is now.
+        let lastID = try #require(events.last?.1)
+        let again = Mutex<[(String, String)]>([])
+        try await client.streamEvents(
+            "/v1/tables/items", headers: [("Accept", "text/event-stream"), ("Last-Event-ID", lastID)]
+        ) { name, _, data in
+            again.withLock { $0.append((name, data)) }
+            return name != "snapshot"
+        }
+        let resumed = again.withLock { $0 }
+        #expect(resumed.map(\.0) == ["reset", "snapshot"], "\(resumed)")
+        #expect(resumed.last?.1.contains("three") == true && resumed.last?.1.contains("two") == false)
+    }
+
 }

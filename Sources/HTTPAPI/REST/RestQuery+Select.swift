@@ -84,9 +84,9 @@ extension RestQuery {
     }
 
     /// `SELECT count(*)` of the rows the filters match (no paging): `Prefer: count=exact`.
-    func countStatement(_ table: TableInfo, embeds: [ResolvedEmbed] = []) -> SQLStatement {
+    func countStatement(_ table: TableInfo, embeds: [ResolvedEmbed] = [], timeBucket: Bool = false) -> SQLStatement {
         let grouped = bucket != nil || select.contains { if case .aggregate = $0 { true } else { false } }
-        if grouped, let rows = try? selectStatement(table, timeBucket: false, page: Page()) {
+        if grouped, let rows = try? selectStatement(table, timeBucket: timeBucket, page: Page()) {
             // Aggregates count their groups, not the rows grouped.
             return SQLStatement(text: "SELECT count(*) FROM (\(rows.text)) pgrst_groups", parameters: rows.parameters)
         }

@@ -74,6 +74,7 @@ extension TableRoutes {
         let page = query.page(range: try Self.range(request.headers[APIServer.rangeHeader]))
         let statement: SQLStatement
         let embeds: [ResolvedEmbed]
+        let timeBucket: Bool
         do {
             let catalog = catalog
             let schemas = schemas
@@ -81,14 +82,15 @@ extension TableRoutes {
                 // Only tables of the exposed schemas are embedded.
                 schemas.contains(schema) ? try await catalog.table(schema: schema, name: name) : nil
             }
-            statement = try query.selectStatement(
-                table, timeBucket: try await catalog.hasTimescaleDB(), page: page, embeds: embeds)
+            timeBucket = try await catalog.hasTimescaleDB()
+            statement = try query.selectStatement(table, timeBucket: timeBucket, page: page, embeds: embeds)
         } catch let error as PostgresError {
             throw Self.catalogError(error)
         }
         return try await respond(
             ReadPlan(
-                statement: statement, counted: query.countStatement(table, embeds: embeds), page: page,
+                statement: statement, counted: query.countStatement(table, embeds: embeds, timeBucket: timeBucket),
+                page: page,
                 representation: representation, preferences: preferences, table: table,
                 relations: embeds.flatMap(\.relations)),
             identity: identity, request: request, head: head)
