@@ -13,15 +13,8 @@ struct RestProxyTests {
     static let secret = "rest-proxy-test-secret-0123456789abcdef"
     static let admin = "rest-proxy-admin-token-0123"
 
-    struct Claims: JWTPayload {
-        var role: String
-        var exp: ExpirationClaim
-        func verify(using algorithm: some JWTAlgorithm) async throws {}
-    }
-
     func token(_ role: String, secret: String = secret, expires: TimeInterval = 300) async throws -> String {
-        let keys = await JWTKeyCollection().add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
-        return try await keys.sign(Claims(role: role, exp: .init(value: Date().addingTimeInterval(expires))))
+        try await RoleTokens.sign(role: role, secret: secret, expiresIn: expires)
     }
 
     /// The rows of a 200 (or 201) answer; any other answer is a failure of the test (not "no rows").

@@ -266,7 +266,7 @@ enum RestLists {
     static func items(of list: String) -> [String] {
         let inner = Substring(list).dropFirst().dropLast()
         guard !inner.isEmpty, let items = try? split(inner) else { return [] }
-        return items.map { unquoted(String($0).trimmingSpaces) }
+        return items.map { unquoted(String($0.trimmingSpaces)) }
     }
 
     /// `"a \"b\""` → `a "b"`; anything else as it is.

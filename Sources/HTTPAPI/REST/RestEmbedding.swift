@@ -30,10 +30,8 @@ extension RestQuery {
         var used: Set<[String]> = []
         let resolved = try await resolve(select, parent: table, path: [], used: &used, lookup: lookup)
         if let stray = scopes.keys.first(where: { !used.contains($0) }) {
-            throw RestError(
-                status: .badRequest, code: "PGRST108",
-                message:
-                    "'\(stray.joined(separator: "."))' is not an embedded resource in this request",
+            throw RestError.notEmbedded(
+                stray,
                 hint: "Verify that '\(stray.joined(separator: "."))' is included in the 'select' query parameter.")
         }
         return resolved
@@ -135,8 +133,7 @@ extension RestQuery {
             case .star:
                 sql.append("\(alias).*")
             case .field(let field, let itemAlias, let cast):
-                var expression = field.sql(&parameters, qualifier: alias)
-                if let cast { expression = "(\(expression))::\(cast)" }
+                let expression = fieldExpression(field, cast: cast, qualifier: alias, &parameters)
                 sql.append("\(expression) AS \(SQL.identifier(itemAlias ?? field.outputName))")
             case .aggregate:
                 continue  // refused before SQL is built
@@ -160,8 +157,7 @@ extension RestQuery {
                 let name: String
                 switch item {
                 case .field(let field, let itemAlias, let cast):
-                    expression = field.sql(&parameters, qualifier: alias)
-                    if let cast { expression = "(\(expression))::\(cast)" }
+                    expression = fieldExpression(field, cast: cast, qualifier: alias, &parameters)
                     name = itemAlias ?? field.outputName
                 case .star:
                     return child.table.columns.map { column in

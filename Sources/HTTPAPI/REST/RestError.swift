@@ -68,6 +68,27 @@ struct RestError: HTTPResponseError, Equatable, CustomStringConvertible {
             hint: "names are case-sensitive; only tables and views of api.rest_schemas are served")
     }
 
+    /// PGRST103: a range the rows cannot satisfy.
+    static func range(_ details: String, headers: HTTPFields = [:]) -> RestError {
+        RestError(
+            status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
+            details: details, headers: headers)
+    }
+
+    /// PGRST108: a parameter scoped to a resource the select does not embed.
+    static func notEmbedded(_ path: [String], hint: String) -> RestError {
+        RestError(
+            status: .badRequest, code: "PGRST108",
+            message: "'\(path.joined(separator: "."))' is not an embedded resource in this request", hint: hint)
+    }
+
+    /// PGRST204: a body key that is not a column.
+    static func unknownBodyColumn(_ key: String, in table: TableInfo) -> RestError {
+        RestError(
+            status: .badRequest, code: "PGRST204",
+            message: "Could not find the '\(key.prefix(63))' column of '\(table.name)' in the schema cache")
+    }
+
     /// PGRST003: no pooled connection freed up in time.
     static var busy: RestError {
         RestError(

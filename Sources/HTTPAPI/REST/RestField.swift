@@ -116,7 +116,7 @@ struct RestScanner {
             name.append(character)
             advance()
         }
-        return try Self.checked(name.trimmingSpaces, what: what)
+        return try Self.checked(String(name.trimmingSpaces), what: what)
     }
 
     private static func checked(_ name: String, what: String) throws -> String {
@@ -148,11 +148,12 @@ struct RestScanner {
     }
 }
 
-extension String {
-    var trimmingSpaces: String {
-        var slice = Substring(self)
+extension StringProtocol where SubSequence == Substring {
+    /// Without the spaces at either end (PostgREST ignores them around list items).
+    var trimmingSpaces: Substring {
+        var slice = self[...]
         while slice.first == " " { slice = slice.dropFirst() }
         while slice.last == " " { slice = slice.dropLast() }
-        return String(slice)
+        return slice
     }
 }

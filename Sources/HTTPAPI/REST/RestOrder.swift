@@ -5,7 +5,7 @@ struct RestOrder: Sendable, Equatable {
     var nulls: String?
 
     static func list(_ text: Substring) throws -> [RestOrder] {
-        try RestLists.split(text).map { try item($0.trimmingSpacesSubstring) }
+        try RestLists.split(text).map { try item($0.trimmingSpaces) }
     }
 
     static func item(_ text: Substring) throws -> RestOrder {

@@ -63,4 +63,12 @@ struct RestPreferences: Sendable, Equatable {
             }
         }
     }
+
+    /// Itself, or PGRST122 when `handling=strict` meets a preference it does not know.
+    func checkedStrictness() throws -> RestPreferences {
+        guard strict, let unknown = unknown.first else { return self }
+        throw RestError(
+            status: .badRequest, code: "PGRST122", message: "Invalid preferences given with handling=strict",
+            details: "Invalid preferences: \(unknown.prefix(100))")
+    }
 }

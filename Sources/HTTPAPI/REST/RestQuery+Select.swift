@@ -172,9 +172,16 @@ extension RestQuery {
         return (plain.joined(separator: ", "), 0)
     }
 
+    /// A select item's expression, cast when asked.
+    static func fieldExpression(
+        _ field: RestField, cast: String?, qualifier: String? = nil, _ parameters: inout [String?]
+    ) -> String {
+        let expression = field.sql(&parameters, qualifier: qualifier)
+        return cast.map { "(\(expression))::\($0)" } ?? expression
+    }
+
     static func fieldSQL(_ field: RestField, alias: String?, cast: String?, _ parameters: inout [String?]) -> String {
-        var expression = field.sql(&parameters, qualifier: nil)
-        if let cast { expression = "(\(expression))::\(cast)" }
+        let expression = fieldExpression(field, cast: cast, &parameters)
         let name = alias ?? field.outputName
         return alias == nil && cast == nil && field.steps.isEmpty
             ? expression : "\(expression) AS \(SQL.identifier(name))"

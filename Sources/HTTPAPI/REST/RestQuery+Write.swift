@@ -43,9 +43,7 @@ extension RestQuery {
             if let chosen { keys = keys.filter { chosen.contains($0) } }
             for key in keys where !columns.contains(key) {
                 guard table.column(key) != nil else {
-                    throw RestError(
-                        status: .badRequest, code: "PGRST204",
-                        message: "Could not find the '\(key.prefix(63))' column of '\(table.name)' in the schema cache")
+                    throw RestError.unknownBodyColumn(key, in: table)
                 }
                 columns.append(key)
             }

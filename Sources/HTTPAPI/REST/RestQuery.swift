@@ -183,7 +183,7 @@ struct RestQuery: Sendable {
 
     static func names(_ text: Substring, what: String) throws -> [String] {
         let names = try RestLists.split(text).map { item -> String in
-            var scanner = RestScanner(item.trimmingSpacesSubstring)
+            var scanner = RestScanner(item.trimmingSpaces)
             let name = try scanner.name(stoppingAt: [","], what: "column name")
             return name
         }

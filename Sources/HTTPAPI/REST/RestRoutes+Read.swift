@@ -46,15 +46,11 @@ extension TableRoutes {
         guard parts.count == 2, let first = Int(parts[0]), (0...1_000_000_000_000).contains(first),
             parts[1].isEmpty || Int(parts[1]).map({ $0 <= 1_000_000_000_000 }) == true
         else {
-            throw RestError(
-                status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
-                details: "Range takes first-last row numbers, e.g. Range: 0-9")
+            throw RestError.range("Range takes first-last row numbers, e.g. Range: 0-9")
         }
         if parts[1].isEmpty { return (first, nil) }
         guard let last = Int(parts[1]), last >= first else {
-            throw RestError(
-                status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
-                details: "the range's last row comes before its first")
+            throw RestError.range("the range's last row comes before its first")
         }
         return (first, last)
     }
@@ -65,12 +61,7 @@ extension TableRoutes {
         let table = try await table(request, context, write: false)
         let query = try RestQuery(pairs: RestQuery.pairs(request.uri.query), table: table)
         let representation = try Representation.negotiate(request.headers[.accept])
-        let preferences = RestPreferences(request.headers[values: APIServer.preferHeader])
-        if preferences.strict, let unknown = preferences.unknown.first {
-            throw RestError(
-                status: .badRequest, code: "PGRST122", message: "Invalid preferences given with handling=strict",
-                details: "Invalid preferences: \(unknown.prefix(100))")
-        }
+        let preferences = try RestPreferences(request.headers[values: APIServer.preferHeader]).checkedStrictness()
         let page = query.page(range: try Self.range(request.headers[APIServer.rangeHeader]))
         let statement: SQLStatement
         let embeds: [ResolvedEmbed]
@@ -201,9 +192,8 @@ extension TableRoutes {
         headers[.contentRange] = Self.contentRange(offset: page.offset, rows: rows, total: reported)
         if let total = reported, page.offset > total {
             lease.release(committed: first.complete)
-            throw RestError(
-                status: .rangeNotSatisfiable, code: "PGRST103", message: "Requested range not satisfiable",
-                details: "An offset of \(page.offset) was requested, but there are only \(total) rows.",
+            throw RestError.range(
+                "An offset of \(page.offset) was requested, but there are only \(total) rows.",
                 headers: [.contentRange: "*/\(total)"])
         }
         let status: HTTPResponse.Status = reported.map { rows < $0 ? .partialContent : .ok } ?? .ok

@@ -12,22 +12,14 @@ extension TableRoutes {
         let identity = try await auth.identify(authorization: request.headers[.authorization], write: true)
         let table = try await table(request, context, write: true)
         let query = try RestQuery(pairs: RestQuery.pairs(request.uri.query), table: table, forWrite: true)
-        let preferences = RestPreferences(request.headers[values: APIServer.preferHeader])
-        if preferences.strict, let unknown = preferences.unknown.first {
-            throw RestError(
-                status: .badRequest, code: "PGRST122", message: "Invalid preferences given with handling=strict",
-                details: "Invalid preferences: \(unknown.prefix(100))")
-        }
+        let preferences = try RestPreferences(request.headers[values: APIServer.preferHeader]).checkedStrictness()
         if kind != .insert, query.root.conditions.isEmpty {
             throw RestError.parse(
                 "refusing to \(kind == .update ? "PATCH" : "DELETE") every row of \(table.display): add a filter such as ?id=eq.1",
                 hint: "pgbridge never updates or deletes a whole table through the REST proxy")
         }
         if let stray = query.scopes.keys.first {
-            throw RestError(
-                status: .badRequest, code: "PGRST108",
-                message: "'\(stray.joined(separator: "."))' is not an embedded resource in this request",
-                hint: "writes answer the written rows' own columns")
+            throw RestError.notEmbedded(stray, hint: "writes answer the written rows' own columns")
         }
         let representation = try Representation.negotiate(request.headers[.accept])
         if representation == .csv {
@@ -185,9 +177,7 @@ extension TableRoutes {
         var columns: [String] = []
         for key in object.keys.sorted() {
             guard table.column(key) != nil else {
-                throw RestError(
-                    status: .badRequest, code: "PGRST204",
-                    message: "Could not find the '\(key.prefix(63))' column of '\(table.name)' in the schema cache")
+                throw RestError.unknownBodyColumn(key, in: table)
             }
             columns.append(key)
         }

@@ -11,7 +11,7 @@ indirect enum RestSelectItem: Sendable, Equatable {
     /// Parses a whole `select=` value.
     static func list(_ text: Substring) throws -> [RestSelectItem] {
         guard !text.isEmpty else { return [.star] }
-        return try RestLists.split(text).map { try item($0.trimmingSpacesSubstring) }
+        return try RestLists.split(text).map { try item($0.trimmingSpaces) }
     }
 
     static func item(_ text: Substring) throws -> RestSelectItem {
@@ -72,7 +72,7 @@ indirect enum RestSelectItem: Sendable, Equatable {
             }
             return nil
         }
-        let type = String(scanner.rest).trimmingSpaces
+        let type = String(scanner.rest.trimmingSpaces)
         guard isSafeTypeName(type) else {
             throw RestError.parse(
                 "'\(type.prefix(40))' is not a type name a cast can use (letters, digits and _, optionally [])")
@@ -128,14 +128,5 @@ struct RestEmbed: Sendable, Equatable {
         let inner = scanner.rest.dropFirst().dropLast()
         embed.items = try RestSelectItem.list(inner)
         return embed
-    }
-}
-
-extension Substring {
-    var trimmingSpacesSubstring: Substring {
-        var slice = self
-        while slice.first == " " { slice = slice.dropFirst() }
-        while slice.last == " " { slice = slice.dropLast() }
-        return slice
     }
 }
