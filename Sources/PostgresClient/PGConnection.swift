@@ -125,10 +125,11 @@ public final class PGConnection {
                 throw PostgresError(
                     .connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
             }
-            let (state, message) = result.errorField
             let fields = result.errorFields
+            let state = fields.sqlState
             var error = PostgresError(
-                .queryFailed, message, sqlState: state, retriable: PostgresError.isTransient(sqlState: state))
+                .queryFailed, PGResult.joinedMessage(fields), sqlState: state,
+                retriable: PostgresError.isTransient(sqlState: state))
             error.primaryMessage = fields.primary
             error.detail = fields.detail
             error.hint = fields.hint

@@ -25,10 +25,16 @@ public final class PGResult {
 
     public var errorField: (sqlState: String?, message: String) {
         let fields = errorFields
+        return (fields.sqlState, Self.joinedMessage(fields))
+    }
+
+    /// The primary message with its detail and hint, as one line for logs and errors.
+    static func joinedMessage(_ fields: (sqlState: String?, primary: String, detail: String?, hint: String?)) -> String
+    {
         var message = fields.primary
         if let detail = fields.detail { message += " (\(detail))" }
         if let hint = fields.hint { message += " Hint: \(hint)" }
-        return (fields.sqlState, message)
+        return message
     }
 
     /// The error's SQLSTATE, primary message, detail and hint, apart.
