@@ -168,7 +168,8 @@ struct HTTPSinkTests {
             database: db, name: "http_301", tables: ["public.t"], sinks: [try httpSink("url: \"\(server.url)\"")])
         try await pipe.startStreaming(db)
         try db.sql("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)")
-        let letters = try await EventFile.waitFor(pipe.deadLetterPath) { !$0.isEmpty }
+        // A loaded full run can take a while to start the pipe and deliver.
+        let letters = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(90)) { !$0.isEmpty }
         try await waitFor { server.delivered.count >= 1 }
         try await pipe.stop()
         #expect((letters.first?["reason"] as? String)?.hasPrefix("HTTP 301: redirect") == true, "\(letters)")
