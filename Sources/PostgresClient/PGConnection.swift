@@ -8,6 +8,10 @@ public final class PGConnection {
     let handle: OpaquePointer
     /// The redacted target, for messages.
     public let target: String
+    /// Statements prepared on this connection by name (pipelines prepare constant statements once).
+    var preparedStatements: Set<String> = []
+    /// Set when the connection was left in a state it cannot be used from (a pipeline cut short).
+    var abandoned = false
 
     public enum Mode {
         case normal
@@ -80,7 +84,7 @@ public final class PGConnection {
         ConnectionString.redact(String(cString: PQerrorMessage(handle)).trimmingTrailingNewlines())
     }
 
-    public var isBroken: Bool { PQstatus(handle) != CONNECTION_OK }
+    public var isBroken: Bool { abandoned || PQstatus(handle) != CONNECTION_OK }
 
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
 

@@ -53,6 +53,12 @@ public struct SQLConnection {
 }
 
 extension SQLConnection {
+    /// Runs the statements in one pipeline (one round trip) and returns their results in order;
+    /// a failed statement throws `PGConnection.PipelineFailure` naming it.
+    public func pipeline(_ statements: [PGConnection.PipelinedStatement]) throws -> [SQLResult] {
+        try connection.pipeline(statements).map { SQLResult(result: $0) }
+    }
+
     /// `text` as a quoted SQL literal (libpq's escaping), for statements that cannot take
     /// parameters (several statements in one simple-protocol message).
     public func literal(_ text: String) throws -> String { try connection.escapeLiteral(text) }

@@ -29,7 +29,7 @@ struct RestProxyRolesTests {
         try db.sql(
             """
             DO $$ BEGIN
-              CREATE ROLE pgbridge_test_member; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+              CREATE ROLE pgbridge_test_member; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
             CREATE TABLE notes (id int PRIMARY KEY, owner text NOT NULL, tenant text NOT NULL);
             INSERT INTO notes VALUES (1, 'u1', 'acme'), (2, 'u1', 'other'), (3, 'u2', 'acme');
             ALTER TABLE notes ENABLE ROW LEVEL SECURITY;

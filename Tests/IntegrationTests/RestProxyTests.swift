@@ -38,11 +38,11 @@ struct RestProxyTests {
         try db.sql(
             """
             DO $$ BEGIN
-              CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+              CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
             DO $$ BEGIN
-              CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+              CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
             DO $$ BEGIN
-              CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+              CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
             CREATE TABLE readings (id int PRIMARY KEY, device text, temp float8, time timestamptz NOT NULL, owner text NOT NULL);
             INSERT INTO readings SELECT g, 'dev-' || (g % 7), (g % 100) + 0.5,
                 TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '1 minute',
@@ -186,11 +186,28 @@ struct RestProxyTests {
             ownSchema.status == 404 && ownSchema.body.contains("the schema pgbridge is never served"),
             "\(ownSchema.body)")
         // Roles that would escape row-level security are refused, whatever the token says.
-        for role in ["none", "postgres"] {
+        let bypassing = "pgbridge_test_bypass_\(db.name)"
+        let replicating = "pgbridge_test_replication_\(db.name)"
+        try db.sql(
+            """
+            CREATE ROLE \(bypassing) BYPASSRLS; CREATE ROLE \(replicating) REPLICATION;
+            GRANT SELECT ON readings TO \(bypassing), \(replicating);
+            GRANT \(bypassing), \(replicating) TO CURRENT_USER;
+            """)
+        defer { _ = try? db.sql("DROP OWNED BY \(bypassing), \(replicating); DROP ROLE \(bypassing), \(replicating)") }
+        for role in ["none", "postgres", bypassing, replicating] {
             let escalating = APIClient(base: alice.base, token: try await token(role))
             let reply = try await escalating.get(path)
             #expect(reply.status == 403, "role \(role): \(reply.status) \(reply.body)")
+            #expect(reply.body.contains("may not be used through the REST proxy"), "role \(role): \(reply.body)")
+            // Writes and calls are refused before their statement runs.
+            let write = try await escalating.request(
+                .POST, path, body: #"{"id": 9001, "time": "2026-02-01T00:00:00Z", "owner": "x"}"#)
+            #expect(write.status == 403, "role \(role) write: \(write.status) \(write.body)")
         }
+        #expect(try db.value("SELECT count(*) FROM readings WHERE id = 9001") == "0")
+        let unknown = try await APIClient(base: alice.base, token: try await token("pgbridge_no_such_role")).get(path)
+        #expect(unknown.status == 403 && unknown.body.contains("does not exist"), "\(unknown.status) \(unknown.body)")
         // Without a token, the catalog tells nothing beyond what the anonymous role may read.
         #expect(try await anonymous.get("/v1/tables/public.secrets").status == 401)
 
@@ -354,7 +371,7 @@ struct RestProxyTests {
             INSERT INTO conditions SELECT TIMESTAMPTZ '2026-03-01 00:00:00+00' + g * INTERVAL '10 minutes', 'd', g
               FROM generate_series(0, 35) g;
             DO $$ BEGIN
-              CREATE ROLE pgbridge_test_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+              CREATE ROLE pgbridge_test_reader; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
             GRANT SELECT ON conditions TO pgbridge_test_reader;
             GRANT USAGE ON SCHEMA _timescaledb_internal TO pgbridge_test_reader;
             GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_internal TO pgbridge_test_reader;

@@ -142,9 +142,9 @@ struct LiveFollower: Sendable {
         let relation = table
         let checked = try await pool.withSession(timeout: .seconds(10)) { session in
             try await session.run { connection -> [(String, String?)] in
-                try TableRoutes.begin(connection, settings, relations: [relation], readOnly: true)
-                let result = try connection.execute(sql, bound)
-                try connection.execute("COMMIT")
+                let result = try TableRoutes.transaction(
+                    connection, settings, relations: [relation], readOnly: true,
+                    [SQLStatement(text: sql, parameters: bound)], finish: .commit)[0]
                 return (0..<result.rowCount).map { (result.string($0, 1) ?? "", result.string($0, 2)) }
             }
         }

@@ -169,17 +169,20 @@ extension APIServer {
         do {
             result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try TableRoutes.begin(connection, settings, relations: [table], readOnly: true)
-                    let identity =
-                        try connection.execute(
-                            """
-                            SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                            WHERE n.nspname = $1 AND c.relname = $2
-                            """, [table.schema, table.name]
-                        ).string(0, 0) ?? ""
-                    let rows = try connection.execute(statement, bound)
-                    let snapshot = try connection.execute("SELECT pg_current_snapshot()::text").string(0, 0) ?? ""
-                    try connection.execute("COMMIT")
+                    let results = try TableRoutes.transaction(
+                        connection, settings, relations: [table], readOnly: true,
+                        [
+                            SQLStatement(
+                                text: """
+                                    SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                    WHERE n.nspname = $1 AND c.relname = $2
+                                    """, parameters: [table.schema, table.name]),
+                            SQLStatement(text: statement, parameters: bound),
+                            SQLStatement(text: "SELECT pg_current_snapshot()::text", parameters: []),
+                        ], finish: .commit)
+                    let identity = results[0].string(0, 0) ?? ""
+                    let rows = results[1]
+                    let snapshot = results[2].string(0, 0) ?? ""
                     return (
                         (0..<rows.rowCount).map { (rows.string($0, 0) ?? "", rows.string($0, 1) ?? "null") }, snapshot,
                         identity

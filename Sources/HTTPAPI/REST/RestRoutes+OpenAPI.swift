@@ -16,11 +16,13 @@ extension TableRoutes {
         do {
             let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, relations: [], readOnly: true)
-                    let tables = try connection.execute(Self.tablesQuery, [schema]).string(0, 0)
-                    let functions = try connection.execute(Self.functionsQuery, [schema]).string(0, 0)
-                    try connection.execute("COMMIT")
-                    return (tables, functions)
+                    let results = try Self.transaction(
+                        connection, settings, relations: [], readOnly: true,
+                        [
+                            SQLStatement(text: Self.tablesQuery, parameters: [schema]),
+                            SQLStatement(text: Self.functionsQuery, parameters: [schema]),
+                        ], finish: .commit)
+                    return (results[0].string(0, 0), results[1].string(0, 0))
                 }
             }
             guard let result else {

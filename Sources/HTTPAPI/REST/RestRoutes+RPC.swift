@@ -175,9 +175,9 @@ extension TableRoutes {
         do {
             let done = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, relations: [], readOnly: readOnly)
-                    _ = try connection.execute(sql, parameters)
-                    try connection.execute("COMMIT")
+                    _ = try Self.transaction(
+                        connection, settings, relations: [], readOnly: readOnly,
+                        [SQLStatement(text: sql, parameters: parameters)], finish: .commit)
                     return true
                 }
             }

@@ -112,7 +112,6 @@ extension TableRoutes {
             plan.statement, plan.counted, plan.page, plan.representation, plan.preferences, plan.table
         )
         let readOnly = plan.readOnly
-        let finish = plan.rollback ? "ROLLBACK" : "COMMIT"
         let relations = (table.source == nil ? [table] : []) + plan.relations
         let wrapped: String
         switch representation {
@@ -123,61 +122,29 @@ extension TableRoutes {
         }
         let settings = settings(identity, request)
         let csv = representation == .csv
-        // A result that fits one fetch is read and committed in the first round trips; a
+        // A result that fits one fetch is read and committed in the first round trip; a
         // larger one is counted (its Content-Range needs the number), then streamed from a
         // cursor 1,000 rows at a time. Both statements see the transaction's one snapshot.
-        let direct = !readOnly || (page.limit.map { $0 <= APIServer.fetchRows } ?? false)
+        let mode: ReadMode
+        if case .object = representation {
+            mode = .singular
+        } else if !readOnly || (page.limit.map { $0 <= APIServer.fetchRows } ?? false) {
+            mode = .bounded
+        } else {
+            mode = .probe
+        }
+        let read = ReadTransaction(
+            settings: settings, relations: relations,
+            rows: SQLStatement(text: wrapped, parameters: statement.parameters),
+            counted: counted, counting: readOnly ? preferences.count : nil, mode: mode, csv: csv, readOnly: readOnly,
+            rollback: plan.rollback,
+            totalFromRows: !readOnly && preferences.count != nil && page.offset == 0 && page.limit == nil)
         let lease = try await lease()
         let session = lease.session
         let first: Chunk
-        var total: Int?
+        let total: Int?
         do {
-            (first, total) = try await session.run { connection in
-                try Self.begin(connection, settings, relations: relations, readOnly: readOnly)
-                var total: Int?
-                switch readOnly ? preferences.count : nil {
-                case .exact?:
-                    total = try Self.count(connection, counted)
-                case .planned?:
-                    total = try Self.plannedCount(connection, counted)
-                case .estimated?:
-                    let planned = try Self.plannedCount(connection, counted)
-                    total = planned > 10_000 ? planned : try Self.count(connection, counted)
-                case nil:
-                    break
-                }
-                if case .object = representation {
-                    let result = try connection.execute(
-                        "SELECT (array_agg(pgrst_one.j))[1], count(*) FROM (\(wrapped)) pgrst_one(j)",
-                        statement.parameters)
-                    let rows = Int(result.string(0, 1) ?? "0") ?? 0
-                    guard rows == 1 else {
-                        try connection.execute("ROLLBACK")
-                        throw RestError.singular(rows)
-                    }
-                    try connection.execute(finish)
-                    var chunk = Chunk(bytes: Array((result.string(0, 0) ?? "null").utf8), rows: 1)
-                    chunk.complete = true
-                    return (chunk, total)
-                }
-                let result: SQLResult
-                if direct {
-                    result = try connection.execute(wrapped, statement.parameters)
-                } else {
-                    try connection.execute(
-                        "DECLARE pgbridge_rows NO SCROLL CURSOR FOR \(wrapped)", statement.parameters)
-                    result = try connection.execute("FETCH \(APIServer.fetchRows) FROM pgbridge_rows")
-                }
-                var chunk = Self.fetch(result, csv: csv, header: true, first: true)
-                if direct || chunk.rows < APIServer.fetchRows {
-                    try connection.execute(finish)
-                    chunk.complete = true
-                    if !readOnly, preferences.count != nil, page.offset == 0, page.limit == nil { total = chunk.rows }
-                } else if total == nil {
-                    total = try Self.count(connection, counted)
-                }
-                return (chunk, total)
-            }
+            (first, total) = try await session.run { connection in try Self.runRead(connection, read) }
         } catch {
             lease.release(committed: false)
             throw await mapped(error, identity: identity, table: table)
@@ -253,21 +220,6 @@ extension TableRoutes {
     static func contentRange(offset: Int, rows: Int, total: Int?) -> String {
         let totalText = total.map(String.init) ?? "*"
         return rows > 0 ? "\(offset)-\(offset + rows - 1)/\(totalText)" : "*/\(totalText)"
-    }
-
-    static func count(_ connection: SQLConnection, _ statement: SQLStatement) throws -> Int {
-        Int(try connection.execute(statement.text, statement.parameters).string(0, 0) ?? "0") ?? 0
-    }
-
-    /// The planner's row estimate of the count's query (`Prefer: count=planned`).
-    static func plannedCount(_ connection: SQLConnection, _ statement: SQLStatement) throws -> Int {
-        let inner = statement.text.replacingOccurrences(of: "SELECT count(*) FROM", with: "SELECT 1 FROM")
-        let plan = try connection.execute("EXPLAIN (FORMAT JSON) \(inner)", statement.parameters).string(0, 0) ?? ""
-        guard let data = plan.data(using: .utf8),
-            let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]],
-            let top = list.first?["Plan"] as? [String: Any], let rows = top["Plan Rows"] as? Int
-        else { return 0 }
-        return rows
     }
 
     struct Chunk: Sendable {

@@ -54,10 +54,15 @@ extension TableRoutes {
         do {
             let result = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection in
-                    try Self.begin(connection, settings, relations: [table], readOnly: false)
-                    let position = try connection.execute(
-                        "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text")
-                    let result = try connection.execute(statement.text, statement.parameters)
+                    let results = try Self.transaction(
+                        connection, settings, relations: [table], readOnly: false,
+                        [
+                            SQLStatement(
+                                text: "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text",
+                                parameters: []),
+                            statement,
+                        ], finish: .open)
+                    let (position, result) = (results[0], results[1])
                     let count = Int(result.string(0, 1) ?? "0") ?? 0
                     if let maxAffected, count > maxAffected {
                         try connection.execute("ROLLBACK")

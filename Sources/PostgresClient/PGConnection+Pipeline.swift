@@ -1,0 +1,122 @@
+import CLibPQ
+import Glibc
+
+/// libpq's pipeline mode: several statements sent at once, ended by one Sync, their results
+/// read afterwards; one network round trip instead of one per statement.
+extension PGConnection {
+    /// One statement of a pipeline (extended protocol: one SQL command, text parameters).
+    public struct PipelinedStatement: Sendable {
+        public var sql: String
+        public var parameters: [String?]
+        /// Prepared once per connection under this name and then only executed: for statements
+        /// whose text never changes, so that the server parses and plans them once.
+        public var preparedName: String?
+
+        public init(_ sql: String, _ parameters: [String?] = [], preparedName: String? = nil) {
+            self.sql = sql
+            self.parameters = parameters
+            self.preparedName = preparedName
+        }
+    }
+
+    /// A statement of a pipeline failed. The statements before it ran; the ones after it did
+    /// not (the server skips everything up to the Sync). In an explicit transaction the
+    /// transaction is left aborted: roll it back or drop the connection.
+    public struct PipelineFailure: Error, Sendable, CustomStringConvertible {
+        /// The failed statement's position in the pipeline.
+        public var index: Int
+        public var error: PostgresError
+        public var description: String { error.description }
+    }
+
+    /// Sends `statements` in one pipeline and returns each one's result, in order. A failed
+    /// statement throws `PipelineFailure`; a lost connection throws `PostgresError`.
+    public func pipeline(_ statements: [PipelinedStatement]) throws -> [PGResult] {
+        guard PQenterPipelineMode(handle) == 1 else {
+            throw PostgresError(.queryFailed, "cannot enter pipeline mode on \(target): \(errorMessage)")
+        }
+        defer { PQexitPipelineMode(handle) }
+        // What was sent, in order: a prepare (its result is read and checked, not returned)
+        // or a statement.
+        enum Sent { case prepare(String, Int), statement(Int) }
+        var sent: [Sent] = []
+        sent.reserveCapacity(statements.count + 2)
+        for (index, statement) in statements.enumerated() {
+            if let name = statement.preparedName, !preparedStatements.contains(name) {
+                guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw sendFailure() }
+                sent.append(.prepare(name, index))
+            }
+            let accepted = withParameters(statement.parameters) { count, values in
+                if let name = statement.preparedName {
+                    return PQsendQueryPrepared(handle, name, count, values, nil, nil, 0)
+                }
+                return PQsendQueryParams(handle, statement.sql, count, nil, values, nil, nil, 0)
+            }
+            guard accepted == 1 else { throw sendFailure() }
+            sent.append(.statement(index))
+        }
+        guard PQpipelineSync(handle) == 1 else { throw sendFailure() }
+
+        var results: [PGResult] = []
+        results.reserveCapacity(statements.count)
+        var failure: PipelineFailure?
+        for entry in sent {
+            guard let raw = PQgetResult(handle) else { throw lost() }
+            let result = PGResult(raw)
+            // Each command's results end with a NULL.
+            while let extra = PQgetResult(handle) { PQclear(extra) }
+            if result.status == PGRES_PIPELINE_ABORTED { continue }
+            switch entry {
+            case .prepare(let name, let index):
+                do {
+                    _ = try check(result)
+                    preparedStatements.insert(name)
+                } catch let error as PostgresError {
+                    failure = failure ?? PipelineFailure(index: index, error: error)
+                }
+            case .statement(let index):
+                do {
+                    results.append(try check(result))
+                } catch let error as PostgresError {
+                    failure = failure ?? PipelineFailure(index: index, error: error)
+                }
+            }
+        }
+        // The Sync's own result closes the pipeline.
+        guard let sync = PQgetResult(handle) else { throw lost() }
+        let status = PGResult(sync).status
+        if status != PGRES_PIPELINE_SYNC {
+            if isBroken { throw lost() }
+            abandoned = true
+            throw PostgresError(.protocolViolation, "unexpected result at the end of a pipeline on \(target)")
+        }
+        if let failure {
+            if failure.error.code == .connectionFailed { throw failure.error }
+            throw failure
+        }
+        return results
+    }
+
+    /// Calls `body` with the parameters as C strings (NULL for SQL NULL), freed afterwards.
+    private func withParameters<T>(
+        _ parameters: [String?], _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> T
+    ) -> T {
+        if parameters.isEmpty { return body(0, nil) }
+        let values = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { values.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = values.map { $0.map { UnsafePointer($0) } }
+        return pointers.withUnsafeBufferPointer { body(Int32(parameters.count), $0.baseAddress) }
+    }
+
+    /// A pipeline that could not be sent whole leaves commands queued in libpq: the connection
+    /// is given up.
+    private func sendFailure() -> PostgresError {
+        abandoned = true
+        return PostgresError(.connectionFailed, "cannot send to PostgreSQL at \(target): \(errorMessage)")
+    }
+
+    private func lost() -> PostgresError {
+        abandoned = true
+        return PostgresError(.connectionFailed, "lost the connection to PostgreSQL at \(target): \(errorMessage)")
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+@testable import PostgresClient
+
+/// libpq's pipeline mode as PGConnection uses it (the REST proxy's one round trip per request),
+/// against a real server.
+@Suite(.serialized) struct PipelineModeTests {
+    @Test func resultsComeBackInOrderAndPreparedStatementsAreParsedOnce() throws {
+        let database = try TestDatabase(prefix: "pipeline")
+        defer { database.drop() }
+        let connection = try PGConnection(url: database.url, mode: .normal)
+        let statements: [PGConnection.PipelinedStatement] = [
+            .init("BEGIN", preparedName: "test_begin"),
+            .init("SELECT $1::int + 1", ["41"]),
+            .init("SELECT $1::text || $2::text", ["a", nil]),
+            .init("SELECT set_config('application_name', $1, true)", ["piped"], preparedName: "test_settings"),
+            .init("SELECT current_setting('application_name')"),
+            .init("COMMIT", preparedName: "test_commit"),
+        ]
+        for _ in 0..<3 {
+            let results = try connection.pipeline(statements)
+            #expect(results.count == 6)
+            #expect(results[1].string(0, 0) == "42")
+            #expect(results[2].string(0, 0) == nil)
+            #expect(results[4].string(0, 0) == "piped")
+        }
+        // Each named statement was prepared once, on the first run.
+        let prepared = try connection.execute(
+            "SELECT string_agg(name, ',' ORDER BY name) FROM pg_prepared_statements WHERE name LIKE 'test_%'")
+        #expect(prepared.string(0, 0) == "test_begin,test_commit,test_settings")
+        // The setting was local to the committed transaction.
+        #expect(try connection.execute("SELECT current_setting('application_name')").string(0, 0) == "pgbridge")
+    }
+
+    @Test func aFailedStatementIsNamedAndNothingAfterItRuns() throws {
+        let database = try TestDatabase(prefix: "pipeline")
+        defer { database.drop() }
+        try database.sql("CREATE TABLE marks (id int PRIMARY KEY)")
+        let connection = try PGConnection(url: database.url, mode: .normal)
+        do {
+            _ = try connection.pipeline([
+                .init("BEGIN", preparedName: "failing_begin"),
+                .init("INSERT INTO marks VALUES (1)"),
+                .init("SELECT CAST($1::text AS integer)", ["not a number"]),
+                .init("INSERT INTO marks VALUES (2)"),
+                .init("COMMIT"),
+            ])
+            Issue.record("the pipeline should have failed")
+        } catch let failure as PGConnection.PipelineFailure {
+            #expect(failure.index == 2)
+            #expect(failure.error.sqlState == "22P02")
+            #expect(failure.error.message.contains("not a number"))
+        }
+        // The explicit transaction is left aborted; after a rollback the connection works, and
+        // neither insert is there (the one before the failure is rolled back, the one after never ran).
+        try connection.execute("ROLLBACK")
+        #expect(!connection.isBroken)
+        #expect(try connection.execute("SELECT count(*) FROM marks").string(0, 0) == "0")
+        // The BEGIN prepared before the failure stays prepared: it is used again, not re-parsed.
+        let results = try connection.pipeline([
+            .init("BEGIN", preparedName: "failing_begin"), .init("INSERT INTO marks VALUES (3)"), .init("COMMIT"),
+        ])
+        #expect(results.count == 3)
+        #expect(try connection.execute("SELECT string_agg(id::text, ',') FROM marks").string(0, 0) == "3")
+    }
+
+    @Test func aLostConnectionIsReportedAsSuch() throws {
+        let database = try TestDatabase(prefix: "pipeline")
+        defer { database.drop() }
+        let connection = try PGConnection(url: database.url, mode: .normal)
+        let pid = try connection.execute("SELECT pg_backend_pid()").string(0, 0) ?? ""
+        try database.sql("SELECT pg_terminate_backend(\(pid))")
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(throws: PostgresError.self) {
+            _ = try connection.pipeline([.init("SELECT 1"), .init("SELECT 2")])
+        }
+        #expect(connection.isBroken)
+    }
+}
