@@ -72,6 +72,6 @@ public final class TableDeadLetterSink: EventSink {
     }
 
     public func close() async {
-        session.reset()
+        session.close()
     }
 }

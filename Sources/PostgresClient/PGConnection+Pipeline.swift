@@ -11,11 +11,17 @@ extension PGConnection {
         /// Prepared once per connection under this name and then only executed: for statements
         /// whose text never changes, so that the server parses and plans them once.
         public var preparedName: String?
+        /// Prepared under a generated name the first time this text is sent on the connection,
+        /// and kept among the connection's most recently used statements (64). Only for
+        /// statements whose result columns cannot change with the tables they read (the server
+        /// refuses a cached plan whose result type changed).
+        public var cached: Bool
 
-        public init(_ sql: String, _ parameters: [String?] = [], preparedName: String? = nil) {
+        public init(_ sql: String, _ parameters: [String?] = [], preparedName: String? = nil, cached: Bool = false) {
             self.sql = sql
             self.parameters = parameters
             self.preparedName = preparedName
+            self.cached = cached
         }
     }
 
@@ -32,23 +38,46 @@ extension PGConnection {
     /// Sends `statements` in one pipeline and returns each one's result, in order. A failed
     /// statement throws `PipelineFailure`; a lost connection throws `PostgresError`.
     public func pipeline(_ statements: [PipelinedStatement]) throws -> [PGResult] {
+        // Cached statements that failed last time are prepared afresh; the old ones go first.
+        for name in staleStatements { _ = try? execute("DEALLOCATE \(name)") }
+        staleStatements.removeAll()
         guard PQenterPipelineMode(handle) == 1 else {
             throw PostgresError(.queryFailed, "cannot enter pipeline mode on \(target): \(errorMessage)")
         }
         defer { PQexitPipelineMode(handle) }
-        // What was sent, in order: a prepare (its result is read and checked, not returned)
-        // or a statement.
-        enum Sent { case prepare(String, Int), statement(Int) }
+        // What was sent, in order: a prepare or a deallocation (their results are read and
+        // checked, not returned) or a statement.
+        enum Sent {
+            case prepare(name: String, sql: String?, index: Int)
+            case deallocate(Int)
+            case statement(Int)
+        }
         var sent: [Sent] = []
         sent.reserveCapacity(statements.count + 2)
         for (index, statement) in statements.enumerated() {
-            if let name = statement.preparedName, !preparedStatements.contains(name) {
-                guard PQsendPrepare(handle, name, statement.sql, 0, nil) == 1 else { throw sendFailure() }
-                sent.append(.prepare(name, index))
+            var name = statement.preparedName
+            if let constant = name, !preparedStatements.contains(constant) {
+                guard PQsendPrepare(handle, constant, statement.sql, 0, nil) == 1 else { throw sendFailure() }
+                sent.append(.prepare(name: constant, sql: nil, index: index))
+            } else if name == nil, statement.cached {
+                name = statementCache.name(for: statement.sql)
+                if name == nil {
+                    let (fresh, evicted) = statementCache.reserve(statement.sql)
+                    if let evicted {
+                        guard PQsendQueryParams(handle, "DEALLOCATE \(evicted)", 0, nil, nil, nil, nil, 0) == 1 else {
+                            throw sendFailure()
+                        }
+                        sent.append(.deallocate(index))
+                    }
+                    guard PQsendPrepare(handle, fresh, statement.sql, 0, nil) == 1 else { throw sendFailure() }
+                    sent.append(.prepare(name: fresh, sql: statement.sql, index: index))
+                    name = fresh
+                }
             }
+            let prepared = name
             let accepted = withParameters(statement.parameters) { count, values in
-                if let name = statement.preparedName {
-                    return PQsendQueryPrepared(handle, name, count, values, nil, nil, 0)
+                if let prepared {
+                    return PQsendQueryPrepared(handle, prepared, count, values, nil, nil, 0)
                 }
                 return PQsendQueryParams(handle, statement.sql, count, nil, values, nil, nil, 0)
             }
@@ -67,10 +96,16 @@ extension PGConnection {
             while let extra = PQgetResult(handle) { PQclear(extra) }
             if result.status == PGRES_PIPELINE_ABORTED { continue }
             switch entry {
-            case .prepare(let name, let index):
+            case .prepare(let name, let sql, let index):
                 do {
                     _ = try check(result)
-                    preparedStatements.insert(name)
+                    if let sql { statementCache.insert(sql, name: name) } else { preparedStatements.insert(name) }
+                } catch let error as PostgresError {
+                    failure = failure ?? PipelineFailure(index: index, error: error)
+                }
+            case .deallocate(let index):
+                do {
+                    _ = try check(result)
                 } catch let error as PostgresError {
                     failure = failure ?? PipelineFailure(index: index, error: error)
                 }
@@ -79,6 +114,11 @@ extension PGConnection {
                     results.append(try check(result))
                 } catch let error as PostgresError {
                     failure = failure ?? PipelineFailure(index: index, error: error)
+                    // A cached plan that no longer fits its tables (a column's type changed)
+                    // would fail every time: it is prepared again on its next use.
+                    if statements[index].cached, let name = statementCache.remove(statements[index].sql) {
+                        staleStatements.append(name)
+                    }
                 }
             }
         }

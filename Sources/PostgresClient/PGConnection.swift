@@ -10,6 +10,11 @@ public final class PGConnection {
     public let target: String
     /// Statements prepared on this connection by name (pipelines prepare constant statements once).
     var preparedStatements: Set<String> = []
+    /// Statements prepared by their text (`PipelinedStatement.cached`).
+    var statementCache = StatementCache(capacity: 64)
+    /// Cached statements that failed, deallocated before the next pipeline (once the failed
+    /// transaction is rolled back).
+    var staleStatements: [String] = []
     /// Set when the connection was left in a state it cannot be used from (a pipeline cut short).
     var abandoned = false
 

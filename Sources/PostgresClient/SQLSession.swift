@@ -30,8 +30,25 @@ public final class SQLSession: Sendable {
         }
     }
 
-    /// Drops the connection (after an error that may have left it in a transaction).
+    /// After an error that may have left a transaction or cursor open: rolls it back, keeping
+    /// the connection (and the statements prepared on it); drops the connection when it is
+    /// broken or the rollback fails.
     public func reset() {
+        confined.enqueue { state in
+            guard let connection = state.connection, !connection.isBroken else {
+                state.connection = nil
+                return
+            }
+            do {
+                try connection.execute("ROLLBACK")
+            } catch {
+                state.connection = nil
+            }
+        }
+    }
+
+    /// Drops the connection.
+    public func close() {
         confined.enqueue { $0.connection = nil }
     }
 }

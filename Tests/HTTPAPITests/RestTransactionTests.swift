@@ -31,3 +31,26 @@ struct RestTransactionTests {
         #expect(sql.contains("), true) THEN CAST("))
     }
 }
+
+@Suite("REST proxy query strings")
+struct RestQueryStringTests {
+    @Test func componentsDecodeLikeFoundation() {
+        let cases = [
+            "plain", "a+b%20c", "%C3%A9t%C3%A9", "100%25", "%zz", "trailing%", "trailing%4", "%FF", "+%2B+", "",
+            "or=(a.eq.1,b.eq.2)", "%E6%BC%A2%E5%AD%97%F0%9F%99%82",
+        ]
+        for text in cases {
+            let spaced = text.replacingOccurrences(of: "+", with: " ")
+            let expected = spaced.removingPercentEncoding ?? spaced
+            #expect(RestQuery.decodeComponent(Substring(text)) == expected, "\(text)")
+        }
+        #expect(RestQuery.decodeComponent("a+b%20c") == "a b c")
+        #expect(RestQuery.decodeComponent("%zz+x") == "%zz x")
+    }
+
+    @Test func pairsSplitOnAmpersandsAndTheFirstEquals() {
+        let pairs = RestQuery.pairs("id=eq.1&&select=a,b&name=eq.x%3Dy&flag")
+        #expect(pairs.map(\.0) == ["id", "select", "name", "flag"])
+        #expect(pairs.map(\.1) == ["eq.1", "a,b", "eq.x=y", ""])
+    }
+}

@@ -77,4 +77,39 @@ import Testing
         }
         #expect(connection.isBroken)
     }
+
+    @Test func cachedStatementsArePreparedOnceBoundedAndReplacedWhenTheyNoLongerFit() throws {
+        let database = try TestDatabase(prefix: "pipeline")
+        defer { database.drop() }
+        try database.sql("CREATE TABLE things (id int PRIMARY KEY, label text)")
+        try database.sql("INSERT INTO things SELECT g, 'thing ' || g FROM generate_series(1, 100) g")
+        let connection = try PGConnection(url: database.url, mode: .normal)
+        let lookup = "SELECT count(*) FROM things WHERE id = $1"
+        func generated() throws -> Int {
+            Int(
+                try connection.execute(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgbridge_statement_%'"
+                ).string(0, 0) ?? "") ?? -1
+        }
+        for id in 1...3 {
+            let results = try connection.pipeline([.init(lookup, ["\(id)"], cached: true)])
+            #expect(results[0].string(0, 0) == "1")
+        }
+        #expect(try generated() == 1, "one text, prepared once")
+        // At most 64 texts stay prepared; the least recently used go.
+        for limit in 1...80 {
+            _ = try connection.pipeline([.init("SELECT count(*) FROM things WHERE id <= \(limit)", cached: true)])
+        }
+        #expect(try generated() == 64)
+        // A column whose type changed under a cached plan: the statement fails once (its
+        // parameter was typed for the old column), is dropped, and is prepared afresh next time.
+        _ = try connection.pipeline([.init(lookup, ["5"], cached: true)])
+        try database.sql("ALTER TABLE things ALTER COLUMN id TYPE text")
+        #expect(throws: PGConnection.PipelineFailure.self) {
+            _ = try connection.pipeline([.init(lookup, ["5"], cached: true)])
+        }
+        let again = try connection.pipeline([.init(lookup, ["5"], cached: true)])
+        #expect(again[0].string(0, 0) == "1")
+        #expect(try generated() == 64)
+    }
 }

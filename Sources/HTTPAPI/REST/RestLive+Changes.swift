@@ -65,6 +65,8 @@ struct LiveFollower: Sendable {
     struct Pending {
         var id: String
         var row: String
+        /// The change's transaction (low 32 bits), when the event names it.
+        var xid: UInt32?
     }
 
     /// One page of buffered events as SSE text.
@@ -75,10 +77,11 @@ struct LiveFollower: Sendable {
             guard let object = try? JSONSerialization.jsonObject(with: Data(event.body)) as? [String: Any],
                 let op = object["op"] as? String
             else { continue }
-            if let seen = visibility, let source = object["source"] as? [String: Any],
-                let xid = source["xid"] as? Int, xid > 0
-            {
-                if seen.saw(xid: UInt32(truncatingIfNeeded: xid)) { continue }  // already in the snapshot
+            let xid = ((object["source"] as? [String: Any])?["xid"] as? Int).flatMap {
+                $0 > 0 ? UInt32(truncatingIfNeeded: $0) : nil
+            }
+            if let seen = visibility, let xid {
+                if seen.saw(xid: xid) { continue }  // already in the snapshot
                 visibility = nil
             }
             switch op {
@@ -100,7 +103,7 @@ struct LiveFollower: Sendable {
                     guard let row = object[field] as? [String: Any],
                         let data = try? JSONSerialization.data(withJSONObject: row)
                     else { continue }
-                    pending.append(Pending(id: event.id, row: String(decoding: data, as: UTF8.self)))
+                    pending.append(Pending(id: event.id, row: String(decoding: data, as: UTF8.self), xid: xid))
                     if op == "delete" { break }
                 }
             default:
@@ -137,16 +140,42 @@ struct LiveFollower: Sendable {
             CROSS JOIN LATERAL json_to_record(e.j) AS k(\(columns))
             ORDER BY e.n
             """
-        let bound = parameters
+        let statements = [
+            SQLStatement(text: sql, parameters: parameters),
+            SQLStatement(text: "SELECT pg_current_snapshot()::text", parameters: []),
+        ]
         let settings = settings
         let relation = table
-        let checked = try await pool.withSession(timeout: .seconds(10)) { session in
-            try await session.run { connection -> [(String, String?)] in
-                let result = try TableRoutes.transaction(
-                    connection, settings, relations: [relation], readOnly: true,
-                    [SQLStatement(text: sql, parameters: bound)], finish: .commit)[0]
-                return (0..<result.rowCount).map { (result.string($0, 1) ?? "", result.string($0, 2)) }
+        let xids = pending.compactMap(\.xid)
+        // A change is decoded as soon as its commit record is flushed, a moment before its
+        // transaction becomes visible to new snapshots: the re-check is repeated (for up to
+        // `liveVisibilityWait`) until its snapshot sees every transaction of the batch.
+        var checked: [(String, String?)]?
+        let deadline = ContinuousClock.now + APIServer.liveVisibilityWait
+        while true {
+            let attempt = try await pool.withSession(timeout: .seconds(10)) { session in
+                try await session.run { connection -> (rows: [(String, String?)], sawAll: Bool) in
+                    let results = try TableRoutes.transaction(
+                        connection, settings, relations: [relation], readOnly: true, statements, finish: .commit)
+                    let rows = (0..<results[0].rowCount).map {
+                        (results[0].string($0, 1) ?? "", results[0].string($0, 2))
+                    }
+                    let snapshot = results[1].string(0, 0).flatMap(SnapshotVisibility.init)
+                    return (rows, snapshot.map { seen in xids.allSatisfy { seen.saw(xid: $0) } } ?? true)
+                }
             }
+            guard let attempt else { break }
+            if attempt.sawAll {
+                checked = attempt.rows
+                break
+            }
+            guard ContinuousClock.now < deadline else {
+                throw LiveStreamEnded(
+                    text:
+                        "event: gone\ndata: {\"message\":\"the live query could not see committed changes within \(APIServer.liveVisibilityWait): reconnect\"}\n\n"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(5))
         }
         guard let checked, checked.count == pending.count else {
             throw LiveStreamEnded(

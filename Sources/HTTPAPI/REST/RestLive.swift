@@ -31,6 +31,8 @@ extension APIServer {
     static let liveKeyLimit = 1_000_000
     /// Live streams open at once, in the whole process.
     static let liveStreamLimit = 256
+    /// How long a re-check waits for a decoded change's transaction to become visible.
+    static let liveVisibilityWait: Duration = .seconds(5)
     static let liveStreams = Mutex(0)
 
     func liveQuery(_ request: Request, _ context: BasicRequestContext, tables: TableRoutes) async throws -> Response {
@@ -69,6 +71,7 @@ extension APIServer {
         let filter = PipeEventBuffer.Filter(table: table.display, op: nil)
         let changes = buffer.changes()
         let pool = pool
+        let logger = logger
         let box = SnapshotBox(snapshot)
         handedOver = true
         return Response(
@@ -87,6 +90,11 @@ extension APIServer {
                         events in ByteBuffer(string: try await follower.changes(events))
                     }
                 } catch let ended as LiveStreamEnded {
+                    logger.warning(
+                        "a live query on \(table.display) ended; the client is told to reconnect for a fresh snapshot",
+                        metadata: [
+                            "reason": "\(ended.text.split(separator: "\n").last { $0.hasPrefix("data:") } ?? "")"
+                        ])
                     try await writer.write(ByteBuffer(string: ended.text))
                 }
                 try await writer.finish(nil)

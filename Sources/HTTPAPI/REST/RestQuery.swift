@@ -38,6 +38,15 @@ struct TableInfo: Sendable {
 struct SQLStatement: Sendable, Equatable {
     var text: String
     var parameters: [String?]
+    /// Kept prepared on the connection by its text (its result columns never change: JSON
+    /// text and counts, not a table's own columns).
+    var cacheable = false
+
+    init(text: String, parameters: [String?], cacheable: Bool = false) {
+        self.text = text
+        self.parameters = parameters
+        self.cacheable = cacheable
+    }
 }
 
 /// A PostgREST request's query string on one table: `select=`, filters, logic trees, `order=`,
@@ -77,12 +86,51 @@ struct RestQuery: Sendable {
         guard let query, !query.isEmpty else { return [] }
         return query.split(separator: "&", omittingEmptySubsequences: true).map { part in
             let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ text: Substring) -> String {
-                let spaced = text.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            return (decode(pieces[0]), pieces.count > 1 ? decode(pieces[1]) : "")
+            return (decodeComponent(pieces[0]), pieces.count > 1 ? decodeComponent(pieces[1]) : "")
         }
+    }
+
+    /// One percent-encoded component, `+` as a space. A malformed escape or bytes that are not
+    /// UTF-8 leave the component as it is (with `+` still a space), as Foundation's
+    /// `removingPercentEncoding` would.
+    static func decodeComponent(_ text: Substring) -> String {
+        let utf8 = text.utf8
+        guard utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) else { return String(text) }
+        func hex(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var spaced: [UInt8] = []
+        var decoded: [UInt8]? = []
+        spaced.reserveCapacity(utf8.count)
+        decoded?.reserveCapacity(utf8.count)
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            let plain = byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte
+            spaced.append(plain)
+            index = utf8.index(after: index)
+            guard byte == UInt8(ascii: "%"), decoded != nil else {
+                decoded?.append(plain)
+                continue
+            }
+            guard index < utf8.endIndex, let high = hex(utf8[index]), utf8.index(after: index) < utf8.endIndex,
+                let low = hex(utf8[utf8.index(after: index)])
+            else {
+                decoded = nil
+                continue
+            }
+            decoded?.append(high << 4 | low)
+            spaced.append(utf8[index])
+            spaced.append(utf8[utf8.index(after: index)])
+            index = utf8.index(index, offsetBy: 2)
+        }
+        if let decoded, let text = String(validating: decoded, as: UTF8.self) { return text }
+        return String(decoding: spaced, as: UTF8.self)
     }
 
     /// Parses the query string and checks every column against `table`. `forWrite`: the time

@@ -55,24 +55,30 @@ extension TableRoutes {
         let finish = read.rollback ? "ROLLBACK" : "COMMIT"
         var statements: [SQLStatement] = []
         switch read.counting {
-        case .exact?: statements.append(read.counted)
+        case .exact?:
+            var counted = read.counted
+            counted.cacheable = true
+            statements.append(counted)
         case .planned?, .estimated?: statements.append(plannedCountStatement(read.counted))
         case nil: break
         }
         let text = read.rows.text
         let parameters = read.rows.parameters
+        // JSON answers have one text column whatever the tables hold; CSV has the tables' own.
+        let cacheable = !read.csv
         switch mode {
         case .singular:
             statements.append(
                 SQLStatement(
                     text: "SELECT (array_agg(pgrst_one.j))[1], count(*) FROM (\(text)) pgrst_one(j)",
-                    parameters: parameters))
+                    parameters: parameters, cacheable: cacheable))
         case .bounded:
-            statements.append(read.rows)
+            statements.append(SQLStatement(text: text, parameters: parameters, cacheable: cacheable))
         case .probe:
             statements.append(
-                SQLStatement(text: "SELECT * FROM (\(text)) pgrst_probe LIMIT \(fetchRows + 1)", parameters: parameters)
-            )
+                SQLStatement(
+                    text: "SELECT * FROM (\(text)) pgrst_probe LIMIT \(fetchRows + 1)", parameters: parameters,
+                    cacheable: cacheable))
         case .cursor:
             statements.append(
                 SQLStatement(text: "DECLARE pgbridge_rows NO SCROLL CURSOR FOR \(text)", parameters: parameters))

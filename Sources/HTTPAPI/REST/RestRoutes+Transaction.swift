@@ -121,7 +121,7 @@ extension TableRoutes {
         ]
         if let function = session.preRequest { pipeline.append(.init("SELECT \(function)()")) }
         let first = pipeline.count
-        pipeline += statements.map { .init($0.text, $0.parameters) }
+        pipeline += statements.map { .init($0.text, $0.parameters, cached: $0.cacheable) }
         switch finish {
         case .commit: pipeline.append(.init("COMMIT", preparedName: "pgbridge_commit"))
         case .rollback: pipeline.append(.init("ROLLBACK", preparedName: "pgbridge_rollback"))

@@ -59,8 +59,8 @@ extension TableRoutes {
                         [
                             SQLStatement(
                                 text: "SELECT pg_current_wal_insert_lsn()::text, pg_current_xact_id()::text",
-                                parameters: []),
-                            statement,
+                                parameters: [], cacheable: true),
+                            SQLStatement(text: statement.text, parameters: statement.parameters, cacheable: true),
                         ], finish: .open)
                     let (position, result) = (results[0], results[1])
                     let count = Int(result.string(0, 1) ?? "0") ?? 0
