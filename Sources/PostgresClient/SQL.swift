@@ -2,7 +2,20 @@
 public enum SQL {
     /// Always quoted: an unquoted name can be a keyword (`user`, `order`) and mean something else.
     public static func identifier(_ name: String) -> String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        "\"" + escaped(name, UInt8(ascii: "\"")) { $0 == UInt8(ascii: "\"") } + "\""
+    }
+
+    /// `text` with `escape` written before every byte that `needs` it (no copy when none does).
+    /// Names and values are quoted for every request: this stays off Foundation's string search.
+    private static func escaped(_ text: String, _ escape: UInt8, where needs: (UInt8) -> Bool) -> String {
+        guard text.utf8.contains(where: needs) else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 8)
+        for byte in text.utf8 {
+            if needs(byte) { out.append(escape) }
+            out.append(byte)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Quotes only names that need it (case, characters, keywords): for messages, not for SQL
@@ -29,14 +42,13 @@ public enum SQL {
     public static func textArray(_ values: [String]) -> String {
         "{"
             + values.map {
-                "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                    + "\""
+                "\"" + escaped($0, UInt8(ascii: "\\")) { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") } + "\""
             }
             .joined(separator: ",") + "}"
     }
 
     public static func literal(_ value: String) -> String {
-        "'" + value.replacingOccurrences(of: "'", with: "''") + "'"
+        "'" + escaped(value, UInt8(ascii: "'")) { $0 == UInt8(ascii: "'") } + "'"
     }
 
     /// Parses a one-dimensional `text[]` as the server sends it (`{a,"b c"}`).

@@ -1,16 +1,22 @@
 import Foundation
+import PostgresClient
 import Testing
 
 @testable import HTTPAPI
 
 @Suite("REST proxy request transactions")
 struct RestTransactionTests {
-    @Test func relationNamesBecomeQuotedTextArrays() {
-        #expect(TableRoutes.textArray([]) == "{}")
-        #expect(TableRoutes.textArray(["public", "api"]) == #"{"public","api"}"#)
+    @Test func namesAndValuesAreQuoted() {
+        #expect(SQL.textArray([]) == "{}")
+        #expect(SQL.textArray(["public", "api"]) == #"{"public","api"}"#)
         // Quotes, backslashes, commas, braces and spaces survive as one element each.
-        #expect(
-            TableRoutes.textArray([#"we"ird"#, #"back\slash"#, "a,b {c}"]) == #"{"we\"ird","back\\slash","a,b {c}"}"#)
+        let names = [#"we"ird"#, #"back\slash"#, "a,b {c}", "é漢字🙂"]
+        #expect(SQL.textArray(names) == #"{"we\"ird","back\\slash","a,b {c}","é漢字🙂"}"#)
+        #expect(SQL.parseTextArray(SQL.textArray(names)) == names)
+        #expect(SQL.identifier("readings") == #""readings""#)
+        #expect(SQL.identifier(#"a"b"#) == #""a""b""#)
+        #expect(SQL.literal("it's") == "'it''s'")
+        #expect(SQL.literal("é'漢") == "'é''漢'")
     }
 
     @Test func headersAndCookiesBecomeJSONObjects() throws {
@@ -46,6 +52,11 @@ struct RestQueryStringTests {
         }
         #expect(RestQuery.decodeComponent("a+b%20c") == "a b c")
         #expect(RestQuery.decodeComponent("%zz+x") == "%zz x")
+        // Paths keep their plus signs.
+        for text in cases {
+            #expect(
+                RestQuery.decodeComponent(Substring(text), plusIsSpace: false) == text.removingPercentEncoding ?? text)
+        }
     }
 
     @Test func pairsSplitOnAmpersandsAndTheFirstEquals() {

@@ -90,12 +90,14 @@ struct RestQuery: Sendable {
         }
     }
 
-    /// One percent-encoded component, `+` as a space. A malformed escape or bytes that are not
-    /// UTF-8 leave the component as it is (with `+` still a space), as Foundation's
-    /// `removingPercentEncoding` would.
-    static func decodeComponent(_ text: Substring) -> String {
+    /// One percent-encoded component, `+` as a space in query strings (not in paths). A
+    /// malformed escape or bytes that are not UTF-8 leave the component as it is (with `+`
+    /// still a space), as Foundation's `removingPercentEncoding` would.
+    static func decodeComponent(_ text: Substring, plusIsSpace: Bool = true) -> String {
         let utf8 = text.utf8
-        guard utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) else { return String(text) }
+        guard utf8.contains(where: { ($0 == UInt8(ascii: "+") && plusIsSpace) || $0 == UInt8(ascii: "%") }) else {
+            return String(text)
+        }
         func hex(_ byte: UInt8) -> UInt8? {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
@@ -111,7 +113,7 @@ struct RestQuery: Sendable {
         var index = utf8.startIndex
         while index < utf8.endIndex {
             let byte = utf8[index]
-            let plain = byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte
+            let plain = byte == UInt8(ascii: "+") && plusIsSpace ? UInt8(ascii: " ") : byte
             spaced.append(plain)
             index = utf8.index(after: index)
             guard byte == UInt8(ascii: "%"), decoded != nil else {

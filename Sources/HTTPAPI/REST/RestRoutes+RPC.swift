@@ -13,7 +13,7 @@ extension TableRoutes {
     func rpc(_ request: Request, _ context: BasicRequestContext, method: CallMethod) async throws -> Response {
         let identity = try await auth.identify(authorization: request.headers[.authorization], write: false)
         let raw = try context.parameters.require("function")
-        let name = raw.removingPercentEncoding ?? raw
+        let name = RestQuery.decodeComponent(Substring(raw), plusIsSpace: false)
         guard !name.isEmpty, name.utf8.count <= 63, !name.unicodeScalars.contains(where: { $0.value < 32 }) else {
             throw RestError.parse("expected /rpc/{function}")
         }

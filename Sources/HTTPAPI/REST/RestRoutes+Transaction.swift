@@ -116,7 +116,7 @@ extension TableRoutes {
             .init(
                 requestSettingsSQL,
                 session.values + [
-                    Self.textArray(relations.map(\.schema)), Self.textArray(relations.map(\.name)),
+                    SQL.textArray(relations.map(\.schema)), SQL.textArray(relations.map(\.name)),
                 ], preparedName: "pgbridge_request_settings"),
         ]
         if let function = session.preRequest { pipeline.append(.init("SELECT \(function)()")) }
@@ -146,20 +146,5 @@ extension TableRoutes {
                 throw failure.error
             }
         }
-    }
-
-    /// A `text[]` literal: every element quoted, so that any name survives.
-    static func textArray(_ values: [String]) -> String {
-        var out = "{"
-        for (index, value) in values.enumerated() {
-            if index > 0 { out += "," }
-            out += "\""
-            for character in value {
-                if character == "\"" || character == "\\" { out += "\\" }
-                out.append(character)
-            }
-            out += "\""
-        }
-        return out + "}"
     }
 }

@@ -97,7 +97,7 @@ struct TableRoutes: Sendable {
     /// The table the path names: `schema.table`, or `table` in the profile's schema.
     func table(_ request: Request, _ context: BasicRequestContext, write: Bool) async throws -> TableInfo {
         let raw = try context.parameters.require("table")
-        let text = raw.removingPercentEncoding ?? raw
+        let text = RestQuery.decodeComponent(Substring(raw), plusIsSpace: false)
         guard let (named, name) = Self.split(text) else {
             throw RestError.parse("expected /{table} or /{schema}.{table}, got '\(text.prefix(80))'")
         }
