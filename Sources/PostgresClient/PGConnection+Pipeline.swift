@@ -44,12 +44,15 @@ extension PGConnection {
         guard PQenterPipelineMode(handle) == 1 else {
             throw PostgresError(.queryFailed, "cannot enter pipeline mode on \(target): \(errorMessage)")
         }
-        defer { PQexitPipelineMode(handle) }
+        defer {
+            // Fails only with results left unread: the connection cannot be used as it is.
+            if PQexitPipelineMode(handle) != 1 { abandoned = true }
+        }
         // What was sent, in order: a prepare or a deallocation (their results are read and
         // checked, not returned) or a statement.
         enum Sent {
             case prepare(name: String, sql: String?, index: Int)
-            case deallocate(Int)
+            case deallocate(name: String, index: Int)
             case statement(Int)
         }
         var sent: [Sent] = []
@@ -67,7 +70,7 @@ extension PGConnection {
                         guard PQsendQueryParams(handle, "DEALLOCATE \(evicted)", 0, nil, nil, nil, nil, 0) == 1 else {
                             throw sendFailure()
                         }
-                        sent.append(.deallocate(index))
+                        sent.append(.deallocate(name: evicted, index: index))
                     }
                     guard PQsendPrepare(handle, fresh, statement.sql, 0, nil) == 1 else { throw sendFailure() }
                     sent.append(.prepare(name: fresh, sql: statement.sql, index: index))
@@ -94,7 +97,11 @@ extension PGConnection {
             let result = PGResult(raw)
             // Each command's results end with a NULL.
             while let extra = PQgetResult(handle) { PQclear(extra) }
-            if result.status == PGRES_PIPELINE_ABORTED { continue }
+            if result.status == PGRES_PIPELINE_ABORTED {
+                // A skipped eviction is done before the next pipeline instead.
+                if case .deallocate(let name, _) = entry { staleStatements.append(name) }
+                continue
+            }
             switch entry {
             case .prepare(let name, let sql, let index):
                 do {
@@ -103,7 +110,7 @@ extension PGConnection {
                 } catch let error as PostgresError {
                     failure = failure ?? PipelineFailure(index: index, error: error)
                 }
-            case .deallocate(let index):
+            case .deallocate(_, let index):
                 do {
                     _ = try check(result)
                 } catch let error as PostgresError {
@@ -132,6 +139,9 @@ extension PGConnection {
         }
         if let failure {
             if failure.error.code == .connectionFailed { throw failure.error }
+            // A prepared statement vanished (DEALLOCATE ALL in a function, or a pooler between
+            // pgbridge and the server): the connection is replaced rather than kept failing.
+            if failure.error.sqlState == "26000" { abandoned = true }
             throw failure
         }
         return results

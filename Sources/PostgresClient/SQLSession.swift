@@ -40,7 +40,9 @@ public final class SQLSession: Sendable {
                 return
             }
             do {
+                // Session advisory locks a failed request took are released as a reconnect would.
                 try connection.execute("ROLLBACK")
+                try connection.execute("SELECT pg_catalog.pg_advisory_unlock_all()")
             } catch {
                 state.connection = nil
             }

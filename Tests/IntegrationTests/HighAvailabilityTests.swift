@@ -115,9 +115,9 @@ struct HighAvailabilityTests {
         )
         #expect(alpha.union(beta) == Set(1...400))
         // Measured 2.8–3.8 s in full runs (docs/operations.md). The bound is the test process's
-        // view (its scheduling under a full suite adds seconds); it still tells "at once" from the
-        // 60 s a walsender timeout would take.
-        #expect(tookOver.map { $0 < .seconds(10) } ?? false, "took over after \(tookOver.map { "\($0)" } ?? "never")")
+        // view (its scheduling under a full suite on a loaded machine adds seconds); it still
+        // tells "at once" from the 60 s a walsender timeout would take.
+        #expect(tookOver.map { $0 < .seconds(20) } ?? false, "took over after \(tookOver.map { "\($0)" } ?? "never")")
         #expect(!beta.isEmpty)
     }
 }

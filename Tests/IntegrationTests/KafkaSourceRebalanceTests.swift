@@ -15,7 +15,9 @@ extension KafkaClusterSuites {
         @Test func partitionsTakenAwayDuringADeliveryLoseNothing() async throws {
             let topic = "rebalance_\(UUID().uuidString.prefix(8).lowercased())"
             try KafkaCLI.control("topic \(topic) 6")
-            let server = try await HookServer.start(HookServer.Behaviour(failures: 80))
+            // The sink refuses until the first process is killed, however long the group takes to
+            // rebalance on a loaded machine.
+            let server = try await HookServer.start(HookServer.Behaviour(failures: 1_000_000))
             defer { Task { await server.stop() } }
             let producer = try await KafkaSourceTests.producer()
             _ = try await producer.produce(
@@ -50,6 +52,7 @@ extension KafkaClusterSuites {
             #expect(server.delivered.isEmpty, "the first process delivered nothing yet")
             first.kill(SIGKILL)
             #expect(try await first.waitForExit() != 0)
+            server.refuse(next: 0)
             func delivered() -> Set<Int> {
                 Set(
                     server.delivered.compactMap {
@@ -68,7 +71,8 @@ extension KafkaClusterSuites {
             second.kill(SIGTERM)
             #expect(try await second.waitForExit() == 0)
             #expect(delivered() == Set(0..<12_000), "the first process's unconfirmed batches were read again")
-            #expect(server.received.count(where: { $0.status == 503 }) == 80)
+            #expect(
+                server.received.count(where: { $0.status == 503 }) >= 5, "the sink refused while the group rebalanced")
         }
     }
 }

@@ -101,6 +101,15 @@ import Testing
             _ = try connection.pipeline([.init("SELECT count(*) FROM things WHERE id <= \(limit)", cached: true)])
         }
         #expect(try generated() == 64)
+        // An eviction skipped because an earlier statement failed is done before the next
+        // pipeline: nothing stays prepared on the server that the cache forgot.
+        #expect(throws: PGConnection.PipelineFailure.self) {
+            _ = try connection.pipeline([
+                .init("SELECT 1 / 0"), .init("SELECT count(*) FROM things WHERE id <= 1000", cached: true),
+            ])
+        }
+        _ = try connection.pipeline([.init("SELECT 1")])
+        #expect(try generated() == 63)
         // A column whose type changed under a cached plan: the statement fails once (its
         // parameter was typed for the old column), is dropped, and is prepared afresh next time.
         _ = try connection.pipeline([.init(lookup, ["5"], cached: true)])
@@ -111,5 +120,19 @@ import Testing
         let again = try connection.pipeline([.init(lookup, ["5"], cached: true)])
         #expect(again[0].string(0, 0) == "1")
         #expect(try generated() == 64)
+    }
+
+    @Test func aVanishedPreparedStatementRetiresTheConnection() throws {
+        let database = try TestDatabase(prefix: "pipeline")
+        defer { database.drop() }
+        let connection = try PGConnection(url: database.url, mode: .normal)
+        _ = try connection.pipeline([.init("SELECT 1", preparedName: "vanishing")])
+        // As a function running DEALLOCATE ALL, or a pooler handing out another server session.
+        try connection.execute("DEALLOCATE ALL")
+        #expect(!connection.isBroken)
+        #expect(throws: PGConnection.PipelineFailure.self) {
+            _ = try connection.pipeline([.init("SELECT 1", preparedName: "vanishing")])
+        }
+        #expect(connection.isBroken, "the session replaces a connection whose statements are gone")
     }
 }

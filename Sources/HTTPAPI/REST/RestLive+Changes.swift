@@ -152,6 +152,7 @@ struct LiveFollower: Sendable {
         // `liveVisibilityWait`) until its snapshot sees every transaction of the batch.
         var checked: [(String, String?)]?
         let deadline = ContinuousClock.now + APIServer.liveVisibilityWait
+        var pause: Duration = .milliseconds(2)
         while true {
             let attempt = try await pool.withSession(timeout: .seconds(10)) { session in
                 try await session.run { connection -> (rows: [(String, String?)], sawAll: Bool) in
@@ -175,7 +176,8 @@ struct LiveFollower: Sendable {
                         "event: gone\ndata: {\"message\":\"the live query could not see committed changes within \(APIServer.liveVisibilityWait): reconnect\"}\n\n"
                 )
             }
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(200))
         }
         guard let checked, checked.count == pending.count else {
             throw LiveStreamEnded(

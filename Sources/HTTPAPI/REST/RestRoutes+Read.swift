@@ -130,6 +130,10 @@ extension TableRoutes {
             mode = .singular
         } else if !readOnly || (page.limit.map { $0 <= APIServer.fetchRows } ?? false) {
             mode = .bounded
+        } else if preferences.count == .exact || settings.preRequest != nil {
+            // A probe that overflows runs its transaction again: not with a count that may be
+            // costly, nor with a pre-request function that PostgREST calls once per request.
+            mode = .cursor
         } else {
             mode = .probe
         }

@@ -78,24 +78,25 @@ extension TableRoutes {
     /// bypass it). The refusal is an error (a failed cast), so that nothing after it in the
     /// pipeline runs. `$8`/`$9`: the relations' schemas and names. Written so that the plan
     /// (prepared once, then generic) looks each relation up by index, whatever the number of
-    /// tables: names compared as `name`, one correlated lookup per relation.
+    /// tables: names compared as `name`, one correlated lookup per relation. Catalog objects are
+    /// schema-qualified: a role's search_path cannot put a look-alike in front of them.
     static let requestSettingsSQL = """
-        SELECT set_config('role', $1::text, true), \
-        set_config('statement_timeout', $2::text, true), \
-        set_config('idle_in_transaction_session_timeout', $2::text, true), \
-        set_config('request.jwt.claims', $3::text, true), \
-        set_config('request.headers', $4::text, true), \
-        set_config('request.cookies', $5::text, true), \
-        set_config('request.method', $6::text, true), \
-        set_config('request.path', $7::text, true), \
+        SELECT pg_catalog.set_config('role', $1::text, true), \
+        pg_catalog.set_config('statement_timeout', $2::text, true), \
+        pg_catalog.set_config('idle_in_transaction_session_timeout', $2::text, true), \
+        pg_catalog.set_config('request.jwt.claims', $3::text, true), \
+        pg_catalog.set_config('request.headers', $4::text, true), \
+        pg_catalog.set_config('request.cookies', $5::text, true), \
+        pg_catalog.set_config('request.method', $6::text, true), \
+        pg_catalog.set_config('request.path', $7::text, true), \
         CASE WHEN coalesce(( \
             SELECT $1::name = session_user OR r.rolsuper OR r.rolbypassrls OR r.rolreplication \
-                OR EXISTS (SELECT 1 FROM unnest($8::name[], $9::name[]) AS t(schema_name, relation_name) \
+                OR EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($8::name[]), pg_catalog.unnest($9::name[])) AS t(schema_name, relation_name) \
                     WHERE (SELECT c.relrowsecurity AND NOT c.relforcerowsecurity \
-                                  AND pg_has_role($1::name, c.relowner, 'USAGE') \
-                           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                                  AND pg_catalog.pg_has_role($1::name, c.relowner, 'USAGE') \
+                           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                            WHERE n.nspname = t.schema_name AND c.relname = t.relation_name)) \
-            FROM pg_roles r WHERE r.rolname = $1::name), true) \
+            FROM pg_catalog.pg_roles r WHERE r.rolname = $1::name), true) \
         THEN CAST(\(refusalMarker) || session_user::text AS integer) END
         """
 

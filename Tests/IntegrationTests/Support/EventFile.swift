@@ -14,7 +14,7 @@ enum EventFile {
 
     /// Polls until `predicate` holds for the file's events, or the timeout passes.
     static func waitFor(
-        _ path: String, timeout: Duration = .seconds(30), _ predicate: ([[String: Any]]) -> Bool
+        _ path: String, timeout: Duration = .seconds(90), _ predicate: ([[String: Any]]) -> Bool
     ) async throws -> [[String: Any]] {
         let deadline = ContinuousClock.now + timeout
         while true {

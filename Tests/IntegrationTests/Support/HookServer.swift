@@ -38,6 +38,9 @@ final class HookServer: Sendable {
     let port: Int
 
     var received: [Received] { state.withLock { $0.received } }
+
+    /// Refuses the next `count` requests from now on (0: accepts again).
+    func refuse(next count: Int) { state.withLock { $0.behaviour.failures = count } }
     var delivered: [Received] { received.filter { (200..<300).contains($0.status) } }
     var tokenRequests: [String] { state.withLock { $0.tokenRequests } }
     var url: String { "http://127.0.0.1:\(port)/hook" }
