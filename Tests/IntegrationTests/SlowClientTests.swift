@@ -73,7 +73,10 @@ struct SlowClientTests {
             "/v1/tables/public.small?order=id")
         let waited = ContinuousClock.now - started
         #expect(ninth.status == 200 && ninth.body.contains("\"id\":2"), "\(ninth.status) \(ninth.body)")
-        #expect(waited < .seconds(15), "the ninth request waited \(waited)")
+        // About 6 s alone (write_timeout is 5 s); 21–23 s were seen under the full suite on a
+        // loaded 2-core VM. A session that never came back would answer 503 after the pool's
+        // 10 s lease timeout instead of 200.
+        #expect(waited < .seconds(40), "the ninth request waited \(waited)")
         // The stalled connections were closed by pgbridge and their sessions were given back.
         try await waitFor("the stalled sessions to end", timeout: .seconds(30)) { try db.value(sessions) == "0" }
         bridge.kill(SIGTERM)
