@@ -102,7 +102,7 @@ struct PostgresSinkTests {
             replica == wanted,
             "missing: \(wanted.filter { !replica.contains($0) }.prefix(3)) unexpected: \(replica.filter { !wanted.contains($0) }.prefix(3))"
         )
-        let dead = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(30)) { $0.count >= 1 }
+        let dead = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(90)) { $0.count >= 1 }
         #expect(dead.count == 1)
         let reason = dead.first?["reason"] as? String ?? ""
         #expect(reason.contains("SQLSTATE 23514") && reason.contains("no_poison"), "\(reason)")
@@ -117,7 +117,7 @@ struct PostgresSinkTests {
 
         try source.sql("TRUNCATE items")
         try source.sql("INSERT INTO items (a, b) VALUES (1, 'after truncate')")
-        try await waitFor("the truncate to reach the replica", timeout: .seconds(30)) {
+        try await waitFor("the truncate to reach the replica", timeout: .seconds(90)) {
             try target.sql("SELECT a, b FROM items").map { $0.compactMap { $0 } } == [["1", "after truncate"]]
         }
         try await pipe.stop()
@@ -182,7 +182,7 @@ extension PostgresSinkTests {
         try source.sql(
             "SELECT pg_logical_emit_message(true, 'note', 'no table'); INSERT INTO conditions VALUES ('2026-01-05 00:00+00', 'd9', 9)"
         )
-        try await waitFor("the last row on the keeping target", timeout: .seconds(30)) {
+        try await waitFor("the last row on the keeping target", timeout: .seconds(90)) {
             try keeping.value("SELECT count(*) FROM conditions WHERE device = 'd9'") == "1"
         }
         try await pipe.stop()
@@ -278,7 +278,7 @@ extension PostgresSinkTests {
         try source.sql("INSERT INTO m VALUES (1, 'before')")
         try source.sql("ALTER TABLE m ADD COLUMN w numeric(8, 2) NOT NULL DEFAULT 0")
         try source.sql("INSERT INTO m VALUES (2, 'after', 12.5)")
-        try await waitFor("the new column on the adding target", timeout: .seconds(30)) {
+        try await waitFor("the new column on the adding target", timeout: .seconds(90)) {
             (try? adding.sql("SELECT id, v, w FROM m ORDER BY id").map { $0.map { $0 ?? "NULL" } })
                 == [["1", "before", "NULL"], ["2", "after", "12.50"]]
         }
@@ -287,7 +287,7 @@ extension PostgresSinkTests {
                 "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'm'::regclass AND attname = 'w'"
             )
                 == "numeric(8,2)", "added with the source's type")
-        let dead = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(30)) { $0.count >= 1 }
+        let dead = try await EventFile.waitFor(pipe.deadLetterPath, timeout: .seconds(90)) { $0.count >= 1 }
         #expect(dead.count == 1 && dead[0]["sink"] as? String == "strict")
         let reason = dead.first?["reason"] as? String ?? ""
         #expect(reason.contains("has no column w") && reason.contains("on_new_column: add"), "\(reason)")
