@@ -63,7 +63,7 @@ extension APIServer {
 
     func pipeName(_ context: BasicRequestContext) throws -> String {
         let raw = try context.parameters.require("name")
-        let name = raw.removingPercentEncoding ?? raw
+        let name = RestQuery.decodeComponent(Substring(raw), plusIsSpace: false)
         guard Identifier.isSimple(name) else { throw APIError.notFound("no pipe named \(name.prefix(80))") }
         return name
     }
