@@ -51,7 +51,13 @@ struct FailoverTests {
         try await pair.waitForStandbyToCatchUp()
         try pair.stopStandby()
         try primary.execute("INSERT INTO t SELECT g, repeat('b', 200000) FROM generate_series(51, 60) g")
-        try await waitFor("rows 1–60 from the old primary", timeout: .seconds(60)) { setup.ids().count == 60 }
+        do {
+            try await waitFor("rows 1–60 from the old primary", timeout: .seconds(90)) { setup.ids().count == 60 }
+        } catch {
+            bridge.kill(SIGKILL)
+            Issue.record("pgbridge's output: \(bridge.stderr.suffix(3000))")
+            throw error
+        }
         try pair.killPrimary()
         try pair.restartStandby()
         try pair.promoteStandby()

@@ -125,48 +125,6 @@ extension KafkaClusterSuites {
             #expect(Set(payloads) == ["not json", "[1,2,3]"], "\(letters)")
         }
 
-        /// Every broker down for a few seconds: the outage is in the log (librdkafka's own
-        /// errors, through the logger, its identical repeats suppressed: a bounded number of
-        /// lines, not one per poll), and the reading goes on afterwards by itself.
-        @Test func brokersThatAreDownAreLoggedAndTheReadingGoesOn() async throws {
-            let topic = "brokersdown_\(UUID().uuidString.prefix(8).lowercased())"
-            try KafkaCLI.control("topic \(topic) 1")
-            let directory = try TestEnvironment.scratchDirectory("kafkadown")
-            let config = try ConfigFile.write(
-                """
-                postgres: {url: "\(TestEnvironment.postgresURL ?? "")"}
-                state_dir: \(directory)/state
-                pipes:
-                  - name: down
-                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)]}
-                    sinks: [{kind: file, path: \(directory)/events.jsonl}]
-                """, in: directory)
-            let producer = try await Self.producer()
-            _ = try await producer.produce([KafkaRecord(topic: topic, partition: 0, value: Array(#"{"n":0}"#.utf8))])
-            let bridge = try BridgeProcess.run(config: config, directory: directory)
-            defer { bridge.kill(SIGKILL) }
-            _ = try await EventFile.waitFor("\(directory)/events.jsonl", timeout: .seconds(60)) { $0.count >= 1 }
-            // Whatever happens, the shared cluster comes back for the next tests.
-            defer { for broker in 1...3 { try? KafkaCLI.control("up \(broker)") } }
-            for broker in 1...3 { try KafkaCLI.control("down \(broker)") }
-            try await Task.sleep(for: .seconds(6))
-            for broker in 1...3 { try KafkaCLI.control("up \(broker)") }
-            _ = try await producer.produce([KafkaRecord(topic: topic, partition: 0, value: Array(#"{"n":1}"#.utf8))])
-            await producer.close()
-            // At least once: n=0 may come twice when its offset was not committed before the outage.
-            let events = try await EventFile.waitFor("\(directory)/events.jsonl", timeout: .seconds(60)) {
-                $0.contains { $0.after?["n"] as? Int == 1 }
-            }
-            #expect(Set(events.compactMap { $0.after?["n"] as? Int }) == [0, 1], "the reading went on")
-            bridge.kill(SIGTERM)
-            #expect(try await bridge.waitForExit() == 0)
-            let lines = bridge.stderr.split(separator: "\n").filter { $0.contains("[KafkaClient] kafka source") }
-            #expect(
-                lines.contains { $0.contains(" error ") && $0.contains("brokers are down") },
-                "the outage is logged as an error: \(bridge.stderr.suffix(3000))")
-            #expect(lines.count < 60, "a bounded number of lines for a 6 s outage: \(lines.count)")
-        }
-
         /// A sink that is down stops the reading: fetching pauses (the queue between source and
         /// sinks stays bounded, the group keeps its partitions), and everything arrives once the
         /// sink is back.

@@ -5,6 +5,10 @@ import Testing
 enum KafkaCLI {
     static var brokers: String? { TestEnvironment.kafkaBrokers }
     static var controlPath: String? { TestEnvironment.environment["PGBRIDGE_TEST_KAFKA_CONTROL"] }
+    /// The second mock cluster, for tests that inject broker errors or take brokers down
+    /// (`KafkaFaultTests`): faults there cannot hit the tests on the shared cluster.
+    static var faultBrokers: String? { TestEnvironment.environment["PGBRIDGE_TEST_KAFKA_FAULTS_BROKERS"] }
+    static var faultControlPath: String? { TestEnvironment.environment["PGBRIDGE_TEST_KAFKA_FAULTS_CONTROL"] }
 
     struct Message {
         var partition: Int
@@ -15,8 +19,8 @@ enum KafkaCLI {
     }
 
     /// Sends a command to the mock cluster (see scripts/lib/kafka-mock.c).
-    static func control(_ command: String) throws {
-        guard let path = controlPath, let handle = FileHandle(forWritingAtPath: path) else {
+    static func control(_ command: String, path: String? = controlPath) throws {
+        guard let path, let handle = FileHandle(forWritingAtPath: path) else {
             throw TestFailure("the Kafka mock's control FIFO is not available")
         }
         try handle.write(contentsOf: Data((command + "\n").utf8))
@@ -24,7 +28,7 @@ enum KafkaCLI {
     }
 
     /// Every message of `topic`, partition by partition in offset order.
-    static func consume(_ topic: String) async throws -> [Message] {
+    static func consume(_ topic: String, brokers: String? = brokers) async throws -> [Message] {
         guard let brokers else { throw TestFailure("PGBRIDGE_TEST_KAFKA_BROKERS is not set") }
         let result = try await TestEnvironment.shellAsync(
             "kcat -C -b '\(brokers)' -t '\(topic)' -o beginning -e -q -f '%p\\t%o\\t%k\\t%h\\t%s\\n'")
@@ -38,12 +42,12 @@ enum KafkaCLI {
         }
     }
 
-    static func waitForMessages(_ topic: String, count: Int, timeout: Duration = .seconds(60)) async throws
-        -> [Message]
-    {
+    static func waitForMessages(
+        _ topic: String, count: Int, timeout: Duration = .seconds(60), brokers: String? = brokers
+    ) async throws -> [Message] {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let messages = try await consume(topic)
+            let messages = try await consume(topic, brokers: brokers)
             if messages.count >= count { return messages }
             if ContinuousClock.now > deadline {
                 Issue.record(

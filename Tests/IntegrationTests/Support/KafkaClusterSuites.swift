@@ -1,6 +1,7 @@
 import Testing
 
-/// The suites that produce to the shared Kafka mock cluster run one at a time: some inject
-/// cluster-wide produce errors (`errors 0 29 2`), which would hit the others' messages.
-@Suite("Kafka mock cluster", .serialized)
+/// The suites that use the shared Kafka mock cluster. They run in parallel: nothing here injects
+/// broker errors or takes brokers down; the tests that do are `KafkaFaultTests`, on a cluster of
+/// their own, one at a time.
+@Suite("Kafka mock cluster")
 enum KafkaClusterSuites {}
