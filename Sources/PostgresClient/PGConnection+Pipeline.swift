@@ -57,13 +57,16 @@ extension PGConnection {
         }
         var sent: [Sent] = []
         sent.reserveCapacity(statements.count + 2)
+        // Cached statements prepared earlier in this pipeline (the cache learns of them only
+        // once their prepare succeeded): a text sent twice is prepared once.
+        var preparedHere: [String: String] = [:]
         for (index, statement) in statements.enumerated() {
             var name = statement.preparedName
             if let constant = name, !preparedStatements.contains(constant) {
                 guard PQsendPrepare(handle, constant, statement.sql, 0, nil) == 1 else { throw sendFailure() }
                 sent.append(.prepare(name: constant, sql: nil, index: index))
             } else if name == nil, statement.cached {
-                name = statementCache.name(for: statement.sql)
+                name = preparedHere[statement.sql] ?? statementCache.name(for: statement.sql)
                 if name == nil {
                     let (fresh, evicted) = statementCache.reserve(statement.sql)
                     if let evicted {
@@ -74,6 +77,7 @@ extension PGConnection {
                     }
                     guard PQsendPrepare(handle, fresh, statement.sql, 0, nil) == 1 else { throw sendFailure() }
                     sent.append(.prepare(name: fresh, sql: statement.sql, index: index))
+                    preparedHere[statement.sql] = fresh
                     name = fresh
                 }
             }

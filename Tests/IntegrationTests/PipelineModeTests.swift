@@ -96,6 +96,11 @@ import Testing
             #expect(results[0].string(0, 0) == "1")
         }
         #expect(try generated() == 1, "one text, prepared once")
+        // The same new text twice in one pipeline is prepared once, not once per use.
+        let pair = "SELECT count(*) FROM things WHERE id < $1"
+        let twice = try connection.pipeline([.init(pair, ["3"], cached: true), .init(pair, ["5"], cached: true)])
+        #expect(twice.map { $0.string(0, 0) } == ["2", "4"])
+        #expect(try generated() == 2, "a text used twice in its first pipeline is prepared once")
         // At most 64 texts stay prepared; the least recently used go.
         for limit in 1...80 {
             _ = try connection.pipeline([.init("SELECT count(*) FROM things WHERE id <= \(limit)", cached: true)])

@@ -52,7 +52,8 @@ extension TableRoutes {
         // an estimated count that may turn into an exact one.
         let endsAtOnce =
             (mode == .singular ? read.readOnly : mode != .cursor) && read.counting != .estimated
-        let finish = read.rollback ? "ROLLBACK" : "COMMIT"
+        let end: Finish = read.rollback ? .rollback : .commit
+        let finish = end.command ?? "COMMIT"
         var statements: [SQLStatement] = []
         switch read.counting {
         case .exact?:
@@ -86,7 +87,7 @@ extension TableRoutes {
         }
         let results = try transaction(
             connection, read.settings, relations: read.relations, readOnly: read.readOnly, statements,
-            finish: endsAtOnce ? (read.rollback ? .rollback : .commit) : .open)
+            finish: endsAtOnce ? end : .open)
         var total: Int?
         switch read.counting {
         case .exact?:

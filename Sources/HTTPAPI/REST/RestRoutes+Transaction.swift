@@ -25,6 +25,15 @@ extension TableRoutes {
         /// Left open: the caller decides after reading the results (and then sends `COMMIT` or
         /// `ROLLBACK`, or drops the connection).
         case open
+
+        /// The command that ends the transaction; nil when it is left open.
+        var command: String? {
+            switch self {
+            case .commit: "COMMIT"
+            case .rollback: "ROLLBACK"
+            case .open: nil
+            }
+        }
     }
 
     /// The role and PostgREST's `request.*` settings for row-level security policies.
