@@ -32,6 +32,10 @@ extension PGConnection {
         /// The failed statement's position in the pipeline.
         public var index: Int
         public var error: PostgresError
+        /// The failed statement ran a cached plan prepared by an earlier pipeline, whose
+        /// parameter types were fixed then: a change of its tables since (a column's type) may be
+        /// why it failed, and it is prepared afresh on its next use.
+        public var ranEarlierPreparedPlan = false
         public var description: String { error.description }
     }
 
@@ -60,6 +64,8 @@ extension PGConnection {
         // Cached statements prepared earlier in this pipeline (the cache learns of them only
         // once their prepare succeeded): a text sent twice is prepared once.
         var preparedHere: [String: String] = [:]
+        // Statements that run a cached plan prepared by an earlier pipeline.
+        var reusedPlans: Set<Int> = []
         for (index, statement) in statements.enumerated() {
             var name = statement.preparedName
             if let constant = name, !preparedStatements.contains(constant) {
@@ -67,6 +73,7 @@ extension PGConnection {
                 sent.append(.prepare(name: constant, sql: nil, index: index))
             } else if name == nil, statement.cached {
                 name = preparedHere[statement.sql] ?? statementCache.name(for: statement.sql)
+                if name != nil, preparedHere[statement.sql] == nil { reusedPlans.insert(index) }
                 if name == nil {
                     let (fresh, evicted) = statementCache.reserve(statement.sql)
                     if let evicted {
@@ -124,7 +131,10 @@ extension PGConnection {
                 do {
                     results.append(try check(result))
                 } catch let error as PostgresError {
-                    failure = failure ?? PipelineFailure(index: index, error: error)
+                    failure =
+                        failure
+                        ?? PipelineFailure(
+                            index: index, error: error, ranEarlierPreparedPlan: reusedPlans.contains(index))
                     // A cached plan that no longer fits its tables (a column's type changed)
                     // would fail every time: it is prepared again on its next use.
                     if statements[index].cached, let name = statementCache.remove(statements[index].sql) {

@@ -36,6 +36,16 @@ struct RestTransactionTests {
         // A role missing from pg_roles ('none' included) is refused, not let through.
         #expect(sql.contains("), true) THEN CAST("))
     }
+
+    /// Which failures of an earlier prepared plan are worth one more run with a fresh plan.
+    @Test func staleButNotRefusedPlansAreRunAgain() {
+        for state in ["42883", "42804", "22P02", "22003", "0A000"] {
+            #expect(TableRoutes.mayBeStalePlan(state), "\(state)")
+        }
+        for state in ["42501", "23505", "40001", "57014", "08006", nil] {
+            #expect(!TableRoutes.mayBeStalePlan(state), "\(state ?? "none")")
+        }
+    }
 }
 
 @Suite("REST proxy query strings")

@@ -108,20 +108,22 @@ import Testing
         #expect(try generated() == 64)
         // An eviction skipped because an earlier statement failed is done before the next
         // pipeline: nothing stays prepared on the server that the cache forgot.
-        #expect(throws: PGConnection.PipelineFailure.self) {
+        let unrelated = #expect(throws: PGConnection.PipelineFailure.self) {
             _ = try connection.pipeline([
                 .init("SELECT 1 / 0"), .init("SELECT count(*) FROM things WHERE id <= 1000", cached: true),
             ])
         }
+        #expect(unrelated?.ranEarlierPreparedPlan == false)
         _ = try connection.pipeline([.init("SELECT 1")])
         #expect(try generated() == 63)
         // A column whose type changed under a cached plan: the statement fails once (its
         // parameter was typed for the old column), is dropped, and is prepared afresh next time.
         _ = try connection.pipeline([.init(lookup, ["5"], cached: true)])
         try database.sql("ALTER TABLE things ALTER COLUMN id TYPE text")
-        #expect(throws: PGConnection.PipelineFailure.self) {
+        let stale = #expect(throws: PGConnection.PipelineFailure.self) {
             _ = try connection.pipeline([.init(lookup, ["5"], cached: true)])
         }
+        #expect(stale?.ranEarlierPreparedPlan == true, "the failure names the earlier plan as a likely cause")
         let again = try connection.pipeline([.init(lookup, ["5"], cached: true)])
         #expect(again[0].string(0, 0) == "1")
         #expect(try generated() == 64)

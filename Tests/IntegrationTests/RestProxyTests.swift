@@ -363,6 +363,62 @@ struct RestProxyTests {
         #expect(ids(allowed) == [2], "the policy applies to the owner now: \(allowed.body)")
     }
 
+    /// A migration changes a column's type under the proxy's prepared statements: no request
+    /// fails. Each pooled connection prepared the lookup with a parameter typed for the old
+    /// column; the request that finds it stale runs again with the statement prepared afresh.
+    @Test func aColumnTypeChangeUnderPreparedStatementsFailsNoRequest() async throws {
+        let db = try TestDatabase(prefix: "rest_migrate")
+        defer { db.drop() }
+        try db.sql(
+            """
+            DO $$ BEGIN
+              CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            CREATE TABLE things (id int PRIMARY KEY, label text);
+            INSERT INTO things SELECT g, 'thing ' || g FROM generate_series(1, 20) g;
+            GRANT SELECT, UPDATE ON things TO pgbridge_test_anon;
+            """)
+        let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
+        let config = "\(directory)/pgbridge.yaml"
+        try """
+        postgres: {url: "\(db.url)"}
+        state_dir: \(directory)/state
+        api: {listen: "127.0.0.1:0", admin_token: \(Self.admin), anonymous_role: pgbridge_test_anon,
+              anonymous_writes: true, pool_size: 3}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
+        defer { bridge.kill(SIGKILL) }
+        let port = try await APIClient.waitForPort(bridge)
+        let client = APIClient(base: "http://127.0.0.1:\(port)", token: nil)
+        let path = "/v1/tables/public.things"
+        /// Six lookups and six updates at once, so that every pooled connection prepares both.
+        func round(_ label: String) async throws -> [APIClient.Reply] {
+            try await withThrowingTaskGroup(of: APIClient.Reply.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await client.get("\(path)?id=eq.5&select=id,label") }
+                    group.addTask {
+                        try await client.request(
+                            .PATCH, "\(path)?id=eq.7", body: #"{"label": "\#(label)"}"#,
+                            headers: [("Prefer", "return=representation")])
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        for reply in try await round("before") {
+            #expect(reply.status == 200, "\(reply.body)")
+        }
+        try db.sql("ALTER TABLE things ALTER COLUMN id TYPE text")
+        for attempt in 0..<3 {
+            for reply in try await round("after \(attempt)") {
+                #expect(reply.status == 200, "after the migration: \(reply.status) \(reply.body)")
+                #expect(
+                    rows(reply).first?["id"] as? String == (reply.body.contains("thing 5") ? "5" : "7"),
+                    "the id is text now: \(reply.body)")
+            }
+        }
+        #expect(try db.sql("SELECT label FROM things WHERE id = '7'").first?[0] == "after 2")
+    }
+
     @Test func hypertableBucketsUseItsTimeDimension() async throws {
         let db = try TimescaleFixture.conditionsDatabase(prefix: "rest_ht")
         defer { db.drop() }

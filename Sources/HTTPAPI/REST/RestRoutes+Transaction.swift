@@ -109,6 +109,15 @@ extension TableRoutes {
         THEN CAST(\(refusalMarker) || session_user::text AS integer) END
         """
 
+    /// Errors a statement can get from a plan whose parameter types were fixed before its
+    /// tables changed: data exceptions (a value parsed as the old type), syntax or access rule
+    /// violations (no operator for the new type), and "cached plan must not change result type".
+    /// Not a refused privilege (42501), which no fresh plan changes.
+    static func mayBeStalePlan(_ sqlState: String?) -> Bool {
+        guard let sqlState, sqlState != "42501" else { return false }
+        return sqlState == "0A000" || sqlState.hasPrefix("22") || sqlState.hasPrefix("42")
+    }
+
     /// Starts the text of the refusal's error (the session user keeps the cast from being
     /// folded into a constant, and so raised, when the statement is planned).
     static let refusalMarker = "'pgbridge refuses this role; login role '"
@@ -137,8 +146,23 @@ extension TableRoutes {
         case .rollback: pipeline.append(.init("ROLLBACK", preparedName: "pgbridge_rollback"))
         case .open: break
         }
+        func run() throws -> [SQLResult] {
+            Array(try connection.pipeline(pipeline)[first..<(first + statements.count)])
+        }
         do {
-            return Array(try connection.pipeline(pipeline)[first..<(first + statements.count)])
+            do {
+                return try run()
+            } catch let failure as PGConnection.PipelineFailure
+                where failure.ranEarlierPreparedPlan && mayBeStalePlan(failure.error.sqlState)
+            {
+                // The statement's plan was prepared on this connection before its tables changed
+                // (a migration changed a column's type, so a parameter typed for the old column
+                // no longer fits). Nothing was committed: the transaction is rolled back and run
+                // once more, with the statement prepared afresh, so the client never sees the
+                // stale plan. A genuine error fails the same way again and is answered.
+                try connection.execute("ROLLBACK")
+                return try run()
+            }
         } catch let failure as PGConnection.PipelineFailure {
             let role = session.role.map { String($0.prefix(63)) } ?? ""
             guard failure.index == 1 else { throw failure.error }
