@@ -35,7 +35,9 @@ extension PGConnection {
         /// The failed statement ran a cached plan prepared by an earlier pipeline, whose
         /// parameter types were fixed then: a change of its tables since (a column's type) may be
         /// why it failed, and it is prepared afresh on its next use.
-        public var ranEarlierPreparedPlan = false
+        public var ranEarlierPreparedPlan: Bool { earlierPlan != nil }
+        /// The earlier plan's name and text (still prepared on the server until the next pipeline).
+        var earlierPlan: (name: String, sql: String)?
         public var description: String { error.description }
     }
 
@@ -64,8 +66,8 @@ extension PGConnection {
         // Cached statements prepared earlier in this pipeline (the cache learns of them only
         // once their prepare succeeded): a text sent twice is prepared once.
         var preparedHere: [String: String] = [:]
-        // Statements that run a cached plan prepared by an earlier pipeline.
-        var reusedPlans: Set<Int> = []
+        // Statements that run a cached plan prepared by an earlier pipeline, by index: its name.
+        var reusedPlans: [Int: String] = [:]
         for (index, statement) in statements.enumerated() {
             var name = statement.preparedName
             if let constant = name, !preparedStatements.contains(constant) {
@@ -73,7 +75,7 @@ extension PGConnection {
                 sent.append(.prepare(name: constant, sql: nil, index: index))
             } else if name == nil, statement.cached {
                 name = preparedHere[statement.sql] ?? statementCache.name(for: statement.sql)
-                if name != nil, preparedHere[statement.sql] == nil { reusedPlans.insert(index) }
+                if let name, preparedHere[statement.sql] == nil { reusedPlans[index] = name }
                 if name == nil {
                     let (fresh, evicted) = statementCache.reserve(statement.sql)
                     if let evicted {
@@ -134,7 +136,8 @@ extension PGConnection {
                     failure =
                         failure
                         ?? PipelineFailure(
-                            index: index, error: error, ranEarlierPreparedPlan: reusedPlans.contains(index))
+                            index: index, error: error,
+                            earlierPlan: reusedPlans[index].map { ($0, statements[index].sql) })
                     // A cached plan that no longer fits its tables (a column's type changed)
                     // would fail every time: it is prepared again on its next use.
                     if statements[index].cached, let name = statementCache.remove(statements[index].sql) {
@@ -159,6 +162,51 @@ extension PGConnection {
             throw failure
         }
         return results
+    }
+
+    /// After a failure of a statement that ran a plan prepared by an earlier pipeline (outside
+    /// any transaction: roll back first): whether preparing its text now gives other parameter
+    /// or result types (or the earlier plan no longer fits at all), that is, its tables changed
+    /// since and running it again may succeed.
+    /// The fresh plan is kept in the cache for the next use. One round trip per step; false
+    /// when the text no longer prepares at all.
+    public func freshPlanDiffers(from failure: PipelineFailure) throws -> Bool {
+        guard let earlier = failure.earlierPlan else { return false }
+        // Describing revalidates the plan: one that no longer fits its tables fails here.
+        let old: [UInt32]?
+        do {
+            old = try describePrepared(earlier.name)
+        } catch let error as PostgresError where error.code != .connectionFailed {
+            old = nil
+        }
+        let (fresh, evicted) = statementCache.reserve(earlier.sql)
+        if let evicted { staleStatements.append(evicted) }
+        guard let prepared = PQprepare(handle, fresh, earlier.sql, 0, nil) else { throw lost() }
+        do {
+            _ = try check(PGResult(prepared))
+        } catch let error as PostgresError where error.code != .connectionFailed {
+            return false
+        }
+        statementCache.insert(earlier.sql, name: fresh)
+        guard let old else { return true }
+        return try describePrepared(fresh) != old
+    }
+
+    /// Forgets cached statements by their text; they are deallocated before the next pipeline
+    /// and prepared afresh on their next use.
+    public func forgetCachedStatements(_ texts: [String]) {
+        for text in texts {
+            if let name = statementCache.remove(text) { staleStatements.append(name) }
+        }
+    }
+
+    /// A prepared statement's parameter types, a separator and its result column types.
+    private func describePrepared(_ name: String) throws -> [UInt32] {
+        guard let raw = PQdescribePrepared(handle, name) else { throw lost() }
+        let result = try check(PGResult(raw))
+        let parameters = (0..<PQnparams(result.handle)).map { PQparamtype(result.handle, $0) }
+        let columns = (0..<PQnfields(result.handle)).map { PQftype(result.handle, $0) }
+        return parameters + [0] + columns
     }
 
     /// Calls `body` with the parameters as C strings (NULL for SQL NULL), freed afterwards.

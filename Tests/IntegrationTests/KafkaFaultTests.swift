@@ -127,7 +127,7 @@ struct KafkaFaultTests {
         let bridge = try BridgeProcess.run(config: config, directory: directory)
         defer { bridge.kill(SIGKILL) }
         _ = try await EventFile.waitFor("\(directory)/events.jsonl", timeout: .seconds(60)) { $0.count >= 1 }
-        // Whatever happens, the shared cluster comes back for the next tests.
+        // Whatever happens, the brokers come back for the next test on this cluster.
         defer { for broker in 1...3 { try? Self.control("up \(broker)") } }
         for broker in 1...3 { try Self.control("down \(broker)") }
         try await Task.sleep(for: .seconds(6))

@@ -140,7 +140,7 @@ extension KafkaClusterSuites {
                 state_dir: \(directory)/state
                 pipes:
                   - name: paused
-                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], batch_messages: 100}
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], group: g_\(topic), batch_messages: 100}
                     sinks:
                       - {kind: http, url: "\(server.url)", batch_count: 500, retries: 1000, retry_interval: 100ms, max_retry_interval: 300ms}
                 """, in: directory)
@@ -186,7 +186,7 @@ extension KafkaClusterSuites {
                 state_dir: \(directory)/state
                 pipes:
                   - name: etl
-                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(input)], table: public.readings, key: [device]}
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(input)], group: g_\(input), table: public.readings, key: [device]}
                     processors:
                       - filter: "temp > 30"
                       - mask: {columns: [email], with: sha256}
@@ -267,7 +267,7 @@ extension KafkaClusterSuites {
                     format: \(format)
                     sinks: [{kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topic: \(topic)}]
                   - name: back
-                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], format: \(format)}
+                    source: {kind: kafka, brokers: "\(KafkaCLI.brokers ?? "")", topics: [\(topic)], group: g_\(topic), format: \(format)}
                     sinks: [{kind: postgres, url: "\(target.url)"}]
                 """, in: directory)
             let bridge = try BridgeProcess.run(config: config, directory: directory)

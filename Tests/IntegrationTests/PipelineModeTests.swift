@@ -96,6 +96,12 @@ import Testing
             #expect(results[0].string(0, 0) == "1")
         }
         #expect(try generated() == 1, "one text, prepared once")
+        // A bad value for a plan that still fits: a fresh plan would be the same.
+        let badValue = #expect(throws: PGConnection.PipelineFailure.self) {
+            _ = try connection.pipeline([.init(lookup, ["five"], cached: true)])
+        }
+        #expect(badValue?.error.sqlState == "22P02" && badValue?.ranEarlierPreparedPlan == true)
+        if let badValue { #expect(try !connection.freshPlanDiffers(from: badValue)) }
         // The same new text twice in one pipeline is prepared once, not once per use.
         let pair = "SELECT count(*) FROM things WHERE id < $1"
         let twice = try connection.pipeline([.init(pair, ["3"], cached: true), .init(pair, ["5"], cached: true)])
@@ -114,6 +120,7 @@ import Testing
             ])
         }
         #expect(unrelated?.ranEarlierPreparedPlan == false)
+        if let unrelated { #expect(try !connection.freshPlanDiffers(from: unrelated)) }
         _ = try connection.pipeline([.init("SELECT 1")])
         #expect(try generated() == 63)
         // A column whose type changed under a cached plan: the statement fails once (its
@@ -124,6 +131,7 @@ import Testing
             _ = try connection.pipeline([.init(lookup, ["5"], cached: true)])
         }
         #expect(stale?.ranEarlierPreparedPlan == true, "the failure names the earlier plan as a likely cause")
+        if let stale { #expect(try connection.freshPlanDiffers(from: stale), "the fresh plan takes text") }
         let again = try connection.pipeline([.init(lookup, ["5"], cached: true)])
         #expect(again[0].string(0, 0) == "1")
         #expect(try generated() == 64)

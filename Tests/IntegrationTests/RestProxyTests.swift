@@ -364,8 +364,9 @@ struct RestProxyTests {
     }
 
     /// A migration changes a column's type under the proxy's prepared statements: no request
-    /// fails. Each pooled connection prepared the lookup with a parameter typed for the old
-    /// column; the request that finds it stale runs again with the statement prepared afresh.
+    /// fails. Each pooled connection prepared the reads (rows and count) and the update with a
+    /// parameter typed for the old column; the request that finds them stale runs again with the
+    /// statements prepared afresh. A bad value on a prepared statement is not run twice.
     @Test func aColumnTypeChangeUnderPreparedStatementsFailsNoRequest() async throws {
         let db = try TestDatabase(prefix: "rest_migrate")
         defer { db.drop() }
@@ -373,9 +374,16 @@ struct RestProxyTests {
             """
             DO $$ BEGIN
               CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            CREATE TABLE things (id int PRIMARY KEY, label text);
-            INSERT INTO things SELECT g, 'thing ' || g FROM generate_series(1, 20) g;
+            CREATE TABLE things (id int PRIMARY KEY, label text, n int);
+            INSERT INTO things SELECT g, 'thing ' || g, g FROM generate_series(1, 20) g;
             GRANT SELECT, UPDATE ON things TO pgbridge_test_anon;
+            -- Counts the transactions that writes run (a sequence is not rolled back).
+            CREATE SEQUENCE calls;
+            GRANT USAGE ON SEQUENCE calls TO pgbridge_test_anon;
+            CREATE FUNCTION count_call() RETURNS void LANGUAGE plpgsql AS $$
+            BEGIN
+              IF current_setting('transaction_read_only') = 'off' THEN PERFORM nextval('calls'); END IF;
+            END $$;
             """)
         let directory = try TestEnvironment.scratchDirectory("rest-\(db.name)")
         let config = "\(directory)/pgbridge.yaml"
@@ -383,18 +391,25 @@ struct RestProxyTests {
         postgres: {url: "\(db.url)"}
         state_dir: \(directory)/state
         api: {listen: "127.0.0.1:0", admin_token: \(Self.admin), anonymous_role: pgbridge_test_anon,
-              anonymous_writes: true, pool_size: 3}
+              anonymous_writes: true, pool_size: 3, rest_pre_request: public.count_call}
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let bridge = try BridgeProcess(arguments: ["run", "--config", config], directory: directory)
         defer { bridge.kill(SIGKILL) }
         let port = try await APIClient.waitForPort(bridge)
         let client = APIClient(base: "http://127.0.0.1:\(port)", token: nil)
         let path = "/v1/tables/public.things"
-        /// Six lookups and six updates at once, so that every pooled connection prepares both.
+        func calls() throws -> Int {
+            Int(try db.sql("SELECT last_value FROM calls").first?[0] ?? "") ?? -1
+        }
+        /// Six counted reads and six updates at once, so that every pooled connection prepares
+        /// the three statements.
         func round(_ label: String) async throws -> [APIClient.Reply] {
             try await withThrowingTaskGroup(of: APIClient.Reply.self) { group in
                 for _ in 0..<6 {
-                    group.addTask { try await client.get("\(path)?id=eq.5&select=id,label") }
+                    group.addTask {
+                        try await client.request(
+                            .GET, "\(path)?id=eq.5&select=id,label&limit=5", headers: [("Prefer", "count=exact")])
+                    }
                     group.addTask {
                         try await client.request(
                             .PATCH, "\(path)?id=eq.7", body: #"{"label": "\#(label)"}"#,
@@ -408,6 +423,7 @@ struct RestProxyTests {
             #expect(reply.status == 200, "\(reply.body)")
         }
         try db.sql("ALTER TABLE things ALTER COLUMN id TYPE text")
+        let beforeMigration = try calls()
         for attempt in 0..<3 {
             for reply in try await round("after \(attempt)") {
                 #expect(reply.status == 200, "after the migration: \(reply.status) \(reply.body)")
@@ -417,6 +433,22 @@ struct RestProxyTests {
             }
         }
         #expect(try db.sql("SELECT label FROM things WHERE id = '7'").first?[0] == "after 2")
+        // Some requests found stale statements and ran their transaction twice.
+        let transactions = try calls() - beforeMigration
+        #expect(transactions > 18, "18 writes, \(transactions) transactions")
+
+        // A bad value for a statement prepared by the request before it (one after the other,
+        // so on the same pooled connection) is answered at once, not run again.
+        func update(_ n: String) async throws -> APIClient.Reply {
+            try await client.request(
+                .PATCH, "\(path)?n=eq.\(n)", body: #"{"label": "n"}"#, headers: [("Prefer", "return=representation")])
+        }
+        #expect(try await update("5").status == 200)
+        let beforeBadValue = try calls()
+        let refused = try await update("five")
+        #expect(refused.status == 400, "\(refused.body)")
+        #expect(refused.body.contains("22P02"), "\(refused.body)")
+        #expect(try calls() - beforeBadValue == 1, "the refused request ran once")
     }
 
     @Test func hypertableBucketsUseItsTimeDimension() async throws {

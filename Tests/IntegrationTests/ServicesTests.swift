@@ -30,8 +30,7 @@ struct ServicesTests {
 }
 
 extension KafkaClusterSuites {
-    /// The Kafka mock cluster through kcat; with the other suites that produce to it, so that their
-    /// injected produce errors never hit this one.
+    /// The Kafka mock cluster through kcat.
     @Suite("Test services: Kafka mock")
     struct KafkaServiceTests {
         @Test(.enabled(if: TestEnvironment.kafkaBrokers != nil))

@@ -155,12 +155,17 @@ extension TableRoutes {
             } catch let failure as PGConnection.PipelineFailure
                 where failure.ranEarlierPreparedPlan && mayBeStalePlan(failure.error.sqlState)
             {
-                // The statement's plan was prepared on this connection before its tables changed
-                // (a migration changed a column's type, so a parameter typed for the old column
-                // no longer fits). Nothing was committed: the transaction is rolled back and run
-                // once more, with the statement prepared afresh, so the client never sees the
-                // stale plan. A genuine error fails the same way again and is answered.
+                // The statement's plan may have been prepared on this connection before its
+                // tables changed (a migration changed a column's type, so a parameter typed for
+                // the old column no longer fits). Nothing was committed: the transaction is
+                // rolled back, and run once more only when a fresh plan of the statement takes
+                // other types, so that a genuine error (a bad value) runs nothing twice. The
+                // request's other cached statements are prepared afresh too: they are as old.
                 try connection.execute("ROLLBACK")
+                guard try connection.connection.freshPlanDiffers(from: failure) else { throw failure }
+                let failed = pipeline[failure.index].sql
+                connection.connection.forgetCachedStatements(
+                    pipeline.filter { $0.cached && $0.sql != failed }.map(\.sql))
                 return try run()
             }
         } catch let failure as PGConnection.PipelineFailure {
