@@ -34,16 +34,7 @@ struct KafkaFaultTests {
     }
 
     static func kafkaSink(_ yaml: String) throws -> PipeSink {
-        let sink = try SinkFixture.parse(
-            "kind: kafka, brokers: \"\(brokers ?? "")\", \(yaml)", retries: 5, retryInterval: .milliseconds(100))
-        guard let kafka = sink.settings as? KafkaSinkConfig else { throw TestFailure("expected a kafka sink") }
-        let logger = InProcessPipe.testLogger
-        return PipeSink(
-            name: "kafka",
-            sink: KafkaSink(
-                config: kafka, producer: KafkaProducer(config: kafka, logger: logger), format: .native,
-                logger: logger),
-            delivery: sink.delivery)
+        try KafkaClusterSuites.KafkaSinkTests.kafkaSink(yaml, brokers: brokers)
     }
 
     /// 100,000 events (1,000 keys × 100 versions) through three brokers while produce requests

@@ -13,9 +13,11 @@ extension KafkaClusterSuites {
         "Kafka sink against librdkafka's mock cluster",
         .enabled(if: TestEnvironment.hasPostgres && KafkaCLI.brokers != nil && KafkaCLI.controlPath != nil))
     struct KafkaSinkTests {
-        func kafkaSink(_ yaml: String, retries: Int = 5, format: EventFormat = .native) throws -> PipeSink {
+        static func kafkaSink(
+            _ yaml: String, retries: Int = 5, format: EventFormat = .native, brokers: String? = KafkaCLI.brokers
+        ) throws -> PipeSink {
             let sink = try SinkFixture.parse(
-                "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\", \(yaml)", retries: retries,
+                "kind: kafka, brokers: \"\(brokers ?? "")\", \(yaml)", retries: retries,
                 retryInterval: .milliseconds(100))
             guard let kafka = sink.settings as? KafkaSinkConfig else { throw TestFailure("expected a kafka sink") }
             let logger = InProcessPipe.testLogger
@@ -61,7 +63,7 @@ extension KafkaClusterSuites {
             let pipe = try InProcessPipe(
                 database: db, name: "kafka_dlq", tables: ["public.docs"],
                 sinks: [
-                    try kafkaSink(
+                    try Self.kafkaSink(
                         "topic: \"pg.\(db.name).{table}\", properties: {message.max.bytes: \"2000\"}")
                 ])
             try await pipe.startStreaming(db)
@@ -83,7 +85,9 @@ extension KafkaClusterSuites {
             try KafkaCLI.control("topic \(topic) 1")
             let pipe = try InProcessPipe(
                 database: db, name: "kafka_ce", tables: ["public.t"],
-                sinks: [try kafkaSink("topic: \"pg.\(db.name).{table}\", content_mode: binary", format: .cloudevents)],
+                sinks: [
+                    try Self.kafkaSink("topic: \"pg.\(db.name).{table}\", content_mode: binary", format: .cloudevents)
+                ],
                 transform: EventTransform(pipe: "kafka_ce", processors: [], format: .cloudevents, version: "test"))
             try await pipe.startStreaming(db)
             try db.sql("INSERT INTO t VALUES (1, 'one')")
