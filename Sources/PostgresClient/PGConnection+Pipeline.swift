@@ -59,23 +59,24 @@ extension PGConnection {
         enum Sent {
             case prepare(name: String, sql: String?, index: Int)
             case deallocate(name: String, index: Int)
-            case statement(Int)
+            /// `earlierPlan`: the cached plan it ran, when an earlier pipeline prepared it.
+            case statement(Int, earlierPlan: String?)
         }
         var sent: [Sent] = []
         sent.reserveCapacity(statements.count + 2)
         // Cached statements prepared earlier in this pipeline (the cache learns of them only
         // once their prepare succeeded): a text sent twice is prepared once.
         var preparedHere: [String: String] = [:]
-        // Statements that run a cached plan prepared by an earlier pipeline, by index: its name.
-        var reusedPlans: [Int: String] = [:]
         for (index, statement) in statements.enumerated() {
             var name = statement.preparedName
+            var earlierPlan: String?
             if let constant = name, !preparedStatements.contains(constant) {
                 guard PQsendPrepare(handle, constant, statement.sql, 0, nil) == 1 else { throw sendFailure() }
                 sent.append(.prepare(name: constant, sql: nil, index: index))
             } else if name == nil, statement.cached {
-                name = preparedHere[statement.sql] ?? statementCache.name(for: statement.sql)
-                if let name, preparedHere[statement.sql] == nil { reusedPlans[index] = name }
+                // The common case first: a text an earlier request prepared (one lookup).
+                earlierPlan = statementCache.name(for: statement.sql)
+                name = earlierPlan ?? (preparedHere.isEmpty ? nil : preparedHere[statement.sql])
                 if name == nil {
                     let (fresh, evicted) = statementCache.reserve(statement.sql)
                     if let evicted {
@@ -98,7 +99,7 @@ extension PGConnection {
                 return PQsendQueryParams(handle, statement.sql, count, nil, values, nil, nil, 0)
             }
             guard accepted == 1 else { throw sendFailure() }
-            sent.append(.statement(index))
+            sent.append(.statement(index, earlierPlan: earlierPlan))
         }
         guard PQpipelineSync(handle) == 1 else { throw sendFailure() }
 
@@ -129,7 +130,7 @@ extension PGConnection {
                 } catch let error as PostgresError {
                     failure = failure ?? PipelineFailure(index: index, error: error)
                 }
-            case .statement(let index):
+            case .statement(let index, let earlierPlan):
                 do {
                     results.append(try check(result))
                 } catch let error as PostgresError {
@@ -137,7 +138,7 @@ extension PGConnection {
                         failure
                         ?? PipelineFailure(
                             index: index, error: error,
-                            earlierPlan: reusedPlans[index].map { ($0, statements[index].sql) })
+                            earlierPlan: earlierPlan.map { ($0, statements[index].sql) })
                     // A cached plan that no longer fits its tables (a column's type changed)
                     // would fail every time: it is prepared again on its next use.
                     if statements[index].cached, let name = statementCache.remove(statements[index].sql) {
