@@ -108,8 +108,8 @@ extension KafkaClusterSuites {
             delivered.append(("file", fileEvents.compactMap { $0.after?["id"] as? Int }))
             delivered.append(("kafka", try await kafkaIDs(setup.topic, expected: expected)))
             delivered.append(("rabbitmq", try await rabbitIDs(queue: setup.queue, expected: expected)))
-            let redisEvents = try await RedisCLI.waitForStream(
-                setup.redisURL, setup.redisKey, count: expected.count, timeout: .seconds(180))
+            let redisEvents = try await RedisCLI.waitForStreamRows(
+                setup.redisURL, setup.redisKey, ids: expected, timeout: .seconds(180))
             delivered.append(("redis", redisEvents.compactMap { $0.after?["id"] as? Int }))
 
             bridge.kill(SIGTERM)

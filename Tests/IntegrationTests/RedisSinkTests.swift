@@ -174,7 +174,7 @@ struct RedisSinkTests {
             try await Task.sleep(for: .seconds(2))
             try await RedisCLI.control("start")
             try await inserter.waitUntilDone()
-            let events = try await RedisCLI.waitForStream(url, key, count: 3000, timeout: .seconds(60))
+            let events = try await RedisCLI.waitForStreamRows(url, key, ids: Set(1...3000))
             try await pipe.stop()
             let ids = Set(events.compactMap { $0.after?["id"] as? Int })
             #expect(ids.count == 3000, "missing \(3000 - ids.count) rows")

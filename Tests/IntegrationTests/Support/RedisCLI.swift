@@ -63,6 +63,26 @@ enum RedisCLI {
         }
     }
 
+    /// Waits until the stream holds a row event for every id in `ids`. At least once delivery
+    /// can put duplicates in the stream before the last rows, so its length alone says nothing.
+    static func waitForStreamRows(
+        _ url: String, _ key: String, ids: Set<Int>, timeout: Duration = .seconds(60)
+    ) async throws -> [[String: Any]] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let events = try streamEvents(url, key)
+            let seen = Set(events.compactMap { $0.after?["id"] as? Int })
+            if seen.isSuperset(of: ids) { return events }
+            if ContinuousClock.now > deadline {
+                Issue.record(
+                    "timed out after \(timeout) waiting for \(ids.count) rows in \(key): \(seen.intersection(ids).count) so far"
+                )
+                return events
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
     static func control(_ action: String) async throws {
         guard let tool = redis2Control else { throw TestFailure("PGBRIDGE_TEST_REDIS2_CTL is not set") }
         let result = try await TestEnvironment.shellAsync("'\(tool)' \(action)")
