@@ -41,9 +41,12 @@ struct FailoverTests {
         let primary = try PGConnection(url: pair.primaryURL, mode: .normal)
         try primary.execute("CREATE TABLE t (id int PRIMARY KEY, pad text)")
         let bridge = try bridgeArguments(setup)
+        // The walsender is listed from the moment the replication connection opens, while it
+        // still creates the slot: rows committed before the slot is consistent are not decoded.
+        // Only 'streaming' (after START_REPLICATION) means every later commit reaches pgbridge.
         try await waitFor("pgbridge to stream from the primary", timeout: .seconds(60)) {
             try primary.execute(
-                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pgbridge'"
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'pgbridge' AND state = 'streaming'"
             ).string(0, 0) == "1"
         }
         try primary.execute("INSERT INTO t SELECT g, 'a' FROM generate_series(1, 50) g")
@@ -55,7 +58,8 @@ struct FailoverTests {
             try await waitFor("rows 1–60 from the old primary", timeout: .seconds(90)) { setup.ids().count == 60 }
         } catch {
             bridge.kill(SIGKILL)
-            Issue.record("pgbridge's output: \(bridge.stderr.suffix(3000))")
+            let missing = Set(1...60).subtracting(setup.ids()).sorted()
+            Issue.record("missing ids \(missing); pgbridge's output: \(bridge.stderr.suffix(3000))")
             throw error
         }
         try pair.killPrimary()
