@@ -19,6 +19,24 @@ struct RestTransactionTests {
         #expect(SQL.literal("é'漢") == "'é''漢'")
     }
 
+    /// `scripts/bench-api` measures the proxy's ceiling with pgbench sending the statement that
+    /// opens each request's transaction: it must stay the statement the proxy sends.
+    @Test func theBenchmarkSendsTheProxysSettingsStatement() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let script = try String(contentsOf: root.appendingPathComponent("scripts/bench-api"), encoding: .utf8)
+        let start = try #require(script.range(of: "SETTINGS_SQL=\""))
+        let end = try #require(script.range(of: "\"\n", range: start.upperBound..<script.endIndex))
+        let benchmark = script[start.upperBound..<end.lowerBound].replacingOccurrences(of: "\\\n", with: "")
+        var proxy = TableRoutes.requestSettingsSQL
+        let variables = [
+            "$1": ":role", "$2": ":timeout", "$3": ":claims", "$4": ":headers", "$5": ":cookies", "$6": ":method",
+            "$7": ":path", "$8": ":schemas", "$9": ":relations",
+        ]
+        for (parameter, variable) in variables { proxy = proxy.replacingOccurrences(of: parameter, with: variable) }
+        #expect(benchmark == proxy)
+    }
+
     @Test func headersAndCookiesBecomeJSONObjects() throws {
         let text = TableRoutes.jsonObject([("x-b", "2"), ("x-a", "quote \" and \\ and \n")])
         #expect(text == #"{"x-a":"quote \" and \\ and \n","x-b":"2"}"#)
