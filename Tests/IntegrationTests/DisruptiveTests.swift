@@ -166,7 +166,7 @@ struct CLITests {
         // A replication role that sees the table but may not insert into it is told the GRANT.
         try db.sql(
             """
-            DO $$ BEGIN CREATE ROLE pgbridge_test_repl LOGIN REPLICATION; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_repl LOGIN REPLICATION"))
             DO $$ BEGIN
               IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = '\(db.name)') THEN
                 CREATE PUBLICATION \(db.name) FOR TABLE t;
@@ -224,8 +224,7 @@ struct CLITests {
         defer { db.drop() }
         try db.sql(
             """
-            DO $$ BEGIN CREATE ROLE pgbridge_test_repl LOGIN REPLICATION; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN CREATE ROLE pgbridge_test_plain LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_repl LOGIN REPLICATION", "pgbridge_test_plain LOGIN"))
             CREATE TABLE t (id int PRIMARY KEY);
             """)
         let directory = try TestEnvironment.scratchDirectory("cli-privileges")

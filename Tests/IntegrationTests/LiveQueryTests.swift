@@ -67,10 +67,7 @@ struct LiveQueryTests {
         defer { db.drop() }
         try db.sql(
             """
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_alice", "pgbridge_test_bob"))
             CREATE TABLE tasks (id int PRIMARY KEY, owner text NOT NULL, status text NOT NULL, n int NOT NULL);
             INSERT INTO tasks SELECT g, CASE WHEN g % 2 = 0 THEN 'pgbridge_test_alice' ELSE 'pgbridge_test_bob' END,
               CASE WHEN g % 3 = 0 THEN 'done' ELSE 'open' END, 0 FROM generate_series(1, 500) g;
@@ -201,8 +198,7 @@ struct LiveQueryTests {
             """, in: directory)
         try db.sql(
             """
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_live_reader; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_live_reader"))
             GRANT SELECT ON items TO pgbridge_test_live_reader;
             """)
         let bridge = try BridgeProcess.run(config: config, directory: directory)

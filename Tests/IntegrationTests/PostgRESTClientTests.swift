@@ -14,10 +14,7 @@ struct PostgRESTClientTests {
     }
 
     static let fixture = """
-        DO $$ BEGIN
-          CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-        DO $$ BEGIN
-          CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+        \(TestDatabase.createRoles("pgbridge_test_alice", "pgbridge_test_bob"))
         CREATE TABLE products (
           id int PRIMARY KEY, name text UNIQUE NOT NULL, price numeric, tags text[], data jsonb, doc tsvector,
           period int4range, created timestamptz DEFAULT now(), stock int DEFAULT 7);

@@ -25,8 +25,7 @@ struct RS256ProxyTests {
         defer { db.drop() }
         try db.sql(
             """
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_rs; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_rs"))
             CREATE TABLE notes (id int PRIMARY KEY, owner text NOT NULL);
             INSERT INTO notes VALUES (1, 'pgbridge_test_rs'), (2, 'someone_else'), (3, 'pgbridge_test_rs');
             ALTER TABLE notes ENABLE ROW LEVEL SECURITY;

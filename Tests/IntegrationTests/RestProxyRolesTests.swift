@@ -28,8 +28,7 @@ struct RestProxyRolesTests {
         defer { db.drop() }
         try db.sql(
             """
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_member; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_member"))
             CREATE TABLE notes (id int PRIMARY KEY, owner text NOT NULL, tenant text NOT NULL);
             INSERT INTO notes VALUES (1, 'u1', 'acme'), (2, 'u1', 'other'), (3, 'u2', 'acme');
             ALTER TABLE notes ENABLE ROW LEVEL SECURITY;

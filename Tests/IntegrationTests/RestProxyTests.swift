@@ -37,12 +37,7 @@ struct RestProxyTests {
         defer { db.drop() }
         try db.sql(
             """
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_alice; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_bob; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_alice", "pgbridge_test_bob", "pgbridge_test_anon"))
             CREATE TABLE readings (id int PRIMARY KEY, device text, temp float8, time timestamptz NOT NULL, owner text NOT NULL);
             INSERT INTO readings SELECT g, 'dev-' || (g % 7), (g % 100) + 0.5,
                 TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '1 minute',
@@ -372,8 +367,7 @@ struct RestProxyTests {
         defer { db.drop() }
         try db.sql(
             """
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_anon; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_anon"))
             CREATE TABLE things (id int PRIMARY KEY, label text, n int);
             INSERT INTO things SELECT g, 'thing ' || g, g FROM generate_series(1, 20) g;
             GRANT SELECT, UPDATE ON things TO pgbridge_test_anon;
@@ -458,8 +452,7 @@ struct RestProxyTests {
             """
             INSERT INTO conditions SELECT TIMESTAMPTZ '2026-03-01 00:00:00+00' + g * INTERVAL '10 minutes', 'd', g
               FROM generate_series(0, 35) g;
-            DO $$ BEGIN
-              CREATE ROLE pgbridge_test_reader; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_reader"))
             GRANT SELECT ON conditions TO pgbridge_test_reader;
             GRANT USAGE ON SCHEMA _timescaledb_internal TO pgbridge_test_reader;
             GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_internal TO pgbridge_test_reader;

@@ -184,7 +184,7 @@ struct TimescaleTests {
         let publication = "pub_\(db.name)"
         try db.sql(
             """
-            DO $$ BEGIN CREATE ROLE pgbridge_test_repl LOGIN REPLICATION; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+            \(TestDatabase.createRoles("pgbridge_test_repl LOGIN REPLICATION"))
             INSERT INTO conditions VALUES ('2026-01-01 10:00+00', 'd1', 20.5);
             CREATE PUBLICATION \(publication) FOR TABLE conditions, _timescaledb_internal._hyper_1_1_chunk;
             """)

@@ -34,6 +34,14 @@ final class TestDatabase: @unchecked Sendable {
         return (0..<result.rowCount).map { row in (0..<result.columnCount).map { result.string(row, $0) } }
     }
 
+    /// SQL that creates each role (a name, then its options: `"x LOGIN REPLICATION"`) unless it
+    /// exists: roles belong to the cluster, and tests in parallel may create the same one.
+    static func createRoles(_ roles: String...) -> String {
+        roles.map {
+            "DO $$ BEGIN CREATE ROLE \($0); EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
+        }.joined(separator: "\n")
+    }
+
     func value(_ statement: String) throws -> String? {
         try sql(statement).first?.first ?? nil
     }
