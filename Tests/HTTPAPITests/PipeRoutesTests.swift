@@ -38,7 +38,8 @@ struct PipeRoutesTests {
         try await withRouter { client in
             try await client.execute(uri: "/healthz", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(String(buffer: response.body).contains("9.9.9-test"))
+                #expect(String(buffer: response.body) == #"{"status":"ok","version":"9.9.9-test"}"#)
+                #expect(response.headers[.contentType] == "application/json")
             }
             try await client.execute(uri: "/v1/openapi.json", method: .get) { response in
                 #expect(response.status == .ok)
