@@ -188,10 +188,10 @@ extension KafkaClusterSuites {
     /// starts; nothing after the committed position is skipped.
     @Suite("Kafka consumer groups on KafkaConsumer")
     struct KafkaConsumerGroupTests {
-        static func connection() throws -> KafkaSinkConfig {
+        static func connection(brokers: String? = KafkaCLI.brokers) throws -> KafkaSinkConfig {
             guard
                 let config = try SinkFixture.parse(
-                    "kind: kafka, brokers: \"\(KafkaCLI.brokers ?? "")\"", retries: 0
+                    "kind: kafka, brokers: \"\(brokers ?? "")\"", retries: 0
                 ).settings as? KafkaSinkConfig
             else { throw TestFailure("expected a kafka sink") }
             return config

@@ -19,20 +19,6 @@ struct KafkaFaultTests {
         try KafkaCLI.control(command, path: KafkaCLI.faultControlPath)
     }
 
-    static func connection() throws -> KafkaSinkConfig {
-        guard
-            let config = try SinkFixture.parse("kind: kafka, brokers: \"\(brokers ?? "")\"", retries: 0)
-                .settings as? KafkaSinkConfig
-        else { throw TestFailure("expected a kafka sink") }
-        return config
-    }
-
-    static func producer() async throws -> KafkaProducer {
-        let producer = KafkaProducer(config: try connection(), logger: InProcessPipe.testLogger)
-        try await producer.open()
-        return producer
-    }
-
     static func kafkaSink(_ yaml: String) throws -> PipeSink {
         try KafkaClusterSuites.KafkaSinkTests.kafkaSink(yaml, brokers: brokers)
     }
@@ -113,7 +99,7 @@ struct KafkaFaultTests {
                 source: {kind: kafka, brokers: "\(Self.brokers ?? "")", topics: [\(topic)]}
                 sinks: [{kind: file, path: \(directory)/events.jsonl}]
             """, in: directory)
-        let producer = try await Self.producer()
+        let producer = try await KafkaClusterSuites.KafkaSourceTests.producer(brokers: Self.brokers)
         _ = try await producer.produce([KafkaRecord(topic: topic, partition: 0, value: Array(#"{"n":0}"#.utf8))])
         let bridge = try BridgeProcess.run(config: config, directory: directory)
         defer { bridge.kill(SIGKILL) }

@@ -8,9 +8,9 @@ extension KafkaClusterSuites {
     /// `kind: kafka` sources on the mock cluster, with the real pgbridge binary.
     @Suite("Kafka source", .enabled(if: TestEnvironment.hasPostgres && KafkaCLI.brokers != nil))
     struct KafkaSourceTests {
-        static func producer() async throws -> KafkaProducer {
+        static func producer(brokers: String? = KafkaCLI.brokers) async throws -> KafkaProducer {
             let producer = KafkaProducer(
-                config: try KafkaConsumerGroupTests.connection(), logger: InProcessPipe.testLogger)
+                config: try KafkaConsumerGroupTests.connection(brokers: brokers), logger: InProcessPipe.testLogger)
             try await producer.open()
             return producer
         }
